@@ -1,0 +1,1 @@
+"""Channel adapters, the pipeline every message walks, dialogue, the app and the CLI."""

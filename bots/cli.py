@@ -1,0 +1,125 @@
+"""``seamline``: run the server, chat in the terminal, manage the database."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+
+from shared.errors import ConfigError, SeamlineError
+from shared.settings import Settings, load_settings
+
+
+def _prepare_database(settings: Settings) -> None:
+    """The embedded SQLite database is brought up to date by itself; PostgreSQL only on request."""
+    from shared.storage.database import current_revision, upgrade
+
+    if settings.is_embedded_db:
+        upgrade(settings.database_url)
+        return
+    try:
+        current, head = current_revision(settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - any driver error means the same to the user
+        raise ConfigError("SEAMLINE_DATABASE_URL", f"cannot connect to the database ({exc.__class__.__name__}: "
+                          f"{exc})", "Check the host, port, user, password and that the server runs") from exc
+    if current != head:
+        raise ConfigError("SEAMLINE_DATABASE_URL", f"the database schema is at {current or 'nothing'}, "
+                          f"this Seamline needs {head}", "Run: seamline db upgrade")
+
+
+def _run(settings: Settings) -> None:
+    from aiohttp import web
+
+    from bots.app import create_app
+
+    _prepare_database(settings)
+    url = f"http://{settings.host}:{settings.port}/"
+    print(f"Seamline is starting (database: {settings.database_url.split('@')[-1]}, sessions: "
+          f"{'redis' if settings.redis_url else 'in-process'}).", flush=True)
+
+    async def app():
+        application = await create_app(settings)
+
+        async def announce(_app):
+            print(f"Seamline is running. Open {url} in your browser (Ctrl+C to stop).", flush=True)
+
+        application.on_startup.append(announce)
+        return application
+
+    web.run_app(app(), host=settings.host, port=settings.port, print=None)
+
+
+async def _shell(settings: Settings) -> None:
+    from bots.app import build
+    from shared.message import Channel, Message, Reply
+
+    class Console:
+        channel = Channel.CONSOLE
+
+        async def send(self, address: str, reply: Reply) -> None:
+            print(f"bot> {reply.text}")
+            for button in reply.buttons:
+                print(f"     [{button.title}]  (type {button.payload})")
+
+    _prepare_database(settings)
+    seamline = await build(settings)
+    seamline.pipeline.register(Console())
+    user = getpass.getuser()
+    print("Chat with the Seamline bot through the same pipeline as every channel. Ctrl+D or /quit to leave.")
+    try:
+        while True:
+            try:
+                text = await asyncio.to_thread(input, "you> ")
+            except EOFError:
+                break
+            if text.strip() in ("/quit", "/exit"):
+                break
+            if not text.strip():
+                continue
+            payload = text.strip() if text.strip().startswith("/") else None
+            await seamline.pipeline.handle(Message(channel=Channel.CONSOLE, address=user, sender=user,
+                                                   text=text.strip(), payload=payload))
+    finally:
+        await seamline.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seamline", description="Omnichannel customer chat.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="serve the web chat (and every configured channel)")
+    commands.add_parser("shell", help="chat with the bot in this terminal")
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply schema migrations")
+    db_commands.add_parser("current", help="show the schema revision")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        if args.command == "run":
+            _run(settings)
+        elif args.command == "shell":
+            asyncio.run(_shell(settings))
+        elif args.command == "db":
+            from shared.storage.database import current_revision, upgrade
+
+            if args.db_command == "upgrade":
+                upgrade(settings.database_url)
+            current, head = current_revision(settings.database_url)
+            print(f"database schema: {current or 'empty'} (latest: {head})")
+    except ConfigError as exc:
+        print(f"seamline: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SeamlineError as exc:
+        print(f"seamline: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

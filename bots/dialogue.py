@@ -1,0 +1,112 @@
+"""Deciding what to say: responses per intent and language, one small form, fallbacks.
+
+The decision is pure: it reads the parse and changes the session; storing and sending are
+the pipeline's job.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from nlu.parse import OUT_OF_SCOPE, Parse
+from shared.errors import ConfigError
+from shared.message import Button, Reply
+from shared.session import Session
+
+
+@dataclass(frozen=True)
+class Decision:
+    replies: tuple[Reply, ...]
+    escalate: str | None = None  # why a person should take over
+    events: tuple[str, ...] = field(default=())
+
+
+class _Slots(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+class Responses:
+    """Response variants per language and key, from ``config/responses/*.yml``."""
+
+    def __init__(self, variants: dict[str, dict[str, list[dict]]], *, choose=random.choice) -> None:
+        self._variants = variants
+        self._choose = choose
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> "Responses":
+        variants: dict[str, dict[str, list[dict]]] = {}
+        for path in sorted(directory.glob("*.yml")):
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(str(path), f"is not valid YAML ({exc})", "Fix the file") from exc
+            variants[str(data.get("language", path.stem))] = data.get("responses") or {}
+        if not variants:
+            raise ConfigError(str(directory), "has no response files", "Restore config/responses from git")
+        return cls(variants)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self._variants)
+
+    def has(self, key: str, language: str) -> bool:
+        return bool(self._variants.get(language, {}).get(key))
+
+    def render(self, key: str, language: str, slots: dict[str, str]) -> Reply:
+        options = self._variants.get(language, {}).get(key) or self._variants.get("en", {}).get(key)
+        if not options:
+            raise ConfigError(f"config/responses/{language}.yml", f"has no response {key!r}", "Add it")
+        variant = self._choose(options)
+        buttons = tuple(Button(str(b["title"]), str(b["payload"])) for b in variant.get("buttons") or [])
+        return Reply(text=str(variant["text"]).format_map(_Slots(slots)), buttons=buttons)
+
+
+class Dialogue:
+    def __init__(self, *, responses: Responses, escalate_intents: dict[str, str] | None = None,
+                 fallbacks_before_human: int = 2) -> None:
+        self._responses = responses
+        self._escalate = escalate_intents or {}
+        self._fallbacks_before_human = fallbacks_before_human
+
+    def decide(self, parse: Parse, session: Session) -> Decision:
+        if parse.language in self._responses.languages:
+            session.language = parse.language
+        say = lambda key: self._responses.render(key, session.language, session.slots)  # noqa: E731
+        order_number = parse.entity("order_number")
+
+        if session.active_form == "order_status":
+            if order_number:
+                session.active_form = None
+                session.slots["order_number"] = order_number
+                session.fallbacks = 0
+                return Decision((say("order_status"),))
+            if not parse.understood or parse.intent == "order_status":
+                return Decision((say("ask_order_number"),))
+            session.active_form = None  # the customer moved on to something else
+
+        if not parse.understood:
+            session.fallbacks += 1
+            if session.fallbacks >= self._fallbacks_before_human:
+                return Decision((say("fallback_offer_human"),))
+            return Decision((say("fallback"),))
+        session.fallbacks = 0
+
+        if parse.intent == "order_status":
+            if not order_number:
+                session.active_form = "order_status"
+                return Decision((say("ask_order_number"),))
+            session.slots["order_number"] = order_number
+        elif order_number:
+            session.slots["order_number"] = order_number
+
+        replies = [say(parse.intent)] if self._responses.has(parse.intent, session.language) else [say("fallback")]
+        reason = self._escalate.get(parse.intent)
+        if reason and session.handoff == "bot":
+            if parse.intent != "human_agent":
+                replies.append(say("handoff_queued"))
+            return Decision(tuple(replies), escalate=reason)
+        return Decision(tuple(replies))

@@ -1,0 +1,621 @@
+/*! Seamline web chat widget. Plain ES2019, no dependencies, no build step.
+ *
+ * Embed with one tag:
+ *   <script src="https://shop.example/widget.js" async data-lang="ru" data-title="Поддержка"></script>
+ * Optional data attributes: data-lang (ru|en), data-title, data-open="true",
+ * data-server (WebSocket URL override), data-color (accent CSS color).
+ * Wire protocol: docs/web-chat-protocol.md.
+ *
+ * Security rule for this file: text that comes from the server (or the user) only
+ * ever reaches the DOM through textContent / createTextNode / setAttribute.
+ * There is no innerHTML anywhere, on purpose.
+ */
+(function () {
+  "use strict";
+
+  if (window.Seamline && typeof window.Seamline.open === "function") return; // embedded twice
+
+  const MAX_TEXT = 4096;                 // characters (code points), same limit as the server
+  const TOKEN_KEY = "seamline.token";    // localStorage: restores the conversation after a reload
+  const OUTBOX_KEY = "seamline.outbox";  // sessionStorage: unacknowledged messages survive a reload
+  const BACKOFF_START = 500, BACKOFF_FACTOR = 2, BACKOFF_MAX = 10000;
+  const ROLES = ["customer", "bot", "agent"];
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  const STRINGS = {
+    en: {
+      title: "Support", placeholder: "Type a message…", send: "Send", inputLabel: "Message",
+      connecting: "connecting…", online: "online", reconnecting: "reconnecting…", sending: "sending…",
+      openChat: "Open chat", closeChat: "Close chat", unread: "unread messages", agent: "Agent",
+      messages: "Messages", quickReplies: "Quick replies", failed: "Not delivered",
+      tooLong: "The message is too long: {n} characters, at most 4096 are allowed.",
+    },
+    ru: {
+      title: "Поддержка", placeholder: "Напишите сообщение…", send: "Отправить", inputLabel: "Сообщение",
+      connecting: "подключение…", online: "в сети", reconnecting: "переподключение…", sending: "отправка…",
+      openChat: "Открыть чат", closeChat: "Закрыть чат", unread: "непрочитанных сообщений", agent: "Оператор",
+      messages: "Сообщения", quickReplies: "Быстрые ответы", failed: "Не доставлено",
+      tooLong: "Сообщение слишком длинное: {n} символов, можно не больше 4096.",
+    },
+  };
+
+  // ---------------------------------------------------------------- configuration
+
+  function findOwnScript() {
+    if (document.currentScript) return document.currentScript;
+    // currentScript is null e.g. when called from a callback; fall back to the last matching tag.
+    const all = document.getElementsByTagName("script");
+    for (let i = all.length - 1; i >= 0; i--) {
+      if (/widget\.js(?:[?#].*)?$/.test(all[i].getAttribute("src") || "")) return all[i];
+    }
+    return null;
+  }
+
+  function toWsProtocol(u) {
+    if (u.protocol === "https:") u.protocol = "wss:";
+    else if (u.protocol === "http:") u.protocol = "ws:";
+    return u;
+  }
+
+  // Same origin as the script, path prefix kept: /seamline/widget.js -> /seamline/chat/ws.
+  function serverUrl(script) {
+    const override = script && script.getAttribute("data-server");
+    if (override) return toWsProtocol(new URL(override, location.href)).href;
+    if (!script || !script.src) return toWsProtocol(new URL("/chat/ws", location.href)).href;
+    const src = new URL(script.src, location.href);
+    const u = new URL(src.pathname.replace(/[^/]*$/, "") + "chat/ws", src.origin);
+    return toWsProtocol(u).href;
+  }
+
+  function pickLang(attr) {
+    const a = String(attr || "").toLowerCase().slice(0, 2);
+    if (a === "ru" || a === "en") return a;
+    return String(navigator.language || "").toLowerCase().startsWith("ru") ? "ru" : "en";
+  }
+
+  const script = findOwnScript();
+  const data = (script && script.dataset) || {};
+  const lang = pickLang(data.lang);
+  const T = STRINGS[lang];
+  const WS_URL = serverUrl(script);
+
+  // ---------------------------------------------------------------- storage
+  // Storage may throw (privacy modes, sandboxed iframes, quota): keep a memory copy always.
+
+  const memory = {};
+  function storageGet(area, key) {
+    if (Object.prototype.hasOwnProperty.call(memory, key)) return memory[key];
+    try { return window[area].getItem(key); } catch (_) { return null; }
+  }
+  function storageSet(area, key, value) {
+    memory[key] = value;
+    try {
+      if (value == null) window[area].removeItem(key);
+      else window[area].setItem(key, value);
+    } catch (_) { /* memory copy is enough */ }
+  }
+
+  function loadOutbox() {
+    try {
+      const list = JSON.parse(storageGet("sessionStorage", OUTBOX_KEY) || "[]");
+      return Array.isArray(list)
+        ? list.filter((o) => o && typeof o.id === "string" && typeof o.text === "string")
+        : [];
+    } catch (_) { return []; }
+  }
+  function saveOutbox() {
+    storageSet("sessionStorage", OUTBOX_KEY, outbox.length ? JSON.stringify(outbox) : null);
+  }
+
+  function newId() {
+    const c = window.crypto;
+    if (c && typeof c.randomUUID === "function") return "c-" + c.randomUUID(); // secure contexts only
+    if (c && typeof c.getRandomValues === "function") {
+      const b = c.getRandomValues(new Uint8Array(16));
+      return "c-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    }
+    return "c-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+  }
+
+  // ---------------------------------------------------------------- state
+
+  let ws = null;            // the current socket (older sockets are ignored)
+  let ready = false;        // welcome received on the current socket: messages may be sent
+  let started = false;      // a connection is wanted (lazy: first open, stored conversation, or send)
+  let everOnline = false;
+  let attempt = 0;
+  let retryTimer = null;
+  let noticeTimer = null;
+  let token = storageGet("localStorage", TOKEN_KEY);
+  let outbox = loadOutbox(); // [{id, text, ts, payload?}] sent or to be sent, not yet acknowledged
+  let failed = [];           // [{id, text, ts, error}] rejected by the server; local only
+  let messages = [];         // confirmed messages from the server, oldest first
+  let unread = 0;
+  let isOpen = false;
+
+  // ---------------------------------------------------------------- DOM helpers
+
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach((k) => {
+      const v = attrs[k];
+      if (v == null || v === false) return;
+      if (k === "text") node.textContent = String(v);
+      else if (k === "class") node.className = v;
+      else node.setAttribute(k, v === true ? "" : String(v));
+    });
+    (children || []).forEach((c) => c && node.appendChild(c));
+    return node;
+  }
+
+  function icon(d, cls, stroke) {
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    if (cls) svg.setAttribute("class", cls);
+    const path = document.createElementNS(SVG_NS, "path");
+    path.setAttribute("d", d);
+    if (stroke) {
+      path.setAttribute("fill", "none");
+      path.setAttribute("stroke", "currentColor");
+      path.setAttribute("stroke-width", "2.2");
+      path.setAttribute("stroke-linecap", "round");
+    } else path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+  const ICON_CHAT = "M6 3h12a3 3 0 0 1 3 3v8a3 3 0 0 1-3 3h-7.5L5 21v-4.2A3 3 0 0 1 3 14V6a3 3 0 0 1 3-3z";
+  const ICON_CLOSE = "M6 6l12 12M18 6L6 18";
+  const ICON_SEND = "M3 20.5l18.5-8.5L3 3.5 3.01 10 15 12 3.01 14z";
+
+  const CSS = `
+:host { all: initial; }
+.sl-root, .sl-root * { box-sizing: border-box; }
+.sl-root { --sl-accent: #4f46e5; --sl-ink: #1f2937; --sl-muted: #6b7280; --sl-line: #e5e7eb;
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  color: var(--sl-ink); -webkit-font-smoothing: antialiased; text-align: left; }
+[hidden] { display: none !important; }
+button { font: inherit; margin: 0; }
+button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
+.sl-launcher { position: fixed; right: 20px; bottom: 20px; z-index: 2147483000; width: 60px; height: 60px;
+  padding: 0; border: 0; border-radius: 50%; background: var(--sl-accent); color: #fff; cursor: pointer;
+  display: grid; place-items: center; transition: transform .15s ease;
+  box-shadow: 0 6px 20px rgba(15,23,42,.25), 0 2px 6px rgba(15,23,42,.12); }
+.sl-launcher:hover { transform: scale(1.06); }
+.sl-launcher svg { width: 28px; height: 28px; }
+.sl-ico-close, .sl-open .sl-ico-chat { display: none; }
+.sl-open .sl-ico-close { display: block; }
+.sl-badge { position: absolute; top: -3px; right: -3px; min-width: 22px; height: 22px; padding: 0 6px;
+  border: 2px solid #fff; border-radius: 11px; background: #ef4444; color: #fff;
+  font-size: 12px; font-weight: 700; line-height: 18px; text-align: center; }
+.sl-panel { position: fixed; right: 20px; bottom: 92px; z-index: 2147483000; width: 380px;
+  height: min(620px, calc(100vh - 116px)); display: flex; flex-direction: column; overflow: hidden;
+  background: #fff; border-radius: 16px; animation: sl-in .18s ease-out;
+  box-shadow: 0 12px 48px rgba(15,23,42,.22), 0 2px 8px rgba(15,23,42,.08); }
+@keyframes sl-in { from { opacity: 0; transform: translateY(12px) scale(.98); } to { opacity: 1; transform: none; } }
+.sl-header { display: flex; align-items: center; gap: 12px; padding: 14px 12px 14px 16px;
+  background: var(--sl-accent); color: #fff; }
+.sl-avatar { flex: none; width: 38px; height: 38px; border-radius: 50%; display: grid; place-items: center;
+  background: rgba(255,255,255,.18); }
+.sl-avatar svg { width: 20px; height: 20px; }
+.sl-head-text { flex: 1; min-width: 0; }
+.sl-title { font-size: 16px; font-weight: 650; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.sl-status { display: flex; align-items: center; gap: 6px; font-size: 12.5px; opacity: .92; }
+.sl-dot { width: 8px; height: 8px; border-radius: 50%; background: #fbbf24; }
+.sl-status[data-state="online"] .sl-dot { background: #4ade80; }
+.sl-status[data-state="offline"] .sl-dot { background: #f87171; }
+.sl-close { flex: none; width: 36px; height: 36px; padding: 0; border: 0; border-radius: 50%; cursor: pointer;
+  display: grid; place-items: center; background: transparent; color: inherit; }
+.sl-close:hover { background: rgba(255,255,255,.16); }
+.sl-close svg { width: 20px; height: 20px; }
+.sl-messages { flex: 1; overflow-y: auto; overscroll-behavior: contain; padding: 16px 14px 8px;
+  display: flex; flex-direction: column; gap: 10px; background: #f8fafc; }
+.sl-msg { display: flex; flex-direction: column; align-items: flex-start; max-width: 82%; }
+.sl-msg.sl-customer { align-self: flex-end; align-items: flex-end; }
+.sl-text { padding: 9px 13px; border-radius: 16px; border-bottom-left-radius: 5px; background: #fff;
+  border: 1px solid var(--sl-line); white-space: pre-wrap; overflow-wrap: anywhere; }
+.sl-agent .sl-text { background: #ecfdf5; border-color: #a7f3d0; }
+.sl-customer .sl-text { background: var(--sl-accent); border-color: transparent; color: #fff;
+  border-radius: 16px; border-bottom-right-radius: 5px; }
+.sl-pending .sl-text { opacity: .6; }
+.sl-failed .sl-text { background: #fee2e2; color: #7f1d1d; }
+.sl-author { margin: 0 0 3px 4px; font-size: 12px; font-weight: 600; color: #047857; }
+.sl-meta { display: flex; gap: 6px; margin: 3px 6px 0; font-size: 11.5px; color: var(--sl-muted); }
+.sl-error { margin: 3px 6px 0; font-size: 12.5px; color: #b91c1c; text-align: right; }
+.sl-notice { margin: 0 14px 8px; padding: 8px 12px; border-radius: 10px; font-size: 13px;
+  background: #fff7ed; color: #9a3412; }
+.sl-buttons { display: flex; flex-wrap: wrap; justify-content: flex-end; gap: 8px; padding: 8px 14px 10px;
+  background: #f8fafc; }
+.sl-qr { padding: 7px 14px; border: 1.5px solid var(--sl-accent); border-radius: 999px; cursor: pointer;
+  background: #fff; color: var(--sl-accent); font-size: 14px; }
+.sl-qr:hover { background: var(--sl-accent); color: #fff; }
+.sl-composer { display: flex; align-items: flex-end; gap: 8px; padding: 10px 12px 12px;
+  border-top: 1px solid var(--sl-line); background: #fff; }
+.sl-input { flex: 1; min-height: 40px; max-height: 120px; resize: none; margin: 0; padding: 9px 14px;
+  border: 1px solid var(--sl-line); border-radius: 20px; outline: none; background: #f8fafc;
+  font: inherit; line-height: 1.4; color: inherit; }
+.sl-input:focus { border-color: var(--sl-accent); background: #fff; box-shadow: 0 0 0 1px var(--sl-accent); }
+.sl-send { flex: none; width: 40px; height: 40px; padding: 0; border: 0; border-radius: 50%; cursor: pointer;
+  display: grid; place-items: center; background: var(--sl-accent); color: #fff; }
+.sl-send:hover { filter: brightness(1.1); }
+.sl-send svg { width: 20px; height: 20px; }
+.sl-sr { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden;
+  clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
+@media (max-width: 480px) {
+  .sl-panel { inset: 0; width: 100%; height: 100%; border-radius: 0; }
+  .sl-open .sl-launcher { display: none; }
+  .sl-input { font-size: 16px; } /* < 16px makes iOS zoom the page on focus */
+}
+@media (prefers-reduced-motion: reduce) { .sl-panel { animation: none; } .sl-launcher { transition: none; } }
+`;
+
+  // ---------------------------------------------------------------- build the UI
+
+  const host = el("div", { id: "seamline-widget" });
+  // Inline !important beats ordinary page rules aimed at the host (e.g. `div { display: none }`).
+  host.setAttribute("style", "all: initial !important; display: block !important;");
+  const shadow = host.attachShadow({ mode: "open" });
+
+  const badge = el("span", { class: "sl-badge", "aria-hidden": "true", hidden: true });
+  const launcher = el("button", {
+    type: "button", class: "sl-launcher", "data-seamline": "launcher",
+    "aria-label": T.openChat, "aria-expanded": "false", "aria-controls": "sl-panel",
+  }, [icon(ICON_CHAT, "sl-ico-chat"), icon(ICON_CLOSE, "sl-ico-close", true), badge]);
+
+  const title = data.title || T.title;
+  const statusText = el("span", { text: T.connecting });
+  const status = el("div", { class: "sl-status", "data-seamline": "status", "data-state": "connecting", role: "status" },
+    [el("span", { class: "sl-dot", "aria-hidden": "true" }), statusText]);
+  const closeBtn = el("button", { type: "button", class: "sl-close", "aria-label": T.closeChat }, [icon(ICON_CLOSE, "", true)]);
+  const header = el("div", { class: "sl-header" }, [
+    el("div", { class: "sl-avatar", "aria-hidden": "true" }, [icon(ICON_CHAT)]),
+    el("div", { class: "sl-head-text" }, [el("div", { class: "sl-title", id: "sl-title", text: title }), status]),
+    closeBtn,
+  ]);
+  const list = el("div", { class: "sl-messages", "data-seamline": "messages", role: "log", "aria-live": "polite", "aria-label": T.messages, tabindex: "0" });
+  const notice = el("div", { class: "sl-notice", "data-seamline": "notice", role: "alert", hidden: true });
+  const buttonsBox = el("div", { class: "sl-buttons", "data-seamline": "buttons", role: "group", "aria-label": T.quickReplies, hidden: true });
+  const input = el("textarea", { id: "sl-input", class: "sl-input", "data-seamline": "input", rows: "1", placeholder: T.placeholder, autocomplete: "off" });
+  const sendBtn = el("button", { type: "submit", class: "sl-send", "data-seamline": "send", "aria-label": T.send, title: T.send }, [icon(ICON_SEND)]);
+  const form = el("form", { class: "sl-composer" }, [el("label", { class: "sl-sr", for: "sl-input", text: T.inputLabel }), input, sendBtn]);
+  const panel = el("div", { id: "sl-panel", class: "sl-panel", "data-seamline": "panel", role: "dialog", "aria-labelledby": "sl-title", hidden: true },
+    [header, list, notice, buttonsBox, form]);
+  const root = el("div", { class: "sl-root", lang: lang }, [launcher, panel]);
+  if (data.color && window.CSS && CSS.supports("color", data.color)) root.style.setProperty("--sl-accent", data.color);
+
+  shadow.appendChild(el("style", { text: CSS }));
+  shadow.appendChild(root);
+
+  // ---------------------------------------------------------------- rendering
+
+  const pad2 = (n) => String(n).padStart(2, "0");
+  function hhmm(ts) {
+    const d = new Date(ts);
+    return isNaN(d.getTime()) ? "" : pad2(d.getHours()) + ":" + pad2(d.getMinutes());
+  }
+
+  // Server frames are untrusted: coerce every field we use to the expected type.
+  function normalize(f) {
+    if (!f || typeof f !== "object") return null;
+    return {
+      id: f.id == null ? "" : String(f.id),
+      role: ROLES.indexOf(f.role) >= 0 ? f.role : "bot",
+      text: typeof f.text === "string" ? f.text : String(f.text == null ? "" : f.text),
+      ts: typeof f.ts === "string" ? f.ts : new Date().toISOString(),
+      buttons: (Array.isArray(f.buttons) ? f.buttons : [])
+        .filter((b) => b && typeof b === "object" && b.title != null)
+        .map((b) => ({ title: String(b.title), payload: b.payload })),
+    };
+  }
+
+  // state: "" (confirmed) | "pending" | "failed"
+  function renderMessage(m, state, error) {
+    const node = el("div", { class: "sl-msg sl-" + m.role + (state ? " sl-" + state : ""), "data-id": m.id });
+    if (m.role === "agent") node.appendChild(el("div", { class: "sl-author", text: T.agent }));
+    node.appendChild(el("div", { class: "sl-text", text: m.text }));
+    const meta = el("div", { class: "sl-meta" }, [el("time", { text: hhmm(m.ts) })]);
+    if (state === "pending") meta.appendChild(el("span", { class: "sl-state", text: T.sending }));
+    node.appendChild(meta);
+    if (state === "failed") node.appendChild(el("div", { class: "sl-error", text: error || T.failed }));
+    return node;
+  }
+  const localMsg = (o) => ({ id: o.id, role: "customer", text: o.text, ts: o.ts });
+
+  function findNode(id) {
+    for (const n of list.children) if (n.getAttribute("data-id") === id) return n;
+    return null;
+  }
+  const nearBottom = () => list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  function scrollDown(force) { if (force || nearBottom()) list.scrollTop = list.scrollHeight; }
+
+  // Confirmed messages always go before pending ones, so a bot reply to message A
+  // shows under A even when the customer already typed B that is not yet acknowledged.
+  function placeConfirmed(node, id) {
+    const old = findNode(id);
+    if (old && !old.classList.contains("sl-pending")) { old.replaceWith(node); return; }
+    if (old) old.remove();
+    list.insertBefore(node, list.querySelector(".sl-pending"));
+  }
+
+  function renderAll() {
+    const frag = document.createDocumentFragment();
+    messages.forEach((m) => frag.appendChild(renderMessage(m)));
+    failed.forEach((f) => frag.appendChild(renderMessage(localMsg(f), "failed", f.error)));
+    outbox.forEach((o) => frag.appendChild(renderMessage(localMsg(o), "pending")));
+    list.textContent = "";
+    list.appendChild(frag);
+    renderButtons();
+    scrollDown(true);
+  }
+
+  // Quick replies belong to the last message only, and only while nothing is pending.
+  function renderButtons() {
+    buttonsBox.textContent = "";
+    const last = messages[messages.length - 1];
+    const show = !outbox.length && last && last.role !== "customer" && last.buttons.length > 0;
+    buttonsBox.hidden = !show;
+    if (!show) return;
+    last.buttons.forEach((b) => {
+      const btn = el("button", { type: "button", class: "sl-qr", "aria-label": b.title, text: b.title });
+      btn.addEventListener("click", () => { buttonsBox.hidden = true; send(b.title, b.payload); });
+      buttonsBox.appendChild(btn);
+    });
+  }
+
+  function setStatus(state) {
+    status.setAttribute("data-state", state);
+    statusText.textContent = state === "online" ? T.online : state === "connecting" ? T.connecting : T.reconnecting;
+  }
+
+  function showNotice(text) {
+    notice.textContent = text;
+    notice.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => { notice.hidden = true; }, 6000);
+  }
+
+  function updateBadge() {
+    badge.hidden = unread === 0;
+    badge.textContent = unread > 9 ? "9+" : String(unread);
+    launcher.setAttribute("aria-label", isOpen ? T.closeChat : unread ? T.openChat + " (" + unread + " " + T.unread + ")" : T.openChat);
+  }
+
+  // ---------------------------------------------------------------- protocol
+
+  function frame(obj) {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    try { ws.send(JSON.stringify(obj)); return true; } catch (_) { return false; }
+  }
+
+  function transmit(item) {
+    if (!ready) return; // flushed after the next welcome
+    const f = { type: "message", id: item.id, text: item.text };
+    if (item.payload != null) f.payload = item.payload;
+    frame(f);
+  }
+
+  function takeFromOutbox(id) {
+    const i = outbox.findIndex((o) => o.id === id);
+    if (i < 0) return null;
+    const item = outbox.splice(i, 1)[0];
+    saveOutbox();
+    return item;
+  }
+
+  function onWelcome(f) {
+    if (typeof f.token === "string" && f.token) {
+      token = f.token;
+      storageSet("localStorage", TOKEN_KEY, token);
+    }
+    const before = new Set(messages.map((m) => m.id));
+    messages = (Array.isArray(f.history) ? f.history : []).map(normalize).filter(Boolean);
+    const known = new Set(messages.map((m) => m.id));
+    // A message whose echo was lost with the old connection is already in the history: done.
+    outbox = outbox.filter((o) => !known.has(o.id));
+    saveOutbox();
+    // Replies that arrived while we were disconnected count as unread.
+    if (everOnline && !isOpen) {
+      unread += messages.filter((m) => m.role !== "customer" && !before.has(m.id)).length;
+      updateBadge();
+    }
+    ready = true;
+    everOnline = true;
+    attempt = 0;
+    setStatus("online");
+    renderAll();
+    outbox.forEach(transmit); // same ids as before: the server dedupes
+  }
+
+  function onMessage(m) {
+    if (!m) return;
+    if (m.role === "customer") takeFromOutbox(m.id); // the echo is the acknowledgement
+    const stick = nearBottom() || m.role === "customer";
+    const i = messages.findIndex((x) => x.id === m.id);
+    if (i >= 0) messages[i] = m; else messages.push(m);
+    placeConfirmed(renderMessage(m), m.id);
+    if (m.role !== "customer" && !isOpen) { unread++; updateBadge(); }
+    renderButtons();
+    scrollDown(stick);
+  }
+
+  function onAck(f) {
+    const item = takeFromOutbox(String(f.id));
+    if (item) confirmLocal(item);
+  }
+
+  // Acknowledged without an echo (duplicate): keep our own copy as the confirmed message.
+  function confirmLocal(item) {
+    const m = localMsg(item);
+    m.buttons = [];
+    if (!messages.some((x) => x.id === m.id)) messages.push(m);
+    placeConfirmed(renderMessage(m), m.id);
+    renderButtons();
+  }
+
+  function onError(f) {
+    const text = typeof f.message === "string" && f.message ? f.message : String(f.code || "error");
+    if (f.code === "bad_token") {
+      // The server follows with a fresh welcome; forget the rejected token right away
+      // so a reconnect in between does not present it again.
+      token = null;
+      storageSet("localStorage", TOKEN_KEY, null);
+      return;
+    }
+    const item = f.id != null ? takeFromOutbox(String(f.id)) : null;
+    if (!item) { showNotice(text); return; }
+    if (f.code === "internal") {
+      // The server stored the message but failed later on: it is not lost, so do not mark it failed.
+      confirmLocal(item);
+      showNotice(text);
+      return;
+    }
+    failed.push(Object.assign({}, item, { error: text }));
+    if (failed.length > 20) failed.shift();
+    const old = findNode(item.id);
+    const node = renderMessage(localMsg(item), "failed", text);
+    if (old) old.replaceWith(node); else list.appendChild(node);
+    renderButtons();
+  }
+
+  function handleFrame(raw) {
+    let f;
+    try { f = JSON.parse(raw); } catch (_) { return; }
+    if (!f || typeof f !== "object") return;
+    if (f.type === "welcome") onWelcome(f);
+    else if (f.type === "message") onMessage(normalize(f));
+    else if (f.type === "ack") onAck(f);
+    else if (f.type === "error") onError(f);
+    // Unknown frame types are ignored so the server can add new ones.
+  }
+
+  // ---------------------------------------------------------------- connection
+
+  function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    if (ws && (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN)) return;
+    ready = false;
+    setStatus(everOnline || attempt > 0 ? "offline" : "connecting");
+    let sock;
+    try { sock = new WebSocket(WS_URL); } catch (_) { scheduleReconnect(); return; }
+    ws = sock;
+    sock.onopen = () => {
+      if (sock === ws) frame({ type: "hello", token: token || null, lang: lang });
+    };
+    sock.onmessage = (ev) => { if (sock === ws) handleFrame(ev.data); };
+    sock.onclose = () => {
+      if (sock !== ws) return;
+      ws = null;
+      ready = false;
+      setStatus("offline");
+      scheduleReconnect();
+    };
+    // onerror is always followed by onclose; nothing to do there.
+  }
+
+  function scheduleReconnect() {
+    if (retryTimer) return;
+    const base = Math.min(BACKOFF_MAX, BACKOFF_START * Math.pow(BACKOFF_FACTOR, Math.min(attempt, 20)));
+    const delay = Math.min(BACKOFF_MAX, base * (0.8 + Math.random() * 0.4)); // ±20% jitter
+    attempt++;
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  // Back online / tab visible again: do not wait for the backoff timer.
+  function reconnectNow() {
+    if (!started || document.visibilityState === "hidden") return;
+    if (!ws) connect();
+  }
+
+  function start() {
+    if (started) return;
+    started = true;
+    connect();
+  }
+
+  // ---------------------------------------------------------------- user actions
+
+  function send(text, payload) {
+    text = String(text == null ? "" : text).trim();
+    if (!text) return false;
+    const n = Array.from(text).length; // code points, like the server counts
+    if (n > MAX_TEXT) { showNotice(T.tooLong.replace("{n}", String(n))); return false; }
+    const item = { id: newId(), text: text, ts: new Date().toISOString() };
+    if (payload != null) item.payload = payload;
+    outbox.push(item);
+    saveOutbox();
+    list.appendChild(renderMessage(localMsg(item), "pending"));
+    renderButtons();
+    scrollDown(true);
+    start();
+    transmit(item);
+    return true;
+  }
+
+  function open() {
+    if (isOpen) return;
+    isOpen = true;
+    panel.hidden = false;
+    root.classList.add("sl-open");
+    launcher.setAttribute("aria-expanded", "true");
+    unread = 0;
+    updateBadge();
+    start();
+    scrollDown(true);
+    // On touch screens focusing would pop up the keyboard over a full-screen panel.
+    if (!window.matchMedia || !matchMedia("(pointer: coarse)").matches) input.focus({ preventScroll: true });
+  }
+
+  function close() {
+    if (!isOpen) return;
+    const hadFocus = shadow.activeElement && panel.contains(shadow.activeElement);
+    isOpen = false;
+    panel.hidden = true;
+    root.classList.remove("sl-open");
+    launcher.setAttribute("aria-expanded", "false");
+    updateBadge();
+    if (hadFocus) launcher.focus();
+  }
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight + 2, 120) + "px";
+  }
+
+  function submit() {
+    const text = input.value;
+    if (!text.trim()) return;
+    if (send(text)) { input.value = ""; autosize(); }
+  }
+
+  launcher.addEventListener("click", () => (isOpen ? close() : open()));
+  closeBtn.addEventListener("click", close);
+  form.addEventListener("submit", (e) => { e.preventDefault(); submit(); input.focus(); });
+  input.addEventListener("keydown", (e) => {
+    // Enter sends, Shift+Enter inserts a newline; never send in the middle of IME composition.
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      submit();
+    }
+  });
+  input.addEventListener("input", autosize);
+  panel.addEventListener("keydown", (e) => { if (e.key === "Escape") close(); });
+  window.addEventListener("online", reconnectNow);
+  document.addEventListener("visibilitychange", reconnectNow);
+
+  // ---------------------------------------------------------------- start
+
+  window.Seamline = { open: open, close: close, send: (text) => send(text) };
+
+  function mount() {
+    document.body.appendChild(host);
+    renderAll(); // shows a pending outbox restored from sessionStorage right away
+    // Connect lazily: a visitor who never opens the chat costs the server nothing,
+    // unless there is a conversation (token) or unsent messages to resume.
+    if (token || outbox.length) start();
+    if (data.open === "true") open();
+  }
+  if (document.body) mount();
+  else document.addEventListener("DOMContentLoaded", mount);
+})();

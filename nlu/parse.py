@@ -1,0 +1,45 @@
+"""What understanding a message yields, and the interface every classifier implements."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+OUT_OF_SCOPE = "out_of_scope"
+
+
+@dataclass(frozen=True)
+class Entity:
+    type: str
+    value: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Parse:
+    intent: str
+    confidence: float
+    ranking: tuple[tuple[str, float], ...] = ()
+    entities: tuple[Entity, ...] = ()
+    language: str | None = None
+
+    @property
+    def understood(self) -> bool:
+        return self.intent != OUT_OF_SCOPE
+
+    def entity(self, kind: str) -> str | None:
+        return next((e.value for e in self.entities if e.type == kind), None)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["ranking"] = [{"intent": i, "confidence": round(c, 4)} for i, c in self.ranking]
+        return data
+
+
+class Classifier(Protocol):
+    """Anything that ranks intents for a text. Confidences are in 0..1 and sum to at most 1."""
+
+    intents: tuple[str, ...]
+
+    def rank(self, text: str) -> list[tuple[str, float]]: ...

@@ -1,0 +1,1 @@
+"""The core every other Seamline package builds on. Imports nothing else of ours."""

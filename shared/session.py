@@ -1,0 +1,104 @@
+"""Conversation state shared by every channel, and the stores that keep it.
+
+A session belongs to a customer, not to a channel: whichever channel the customer writes
+from, the same slots, open form and handoff state apply. The pipeline holds ``lock(key)``
+while it loads, changes and saves a session, so two messages of one customer never race.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import AsyncIterator, Protocol
+
+SEEN_LIMIT = 200  # platform message ids remembered per session for de-duplication
+
+
+@dataclass
+class Session:
+    customer_id: str
+    conversation_id: str
+    language: str = "en"
+    slots: dict[str, str] = field(default_factory=dict)
+    active_form: str | None = None
+    fallbacks: int = 0  # misunderstandings in a row
+    handoff: str = "bot"  # bot | queued | with_agent
+    last_channel: str | None = None
+    seen: list[str] = field(default_factory=list)
+
+    def remember(self, external_id: str) -> None:
+        self.seen.append(external_id)
+        del self.seen[:-SEEN_LIMIT]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Session":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class SessionStore(Protocol):
+    async def load(self, key: str) -> Session | None: ...
+
+    async def save(self, session: Session) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+    async def close(self) -> None: ...
+
+
+class MemorySessionStore:
+    """The embedded default: sessions live in this process, bounded by ``capacity``.
+
+    An evicted or lost session is rebuilt by the pipeline from the database (history and
+    recent message ids survive; slots do not). Use the Redis store to share between processes.
+    """
+
+    def __init__(self, *, capacity: int = 100_000) -> None:
+        self._data: OrderedDict[str, dict] = OrderedDict()
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._capacity = capacity
+
+    async def load(self, key: str) -> Session | None:
+        data = self._data.get(key)
+        if data is None:
+            return None
+        self._data.move_to_end(key)
+        return Session.from_dict(_copy(data))
+
+    async def save(self, session: Session) -> None:
+        self._data[session.customer_id] = _copy(session.to_dict())
+        self._data.move_to_end(session.customer_id)
+        while len(self._data) > self._capacity:
+            self._data.popitem(last=False)
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+def _copy(data: dict) -> dict:
+    return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in data.items()}

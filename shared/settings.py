@@ -1,0 +1,130 @@
+"""One frozen Settings object, read from ``config/seamline.toml`` and the environment.
+
+Only the composition root (``bots/app.py``) and the CLI read settings; everything else gets
+what it needs handed in. Every error names the setting, what is wrong and how to fix it.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from shared.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+LANGUAGES = ("en", "ru")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = "sqlite+aiosqlite:///var/seamline.db"
+    redis_url: str = ""
+    secret_key: str = field(default="", repr=False)
+    config_dir: Path = CONFIG_DIR
+    data_dir: Path = Path("var")
+    default_language: str = "en"
+    fallbacks_before_human: int = 2
+    escalate_intents: tuple[str, ...] = ("human_agent", "complaint", "payment_problem")
+    log_level: str = "INFO"
+
+    @property
+    def is_embedded_db(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _int(name: str, raw: object, low: int, high: int, example: str) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not a whole number", f"Set it like {example}") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"{value} is outside {low}..{high}", f"Set it like {example}")
+    return value
+
+
+def _database_url(raw: str) -> str:
+    name = "SEAMLINE_DATABASE_URL"
+    scheme = urlsplit(raw).scheme
+    if scheme in ("postgres", "postgresql"):
+        return "postgresql+asyncpg" + raw[len(scheme):]
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return "sqlite+aiosqlite" + raw[len(scheme):]
+    if scheme == "postgresql+asyncpg":
+        return raw
+    raise ConfigError(
+        name,
+        f"unsupported database URL {raw.split('@')[-1]!r}",
+        "Use sqlite+aiosqlite:///var/seamline.db or postgresql+asyncpg://user:password@host:5432/db",
+    )
+
+
+def _redis_url(raw: str) -> str:
+    if raw and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            "SEAMLINE_REDIS_URL", f"{raw!r} is not a Redis URL",
+            "Use redis://127.0.0.1:6379/0, or leave it empty for the in-process session store",
+        )
+    return raw
+
+
+def _secret_key(raw: str, data_dir: Path) -> str:
+    if raw:
+        if len(raw) < 16:
+            raise ConfigError(
+                "SEAMLINE_SECRET_KEY", "is shorter than 16 characters",
+                'Use a long random value, e.g. python -c "import secrets; print(secrets.token_urlsafe(32))"',
+            )
+        return raw
+    # Embedded default: keep one generated key beside the database so tokens survive restarts.
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    config_dir = Path(env.get("SEAMLINE_CONFIG_DIR") or CONFIG_DIR)
+    toml_path = config_dir / "seamline.toml"
+    try:
+        file = tomllib.loads(toml_path.read_text()) if toml_path.exists() else {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(toml_path), f"is not valid TOML ({exc})", "Fix the file or restore it from git") from exc
+    server, storage, dialogue = (file.get(k, {}) for k in ("server", "storage", "dialogue"))
+
+    def get(name: str, section: dict, key: str, default: object) -> object:
+        return env.get(name) if env.get(name) not in (None, "") else section.get(key, default)
+
+    data_dir = Path(str(get("SEAMLINE_DATA_DIR", storage, "data_dir", "var")))
+    language = str(get("SEAMLINE_DEFAULT_LANGUAGE", dialogue, "default_language", "en"))
+    if language not in LANGUAGES:
+        raise ConfigError("SEAMLINE_DEFAULT_LANGUAGE", f"{language!r} is not supported", "Use ru or en")
+    level = str(env.get("SEAMLINE_LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("SEAMLINE_LOG_LEVEL", f"{level!r} is not a log level", "Use DEBUG, INFO, WARNING or ERROR")
+    return Settings(
+        host=str(get("SEAMLINE_HOST", server, "host", "127.0.0.1")),
+        port=_int("SEAMLINE_PORT", get("SEAMLINE_PORT", server, "port", 8080), 0, 65535, "SEAMLINE_PORT=8080"),
+        database_url=_database_url(str(get("SEAMLINE_DATABASE_URL", storage, "database_url", Settings.database_url))),
+        redis_url=_redis_url(str(get("SEAMLINE_REDIS_URL", storage, "redis_url", ""))),
+        secret_key=_secret_key(env.get("SEAMLINE_SECRET_KEY", ""), data_dir),
+        config_dir=config_dir,
+        data_dir=data_dir,
+        default_language=language,
+        fallbacks_before_human=_int(
+            "SEAMLINE_FALLBACKS_BEFORE_HUMAN",
+            get("SEAMLINE_FALLBACKS_BEFORE_HUMAN", dialogue, "fallbacks_before_human", 2), 1, 100,
+            "SEAMLINE_FALLBACKS_BEFORE_HUMAN=2",
+        ),
+        escalate_intents=tuple(str(i) for i in dialogue.get("escalate_intents", Settings.escalate_intents)),
+        log_level=level,
+    )

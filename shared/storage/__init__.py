@@ -1,0 +1,1 @@
+"""Persistent storage: SQLAlchemy models and repositories (SQLite, PostgreSQL) and Redis stores."""

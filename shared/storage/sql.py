@@ -1,0 +1,190 @@
+"""The ChatStore on SQLAlchemy: SQLite by default, PostgreSQL when configured."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime, timezone
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.errors import StoreError
+from shared.history import StoredMessage, new_id
+from shared.identity import Customer, Identity
+from shared.message import utcnow
+from shared.storage.models import ConversationRow, CustomerRow, EventRow, IdentityRow, MessageRow
+from shared.storage.writer import GroupWriter
+
+_MESSAGE_COLUMNS = [c.name for c in MessageRow.__table__.columns]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything Seamline stores is UTC.
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+class SqlChatStore:
+    def __init__(self, *, engine: AsyncEngine, cache_size: int = 100_000) -> None:
+        self._engine = engine
+        self.engine = engine
+        self._writer = GroupWriter(engine)
+        self._customers: OrderedDict[tuple[str, str], Customer] = OrderedDict()
+        self._cache_size = cache_size
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        # A platform message id seen before is skipped by the database too, never an error.
+        self._insert_message = dialect.insert(MessageRow).on_conflict_do_nothing(
+            index_elements=["channel", "external_id"])
+        table = MessageRow.__table__
+        self._annotate = update(table).where(table.c.id == bindparam("message_id")).values(
+            intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
+        self._insert_event = insert(EventRow)
+
+    async def close(self) -> None:
+        await self._writer.close()
+
+    async def resolve_customer(self, channel: str, sender: str, address: str,
+                               name: str | None = None, language: str | None = None) -> Customer:
+        key = (channel, sender)
+        cached = self._customers.get(key)
+        if cached is not None:
+            self._customers.move_to_end(key)
+            return cached
+        try:
+            customer = await self._find(channel, sender) or await self._create(channel, sender, address, name, language)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not resolve the {channel} customer: {exc}") from exc
+        self._customers[key] = customer
+        while len(self._customers) > self._cache_size:
+            self._customers.popitem(last=False)
+        return customer
+
+    async def find_customer(self, channel: str, sender: str) -> Customer | None:
+        """The customer behind an identity, or None; never creates one."""
+        cached = self._customers.get((channel, sender))
+        if cached is not None:
+            return cached
+        try:
+            return await self._find(channel, sender)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not look up the {channel} customer: {exc}") from exc
+
+    async def _find(self, channel: str, sender: str) -> Customer | None:
+        query = (select(CustomerRow).join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
+                 .where(IdentityRow.channel == channel, IdentityRow.external_id == sender))
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return Customer(id=row.id, name=row.name, language=row.language, last_channel=row.last_channel,
+                        created_at=_aware(row.created_at))
+
+    async def _create(self, channel: str, sender: str, address: str, name: str | None,
+                      language: str | None) -> Customer:
+        now, customer_id = utcnow(), new_id()
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(CustomerRow).values(
+                    id=customer_id, name=name, language=language, last_channel=channel, attributes={},
+                    created_at=now, last_seen_at=now))
+                await conn.execute(insert(IdentityRow).values(
+                    customer_id=customer_id, channel=channel, external_id=sender, address=address,
+                    reachable=True, created_at=now))
+        except IntegrityError:
+            # Two first messages raced; the other one created the customer.
+            found = await self._find(channel, sender)
+            if found is None:
+                raise
+            return found
+        return Customer(id=customer_id, name=name, language=language, last_channel=channel, created_at=now,
+                        identities=(Identity(channel, sender, address),))
+
+    async def identities(self, customer_id: str) -> list[Identity]:
+        query = select(IdentityRow).where(IdentityRow.customer_id == customer_id).order_by(IdentityRow.id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Identity(r.channel, r.external_id, r.address, r.reachable) for r in rows]
+
+    async def open_conversation(self, customer_id: str) -> str:
+        """The customer's open conversation, or a new one."""
+        query = (select(ConversationRow.id).where(ConversationRow.customer_id == customer_id,
+                                                  ConversationRow.state != "resolved")
+                 .order_by(ConversationRow.started_at.desc()).limit(1))
+        try:
+            async with self._engine.begin() as conn:
+                found = (await conn.execute(query)).scalar()
+                if found:
+                    return found
+                now, conversation_id = utcnow(), new_id()
+                await conn.execute(insert(ConversationRow).values(
+                    id=conversation_id, customer_id=customer_id, state="bot", started_at=now, updated_at=now))
+                return conversation_id
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not open a conversation for {customer_id}: {exc}") from exc
+
+    async def set_conversation_state(self, conversation_id: str, state: str, queue: str | None = None) -> None:
+        values = {"state": state, "updated_at": utcnow()}
+        if queue is not None:
+            values["queue"] = queue
+        if state == "resolved":
+            values["closed_at"] = values["updated_at"]
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(update(ConversationRow).where(ConversationRow.id == conversation_id).values(**values))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not update conversation {conversation_id}: {exc}") from exc
+
+    async def conversation(self, conversation_id: str) -> dict | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(ConversationRow).where(ConversationRow.id == conversation_id))).first()
+        return None if row is None else {"id": row.id, "customer_id": row.customer_id, "state": row.state,
+                                         "queue": row.queue, "started_at": _aware(row.started_at)}
+
+    async def append(self, message: StoredMessage) -> None:
+        """Store one message; returns once it is committed. A repeated (channel, external_id) is skipped."""
+        row = {name: getattr(message, name) for name in _MESSAGE_COLUMNS}
+        await self._writer.write(self._insert_message, row)
+
+    async def annotate(self, message_id: str, intent: str | None, confidence: float | None, nlu: dict) -> None:
+        await self._writer.write(self._annotate, {"message_id": message_id, "intent": intent,
+                                                  "confidence": confidence, "nlu": nlu})
+
+    async def history(self, customer_id: str, limit: int = 100) -> list[StoredMessage]:
+        """The customer's latest ``limit`` messages on every channel, oldest first."""
+        query = (select(MessageRow).where(MessageRow.customer_id == customer_id)
+                 .order_by(MessageRow.created_at.desc(), MessageRow.id.desc()).limit(limit))
+        try:
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not read the history of {customer_id}: {exc}") from exc
+        return [StoredMessage(**{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS},
+                                 "created_at": _aware(r.created_at)}) for r in reversed(rows)]
+
+    async def recent_external_ids(self, customer_id: str, limit: int = 200) -> list[str]:
+        query = (select(MessageRow.channel, MessageRow.external_id)
+                 .where(MessageRow.customer_id == customer_id, MessageRow.external_id.is_not(None))
+                 .order_by(MessageRow.created_at.desc()).limit(limit))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [f"{r.channel}:{r.external_id}" for r in reversed(rows)]
+
+    async def touch_customer(self, customer_id: str, channel: str, language: str | None) -> None:
+        values = {"last_channel": channel, "last_seen_at": utcnow()}
+        if language:
+            values["language"] = language
+        await self._writer.write(
+            update(CustomerRow.__table__).where(CustomerRow.__table__.c.id == customer_id).values(**values), {})
+
+    async def record_event(self, kind: str, customer_id: str | None, conversation_id: str | None,
+                           data: dict | None = None) -> None:
+        await self._writer.write(self._insert_event, {"kind": kind, "customer_id": customer_id,
+                                                      "conversation_id": conversation_id, "data": data or {},
+                                                      "created_at": utcnow()})
+
+    async def events(self, customer_id: str) -> list[dict]:
+        query = select(EventRow).where(EventRow.customer_id == customer_id).order_by(EventRow.id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [{"kind": r.kind, "conversation_id": r.conversation_id, "data": r.data,
+                 "created_at": _aware(r.created_at)} for r in rows]
