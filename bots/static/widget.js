@@ -19,6 +19,8 @@
   const TOKEN_KEY = "seamline.token";    // localStorage: restores the conversation after a reload
   const OUTBOX_KEY = "seamline.outbox";  // sessionStorage: unacknowledged messages survive a reload
   const BACKOFF_START = 500, BACKOFF_FACTOR = 2, BACKOFF_MAX = 10000;
+  const PING_EVERY = 25000, PONG_TIMEOUT = 10000; // detects connections that died silently (sleep, Wi-Fi switch)
+  const INTERNAL_RETRIES = 3;
   const ROLES = ["customer", "bot", "agent"];
   const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -125,6 +127,8 @@
   let everOnline = false;
   let attempt = 0;
   let retryTimer = null;
+  let pingTimer = null;
+  let pongTimer = null;
   let noticeTimer = null;
   let token = storageGet("localStorage", TOKEN_KEY);
   let outbox = loadOutbox(); // [{id, text, ts, payload?}] sent or to be sent, not yet acknowledged
@@ -422,6 +426,8 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     ready = true;
     everOnline = true;
     attempt = 0;
+    clearInterval(pingTimer);
+    pingTimer = setInterval(probe, PING_EVERY);
     setStatus("online");
     renderAll();
     outbox.forEach(transmit); // same ids as before: the server dedupes
@@ -462,14 +468,15 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
       storageSet("localStorage", TOKEN_KEY, null);
       return;
     }
-    const item = f.id != null ? takeFromOutbox(String(f.id)) : null;
+    const item = f.id != null ? outbox.find((o) => o.id === String(f.id)) : null;
     if (!item) { showNotice(text); return; }
-    if (f.code === "internal") {
-      // The server stored the message but failed later on: it is not lost, so do not mark it failed.
-      confirmLocal(item);
-      showNotice(text);
+    if (f.code === "internal" && (item.retries = (item.retries || 0) + 1) <= INTERNAL_RETRIES) {
+      // Whether or not the server managed to store it, resending the same id is safe:
+      // a stored message is answered with an ack (duplicate), a lost one gets processed.
+      setTimeout(() => { if (outbox.indexOf(item) >= 0) transmit(item); }, 1000 * Math.pow(2, item.retries));
       return;
     }
+    takeFromOutbox(item.id);
     failed.push(Object.assign({}, item, { error: text }));
     if (failed.length > 20) failed.shift();
     const old = findNode(item.id);
@@ -503,15 +510,34 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     sock.onopen = () => {
       if (sock === ws) frame({ type: "hello", token: token || null, lang: lang });
     };
-    sock.onmessage = (ev) => { if (sock === ws) handleFrame(ev.data); };
-    sock.onclose = () => {
+    sock.onmessage = (ev) => {
       if (sock !== ws) return;
-      ws = null;
-      ready = false;
-      setStatus("offline");
-      scheduleReconnect();
+      clearTimeout(pongTimer); // any frame proves the connection is alive
+      pongTimer = null;
+      handleFrame(ev.data);
     };
+    sock.onclose = () => lost(sock);
     // onerror is always followed by onclose; nothing to do there.
+  }
+
+  // Forget a socket and schedule a reconnect. Also used for sockets that stopped answering:
+  // close() on a dead TCP connection may take minutes to fire onclose, so do not wait for it.
+  function lost(sock) {
+    if (sock !== ws) return;
+    ws = null;
+    ready = false;
+    clearInterval(pingTimer);
+    clearTimeout(pongTimer);
+    pingTimer = pongTimer = null;
+    try { sock.close(); } catch (_) { /* already closed */ }
+    setStatus("offline");
+    scheduleReconnect();
+  }
+
+  function probe() {
+    const sock = ws;
+    if (!ready || pongTimer || !frame({ type: "ping" })) return;
+    pongTimer = setTimeout(() => lost(sock), PONG_TIMEOUT);
   }
 
   function scheduleReconnect() {
@@ -522,10 +548,12 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     retryTimer = setTimeout(connect, delay);
   }
 
-  // Back online / tab visible again: do not wait for the backoff timer.
+  // Back online / tab visible again: do not wait for the backoff timer, and check
+  // that a socket which looks open still works.
   function reconnectNow() {
     if (!started || document.visibilityState === "hidden") return;
     if (!ws) connect();
+    else probe();
   }
 
   function start() {

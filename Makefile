@@ -1,0 +1,29 @@
+# Two commands do everything on a fresh machine:
+#   make run    install into .venv and run Seamline on embedded defaults (SQLite, in-process sessions)
+#   make test   install, start Redis and PostgreSQL for the run, and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run shell test bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/seamline run
+
+shell: $(STAMP)
+	$(BIN)/seamline shell
+
+test: $(STAMP)
+	bash tests/services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/web_chat.py

@@ -1,0 +1,148 @@
+"""Fixtures shared by every test: settings on a temporary database, real backends, a running server.
+
+Redis and PostgreSQL come from tests/services.sh (``make test``). Without them the tests that
+need them are skipped, unless SEAMLINE_REQUIRE_SERVICES=1 (as in CI), where they fail.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from shared.settings import CONFIG_DIR, Settings
+from shared.storage.database import upgrade
+
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+def _service(name: str) -> str:
+    url = os.environ.get(name, "")
+    if not url:
+        message = f"{name} is not set: run the tests with `make test` (tests/services.sh starts the servers)"
+        if os.environ.get("SEAMLINE_REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def understanding():
+    from nlu.understanding import Understanding
+
+    return Understanding.from_config(CONFIG_DIR)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path}/seamline.db"
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(upgrade, url).result()
+    return url
+
+
+def _run_async(coro):
+    """Run a coroutine to completion from a synchronous fixture, on its own loop in a thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _postgres_admin(dsn: str, statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, migrated PostgreSQL database for one test."""
+    admin = _service("SEAMLINE_TEST_DATABASE_URL")
+    dsn = admin.replace("postgresql+asyncpg", "postgresql")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    _run_async(_postgres_admin(dsn, f'CREATE DATABASE "{name}"'))
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(upgrade, url).result()
+    yield url
+    _run_async(_postgres_admin(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis database emptied for one test."""
+    from redis import Redis
+
+    url = _service("SEAMLINE_TEST_REDIS_URL")
+    with Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    return Settings(host="127.0.0.1", port=0, database_url=sqlite_url, secret_key=SECRET,
+                    config_dir=CONFIG_DIR, data_dir=tmp_path)
+
+
+class Server:
+    """A Seamline app served on 127.0.0.1 for a test; can be stopped and started on the same port."""
+
+    def __init__(self, settings: Settings, understanding) -> None:
+        self.settings, self._understanding = settings, understanding
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/chat/ws"
+
+    async def start(self) -> "Server":
+        from bots.app import create_app
+
+        self.app = await create_app(self.settings, understanding=self._understanding)
+        self._runner = web.AppRunner(self.app, shutdown_timeout=1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+@pytest.fixture
+async def server(settings: Settings, understanding):
+    running = await Server(settings, understanding).start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def make_server(understanding):
+    """Start servers with other settings (e.g. PostgreSQL and Redis); all are stopped after the test."""
+    started: list[Server] = []
+
+    async def make(settings: Settings, **changes) -> Server:
+        running = await Server(replace(settings, **changes), understanding).start()
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        await running.stop()

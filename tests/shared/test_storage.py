@@ -1,0 +1,121 @@
+"""One contract for the ChatStore on SQLite and on a real PostgreSQL."""
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from shared.history import StoredMessage, new_id
+from shared.message import utcnow
+from shared.storage.database import create_engine
+from shared.storage.sql import SqlChatStore
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request):
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    store = SqlChatStore(engine=create_engine(url))
+    yield store
+    await store.close()
+    await store.engine.dispose()
+
+
+def message(customer, conversation, text, *, channel="web", role="customer", external_id=None, at=None):
+    return StoredMessage(id=new_id(), conversation_id=conversation, customer_id=customer.id, channel=channel,
+                         direction="in" if role == "customer" else "out", role=role, text=text,
+                         external_id=external_id, created_at=at or utcnow())
+
+
+class TestChatStoreContract:
+    async def test_one_identity_resolves_to_the_same_customer_every_time(self, store):
+        first = await store.resolve_customer("telegram", "42", "42", name="Anna")
+        again = await store.resolve_customer("telegram", "42", "42")
+        other = await store.resolve_customer("vk", "42", "42")
+        assert first.id == again.id and first.name == "Anna"
+        assert other.id != first.id  # same number on another channel is another person until proven
+
+    async def test_racing_first_messages_create_one_customer(self, store):
+        customers = await asyncio.gather(*(store.resolve_customer("web", "v-race", "v-race") for _ in range(8)))
+        assert len({c.id for c in customers}) == 1
+        assert [i.external_id for i in await store.identities(customers[0].id)] == ["v-race"]
+
+    async def test_find_never_creates_a_customer(self, store):
+        assert await store.find_customer("web", "stranger") is None
+        assert await store.find_customer("web", "stranger") is None
+
+    async def test_history_is_one_timeline_across_channels_oldest_first(self, store):
+        customer = await store.resolve_customer("telegram", "7", "7")
+        conversation = await store.open_conversation(customer.id)
+        start = utcnow()
+        await store.append(message(customer, conversation, "hi from telegram", channel="telegram", at=start))
+        await store.append(message(customer, conversation, "hello!", channel="telegram", role="bot",
+                                   at=start + timedelta(seconds=1)))
+        await store.append(message(customer, conversation, "now on the site", at=start + timedelta(seconds=2)))
+        history = await store.history(customer.id)
+        assert [(m.channel, m.role, m.text) for m in history] == [
+            ("telegram", "customer", "hi from telegram"), ("telegram", "bot", "hello!"),
+            ("web", "customer", "now on the site")]
+        assert history[0].created_at.tzinfo is not None
+
+    async def test_history_limit_keeps_the_newest(self, store):
+        customer = await store.resolve_customer("web", "v1", "v1")
+        conversation = await store.open_conversation(customer.id)
+        start = utcnow()
+        for n in range(5):
+            await store.append(message(customer, conversation, f"m{n}", at=start + timedelta(seconds=n)))
+        assert [m.text for m in await store.history(customer.id, limit=2)] == ["m3", "m4"]
+
+    async def test_a_customer_never_sees_another_customers_messages(self, store):
+        alice = await store.resolve_customer("web", "alice", "alice")
+        bob = await store.resolve_customer("web", "bob", "bob")
+        await store.append(message(alice, await store.open_conversation(alice.id), "alice's secret"))
+        assert await store.history(bob.id) == []
+
+    async def test_a_repeated_platform_message_id_is_stored_once(self, store):
+        customer = await store.resolve_customer("telegram", "9", "9")
+        conversation = await store.open_conversation(customer.id)
+        await store.append(message(customer, conversation, "once", channel="telegram", external_id="upd-1"))
+        await store.append(message(customer, conversation, "once", channel="telegram", external_id="upd-1"))
+        assert [m.text for m in await store.history(customer.id)] == ["once"]
+        assert await store.recent_external_ids(customer.id) == ["telegram:upd-1"]
+
+    async def test_concurrent_appends_of_many_customers_are_all_kept(self, store):
+        customers = [await store.resolve_customer("web", f"v{n}", f"v{n}") for n in range(20)]
+        conversations = [await store.open_conversation(c.id) for c in customers]
+        await asyncio.gather(*(store.append(message(c, v, f"from {c.id}")) for c, v in zip(customers, conversations)))
+        for customer in customers:
+            assert [m.text for m in await store.history(customer.id)] == [f"from {customer.id}"]
+
+    async def test_what_the_bot_understood_is_kept_with_the_message(self, store):
+        customer = await store.resolve_customer("web", "v2", "v2")
+        inbound = message(customer, await store.open_conversation(customer.id), "where is my order")
+        await store.append(inbound)
+        await store.annotate(inbound.id, "order_status", 0.93, {"intent": "order_status", "entities": []})
+        (stored,) = await store.history(customer.id)
+        assert (stored.intent, stored.confidence, stored.nlu["intent"]) == ("order_status", 0.93, "order_status")
+
+    async def test_the_open_conversation_is_reused_until_resolved(self, store):
+        customer = await store.resolve_customer("web", "v3", "v3")
+        first = await store.open_conversation(customer.id)
+        assert await store.open_conversation(customer.id) == first
+        await store.set_conversation_state(first, "queued", queue="support")
+        assert (await store.conversation(first))["state"] == "queued"
+        await store.set_conversation_state(first, "resolved")
+        assert await store.open_conversation(customer.id) != first
+
+    async def test_events_are_recorded_in_order(self, store):
+        customer = await store.resolve_customer("web", "v4", "v4")
+        await store.record_event("handoff_requested", customer.id, None, {"reason": "asked"})
+        await store.record_event("handoff_claimed", customer.id, None, {"agent": "a1"})
+        assert [(e["kind"], e["data"]) for e in await store.events(customer.id)] == [
+            ("handoff_requested", {"reason": "asked"}), ("handoff_claimed", {"agent": "a1"})]
+
+
+async def test_a_broken_database_is_a_store_error(tmp_path):
+    from shared.errors import StoreError
+
+    store = SqlChatStore(engine=create_engine(f"sqlite+aiosqlite:///{tmp_path}/empty.db"))  # never migrated
+    with pytest.raises(StoreError, match="could not resolve the web customer"):
+        await store.resolve_customer("web", "v", "v")
+    await store.engine.dispose()
