@@ -1,4 +1,8 @@
-"""Which language a message is in (ru or en), from its letters; None when it has none."""
+"""Which language a message is in (ru or en), from its letters; None when it has none.
+
+Russian speakers often mix in Latin words ("статус order pls"); English speakers hardly ever
+type Cyrillic. So a message with a fair share of Cyrillic letters is Russian.
+"""
 from __future__ import annotations
 
 
@@ -11,4 +15,4 @@ def detect(text: str) -> str | None:
             latin += 1
     if cyrillic == latin == 0:
         return None
-    return "ru" if cyrillic >= latin else "en"
+    return "ru" if cyrillic >= 0.3 * (cyrillic + latin) else "en"

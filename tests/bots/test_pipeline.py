@@ -1,0 +1,109 @@
+"""The pipeline: stored before processed, duplicates once, escalation recorded, quiet while an agent holds."""
+from __future__ import annotations
+
+import pytest
+
+from bots.app import build
+from shared.message import Channel, Message, Reply
+
+
+class Recorder:
+    """An adapter that keeps what it was asked to send."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.sent: list[tuple[str, Reply]] = []
+
+    async def send(self, address: str, reply: Reply) -> None:
+        self.sent.append((address, reply))
+
+
+@pytest.fixture
+async def seamline(settings, understanding):
+    seamline = await build(settings, understanding=understanding)
+    yield seamline
+    await seamline.close()
+
+
+def telegram(text, update_id=None, sender="100"):
+    return Message(channel=Channel.TELEGRAM, address=sender, sender=sender, text=text,
+                   external_id=str(update_id) if update_id is not None else None)
+
+
+async def test_the_inbound_message_is_stored_before_it_is_processed(seamline):
+    adapter = Recorder(Channel.TELEGRAM)
+    seamline.pipeline.register(adapter)
+    seen_at_store_time = []
+
+    async def on_stored(stored):
+        seen_at_store_time.append([m.text for m in await seamline.store.history(stored.customer_id)])
+        assert adapter.sent == []  # nothing answered yet
+
+    await seamline.pipeline.handle(telegram("hello", 1), on_stored=on_stored)
+    assert seen_at_store_time == [["hello"]]
+    assert len(adapter.sent) == 1 and adapter.sent[0][0] == "100"
+
+
+async def test_a_platform_message_delivered_twice_is_answered_once(seamline):
+    adapter = Recorder(Channel.TELEGRAM)
+    seamline.pipeline.register(adapter)
+    first = await seamline.pipeline.handle(telegram("hello", 7))
+    second = await seamline.pipeline.handle(telegram("hello", 7))
+    assert not first.duplicate and second.duplicate and len(adapter.sent) == 1
+
+
+async def test_dedupe_survives_a_lost_session(seamline):
+    adapter = Recorder(Channel.TELEGRAM)
+    seamline.pipeline.register(adapter)
+    handled = await seamline.pipeline.handle(telegram("hello", 8))
+    await seamline.sessions.delete(handled.inbound.customer_id)  # e.g. a restart of the in-process store
+    assert (await seamline.pipeline.handle(telegram("hello", 8))).duplicate
+
+
+async def test_the_reply_goes_to_the_channel_the_customer_wrote_from(seamline):
+    web, tg = Recorder(Channel.WEB), Recorder(Channel.TELEGRAM)
+    seamline.pipeline.register(web)
+    seamline.pipeline.register(tg)
+    await seamline.pipeline.handle(telegram("hi", 1))
+    assert len(tg.sent) == 1 and web.sent == []
+
+
+async def test_what_the_bot_understood_is_stored_with_the_message(seamline):
+    seamline.pipeline.register(Recorder(Channel.TELEGRAM))
+    handled = await seamline.pipeline.handle(telegram("где мой заказ 48213", 1))
+    inbound, reply = await seamline.store.history(handled.inbound.customer_id)
+    assert (inbound.intent, inbound.nlu["entities"][0]["value"]) == ("order_status", "48213")
+    assert reply.role == "bot" and "48213" in reply.text
+
+
+async def test_asking_for_a_person_queues_the_conversation_with_the_reason(seamline):
+    seamline.pipeline.register(Recorder(Channel.TELEGRAM))
+    handled = await seamline.pipeline.handle(telegram("I want to talk to a human", 1))
+    conversation = await seamline.store.conversation(handled.inbound.conversation_id)
+    events = await seamline.store.events(handled.inbound.customer_id)
+    assert (conversation["state"], conversation["queue"]) == ("queued", "support")
+    assert events[-1]["kind"] == "handoff_requested" and events[-1]["data"]["reason"] == "intent human_agent"
+
+
+async def test_the_bot_is_quiet_while_an_agent_holds_the_conversation(seamline):
+    adapter = Recorder(Channel.TELEGRAM)
+    seamline.pipeline.register(adapter)
+    handled = await seamline.pipeline.handle(telegram("hello", 1))
+    session = await seamline.sessions.load(handled.inbound.customer_id)
+    session.handoff = "with_agent"
+    await seamline.sessions.save(session)
+    quiet = await seamline.pipeline.handle(telegram("are you there?", 2))
+    assert quiet.replies == () and len(adapter.sent) == 1
+    assert (await seamline.store.history(handled.inbound.customer_id))[-1].text == "are you there?"
+
+
+async def test_a_failing_channel_loses_nothing(seamline):
+    class Broken(Recorder):
+        async def send(self, address, reply):
+            from shared.errors import ChannelError
+
+            raise ChannelError("telegram is down")
+
+    seamline.pipeline.register(Broken(Channel.TELEGRAM))
+    handled = await seamline.pipeline.handle(telegram("hello", 1))
+    assert [m.role for m in await seamline.store.history(handled.inbound.customer_id)] == ["customer", "bot"]
