@@ -71,8 +71,8 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     seamline = await build(settings, understanding=understanding)
     app = web.Application(client_max_size=1024 * 1024)
     app[SEAMLINE] = seamline
-    WebChannel(pipeline=seamline.pipeline,
-               signer=Signer(secret_key=settings.secret_key, purpose="web-visitor")).install(app)
+    WebChannel(pipeline=seamline.pipeline, signer=Signer(secret_key=settings.secret_key, purpose="web-visitor"),
+               rate_limit=settings.web_rate_limit).install(app)
     app.router.add_get("/healthz", _health)
 
     async def close(app: web.Application) -> None:

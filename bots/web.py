@@ -24,7 +24,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 4096
 MAX_FRAME = 64 * 1024
 MAX_ID = 64
-RATE_LIMIT = (30, 10.0)  # messages per seconds, per connection
+RATE_WINDOW = 10.0  # seconds; at most ``rate_limit`` messages per window and connection
 
 
 class FrameError(Exception):
@@ -66,8 +66,10 @@ def to_frame(message: StoredMessage) -> dict:
 class WebChannel:
     channel = Channel.WEB
 
-    def __init__(self, *, pipeline: Pipeline, signer: Signer, history_limit: int = 200) -> None:
+    def __init__(self, *, pipeline: Pipeline, signer: Signer, history_limit: int = 200,
+                 rate_limit: int = 30) -> None:
         self._pipeline = pipeline
+        self._rate_limit = rate_limit
         self._signer = signer
         self._history_limit = history_limit
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
@@ -125,7 +127,7 @@ class WebChannel:
                     elif frame["type"] == "message":
                         if visitor is None:
                             raise FrameError("hello_required", "send a hello frame first", frame_id)
-                        if _limited(recent):
+                        if self._rate_limit and _limited(recent, self._rate_limit):
                             raise FrameError("rate_limited", "too many messages; wait a few seconds", frame_id)
                         await self._message(ws, visitor, frame, language)
                     elif frame["type"] == "ping":
@@ -181,10 +183,9 @@ def _parse(data: str) -> dict:
     return frame
 
 
-def _limited(recent: deque[float]) -> bool:
-    count, window = RATE_LIMIT
+def _limited(recent: deque[float], count: int) -> bool:
     now = time.monotonic()
-    while recent and now - recent[0] > window:
+    while recent and now - recent[0] > RATE_WINDOW:
         recent.popleft()
     if len(recent) >= count:
         return True

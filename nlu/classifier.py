@@ -1,12 +1,16 @@
 """A light intent classifier: character and word n-grams with logistic regression.
 
-Character n-grams make it forgiving of typos and Russian word endings; it trains in well
-under a second on the shipped data and needs nothing downloaded. Out-of-scope examples are
-trained as their own class, and a confidence threshold (applied by ``Understanding``) catches
-the rest.
+Character n-grams make it forgiving of typos and Russian word endings; it trains in seconds on
+the shipped data and needs nothing downloaded. scikit-learn fits the model; parsing one message
+then runs on plain dictionaries and a NumPy gather (tens of microseconds instead of the
+milliseconds scikit-learn's per-call checks cost), with results equal to ``predict_proba``.
 """
 from __future__ import annotations
 
+import math
+from collections import Counter
+
+import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline, make_union
@@ -24,14 +28,46 @@ class NgramClassifier:
             raise ValueError("need examples of at least two intents to train")
         self._model = make_pipeline(
             make_union(
-                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1),
+                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
                 TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"),
             ),
             LogisticRegression(C=20.0, max_iter=2000),
         )
         self._model.fit([normalize(e.text) for e in examples], [e.intent for e in examples])
         self.intents = tuple(str(c) for c in self._model.classes_)
+        self._compile()
+
+    def _compile(self) -> None:
+        union, regression = self._model.steps[0][1], self._model.steps[1][1]
+        self._parts = []
+        offset = 0
+        for _, vectorizer in union.transformer_list:
+            self._parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, offset))
+            offset += len(vectorizer.vocabulary_)
+        self._coef = np.ascontiguousarray(regression.coef_.T)  # features x classes
+        self._intercept = regression.intercept_
+        if self._coef.shape[1] == 1:  # binary: scikit-learn keeps one column for the positive class
+            self._coef = np.hstack([-self._coef / 2, self._coef / 2])
+            self._intercept = np.array([-self._intercept[0] / 2, self._intercept[0] / 2])
 
     def rank(self, text: str) -> list[tuple[str, float]]:
+        indices: list[int] = []
+        values: list[float] = []
+        text = normalize(text)
+        for analyze, vocabulary, idf, offset in self._parts:
+            counts = Counter(term for term in analyze(text) if term in vocabulary)
+            weights = {vocabulary[t]: (1.0 + math.log(c)) * idf[vocabulary[t]] for t, c in counts.items()}
+            norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+            for index, weight in weights.items():
+                indices.append(index + offset)
+                values.append(weight / norm)
+        logits = self._intercept + (np.asarray(values) @ self._coef[indices] if indices else 0.0)
+        logits = logits - logits.max()
+        probabilities = np.exp(logits)
+        probabilities /= probabilities.sum()
+        return sorted(zip(self.intents, probabilities.tolist()), key=lambda pair: -pair[1])
+
+    def reference_rank(self, text: str) -> list[tuple[str, float]]:
+        """The same ranking through scikit-learn, slow; kept to check the fast path against."""
         probabilities = self._model.predict_proba([normalize(text)])[0]
         return sorted(zip(self.intents, (float(p) for p in probabilities)), key=lambda pair: -pair[1])

@@ -30,6 +30,7 @@ class Settings:
     default_language: str = "en"
     fallbacks_before_human: int = 2
     escalate_intents: tuple[str, ...] = ("human_agent", "complaint", "payment_problem")
+    web_rate_limit: int = 30  # messages per 10 seconds per widget connection; 0 turns the limit off
     log_level: str = "INFO"
 
     @property
@@ -99,7 +100,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         file = tomllib.loads(toml_path.read_text()) if toml_path.exists() else {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(toml_path), f"is not valid TOML ({exc})", "Fix the file or restore it from git") from exc
-    server, storage, dialogue = (file.get(k, {}) for k in ("server", "storage", "dialogue"))
+    server, storage, dialogue, webchat = (file.get(k, {}) for k in ("server", "storage", "dialogue", "web"))
 
     def get(name: str, section: dict, key: str, default: object) -> object:
         return env.get(name) if env.get(name) not in (None, "") else section.get(key, default)
@@ -126,5 +127,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             "SEAMLINE_FALLBACKS_BEFORE_HUMAN=2",
         ),
         escalate_intents=tuple(str(i) for i in dialogue.get("escalate_intents", Settings.escalate_intents)),
+        web_rate_limit=_int("SEAMLINE_WEB_RATE_LIMIT", get("SEAMLINE_WEB_RATE_LIMIT", webchat, "rate_limit", 30),
+                            0, 100_000, "SEAMLINE_WEB_RATE_LIMIT=30"),
         log_level=level,
     )

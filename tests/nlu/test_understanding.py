@@ -51,3 +51,11 @@ def test_order_numbers_are_found_in_either_language():
     assert [e.value for e in entities.extract("заказ №48213 где")] == ["48213"]
     assert [e.value for e in entities.extract("where is order #123456?")] == ["123456"]
     assert entities.extract("I need it in 2 days") == ()
+
+
+def test_the_fast_ranking_equals_scikit_learns(understanding):
+    classifier = understanding._classifier
+    for text in ("where is my order 12345", "Здравствуйте, хочу вернуть товар", "zzzz", "оператор!!!"):
+        fast, reference = classifier.rank(text), classifier.reference_rank(text)
+        assert [i for i, _ in fast] == [i for i, _ in reference]
+        assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(fast, reference))

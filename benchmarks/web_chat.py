@@ -1,0 +1,154 @@
+"""Web chat throughput and latency against a running Seamline, beside a bare aiohttp echo server.
+
+    python benchmarks/web_chat.py [--conversations 64] [--seconds 10] [--url ws://host:port/chat/ws]
+
+Without --url it starts `seamline run` on embedded defaults (SQLite, in-process sessions) in a
+temporary directory. In the same run it starts a bare aiohttp WebSocket echo server and drives it
+the same way, then prints messages/s and p50/p99 latency of both and their ratio. Each
+conversation sends a message and waits for the bot's answer (or the echo) before the next one.
+Bounded: it stops after --seconds of measurement per target. Only 127.0.0.1 is used.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = ["hello", "where is my order", "48213", "how much is delivery", "спасибо", "когда вы работаете",
+         "хочу вернуть товар", "thanks!", "what's the weather like", "оплата не проходит"]
+
+ECHO_SERVER = """
+import sys
+from aiohttp import web, WSMsgType
+
+async def ws(request):
+    sock = web.WebSocketResponse()
+    await sock.prepare(request)
+    async for msg in sock:
+        if msg.type == WSMsgType.TEXT:
+            await sock.send_str(msg.data)
+    return sock
+
+app = web.Application()
+app.router.add_get("/ws", ws)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_up(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.ws_connect(url) as ws:
+                    await ws.close()
+                    return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.2)
+    raise SystemExit(f"server at {url} did not come up in {seconds}s")
+
+
+async def drive(url: str, conversations: int, seconds: float, seamline: bool) -> tuple[int, list[float], float]:
+    latencies: list[float] = []
+    stop_at = 0.0
+    started = asyncio.Event()
+
+    async def conversation(n: int, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(url) as ws:
+            if seamline:
+                await ws.send_json({"type": "hello", "token": None})
+                assert (await ws.receive_json())["type"] == "welcome"
+            await started.wait()
+            i = 0
+            while time.monotonic() < stop_at:
+                text = TEXTS[(n + i) % len(TEXTS)]
+                frame = {"type": "message", "id": f"b{n}-{i}", "text": text}
+                sent = time.perf_counter()
+                await ws.send_str(json.dumps(frame))
+                while True:  # Seamline: echo of the customer message, then the bot's answer
+                    answer = json.loads((await ws.receive()).data)
+                    if answer.get("type") == "error":
+                        raise SystemExit(f"the server answered with an error: {answer}")
+                    if not seamline or answer.get("role") == "bot":
+                        break
+                if time.monotonic() < stop_at:
+                    latencies.append((time.perf_counter() - sent) * 1000)
+                i += 1
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        tasks = [asyncio.create_task(conversation(n, http)) for n in range(conversations)]
+        await asyncio.sleep(1.0)  # connect and say hello before the clock starts
+        begin = time.monotonic()
+        stop_at = begin + seconds
+        started.set()
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - begin
+    return len(latencies), latencies, elapsed
+
+
+def report(name: str, count: int, latencies: list[float], elapsed: float) -> float:
+    rate = count / elapsed
+    q = statistics.quantiles(latencies, n=100)
+    print(f"{name:<22} {rate:10.0f} msg/s   p50 {q[49]:7.2f} ms   p99 {q[98]:7.2f} ms   ({count} messages)")
+    return rate
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conversations", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--url", help="ws:// URL of a running Seamline's /chat/ws (default: start one)")
+    args = parser.parse_args()
+
+    processes = []
+    workdir = tempfile.mkdtemp(prefix="seamline-bench-")
+    try:
+        url = args.url
+        if not url:
+            port = free_port()
+            env = {**os.environ, "SEAMLINE_PORT": str(port), "SEAMLINE_HOST": "127.0.0.1",
+                   "SEAMLINE_DATA_DIR": workdir, "SEAMLINE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
+                   "SEAMLINE_LOG_LEVEL": "WARNING", "SEAMLINE_REDIS_URL": "",
+                   # one benchmark conversation sends far faster than a person types
+                   "SEAMLINE_WEB_RATE_LIMIT": "0"}
+            processes.append(subprocess.Popen([sys.executable, "-m", "bots.cli", "run"], cwd=ROOT, env=env,
+                                              stdout=subprocess.DEVNULL))
+            url = f"ws://127.0.0.1:{port}/chat/ws"
+        echo_port = free_port()
+        processes.append(subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(echo_port)]))
+        echo_url = f"ws://127.0.0.1:{echo_port}/ws"
+        await wait_up(url)
+        await wait_up(echo_url)
+
+        print(f"{args.conversations} concurrent conversations, {args.seconds:.0f} s each, on {os.cpu_count()} cores")
+        await drive(url, args.conversations, 2.0, seamline=True)  # warm up
+        seamline = report("seamline (embedded)", *await drive(url, args.conversations, args.seconds, True))
+        await drive(echo_url, args.conversations, 1.0, seamline=False)
+        echo = report("bare aiohttp echo", *await drive(echo_url, args.conversations, args.seconds, False))
+        print(f"ratio seamline / echo: {seamline / echo:.2f}   (target >= 0.35; p99 target <= 50 ms)")
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
