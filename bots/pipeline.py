@@ -82,7 +82,7 @@ class Pipeline:
             session.remember(seen_key)
         if session.last_channel != message.channel.value:
             session.last_channel = message.channel.value
-            await self._store.touch_customer(session.customer_id, message.channel.value, message.language)
+            await self._store.touch_customer(session.customer_id, message.channel.value)
         if on_stored is not None:
             await on_stored(inbound)
         if session.handoff == "with_agent":
@@ -122,12 +122,10 @@ class Pipeline:
         if session is not None:
             return session
         # New, expired or evicted: rebuild what the database knows.
-        conversation_id = await self._store.open_conversation(customer.id)
-        conversation = await self._store.conversation(conversation_id)
+        conversation = await self._store.open_conversation(customer)
         return Session(
-            customer_id=customer.id, conversation_id=conversation_id,
+            customer_id=customer.id, conversation_id=conversation.id,
             language=customer.language or message.language or self._default_language,
-            handoff=conversation["state"] if conversation and conversation["state"] != "resolved" else "bot",
-            last_channel=customer.last_channel,
-            seen=await self._store.recent_external_ids(customer.id),
+            handoff=conversation.state, last_channel=customer.last_channel,
+            seen=[] if customer.new else await self._store.recent_external_ids(customer.id),
         )

@@ -7,9 +7,6 @@ milliseconds scikit-learn's per-call checks cost), with results equal to ``predi
 """
 from __future__ import annotations
 
-import math
-from collections import Counter
-
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -51,17 +48,21 @@ class NgramClassifier:
             self._intercept = np.array([-self._intercept[0] / 2, self._intercept[0] / 2])
 
     def rank(self, text: str) -> list[tuple[str, float]]:
-        indices: list[int] = []
-        values: list[float] = []
         text = normalize(text)
+        blocks = []
         for analyze, vocabulary, idf, offset in self._parts:
-            counts = Counter(term for term in analyze(text) if term in vocabulary)
-            weights = {vocabulary[t]: (1.0 + math.log(c)) * idf[vocabulary[t]] for t, c in counts.items()}
-            norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-            for index, weight in weights.items():
-                indices.append(index + offset)
-                values.append(weight / norm)
-        logits = self._intercept + (np.asarray(values) @ self._coef[indices] if indices else 0.0)
+            counts: dict[int, int] = {}
+            for term in analyze(text):
+                index = vocabulary.get(term)
+                if index is not None:
+                    counts[index] = counts.get(index, 0) + 1
+            if not counts:
+                continue
+            indices = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+            weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=float, count=len(counts)))) * idf[indices]
+            weights /= np.sqrt(weights @ weights)  # each vectorizer is L2-normalised on its own
+            blocks.append(weights @ self._coef[indices + offset])
+        logits = self._intercept + sum(blocks) if blocks else self._intercept.copy()
         logits = logits - logits.max()
         probabilities = np.exp(logits)
         probabilities /= probabilities.sum()

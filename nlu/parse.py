@@ -1,7 +1,7 @@
 """What understanding a message yields, and the interface every classifier implements."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Protocol
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -32,9 +32,12 @@ class Parse:
         return next((e.value for e in self.entities if e.type == kind), None)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["ranking"] = [{"intent": i, "confidence": round(c, 4)} for i, c in self.ranking]
-        return data
+        return {
+            "intent": self.intent, "confidence": self.confidence, "language": self.language,
+            "ranking": [{"intent": i, "confidence": round(c, 4)} for i, c in self.ranking],
+            "entities": [{"type": e.type, "value": e.value, "text": e.text, "start": e.start, "end": e.end}
+                         for e in self.entities],
+        }
 
 
 class Classifier(Protocol):

@@ -26,3 +26,4 @@ class Customer:
     last_channel: str | None = None
     created_at: datetime | None = None
     identities: tuple[Identity, ...] = field(default=())
+    new: bool = False  # created by this very resolution: nothing to look up about them yet

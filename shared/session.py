@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol
 
 SEEN_LIMIT = 200  # platform message ids remembered per session for de-duplication
@@ -32,7 +32,10 @@ class Session:
         del self.seen[:-SEEN_LIMIT]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"customer_id": self.customer_id, "conversation_id": self.conversation_id,
+                "language": self.language, "slots": dict(self.slots), "active_form": self.active_form,
+                "fallbacks": self.fallbacks, "handoff": self.handoff, "last_channel": self.last_channel,
+                "seen": list(self.seen)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Session":
@@ -72,7 +75,7 @@ class MemorySessionStore:
         return Session.from_dict(_copy(data))
 
     async def save(self, session: Session) -> None:
-        self._data[session.customer_id] = _copy(session.to_dict())
+        self._data[session.customer_id] = session.to_dict()
         self._data.move_to_end(session.customer_id)
         while len(self._data) > self._capacity:
             self._data.popitem(last=False)

@@ -1,22 +1,35 @@
-"""The ChatStore on SQLAlchemy: SQLite by default, PostgreSQL when configured."""
+"""The ChatStore on SQLAlchemy: SQLite by default, PostgreSQL when configured.
+
+Reads go straight to the database; every write goes through one GroupWriter (see writer.py).
+"""
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.errors import StoreError
 from shared.history import StoredMessage, new_id
 from shared.identity import Customer, Identity
 from shared.message import utcnow
-from shared.storage.models import ConversationRow, CustomerRow, EventRow, IdentityRow, MessageRow
+from shared.storage.models import Base, ConversationRow, CustomerRow, EventRow, IdentityRow, MessageRow
 from shared.storage.writer import GroupWriter
 
 _MESSAGE_COLUMNS = [c.name for c in MessageRow.__table__.columns]
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    customer_id: str
+    state: str = "bot"  # bot | queued | with_agent | resolved
+    queue: str | None = None
+    started_at: datetime | None = None
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -26,25 +39,34 @@ def _aware(value: datetime | None) -> datetime | None:
 
 class SqlChatStore:
     def __init__(self, *, engine: AsyncEngine, cache_size: int = 100_000) -> None:
-        self._engine = engine
         self.engine = engine
-        self._writer = GroupWriter(engine)
+        self._writer = GroupWriter(engine, Base.metadata)
         self._customers: OrderedDict[tuple[str, str], Customer] = OrderedDict()
         self._cache_size = cache_size
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        # A platform message id seen before is skipped by the database too, never an error.
-        self._insert_message = dialect.insert(MessageRow).on_conflict_do_nothing(
+        messages, customers, conversations = MessageRow.__table__, CustomerRow.__table__, ConversationRow.__table__
+        # A platform message id or identity seen before is skipped by the database too, never an error.
+        self._insert_message = dialect.insert(messages).on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        self._insert_identity = dialect.insert(IdentityRow.__table__).on_conflict_do_nothing(
             index_elements=["channel", "external_id"])
-        table = MessageRow.__table__
-        self._annotate = update(table).where(table.c.id == bindparam("message_id")).values(
+        self._insert_customer = insert(customers)
+        self._insert_conversation = insert(conversations)
+        self._delete_customer = delete(customers).where(customers.c.id == bindparam("customer_id"))
+        self._insert_event = insert(EventRow.__table__)
+        self._annotate = update(messages).where(messages.c.id == bindparam("message_id")).values(
             intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
-        self._insert_event = insert(EventRow)
+        self._touch = update(customers).where(customers.c.id == bindparam("customer_id")).values(
+            last_channel=bindparam("channel"), last_seen_at=bindparam("seen_at"))
+        self._set_state = update(conversations).where(conversations.c.id == bindparam("conversation_id")).values(
+            state=bindparam("state"), queue=bindparam("queue"), updated_at=bindparam("at"),
+            closed_at=bindparam("closed_at"))
 
     async def close(self) -> None:
         await self._writer.close()
 
     async def resolve_customer(self, channel: str, sender: str, address: str,
                                name: str | None = None, language: str | None = None) -> Customer:
+        """The customer behind this identity; a new customer (``new=True``) the first time."""
         key = (channel, sender)
         cached = self._customers.get(key)
         if cached is not None:
@@ -54,7 +76,7 @@ class SqlChatStore:
             customer = await self._find(channel, sender) or await self._create(channel, sender, address, name, language)
         except SQLAlchemyError as exc:
             raise StoreError(f"could not resolve the {channel} customer: {exc}") from exc
-        self._customers[key] = customer
+        self._customers[key] = replace(customer, new=False)
         while len(self._customers) > self._cache_size:
             self._customers.popitem(last=False)
         return customer
@@ -72,7 +94,7 @@ class SqlChatStore:
     async def _find(self, channel: str, sender: str) -> Customer | None:
         query = (select(CustomerRow).join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
                  .where(IdentityRow.channel == channel, IdentityRow.external_id == sender))
-        async with self._engine.connect() as conn:
+        async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
@@ -82,68 +104,63 @@ class SqlChatStore:
     async def _create(self, channel: str, sender: str, address: str, name: str | None,
                       language: str | None) -> Customer:
         now, customer_id = utcnow(), new_id()
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(insert(CustomerRow).values(
-                    id=customer_id, name=name, language=language, last_channel=channel, attributes={},
-                    created_at=now, last_seen_at=now))
-                await conn.execute(insert(IdentityRow).values(
-                    customer_id=customer_id, channel=channel, external_id=sender, address=address,
-                    reachable=True, created_at=now))
-        except IntegrityError:
-            # Two first messages raced; the other one created the customer.
-            found = await self._find(channel, sender)
-            if found is None:
-                raise
+        await self._writer.write_all([
+            (self._insert_customer, {"id": customer_id, "name": name, "language": language, "last_channel": channel,
+                                     "attributes": {}, "created_at": now, "last_seen_at": now}),
+            (self._insert_identity, {"customer_id": customer_id, "channel": channel, "external_id": sender,
+                                     "address": address, "reachable": True, "created_at": now}),
+        ])
+        found = await self._find(channel, sender)
+        if found is None:
+            raise StoreError(f"the new {channel} customer {sender!r} was not stored")
+        if found.id != customer_id:
+            # Two first messages raced and the other one's identity won: drop our empty customer.
+            await self._writer.write(self._delete_customer, {"customer_id": customer_id})
             return found
         return Customer(id=customer_id, name=name, language=language, last_channel=channel, created_at=now,
-                        identities=(Identity(channel, sender, address),))
+                        identities=(Identity(channel, sender, address),), new=True)
 
     async def identities(self, customer_id: str) -> list[Identity]:
         query = select(IdentityRow).where(IdentityRow.customer_id == customer_id).order_by(IdentityRow.id)
-        async with self._engine.connect() as conn:
+        async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [Identity(r.channel, r.external_id, r.address, r.reachable) for r in rows]
 
-    async def open_conversation(self, customer_id: str) -> str:
-        """The customer's open conversation, or a new one."""
-        query = (select(ConversationRow.id).where(ConversationRow.customer_id == customer_id,
-                                                  ConversationRow.state != "resolved")
-                 .order_by(ConversationRow.started_at.desc()).limit(1))
-        try:
-            async with self._engine.begin() as conn:
-                found = (await conn.execute(query)).scalar()
-                if found:
-                    return found
-                now, conversation_id = utcnow(), new_id()
-                await conn.execute(insert(ConversationRow).values(
-                    id=conversation_id, customer_id=customer_id, state="bot", started_at=now, updated_at=now))
-                return conversation_id
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not open a conversation for {customer_id}: {exc}") from exc
+    async def open_conversation(self, customer: Customer) -> Conversation:
+        """The customer's open conversation, or a new one. Call it holding the customer's session lock."""
+        if not customer.new:
+            query = (select(ConversationRow).where(ConversationRow.customer_id == customer.id,
+                                                   ConversationRow.state != "resolved")
+                     .order_by(ConversationRow.started_at.desc()).limit(1))
+            try:
+                async with self.engine.connect() as conn:
+                    row = (await conn.execute(query)).first()
+            except SQLAlchemyError as exc:
+                raise StoreError(f"could not open a conversation for {customer.id}: {exc}") from exc
+            if row is not None:
+                return Conversation(row.id, row.customer_id, row.state, row.queue, _aware(row.started_at))
+        now = utcnow()
+        conversation = Conversation(new_id(), customer.id, "bot", None, now)
+        await self._writer.write(self._insert_conversation, {
+            "id": conversation.id, "customer_id": customer.id, "state": "bot", "queue": None,
+            "started_at": now, "updated_at": now, "closed_at": None})
+        return conversation
 
     async def set_conversation_state(self, conversation_id: str, state: str, queue: str | None = None) -> None:
-        values = {"state": state, "updated_at": utcnow()}
-        if queue is not None:
-            values["queue"] = queue
-        if state == "resolved":
-            values["closed_at"] = values["updated_at"]
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(update(ConversationRow).where(ConversationRow.id == conversation_id).values(**values))
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not update conversation {conversation_id}: {exc}") from exc
+        now = utcnow()
+        await self._writer.write(self._set_state, {"conversation_id": conversation_id, "state": state,
+                                                   "queue": queue, "at": now,
+                                                   "closed_at": now if state == "resolved" else None})
 
-    async def conversation(self, conversation_id: str) -> dict | None:
-        async with self._engine.connect() as conn:
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        async with self.engine.connect() as conn:
             row = (await conn.execute(select(ConversationRow).where(ConversationRow.id == conversation_id))).first()
-        return None if row is None else {"id": row.id, "customer_id": row.customer_id, "state": row.state,
-                                         "queue": row.queue, "started_at": _aware(row.started_at)}
+        return None if row is None else Conversation(row.id, row.customer_id, row.state, row.queue,
+                                                     _aware(row.started_at))
 
     async def append(self, message: StoredMessage) -> None:
         """Store one message; returns once it is committed. A repeated (channel, external_id) is skipped."""
-        row = {name: getattr(message, name) for name in _MESSAGE_COLUMNS}
-        await self._writer.write(self._insert_message, row)
+        await self._writer.write(self._insert_message, {name: getattr(message, name) for name in _MESSAGE_COLUMNS})
 
     async def annotate(self, message_id: str, intent: str | None, confidence: float | None, nlu: dict) -> None:
         await self._writer.write(self._annotate, {"message_id": message_id, "intent": intent,
@@ -154,7 +171,7 @@ class SqlChatStore:
         query = (select(MessageRow).where(MessageRow.customer_id == customer_id)
                  .order_by(MessageRow.created_at.desc(), MessageRow.id.desc()).limit(limit))
         try:
-            async with self._engine.connect() as conn:
+            async with self.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read the history of {customer_id}: {exc}") from exc
@@ -165,16 +182,13 @@ class SqlChatStore:
         query = (select(MessageRow.channel, MessageRow.external_id)
                  .where(MessageRow.customer_id == customer_id, MessageRow.external_id.is_not(None))
                  .order_by(MessageRow.created_at.desc()).limit(limit))
-        async with self._engine.connect() as conn:
+        async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [f"{r.channel}:{r.external_id}" for r in reversed(rows)]
 
-    async def touch_customer(self, customer_id: str, channel: str, language: str | None) -> None:
-        values = {"last_channel": channel, "last_seen_at": utcnow()}
-        if language:
-            values["language"] = language
-        await self._writer.write(
-            update(CustomerRow.__table__).where(CustomerRow.__table__.c.id == customer_id).values(**values), {})
+    async def touch_customer(self, customer_id: str, channel: str) -> None:
+        """Remember the channel the customer is on now."""
+        await self._writer.write(self._touch, {"customer_id": customer_id, "channel": channel, "seen_at": utcnow()})
 
     async def record_event(self, kind: str, customer_id: str | None, conversation_id: str | None,
                            data: dict | None = None) -> None:
@@ -184,7 +198,7 @@ class SqlChatStore:
 
     async def events(self, customer_id: str) -> list[dict]:
         query = select(EventRow).where(EventRow.customer_id == customer_id).order_by(EventRow.id)
-        async with self._engine.connect() as conn:
+        async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [{"kind": r.kind, "conversation_id": r.conversation_id, "data": r.data,
                  "created_at": _aware(r.created_at)} for r in rows]

@@ -81,7 +81,7 @@ async def test_asking_for_a_person_queues_the_conversation_with_the_reason(seaml
     handled = await seamline.pipeline.handle(telegram("I want to talk to a human", 1))
     conversation = await seamline.store.conversation(handled.inbound.conversation_id)
     events = await seamline.store.events(handled.inbound.customer_id)
-    assert (conversation["state"], conversation["queue"]) == ("queued", "support")
+    assert (conversation.state, conversation.queue) == ("queued", "support")
     assert events[-1]["kind"] == "handoff_requested" and events[-1]["data"]["reason"] == "intent human_agent"
 
 

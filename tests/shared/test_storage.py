@@ -46,7 +46,7 @@ class TestChatStoreContract:
 
     async def test_history_is_one_timeline_across_channels_oldest_first(self, store):
         customer = await store.resolve_customer("telegram", "7", "7")
-        conversation = await store.open_conversation(customer.id)
+        conversation = (await store.open_conversation(customer)).id
         start = utcnow()
         await store.append(message(customer, conversation, "hi from telegram", channel="telegram", at=start))
         await store.append(message(customer, conversation, "hello!", channel="telegram", role="bot",
@@ -60,7 +60,7 @@ class TestChatStoreContract:
 
     async def test_history_limit_keeps_the_newest(self, store):
         customer = await store.resolve_customer("web", "v1", "v1")
-        conversation = await store.open_conversation(customer.id)
+        conversation = (await store.open_conversation(customer)).id
         start = utcnow()
         for n in range(5):
             await store.append(message(customer, conversation, f"m{n}", at=start + timedelta(seconds=n)))
@@ -69,12 +69,12 @@ class TestChatStoreContract:
     async def test_a_customer_never_sees_another_customers_messages(self, store):
         alice = await store.resolve_customer("web", "alice", "alice")
         bob = await store.resolve_customer("web", "bob", "bob")
-        await store.append(message(alice, await store.open_conversation(alice.id), "alice's secret"))
+        await store.append(message(alice, (await store.open_conversation(alice)).id, "alice's secret"))
         assert await store.history(bob.id) == []
 
     async def test_a_repeated_platform_message_id_is_stored_once(self, store):
         customer = await store.resolve_customer("telegram", "9", "9")
-        conversation = await store.open_conversation(customer.id)
+        conversation = (await store.open_conversation(customer)).id
         await store.append(message(customer, conversation, "once", channel="telegram", external_id="upd-1"))
         await store.append(message(customer, conversation, "once", channel="telegram", external_id="upd-1"))
         assert [m.text for m in await store.history(customer.id)] == ["once"]
@@ -82,14 +82,14 @@ class TestChatStoreContract:
 
     async def test_concurrent_appends_of_many_customers_are_all_kept(self, store):
         customers = [await store.resolve_customer("web", f"v{n}", f"v{n}") for n in range(20)]
-        conversations = [await store.open_conversation(c.id) for c in customers]
+        conversations = [(await store.open_conversation(c)).id for c in customers]
         await asyncio.gather(*(store.append(message(c, v, f"from {c.id}")) for c, v in zip(customers, conversations)))
         for customer in customers:
             assert [m.text for m in await store.history(customer.id)] == [f"from {customer.id}"]
 
     async def test_what_the_bot_understood_is_kept_with_the_message(self, store):
         customer = await store.resolve_customer("web", "v2", "v2")
-        inbound = message(customer, await store.open_conversation(customer.id), "where is my order")
+        inbound = message(customer, (await store.open_conversation(customer)).id, "where is my order")
         await store.append(inbound)
         await store.annotate(inbound.id, "order_status", 0.93, {"intent": "order_status", "entities": []})
         (stored,) = await store.history(customer.id)
@@ -97,12 +97,14 @@ class TestChatStoreContract:
 
     async def test_the_open_conversation_is_reused_until_resolved(self, store):
         customer = await store.resolve_customer("web", "v3", "v3")
-        first = await store.open_conversation(customer.id)
-        assert await store.open_conversation(customer.id) == first
-        await store.set_conversation_state(first, "queued", queue="support")
-        assert (await store.conversation(first))["state"] == "queued"
-        await store.set_conversation_state(first, "resolved")
-        assert await store.open_conversation(customer.id) != first
+        first = await store.open_conversation(customer)
+        customer = await store.resolve_customer("web", "v3", "v3")  # no longer new
+        assert (await store.open_conversation(customer)).id == first.id
+        await store.set_conversation_state(first.id, "queued", queue="support")
+        assert (await store.conversation(first.id)).state == "queued"
+        assert (await store.open_conversation(customer)).state == "queued"
+        await store.set_conversation_state(first.id, "resolved")
+        assert (await store.open_conversation(customer)).id != first.id
 
     async def test_events_are_recorded_in_order(self, store):
         customer = await store.resolve_customer("web", "v4", "v4")
