@@ -90,21 +90,20 @@ class Pipeline:
 
         parse = self._understanding.parse(message.text, message.payload)
         decision = self._dialogue.decide(parse, session)
-        await self._store.annotate(inbound.id, parse.intent, parse.confidence, parse.to_dict())
+        now = utcnow()
+        replies = tuple(StoredMessage(
+            id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
+            channel=message.channel.value, direction="out", role=reply.role.value, text=reply.text,
+            buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], created_at=now,
+        ) for reply in decision.replies)
+        # What was understood and what is answered are stored (together) before anything is sent.
+        await self._store.annotate(inbound.id, parse.intent, parse.confidence, parse.to_dict(), replies)
         if decision.escalate:
             await self._escalation.request(session, reason=decision.escalate, intent=parse.intent,
                                            message_id=inbound.id)
-        replies = []
-        for reply in decision.replies:
-            stored = StoredMessage(
-                id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
-                channel=message.channel.value, direction="out", role=reply.role.value, text=reply.text,
-                buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], created_at=utcnow(),
-            )
-            await self._store.append(stored)
-            replies.append(stored)
+        for reply, stored in zip(decision.replies, replies):
             await self._deliver(message, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at))
-        return Handled(inbound=inbound, replies=tuple(replies))
+        return Handled(inbound=inbound, replies=replies)
 
     async def _deliver(self, message: Message, reply: Reply) -> None:
         adapter = self._adapters.get(message.channel)

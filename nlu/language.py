@@ -5,14 +5,14 @@ type Cyrillic. So a message with a fair share of Cyrillic letters is Russian.
 """
 from __future__ import annotations
 
+import re
+
+_CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
+_LATIN = re.compile("[a-z]", re.IGNORECASE)
+
 
 def detect(text: str) -> str | None:
-    cyrillic = latin = 0
-    for ch in text:
-        if "а" <= ch.lower() <= "я" or ch in "ёЁ":
-            cyrillic += 1
-        elif "a" <= ch.lower() <= "z":
-            latin += 1
+    cyrillic, latin = len(_CYRILLIC.findall(text)), len(_LATIN.findall(text))
     if cyrillic == latin == 0:
         return None
     return "ru" if cyrillic >= 0.3 * (cyrillic + latin) else "en"

@@ -1,7 +1,7 @@
 """What is kept of every message, inbound and outbound, and the store protocol for it."""
 from __future__ import annotations
 
-import os
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,8 +12,11 @@ from shared.message import utcnow
 
 
 def new_id() -> str:
-    """A time-ordered unique id (48-bit ms time + 80 random bits, hex), made without the database."""
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    """A time-ordered unique id (48-bit ms time + 80 random bits, hex), made without the database.
+
+    Ids name rows; they are not secrets, so the fast PRNG is enough for uniqueness.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ class ChatStore(Protocol):
 
     async def append(self, message: StoredMessage) -> None: ...
 
-    async def annotate(self, message_id: str, intent: str | None, confidence: float | None, nlu: dict) -> None: ...
+    async def annotate(self, message_id: str, intent: str | None, confidence: float | None, nlu: dict,
+                       replies: tuple[StoredMessage, ...] = ()) -> None: ...
 
     async def history(self, customer_id: str, limit: int = 100) -> list[StoredMessage]: ...
 

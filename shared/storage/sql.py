@@ -162,9 +162,12 @@ class SqlChatStore:
         """Store one message; returns once it is committed. A repeated (channel, external_id) is skipped."""
         await self._writer.write(self._insert_message, {name: getattr(message, name) for name in _MESSAGE_COLUMNS})
 
-    async def annotate(self, message_id: str, intent: str | None, confidence: float | None, nlu: dict) -> None:
-        await self._writer.write(self._annotate, {"message_id": message_id, "intent": intent,
-                                                  "confidence": confidence, "nlu": nlu})
+    async def annotate(self, message_id: str, intent: str | None, confidence: float | None, nlu: dict,
+                       replies: tuple[StoredMessage, ...] = ()) -> None:
+        """Keep what was understood of a message, and the replies to it, in one commit."""
+        await self._writer.write_all(
+            [(self._annotate, {"message_id": message_id, "intent": intent, "confidence": confidence, "nlu": nlu})]
+            + [(self._insert_message, {name: getattr(m, name) for name in _MESSAGE_COLUMNS}) for m in replies])
 
     async def history(self, customer_id: str, limit: int = 100) -> list[StoredMessage]:
         """The customer's latest ``limit`` messages on every channel, oldest first."""
