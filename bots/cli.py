@@ -38,16 +38,14 @@ def _run(settings: Settings) -> None:
     print(f"Seamline is starting (database: {settings.database_url.split('@')[-1]}, sessions: "
           f"{'redis' if settings.redis_url else 'in-process'}).", flush=True)
 
-    async def app():
-        application = await create_app(settings)
+    def announce(_aiohttp_banner: str) -> None:  # called once the port is bound
+        print(f"Seamline is running. Open {url} in your browser (Ctrl+C to stop).", flush=True)
 
-        async def announce(_app):
-            print(f"Seamline is running. Open {url} in your browser (Ctrl+C to stop).", flush=True)
-
-        application.on_startup.append(announce)
-        return application
-
-    web.run_app(app(), host=settings.host, port=settings.port, print=None)
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=announce)
+    except OSError as exc:
+        raise ConfigError("SEAMLINE_PORT", f"cannot listen on {settings.host}:{settings.port} ({exc.strerror})",
+                          "Stop the program using it or choose another port, e.g. SEAMLINE_PORT=8081") from exc
 
 
 async def _shell(settings: Settings) -> None:
@@ -62,7 +60,6 @@ async def _shell(settings: Settings) -> None:
             for button in reply.buttons:
                 print(f"     [{button.title}]  (type {button.payload})")
 
-    _prepare_database(settings)
     seamline = await build(settings)
     seamline.pipeline.register(Console())
     user = getpass.getuser()
@@ -102,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             _run(settings)
         elif args.command == "shell":
+            _prepare_database(settings)
             asyncio.run(_shell(settings))
         elif args.command == "db":
             from shared.storage.database import current_revision, upgrade

@@ -39,8 +39,13 @@ class NgramClassifier:
         self._parts = []
         offset = 0
         for _, vectorizer in union.transformer_list:
-            self._parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, offset))
-            offset += len(vectorizer.vocabulary_)
+            analyze, vocabulary = vectorizer.build_analyzer(), vectorizer.vocabulary_
+            if vectorizer.analyzer == "char_wb":
+                # char_wb n-grams never cross a space, so a text's terms are its words' terms:
+                # known words are looked up once (words repeat, as words do) instead of re-cut.
+                analyze = _per_word(analyze, vocabulary)
+            self._parts.append((analyze, vocabulary, vectorizer.idf_, offset))
+            offset += len(vocabulary)
         self._coef = np.ascontiguousarray(regression.coef_.T)  # features x classes
         self._intercept = regression.intercept_
         if self._coef.shape[1] == 1:  # binary: scikit-learn keeps one column for the positive class
@@ -72,3 +77,22 @@ class NgramClassifier:
         """The same ranking through scikit-learn, slow; kept to check the fast path against."""
         probabilities = self._model.predict_proba([normalize(text)])[0]
         return sorted(zip(self.intents, (float(p) for p in probabilities)), key=lambda pair: -pair[1])
+
+
+def _per_word(analyze, vocabulary: dict[str, int], capacity: int = 50_000):
+    """``analyze`` with the in-vocabulary terms of each word memoised (bounded)."""
+    cache: dict[str, list[str]] = {}
+
+    def terms(text: str) -> list[str]:
+        found: list[str] = []
+        for word in text.split():
+            known = cache.get(word)
+            if known is None:
+                known = [term for term in analyze(word) if term in vocabulary]
+                if len(cache) >= capacity:
+                    cache.clear()
+                cache[word] = known
+            found.extend(known)
+        return found
+
+    return terms

@@ -22,8 +22,8 @@ LANGUAGES = ("en", "ru")
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
-    database_url: str = "sqlite+aiosqlite:///var/seamline.db"
-    redis_url: str = ""
+    database_url: str = field(default="sqlite+aiosqlite:///var/seamline.db", repr=False)  # may hold a password
+    redis_url: str = field(default="", repr=False)
     secret_key: str = field(default="", repr=False)
     config_dir: Path = CONFIG_DIR
     data_dir: Path = Path("var")
@@ -67,7 +67,7 @@ def _database_url(raw: str) -> str:
 def _redis_url(raw: str) -> str:
     if raw and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(
-            "SEAMLINE_REDIS_URL", f"{raw!r} is not a Redis URL",
+            "SEAMLINE_REDIS_URL", f"a {urlsplit(raw).scheme}:// URL is not a Redis URL",
             "Use redis://127.0.0.1:6379/0, or leave it empty for the in-process session store",
         )
     return raw
@@ -83,12 +83,18 @@ def _secret_key(raw: str, data_dir: Path) -> str:
         return raw
     # Embedded default: keep one generated key beside the database so tokens survive restarts.
     path = data_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+    except FileExistsError:
+        key = path.read_text().strip()
+        if len(key) < 16:
+            raise ConfigError(str(path), "holds no usable key (shorter than 16 characters)",
+                              "Delete the file to have a new key made, or set SEAMLINE_SECRET_KEY") from None
+        return key
     key = secrets.token_urlsafe(32)
-    path.write_text(key)
-    path.chmod(0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key)
     return key
 
 
@@ -114,8 +120,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise ConfigError("SEAMLINE_LOG_LEVEL", f"{level!r} is not a log level", "Use DEBUG, INFO, WARNING or ERROR")
     return Settings(
         host=str(get("SEAMLINE_HOST", server, "host", "127.0.0.1")),
-        port=_int("SEAMLINE_PORT", get("SEAMLINE_PORT", server, "port", 8080), 0, 65535, "SEAMLINE_PORT=8080"),
-        database_url=_database_url(str(get("SEAMLINE_DATABASE_URL", storage, "database_url", Settings.database_url))),
+        port=_int("SEAMLINE_PORT", get("SEAMLINE_PORT", server, "port", 8080), 1, 65535, "SEAMLINE_PORT=8080"),
+        database_url=_database_url(str(get("SEAMLINE_DATABASE_URL", storage, "database_url", "")
+                                       or f"sqlite+aiosqlite:///{data_dir.as_posix()}/seamline.db")),
         redis_url=_redis_url(str(get("SEAMLINE_REDIS_URL", storage, "redis_url", ""))),
         secret_key=_secret_key(env.get("SEAMLINE_SECRET_KEY", ""), data_dir),
         config_dir=config_dir,
