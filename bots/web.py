@@ -5,13 +5,14 @@ token the server hands out; everything a connection may see is that visitor's ow
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections import defaultdict, deque
 from pathlib import Path
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bots.pipeline import Pipeline
 from shared.history import StoredMessage
@@ -78,7 +79,14 @@ class WebChannel:
         app.router.add_get("/", self._page)
         app.router.add_get("/widget.js", self._widget)
         app.router.add_get("/chat/ws", self._websocket)
+        app.on_shutdown.append(self._close_all)
         self._pipeline.register(self)
+
+    async def _close_all(self, app: web.Application) -> None:
+        """On shutdown say "going away" to every open widget; they reconnect by themselves."""
+        sockets = [ws for group in self._sockets.values() for ws in group]
+        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
+                               for ws in sockets), return_exceptions=True)
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})

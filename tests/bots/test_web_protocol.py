@@ -219,3 +219,13 @@ async def test_the_chat_works_on_postgresql_and_redis(http, make_server, setting
     assert [m["text"] for m in history if m["role"] == "customer"] == ["where is my order", "order 48213"]
     await again.ws.send_json({"type": "message", "id": "c-2", "text": "order 48213"})
     assert (await again.receive())["type"] == "ack"  # dedupe survives a restart through Redis
+
+
+async def test_a_server_shutdown_tells_open_chats_it_is_going_away(http, server):
+    c = await client(http, server)
+    await c.hello()
+    stopping = asyncio.create_task(server.stop())
+    closing = await c.ws.receive(timeout=10)
+    await stopping
+    assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert c.ws.close_code == 1001
