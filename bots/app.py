@@ -74,6 +74,14 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     WebChannel(pipeline=seamline.pipeline, signer=Signer(secret_key=settings.secret_key, purpose="web-visitor"),
                rate_limit=settings.web_rate_limit).install(app)
     app.router.add_get("/healthz", _health)
+    if settings.telegram is not None:
+        from bots.telegram import TelegramChannel  # aiogram costs seconds to import: only when used
+
+        TelegramChannel(pipeline=seamline.pipeline, settings=settings.telegram).install(app)
+    if settings.vk is not None:
+        from bots.vk import VkChannel
+
+        VkChannel(pipeline=seamline.pipeline, settings=settings.vk).install(app)
 
     async def close(app: web.Application) -> None:
         await seamline.close()

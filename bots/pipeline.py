@@ -12,7 +12,7 @@ from typing import Awaitable, Callable, Protocol
 from bots.dialogue import Dialogue
 from handoff.escalation import Escalation
 from nlu.understanding import Understanding
-from shared.errors import ChannelError
+from shared.errors import ChannelError, Unreachable
 from shared.history import StoredMessage, new_id
 from shared.identity import Customer
 from shared.message import Channel, Message, Reply, Role, utcnow
@@ -112,6 +112,9 @@ class Pipeline:
             return
         try:
             await adapter.send(message.address, reply)
+        except Unreachable:
+            log.info("%s customer %s cannot be reached there any more", message.channel.value, message.sender)
+            await self._store.set_reachable(message.channel.value, message.sender, False)
         except ChannelError:
             # The reply is stored; the customer sees it in their history when they come back.
             log.warning("could not deliver reply %s on %s", reply.id, message.channel.value, exc_info=True)

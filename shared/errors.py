@@ -3,6 +3,7 @@
     SeamlineError
     ├── ConfigError    a setting is missing or wrong (names the setting and how to fix it)
     ├── ChannelError   a channel (web, Telegram, VK) refused or failed a call
+    │   └── Unreachable        the customer cannot be reached there (bot blocked, chat gone)
     ├── StoreError     a database or session store failed
     │   └── DuplicateMessage   a platform message id was seen before
     ├── NluError       the model is missing, corrupt or failed
@@ -23,6 +24,10 @@ class ConfigError(SeamlineError):
 
 
 class ChannelError(SeamlineError):
+    pass
+
+
+class Unreachable(ChannelError):
     pass
 
 

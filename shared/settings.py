@@ -6,6 +6,7 @@ what it needs handed in. Every error names the setting, what is wrong and how to
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -16,6 +17,35 @@ from shared.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 LANGUAGES = ("en", "ru")
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    """Set when SEAMLINE_TELEGRAM_TOKEN is; webhook mode when a webhook URL is given, else long polling."""
+
+    token: str = field(repr=False)
+    api_base: str = "https://api.telegram.org"
+    webhook_url: str = ""
+    webhook_secret: str = field(default="", repr=False)
+
+    @property
+    def webhook(self) -> bool:
+        return bool(self.webhook_url)
+
+
+@dataclass(frozen=True)
+class VkSettings:
+    """Set when SEAMLINE_VK_TOKEN is; Callback API when a confirmation string is given, else Bots Long Poll."""
+
+    token: str = field(repr=False)
+    group_id: int = 0
+    api_base: str = ""  # empty: vk_api's own default
+    confirmation: str = ""
+    secret: str = field(default="", repr=False)
+
+    @property
+    def callback(self) -> bool:
+        return bool(self.confirmation)
 
 
 @dataclass(frozen=True)
@@ -31,6 +61,8 @@ class Settings:
     fallbacks_before_human: int = 2
     escalate_intents: tuple[str, ...] = ("human_agent", "complaint", "payment_problem")
     web_rate_limit: int = 30  # messages per 10 seconds per widget connection; 0 turns the limit off
+    telegram: TelegramSettings | None = None
+    vk: VkSettings | None = None
     log_level: str = "INFO"
 
     @property
@@ -98,6 +130,58 @@ def _secret_key(raw: str, data_dir: Path) -> str:
     return key
 
 
+def _http_url(name: str, raw: str) -> str:
+    if urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc:
+        raise ConfigError(name, f"{raw!r} is not an http(s) URL", f"Set it like {name}=https://example.com")
+    return raw.rstrip("/")
+
+
+def _telegram(env: dict[str, str]) -> TelegramSettings | None:
+    token = env.get("SEAMLINE_TELEGRAM_TOKEN", "").strip()
+    url = env.get("SEAMLINE_TELEGRAM_WEBHOOK_URL", "").strip()
+    secret = env.get("SEAMLINE_TELEGRAM_WEBHOOK_SECRET", "").strip()
+    if not token:
+        if url or secret:
+            raise ConfigError("SEAMLINE_TELEGRAM_TOKEN", "is not set, but a Telegram webhook is configured",
+                              "Set the bot token from @BotFather, or unset the webhook settings")
+        return None
+    if not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
+        raise ConfigError("SEAMLINE_TELEGRAM_TOKEN", "does not look like a bot token (123456789:AAH...)",
+                          "Copy the token @BotFather gave you")
+    if url or secret:
+        if not url:
+            raise ConfigError("SEAMLINE_TELEGRAM_WEBHOOK_URL", "is not set, but a webhook secret is",
+                              "Set the public https URL of /telegram/webhook, or unset the secret for long polling")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", secret):
+            raise ConfigError("SEAMLINE_TELEGRAM_WEBHOOK_SECRET",
+                              "must be 16-256 characters of A-Z, a-z, 0-9, _ and - in webhook mode",
+                              'Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"')
+        url = _http_url("SEAMLINE_TELEGRAM_WEBHOOK_URL", url)
+    base = _http_url("SEAMLINE_TELEGRAM_API_BASE", env.get("SEAMLINE_TELEGRAM_API_BASE") or "https://api.telegram.org")
+    return TelegramSettings(token=token, api_base=base, webhook_url=url, webhook_secret=secret)
+
+
+def _vk(env: dict[str, str]) -> VkSettings | None:
+    token = env.get("SEAMLINE_VK_TOKEN", "").strip()
+    confirmation = env.get("SEAMLINE_VK_CONFIRMATION", "").strip()
+    secret = env.get("SEAMLINE_VK_SECRET", "").strip()
+    if not token:
+        if confirmation or secret or env.get("SEAMLINE_VK_GROUP_ID"):
+            raise ConfigError("SEAMLINE_VK_TOKEN", "is not set, but other VK settings are",
+                              "Set the community access token (Manage → API usage), or unset the VK settings")
+        return None
+    group_id = _int("SEAMLINE_VK_GROUP_ID", env.get("SEAMLINE_VK_GROUP_ID") or "missing", 1, 10**12,
+                    "SEAMLINE_VK_GROUP_ID=123456 (the community id, without the minus)")
+    if bool(confirmation) != bool(secret):
+        missing = "SEAMLINE_VK_SECRET" if confirmation else "SEAMLINE_VK_CONFIRMATION"
+        raise ConfigError(missing, "is not set, but the Callback API is half configured",
+                          "Set both SEAMLINE_VK_CONFIRMATION and SEAMLINE_VK_SECRET (Callback API), "
+                          "or neither (Bots Long Poll)")
+    base = env.get("SEAMLINE_VK_API_BASE", "").strip()
+    return VkSettings(token=token, group_id=group_id, api_base=_http_url("SEAMLINE_VK_API_BASE", base) if base else "",
+                      confirmation=confirmation, secret=secret)
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     config_dir = Path(env.get("SEAMLINE_CONFIG_DIR") or CONFIG_DIR)
@@ -136,5 +220,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         escalate_intents=tuple(str(i) for i in dialogue.get("escalate_intents", Settings.escalate_intents)),
         web_rate_limit=_int("SEAMLINE_WEB_RATE_LIMIT", get("SEAMLINE_WEB_RATE_LIMIT", webchat, "rate_limit", 30),
                             0, 100_000, "SEAMLINE_WEB_RATE_LIMIT=30"),
+        telegram=_telegram(env),
+        vk=_vk(env),
         log_level=level,
     )

@@ -55,6 +55,10 @@ class SqlChatStore:
         self._insert_event = insert(EventRow.__table__)
         self._annotate = update(messages).where(messages.c.id == bindparam("message_id")).values(
             intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
+        identities = IdentityRow.__table__
+        self._set_reachable = update(identities).where(
+            identities.c.channel == bindparam("id_channel"), identities.c.external_id == bindparam("id_sender")
+        ).values(reachable=bindparam("reachable"))
         self._touch = update(customers).where(customers.c.id == bindparam("customer_id")).values(
             last_channel=bindparam("channel"), last_seen_at=bindparam("seen_at"))
         self._set_state = update(conversations).where(conversations.c.id == bindparam("conversation_id")).values(
@@ -192,6 +196,11 @@ class SqlChatStore:
     async def touch_customer(self, customer_id: str, channel: str) -> None:
         """Remember the channel the customer is on now."""
         await self._writer.write(self._touch, {"customer_id": customer_id, "channel": channel, "seen_at": utcnow()})
+
+    async def set_reachable(self, channel: str, sender: str, reachable: bool) -> None:
+        """Mark an identity (un)reachable, e.g. when the customer blocked the bot there."""
+        await self._writer.write(self._set_reachable, {"id_channel": channel, "id_sender": sender,
+                                                       "reachable": reachable})
 
     async def record_event(self, kind: str, customer_id: str | None, conversation_id: str | None,
                            data: dict | None = None) -> None:

@@ -107,3 +107,16 @@ async def test_a_failing_channel_loses_nothing(seamline):
     seamline.pipeline.register(Broken(Channel.TELEGRAM))
     handled = await seamline.pipeline.handle(telegram("hello", 1))
     assert [m.role for m in await seamline.store.history(handled.inbound.customer_id)] == ["customer", "bot"]
+
+
+async def test_a_customer_who_blocked_the_bot_is_marked_unreachable(seamline):
+    class Blocked(Recorder):
+        async def send(self, address, reply):
+            from shared.errors import Unreachable
+
+            raise Unreachable("Forbidden: bot was blocked by the user")
+
+    seamline.pipeline.register(Blocked(Channel.TELEGRAM))
+    handled = await seamline.pipeline.handle(telegram("hello", 1))
+    assert [i.reachable for i in await seamline.store.identities(handled.inbound.customer_id)] == [False]
+    assert [m.role for m in await seamline.store.history(handled.inbound.customer_id)] == ["customer", "bot"]

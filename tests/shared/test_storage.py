@@ -121,3 +121,12 @@ async def test_a_broken_database_is_a_store_error(tmp_path):
     with pytest.raises(StoreError, match="could not resolve the web customer"):
         await store.resolve_customer("web", "v", "v")
     await store.engine.dispose()
+
+
+async def test_an_identity_can_be_marked_unreachable(sqlite_url):
+    store = SqlChatStore(engine=create_engine(sqlite_url))
+    customer = await store.resolve_customer("telegram", "55", "55")
+    await store.set_reachable("telegram", "55", False)
+    assert [i.reachable for i in await store.identities(customer.id)] == [False]
+    await store.close()
+    await store.engine.dispose()
