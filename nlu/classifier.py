@@ -7,6 +7,8 @@ milliseconds scikit-learn's per-call checks cost), with results equal to ``predi
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -43,8 +45,10 @@ class NgramClassifier:
             if vectorizer.analyzer == "char_wb":
                 # char_wb n-grams never cross a space, so a text's terms are its words' terms:
                 # known words are looked up once (words repeat, as words do) instead of re-cut.
-                analyze = _per_word(analyze, vocabulary)
-            self._parts.append((analyze, vocabulary, vectorizer.idf_, offset))
+                features = _per_word(analyze, vocabulary)
+            else:
+                features = _whole_text(analyze, vocabulary)
+            self._parts.append((features, vectorizer.idf_, offset))
             offset += len(vocabulary)
         self._coef = np.ascontiguousarray(regression.coef_.T)  # features x classes
         self._intercept = regression.intercept_
@@ -54,21 +58,16 @@ class NgramClassifier:
 
     def rank(self, text: str) -> list[tuple[str, float]]:
         text = normalize(text)
-        blocks = []
-        for analyze, vocabulary, idf, offset in self._parts:
-            counts: dict[int, int] = {}
-            for term in analyze(text):
-                index = vocabulary.get(term)
-                if index is not None:
-                    counts[index] = counts.get(index, 0) + 1
+        logits = self._intercept.copy()
+        for features, idf, offset in self._parts:
+            counts = Counter(features(text))
             if not counts:
                 continue
             indices = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
             weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=float, count=len(counts)))) * idf[indices]
             weights /= np.sqrt(weights @ weights)  # each vectorizer is L2-normalised on its own
-            blocks.append(weights @ self._coef[indices + offset])
-        logits = self._intercept + sum(blocks) if blocks else self._intercept.copy()
-        logits = logits - logits.max()
+            logits += weights @ self._coef[indices + offset]
+        logits -= logits.max()
         probabilities = np.exp(logits)
         probabilities /= probabilities.sum()
         return sorted(zip(self.intents, probabilities.tolist()), key=lambda pair: -pair[1])
@@ -79,20 +78,27 @@ class NgramClassifier:
         return sorted(zip(self.intents, (float(p) for p in probabilities)), key=lambda pair: -pair[1])
 
 
-def _per_word(analyze, vocabulary: dict[str, int], capacity: int = 50_000):
-    """``analyze`` with the in-vocabulary terms of each word memoised (bounded)."""
-    cache: dict[str, list[str]] = {}
+def _whole_text(analyze, vocabulary: dict[str, int]):
+    def features(text: str) -> list[int]:
+        return [vocabulary[term] for term in analyze(text) if term in vocabulary]
 
-    def terms(text: str) -> list[str]:
-        found: list[str] = []
+    return features
+
+
+def _per_word(analyze, vocabulary: dict[str, int], capacity: int = 50_000):
+    """The vocabulary indices of a text's terms, with each word's indices memoised (bounded)."""
+    cache: dict[str, list[int]] = {}
+
+    def features(text: str) -> list[int]:
+        found: list[int] = []
         for word in text.split():
             known = cache.get(word)
             if known is None:
-                known = [term for term in analyze(word) if term in vocabulary]
+                known = [vocabulary[term] for term in analyze(word) if term in vocabulary]
                 if len(cache) >= capacity:
                     cache.clear()
                 cache[word] = known
             found.extend(known)
         return found
 
-    return terms
+    return features
