@@ -78,14 +78,14 @@ class Pipeline:
             external_id=message.external_id, created_at=message.ts,
         )
         await self._store.append(inbound)  # stored before anything else happens to it
-        if seen_key:
-            session.remember(seen_key)
         if session.last_channel != message.channel.value:
             session.last_channel = message.channel.value
             await self._store.touch_customer(session.customer_id, message.channel.value)
         if on_stored is not None:
             await on_stored(inbound)
         if session.handoff == "with_agent":
+            if seen_key:
+                session.remember(seen_key)
             return Handled(inbound=inbound)  # a person holds the conversation: the bot stays quiet
 
         parse = self._understanding.parse(message.text, message.payload)
@@ -98,6 +98,10 @@ class Pipeline:
         ) for reply in decision.replies)
         # What was understood and what is answered are stored (together) before anything is sent.
         await self._store.annotate(inbound.id, parse.intent, parse.confidence, parse.to_dict(), replies)
+        # Only now is the message done with: if anything above failed, a resend is processed again
+        # (the database keeps the first copy of the message), so nothing is lost.
+        if seen_key:
+            session.remember(seen_key)
         if decision.escalate:
             await self._escalation.request(session, reason=decision.escalate, intent=parse.intent,
                                            message_id=inbound.id)

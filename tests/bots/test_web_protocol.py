@@ -229,3 +229,26 @@ async def test_a_server_shutdown_tells_open_chats_it_is_going_away(http, server)
     await stopping
     assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     assert c.ws.close_code == 1001
+
+
+async def test_a_failure_while_processing_keeps_the_message_and_a_resend_is_answered(http, server, monkeypatch):
+    from bots.app import SEAMLINE
+
+    understanding = server.app[SEAMLINE].pipeline._understanding
+    real_parse, calls = understanding.parse, []
+
+    def flaky_parse(text, payload=None):
+        calls.append(text)
+        if len(calls) == 1:
+            raise RuntimeError("the model crashed")
+        return real_parse(text, payload)
+
+    monkeypatch.setattr(understanding, "parse", flaky_parse)
+    c = await client(http, server)
+    token = (await c.hello())["token"]
+    await c.ws.send_json({"type": "message", "id": "c-1", "text": "hello"})
+    echo, error = await c.receive(), await c.receive()
+    assert echo["role"] == "customer" and (error["code"], error["id"]) == ("internal", "c-1")
+    assert (await c.say("hello", id="c-1"))[-1]["role"] == "bot"  # the resend is processed, not dropped
+    history = (await (await client(http, server)).hello(token))["history"]
+    assert [m["role"] for m in history] == ["customer", "bot"]  # one copy of the message, one answer
