@@ -43,6 +43,7 @@ class SqlChatStore:
         self._writer = GroupWriter(engine, Base.metadata)
         self._customers: OrderedDict[tuple[str, str], Customer] = OrderedDict()
         self._cache_size = cache_size
+        self._first_conversations: dict[str, Conversation] = {}  # created with a new customer, not yet opened
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         messages, customers, conversations = MessageRow.__table__, CustomerRow.__table__, ConversationRow.__table__
         # A platform message id or identity seen before is skipped by the database too, never an error.
@@ -108,11 +109,13 @@ class SqlChatStore:
     async def _create(self, channel: str, sender: str, address: str, name: str | None,
                       language: str | None) -> Customer:
         now, customer_id = utcnow(), new_id()
+        conversation = Conversation(new_id(), customer_id, "bot", None, now)
         await self._writer.write_all([
             (self._insert_customer, {"id": customer_id, "name": name, "language": language, "last_channel": channel,
                                      "attributes": {}, "created_at": now, "last_seen_at": now}),
             (self._insert_identity, {"customer_id": customer_id, "channel": channel, "external_id": sender,
                                      "address": address, "reachable": True, "created_at": now}),
+            (self._insert_conversation, self._conversation_row(conversation)),
         ])
         found = await self._find(channel, sender)
         if found is None:
@@ -121,6 +124,7 @@ class SqlChatStore:
             # Two first messages raced and the other one's identity won: drop our empty customer.
             await self._writer.write(self._delete_customer, {"customer_id": customer_id})
             return found
+        self._first_conversations[customer_id] = conversation
         return Customer(id=customer_id, name=name, language=language, last_channel=channel, created_at=now,
                         identities=(Identity(channel, sender, address),), new=True)
 
@@ -132,6 +136,9 @@ class SqlChatStore:
 
     async def open_conversation(self, customer: Customer) -> Conversation:
         """The customer's open conversation, or a new one. Call it holding the customer's session lock."""
+        first = self._first_conversations.pop(customer.id, None)
+        if first is not None:
+            return first  # made together with the customer
         if not customer.new:
             query = (select(ConversationRow).where(ConversationRow.customer_id == customer.id,
                                                    ConversationRow.state != "resolved")
@@ -143,12 +150,15 @@ class SqlChatStore:
                 raise StoreError(f"could not open a conversation for {customer.id}: {exc}") from exc
             if row is not None:
                 return Conversation(row.id, row.customer_id, row.state, row.queue, _aware(row.started_at))
-        now = utcnow()
-        conversation = Conversation(new_id(), customer.id, "bot", None, now)
-        await self._writer.write(self._insert_conversation, {
-            "id": conversation.id, "customer_id": customer.id, "state": "bot", "queue": None,
-            "started_at": now, "updated_at": now, "closed_at": None})
+        conversation = Conversation(new_id(), customer.id, "bot", None, utcnow())
+        await self._writer.write(self._insert_conversation, self._conversation_row(conversation))
         return conversation
+
+    @staticmethod
+    def _conversation_row(conversation: Conversation) -> dict:
+        return {"id": conversation.id, "customer_id": conversation.customer_id, "state": conversation.state,
+                "queue": conversation.queue, "started_at": conversation.started_at,
+                "updated_at": conversation.started_at, "closed_at": None}
 
     async def set_conversation_state(self, conversation_id: str, state: str, queue: str | None = None) -> None:
         now = utcnow()
