@@ -1,6 +1,7 @@
 """The composition root: the only place that reads settings and wires real stores and channels."""
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -67,10 +68,16 @@ SEAMLINE = web.AppKey("seamline", Seamline)
 
 
 async def create_app(settings: Settings, *, understanding: Understanding | None = None) -> web.Application:
-    """The aiohttp application serving the widget, its WebSocket and (later) the other channels."""
+    """The aiohttp application serving the widget, its WebSocket and every configured channel."""
     seamline = await build(settings, understanding=understanding)
     app = web.Application(client_max_size=1024 * 1024)
     app[SEAMLINE] = seamline
+
+    async def lifetime(app: web.Application):
+        yield
+        await seamline.close()  # also after a failed start, unlike on_cleanup
+
+    app.cleanup_ctx.append(lifetime)  # first in, so channels are closed before the stores
     WebChannel(pipeline=seamline.pipeline, signer=Signer(secret_key=settings.secret_key, purpose="web-visitor"),
                rate_limit=settings.web_rate_limit).install(app)
     app.router.add_get("/healthz", _health)
@@ -82,11 +89,9 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
         from bots.vk import VkChannel
 
         VkChannel(pipeline=seamline.pipeline, settings=settings.vk).install(app)
-
-    async def close(app: web.Application) -> None:
-        await seamline.close()
-
-    app.on_cleanup.append(close)
+    # The model and the app are built: move them out of the garbage collector's way, so full
+    # collections stay short (a tail-latency win measured with the Telegram benchmark).
+    gc.freeze()
     return app
 
 

@@ -10,6 +10,9 @@ from nlu.language import detect
 from nlu.parse import OUT_OF_SCOPE, Classifier, Parse
 
 
+COMMAND_INTENTS = {"start": "greet", "help": "greet"}
+
+
 class Understanding:
     def __init__(self, *, classifier: Classifier, entities: PatternEntities, threshold: float = 0.3) -> None:
         self._classifier = classifier
@@ -29,9 +32,12 @@ class Understanding:
     def parse(self, text: str, payload: str | None = None) -> Parse:
         language = detect(text)
         entities = self._entities.extract(text)
-        # A pressed button carrying "/intent" means exactly that intent (Rasa's convention).
-        if payload and payload.startswith("/") and payload[1:] in self.intents:
-            return Parse(payload[1:], 1.0, ((payload[1:], 1.0),), entities, language)
+        # A pressed button or a command carrying "/intent" means exactly that intent (Rasa's
+        # convention); "/start" (a messenger's first contact or deep link) is a greeting.
+        command = payload.split(maxsplit=1)[0][1:] if payload and payload.startswith("/") else None
+        command = COMMAND_INTENTS.get(command, command)
+        if command in self.intents:
+            return Parse(command, 1.0, ((command, 1.0),), entities, language)
         if not text.strip():
             return Parse(OUT_OF_SCOPE, 1.0, (), entities, language)
         ranking = tuple(self._classifier.rank(text))

@@ -59,3 +59,9 @@ def test_the_fast_ranking_equals_scikit_learns(understanding):
         fast, reference = classifier.rank(text), classifier.reference_rank(text)
         assert [i for i, _ in fast] == [i for i, _ in reference]
         assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(fast, reference))
+
+
+def test_commands_name_their_intent_and_start_is_a_greeting(understanding):
+    assert understanding.parse("/start promo-1", payload="/start promo-1").intent == "greet"
+    parse = understanding.parse("/order_status 48213", payload="/order_status 48213")
+    assert (parse.intent, parse.entity("order_number")) == ("order_status", "48213")
