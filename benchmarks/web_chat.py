@@ -116,11 +116,44 @@ async def drive(url: str, conversations: int, seconds: float, seamline: bool) ->
     return len(latencies), latencies, elapsed
 
 
-def report(name: str, count: int, latencies: list[float], elapsed: float) -> float:
-    rate = count / elapsed
+def figures(count: int, latencies: list[float], elapsed: float) -> dict:
     q = statistics.quantiles(latencies, n=100)
-    print(f"{name:<22} {rate:10.0f} msg/s   p50 {q[49]:7.2f} ms   p99 {q[98]:7.2f} ms   ({count} messages)")
-    return rate
+    return {"messages_per_s": count / elapsed, "p50_ms": q[49], "p99_ms": q[98], "messages": count}
+
+
+def report(name: str, count: int, latencies: list[float], elapsed: float) -> float:
+    result = figures(count, latencies, elapsed)
+    print(f"{name:<22} {result['messages_per_s']:10.0f} msg/s   p50 {result['p50_ms']:7.2f} ms   "
+          f"p99 {result['p99_ms']:7.2f} ms   ({count} messages)")
+    return result["messages_per_s"]
+
+
+def start_seamline(workdir: str) -> tuple[subprocess.Popen, str]:
+    """`seamline run` on embedded defaults in ``workdir``; (process, ws URL)."""
+    port = free_port()
+    env = {**os.environ, "SEAMLINE_PORT": str(port), "SEAMLINE_HOST": "127.0.0.1",
+           "SEAMLINE_DATA_DIR": workdir, "SEAMLINE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
+           "SEAMLINE_LOG_LEVEL": "WARNING", "SEAMLINE_REDIS_URL": "",
+           # one benchmark conversation sends far faster than a person types
+           "SEAMLINE_WEB_RATE_LIMIT": "0"}
+    for name in ("SEAMLINE_TELEGRAM_TOKEN", "SEAMLINE_VK_TOKEN"):
+        env.pop(name, None)
+    process = subprocess.Popen([sys.executable, "-m", "bots.cli", "run"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL)
+    return process, f"ws://127.0.0.1:{port}/chat/ws"
+
+
+async def run(conversations: int, seconds: float) -> dict:
+    """The web chat figures of a fresh `seamline run`, for benchmarks/channels.py."""
+    workdir = tempfile.mkdtemp(prefix="seamline-bench-")
+    process, url = start_seamline(workdir)
+    try:
+        await wait_up(url)
+        await drive(url, conversations, 2.0, seamline=True)  # warm up
+        return figures(*await drive(url, conversations, seconds, True))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 async def main() -> None:
@@ -135,15 +168,8 @@ async def main() -> None:
     try:
         url = args.url
         if not url:
-            port = free_port()
-            env = {**os.environ, "SEAMLINE_PORT": str(port), "SEAMLINE_HOST": "127.0.0.1",
-                   "SEAMLINE_DATA_DIR": workdir, "SEAMLINE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
-                   "SEAMLINE_LOG_LEVEL": "WARNING", "SEAMLINE_REDIS_URL": "",
-                   # one benchmark conversation sends far faster than a person types
-                   "SEAMLINE_WEB_RATE_LIMIT": "0"}
-            processes.append(subprocess.Popen([sys.executable, "-m", "bots.cli", "run"], cwd=ROOT, env=env,
-                                              stdout=subprocess.DEVNULL))
-            url = f"ws://127.0.0.1:{port}/chat/ws"
+            process, url = start_seamline(workdir)
+            processes.append(process)
         echo_port = free_port()
         processes.append(subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(echo_port)]))
         echo_url = f"ws://127.0.0.1:{echo_port}/ws"

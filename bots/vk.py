@@ -1,0 +1,322 @@
+"""The VK channel: Callback API at ``POST /vk/callback`` when configured, else Bots Long Poll.
+
+vk_api is synchronous, so every call to it runs in a thread, from here and nowhere else
+(``asyncio.to_thread``; the long poll in a daemon thread, see ``_in_daemon_thread``). vk_api always
+calls ``https://api.vk.ru`` and has no base URL option: ``VkTransport``, mounted on its requests
+session, sends those calls to ``SEAMLINE_VK_API_BASE`` instead (a proxy, or the local fake in
+tests/fakes/vk.py). Events of one conversation are handled one after the other, conversations
+concurrently. Replies go out with a ``random_id`` derived from the stored reply, so a retried
+``messages.send`` (error 6 or 10, HTTP 5xx, a lost connection) never makes a second message.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import threading
+import time
+from functools import partial
+
+import requests
+import vk_api
+from aiohttp import web
+from jconfig.memory import MemoryConfig
+from requests.adapters import HTTPAdapter
+from vk_api.bot_longpoll import VkBotLongPoll
+from vk_api.exceptions import TOO_MANY_RPS_CODE, ApiError, ApiHttpError, VkApiError
+
+from bots.pipeline import Pipeline
+from bots.vk_format import EventError, keyboard, random_id, split_text, to_message
+from shared.errors import ChannelError, ConfigError, Unreachable
+from shared.history import StoredMessage
+from shared.message import Channel, Message, Reply
+from shared.settings import VkSettings
+
+__all__ = ["VkChannel", "VkTransport", "to_message"]
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "5.199"
+VK_HOSTS = ("https://api.vk.ru", "https://api.vk.com")
+RETRIED = {6, 10}  # too many requests per second; VK's internal error
+UNREACHABLE = {900, 901, 902}  # blacklisted us; no permission to message; privacy settings
+TOKEN_REFUSED = {5, 15, 27, 28}  # authorization failed, access denied, group/app authorization failed
+
+
+class VkTransport(HTTPAdapter):
+    """Sends calls meant for api.vk.ru / api.vk.com to ``base``, and gives every call a timeout."""
+
+    def __init__(self, base: str = "", timeout: float = 30.0) -> None:
+        super().__init__()
+        self._base, self._timeout = base.rstrip("/"), timeout
+
+    def send(self, request, **kwargs):
+        for host in VK_HOSTS if self._base else ():
+            if request.url.startswith(host + "/"):
+                request.url = self._base + request.url[len(host):]
+                break
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._timeout
+        return super().send(request, **kwargs)
+
+
+class VkChannel:
+    channel = Channel.VK
+
+    def __init__(self, *, pipeline: Pipeline, settings: VkSettings, wait: int = 25, rate_limit: float = 20.0,
+                 concurrency: int = 4, retries: int = 4, backoff: float = 0.5, callback_buttons: bool = False,
+                 shutdown_timeout: float = 10.0) -> None:
+        """``wait``: seconds a long poll is held; ``rate_limit``: API calls a second (VK allows a community
+        token 20; 0 = no limit); ``retries``, ``backoff``: for errors 6 and 10, 5xx and network errors;
+        ``callback_buttons``: reply buttons as callback buttons (message_event) instead of text buttons."""
+        self._pipeline, self._settings = pipeline, settings
+        self._wait, self._retries, self._backoff = wait, retries, backoff
+        self._callback_buttons, self._shutdown_timeout = callback_buttons, shutdown_timeout
+        self._interval, self._next_call = (1 / rate_limit if rate_limit > 0 else 0.0), 0.0
+        self._slots = asyncio.Semaphore(concurrency)  # never more than a few threads of the default pool
+        self._http = requests.Session()
+        for prefix in ("https://", "http://"):
+            self._http.mount(prefix, VkTransport(settings.api_base))
+        self._vk = vk_api.VkApi(token=settings.token, session=self._http, api_version=API_VERSION,
+                                config=MemoryConfig)
+        # vk_api spaces calls by sleeping under one lock, in whichever thread calls, and retries error 6
+        # for ever; here calls are spaced on the event loop and retried a bounded number of times.
+        self._vk.RPS_DELAY = 0
+        self._vk.lock = contextlib.nullcontext()
+        self._vk.error_handlers.pop(TOO_MANY_RPS_CODE, None)
+        self._tails: dict[str, asyncio.Task] = {}  # per conversation: the last queued event
+        self._tasks: set[asyncio.Task] = set()
+        self._poller: asyncio.Task | None = None
+
+    def install(self, app: web.Application) -> None:
+        if self._settings.callback:
+            app.router.add_post("/vk/callback", self._callback)
+        app.cleanup_ctx.append(self._running)
+        self._pipeline.register(self)
+
+    # -- out ---------------------------------------------------------------------------------------
+
+    async def send(self, address: str, reply: Reply) -> None:
+        if not reply.text.strip():
+            return  # VK refuses an empty message; the reply stays stored
+        parts = split_text(reply.text)
+        board = keyboard(reply.buttons, callback=self._callback_buttons)
+        key = reply.id or f"{address}:{reply.ts.isoformat()}:{reply.text}"
+        for number, part in enumerate(parts):
+            params = {"peer_id": int(address), "random_id": random_id(key, number), "message": part}
+            if board and number == len(parts) - 1:
+                params["keyboard"] = board
+            await self._call("messages.send", **params)
+
+    async def _call(self, method: str, **params) -> object:
+        return await self._retrying(method, self._vk.method, method, params)
+
+    async def _retrying(self, what: str, function, *args) -> object:
+        """``function(*args)`` in a thread, paced; errors 6 and 10, 5xx and network errors retried."""
+        for attempt in range(self._retries + 1):
+            last = attempt == self._retries
+            await self._pace()
+            try:
+                async with self._slots:
+                    return await asyncio.to_thread(function, *args)
+            except ApiError as exc:
+                if exc.code in UNREACHABLE:
+                    raise Unreachable(f"VK {what}: {exc}") from exc
+                if exc.code not in RETRIED or last:
+                    raise ChannelError(f"VK {what}: {exc}") from exc
+                reason = str(exc)
+            except ApiHttpError as exc:
+                if (exc.response.status_code < 500 and exc.response.status_code != 429) or last:
+                    raise ChannelError(f"VK {what}: HTTP {exc.response.status_code}") from exc
+                reason = f"HTTP {exc.response.status_code}"
+            except requests.RequestException as exc:
+                if last:
+                    raise ChannelError(f"VK {what}: {type(exc).__name__}: {exc}") from exc
+                reason = type(exc).__name__
+            except VkApiError as exc:  # captcha and the like: nothing a retry fixes
+                raise ChannelError(f"VK {what}: {type(exc).__name__}: {exc}") from exc
+            delay = self._backoff * 2 ** attempt
+            log.warning("VK %s failed (%s); retry %d of %d in %.2fs", what, reason, attempt + 1, self._retries, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _pace(self) -> None:
+        """At most ``rate_limit`` calls a second, evenly spaced, waiting on the loop, not in a thread."""
+        if self._interval:
+            now = time.monotonic()
+            at = max(now, self._next_call)
+            self._next_call = at + self._interval
+            if at > now:
+                await asyncio.sleep(at - now)
+
+    # -- in ----------------------------------------------------------------------------------------
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        """Callback API: answer at once (the confirmation string, or "ok"), process after."""
+        try:
+            event = json.loads(await request.text())
+        except ValueError:
+            return web.Response(status=400, text="the body is not valid JSON")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return web.Response(status=400, text="expected a JSON object with a 'type'")
+        secret = event.get("secret")
+        if (event["type"] != "confirmation" or secret is not None) and not hmac.compare_digest(
+                str(secret or "").encode(), self._settings.secret.encode()):
+            log.warning("VK callback with a wrong secret refused (type=%s, event=%s)", event["type"],
+                        event.get("event_id"))
+            return web.Response(status=403, text="wrong secret")
+        if event.get("group_id") != self._settings.group_id:
+            log.warning("VK callback for community %r refused (event=%s)", event.get("group_id"), event.get("event_id"))
+            return web.Response(status=403, text=f"this server answers community {self._settings.group_id}")
+        if event["type"] == "confirmation":
+            return web.Response(text=self._settings.confirmation)
+        try:
+            self._accept(event)
+        except EventError as exc:
+            return web.Response(status=400, text=str(exc))
+        return web.Response(text="ok")
+
+    def _accept(self, event: dict) -> None:
+        """Queue an event behind the earlier events of its conversation."""
+        message = to_message(event)
+        if message is None:
+            log.info("VK %s event %s ignored", event.get("type"), event.get("event_id"))
+            return
+        task = asyncio.create_task(self._process(self._tails.get(message.address), message, event))
+        self._tails[message.address] = task
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._forget, message.address))
+
+    def _forget(self, peer: str, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if self._tails.get(peer) is task:
+            del self._tails[peer]
+
+    async def _process(self, previous: asyncio.Task | None, message: Message, event: dict) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        button = event["object"] if event.get("type") == "message_event" else None
+        try:
+            await self._pipeline.handle(message, on_stored=partial(self._answer_button, button) if button else None)
+        except Exception:  # noqa: BLE001 - the one broad except of the event path
+            log.exception("VK event failed (peer=%s, sender=%s, event=%s)", message.address, message.sender,
+                          message.external_id)
+
+    async def _answer_button(self, button: dict, stored: StoredMessage) -> None:
+        """Stop the pressed callback button's spinner once the press is stored; the answer follows."""
+        try:
+            await self._call("messages.sendMessageEventAnswer", event_id=button["event_id"],
+                             user_id=button["user_id"], peer_id=button["peer_id"])
+        except ChannelError as exc:
+            log.warning("VK button answer failed (peer=%s, event=%s): %s", button.get("peer_id"),
+                        button.get("event_id"), exc)
+
+    async def _poll(self, longpoll: VkBotLongPoll) -> None:
+        """Bots Long Poll; vk_api's ``check`` handles ``failed`` 1 (new ts), 2 (new key), 3 (new key and ts)."""
+        failures = 0
+        while True:
+            try:
+                events = await _in_daemon_thread(longpoll.check)
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the one broad except of the poll loop
+                failures += 1
+                delay = min(30.0, self._backoff * 2 ** min(failures, 6))
+                log.warning("VK long poll failed (%s: %s); again in %.1fs", type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            for event in events:
+                try:
+                    self._accept(event.raw)
+                except EventError as exc:
+                    log.warning("VK event %s skipped: %s", event.raw.get("event_id"), exc)
+
+    # -- start and stop ----------------------------------------------------------------------------
+
+    async def _running(self, app: web.Application):
+        await self._start()
+        yield
+        await self._stop()
+
+    async def _start(self) -> None:
+        """Check the token and community before serving; a wrong setting stops Seamline, named."""
+        group_id = self._settings.group_id
+        try:
+            found = await self._call("groups.getById")
+            groups = found.get("groups", []) if isinstance(found, dict) else found
+            token_group = groups[0]["id"] if groups else None
+            if token_group != group_id:
+                raise ConfigError("SEAMLINE_VK_GROUP_ID", f"the VK token belongs to community {token_group}, "
+                                  f"not {group_id}", f"Set SEAMLINE_VK_GROUP_ID={token_group}, or use that "
+                                  "community's token")
+            if not self._settings.callback:
+                longpoll = await self._retrying("groups.getLongPollServer", VkBotLongPoll, self._vk, group_id,
+                                                self._wait)
+                longpoll.session = self._http  # the long poll server through the same transport
+                self._poller = asyncio.create_task(self._poll(longpoll), name="seamline-vk-longpoll")
+        except ChannelError as exc:
+            raise self._startup_error(exc) from exc
+        log.info("VK channel: community %s, %s", group_id,
+                 "Callback API at /vk/callback" if self._settings.callback else "Bots Long Poll")
+
+    def _startup_error(self, exc: ChannelError) -> ConfigError:
+        cause = exc.__cause__
+        code, method = getattr(cause, "code", None), getattr(cause, "method", None)
+        reason = str(cause).rstrip(".")
+        if code in TOKEN_REFUSED or (code == 100 and method == "groups.getById"):
+            return ConfigError("SEAMLINE_VK_TOKEN", f"VK refused the token ({reason})",
+                               "Create a community access token with access to messages and community "
+                               "management (Manage → API usage → Access tokens)")
+        if code == 100:
+            return ConfigError("SEAMLINE_VK_GROUP_ID", f"VK refused community {self._settings.group_id} ({reason})",
+                               "Set the community id (digits, without the minus)")
+        if isinstance(cause, ApiError):
+            return ConfigError("SEAMLINE_VK_TOKEN", f"VK refused to start the bot ({reason})",
+                               "Check the token's rights, and enable Bots Long Poll (or the Callback API) "
+                               "in Manage → API usage")
+        return ConfigError("SEAMLINE_VK_API_BASE", f"cannot reach the VK API at "
+                           f"{self._settings.api_base or 'https://api.vk.ru'} ({exc})",
+                           "Check the network, or set SEAMLINE_VK_API_BASE to a reachable proxy (empty for VK)")
+
+    async def _stop(self) -> None:
+        """Stop polling at once (its thread ends by itself within ``wait``); let queued events finish."""
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self._shutdown_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._http.close()
+
+
+async def _in_daemon_thread(function):
+    """``asyncio.to_thread`` for the long poll, but in a daemon thread.
+
+    VK holds a long poll up to ``wait`` seconds and it cannot be interrupted; in the default executor
+    the abandoned call would keep a stopping process alive that long (Python joins executor threads at
+    exit). A daemon thread is simply left to finish, or to die with the process.
+    """
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result: object, error: BaseException | None) -> None:
+        if future.done():
+            return  # the poll was cancelled: Seamline is stopping
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = function(), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task as it is
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="seamline-vk-longpoll", daemon=True).start()
+    return await future
