@@ -61,7 +61,8 @@ class Responses:
         if not options:
             raise ConfigError(f"config/responses/{language}.yml", f"has no response {key!r}", "Add it")
         variant = self._choose(options)
-        buttons = tuple(Button(str(b["title"]), str(b["payload"])) for b in variant.get("buttons") or [])
+        buttons = tuple(Button(str(b["title"]), str(b.get("payload", b["title"])), str(b.get("kind", "action")))
+                        for b in variant.get("buttons") or [])
         return Reply(text=str(variant["text"]).format_map(_Slots(slots)), buttons=buttons)
 
 

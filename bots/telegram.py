@@ -24,7 +24,8 @@ from aiogram.exceptions import (AiogramError, TelegramBadRequest, TelegramForbid
                                 TelegramUnauthorizedError)
 from aiogram.methods import (AnswerCallbackQuery, DeleteWebhook, GetMe, GetUpdates, SendChatAction, SendMessage,
                              SetWebhook, TelegramMethod)
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
+from aiogram.types import (InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup, Update,
+                           User)
 from aiogram.types import Message as Native
 from aiohttp import web
 from pydantic import ValidationError
@@ -32,7 +33,7 @@ from pydantic import ValidationError
 from bots.pipeline import Pipeline
 from bots.telegram_text import CallbackPayloads, split
 from shared.errors import ChannelError, ConfigError, Unreachable
-from shared.message import Attachment, Channel, Message, Reply
+from shared.message import Attachment, Button, Channel, Message, Reply
 from shared.settings import TelegramSettings
 
 log = logging.getLogger(__name__)
@@ -207,13 +208,23 @@ class TelegramChannel:
 
     async def send(self, address: str, reply: Reply) -> None:
         parts = split(reply.text)
-        keyboard = InlineKeyboardMarkup(inline_keyboard=[
-            [InlineKeyboardButton(text=b.title, callback_data=self._payloads.pack(b.payload))] for b in reply.buttons
-        ]) if reply.buttons else None
+        keyboard = self._keyboard(reply.buttons)
         for index, part in enumerate(parts):
             # No parse mode: whatever the text holds (<b>, &, *) is shown as it is, never as markup.
             await self._call(SendMessage(chat_id=address, text=part, parse_mode=None,
                                          reply_markup=keyboard if index == len(parts) - 1 else None))
+
+    def _keyboard(self, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+        """Inline buttons for actions; a reply keyboard (hidden after use) when any key sends text,
+        a contact or a location, which inline buttons cannot do."""
+        if not buttons:
+            return None
+        if all(b.kind == "action" for b in buttons):
+            return InlineKeyboardMarkup(inline_keyboard=[
+                [InlineKeyboardButton(text=b.title, callback_data=self._payloads.pack(b.payload))] for b in buttons])
+        return ReplyKeyboardMarkup(keyboard=[[KeyboardButton(text=b.title, request_contact=b.kind == "contact" or None,
+                                                             request_location=b.kind == "location" or None)]
+                                             for b in buttons], resize_keyboard=True, one_time_keyboard=True)
 
     # Receiving
 

@@ -90,6 +90,12 @@ def keyboard(buttons: tuple[Button, ...], *, callback: bool = False) -> str | No
     """An inline keyboard (VK allows 10 buttons in 6 rows) as the JSON string messages.send takes."""
     cells = []
     for button in buttons[:MAX_INLINE_BUTTONS]:
+        if button.kind == "location":
+            cells.append({"action": {"type": "location"}})  # VK draws its own "send location" key
+            continue
+        if button.kind in ("reply", "contact"):  # VK bots cannot ask for a phone: the key sends its title
+            cells.append({"action": {"type": "text", "label": _label(button.title)}, "color": "secondary"})
+            continue
         payload = json.dumps({"command": button.payload}, ensure_ascii=False, separators=(",", ":"))
         action = {"type": "callback" if callback else "text", "label": _label(button.title), "payload": payload}
         if len(payload.encode()) > MAX_PAYLOAD:

@@ -29,8 +29,17 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class Button:
+    """A button under a reply. ``kind`` says what pressing it does:
+
+    - ``action`` (default): sends ``payload`` back ("/intent" names an intent); an inline button;
+    - ``reply``: a keyboard key that sends its title as the customer's text;
+    - ``contact`` / ``location``: asks the messenger to share the customer's phone / place.
+    Channels without such keys show every kind as a quick reply.
+    """
+
     title: str
     payload: str
+    kind: str = "action"
 
 
 @dataclass(frozen=True)

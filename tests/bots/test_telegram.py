@@ -449,3 +449,17 @@ async def test_seamline_run_serves_the_web_chat_and_telegram_in_one_process(tele
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 30)
+
+
+async def test_keys_that_send_text_or_share_a_phone_come_as_a_reply_keyboard(telegram, polling):
+    from bots.telegram import TELEGRAM
+    from shared.message import Button, Reply
+
+    channel = polling.app[TELEGRAM]
+    await channel.send("1010", Reply("Leave us your phone and we call you back",
+                                     buttons=(Button("Share my phone", "", kind="contact"),
+                                              Button("No, thanks", "No, thanks", kind="reply"))))
+    [sent] = await telegram.wait_for("sendMessage", chat_id=1010)
+    keyboard = sent.params["reply_markup"]
+    assert keyboard["keyboard"] == [[{"text": "Share my phone", "request_contact": True}], [{"text": "No, thanks"}]]
+    assert keyboard["one_time_keyboard"] is True and "inline_keyboard" not in keyboard

@@ -430,3 +430,15 @@ async def test_seamline_run_with_a_bad_vk_token_exits_2_naming_it(fake, tmp_path
     assert process.returncode == 2, err.decode()
     assert "SEAMLINE_VK_TOKEN" in err.decode() and "Traceback" not in err.decode()
     assert b"Seamline is running" not in out
+
+
+def test_keys_that_only_send_text_carry_no_payload_and_a_location_key_is_vks_own():
+    import json as _json
+
+    from bots.vk_format import keyboard
+    from shared.message import Button
+
+    board = _json.loads(keyboard((Button("No, thanks", "No, thanks", kind="reply"),
+                                  Button("Where are you?", "", kind="location"))))
+    actions = [cell["action"] for row in board["buttons"] for cell in row]
+    assert actions == [{"type": "text", "label": "No, thanks"}, {"type": "location"}]

@@ -392,7 +392,7 @@ class FakeTelegram:
         keyboard = _check_keyboard(params.get("reply_markup"))
         message = {"message_id": next(self._message_ids), "from": _user(BOT), "chat": _chat(params),
                    "date": int(time.time()), "text": text}
-        if keyboard:
+        if keyboard and "inline_keyboard" in keyboard:  # like Telegram: a reply keyboard is not echoed back
             message["reply_markup"] = keyboard
         return message, None
 
@@ -472,6 +472,10 @@ def _check_keyboard(markup: object) -> dict | None:
         return None
     if not isinstance(markup, dict):
         raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+    for row in markup.get("keyboard", []):
+        for button in row:
+            if not button.get("text"):
+                raise ApiError(400, "Bad Request: keyboard button text is empty")
     for row in markup.get("inline_keyboard", []):
         for button in row:
             if not button.get("text"):
