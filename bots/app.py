@@ -79,7 +79,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
 
     app.cleanup_ctx.append(lifetime)  # first in, so channels are closed before the stores
     WebChannel(pipeline=seamline.pipeline, signer=Signer(secret_key=settings.secret_key, purpose="web-visitor"),
-               rate_limit=settings.web_rate_limit).install(app)
+               rate_limit=settings.web_rate_limit, allowed_origins=settings.web_allowed_origins).install(app)
     app.router.add_get("/healthz", _health)
     if settings.telegram is not None:
         from bots.telegram import TelegramChannel  # aiogram costs seconds to import: only when used

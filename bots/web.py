@@ -68,8 +68,9 @@ class WebChannel:
     channel = Channel.WEB
 
     def __init__(self, *, pipeline: Pipeline, signer: Signer, history_limit: int = 200,
-                 rate_limit: int = 30) -> None:
+                 rate_limit: int = 30, allowed_origins: tuple[str, ...] = ()) -> None:
         self._pipeline = pipeline
+        self._allowed_origins = frozenset(allowed_origins)
         self._rate_limit = rate_limit
         self._signer = signer
         self._history_limit = history_limit
@@ -111,7 +112,11 @@ class WebChannel:
                 except ConnectionError:
                     pass  # the tab went away; it gets the message from history when it returns
 
-    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if self._allowed_origins and origin is not None and origin not in self._allowed_origins:
+            # Browsers always send Origin; a page of a site not on the list may not embed the chat.
+            return web.json_response({"error": f"origin {origin} may not open the chat"}, status=403)
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
         visitor: str | None = None

@@ -61,6 +61,7 @@ class Settings:
     fallbacks_before_human: int = 2
     escalate_intents: tuple[str, ...] = ("human_agent", "complaint", "payment_problem")
     web_rate_limit: int = 30  # messages per 10 seconds per widget connection; 0 turns the limit off
+    web_allowed_origins: tuple[str, ...] = ()  # sites that may embed the widget; empty: any site
     telegram: TelegramSettings | None = None
     vk: VkSettings | None = None
     log_level: str = "INFO"
@@ -134,6 +135,16 @@ def _http_url(name: str, raw: str) -> str:
     if urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc:
         raise ConfigError(name, f"{raw!r} is not an http(s) URL", f"Set it like {name}=https://example.com")
     return raw.rstrip("/")
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ConfigError("SEAMLINE_WEB_ALLOWED_ORIGINS", f"{origin!r} is not an origin",
+                              "List origins like https://shop.example,https://www.shop.example (no paths)")
+    return origins
 
 
 def _telegram(env: dict[str, str]) -> TelegramSettings | None:
@@ -220,6 +231,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         escalate_intents=tuple(str(i) for i in dialogue.get("escalate_intents", Settings.escalate_intents)),
         web_rate_limit=_int("SEAMLINE_WEB_RATE_LIMIT", get("SEAMLINE_WEB_RATE_LIMIT", webchat, "rate_limit", 30),
                             0, 100_000, "SEAMLINE_WEB_RATE_LIMIT=30"),
+        web_allowed_origins=_origins(str(get("SEAMLINE_WEB_ALLOWED_ORIGINS", webchat, "allowed_origins", ""))),
         telegram=_telegram(env),
         vk=_vk(env),
         log_level=level,

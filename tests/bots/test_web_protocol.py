@@ -252,3 +252,14 @@ async def test_a_failure_while_processing_keeps_the_message_and_a_resend_is_answ
     assert (await c.say("hello", id="c-1"))[-1]["role"] == "bot"  # the resend is processed, not dropped
     history = (await (await client(http, server)).hello(token))["history"]
     assert [m["role"] for m in history] == ["customer", "bot"]  # one copy of the message, one answer
+
+
+async def test_only_allowed_sites_may_open_the_chat(http, make_server, settings):
+    server = await make_server(settings, web_allowed_origins=("https://shop.example",))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(server.ws_url, headers={"Origin": "https://evil.example"})
+    assert refused.value.status == 403
+    allowed = await http.ws_connect(server.ws_url, headers={"Origin": "https://shop.example"})
+    await allowed.send_json({"type": "hello", "token": None})
+    assert (await allowed.receive_json(timeout=10))["type"] == "welcome"
+    await allowed.close()

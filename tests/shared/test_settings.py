@@ -179,3 +179,11 @@ def test_settings_never_show_passwords_in_their_repr(tmp_path):
                               "SEAMLINE_DATABASE_URL": "postgresql://u:Sup3rSecret@db/x",
                               "SEAMLINE_REDIS_URL": "redis://:R3disPass@cache:6379/0"})
     assert "Sup3rSecret" not in repr(settings) and "R3disPass" not in repr(settings)
+
+
+def test_allowed_origins_are_a_list_of_origins(tmp_path):
+    env = {"SEAMLINE_DATA_DIR": str(tmp_path)}
+    settings = load_settings({**env, "SEAMLINE_WEB_ALLOWED_ORIGINS": "https://shop.example/, http://localhost:3000"})
+    assert settings.web_allowed_origins == ("https://shop.example", "http://localhost:3000")
+    with pytest.raises(ConfigError, match="SEAMLINE_WEB_ALLOWED_ORIGINS: 'https://shop.example/chat' is not an origin"):
+        load_settings({**env, "SEAMLINE_WEB_ALLOWED_ORIGINS": "https://shop.example/chat"})
