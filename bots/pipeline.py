@@ -97,7 +97,7 @@ class Pipeline:
             buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], created_at=now,
         ) for reply in decision.replies)
         # What was understood and what is answered are stored (together) before anything is sent.
-        await self._store.annotate(inbound.id, parse.intent, parse.confidence, parse.to_dict(), replies)
+        await self._store.annotate(inbound, parse.intent, parse.confidence, parse.to_dict(), replies)
         # Only now is the message done with: if anything above failed, a resend is processed again
         # (the database keeps the first copy of the message), so nothing is lost.
         if seen_key:

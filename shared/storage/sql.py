@@ -56,6 +56,10 @@ class SqlChatStore:
         self._insert_event = insert(EventRow.__table__)
         self._annotate = update(messages).where(messages.c.id == bindparam("message_id")).values(
             intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
+        # A message that came again (resent after a failure) was stored under its first row id.
+        self._annotate_by_platform_id = update(messages).where(
+            messages.c.channel == bindparam("m_channel"), messages.c.external_id == bindparam("m_external_id")
+        ).values(intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
         identities = IdentityRow.__table__
         self._set_reachable = update(identities).where(
             identities.c.channel == bindparam("id_channel"), identities.c.external_id == bindparam("id_sender")
@@ -176,12 +180,18 @@ class SqlChatStore:
         """Store one message; returns once it is committed. A repeated (channel, external_id) is skipped."""
         await self._writer.write(self._insert_message, {name: getattr(message, name) for name in _MESSAGE_COLUMNS})
 
-    async def annotate(self, message_id: str, intent: str | None, confidence: float | None, nlu: dict,
+    async def annotate(self, message: StoredMessage, intent: str | None, confidence: float | None, nlu: dict,
                        replies: tuple[StoredMessage, ...] = ()) -> None:
         """Keep what was understood of a message, and the replies to it, in one commit."""
+        understood = {"intent": intent, "confidence": confidence, "nlu": nlu}
+        if message.external_id is None:
+            annotation = (self._annotate, {"message_id": message.id, **understood})
+        else:
+            annotation = (self._annotate_by_platform_id, {"m_channel": message.channel,
+                                                          "m_external_id": message.external_id, **understood})
         await self._writer.write_all(
-            [(self._annotate, {"message_id": message_id, "intent": intent, "confidence": confidence, "nlu": nlu})]
-            + [(self._insert_message, {name: getattr(m, name) for name in _MESSAGE_COLUMNS}) for m in replies])
+            [annotation] + [(self._insert_message, {name: getattr(m, name) for name in _MESSAGE_COLUMNS})
+                            for m in replies])
 
     async def history(self, customer_id: str, limit: int = 100) -> list[StoredMessage]:
         """The customer's latest ``limit`` messages on every channel, oldest first."""

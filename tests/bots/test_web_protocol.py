@@ -233,6 +233,7 @@ async def test_a_server_shutdown_tells_open_chats_it_is_going_away(http, server)
 
 async def test_a_failure_while_processing_keeps_the_message_and_a_resend_is_answered(http, server, monkeypatch):
     from bots.app import SEAMLINE
+    from shared.message import Channel
 
     understanding = server.app[SEAMLINE].pipeline._understanding
     real_parse, calls = understanding.parse, []
@@ -252,6 +253,9 @@ async def test_a_failure_while_processing_keeps_the_message_and_a_resend_is_answ
     assert (await c.say("hello", id="c-1"))[-1]["role"] == "bot"  # the resend is processed, not dropped
     history = (await (await client(http, server)).hello(token))["history"]
     assert [m["role"] for m in history] == ["customer", "bot"]  # one copy of the message, one answer
+    visitor = token.rpartition(".")[0]
+    stored = await server.app[SEAMLINE].pipeline.history(Channel.WEB, visitor)
+    assert stored[0].intent == "greet"  # what the bot understood is kept on the one stored copy
 
 
 async def test_only_allowed_sites_may_open_the_chat(http, make_server, settings):

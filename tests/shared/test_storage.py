@@ -91,9 +91,20 @@ class TestChatStoreContract:
         customer = await store.resolve_customer("web", "v2", "v2")
         inbound = message(customer, (await store.open_conversation(customer)).id, "where is my order")
         await store.append(inbound)
-        await store.annotate(inbound.id, "order_status", 0.93, {"intent": "order_status", "entities": []})
+        await store.annotate(inbound, "order_status", 0.93, {"intent": "order_status", "entities": []})
         (stored,) = await store.history(customer.id)
         assert (stored.intent, stored.confidence, stored.nlu["intent"]) == ("order_status", 0.93, "order_status")
+
+    async def test_a_message_stored_again_is_understood_on_its_first_copy(self, store):
+        customer = await store.resolve_customer("telegram", "v5", "v5")
+        conversation = (await store.open_conversation(customer)).id
+        first = message(customer, conversation, "hello", channel="telegram", external_id="u-5")
+        await store.append(first)
+        again = message(customer, conversation, "hello", channel="telegram", external_id="u-5")  # a new row id
+        await store.append(again)
+        await store.annotate(again, "greet", 0.99, {"intent": "greet"})
+        (stored,) = await store.history(customer.id)
+        assert (stored.id, stored.intent) == (first.id, "greet")
 
     async def test_the_open_conversation_is_reused_until_resolved(self, store):
         customer = await store.resolve_customer("web", "v3", "v3")
