@@ -190,8 +190,10 @@ async def answered(server, fake: FakeVk, peer: int, inbound: int):
     async def done():
         messages = await history(server, peer)
         outs = [m for m in messages if m.direction == "out"]
-        if (sum(m.direction == "in" for m in messages) == inbound and messages[-1].direction == "out"
-                and len(fake.sent_to(peer)) == len(outs)):
+        # Inbound messages keep their arrival time, so a later one can be stored (by time) before an
+        # earlier one's answer: wait for an answer to every message, not just for an answer last.
+        if (sum(m.direction == "in" for m in messages) == inbound and len(outs) >= inbound
+                and messages[-1].direction == "out" and len(fake.sent_to(peer)) == len(outs)):
             return messages
         return None
     return await eventually(done)
