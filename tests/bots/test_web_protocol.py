@@ -267,3 +267,14 @@ async def test_only_allowed_sites_may_open_the_chat(http, make_server, settings)
     await allowed.send_json({"type": "hello", "token": None})
     assert (await allowed.receive_json(timeout=10))["type"] == "welcome"
     await allowed.close()
+
+
+async def test_a_dead_redis_gives_a_clear_error_and_the_chat_stays_up(http, make_server, settings):
+    server = await make_server(settings, redis_url="redis://127.0.0.1:1/0")  # nothing listens there
+    c = await client(http, server)
+    await c.hello()
+    await c.ws.send_json({"type": "message", "id": "c-1", "text": "hello"})
+    error = await c.receive()
+    assert (error["type"], error["code"], error["id"]) == ("error", "internal", "c-1")  # the widget keeps and resends it
+    await c.ws.send_json({"type": "ping"})
+    assert await c.receive() == {"type": "pong"}
