@@ -146,3 +146,21 @@ async def make_server(understanding):
     yield make
     for running in started:
         await running.stop()
+
+
+def fail_storage_once(server, monkeypatch) -> list[str]:
+    """The next turn finds Redis/the database down once; returns the keys it failed for."""
+    from bots.app import SEAMLINE
+    from shared.errors import StoreError
+
+    sessions = server.app[SEAMLINE].pipeline._sessions
+    real_lock, failed = sessions.lock, []
+
+    def lock(key):
+        if not failed:
+            failed.append(key)
+            raise StoreError("Redis failed locking session: connection refused")
+        return real_lock(key)
+
+    monkeypatch.setattr(sessions, "lock", lock)
+    return failed

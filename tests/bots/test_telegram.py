@@ -25,7 +25,7 @@ from bots.telegram_text import CallbackPayloads, split, utf16_len
 from shared.errors import ConfigError
 from shared.message import Attachment, Button, Channel, Reply
 from shared.settings import TelegramSettings
-from tests.conftest import Server
+from tests.conftest import Server, fail_storage_once
 from tests.fakes.telegram import CUSTOMER, SECRET_HEADER, TOKEN, FakeTelegram, load_fixture
 
 WEBHOOK_SECRET = "webhook-secret-0123456789"
@@ -463,3 +463,11 @@ async def test_keys_that_send_text_or_share_a_phone_come_as_a_reply_keyboard(tel
     keyboard = sent.params["reply_markup"]
     assert keyboard["keyboard"] == [[{"text": "Share my phone", "request_contact": True}], [{"text": "No, thanks"}]]
     assert keyboard["one_time_keyboard"] is True and "inline_keyboard" not in keyboard
+
+
+async def test_a_storage_outage_is_waited_out_and_the_message_answered_once(telegram, polling, monkeypatch):
+    failed = fail_storage_once(polling, monkeypatch)
+    telegram.enqueue(telegram.update("message_text", chat_id=1020, text="hello"))
+    await telegram.wait_for("sendMessage", chat_id=1020)
+    assert failed and len(telegram.calls_of("sendMessage", chat_id=1020)) == 1
+    assert [m.role for m in await history(polling, 1020)] == ["customer", "bot"]

@@ -444,3 +444,12 @@ def test_keys_that_only_send_text_carry_no_payload_and_a_location_key_is_vks_own
                                   Button("Where are you?", "", kind="location"))))
     actions = [cell["action"] for row in board["buttons"] for cell in row]
     assert actions == [{"type": "text", "label": "No, thanks"}, {"type": "location"}]
+
+
+async def test_a_storage_outage_is_waited_out_and_the_message_answered_once(long_poll, fake, monkeypatch):
+    from tests.conftest import fail_storage_once
+
+    failed = fail_storage_once(long_poll, monkeypatch)
+    fake.push(fake.message_new(1030, "hello"))
+    messages = await answered(long_poll, fake, 1030, 1)
+    assert failed and [m.role for m in messages] == ["customer", "bot"] and len(fake.sent_to(1030)) == 1
