@@ -5,6 +5,7 @@ the message came from (the channel the customer is on now).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
@@ -12,7 +13,7 @@ from typing import Awaitable, Callable, Protocol
 from bots.dialogue import Dialogue
 from handoff.escalation import Escalation
 from nlu.understanding import Understanding
-from shared.errors import ChannelError, Unreachable
+from shared.errors import ChannelError, StoreError, Unreachable
 from shared.history import StoredMessage, new_id
 from shared.identity import Customer
 from shared.message import Channel, Message, Reply, Role, utcnow
@@ -66,6 +67,23 @@ class Pipeline:
                 return await self._walk(message, session, on_stored)
             finally:
                 await self._sessions.save(session)
+
+    async def handle_retrying(self, message: Message, on_stored: OnStored | None = None, *, attempts: int = 5,
+                              backoff: float = 0.5) -> Handled:
+        """``handle`` for a message the platform was already told we have: a storage outage (database or
+        Redis down) is waited out, bounded, instead of losing what the customer wrote. Safe to repeat:
+        a platform id counts as seen only once its turn is committed."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.handle(message, on_stored)
+            except StoreError:
+                if attempt == attempts:
+                    raise
+                delay = min(backoff * 2 ** (attempt - 1), 30.0)
+                log.warning("%s message %s: storage failed, retrying in %.1f s", message.channel.value,
+                            message.external_id, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def _walk(self, message: Message, session: Session, on_stored: OnStored | None) -> Handled:
         seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from bots.pipeline import Pipeline
 from bots.telegram_text import CallbackPayloads, split
-from shared.errors import ChannelError, ConfigError, StoreError, Unreachable
+from shared.errors import ChannelError, ConfigError, Unreachable
 from shared.message import Attachment, Button, Channel, Message, Reply
 from shared.settings import TelegramSettings
 
@@ -295,19 +295,9 @@ class TelegramChannel:
             async def typing(stored: object) -> None:
                 await self._quietly(SendChatAction(chat_id=message.address, action="typing"))
 
-            # The update is already acknowledged to Telegram: if our database or Redis is down, wait
-            # and try again (bounded) rather than lose what the customer wrote.
-            for attempt in range(1, self._attempts + 1):
-                try:
-                    await self._pipeline.handle(message, on_stored=typing)
-                    break
-                except StoreError:
-                    if attempt == self._attempts:
-                        raise
-                    delay = min(self._backoff * 2 ** (attempt - 1), 30.0)
-                    log.warning("telegram update %s in chat %s: storage failed, retrying in %.1f s",
-                                update.update_id, chat, delay)
-                    await asyncio.sleep(delay)
+            # Telegram already has our acknowledgement: a storage outage is waited out, not lost.
+            await self._pipeline.handle_retrying(message, on_stored=typing, attempts=self._attempts,
+                                                 backoff=self._backoff)
         except Exception:  # noqa: BLE001 - the one broad except of a chat's worker
             log.exception("telegram update %s in chat %s failed", update.update_id, chat)
 

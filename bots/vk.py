@@ -29,7 +29,7 @@ from vk_api.exceptions import TOO_MANY_RPS_CODE, ApiError, ApiHttpError, VkApiEr
 
 from bots.pipeline import Pipeline
 from bots.vk_format import EventError, keyboard, random_id, split_text, to_message
-from shared.errors import ChannelError, ConfigError, StoreError, Unreachable
+from shared.errors import ChannelError, ConfigError, Unreachable
 from shared.history import StoredMessage
 from shared.message import Channel, Message, Reply
 from shared.settings import VkSettings
@@ -200,19 +200,9 @@ class VkChannel:
         button = event["object"] if event.get("type") == "message_event" else None
         on_stored = partial(self._answer_button, button) if button else None
         try:
-            # The event is already acknowledged to VK: if our database or Redis is down, wait and try
-            # again (bounded) rather than lose what the customer wrote.
-            for attempt in range(self._retries + 1):
-                try:
-                    await self._pipeline.handle(message, on_stored=on_stored)
-                    break
-                except StoreError:
-                    if attempt == self._retries:
-                        raise
-                    delay = self._backoff * 2 ** attempt
-                    log.warning("VK event %s (peer %s): storage failed, retrying in %.1f s", message.external_id,
-                                message.address, delay)
-                    await asyncio.sleep(delay)
+            # VK already has our acknowledgement: a storage outage is waited out, not lost.
+            await self._pipeline.handle_retrying(message, on_stored=on_stored, attempts=self._retries + 1,
+                                                 backoff=self._backoff)
         except Exception:  # noqa: BLE001 - the one broad except of the event path
             log.exception("VK event failed (peer=%s, sender=%s, event=%s)", message.address, message.sender,
                           message.external_id)
