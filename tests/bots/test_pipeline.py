@@ -97,26 +97,29 @@ async def test_the_bot_is_quiet_while_an_agent_holds_the_conversation(seamline):
     assert (await seamline.store.history(handled.inbound.customer_id))[-1].text == "are you there?"
 
 
+class Failing(Recorder):
+    """An adapter whose every send fails with ``error``."""
+
+    def __init__(self, channel: Channel, error: Exception) -> None:
+        super().__init__(channel)
+        self.error = error
+
+    async def send(self, address, reply):
+        raise self.error
+
+
 async def test_a_failing_channel_loses_nothing(seamline):
-    class Broken(Recorder):
-        async def send(self, address, reply):
-            from shared.errors import ChannelError
+    from shared.errors import ChannelError
 
-            raise ChannelError("telegram is down")
-
-    seamline.pipeline.register(Broken(Channel.TELEGRAM))
+    seamline.pipeline.register(Failing(Channel.TELEGRAM, ChannelError("telegram is down")))
     handled = await seamline.pipeline.handle(telegram("hello", 1))
     assert [m.role for m in await seamline.store.history(handled.inbound.customer_id)] == ["customer", "bot"]
 
 
 async def test_a_customer_who_blocked_the_bot_is_marked_unreachable(seamline):
-    class Blocked(Recorder):
-        async def send(self, address, reply):
-            from shared.errors import Unreachable
+    from shared.errors import Unreachable
 
-            raise Unreachable("Forbidden: bot was blocked by the user")
-
-    seamline.pipeline.register(Blocked(Channel.TELEGRAM))
+    seamline.pipeline.register(Failing(Channel.TELEGRAM, Unreachable("Forbidden: bot was blocked by the user")))
     handled = await seamline.pipeline.handle(telegram("hello", 1))
     assert [i.reachable for i in await seamline.store.identities(handled.inbound.customer_id)] == [False]
     assert [m.role for m in await seamline.store.history(handled.inbound.customer_id)] == ["customer", "bot"]
