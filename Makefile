@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/seamline nlu train
 	$(BIN)/seamline run
 
 shell: $(STAMP)
+	$(BIN)/seamline nlu train
 	$(BIN)/seamline shell
 
 test: $(STAMP)

@@ -1,9 +1,12 @@
 """The composition root: the only place that reads settings and wires real stores and channels."""
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -11,7 +14,10 @@ from bots.dialogue import Dialogue, Responses
 from bots.pipeline import Pipeline
 from bots.web import WebChannel
 from handoff.escalation import Escalation
+from nlu.data import fingerprint, load as load_data
+from nlu.lifecycle import latest
 from nlu.understanding import Understanding
+from shared.errors import SeamlineError
 from shared.session import MemorySessionStore, SessionStore
 from shared.settings import Settings
 from shared.storage.database import create_engine
@@ -30,6 +36,14 @@ class Seamline:
     sessions: SessionStore
     pipeline: Pipeline
 
+    async def reload_nlu(self) -> str:
+        """Load the newest trained model and serve it from the next message on; returns its file."""
+        path = latest(self.settings.models_dir)
+        fresh = await asyncio.to_thread(load_understanding, self.settings, path)
+        self.pipeline.understanding.swap(fresh)
+        log.info("NLU model reloaded from %s", path)
+        return str(path)
+
     async def close(self) -> None:
         await self.store.close()
         await self.sessions.close()
@@ -46,8 +60,19 @@ def build_sessions(settings: Settings) -> SessionStore:
     return RedisSessionStore(client=Redis.from_url(settings.redis_url))
 
 
-def build_understanding(settings: Settings) -> Understanding:
-    return Understanding.from_config(settings.config_dir)
+def load_understanding(settings: Settings, path: Path | None = None) -> Understanding:
+    """The newest trained model (``seamline nlu train``); a missing or damaged file is an error
+    naming the file and the command. A model older than the training data is served with a warning."""
+    path = path or latest(settings.models_dir)
+    understanding = Understanding.from_file(path, order_pattern=settings.order_pattern,
+                                            phone_region=settings.phone_region)
+    try:
+        if understanding.model.metadata.get("fingerprint") != fingerprint(load_data(settings.intents_dir)):
+            log.warning("NLU model %s was trained on other data than %s now holds; run: seamline nlu train",
+                        path, settings.intents_dir)
+    except SeamlineError as exc:  # the model still works; the data is for the next training
+        log.warning("cannot read the training data to check the model against it: %s", exc)
+    return understanding
 
 
 async def build(settings: Settings, *, understanding: Understanding | None = None) -> Seamline:
@@ -58,7 +83,7 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
         escalate_intents={intent: f"intent {intent}" for intent in settings.escalate_intents},
         fallbacks_before_human=settings.fallbacks_before_human,
     )
-    pipeline = Pipeline(store=store, sessions=sessions, understanding=understanding or build_understanding(settings),
+    pipeline = Pipeline(store=store, sessions=sessions, understanding=understanding or load_understanding(settings),
                         dialogue=dialogue, escalation=Escalation(store=store),
                         default_language=settings.default_language)
     return Seamline(settings=settings, store=store, sessions=sessions, pipeline=pipeline)
@@ -81,6 +106,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     WebChannel(pipeline=seamline.pipeline, signer=Signer(secret_key=settings.secret_key, purpose="web-visitor"),
                rate_limit=settings.web_rate_limit, allowed_origins=settings.web_allowed_origins).install(app)
     app.router.add_get("/healthz", _health)
+    app.on_startup.append(_reload_on_sighup)
     if settings.telegram is not None:
         from bots.telegram import TelegramChannel  # aiogram costs seconds to import: only when used
 
@@ -93,6 +119,27 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     # collections stay short (a tail-latency win measured with the Telegram benchmark).
     gc.freeze()
     return app
+
+
+async def _reload_on_sighup(app: web.Application) -> None:
+    """``kill -HUP <pid>`` loads the newest model without a restart (when serving from the main thread)."""
+    seamline, loop = app[SEAMLINE], asyncio.get_running_loop()
+
+    async def reload() -> None:
+        try:
+            await seamline.reload_nlu()
+        except SeamlineError as exc:
+            log.error("NLU model not reloaded, the old one stays: %s", exc)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload()))
+    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread, or no signals here
+        return
+
+    async def remove(_app: web.Application) -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    app.on_cleanup.append(remove)
 
 
 async def _health(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ import getpass
 import logging
 import sys
 
+from nlu import commands as nlu_commands
 from shared.errors import ConfigError, SeamlineError
 from shared.settings import Settings, load_settings
 
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply schema migrations")
     db_commands.add_parser("current", help="show the schema revision")
+    nlu_commands.add_parser(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -108,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                 upgrade(settings.database_url)
             current, head = current_revision(settings.database_url)
             print(f"database schema: {current or 'empty'} (latest: {head})")
+        elif args.command == "nlu":
+            return nlu_commands.run(args, settings)
     except ConfigError as exc:
         print(f"seamline: configuration error: {exc}", file=sys.stderr)
         return 2

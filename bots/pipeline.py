@@ -44,7 +44,7 @@ class Pipeline:
                  dialogue: Dialogue, escalation: Escalation, default_language: str = "en") -> None:
         self._store = store
         self._sessions = sessions
-        self._understanding = understanding
+        self.understanding = understanding
         self._dialogue = dialogue
         self._escalation = escalation
         self._default_language = default_language
@@ -106,7 +106,7 @@ class Pipeline:
                 session.remember(seen_key)
             return Handled(inbound=inbound)  # a person holds the conversation: the bot stays quiet
 
-        parse = self._understanding.parse(message.text, message.payload)
+        parse = self.understanding.parse(message.text, message.payload)
         decision = self._dialogue.decide(parse, session)
         now = utcnow()
         replies = tuple(StoredMessage(

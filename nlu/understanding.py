@@ -1,33 +1,59 @@
-"""``Understanding.parse``: the one call the pipeline makes to understand a text."""
+"""``Understanding.parse``: the one call the pipeline makes to understand a text.
+
+It holds a trained model (``nlu.classifier.IntentModel``) and the entity extractor configured
+from the same training data, and can swap both for a newly trained model while serving.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from nlu.classifier import NgramClassifier
-from nlu.data import load_intents
-from nlu.entities import PatternEntities
+from nlu.classifier import IntentModel
+from nlu.entities import DEFAULT_ORDER_PATTERN, PatternEntities
 from nlu.language import detect
-from nlu.parse import OUT_OF_SCOPE, Classifier, Parse
-
+from nlu.parse import OUT_OF_SCOPE, Parse
 
 COMMAND_INTENTS = {"start": "greet", "help": "greet"}
 
 
 class Understanding:
-    def __init__(self, *, classifier: Classifier, entities: PatternEntities, threshold: float = 0.3) -> None:
-        self._classifier = classifier
+    def __init__(self, *, model: IntentModel, entities: PatternEntities) -> None:
+        self.model = model
         self._entities = entities
-        self.threshold = threshold
 
     @classmethod
-    def from_config(cls, config_dir: Path, threshold: float = 0.3) -> "Understanding":
-        examples, out_of_scope = load_intents(config_dir / "intents")
-        return cls(classifier=NgramClassifier(examples + out_of_scope), entities=PatternEntities(),
-                   threshold=threshold)
+    def from_model(cls, model: IntentModel, *, order_pattern: str = DEFAULT_ORDER_PATTERN,
+                   phone_region: str = "RU") -> "Understanding":
+        spec = model.metadata.get("entities") or {}
+        entities = PatternEntities(order_pattern=order_pattern, default_region=phone_region,
+                                   regexes=spec.get("regexes") or {}, lookups=spec.get("lookups") or {},
+                                   synonyms=spec.get("synonyms") or {})
+        return cls(model=model, entities=entities)
+
+    @classmethod
+    def from_file(cls, path: Path, **options) -> "Understanding":
+        from nlu import store
+
+        return cls.from_model(store.load(path), **options)
+
+    @classmethod
+    def from_config(cls, config_dir: Path, **options) -> "Understanding":
+        """Train in memory from ``config_dir/intents`` (tests, and evaluation without a model file)."""
+        from nlu.lifecycle import train_data
+        from nlu.data import load
+
+        return cls.from_model(train_data(load(config_dir / "intents")), **options)
 
     @property
     def intents(self) -> tuple[str, ...]:
-        return tuple(i for i in self._classifier.intents if i != OUT_OF_SCOPE)
+        return tuple(i for i in self.model.intents if i != OUT_OF_SCOPE)
+
+    @property
+    def threshold(self) -> float:
+        return self.model.threshold
+
+    def swap(self, other: "Understanding") -> None:
+        """Serve ``other``'s model and entities from now on (one assignment each: no half state)."""
+        self.model, self._entities = other.model, other._entities
 
     def parse(self, text: str, payload: str | None = None) -> Parse:
         language = detect(text)
@@ -40,8 +66,6 @@ class Understanding:
             return Parse(command, 1.0, ((command, 1.0),), entities, language)
         if not text.strip():
             return Parse(OUT_OF_SCOPE, 1.0, (), entities, language)
-        ranking = tuple(self._classifier.rank(text))
-        intent, confidence = ranking[0]
-        if intent == OUT_OF_SCOPE or confidence < self.threshold:
-            intent = OUT_OF_SCOPE
-        return Parse(intent, confidence, ranking[:5], entities, language)
+        model = self.model
+        ranking = tuple(model.rank(text))
+        return Parse(model.decide(ranking), ranking[0][1], ranking[:5], entities, language)

@@ -65,6 +65,18 @@ class Settings:
     telegram: TelegramSettings | None = None
     vk: VkSettings | None = None
     log_level: str = "INFO"
+    nlu_models: Path | None = None  # directory of trained models; None: DATA_DIR/models
+    order_pattern: str = r"(?<![\d+])(?:№\s?|#\s?)?(\d{4,12})(?!\d)"
+    phone_region: str = "RU"  # where a phone number without a country code is from
+    oos_recall: float = 0.6  # out-of-scope share the threshold must catch on held-out examples
+
+    @property
+    def models_dir(self) -> Path:
+        return self.nlu_models if self.nlu_models is not None else self.data_dir / "models"
+
+    @property
+    def intents_dir(self) -> Path:
+        return self.config_dir / "intents"
 
     @property
     def is_embedded_db(self) -> bool:
@@ -201,7 +213,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         file = tomllib.loads(toml_path.read_text()) if toml_path.exists() else {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(toml_path), f"is not valid TOML ({exc})", "Fix the file or restore it from git") from exc
-    server, storage, dialogue, webchat = (file.get(k, {}) for k in ("server", "storage", "dialogue", "web"))
+    server, storage, dialogue, webchat, nlu = (file.get(k, {}) for k in ("server", "storage", "dialogue", "web", "nlu"))
 
     def get(name: str, section: dict, key: str, default: object) -> object:
         return env.get(name) if env.get(name) not in (None, "") else section.get(key, default)
@@ -235,4 +247,30 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         telegram=_telegram(env),
         vk=_vk(env),
         log_level=level,
+        nlu_models=Path(str(get("SEAMLINE_NLU_MODELS", nlu, "models", ""))) if get(
+            "SEAMLINE_NLU_MODELS", nlu, "models", "") else None,
+        order_pattern=_pattern("SEAMLINE_ORDER_PATTERN", str(get("SEAMLINE_ORDER_PATTERN", nlu, "order_pattern",
+                                                                 Settings.order_pattern))),
+        phone_region=_region(str(get("SEAMLINE_PHONE_REGION", nlu, "phone_region", "RU"))),
+        oos_recall=_int("SEAMLINE_OOS_RECALL", get("SEAMLINE_OOS_RECALL", nlu, "oos_recall_percent", 60), 0, 100,
+                        "SEAMLINE_OOS_RECALL=60") / 100,
     )
+
+
+def _pattern(name: str, raw: str) -> str:
+    try:
+        compiled = re.compile(raw)
+    except re.error as exc:
+        raise ConfigError(name, f"is not a valid regular expression ({exc})", r"Use e.g. (?:№|#)?(\d{4,12})") from None
+    if compiled.groups > 1:
+        raise ConfigError(name, "has more than one group", "Keep one capturing group around the order number")
+    return raw
+
+
+def _region(raw: str) -> str:
+    import phonenumbers
+
+    region = raw.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError("SEAMLINE_PHONE_REGION", f"{raw!r} is not a country code", "Use a two-letter code: RU, US, DE...")
+    return region

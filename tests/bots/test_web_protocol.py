@@ -235,7 +235,7 @@ async def test_a_failure_while_processing_keeps_the_message_and_a_resend_is_answ
     from bots.app import SEAMLINE
     from shared.message import Channel
 
-    understanding = server.app[SEAMLINE].pipeline._understanding
+    understanding = server.app[SEAMLINE].pipeline.understanding
     real_parse, calls = understanding.parse, []
 
     def flaky_parse(text, payload=None):
