@@ -47,7 +47,7 @@ FEATURES: tuple[tuple[str, dict], ...] = (
     ("word", dict(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b")),
     ("stem", dict(analyzer=stems)),
 )
-SVM_C = 0.3
+SVM_C = 1.0  # chosen on the CLINC150 validation splits (0.3, 1.0 tried)
 
 
 @dataclass

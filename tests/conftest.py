@@ -32,10 +32,22 @@ def _service(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def understanding():
+def models_dir(tmp_path_factory) -> Path:
+    """A models directory holding a model trained once, as `seamline nlu train` does, on config/intents."""
+    from nlu.data import load
+    from nlu.lifecycle import train_to
+
+    directory = tmp_path_factory.mktemp("models")
+    train_to(directory, load(CONFIG_DIR / "intents"))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def understanding(models_dir):
+    from nlu.lifecycle import latest
     from nlu.understanding import Understanding
 
-    return Understanding.from_config(CONFIG_DIR)
+    return Understanding.from_file(latest(models_dir))
 
 
 @pytest.fixture

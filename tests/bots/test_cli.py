@@ -28,9 +28,10 @@ TIMEOUT = 180  # seconds; generous, only there so that a hang fails instead of b
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """The user's environment with no Seamline settings but where the data lives."""
+def env(tmp_path: Path, models_dir: Path) -> dict[str, str]:
+    """The user's environment with no Seamline settings but where the data and the trained model live."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
+    clean["SEAMLINE_NLU_MODELS"] = str(models_dir)
     clean["SEAMLINE_DATA_DIR"] = str(tmp_path / "var")
     clean["SEAMLINE_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/var/seamline.db"
     clean["PYTHONUNBUFFERED"] = "1"
@@ -159,6 +160,14 @@ def test_shell_chats_through_the_pipeline(env, tmp_path):
     answers = re.findall(r"bot> (.*)", done.stdout)
     assert len(answers) >= 3, done.stdout
     assert "12345" in answers[-1]
+
+
+def test_run_without_a_trained_model_names_the_file_and_the_command(env, tmp_path):
+    env["SEAMLINE_NLU_MODELS"] = str(tmp_path / "no-models")
+    done = seamline(["run"], env, tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert str(tmp_path / "no-models") in done.stderr and "Run: seamline nlu train" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_run_on_a_port_in_use_says_so_and_exits_2(env, tmp_path):
