@@ -21,6 +21,8 @@ from shared.errors import SeamlineError
 from shared.session import MemorySessionStore, SessionStore
 from shared.settings import Settings
 from shared.storage.database import create_engine
+from shared.linking import Linker
+from shared.storage.customers import SqlCustomerStore
 from shared.storage.sql import SqlChatStore
 from shared.tokens import Signer
 
@@ -35,6 +37,8 @@ class Seamline:
     store: SqlChatStore
     sessions: SessionStore
     pipeline: Pipeline
+    customers: SqlCustomerStore
+    linker: Linker
 
     async def reload_nlu(self) -> str:
         """Load the newest trained model and serve it from the next message on; returns its file."""
@@ -83,10 +87,13 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
         escalate_intents={intent: f"intent {intent}" for intent in settings.escalate_intents},
         fallbacks_before_human=settings.fallbacks_before_human,
     )
+    customers = SqlCustomerStore(store)
+    linker = Linker(customers=customers, sessions=sessions, secret_key=settings.secret_key)
     pipeline = Pipeline(store=store, sessions=sessions, understanding=understanding or load_understanding(settings),
                         dialogue=dialogue, escalation=Escalation(store=store),
-                        default_language=settings.default_language)
-    return Seamline(settings=settings, store=store, sessions=sessions, pipeline=pipeline)
+                        default_language=settings.default_language, linker=linker)
+    return Seamline(settings=settings, store=store, sessions=sessions, pipeline=pipeline, customers=customers,
+                    linker=linker)
 
 
 SEAMLINE = web.AppKey("seamline", Seamline)

@@ -56,6 +56,14 @@ class Responses:
     def has(self, key: str, language: str) -> bool:
         return bool(self._variants.get(language, {}).get(key))
 
+    def phrase(self, group: str, key: str, language: str) -> str | None:
+        """A named phrase used inside sentences (``topics``, ``channels``), or None."""
+        for lang in (language, "en"):
+            table = (self._variants.get(lang, {}).get(group) or [{}])[0]
+            if key in table:
+                return str(table[key])
+        return None
+
     def render(self, key: str, language: str, slots: dict[str, str]) -> Reply:
         options = self._variants.get(language, {}).get(key) or self._variants.get("en", {}).get(key)
         if not options:
@@ -110,4 +118,36 @@ class Dialogue:
             if parse.intent != "human_agent":
                 replies.append(say("handoff_queued"))
             return Decision(tuple(replies), escalate=reason)
+        return Decision(tuple(replies))
+
+    # -- linking channels (the pipeline issues and checks the proofs; these are the words) ------
+
+    def link_code(self, code: str, session: Session) -> Decision:
+        """The answer to "link my account": the code, or why there is none (asked too often)."""
+        if not code:
+            return Decision((self._responses.render("link_rate_limited", session.language, {}),))
+        return Decision((self._responses.render("link_account", session.language, {"code": code}),))
+
+    def has_topic(self, intent: str) -> bool:
+        return self._responses.phrase("topics", intent, "en") is not None
+
+    def link_outcome(self, status: str, session: Session, *, topic: str | None = None,
+                     from_channel: str | None = None, minutes: int | None = None) -> Decision:
+        language = session.language
+        if status != "linked":
+            key = {"already": "link_already", "expired": "link_expired", "used": "link_used",
+                   "locked": "link_locked"}.get(status, "link_invalid")
+            return Decision((self._responses.render(key, language, {"minutes": str(minutes or "")}),))
+        replies = []
+        if topic and from_channel:
+            number = session.slots.get("order_number")
+            name = self._responses.phrase("topics", topic if number or topic != "order_status"
+                                          else "order_status_no_number", language) or topic
+            replies.append(self._responses.render("link_done_context", language, {
+                "topic": name.format_map(_Slots(session.slots)),
+                "channel": self._responses.phrase("channels", from_channel, language) or from_channel}))
+        else:
+            replies.append(self._responses.render("link_done", language, {}))
+        if session.active_form == "order_status" and session.handoff != "with_agent":
+            replies.append(self._responses.render("ask_order_number", language, session.slots))
         return Decision(tuple(replies))

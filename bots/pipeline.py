@@ -16,11 +16,13 @@ from nlu.understanding import Understanding
 from shared.errors import ChannelError, StoreError, Unreachable
 from shared.history import StoredMessage, new_id
 from shared.identity import Customer
+from shared.linking import Linker, Outcome, RateLimited
 from shared.message import Channel, Message, Reply, Role, utcnow
 from shared.session import Session, SessionStore
 from shared.storage.sql import SqlChatStore
 
 log = logging.getLogger(__name__)
+MASK = "••••••"  # what is stored instead of a link code
 
 
 class Adapter(Protocol):
@@ -41,8 +43,10 @@ OnStored = Callable[[StoredMessage], Awaitable[None]]
 
 class Pipeline:
     def __init__(self, *, store: SqlChatStore, sessions: SessionStore, understanding: Understanding,
-                 dialogue: Dialogue, escalation: Escalation, default_language: str = "en") -> None:
+                 dialogue: Dialogue, escalation: Escalation, default_language: str = "en",
+                 linker: Linker | None = None) -> None:
         self._store = store
+        self._linker = linker
         self._sessions = sessions
         self.understanding = understanding
         self._dialogue = dialogue
@@ -61,12 +65,46 @@ class Pipeline:
     async def handle(self, message: Message, on_stored: OnStored | None = None) -> Handled:
         customer = await self._store.resolve_customer(message.channel.value, message.sender, message.address,
                                                       message.sender_name, message.language)
-        async with self._sessions.lock(customer.id):
-            session = await self._load_session(customer, message)
-            try:
-                return await self._walk(message, session, on_stored)
-            finally:
-                await self._sessions.save(session)
+        link = await self._try_link(message, customer)
+        if link is not None and link.linked and link.survivor_id != customer.id:
+            customer = await self._store.fresh_customer(message.channel.value, message.sender) or customer
+        for _ in range(3):
+            async with self._sessions.lock(customer.id):
+                session = await self._sessions.load(customer.id)
+                if session is None and not customer.new:
+                    # Lost, expired, or this identity was linked to another customer (maybe by another
+                    # process): ask the database who it belongs to before rebuilding.
+                    fresh = await self._store.fresh_customer(message.channel.value, message.sender)
+                    if fresh is not None and fresh.id != customer.id:
+                        customer = fresh
+                        continue
+                if session is None:
+                    session = await self._rebuild_session(customer, message)
+                try:
+                    return await self._walk(message, session, on_stored, link)
+                finally:
+                    await self._sessions.save(session)
+        raise StoreError(f"{message.channel.value} {message.sender}: the customer kept changing while loading")
+
+    async def _try_link(self, message: Message, customer: Customer) -> Outcome | None:
+        """A deep-link token ("/start ln-…") or a message that is just a 6-digit code: a link attempt."""
+        if self._linker is None:
+            return None
+        token = Linker.token_in(message.payload)
+        code = None if token or message.payload else Linker.code_in(message.text)
+        if token is None and code is None:
+            return None
+        peek = None if customer.new else await self._sessions.load(customer.id)
+        seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None
+        if peek is not None and seen_key and seen_key in peek.seen:
+            return None  # a resent message: the walk drops it as a duplicate
+        channel, sender = message.channel.value, message.sender
+        if token:
+            return await self._linker.redeem_token(token, customer.id, channel, sender)
+        # When the bot asked for an order number, six digits that are no live code are that number.
+        asked_for_number = peek is not None and peek.active_form == "order_status"
+        outcome = await self._linker.redeem_code(code, customer.id, channel, sender, strict=not asked_for_number)
+        return outcome
 
     async def handle_retrying(self, message: Message, on_stored: OnStored | None = None, *, attempts: int = 5,
                               backoff: float = 0.5) -> Handled:
@@ -85,15 +123,19 @@ class Pipeline:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def _walk(self, message: Message, session: Session, on_stored: OnStored | None) -> Handled:
+    async def _walk(self, message: Message, session: Session, on_stored: OnStored | None,
+                    link: Outcome | None = None) -> Handled:
         seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None
         if seen_key and seen_key in session.seen:
             return Handled(duplicate=True)
+        text, payload = message.text, message.payload
+        if link is not None:  # a proof is never kept in clear, even a used one
+            text, payload = ("/start", "/start") if Linker.token_in(payload) else (MASK, payload)
         inbound = StoredMessage(
             id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
-            channel=message.channel.value, direction="in", role=Role.CUSTOMER.value, text=message.text,
-            payload=message.payload, attachments=[a.__dict__ for a in message.attachments],
-            external_id=message.external_id, created_at=message.ts,
+            channel=message.channel.value, direction="in", role=Role.CUSTOMER.value, text=text,
+            payload=payload, attachments=[a.__dict__ for a in message.attachments],
+            external_id=message.external_id, identity=message.sender, created_at=message.ts,
         )
         await self._store.append(inbound)  # stored before anything else happens to it
         if session.last_channel != message.channel.value:
@@ -101,17 +143,28 @@ class Pipeline:
             await self._store.touch_customer(session.customer_id, message.channel.value)
         if on_stored is not None:
             await on_stored(inbound)
+        if link is not None:
+            return await self._answer_link(message, session, inbound, link, seen_key)
         if session.handoff == "with_agent":
             if seen_key:
                 session.remember(seen_key)
             return Handled(inbound=inbound)  # a person holds the conversation: the bot stays quiet
 
         parse = self.understanding.parse(message.text, message.payload)
-        decision = self._dialogue.decide(parse, session)
+        secret = None
+        if parse.intent == "link_account" and self._linker is not None:
+            try:
+                secret = await self._linker.issue_code(session.customer_id, message.channel.value, message.sender)
+            except RateLimited:
+                secret = ""
+            decision = self._dialogue.link_code(secret, session)
+        else:
+            decision = self._dialogue.decide(parse, session)
         now = utcnow()
         replies = tuple(StoredMessage(
             id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
-            channel=message.channel.value, direction="out", role=reply.role.value, text=reply.text,
+            channel=message.channel.value, direction="out", role=reply.role.value,
+            text=reply.text.replace(secret, MASK) if secret else reply.text, identity=message.sender,
             buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], created_at=now,
         ) for reply in decision.replies)
         # What was understood and what is answered are stored (together) before anything is sent.
@@ -127,6 +180,52 @@ class Pipeline:
             await self._deliver(message, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at))
         return Handled(inbound=inbound, replies=replies)
 
+    async def _answer_link(self, message: Message, session: Session, inbound: StoredMessage, link: Outcome,
+                           seen_key: str | None) -> Handled:
+        topic = None
+        if link.status == "linked" and link.from_channel:
+            topic = await self._topic(session.customer_id, link.from_channel)
+        decision = self._dialogue.link_outcome(link.status, session, topic=topic, from_channel=link.from_channel,
+                                               minutes=link.context.get("minutes"))
+        now = utcnow()
+        replies = tuple(StoredMessage(
+            id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
+            channel=message.channel.value, direction="out", role=reply.role.value, text=reply.text,
+            identity=message.sender, buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+            created_at=now) for reply in decision.replies)
+        await self._store.annotate(inbound, "link_account", 1.0, {"intent": "link_account", "link": link.status},
+                                   replies)
+        if seen_key:
+            session.remember(seen_key)
+        for reply, stored in zip(decision.replies, replies):
+            await self._deliver(message, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at))
+        return Handled(inbound=inbound, replies=replies)
+
+    async def _topic(self, customer_id: str, channel: str) -> str | None:
+        """The last thing the customer asked about on ``channel`` (an intent), to pick up from."""
+        for stored in reversed(await self._store.history(customer_id, 50)):
+            if stored.direction == "in" and stored.channel == channel and stored.intent:
+                if self._dialogue.has_topic(stored.intent):
+                    return stored.intent
+        return None
+
+    async def send_to_customer(self, customer_id: str, reply: Reply, identities) -> str | None:
+        """A reply nobody asked for just now (an agent's, say): to the most recently active reachable
+        identity whose channel is connected, falling back to the next. Returns the channel used."""
+        for identity in identities:
+            adapter = self._adapters.get(Channel(identity.channel)) if identity.channel in Channel._value2member_map_ \
+                else None
+            if adapter is None:
+                continue
+            try:
+                await adapter.send(identity.address, reply)
+                return identity.channel
+            except Unreachable:
+                await self._store.set_reachable(identity.channel, identity.external_id, False)
+            except ChannelError:
+                log.warning("could not deliver reply %s on %s", reply.id, identity.channel, exc_info=True)
+        return None
+
     async def _deliver(self, message: Message, reply: Reply) -> None:
         adapter = self._adapters.get(message.channel)
         if adapter is None:
@@ -141,11 +240,8 @@ class Pipeline:
             # The reply is stored; the customer sees it in their history when they come back.
             log.warning("could not deliver reply %s on %s", reply.id, message.channel.value, exc_info=True)
 
-    async def _load_session(self, customer: Customer, message: Message) -> Session:
-        session = await self._sessions.load(customer.id)
-        if session is not None:
-            return session
-        # New, expired or evicted: rebuild what the database knows.
+    async def _rebuild_session(self, customer: Customer, message: Message) -> Session:
+        """New, expired or evicted: rebuild what the database knows."""
         conversation = await self._store.open_conversation(customer)
         return Session(
             customer_id=customer.id, conversation_id=conversation.id,

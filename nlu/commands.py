@@ -29,8 +29,15 @@ def add_parser(commands) -> None:
     evaluate.add_argument("--train", type=Path)
     evaluate.add_argument("--test", type=Path)
     evaluate.add_argument("--validation", type=Path)
-    evaluate.add_argument("--folds", type=int, default=5, help="cross-validation folds without files (default 5)")
+    evaluate.add_argument("--folds", type=_folds, default=5, help="cross-validation folds without files (2-20, default 5)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _folds(raw: str) -> int:
+    value = int(raw) if raw.isdigit() else 0
+    if not 2 <= value <= 20:
+        raise argparse.ArgumentTypeError(f"{raw!r}: use a whole number from 2 to 20")
+    return value
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -116,6 +123,10 @@ def _evaluate(args, settings: Settings) -> int:
         test = load(args.test).all_examples
         validation = load(args.validation).all_examples if args.validation else None
         if args.train is None:
+            if args.validation:
+                print("seamline: --validation tunes a model trained with --train; the shipped model is already "
+                      "tuned", file=sys.stderr)
+                return 2
             result = evaluate.report(_shipped(settings), test)
         else:
             result = evaluate.train_and_report(load(args.train), test, validation, oos_recall=settings.oos_recall,

@@ -7,6 +7,7 @@ knows when the newest model already matches the data. The newest few are kept fo
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from nlu.data import TrainingData, fingerprint
 from nlu.training import train
 
 KEEP = 5
+_NAME = re.compile(r"^nlu-\d{8}T\d{12}Z-[0-9a-f]{12}\.npz$")
 
 
 def train_data(data: TrainingData, *, progress: Progress | None = None, oos_recall: float = 0.6) -> IntentModel:
@@ -27,7 +29,9 @@ def train_data(data: TrainingData, *, progress: Progress | None = None, oos_reca
 
 def model_files(directory: Path) -> list[Path]:
     """Model files, newest first (the name starts with its UTC time, so names sort by age)."""
-    return sorted(directory.glob("nlu-*.npz"), reverse=True) if directory.is_dir() else []
+    if not directory.is_dir():
+        return []
+    return sorted((p for p in directory.glob("nlu-*.npz") if _NAME.match(p.name)), reverse=True)
 
 
 def latest(directory: Path) -> Path:

@@ -83,9 +83,12 @@ def _open(path: Path):
     if not path.exists():
         raise ModelFileError(path, "does not exist")
     try:
-        return np.load(path, allow_pickle=False)
+        archive = np.load(path, allow_pickle=False)
     except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ModelFileError(path, f"is not a Seamline model or is damaged ({exc.__class__.__name__})") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ModelFileError(path, "is not a Seamline model (a single array, not an archive)")
+    return archive
 
 
 def _header(path: Path, archive) -> dict:

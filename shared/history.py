@@ -32,6 +32,7 @@ class StoredMessage:
     buttons: list[dict] = field(default_factory=list)
     attachments: list[dict] = field(default_factory=list)
     external_id: str | None = None
+    identity: str | None = None  # the sender (inbound) or recipient (outbound) on ``channel``
     intent: str | None = None
     confidence: float | None = None
     nlu: dict | None = None

@@ -22,6 +22,10 @@ class CustomerRow(Base):
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # key -> {"at": ISO time, "source": who set it, "verified": bool}: decides merge conflicts
+    attribute_meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    merged_into: Mapped[str | None] = mapped_column(ID)  # linked into another customer (undoable)
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class IdentityRow(Base):
@@ -34,6 +38,8 @@ class IdentityRow(Base):
     address: Mapped[str] = mapped_column(String(128))
     reachable: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    link_failures: Mapped[int] = mapped_column(Integer, default=0)  # wrong link codes in a row
+    link_locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ConversationRow(Base):
@@ -64,6 +70,9 @@ class MessageRow(Base):
     buttons: Mapped[list] = mapped_column(JSON, default=list)
     attachments: Mapped[list] = mapped_column(JSON, default=list)
     external_id: Mapped[str | None] = mapped_column(String(160))
+    # the identity (external id on ``channel``) that wrote it or that it was sent to: undoing a
+    # link gives each message back to the customer whose identity it belongs to
+    identity: Mapped[str | None] = mapped_column(String(128))
     intent: Mapped[str | None] = mapped_column(String(64))
     confidence: Mapped[float | None] = mapped_column(Float)
     nlu: Mapped[dict | None] = mapped_column(JSON)
@@ -79,3 +88,29 @@ class EventRow(Base):
     conversation_id: Mapped[str | None] = mapped_column(ID)
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LinkCodeRow(Base):
+    """A one-time proof (6-digit code or deep-link token), kept only as a keyed hash."""
+    __tablename__ = "link_codes"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # code | token
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LinkRow(Base):
+    """One link of two customers: what moved, so that it can be undone."""
+    __tablename__ = "links"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    merged_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(32))  # code | deep_link | site_identity | admin
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    undone_by: Mapped[str | None] = mapped_column(String(200))

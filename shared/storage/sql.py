@@ -90,6 +90,18 @@ class SqlChatStore:
             self._customers.popitem(last=False)
         return customer
 
+    def forget_identities(self, identities) -> None:
+        """Drop cached identity → customer entries (the identities changed customers)."""
+        for identity in identities:
+            customer = self._customers.pop((identity.channel, identity.external_id), None)
+            if customer is not None:
+                self._first_conversations.pop(customer.id, None)
+
+    async def fresh_customer(self, channel: str, sender: str) -> Customer | None:
+        """The customer behind an identity read from the database, refreshing the cache."""
+        self._customers.pop((channel, sender), None)
+        return await self.find_customer(channel, sender)
+
     async def find_customer(self, channel: str, sender: str) -> Customer | None:
         """The customer behind an identity, or None; never creates one."""
         cached = self._customers.get((channel, sender))

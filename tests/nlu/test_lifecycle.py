@@ -223,7 +223,14 @@ def _empty(_model: bytes) -> bytes:
     return b""
 
 
-@pytest.mark.parametrize("damage", [_truncated, _random, _foreign_zip, _foreign_npz, _empty])
+def _numpy_array(_model: bytes) -> bytes:
+    """A plain NumPy array file (np.save), e.g. another tool's output given a model's name."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(3))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("damage", [_truncated, _random, _foreign_zip, _foreign_npz, _empty, _numpy_array])
 def test_a_damaged_or_foreign_file_is_a_clear_error(tmp_path, small_model_file, damage):
     path = tmp_path / "nlu-20990101T000000000000Z-0123456789ab.npz"
     path.write_bytes(damage(small_model_file.read_bytes()))
@@ -273,6 +280,9 @@ def test_confidences_are_probabilities_and_higher_when_the_model_is_right():
         (right if model.decide(ranking) == example.intent else wrong).append(confidences[0])
     assert len(right) > 3 * len(wrong) > 0  # mostly right, and some mistakes to compare with
     assert np.mean(right) > np.mean(wrong) + 0.1, (np.mean(right), np.mean(wrong))
+    # calibrated: the mean confidence is close to the share it gets right (not a raw, flat softmax)
+    accuracy, confidence = len(right) / len(held_out), np.mean(right + wrong)
+    assert abs(confidence - accuracy) < 0.1, (confidence, accuracy)
 
 
 # --- loading at start-up -----------------------------------------------------------------------------
