@@ -13,7 +13,9 @@ from aiohttp import web
 from bots.dialogue import Dialogue, Responses
 from bots.pipeline import Pipeline
 from bots.web import WebChannel
-from handoff.escalation import Escalation
+from handoff.agents import AgentStore
+from handoff.routing import Routing
+from handoff.service import Handoff
 from nlu.data import fingerprint, load as load_data
 from nlu.lifecycle import latest
 from nlu.understanding import Understanding
@@ -39,6 +41,7 @@ class Seamline:
     pipeline: Pipeline
     customers: SqlCustomerStore
     linker: Linker
+    handoff: Handoff
 
     async def reload_nlu(self) -> str:
         """Load the newest trained model and serve it from the next message on; returns its file."""
@@ -82,18 +85,18 @@ def load_understanding(settings: Settings, path: Path | None = None) -> Understa
 async def build(settings: Settings, *, understanding: Understanding | None = None) -> Seamline:
     store = SqlChatStore(engine=create_engine(settings.database_url))
     sessions = build_sessions(settings)
-    dialogue = Dialogue(
-        responses=Responses.from_dir(settings.config_dir / "responses"),
-        escalate_intents={intent: f"intent {intent}" for intent in settings.escalate_intents},
-        fallbacks_before_human=settings.fallbacks_before_human,
-    )
+    responses = Responses.from_dir(settings.config_dir / "responses")
+    dialogue = Dialogue(responses=responses, fallbacks_before_human=settings.fallbacks_before_human)
     customers = SqlCustomerStore(store)
     linker = Linker(customers=customers, sessions=sessions, secret_key=settings.secret_key)
+    handoff = Handoff(store=store, customers=customers, agents=AgentStore(store), sessions=sessions,
+                      routing=Routing.load(settings.config_dir / "routing.yml"), responses=responses)
     pipeline = Pipeline(store=store, sessions=sessions, understanding=understanding or load_understanding(settings),
-                        dialogue=dialogue, escalation=Escalation(store=store),
-                        default_language=settings.default_language, linker=linker)
+                        dialogue=dialogue, handoff=handoff, default_language=settings.default_language,
+                        linker=linker)
+    handoff.pipeline = pipeline
     return Seamline(settings=settings, store=store, sessions=sessions, pipeline=pipeline, customers=customers,
-                    linker=linker)
+                    linker=linker, handoff=handoff)
 
 
 SEAMLINE = web.AppKey("seamline", Seamline)
@@ -110,18 +113,25 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
         await seamline.close()  # also after a failed start, unlike on_cleanup
 
     app.cleanup_ctx.append(lifetime)  # first in, so channels are closed before the stores
-    WebChannel(pipeline=seamline.pipeline, signer=Signer(secret_key=settings.secret_key, purpose="web-visitor"),
-               rate_limit=settings.web_rate_limit, allowed_origins=settings.web_allowed_origins).install(app)
+    web_chat = WebChannel(pipeline=seamline.pipeline, store=seamline.store, linker=seamline.linker,
+                          signer=Signer(secret_key=settings.secret_key, purpose="web-visitor"),
+                          rate_limit=settings.web_rate_limit, allowed_origins=settings.web_allowed_origins,
+                          identity_secret=settings.web_identity_secret)
+    web_chat.install(app)
     app.router.add_get("/healthz", _health)
     app.on_startup.append(_reload_on_sighup)
     if settings.telegram is not None:
         from bots.telegram import TelegramChannel  # aiogram costs seconds to import: only when used
 
-        TelegramChannel(pipeline=seamline.pipeline, settings=settings.telegram).install(app)
+        telegram = TelegramChannel(pipeline=seamline.pipeline, settings=settings.telegram)
+        telegram.install(app)
+        web_chat.deep_links["telegram"] = telegram.deep_link
     if settings.vk is not None:
         from bots.vk import VkChannel
 
-        VkChannel(pipeline=seamline.pipeline, settings=settings.vk).install(app)
+        vk = VkChannel(pipeline=seamline.pipeline, settings=settings.vk)
+        vk.install(app)
+        web_chat.deep_links["vk"] = vk.deep_link
     # The model and the app are built: move them out of the garbage collector's way, so full
     # collections stay short (a tail-latency win measured with the Telegram benchmark).
     gc.freeze()

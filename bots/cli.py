@@ -7,6 +7,7 @@ import getpass
 import logging
 import sys
 
+from bots import customers_cli
 from nlu import commands as nlu_commands
 from shared.errors import ConfigError, SeamlineError
 from shared.settings import Settings, load_settings
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     db_commands.add_parser("upgrade", help="apply schema migrations")
     db_commands.add_parser("current", help="show the schema revision")
     nlu_commands.add_parser(commands)
+    customers_cli.add_parser(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"database schema: {current or 'empty'} (latest: {head})")
         elif args.command == "nlu":
             return nlu_commands.run(args, settings)
+        elif args.command == "customers":
+            _prepare_database(settings)
+            return customers_cli.run(args, settings)
     except ConfigError as exc:
         print(f"seamline: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -115,10 +115,11 @@ class Dialogue:
         replies = [say(parse.intent)] if self._responses.has(parse.intent, session.language) else [say("fallback")]
         reason = self._escalate.get(parse.intent)
         if reason and session.handoff == "bot":
-            if parse.intent != "human_agent":
-                replies.append(say("handoff_queued"))
-            return Decision(tuple(replies), escalate=reason)
+            return Decision(tuple(replies), escalate=reason)  # the handoff says what happens next
         return Decision(tuple(replies))
+
+    def say(self, key: str, session: Session) -> Reply:
+        return self._responses.render(key, session.language, session.slots)
 
     # -- linking channels (the pipeline issues and checks the proofs; these are the words) ------
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
 
 from bots.dialogue import Dialogue
-from handoff.escalation import Escalation
+from handoff.machine import BOT_SILENT
 from nlu.understanding import Understanding
 from shared.errors import ChannelError, StoreError, Unreachable
 from shared.history import StoredMessage, new_id
@@ -43,14 +43,14 @@ OnStored = Callable[[StoredMessage], Awaitable[None]]
 
 class Pipeline:
     def __init__(self, *, store: SqlChatStore, sessions: SessionStore, understanding: Understanding,
-                 dialogue: Dialogue, escalation: Escalation, default_language: str = "en",
+                 dialogue: Dialogue, handoff=None, default_language: str = "en",
                  linker: Linker | None = None) -> None:
         self._store = store
         self._linker = linker
         self._sessions = sessions
         self.understanding = understanding
         self._dialogue = dialogue
-        self._escalation = escalation
+        self._handoff = handoff  # handoff.service.Handoff: escalation, queues, agents
         self._default_language = default_language
         self._adapters: dict[Channel, Adapter] = {}
 
@@ -145,10 +145,17 @@ class Pipeline:
             await on_stored(inbound)
         if link is not None:
             return await self._answer_link(message, session, inbound, link, seen_key)
-        if session.handoff == "with_agent":
+        if self._handoff is not None:
+            await self._handoff.customer_wrote(session, inbound)
+        if session.handoff in BOT_SILENT:
             if seen_key:
                 session.remember(seen_key)
             return Handled(inbound=inbound)  # a person holds the conversation: the bot stays quiet
+        rating = _rating(message.payload)
+        if rating and "rating_for" in session.slots and self._handoff is not None:
+            await self._handoff.rate(session, rating)
+            return await self._answer(message, session, inbound, seen_key,
+                                      [self._dialogue.say("handoff_rated", session)], "rate", {"score": rating})
 
         parse = self.understanding.parse(message.text, message.payload)
         secret = None
@@ -160,23 +167,46 @@ class Pipeline:
             decision = self._dialogue.link_code(secret, session)
         else:
             decision = self._dialogue.decide(parse, session)
+        out = list(decision.replies)
+        if self._handoff is not None and session.handoff == "bot" and secret is None:
+            reason = decision.escalate or self._handoff.trigger(
+                intent=parse.intent if parse.understood else None, text=message.text,
+                fallbacks=session.fallbacks, attributes=session.attributes)
+            if reason:
+                out += await self._handoff.escalate(session, reason=reason, parse=parse, message=message,
+                                                    inbound_id=inbound.id)
         now = utcnow()
         replies = tuple(StoredMessage(
             id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
             channel=message.channel.value, direction="out", role=reply.role.value,
             text=reply.text.replace(secret, MASK) if secret else reply.text, identity=message.sender,
             buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], created_at=now,
-        ) for reply in decision.replies)
+        ) for reply in out)
         # What was understood and what is answered are stored (together) before anything is sent.
         await self._store.annotate(inbound, parse.intent, parse.confidence, parse.to_dict(), replies)
         # Only now is the message done with: if anything above failed, a resend is processed again
         # (the database keeps the first copy of the message), so nothing is lost.
         if seen_key:
             session.remember(seen_key)
-        if decision.escalate:
-            await self._escalation.request(session, reason=decision.escalate, intent=parse.intent,
-                                           message_id=inbound.id)
-        for reply, stored in zip(decision.replies, replies):
+        if self._handoff is not None and session.handoff != "bot":
+            for stored in replies:
+                await self._handoff.customer_wrote(session, stored)
+        for reply, stored in zip(out, replies):
+            await self._deliver(message, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at))
+        return Handled(inbound=inbound, replies=replies)
+
+    async def _answer(self, message: Message, session: Session, inbound: StoredMessage, seen_key: str | None,
+                      answers: list[Reply], intent: str, nlu: dict) -> Handled:
+        now = utcnow()
+        replies = tuple(StoredMessage(
+            id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
+            channel=message.channel.value, direction="out", role=reply.role.value, text=reply.text,
+            identity=message.sender, buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+            created_at=now) for reply in answers)
+        await self._store.annotate(inbound, intent, 1.0, {"intent": intent, **nlu}, replies)
+        if seen_key:
+            session.remember(seen_key)
+        for reply, stored in zip(answers, replies):
             await self._deliver(message, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at))
         return Handled(inbound=inbound, replies=replies)
 
@@ -246,6 +276,16 @@ class Pipeline:
         return Session(
             customer_id=customer.id, conversation_id=conversation.id,
             language=customer.language or message.language or self._default_language,
-            handoff=conversation.state, last_channel=customer.last_channel,
+            handoff=conversation.state if conversation.state in ("queued", "with_agent", "transferred") else "bot",
+            last_channel=customer.last_channel, attributes=dict(customer.attributes),
             seen=[] if customer.new else await self._store.recent_external_ids(customer.id),
         )
+
+
+def _rating(payload: str | None) -> int | None:
+    """"/rate 4" (a rating button) → 4."""
+    if payload and payload.startswith("/rate "):
+        value = payload[6:].strip()
+        if value in ("1", "2", "3", "4", "5"):
+            return int(value)
+    return None

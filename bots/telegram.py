@@ -154,6 +154,7 @@ class TelegramChannel:
         self._queues: dict[int, deque[Update]] = {}
         self._workers: set[asyncio.Task] = set()
         self._poller: asyncio.Task | None = None
+        self._username: str | None = None  # the bot's @username, from getMe at start
 
     def install(self, app: web.Application) -> None:
         app[TELEGRAM] = self
@@ -185,10 +186,17 @@ class TelegramChannel:
                 await self._call(DeleteWebhook())  # getUpdates is refused while a webhook is set
         except ChannelError as exc:
             raise _config_error(exc, self._settings) from exc
+        self._username = me.username
         mode = f"webhook {self._settings.webhook_url}" if self._settings.webhook else "long polling"
         log.info("Telegram bot @%s is listening (%s)", me.username, mode)
         if not self._settings.webhook:
             self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
+
+    def deep_link(self, token: str) -> str:
+        """The t.me link that opens the bot and sends it "/start <token>" (letters, digits, _ and -, up to 64)."""
+        if not self._username:
+            raise ChannelError("Telegram: the bot's username is not known yet (the channel has not started)")
+        return f"https://t.me/{self._username}?start={token}"
 
     async def stop(self, drain: float = 5.0) -> None:
         """Stop receiving; give the chats being processed ``drain`` seconds to finish."""

@@ -96,6 +96,10 @@ class VkChannel:
         app.cleanup_ctx.append(self._running)
         self._pipeline.register(self)
 
+    def deep_link(self, token: str) -> str:
+        """The vk.me link that opens the community's messages; the first message comes with ``ref`` = token."""
+        return f"https://vk.me/club{self._settings.group_id}?ref={token}"
+
     # -- out ---------------------------------------------------------------------------------------
 
     async def send(self, address: str, reply: Reply) -> None:

@@ -46,10 +46,17 @@ def to_message(event: dict) -> Message | None:
     attachments = tuple(filter(None, (_attachment(a) for a in message.get("attachments") or ())))
     if isinstance(message.get("geo"), dict):
         attachments += (_location(message["geo"]),)
+    payload = to_payload(message.get("payload"))
+    ref = message.get("ref")
+    if isinstance(ref, str) and ref.strip() and payload in (None, START):
+        # The customer came by a vk.me/club<id>?ref=<ref> link (VK also sets ``ref_source``): a deep link,
+        # given to the pipeline the way Telegram's t.me/<bot>?start=<ref> arrives. The Start button's own
+        # payload is only "hello", so the link wins over it; any other button keeps its payload.
+        payload = f"/start {ref.strip()[:250]}"
     # ts stays the time of arrival: VK's ``date`` has whole seconds, and the history is ordered by time,
     # so a message sent in the same second as the bot's previous answer would be listed before it.
     return Message(channel=Channel.VK, address=str(peer), sender=str(sender), text=(message.get("text") or "").strip(),
-                   payload=to_payload(message.get("payload")), attachments=attachments,
+                   payload=payload, attachments=attachments,
                    external_id=str(external_id), language=LANGUAGES.get(client.get("lang_id")))
 
 

@@ -1,22 +1,31 @@
 """The website chat channel: the widget's static files and its WebSocket at ``/chat/ws``.
 
 The protocol is documented in docs/web-chat-protocol.md. A visitor is known by a signed
-token the server hands out; everything a connection may see is that visitor's own history.
+token the server hands out; everything a connection may see is that visitor's own history
+(its customer's, once linked to other channels by proof). Besides chatting, a visitor may ask
+for a deep link to continue in a messenger (a ``link`` frame), and a site may vouch for its
+logged-in user by signing the user's id (``external_id`` + ``signature`` in ``hello``).
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import time
 from collections import defaultdict, deque
 from pathlib import Path
+from typing import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bots.pipeline import Pipeline
+from shared.errors import ChannelError
 from shared.history import StoredMessage
+from shared.linking import Linker, RateLimited
 from shared.message import Channel, Message, Reply
+from shared.storage.sql import SqlChatStore
 from shared.tokens import Signer
 
 log = logging.getLogger(__name__)
@@ -26,6 +35,10 @@ MAX_TEXT = 4096
 MAX_FRAME = 64 * 1024
 MAX_ID = 64
 RATE_WINDOW = 10.0  # seconds; at most ``rate_limit`` messages per window and connection
+MAX_EXTERNAL_ID = 256  # characters of a site's user id
+CHANNEL_ORDER = ("telegram", "vk")  # how the widget lists the messengers a visitor may continue in
+
+DeepLink = Callable[[str], str]  # a one-time link token → the URL that opens the messenger with it
 
 
 class FrameError(Exception):
@@ -68,8 +81,16 @@ class WebChannel:
     channel = Channel.WEB
 
     def __init__(self, *, pipeline: Pipeline, signer: Signer, history_limit: int = 200,
-                 rate_limit: int = 30, allowed_origins: tuple[str, ...] = ()) -> None:
+                 rate_limit: int = 30, allowed_origins: tuple[str, ...] = (), store: SqlChatStore | None = None,
+                 linker: Linker | None = None, identity_secret: str = "") -> None:
+        """``store`` and ``linker`` enable deep links and signed site identities; ``identity_secret``
+        is the key the site signs its user ids with (empty: claims are ignored)."""
         self._pipeline = pipeline
+        self._store, self._linker = store, linker
+        self._identity_key = identity_secret.encode()
+        # Messengers the visitor may continue in: channel → its deep-link builder (``TelegramChannel.deep_link``,
+        # ``VkChannel.deep_link``); filled by the composition root once those channels exist.
+        self.deep_links: dict[str, DeepLink] = {}
         self._allowed_origins = frozenset(allowed_origins)
         self._rate_limit = rate_limit
         self._signer = signer
@@ -143,6 +164,10 @@ class WebChannel:
                         if self._rate_limit and _limited(recent, self._rate_limit):
                             raise FrameError("rate_limited", "too many messages; wait a few seconds", frame_id)
                         await self._message(ws, visitor, frame, language)
+                    elif frame["type"] == "link":
+                        if visitor is None:
+                            raise FrameError("hello_required", "send a hello frame first", frame_id)
+                        await self._link(ws, visitor, frame, language)
                     elif frame["type"] == "ping":
                         await ws.send_json({"type": "pong"})
                     else:
@@ -168,9 +193,98 @@ class WebChannel:
             await _error(ws, "bad_token", "this token is not valid here; a new conversation was started")
         if visitor is None:
             visitor, token = self._signer.new()
+        identified = False
+        site_user = self._claim(frame, visitor)
+        if site_user is not None:
+            visitor, token, identified = await self._identify(visitor, token, site_user, language)
         history = await self._pipeline.history(Channel.WEB, visitor, self._history_limit)
-        await ws.send_json({"type": "welcome", "token": token, "history": [to_frame(m) for m in history]})
+        await ws.send_json({"type": "welcome", "token": token, "history": [to_frame(m) for m in history],
+                            "identified": identified, "channels": self.channels})
         return visitor, language
+
+    @property
+    def channels(self) -> list[str]:
+        """The messengers a visitor may continue in, in the order the widget shows them."""
+        return sorted(self.deep_links, key=lambda c: (CHANNEL_ORDER.index(c) if c in CHANNEL_ORDER else 99, c)) \
+            if self._linker is not None and self._store is not None else []
+
+    # -- the site's signed identity ----------------------------------------------------------------
+
+    def _claim(self, frame: dict, visitor: str) -> str | None:
+        """The site user the hello claims, if the site's signature proves it; else None (anonymous).
+        signature = hex(HMAC-SHA256(identity secret, external_id)), see docs/web-chat-protocol.md."""
+        site_user, signature = frame.get("external_id"), frame.get("signature")
+        if site_user is None and signature is None:
+            return None
+        if not isinstance(site_user, str) or not 0 < len(site_user) <= MAX_EXTERNAL_ID:
+            reason = f"external_id must be a string of 1-{MAX_EXTERNAL_ID} characters"
+        elif not self._identity_key or self._linker is None or self._store is None:
+            reason = "no SEAMLINE_WEB_IDENTITY_SECRET is configured"
+        elif not isinstance(signature, str) or not hmac.compare_digest(
+                signature.strip().lower().encode(),
+                hmac.new(self._identity_key, site_user.encode(), hashlib.sha256).hexdigest().encode()):
+            reason = "missing or wrong signature"
+        else:
+            return site_user
+        # Never the signature itself in the log: with the id it would be a working claim.
+        log.info("web visitor %s: site identity claim %.64r ignored (%s); the chat goes on anonymous",
+                 visitor, site_user, reason)
+        return None
+
+    async def _identify(self, visitor: str, token: str, site_user: str,
+                        language: str | None) -> tuple[str, str, bool]:
+        """Link the visitor's customer to the site's user (merging with that user's earlier customer, on
+        any browser). A browser whose conversation belongs to another site user (a shared computer, a
+        different login) starts a new conversation instead: one site user never sees another's."""
+        customer = await self._store.find_customer(Channel.WEB.value, visitor)
+        if customer is not None:
+            others = [i for i in await self._store.identities(customer.id)
+                      if i.channel == "site" and i.external_id != site_user]
+            if others:
+                log.info("web visitor %s belongs to another site user; a new conversation is started for %.64r",
+                         visitor, site_user)
+                visitor, token = self._signer.new()
+                customer = None
+        if customer is None:
+            customer = await self._store.resolve_customer(Channel.WEB.value, visitor, visitor, language=language)
+        outcome = await self._linker.link_site_identity(customer.id, site_user, address=visitor)
+        if outcome.record is not None:  # two customers became one: the other tabs and browsers see it all now
+            await self._refresh(outcome.survivor_id)
+        return visitor, token, outcome.linked
+
+    # -- deep links into the messengers ------------------------------------------------------------
+
+    async def _link(self, ws: web.WebSocketResponse, visitor: str, frame: dict, language: str | None) -> None:
+        """A ``link`` frame: a one-time link that opens a messenger and links it to this visitor's customer."""
+        frame_id = frame.get("id")
+        if frame_id is not None and (not isinstance(frame_id, str) or not 0 < len(frame_id) <= MAX_ID):
+            raise FrameError("bad_frame", f"'id' must be a string of 1-{MAX_ID} characters")
+        channel = frame.get("channel")
+        if not isinstance(channel, str):
+            raise FrameError("bad_frame", "'channel' must be a string: telegram or vk", frame_id)
+        build = self.deep_links.get(channel) if channel in self.channels else None
+        if build is None:
+            raise FrameError("link_unavailable", f"continuing in {channel[:32]!r} is not available here", frame_id)
+        customer = await self._store.find_customer(Channel.WEB.value, visitor) or \
+            await self._store.resolve_customer(Channel.WEB.value, visitor, visitor, language=language)
+        try:
+            token = await self._linker.issue_token(customer.id, Channel.WEB.value, visitor)
+        except RateLimited:
+            raise FrameError("rate_limited", "too many links were asked for in an hour; use the last one, "
+                                             "or try again later", frame_id) from None
+        try:
+            url = build(token)
+        except ChannelError as exc:
+            log.warning("web visitor %s: no %s link: %s", visitor, channel, exc)
+            raise FrameError("link_unavailable", f"continuing in {channel} is not available right now",
+                             frame_id) from None
+        answer = {"type": "link", "channel": channel, "url": url,
+                  "expires_in": int(self._linker.policy.ttl.total_seconds())}
+        if frame_id:
+            answer["id"] = frame_id
+        await ws.send_json(answer)
+
+    # -- messages ----------------------------------------------------------------------------------
 
     async def _message(self, ws: web.WebSocketResponse, visitor: str, frame: dict, language: str | None) -> None:
         message = to_message(visitor, frame, language)
@@ -179,9 +293,28 @@ class WebChannel:
             # The echo is the acknowledgement; other tabs of the same visitor see it too.
             await self._broadcast(visitor, to_frame(stored))
 
+        # Six digits may be a link code from another channel: if they join this visitor to another
+        # customer, the widget is sent that customer's whole history.
+        maybe_link = self._store is not None and not message.payload and Linker.code_in(message.text) is not None
+        before = await self._store.find_customer(Channel.WEB.value, visitor) if maybe_link else None
         handled = await self._pipeline.handle(message, on_stored=acknowledge)
         if handled.duplicate:
             await ws.send_json({"type": "ack", "id": frame["id"], "duplicate": True})
+        elif maybe_link:
+            after = await self._store.find_customer(Channel.WEB.value, visitor)
+            if after is not None and (before is None or after.id != before.id):
+                await self._refresh(after.id)
+
+    async def _refresh(self, customer_id: str) -> None:
+        """Send a customer's history to every open widget of theirs (a ``history`` frame): after a link
+        it holds what was said on the other channels, or in the other browser."""
+        visitors = [i.external_id for i in await self._store.identities(customer_id)
+                    if i.channel == Channel.WEB.value and self._sockets.get(i.external_id)]
+        if not visitors:
+            return
+        history = [to_frame(m) for m in await self._store.history(customer_id, self._history_limit)]
+        for visitor in visitors:
+            await self._broadcast(visitor, {"type": "history", "history": history})
 
 
 def _parse(data: str) -> dict:

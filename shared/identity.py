@@ -27,6 +27,7 @@ class Customer:
     last_channel: str | None = None
     created_at: datetime | None = None
     identities: tuple[Identity, ...] = field(default=())
+    attributes: dict = field(default_factory=dict)
     new: bool = False  # created by this very resolution: nothing to look up about them yet
 
 

@@ -23,8 +23,9 @@ class Session:
     slots: dict[str, str] = field(default_factory=dict)
     active_form: str | None = None
     fallbacks: int = 0  # misunderstandings in a row
-    handoff: str = "bot"  # bot | queued | with_agent
+    handoff: str = "bot"  # bot | queued | with_agent | transferred (handoff/machine.py)
     last_channel: str | None = None
+    attributes: dict = field(default_factory=dict)  # the customer's profile attributes routing looks at
     seen: list[str] = field(default_factory=list)
 
     def remember(self, external_id: str) -> None:
@@ -35,6 +36,7 @@ class Session:
         return {"customer_id": self.customer_id, "conversation_id": self.conversation_id,
                 "language": self.language, "slots": dict(self.slots), "active_form": self.active_form,
                 "fallbacks": self.fallbacks, "handoff": self.handoff, "last_channel": self.last_channel,
+                "attributes": dict(self.attributes),
                 "seen": list(self.seen)}
 
     @classmethod

@@ -59,9 +59,9 @@ class Settings:
     data_dir: Path = Path("var")
     default_language: str = "en"
     fallbacks_before_human: int = 2
-    escalate_intents: tuple[str, ...] = ("human_agent", "complaint", "payment_problem")
     web_rate_limit: int = 30  # messages per 10 seconds per widget connection; 0 turns the limit off
     web_allowed_origins: tuple[str, ...] = ()  # sites that may embed the widget; empty: any site
+    web_identity_secret: str = field(default="", repr=False)  # signs the site's logged-in user id; empty: off
     telegram: TelegramSettings | None = None
     vk: VkSettings | None = None
     log_level: str = "INFO"
@@ -141,6 +141,18 @@ def _secret_key(raw: str, data_dir: Path) -> str:
     with os.fdopen(fd, "w") as file:
         file.write(key)
     return key
+
+
+def _identity_secret(raw: str) -> str:
+    """The key a site signs its logged-in user's id with (see docs/web-chat-protocol.md); empty: off."""
+    raw = raw.strip()
+    if raw and len(raw) < 16:
+        raise ConfigError(
+            "SEAMLINE_WEB_IDENTITY_SECRET", "is shorter than 16 characters",
+            'Use a long random value shared with the site, e.g. python -c "import secrets; '
+            'print(secrets.token_urlsafe(32))", or leave it empty to turn signed identities off',
+        )
+    return raw
 
 
 def _http_url(name: str, raw: str) -> str:
@@ -240,10 +252,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             get("SEAMLINE_FALLBACKS_BEFORE_HUMAN", dialogue, "fallbacks_before_human", 2), 1, 100,
             "SEAMLINE_FALLBACKS_BEFORE_HUMAN=2",
         ),
-        escalate_intents=tuple(str(i) for i in dialogue.get("escalate_intents", Settings.escalate_intents)),
         web_rate_limit=_int("SEAMLINE_WEB_RATE_LIMIT", get("SEAMLINE_WEB_RATE_LIMIT", webchat, "rate_limit", 30),
                             0, 100_000, "SEAMLINE_WEB_RATE_LIMIT=30"),
         web_allowed_origins=_origins(str(get("SEAMLINE_WEB_ALLOWED_ORIGINS", webchat, "allowed_origins", ""))),
+        web_identity_secret=_identity_secret(str(get("SEAMLINE_WEB_IDENTITY_SECRET", webchat, "identity_secret", ""))),
         telegram=_telegram(env),
         vk=_vk(env),
         log_level=level,

@@ -240,6 +240,18 @@ class SqlCustomerStore:
 
     # -- privacy ----------------------------------------------------------------------------
 
+    async def counts(self, customer_id: str) -> dict[str, int]:
+        """What is kept about the customer and every customer merged into it (what ``erase`` acts
+        on): messages, identities, conversations and events."""
+        ids = [customer_id] + [r.id for r in await self._all(
+            select(CustomerRow.id).where(CustomerRow.merged_into == customer_id))]
+        counts = {}
+        for name, row in (("messages", MessageRow), ("identities", IdentityRow),
+                          ("conversations", ConversationRow), ("events", EventRow)):
+            found = await self._all(select(func.count()).select_from(row).where(row.customer_id.in_(ids)))
+            counts[name] = int(found[0][0])
+        return counts
+
     async def export(self, customer_id: str) -> dict:
         """Everything Seamline keeps about one customer, as plain JSON-able data."""
         profile = await self.profile(customer_id)

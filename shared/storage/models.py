@@ -46,8 +46,12 @@ class ConversationRow(Base):
     __tablename__ = "conversations"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="bot")  # bot | queued | with_agent | resolved
+    # bot | queued | with_agent | transferred | resolved | abandoned | merged (see handoff/machine.py)
+    state: Mapped[str] = mapped_column(String(16), default="bot", index=True)
     queue: Mapped[str | None] = mapped_column(String(64))
+    agent_id: Mapped[str | None] = mapped_column(ID, index=True)  # who holds it (with_agent) or is offered it
+    escalation: Mapped[dict | None] = mapped_column(JSON)  # why and how it went to people
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -114,3 +118,27 @@ class LinkRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     undone_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class AgentRow(Base):
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16), default="agent")  # agent | admin
+    queues: Mapped[list] = mapped_column(JSON, default=list)
+    capacity: Mapped[int] = mapped_column(Integer, default=5)
+    status: Mapped[str] = mapped_column(String(16), default="offline")  # online | away | offline
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AgentTokenRow(Base):
+    """A login session (console cookie) or an API token, kept only as a SHA-256 digest."""
+    __tablename__ = "agent_tokens"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ID, ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # session | api
+    csrf: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -120,7 +120,7 @@ class SqlChatStore:
         if row is None:
             return None
         return Customer(id=row.id, name=row.name, language=row.language, last_channel=row.last_channel,
-                        created_at=_aware(row.created_at))
+                        created_at=_aware(row.created_at), attributes=dict(row.attributes or {}))
 
     async def _create(self, channel: str, sender: str, address: str, name: str | None,
                       language: str | None) -> Customer:
@@ -175,6 +175,16 @@ class SqlChatStore:
         return {"id": conversation.id, "customer_id": conversation.customer_id, "state": conversation.state,
                 "queue": conversation.queue, "started_at": conversation.started_at,
                 "updated_at": conversation.started_at, "closed_at": None}
+
+    async def run(self, statement) -> None:
+        """One write statement with its values bound (through the group writer)."""
+        await self._writer.write(statement, {})
+
+    async def open_conversation_for(self, customer_id: str) -> Conversation:
+        """A new conversation for the customer (the previous one was closed)."""
+        conversation = Conversation(new_id(), customer_id, "bot", None, utcnow())
+        await self._writer.write(self._insert_conversation, self._conversation_row(conversation))
+        return conversation
 
     async def set_conversation_state(self, conversation_id: str, state: str, queue: str | None = None) -> None:
         now = utcnow()

@@ -1,0 +1,169 @@
+"""Agents (people who take over conversations), their passwords and their login tokens.
+
+Passwords are hashed with scrypt (memory-hard, from the standard library): 16 MiB and a random
+salt per password. Console sessions and API tokens are random 256-bit values; only their
+SHA-256 digests are stored, with an expiry. Console sessions also carry a CSRF token.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from shared.errors import StoreError
+from shared.history import new_id
+from shared.message import utcnow
+from shared.storage.models import AgentRow, AgentTokenRow
+from shared.storage.sql import _aware
+
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # 16 MiB per hash
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ROLES = ("agent", "admin")
+STATUSES = ("online", "away", "offline")
+SESSION_TTL = timedelta(hours=12)
+API_TTL = timedelta(days=90)
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, maxmem=64 * 1024 * 1024, dklen=32, **SCRYPT)
+    return "scrypt${n}${r}${p}$".format(**SCRYPT) + base64.b64encode(salt).decode() + "$" + \
+        base64.b64encode(digest).decode()
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        again = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+                               maxmem=64 * 1024 * 1024, dklen=32)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(again, base64.b64decode(digest))
+
+
+# A hash to check against when the e-mail is unknown, so a wrong e-mail costs as long as a wrong password.
+_DUMMY = hash_password(secrets.token_hex(8))
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    email: str
+    name: str
+    role: str = "agent"
+    queues: tuple[str, ...] = ()
+    capacity: int = 5
+    status: str = "offline"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "email": self.email, "name": self.name, "role": self.role,
+                "queues": list(self.queues), "capacity": self.capacity, "status": self.status}
+
+
+@dataclass(frozen=True)
+class Login:
+    agent: Agent
+    token: str
+    csrf: str | None
+    kind: str
+
+
+def _agent(row) -> Agent:
+    return Agent(row.id, row.email, row.name, row.role, tuple(row.queues or ()), row.capacity, row.status)
+
+
+class AgentStore:
+    def __init__(self, chat) -> None:
+        self.engine = chat.engine
+        self._writer = chat._writer
+
+    async def _all(self, query):
+        try:
+            async with self.engine.connect() as conn:
+                return (await conn.execute(query)).all()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not read agents: {exc}") from exc
+
+    async def add(self, email: str, *, name: str, password: str, queues: list[str], role: str = "agent",
+                  capacity: int = 5) -> Agent:
+        email = email.strip().lower()
+        if not EMAIL.match(email):
+            raise ValueError(f"{email!r} is not an e-mail address")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if len(password) < 10:
+            raise ValueError("the password must have at least 10 characters")
+        if not 1 <= capacity <= 100:
+            raise ValueError("capacity must be 1..100")
+        agent = Agent(new_id(), email, name.strip() or email, role, tuple(q.strip() for q in queues if q.strip()),
+                      capacity, "offline")
+        try:
+            await self._writer.write(insert(AgentRow), {
+                "id": agent.id, "email": email, "name": agent.name, "password_hash": hash_password(password),
+                "role": role, "queues": list(agent.queues), "capacity": capacity, "status": "offline",
+                "created_at": utcnow()})
+        except StoreError as exc:
+            if await self.by_email(email):
+                raise ValueError(f"an agent with the e-mail {email} exists already") from exc
+            raise
+        return agent
+
+    async def by_email(self, email: str) -> Agent | None:
+        rows = await self._all(select(AgentRow).where(AgentRow.email == email.strip().lower()))
+        return _agent(rows[0]) if rows else None
+
+    async def get(self, agent_id: str) -> Agent | None:
+        rows = await self._all(select(AgentRow).where(AgentRow.id == agent_id))
+        return _agent(rows[0]) if rows else None
+
+    async def all(self) -> list[Agent]:
+        return [_agent(r) for r in await self._all(select(AgentRow).order_by(AgentRow.name))]
+
+    async def set_status(self, agent_id: str, status: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        await self._writer.write(update(AgentRow).where(AgentRow.id == agent_id).values(status=status), {})
+
+    async def login(self, email: str, password: str, *, kind: str = "session") -> Login | None:
+        rows = await self._all(select(AgentRow).where(AgentRow.email == (email or "").strip().lower()))
+        if not rows:
+            check_password(password or "", _DUMMY)
+            return None
+        if not check_password(password or "", rows[0].password_hash):
+            return None
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24) if kind == "session" else None
+        now = utcnow()
+        await self._writer.write(insert(AgentTokenRow), {
+            "digest": _digest(token), "agent_id": rows[0].id, "kind": kind, "csrf": csrf, "created_at": now,
+            "expires_at": now + (SESSION_TTL if kind == "session" else API_TTL)})
+        return Login(_agent(rows[0]), token, csrf, kind)
+
+    async def authenticate(self, token: str) -> tuple[Agent, str | None, str] | None:
+        """(agent, csrf token, kind) for a live token, else None."""
+        if not token:
+            return None
+        rows = await self._all(select(AgentTokenRow, AgentRow).join(AgentRow, AgentRow.id == AgentTokenRow.agent_id)
+                               .where(AgentTokenRow.digest == _digest(token)))
+        if not rows or _aware(rows[0].AgentTokenRow.expires_at) <= utcnow():
+            return None
+        return _agent(rows[0].AgentRow), rows[0].AgentTokenRow.csrf, rows[0].AgentTokenRow.kind
+
+    async def logout(self, token: str) -> None:
+        await self._writer.write(delete(AgentTokenRow).where(AgentTokenRow.digest == _digest(token)), {})
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

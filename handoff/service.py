@@ -1,0 +1,432 @@
+"""Human handoff: escalation into queues, assignment to agents, and what agents do.
+
+The one owner of a conversation's handoff state. The pipeline asks it whether a message goes to
+people and tells it what customers write; the agent API and console call the agent actions.
+Every action that changes a conversation holds the customer's session lock, changes the
+conversation row and the session together, records an event (who, why, when) and tells the
+live inboxes.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+
+from handoff.agents import Agent, AgentStore
+from handoff.inbox import Inbox
+from handoff.machine import BOT_SILENT, WITH_PEOPLE, check
+from handoff.routing import Routing
+from shared.errors import HandoffError
+from shared.history import StoredMessage, new_id
+from shared.message import Button, Reply, Role, utcnow
+from shared.storage.models import ConversationRow, EventRow
+from shared.storage.sql import _aware
+
+log = logging.getLogger(__name__)
+MINUTES_PER_CUSTOMER = 4  # the wait estimate: this many minutes per customer ahead, per online agent
+
+
+class Forbidden(HandoffError):
+    pass
+
+
+class NotFound(HandoffError):
+    pass
+
+
+@dataclass(frozen=True)
+class ConversationInfo:
+    id: str
+    customer_id: str
+    state: str
+    queue: str | None
+    agent_id: str | None
+    escalation: dict | None
+    started_at: datetime | None
+    queued_at: datetime | None
+    updated_at: datetime | None
+
+    def summary(self) -> dict:
+        return {"id": self.id, "customer_id": self.customer_id, "state": self.state, "queue": self.queue,
+                "agent_id": self.agent_id, "escalation": self.escalation,
+                "started_at": _iso(self.started_at), "queued_at": _iso(self.queued_at),
+                "updated_at": _iso(self.updated_at)}
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def _info(row) -> ConversationInfo:
+    return ConversationInfo(row.id, row.customer_id, row.state, row.queue, row.agent_id, row.escalation,
+                            _aware(row.started_at), _aware(row.queued_at), _aware(row.updated_at))
+
+
+class Handoff:
+    def __init__(self, *, store, customers, agents: AgentStore, sessions, routing: Routing, responses,
+                 inbox: Inbox | None = None) -> None:
+        self._store = store
+        self._customers = customers
+        self.agents = agents
+        self._sessions = sessions
+        self.routing = routing
+        self._responses = responses
+        self.inbox = inbox or Inbox()
+        self.pipeline = None  # set by the composition root (the pipeline and handoff know each other)
+        self._announced: dict[str, int] = {}  # conversation -> the queue position the customer was told
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _rows(self, query):
+        async with self._store.engine.connect() as conn:
+            return (await conn.execute(query)).all()
+
+    async def conversation(self, conversation_id: str) -> ConversationInfo:
+        rows = await self._rows(select(ConversationRow).where(ConversationRow.id == conversation_id))
+        if not rows:
+            raise NotFound(f"no conversation {conversation_id}")
+        return _info(rows[0])
+
+    async def conversations(self, state: str | None = None, *, queue: str | None = None,
+                            agent_id: str | None = None, limit: int = 200) -> list[ConversationInfo]:
+        query = select(ConversationRow)
+        if state:
+            query = query.where(ConversationRow.state == state)
+        if queue:
+            query = query.where(ConversationRow.queue == queue)
+        if agent_id:
+            query = query.where(ConversationRow.agent_id == agent_id)
+        order = ConversationRow.queued_at if state == "queued" else ConversationRow.updated_at.desc()
+        return [_info(r) for r in await self._rows(query.order_by(order).limit(limit))]
+
+    async def queues(self) -> list[dict]:
+        rows = await self._rows(select(ConversationRow.queue, ConversationRow.state, func.count())
+                                .where(ConversationRow.state.in_(list(WITH_PEOPLE)))
+                                .group_by(ConversationRow.queue, ConversationRow.state))
+        counts: dict[str, dict[str, int]] = {}
+        for queue, state, n in rows:
+            counts.setdefault(queue or self.routing.default_queue, {})[state] = n
+        agents = await self.agents.all()
+        now = utcnow()
+        result = []
+        for name in sorted(set(self.routing.queue_names) | set(counts)):
+            hours = self.routing.hours(name)
+            online = [a for a in agents if a.status == "online" and (not a.queues or name in a.queues)]
+            result.append({"name": name, "waiting": counts.get(name, {}).get("queued", 0),
+                           "with_agents": counts.get(name, {}).get("with_agent", 0),
+                           "transferred": counts.get(name, {}).get("transferred", 0),
+                           "agents_online": len(online), "open": hours.is_open(now),
+                           "opens_at": _iso(None if hours.is_open(now) else hours.next_open(now))})
+        return result
+
+    async def load(self, agent_id: str) -> int:
+        rows = await self._rows(select(func.count()).select_from(ConversationRow).where(
+            ConversationRow.agent_id == agent_id, ConversationRow.state.in_(list(BOT_SILENT))))
+        return int(rows[0][0])
+
+    async def notes(self, conversation_id: str) -> list[dict]:
+        rows = await self._rows(select(EventRow).where(EventRow.conversation_id == conversation_id)
+                                .order_by(EventRow.id))
+        return [{"kind": r.kind, "data": r.data, "at": _iso(_aware(r.created_at))} for r in rows]
+
+    # -- the bot side --------------------------------------------------------------------------
+
+    def trigger(self, *, intent: str | None, text: str, fallbacks: int, attributes: dict) -> str | None:
+        return self.routing.escalation(intent=intent, text=text, fallbacks=fallbacks, attributes=attributes)
+
+    async def escalate(self, session, *, reason: str, parse, message, inbound_id: str) -> list[Reply]:
+        """The bot passes the conversation to people (the caller holds the session lock). Returns what
+        to tell the customer: who took it, or their place in the queue, or when people are back."""
+        if session.handoff != "bot":
+            return []
+        queue, rule = self.routing.route(intent=parse.intent, text=message.text, channel=message.channel.value,
+                                         language=parse.language or session.language,
+                                         attributes=session.attributes)
+        now = utcnow()
+        hours = self.routing.hours(queue)
+        is_open = hours.is_open(now)
+        escalation = {"reason": reason, "intent": parse.intent, "confidence": round(parse.confidence, 4),
+                      "queue": queue, "routed_by": rule, "channel": message.channel.value, "message_id": inbound_id,
+                      "at": now.isoformat(), "after_hours": not is_open, "by": "bot"}
+        await self._move(session, "queued", by="bot", reason=reason, queue=queue, agent_id=None,
+                         escalation=escalation, queued_at=now)
+        language = session.language
+        if is_open:
+            agent = await self._assign(session, queue)
+            if agent is not None:
+                return [self._say("handoff_assigned", language, name=agent.name)]
+            position, minutes = await self._position(session.conversation_id, queue)
+            self._announced[session.conversation_id] = position
+            return [self._say("handoff_queued", language, position=str(position), minutes=str(minutes))]
+        back = hours.next_open(now)
+        return [self._say("handoff_after_hours", language,
+                          back=back.strftime("%d.%m %H:%M") if back else "?", timezone=hours.timezone)]
+
+    async def customer_wrote(self, session, stored: StoredMessage) -> None:
+        """Tell the inboxes about a customer's message in a conversation people are on."""
+        if session.handoff in WITH_PEOPLE:
+            await self.inbox.publish({"type": "message", "conversation_id": session.conversation_id,
+                                      "message": _message(stored)})
+
+    # -- agent actions -------------------------------------------------------------------------
+
+    async def claim(self, agent: Agent, conversation_id: str) -> ConversationInfo:
+        info = await self.conversation(conversation_id)
+        if info.state == "with_agent" and info.agent_id == agent.id:
+            return info
+        if info.state == "with_agent" or (info.state == "transferred" and info.agent_id not in (None, agent.id)):
+            raise Forbidden("another agent holds this conversation")
+        if info.state not in ("queued", "transferred"):
+            raise HandoffError(f"the conversation is {info.state}, not waiting for a person")
+        if await self.load(agent.id) >= agent.capacity and not agent.is_admin:
+            raise Forbidden(f"you are at your capacity of {agent.capacity} conversations")
+        async with self._session(info) as session:
+            await self._move(session, "with_agent", by=agent.email, reason="claimed", queue=info.queue,
+                             agent_id=agent.id)
+        await self._deliver(info.customer_id, self._say("handoff_assigned", await self._language(info),
+                                                       name=agent.name), info)
+        await self._announce_positions(info.queue)
+        return await self.conversation(conversation_id)
+
+    async def reply(self, agent: Agent, conversation_id: str, text: str) -> dict:
+        info = await self._held(agent, conversation_id)
+        stored = await self._send_as_agent(info, text, agent)
+        return _message(stored)
+
+    async def note(self, agent: Agent, conversation_id: str, text: str) -> dict:
+        info = await self.conversation(conversation_id)
+        data = {"text": text, "agent": agent.email, "name": agent.name}
+        await self._store.record_event("note", info.customer_id, conversation_id, data)
+        await self.inbox.publish({"type": "note", "conversation_id": conversation_id, "note": data})
+        return data
+
+    async def transfer(self, agent: Agent, conversation_id: str, *, to_agent: str | None = None,
+                       to_queue: str | None = None, note: str = "") -> ConversationInfo:
+        info = await self._held(agent, conversation_id)
+        target = None
+        if to_agent:
+            target = await self.agents.get(to_agent) or await self.agents.by_email(to_agent)
+            if target is None:
+                raise NotFound(f"no agent {to_agent}")
+        queue = to_queue or info.queue
+        if to_queue and to_queue not in self.routing.queue_names:
+            raise NotFound(f"no queue {to_queue}")
+        async with self._session(info) as session:
+            await self._move(session, "transferred", by=agent.email, reason=note or "transferred", queue=queue,
+                             agent_id=target.id if target else None)
+        if note:
+            await self._store.record_event("note", info.customer_id, conversation_id,
+                                           {"text": note, "agent": agent.email, "name": agent.name})
+        await self._deliver(info.customer_id, self._say("handoff_transferred", await self._language(info)), info)
+        return await self.conversation(conversation_id)
+
+    async def release(self, agent: Agent, conversation_id: str) -> ConversationInfo:
+        info = await self._held(agent, conversation_id, allow_queued=True)
+        async with self._session(info) as session:
+            await self._move(session, "bot", by=agent.email, reason="returned to the bot", queue=None, agent_id=None)
+            session.fallbacks = 0
+        await self._deliver(info.customer_id, self._say("handoff_back_to_bot", await self._language(info)), info)
+        return await self.conversation(conversation_id)
+
+    async def resolve(self, agent: Agent, conversation_id: str) -> ConversationInfo:
+        info = await self._held(agent, conversation_id, allow_queued=True)
+        async with self._session(info) as session:
+            await self._move(session, "resolved", by=agent.email, reason="resolved", queue=info.queue,
+                             agent_id=info.agent_id)
+            conversation = await self._store.open_conversation_for(info.customer_id)
+            session.conversation_id, session.handoff, session.fallbacks = conversation.id, "bot", 0
+            session.slots["rating_for"] = conversation_id
+        rating = self._say("handoff_rate", await self._language(info))
+        rating = Reply(rating.text, tuple(Button(str(n), f"/rate {n}") for n in range(1, 6)))
+        await self._deliver(info.customer_id, rating, info, conversation.id)
+        return await self.conversation(conversation_id)
+
+    async def set_status(self, agent: Agent, status: str) -> None:
+        await self.agents.set_status(agent.id, status)
+        await self.inbox.publish({"type": "agent", "agent": {**agent.to_dict(), "status": status}})
+        if status == "offline":  # what they held goes back to their queues
+            for info in await self.conversations("with_agent", agent_id=agent.id):
+                async with self._session(info) as session:
+                    await self._move(session, "queued", by=agent.email, reason="agent went offline",
+                                     queue=info.queue, agent_id=None)
+                    queued = await self._assign(session, info.queue or self.routing.default_queue)
+                if queued is None:
+                    await self._deliver(info.customer_id, self._say("handoff_requeued", await self._language(info)),
+                                        info)
+        elif status == "online":
+            await self.offer_waiting()
+
+    async def offer_waiting(self) -> None:
+        """Give waiting conversations to agents with free capacity (after an agent comes online)."""
+        for info in await self.conversations("queued"):
+            async with self._session(info) as session:
+                if session.handoff != "queued":
+                    continue
+                agent = await self._assign(session, info.queue or self.routing.default_queue)
+            if agent is not None:
+                await self._deliver(info.customer_id, self._say("handoff_assigned", await self._language(info),
+                                                               name=agent.name), info)
+
+    async def rate(self, session, score: int) -> None:
+        conversation_id = session.slots.pop("rating_for", None)
+        if conversation_id:
+            await self._store.record_event("csat", session.customer_id, conversation_id, {"score": score})
+
+    # -- inside --------------------------------------------------------------------------------
+
+    async def _held(self, agent: Agent, conversation_id: str, *, allow_queued: bool = False) -> ConversationInfo:
+        info = await self.conversation(conversation_id)
+        holds = info.state in BOT_SILENT and info.agent_id == agent.id
+        if not holds and not agent.is_admin:
+            if info.state in BOT_SILENT and info.agent_id:
+                raise Forbidden("another agent holds this conversation")
+            if not (allow_queued and info.state == "queued"):
+                raise Forbidden("claim the conversation first")
+        if info.state not in WITH_PEOPLE:
+            raise HandoffError(f"the conversation is {info.state}")
+        return info
+
+    def _session(self, info: ConversationInfo):
+        return _Locked(self, info)
+
+    async def _move(self, session, state: str, *, by: str, reason: str, queue: str | None, agent_id: str | None,
+                    escalation: dict | None = None, queued_at=None) -> None:
+        current = session.handoff
+        check(current, state)
+        now = utcnow()
+        values = {"state": state, "queue": queue, "agent_id": agent_id, "updated_at": now,
+                  "closed_at": now if state in ("resolved", "abandoned") else None}
+        if escalation is not None:
+            values["escalation"] = escalation
+        if queued_at is not None:
+            values["queued_at"] = queued_at
+        await self._store.run(update(ConversationRow).where(ConversationRow.id == session.conversation_id)
+                              .values(**values))
+        session.handoff = state
+        data = {"from": current, "to": state, "by": by, "reason": reason, "queue": queue, "agent_id": agent_id}
+        await self._store.record_event("handoff", session.customer_id, session.conversation_id, data)
+        if state == "queued" and current == "bot":
+            await self._store.record_event("handoff_requested", session.customer_id, session.conversation_id,
+                                           {"reason": reason, "queue": queue, "from": by,
+                                            **({"intent": escalation.get("intent")} if escalation else {})})
+        self._announced.pop(session.conversation_id, None) if state != "queued" else None
+        await self.inbox.publish({"type": "conversation", "conversation": {
+            "id": session.conversation_id, "customer_id": session.customer_id, "state": state, "queue": queue,
+            "agent_id": agent_id, "escalation": escalation, "updated_at": now.isoformat()}})
+
+    async def _assign(self, session, queue: str) -> Agent | None:
+        """Offer to the least-busy online agent with the queue among their skills and room left."""
+        candidates = [a for a in await self.agents.all()
+                      if a.status == "online" and (not a.queues or queue in a.queues)]
+        best, best_load = None, math.inf
+        for agent in candidates:
+            load = await self.load(agent.id)
+            if load < agent.capacity and load < best_load:
+                best, best_load = agent, load
+        if best is not None:
+            await self._move(session, "with_agent", by="router", reason=f"assigned to the least busy agent",
+                             queue=queue, agent_id=best.id)
+        return best
+
+    async def _position(self, conversation_id: str, queue: str) -> tuple[int, int]:
+        waiting = await self.conversations("queued", queue=queue, limit=10_000)
+        ids = [c.id for c in waiting]
+        position = ids.index(conversation_id) + 1 if conversation_id in ids else len(ids) + 1
+        online = sum(1 for a in await self.agents.all()
+                     if a.status == "online" and (not a.queues or queue in a.queues))
+        return position, math.ceil(position * MINUTES_PER_CUSTOMER / max(1, online))
+
+    async def _announce_positions(self, queue: str | None) -> None:
+        """Tell every customer still waiting in ``queue`` whose place moved up."""
+        if queue is None:
+            return
+        for info in await self.conversations("queued", queue=queue, limit=10_000):
+            position, minutes = await self._position(info.id, queue)
+            if position < self._announced.get(info.id, position + 1):
+                self._announced[info.id] = position
+                await self._deliver(info.customer_id, self._say("handoff_position", await self._language(info),
+                                                               position=str(position), minutes=str(minutes)), info)
+
+    async def _language(self, info: ConversationInfo) -> str:
+        session = await self._sessions.load(info.customer_id)
+        return session.language if session else "en"
+
+    def _say(self, key: str, language: str, **slots: str) -> Reply:
+        return self._responses.render(key, language, slots)
+
+    async def _send_as_agent(self, info: ConversationInfo, text: str, agent: Agent) -> StoredMessage:
+        return await self._deliver(info.customer_id, Reply(text, role=Role.AGENT), info, sender=agent)
+
+    async def _deliver(self, customer_id: str, reply: Reply, info: ConversationInfo,
+                       conversation_id: str | None = None, sender: Agent | None = None) -> StoredMessage:
+        """Store and send to the channel the customer is on now (their last channel, if reachable;
+        else the most recently active reachable one)."""
+        identities = await self._customers.reachable_identities(customer_id)
+        session = await self._sessions.load(customer_id)
+        last = session.last_channel if session else None
+        identities.sort(key=lambda i: i.channel != last)  # stable: the last channel first
+        target = identities[0] if identities else None
+        stored = StoredMessage(
+            id=new_id(), conversation_id=conversation_id or info.id, customer_id=customer_id,
+            channel=target.channel if target else (last or "web"), direction="out", role=reply.role.value,
+            text=reply.text, identity=target.external_id if target else None,
+            buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+            nlu={"agent": sender.email, "agent_name": sender.name} if sender else None, created_at=utcnow())
+        await self._store.append(stored)
+        await self.inbox.publish({"type": "message", "conversation_id": info.id, "message": _message(stored)})
+        if self.pipeline is not None and identities:
+            used = await self.pipeline.send_to_customer(
+                customer_id, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at), identities)
+            if used is None:
+                log.info("reply %s to %s is stored; no channel reached them now", stored.id, customer_id)
+        return stored
+
+
+class _Locked:
+    """``async with`` a conversation's customer session, locked, saved after."""
+
+    def __init__(self, handoff: Handoff, info: ConversationInfo) -> None:
+        self._handoff, self._info = handoff, info
+        self._lock = None
+        self.session = None
+
+    async def __aenter__(self):
+        handoff, info = self._handoff, self._info
+        self._lock = handoff._sessions.lock(info.customer_id)
+        await self._lock.__aenter__()
+        session = await handoff._sessions.load(info.customer_id)
+        if session is None or session.conversation_id != info.id:
+            from shared.session import Session
+            kept = session
+            session = Session(customer_id=info.customer_id, conversation_id=info.id,
+                              language=kept.language if kept else "en", handoff=info.state,
+                              last_channel=kept.last_channel if kept else None, seen=kept.seen if kept else [])
+            self._detached = kept is not None and kept.conversation_id != info.id
+        else:
+            self._detached = False
+        session.handoff = info.state if session.handoff != info.state else session.handoff
+        self.session = session
+        return session
+
+    async def __aexit__(self, *exc):
+        try:
+            if exc[0] is None and not self._detached:
+                await self._handoff._sessions.save(self.session)
+        finally:
+            await self._lock.__aexit__(*exc)
+
+
+def _message(m: StoredMessage) -> dict:
+    out = {"id": m.id, "conversation_id": m.conversation_id, "channel": m.channel, "role": m.role,
+           "direction": m.direction, "text": m.text, "ts": _iso(m.created_at)}
+    if m.role == "customer":
+        nlu = m.nlu or {}
+        out.update(intent=m.intent, confidence=m.confidence, entities=nlu.get("entities", []))
+    if m.role == "agent" and m.nlu:
+        out["agent"] = m.nlu.get("agent_name")
+    if m.buttons:
+        out["buttons"] = m.buttons
+    return out
