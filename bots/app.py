@@ -14,6 +14,8 @@ from bots.dialogue import Dialogue, Responses
 from bots.pipeline import Pipeline
 from bots.web import WebChannel
 from handoff.agents import AgentStore
+from handoff.api import AgentApi
+from handoff.console import install as install_console
 from handoff.routing import Routing
 from handoff.service import Handoff
 from nlu.data import fingerprint, load as load_data
@@ -118,6 +120,8 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
                           rate_limit=settings.web_rate_limit, allowed_origins=settings.web_allowed_origins,
                           identity_secret=settings.web_identity_secret)
     web_chat.install(app)
+    AgentApi(handoff=seamline.handoff, customers=seamline.customers, linker=seamline.linker).install(app)
+    install_console(app)
     app.router.add_get("/healthz", _health)
     app.on_startup.append(_reload_on_sighup)
     if settings.telegram is not None:

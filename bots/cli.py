@@ -8,6 +8,7 @@ import logging
 import sys
 
 from bots import customers_cli
+from handoff import commands as agent_commands
 from nlu import commands as nlu_commands
 from shared.errors import ConfigError, SeamlineError
 from shared.settings import Settings, load_settings
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     db_commands.add_parser("upgrade", help="apply schema migrations")
     db_commands.add_parser("current", help="show the schema revision")
     nlu_commands.add_parser(commands)
+    agent_commands.add_parser(commands)
     customers_cli.add_parser(commands)
     args = parser.parse_args(argv)
 
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"database schema: {current or 'empty'} (latest: {head})")
         elif args.command == "nlu":
             return nlu_commands.run(args, settings)
+        elif args.command == "agents":
+            _prepare_database(settings)
+            return agent_commands.run(args, settings)
         elif args.command == "customers":
             _prepare_database(settings)
             return customers_cli.run(args, settings)

@@ -105,6 +105,10 @@ async def _profile(stores: _Stores, who: str):
     return profile
 
 
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "-"
 
@@ -213,19 +217,21 @@ async def _erase(args, settings: Settings) -> int:
                                 f"identities and messages now: erase that one, or undo the link first")
         counts = await stores.customers.counts(profile.id)
         if not args.yes:
-            print(f"seamline: not erased. Erasing customer {profile.id} would delete {counts['messages']} "
-                  f"messages, {counts['identities']} identities, the profile and any link codes, and keep "
-                  f"{counts['conversations']} conversations and {counts['events']} events without personal "
-                  f"data. Run again with --yes to erase.", file=sys.stderr)
+            print(f"seamline: not erased. Erasing customer {profile.id} would delete "
+                  f"{_n(counts['messages'], 'message')}, {_n(counts['identities'], 'identity', 'identities')}, "
+                  f"the profile and any link codes, and keep "
+                  f"{_n(counts['conversations'], 'conversation')} and {_n(counts['events'], 'event')} without "
+                  f"personal data. Run again with --yes to erase.", file=sys.stderr)
             return 2
         by = args.by or _user()
         erased = await stores.customers.erase(profile.id, by=by)
         # The session may hold slots (an order number, a phone): it goes too, under the customer's lock.
         async with stores.sessions.lock(profile.id):
             await stores.sessions.delete(profile.id)
-    print(f"erased customer {profile.id} (by {by}): deleted {erased['messages']} messages, "
-          f"{erased['identities']} identities and the profile; kept anonymously: {erased['conversations']} "
-          f"conversations (state and times), {counts['events'] + 1} events (kind and time), the customer id")
+    print(f"erased customer {profile.id} (by {by}): deleted {_n(erased['messages'], 'message')}, "
+          f"{_n(erased['identities'], 'identity', 'identities')} and the profile; kept anonymously: "
+          f"{_n(erased['conversations'], 'conversation')} (state and times), "
+          f"{_n(counts['events'] + 1, 'event')} (kind and time), the customer id")
     return 0
 
 

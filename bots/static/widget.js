@@ -3,7 +3,9 @@
  * Embed with one tag:
  *   <script src="https://shop.example/widget.js" async data-lang="ru" data-title="Поддержка"></script>
  * Optional data attributes: data-lang (ru|en), data-title, data-open="true",
- * data-server (WebSocket URL override), data-color (accent CSS color).
+ * data-server (WebSocket URL override), data-color (accent CSS color), and for a logged-in
+ * user of the site data-external-id (the site's user id) with data-signature (hex
+ * HMAC-SHA256 of that id with SEAMLINE_WEB_IDENTITY_SECRET, computed on the site's server).
  * Wire protocol: docs/web-chat-protocol.md.
  *
  * Security rule for this file: text that comes from the server (or the user) only
@@ -18,6 +20,7 @@
   const MAX_TEXT = 4096;                 // characters (code points), same limit as the server
   const TOKEN_KEY = "seamline.token";    // localStorage: restores the conversation after a reload
   const OUTBOX_KEY = "seamline.outbox";  // sessionStorage: unacknowledged messages survive a reload
+  const IDENTITY_KEY = "seamline.identity"; // localStorage: the site user the stored conversation is theirs
   const BACKOFF_START = 500, BACKOFF_FACTOR = 2, BACKOFF_MAX = 10000;
   const PING_EVERY = 25000, PONG_TIMEOUT = 10000; // detects connections that died silently (sleep, Wi-Fi switch)
   const INTERNAL_RETRIES = 3;
@@ -31,6 +34,11 @@
       openChat: "Open chat", closeChat: "Close chat", unread: "unread messages", agent: "Agent",
       messages: "Messages", quickReplies: "Quick replies", failed: "Not delivered",
       tooLong: "The message is too long: {n} characters, at most 4096 are allowed.",
+      continueIn: "Continue in", telegram: "Telegram", vk: "VK",
+      continueTelegram: "Continue in Telegram", continueVk: "Continue in VK",
+      openLink: "Open {channel} to continue there", linkOffline: "No connection; try again in a moment.",
+      linkUnavailable: "Continuing in {channel} is not available right now.",
+      linkRateLimited: "Too many links were asked for; use the last one, or try again later.",
     },
     ru: {
       title: "Поддержка", placeholder: "Напишите сообщение…", send: "Отправить", inputLabel: "Сообщение",
@@ -38,6 +46,11 @@
       openChat: "Открыть чат", closeChat: "Закрыть чат", unread: "непрочитанных сообщений", agent: "Оператор",
       messages: "Сообщения", quickReplies: "Быстрые ответы", failed: "Не доставлено",
       tooLong: "Сообщение слишком длинное: {n} символов, можно не больше 4096.",
+      continueIn: "Продолжить в", telegram: "Telegram", vk: "ВКонтакте",
+      continueTelegram: "Продолжить в Telegram", continueVk: "Продолжить во ВКонтакте",
+      openLink: "Открыть {channel} и продолжить там", linkOffline: "Нет соединения; попробуйте через минуту.",
+      linkUnavailable: "Продолжить в {channel} сейчас нельзя.",
+      linkRateLimited: "Слишком много ссылок; используйте последнюю или попробуйте позже.",
     },
   };
 
@@ -80,6 +93,9 @@
   const lang = pickLang(data.lang);
   const T = STRINGS[lang];
   const WS_URL = serverUrl(script);
+  // The site's logged-in user, vouched for by the site's signature (checked by the server only).
+  const EXTERNAL_ID = typeof data.externalId === "string" && data.externalId ? data.externalId : "";
+  const SIGNATURE = typeof data.signature === "string" ? data.signature : "";
 
   // ---------------------------------------------------------------- storage
   // Storage may throw (privacy modes, sandboxed iframes, quota): keep a memory copy always.
@@ -132,6 +148,19 @@
   let noticeTimer = null;
   let token = storageGet("localStorage", TOKEN_KEY);
   let outbox = loadOutbox(); // [{id, text, ts, payload?}] sent or to be sent, not yet acknowledged
+  // The stored conversation was a site user's, and the page now has another user or none (logged
+  // out, a shared computer): it is not this person's to see or continue. Start a new one.
+  const boundTo = storageGet("localStorage", IDENTITY_KEY);
+  if (boundTo && boundTo !== EXTERNAL_ID) {
+    token = null;
+    outbox = [];
+    storageSet("localStorage", TOKEN_KEY, null);
+    storageSet("localStorage", IDENTITY_KEY, null);
+    saveOutbox();
+  }
+  let channels = [];         // messengers the server offers to continue in (welcome.channels)
+  const pendingLinks = {};   // link frame id -> {channel, win}: asked for, not yet answered
+  let linkTimer = null;
   let failed = [];           // [{id, text, ts, error}] rejected by the server; local only
   let messages = [];         // confirmed messages from the server, oldest first
   let unread = 0;
@@ -244,6 +273,14 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
   display: grid; place-items: center; background: var(--sl-accent); color: #fff; }
 .sl-send:hover { filter: brightness(1.1); }
 .sl-send svg { width: 20px; height: 20px; }
+.sl-channels { display: flex; flex-wrap: wrap; justify-content: center; gap: 6px 14px; padding: 0 12px 10px;
+  background: #fff; }
+.sl-ch { padding: 2px 4px; border: 0; border-radius: 6px; cursor: pointer; background: transparent;
+  color: var(--sl-accent); font-size: 13px; text-decoration: underline; text-underline-offset: 2px; }
+.sl-ch:hover { background: #eef2ff; }
+.sl-link { margin: 0 14px 8px; padding: 8px 12px; border-radius: 10px; font-size: 13px; background: #eef2ff; }
+.sl-link a { color: var(--sl-accent); font-weight: 600; }
+.sl-via { font-style: italic; }
 .sl-sr { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden;
   clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 @media (max-width: 480px) {
@@ -283,8 +320,10 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
   const input = el("textarea", { id: "sl-input", class: "sl-input", "data-seamline": "input", rows: "1", placeholder: T.placeholder, autocomplete: "off" });
   const sendBtn = el("button", { type: "submit", class: "sl-send", "data-seamline": "send", "aria-label": T.send, title: T.send }, [icon(ICON_SEND)]);
   const form = el("form", { class: "sl-composer" }, [el("label", { class: "sl-sr", for: "sl-input", text: T.inputLabel }), input, sendBtn]);
+  const linkBox = el("div", { class: "sl-link", "data-seamline": "link", hidden: true });
+  const channelsBox = el("div", { class: "sl-channels", "data-seamline": "channels", role: "group", "aria-label": T.continueIn, hidden: true });
   const panel = el("div", { id: "sl-panel", class: "sl-panel", "data-seamline": "panel", role: "dialog", "aria-labelledby": "sl-title", hidden: true },
-    [header, list, notice, buttonsBox, form]);
+    [header, list, notice, linkBox, buttonsBox, form, channelsBox]);
   const root = el("div", { class: "sl-root", lang: lang }, [launcher, panel]);
   if (data.color && window.CSS && CSS.supports("color", data.color)) root.style.setProperty("--sl-accent", data.color);
 
@@ -307,6 +346,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
       role: ROLES.indexOf(f.role) >= 0 ? f.role : "bot",
       text: typeof f.text === "string" ? f.text : String(f.text == null ? "" : f.text),
       ts: typeof f.ts === "string" ? f.ts : new Date().toISOString(),
+      channel: typeof f.channel === "string" ? f.channel : "web",
       buttons: (Array.isArray(f.buttons) ? f.buttons : [])
         .filter((b) => b && typeof b === "object" && b.title != null)
         .map((b) => ({ title: String(b.title), payload: b.payload })),
@@ -319,6 +359,11 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     if (m.role === "agent") node.appendChild(el("div", { class: "sl-author", text: T.agent }));
     node.appendChild(el("div", { class: "sl-text", text: m.text }));
     const meta = el("div", { class: "sl-meta" }, [el("time", { text: hhmm(m.ts) })]);
+    // Said in a messenger before the chats were linked: say where.
+    if (m.channel && m.channel !== "web") {
+      node.setAttribute("data-channel", m.channel);
+      meta.appendChild(el("span", { class: "sl-via", text: T[m.channel] || m.channel }));
+    }
     if (state === "pending") meta.appendChild(el("span", { class: "sl-state", text: T.sending }));
     node.appendChild(meta);
     if (state === "failed") node.appendChild(el("div", { class: "sl-error", text: error || T.failed }));
@@ -367,6 +412,19 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     });
   }
 
+  // "Continue in Telegram / VK": the messengers the server offers (welcome.channels).
+  function renderChannels() {
+    channelsBox.textContent = "";
+    const known = channels.filter((c) => c === "telegram" || c === "vk");
+    channelsBox.hidden = known.length === 0;
+    known.forEach((c) => {
+      const label = c === "telegram" ? T.continueTelegram : T.continueVk;
+      const btn = el("button", { type: "button", class: "sl-ch", "data-channel": c, text: label });
+      btn.addEventListener("click", () => askLink(c));
+      channelsBox.appendChild(btn);
+    });
+  }
+
   function setStatus(state) {
     status.setAttribute("data-state", state);
     statusText.textContent = state === "online" ? T.online : state === "connecting" ? T.connecting : T.reconnecting;
@@ -407,13 +465,10 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     return item;
   }
 
-  function onWelcome(f) {
-    if (typeof f.token === "string" && f.token) {
-      token = f.token;
-      storageSet("localStorage", TOKEN_KEY, token);
-    }
+  // Replace what is shown with the server's history (welcome, or a history frame after a link).
+  function applyHistory(history) {
     const before = new Set(messages.map((m) => m.id));
-    messages = (Array.isArray(f.history) ? f.history : []).map(normalize).filter(Boolean);
+    messages = (Array.isArray(history) ? history : []).map(normalize).filter(Boolean);
     const known = new Set(messages.map((m) => m.id));
     // A message whose echo was lost with the old connection is already in the history: done.
     outbox = outbox.filter((o) => !known.has(o.id));
@@ -423,6 +478,17 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
       unread += messages.filter((m) => m.role !== "customer" && !before.has(m.id)).length;
       updateBadge();
     }
+  }
+
+  function onWelcome(f) {
+    if (typeof f.token === "string" && f.token) {
+      token = f.token;
+      storageSet("localStorage", TOKEN_KEY, token);
+    }
+    if (f.identified === true && EXTERNAL_ID) storageSet("localStorage", IDENTITY_KEY, EXTERNAL_ID);
+    applyHistory(f.history);
+    channels = Array.isArray(f.channels) ? f.channels.filter((c) => typeof c === "string") : [];
+    renderChannels();
     ready = true;
     everOnline = true;
     attempt = 0;
@@ -431,6 +497,62 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     setStatus("online");
     renderAll();
     outbox.forEach(transmit); // same ids as before: the server dedupes
+  }
+
+  function onHistory(f) {
+    applyHistory(f.history);
+    renderAll();
+  }
+
+  // ---------------------------------------------------------------- continuing in a messenger
+  // A blank tab is opened on the click itself (a tab opened later, when the link arrives, would be
+  // taken for a pop-up and blocked), and sent to the link once it comes; without a tab, the link is shown.
+
+  function askLink(channel) {
+    const id = newId();
+    let win = null;
+    try { win = window.open("", "_blank"); } catch (_) { win = null; }
+    if (win) { try { win.opener = null; } catch (_) { /* cannot reach back to this page anyway */ } }
+    pendingLinks[id] = { channel: channel, win: win };
+    start();
+    if (!ready || !frame({ type: "link", id: id, channel: channel })) failLink(id, T.linkOffline);
+  }
+
+  function failLink(id, text) {
+    const pending = pendingLinks[id];
+    if (!pending) return;
+    delete pendingLinks[id];
+    if (pending.win) { try { pending.win.close(); } catch (_) { /* already gone */ } }
+    showNotice(text.replace("{channel}", T[pending.channel] || pending.channel));
+  }
+
+  function onLink(f) {
+    const id = f.id == null ? "" : String(f.id);
+    const pending = pendingLinks[id];
+    if (!pending) return;
+    delete pendingLinks[id];
+    let url = null;
+    try { url = new URL(String(f.url)); } catch (_) { url = null; }
+    if (!url || url.protocol !== "https:") { // never a javascript: or other scheme from the wire
+      if (pending.win) { try { pending.win.close(); } catch (_) { /* gone */ } }
+      showNotice(T.linkUnavailable.replace("{channel}", T[pending.channel] || pending.channel));
+      return;
+    }
+    if (pending.win && !pending.win.closed) {
+      try { pending.win.location.href = url.href; return; } catch (_) { /* fall back to the link */ }
+    }
+    showLink(pending.channel, url.href, Number(f.expires_in) > 0 ? Number(f.expires_in) : 600);
+  }
+
+  function showLink(channel, href, seconds) {
+    linkBox.textContent = "";
+    const a = el("a", { href: href, target: "_blank", rel: "noopener noreferrer",
+      "data-channel": channel, text: T.openLink.replace("{channel}", T[channel] || channel) });
+    a.addEventListener("click", () => { linkBox.hidden = true; });
+    linkBox.appendChild(a);
+    linkBox.hidden = false;
+    clearTimeout(linkTimer);
+    linkTimer = setTimeout(() => { linkBox.hidden = true; }, seconds * 1000); // the token expires
   }
 
   function onMessage(m) {
@@ -468,6 +590,10 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
       storageSet("localStorage", TOKEN_KEY, null);
       return;
     }
+    if (f.id != null && pendingLinks[String(f.id)]) {
+      failLink(String(f.id), f.code === "rate_limited" ? T.linkRateLimited : T.linkUnavailable);
+      return;
+    }
     const item = f.id != null ? outbox.find((o) => o.id === String(f.id)) : null;
     if (!item) { showNotice(text); return; }
     if (f.code === "internal" && (item.retries = (item.retries || 0) + 1) <= INTERNAL_RETRIES) {
@@ -493,6 +619,8 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     else if (f.type === "message") onMessage(normalize(f));
     else if (f.type === "ack") onAck(f);
     else if (f.type === "error") onError(f);
+    else if (f.type === "history") onHistory(f);
+    else if (f.type === "link") onLink(f);
     // Unknown frame types are ignored so the server can add new ones.
   }
 
@@ -508,7 +636,10 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     try { sock = new WebSocket(WS_URL); } catch (_) { scheduleReconnect(); return; }
     ws = sock;
     sock.onopen = () => {
-      if (sock === ws) frame({ type: "hello", token: token || null, lang: lang });
+      if (sock !== ws) return;
+      const hello = { type: "hello", token: token || null, lang: lang };
+      if (EXTERNAL_ID && SIGNATURE) { hello.external_id = EXTERNAL_ID; hello.signature = SIGNATURE; }
+      frame(hello);
     };
     sock.onmessage = (ev) => {
       if (sock !== ws) return;
@@ -530,6 +661,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     clearTimeout(pongTimer);
     pingTimer = pongTimer = null;
     try { sock.close(); } catch (_) { /* already closed */ }
+    Object.keys(pendingLinks).forEach((id) => failLink(id, T.linkOffline)); // their answers went with it
     setStatus("offline");
     scheduleReconnect();
   }

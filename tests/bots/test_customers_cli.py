@@ -135,7 +135,7 @@ async def test_erase_without_yes_refuses_and_changes_nothing(seamline, capsys):
     code, out, err = await cli(capsys, "erase", "telegram:701")
 
     assert code == 2
-    assert "--yes" in err and re.search(r"would delete \d+ messages, 1 identities", err)
+    assert "--yes" in err and re.search(r"would delete \d+ messages, 1 identity,", err)
     assert "Traceback" not in err
     _, after, _ = await cli(capsys, "export", "telegram:701")
     assert after == before

@@ -1,0 +1,331 @@
+"""The agent REST API (``/api/v1``) and the console's live inbox WebSocket.
+
+Authentication: ``Authorization: Bearer <token>`` (from ``POST /api/v1/auth/login``), or the
+console's session cookie plus an ``X-CSRF-Token`` header on every state-changing request.
+Errors are JSON ``{"error": "..."}``: 400 bad body, 401 no or wrong token, 403 not yours / not
+allowed, 404 unknown id.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import WSMsgType, web
+
+from handoff.agents import Agent
+from handoff.machine import STATES
+from handoff.service import Forbidden, Handoff, NotFound
+from shared.errors import HandoffError
+
+log = logging.getLogger(__name__)
+COOKIE = "seamline_session"
+MAX_TEXT = 4096
+
+
+def _error(status: int, message: str) -> web.HTTPException:
+    kinds = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
+             409: web.HTTPConflict}
+    return kinds[status](text=json.dumps({"error": message}), content_type="application/json")
+
+
+class AgentApi:
+    def __init__(self, *, handoff: Handoff, customers, linker, secure_cookies: bool = False) -> None:
+        self._handoff = handoff
+        self._customers = customers
+        self._linker = linker
+        self._secure = secure_cookies
+
+    def install(self, app: web.Application) -> None:
+        r = app.router
+        r.add_post("/api/v1/auth/login", self.login)
+        r.add_post("/api/v1/auth/logout", self.logout)
+        r.add_get("/api/v1/me", self.me)
+        r.add_post("/api/v1/me/status", self.status)
+        r.add_get("/api/v1/queues", self.queues)
+        r.add_get("/api/v1/agents", self.agents)
+        r.add_get("/api/v1/conversations", self.conversations)
+        r.add_get("/api/v1/conversations/{id}", self.conversation)
+        for action in ("claim", "messages", "notes", "transfer", "release", "resolve"):
+            r.add_post(f"/api/v1/conversations/{{id}}/{action}", getattr(self, f"do_{action}"))
+        r.add_get("/api/v1/customers/{id}", self.customer)
+        r.add_get("/api/v1/customers/{id}/export", self.export)
+        r.add_delete("/api/v1/customers/{id}", self.erase)
+        r.add_post("/api/v1/links/{id}/undo", self.unlink)
+        r.add_get("/api/v1/inbox", self.inbox)
+
+    # -- auth ----------------------------------------------------------------------------------
+
+    async def _agent(self, request: web.Request, *, write: bool = False) -> Agent:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            found = await self._handoff.agents.authenticate(header[7:].strip())
+            if found is None:
+                raise _error(401, "the token is wrong or expired; log in again")
+            return found[0]
+        found = await self._handoff.agents.authenticate(request.cookies.get(COOKIE, ""))
+        if found is None:
+            raise _error(401, "log in first (POST /api/v1/auth/login)")
+        agent, csrf, _kind = found
+        if write and (not csrf or request.headers.get("X-CSRF-Token") != csrf):
+            raise _error(403, "missing or wrong X-CSRF-Token header")
+        return agent
+
+    async def _admin(self, request: web.Request, *, write: bool = False) -> Agent:
+        agent = await self._agent(request, write=write)
+        if not agent.is_admin:
+            raise _error(403, "only an admin may do this")
+        return agent
+
+    async def login(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        email, password = body.get("email"), body.get("password")
+        if not isinstance(email, str) or not isinstance(password, str):
+            raise _error(400, "send {\"email\": ..., \"password\": ...}")
+        kind = "api" if body.get("kind") == "api" else "session"
+        login = await self._handoff.agents.login(email, password, kind=kind)
+        if login is None:
+            raise _error(401, "wrong e-mail or password")
+        response = web.json_response({"token": login.token, "csrf": login.csrf, "agent": login.agent.to_dict()})
+        if kind == "session":
+            response.set_cookie(COOKIE, login.token, httponly=True, samesite="Strict", secure=self._secure,
+                                max_age=12 * 3600, path="/")
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        await self._agent(request, write=True)
+        header = request.headers.get("Authorization", "")
+        await self._handoff.agents.logout(header[7:].strip() if header.startswith("Bearer ") else
+                                          request.cookies.get(COOKIE, ""))
+        response = web.json_response({"ok": True})
+        response.del_cookie(COOKIE, path="/")
+        return response
+
+    async def me(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request)
+        return web.json_response({**agent.to_dict(), "load": await self._handoff.load(agent.id)})
+
+    async def status(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request, write=True)
+        status = (await _body(request)).get("status")
+        if status not in ("online", "away", "offline"):
+            raise _error(400, "status must be online, away or offline")
+        await self._handoff.set_status(agent, status)
+        return web.json_response({"status": status})
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def queues(self, request: web.Request) -> web.Response:
+        await self._agent(request)
+        return web.json_response({"queues": await self._handoff.queues()})
+
+    async def agents(self, request: web.Request) -> web.Response:
+        await self._agent(request)
+        agents = await self._handoff.agents.all()
+        return web.json_response({"agents": [{**a.to_dict(), "load": await self._handoff.load(a.id)}
+                                             for a in agents]})
+
+    async def conversations(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request)
+        state = request.query.get("state")
+        if state is not None and state not in STATES:
+            raise _error(400, f"state must be one of {', '.join(STATES)}")
+        mine = request.query.get("mine") in ("1", "true")
+        found = await self._handoff.conversations(state, queue=request.query.get("queue"),
+                                                  agent_id=agent.id if mine else None)
+        return web.json_response({"conversations": [await self._summary(c) for c in found]})
+
+    async def _summary(self, info) -> dict:
+        profile = await self._customers.profile(info.customer_id)
+        return {**info.summary(), "customer": {"id": info.customer_id, "name": profile.name if profile else None,
+                                               "last_channel": profile.last_channel if profile else None}}
+
+    async def conversation(self, request: web.Request) -> web.Response:
+        await self._agent(request)
+        return web.json_response(await self._context(request.match_info["id"]))
+
+    async def _context(self, conversation_id: str) -> dict:
+        try:
+            info = await self._handoff.conversation(conversation_id)
+        except NotFound as exc:
+            raise _error(404, str(exc)) from None
+        from handoff.service import _message
+
+        profile = await self._customers.profile(info.customer_id)
+        history = await self._handoff._store.history(info.customer_id, limit=500)
+        session = await self._handoff._sessions.load(info.customer_id)
+        events = await self._handoff.notes(conversation_id)
+        return {
+            **info.summary(),
+            "escalation": info.escalation,
+            "customer": {
+                "id": info.customer_id, "name": profile.name if profile else None,
+                "language": profile.language if profile else None,
+                "last_channel": profile.last_channel if profile else None,
+                "attributes": profile.attributes if profile else {},
+                "identities": [{"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
+                               for i in (profile.identities if profile else ())],
+            },
+            "messages": [_message(m) for m in history],
+            "slots": {k: v for k, v in (session.slots if session else {}).items() if k != "rating_for"},
+            "active_form": session.active_form if session else None,
+            "notes": [e["data"] | {"at": e["at"]} for e in events if e["kind"] == "note"],
+            "events": [e for e in events if e["kind"] != "note"],
+        }
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def _act(self, request: web.Request, action, parse=None) -> web.Response:
+        agent = await self._agent(request, write=True)  # 401/403 before anything is read
+        conversation_id = request.match_info["id"]
+        args = (await parse(request),) if parse else ()
+        try:
+            result = await action(agent, conversation_id, *args)
+        except NotFound as exc:
+            raise _error(404, str(exc)) from None
+        except Forbidden as exc:
+            raise _error(403, str(exc)) from None
+        except HandoffError as exc:
+            raise _error(409, str(exc)) from None
+        return web.json_response(result)
+
+    async def do_claim(self, request):
+        return await self._act(request, lambda a, c: self._summarised(self._handoff.claim(a, c)))
+
+    async def do_messages(self, request):
+        return await self._act(request, lambda a, c, text: self._handoff.reply(a, c, text), _text)
+
+    async def do_notes(self, request):
+        return await self._act(request, lambda a, c, text: self._handoff.note(a, c, text), _text)
+
+    async def do_transfer(self, request):
+        return await self._act(request, lambda a, c, body: self._summarised(self._handoff.transfer(
+            a, c, to_agent=body.get("agent"), to_queue=body.get("queue"), note=body.get("note") or "")), _transfer)
+
+    async def do_release(self, request):
+        return await self._act(request, lambda a, c: self._summarised(self._handoff.release(a, c)))
+
+    async def do_resolve(self, request):
+        return await self._act(request, lambda a, c: self._summarised(self._handoff.resolve(a, c)))
+
+    @staticmethod
+    async def _summarised(awaitable) -> dict:
+        return (await awaitable).summary()
+
+    # -- customers (admin) ---------------------------------------------------------------------
+
+    async def customer(self, request: web.Request) -> web.Response:
+        await self._agent(request)
+        profile = await self._customers.profile(request.match_info["id"])
+        if profile is None:
+            raise _error(404, "no such customer")
+        return web.json_response({
+            "id": profile.id, "name": profile.name, "language": profile.language, "attributes": profile.attributes,
+            "last_channel": profile.last_channel, "merged_into": profile.merged_into,
+            "identities": [{"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
+                           for i in profile.identities],
+            "links": [{"id": l.id, "survivor_id": l.survivor_id, "merged_id": l.merged_id, "method": l.method,
+                       "created_at": l.created_at.isoformat(), "undone": l.undone_at is not None}
+                      for l in await self._customers.links(profile.id)]})
+
+    async def export(self, request: web.Request) -> web.Response:
+        await self._admin(request)
+        try:
+            return web.json_response(await self._customers.export(request.match_info["id"]))
+        except LookupError:
+            raise _error(404, "no such customer") from None
+
+    async def erase(self, request: web.Request) -> web.Response:
+        agent = await self._admin(request, write=True)
+        try:
+            counts = await self._customers.erase(request.match_info["id"], by=agent.email)
+        except LookupError:
+            raise _error(404, "no such customer") from None
+        await self._handoff._sessions.delete(request.match_info["id"])
+        return web.json_response({"erased": counts})
+
+    async def unlink(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request, write=True)  # agents and admins may undo a wrong link
+        try:
+            record = await self._linker.unlink(request.match_info["id"], by=agent.email)
+        except LookupError:
+            raise _error(404, "no such link") from None
+        except ValueError as exc:
+            raise _error(409, str(exc)) from None
+        return web.json_response({"survivor_id": record.survivor_id, "merged_id": record.merged_id,
+                                  "undone_at": record.undone_at.isoformat()})
+
+    # -- live inbox ----------------------------------------------------------------------------
+
+    async def inbox(self, request: web.Request) -> web.StreamResponse:
+        """Every event about conversations with people, as JSON frames. Auth: the session cookie, or
+        a first frame ``{"type": "auth", "token": ...}`` for API clients."""
+        found = await self._handoff.agents.authenticate(request.cookies.get(COOKIE, ""))
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        if found is None:
+            first = await ws.receive(timeout=10)
+            token = None
+            if first.type == WSMsgType.TEXT:
+                try:
+                    token = json.loads(first.data).get("token")
+                except (ValueError, AttributeError):
+                    token = None
+            found = await self._handoff.agents.authenticate(token or "")
+            if found is None:
+                await ws.send_json({"type": "error", "error": "log in first"})
+                await ws.close(code=4401)
+                return ws
+        agent = found[0]
+        queue = self._handoff.inbox.subscribe()
+        await ws.send_json({"type": "hello", "agent": agent.to_dict()})
+        reader = request.app.loop.create_task(_drain(ws))
+        try:
+            while not ws.closed and not reader.done():
+                getter = request.app.loop.create_task(queue.get())
+                done, _ = await _first(getter, reader)
+                if getter in done:
+                    await ws.send_json(getter.result())
+                else:
+                    getter.cancel()
+        finally:
+            self._handoff.inbox.unsubscribe(queue)
+            reader.cancel()
+        return ws
+
+
+async def _first(*tasks):
+    import asyncio
+
+    return await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for _ in ws:  # the console only listens; reading keeps pings answered and notices closing
+        pass
+
+
+async def _body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise _error(400, "the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise _error(400, "the body must be a JSON object")
+    return body
+
+
+async def _transfer(request: web.Request) -> dict:
+    body = await _body(request)
+    to_agent, to_queue, note = body.get("agent"), body.get("queue"), body.get("note", "")
+    if not (isinstance(to_agent, str) or isinstance(to_queue, str)) or not isinstance(note, (str, type(None))):
+        raise _error(400, "send {\"agent\": id or e-mail} or {\"queue\": name}, and optionally \"note\"")
+    return body
+
+
+async def _text(request: web.Request) -> str:
+    text = (await _body(request)).get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise _error(400, "send {\"text\": \"...\"} with some text")
+    if len(text) > MAX_TEXT:
+        raise _error(400, f"the text is longer than {MAX_TEXT} characters")
+    return text.strip()
