@@ -191,7 +191,10 @@ class FakeVk:
     # -- events as VK sends them -------------------------------------------------------------------
 
     def message_new(self, peer_id: int, text: str = "", *, from_id: int | None = None, payload: object = None,
-                    attachments: list[dict] | None = None, geo: dict | None = None, lang_id: int = 3) -> dict:
+                    attachments: list[dict] | None = None, geo: dict | None = None, lang_id: int = 3,
+                    ref: str | None = None, ref_source: str | None = None) -> dict:
+        """``ref`` (and ``ref_source``): as VK sets them on the message of a user who came by a
+        ``vk.me/club<id>?ref=<ref>&ref_source=<source>`` link."""
         self._ids += 1
         self._conversation_ids[peer_id] += 1
         message = {"date": int(time.time()), "from_id": from_id or peer_id, "id": self._ids if peer_id < 2e9 else 0,
@@ -203,6 +206,10 @@ class FakeVk:
             message["payload"] = payload if isinstance(payload, str) else json.dumps(payload)
         if geo is not None:
             message["geo"] = geo
+        if ref is not None:
+            message["ref"] = ref
+            if ref_source is not None:
+                message["ref_source"] = ref_source
         return self._event("message_new", {"message": message, "client_info": dict(CLIENT_INFO, lang_id=lang_id)})
 
     def message_event(self, peer_id: int, payload: object, *, user_id: int | None = None) -> dict:
