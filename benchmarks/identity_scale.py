@@ -50,6 +50,7 @@ from shared.storage.database import upgrade  # noqa: E402
 from shared.storage.models import ConversationRow, CustomerRow, IdentityRow, MessageRow  # noqa: E402
 
 CHUNK = 5_000  # rows per executemany
+CONCURRENCY = 50  # session writes in flight (within the Redis client's connection pool)
 SENDER_BASE = 700_000_000  # Telegram user ids of the customers made here: SENDER_BASE + n
 
 
@@ -111,8 +112,8 @@ async def save_sessions(sessions, ids: list[str], conversations: list[str], star
         await sessions.save(Session(customer_id=ids[n], conversation_id=conversations[n], language="en",
                                     last_channel="telegram", seen=[f"telegram:seed-{n}"]))
 
-    for first in range(start, len(ids), 500):
-        await asyncio.gather(*(one(n) for n in range(first, min(len(ids), first + 500))))
+    for first in range(start, len(ids), CONCURRENCY):
+        await asyncio.gather(*(one(n) for n in range(first, min(len(ids), first + CONCURRENCY))))
 
 
 # -- measuring ----------------------------------------------------------------------------------------------
@@ -200,8 +201,8 @@ async def _drop_sessions(settings: Settings, ids: list[str]) -> None:
 
     sessions = build_sessions(settings)
     try:
-        for first in range(0, len(ids), 500):
-            await asyncio.gather(*(sessions.delete(i) for i in ids[first:first + 500]))
+        for first in range(0, len(ids), CONCURRENCY):
+            await asyncio.gather(*(sessions.delete(i) for i in ids[first:first + CONCURRENCY]))
     finally:
         await sessions.close()
 

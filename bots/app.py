@@ -115,6 +115,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
         await seamline.close()  # also after a failed start, unlike on_cleanup
 
     app.cleanup_ctx.append(lifetime)  # first in, so channels are closed before the stores
+    app.cleanup_ctx.append(_sweeping)
     web_chat = WebChannel(pipeline=seamline.pipeline, store=seamline.store, linker=seamline.linker,
                           signer=Signer(secret_key=settings.secret_key, purpose="web-visitor"),
                           rate_limit=settings.web_rate_limit, allowed_origins=settings.web_allowed_origins,
@@ -140,6 +141,25 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     # collections stay short (a tail-latency win measured with the Telegram benchmark).
     gc.freeze()
     return app
+
+
+async def _sweeping(app: web.Application):
+    """Once a minute: conversations left waiting too long are abandoned (config/routing.yml)."""
+    handoff = app[SEAMLINE].handoff
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(60)
+            try:
+                abandoned = await handoff.abandon_stale(handoff.routing.abandon_after)
+                if abandoned:
+                    log.info("%d waiting conversations abandoned", abandoned)
+            except Exception:  # noqa: BLE001 - the sweeper must outlive a database hiccup
+                log.warning("abandoning stale conversations failed", exc_info=True)
+
+    task = asyncio.create_task(sweep(), name="seamline-handoff-sweeper")
+    yield
+    task.cancel()
 
 
 async def _reload_on_sighup(app: web.Application) -> None:

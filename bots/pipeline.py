@@ -158,6 +158,9 @@ class Pipeline:
                                       [self._dialogue.say("handoff_rated", session)], "rate", {"score": rating})
 
         parse = self.understanding.parse(message.text, message.payload)
+        phone = parse.entity("phone")
+        if phone and session.handoff == "queued" and self._handoff is not None:
+            await self._handoff.callback(session, phone)  # e.g. left after hours: shows in the queue
         secret = None
         if parse.intent == "link_account" and self._linker is not None:
             try:

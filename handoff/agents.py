@@ -155,11 +155,14 @@ class AgentStore:
         """(agent, csrf token, kind) for a live token, else None."""
         if not token:
             return None
-        rows = await self._all(select(AgentTokenRow, AgentRow).join(AgentRow, AgentRow.id == AgentTokenRow.agent_id)
+        # Core rows are flat (no entity attributes): the agent's columns plus the token's, labelled.
+        rows = await self._all(select(AgentRow, AgentTokenRow.expires_at.label("token_expires_at"),
+                                      AgentTokenRow.csrf.label("token_csrf"), AgentTokenRow.kind.label("token_kind"))
+                               .join(AgentTokenRow, AgentRow.id == AgentTokenRow.agent_id)
                                .where(AgentTokenRow.digest == _digest(token)))
-        if not rows or _aware(rows[0].AgentTokenRow.expires_at) <= utcnow():
+        if not rows or _aware(rows[0].token_expires_at) <= utcnow():
             return None
-        return _agent(rows[0].AgentRow), rows[0].AgentTokenRow.csrf, rows[0].AgentTokenRow.kind
+        return _agent(rows[0]), rows[0].token_csrf, rows[0].token_kind
 
     async def logout(self, token: str) -> None:
         await self._writer.write(delete(AgentTokenRow).where(AgentTokenRow.digest == _digest(token)), {})

@@ -17,6 +17,9 @@ def install(app: web.Application) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    app.router.add_get("/console", lambda r: web.HTTPFound("/console/"))
+    async def bare(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("/console/")
+
+    app.router.add_get("/console", bare)
     app.router.add_get("/console/", index)
     app.router.add_static("/console/static/", STATIC)

@@ -79,6 +79,7 @@ class Routing:
     triggers: Triggers = Triggers()
     rules: tuple[Rule, ...] = ()
     queues: dict[str, Hours] = field(default_factory=dict)
+    abandon_after: timedelta = timedelta(hours=24)  # waiting this long without a word: abandoned
 
     @classmethod
     def load(cls, path: Path) -> "Routing":
@@ -154,7 +155,11 @@ def _parse(data: dict) -> Routing:
         rules.append(Rule(str(r["queue"]), _set(r.get("intents")), _set(r.get("keywords")), _set(r.get("channels")),
                           _set(r.get("languages")), tuple(sorted((r.get("attributes") or {}).items()))))
     queues = {str(name): _hours(str(name), spec or {}) for name, spec in (data.get("queues") or {}).items()}
-    return Routing(str(data.get("default_queue", "support")), triggers, tuple(rules), queues)
+    minutes = int(data.get("abandon_after_minutes", 24 * 60))
+    if minutes < 1:
+        raise ValueError("abandon_after_minutes must be at least 1")
+    return Routing(str(data.get("default_queue", "support")), triggers, tuple(rules), queues,
+                   timedelta(minutes=minutes))
 
 
 def _hours(queue: str, spec: dict) -> Hours:

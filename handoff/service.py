@@ -270,6 +270,40 @@ class Handoff:
                 await self._deliver(info.customer_id, self._say("handoff_assigned", await self._language(info),
                                                                name=agent.name), info)
 
+    async def callback(self, session, phone: str) -> None:
+        """The waiting customer left a phone number (E.164) for a call back: on the conversation, so
+        the queue shows it, and on the profile."""
+        info = await self.conversation(session.conversation_id)
+        escalation = {**(info.escalation or {}), "callback": phone}
+        await self._store.run(update(ConversationRow).where(ConversationRow.id == info.id).values(
+            escalation=escalation))
+        await self._customers.set_attributes(session.customer_id, {"phone": phone}, source="customer")
+        await self._store.record_event("callback_requested", session.customer_id, info.id, {"phone": phone})
+        await self.inbox.publish({"type": "conversation", "conversation": {**info.summary(),
+                                                                           "escalation": escalation}})
+
+    async def abandon_stale(self, older_than) -> int:
+        """Queued conversations whose customer has written nothing for ``older_than`` (a timedelta)
+        are abandoned: they leave the queue, and the customer starts afresh with the bot."""
+        from shared.storage.models import MessageRow
+
+        cutoff = utcnow() - older_than
+        count = 0
+        for info in await self.conversations("queued", limit=10_000):
+            last = await self._rows(select(func.max(MessageRow.created_at)).where(
+                MessageRow.conversation_id == info.id, MessageRow.direction == "in"))
+            when = _aware(last[0][0]) if last and last[0][0] else info.queued_at
+            if when is None or when > cutoff:
+                continue
+            async with self._session(info) as session:
+                if session.handoff == "queued":
+                    await self._move(session, "abandoned", by="system", reason="the customer left the queue",
+                                     queue=info.queue, agent_id=None)
+                    conversation = await self._store.open_conversation_for(info.customer_id)
+                    session.conversation_id, session.handoff = conversation.id, "bot"
+                    count += 1
+        return count
+
     async def rate(self, session, score: int) -> None:
         conversation_id = session.slots.pop("rating_for", None)
         if conversation_id:

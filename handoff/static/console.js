@@ -1,1 +1,504 @@
+/* Seamline agent console. Vanilla JS, no build step; talks to /api/v1 and the /api/v1/inbox WebSocket.
+ * Safety: everything that comes from customers or the API reaches the DOM through textContent and
+ * createElement only (never innerHTML), and the page's CSP allows scripts from 'self' only. */
+(function () {
+  "use strict";
 
+  var CHANNELS = { telegram: "Telegram", vk: "VK", web: "Web" };
+  var CANNED = [
+    { title: "Greeting", text: "Hello {name}, I'm here to help. Give me a moment to read the conversation." },
+    { title: "Looking at the order", text: "Hello {name}, I'm looking at order {order_number} now." },
+    { title: "Order number?", text: "Could you tell me your order number, please?" },
+    { title: "Still there?", text: "Are you still there, {name}?" },
+    { title: "Goodbye", text: "Thank you, {name}! Is there anything else I can help you with?" },
+  ];
+  var CSRF_KEY = "seamline.console.csrf";
+
+  var state = {
+    csrf: null, me: null, ws: null, wsRetry: 0, wsTimer: null, refreshTimer: null,
+    openId: null, open: null, shownIds: {}, mineIds: {}, unread: {}, agents: [], queues: [],
+  };
+
+  function q(testid, root) { return (root || document).querySelector('[data-testid="' + testid + '"]'); }
+
+  /* el("div", {className: "x", testid: "y", text: "z"}, child, ...) */
+  function el(tag, props) {
+    var node = document.createElement(tag);
+    props = props || {};
+    Object.keys(props).forEach(function (key) {
+      var value = props[key];
+      if (value === undefined || value === null) return;
+      if (key === "text") node.textContent = String(value);
+      else if (key === "className") node.className = value;
+      else if (key === "testid") node.setAttribute("data-testid", value);
+      else if (key.indexOf("data-") === 0 || key === "title" || key === "value" || key === "type") node.setAttribute(key, value);
+      else node[key] = value;
+    });
+    for (var i = 2; i < arguments.length; i++) {
+      var child = arguments[i];
+      if (child === null || child === undefined || child === false) continue;
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  function showError(message) {
+    var box = q("error");
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+
+  // -- the API ----------------------------------------------------------------------------------
+
+  function ApiError(status, message) { this.status = status; this.message = message; }
+
+  function api(method, path, body) {
+    var options = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (method !== "GET") {
+      options.headers["Content-Type"] = "application/json";
+      options.headers["X-CSRF-Token"] = state.csrf || "";
+      options.body = JSON.stringify(body || {});
+    }
+    return fetch(path, options).then(function (response) {
+      return response.json().catch(function () { return null; }).then(function (data) {
+        if (response.ok) return data;
+        var message = (data && data.error) || ("HTTP " + response.status);
+        if (response.status === 401 && path !== "/api/v1/auth/login") loggedOut("Your session has ended: log in again.");
+        throw new ApiError(response.status, message);
+      });
+    });
+  }
+
+  function act(promise) {
+    showError("");
+    return promise.catch(function (error) {
+      if (error && error.status !== 401) showError(error.message || String(error));
+      throw error;
+    });
+  }
+
+  // -- login / logout ---------------------------------------------------------------------------
+
+  function loggedOut(message) {
+    state.me = null;
+    state.csrf = null;
+    try { sessionStorage.removeItem(CSRF_KEY); } catch (e) { /* storage off */ }
+    closeSocket();
+    q("app").hidden = true;
+    q("login").hidden = false;
+    q("login-error").textContent = message || "";
+  }
+
+  function loggedIn(agent) {
+    state.me = agent;
+    q("login").hidden = true;
+    q("app").hidden = false;
+    q("me-name").textContent = agent.name + " (" + agent.email + ")";
+    q("status").value = agent.status || "online";
+    openSocket();
+    loadAgents();
+    refreshLists();
+  }
+
+  q("login-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var email = q("login-email").value, password = q("login-password").value;
+    q("login-error").textContent = "";
+    q("login-submit").disabled = true;
+    api("POST", "/api/v1/auth/login", { email: email, password: password }).then(function (data) {
+      state.csrf = data.csrf;
+      try { sessionStorage.setItem(CSRF_KEY, data.csrf); } catch (e) { /* kept in memory */ }
+      q("login-password").value = "";
+      return api("POST", "/api/v1/me/status", { status: "online" }).then(function () {
+        loggedIn(Object.assign({}, data.agent, { status: "online" }));
+      });
+    }).catch(function (error) {
+      q("login-error").textContent = (error && error.message) || "Could not log in";
+    }).then(function () { q("login-submit").disabled = false; });
+  });
+
+  q("logout").addEventListener("click", function () {
+    act(api("POST", "/api/v1/auth/logout")).catch(function () {}).then(function () { loggedOut(""); });
+  });
+
+  q("status").addEventListener("change", function () {
+    var status = q("status").value;
+    act(api("POST", "/api/v1/me/status", { status: status })).then(function () {
+      state.me.status = status;
+      refreshLists();
+    }).catch(function () {});
+  });
+
+  // -- the live inbox ---------------------------------------------------------------------------
+
+  function setLive(on) {
+    var live = q("live");
+    live.setAttribute("data-state", on ? "online" : "offline");
+    live.textContent = on ? "live" : "offline";
+  }
+
+  function closeSocket() {
+    clearTimeout(state.wsTimer);
+    if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
+    setLive(false);
+  }
+
+  function openSocket() {
+    closeSocket();
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/inbox";
+    var ws = new WebSocket(url);
+    state.ws = ws;
+    ws.onmessage = function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      if (data.type === "hello") { setLive(true); state.wsRetry = 0; refreshLists(); if (state.openId) loadConversation(state.openId); return; }
+      if (data.type === "error") { ws.onclose = null; loggedOut("Your session has ended: log in again."); return; }
+      onEvent(data);
+    };
+    ws.onclose = function () {
+      setLive(false);
+      if (!state.me) return;
+      var delay = Math.min(10000, 500 * Math.pow(2, state.wsRetry++));
+      state.wsTimer = setTimeout(openSocket, delay);
+    };
+  }
+
+  function eventConversation(data) {
+    if (data.conversation_id) return data.conversation_id;
+    if (data.conversation) return data.conversation.id;
+    return null;
+  }
+
+  function onEvent(data) {
+    scheduleRefresh();
+    var id = eventConversation(data);
+    if (data.type === "message" && data.message && data.message.role === "customer" && id && state.mineIds[id]
+        && (id !== state.openId || document.hidden)) {
+      state.unread[id] = (state.unread[id] || 0) + 1;
+      renderUnread();
+    }
+    if (!id || id !== state.openId) return;
+    if (data.type === "message" && data.message) appendMessage(data.message);
+    else loadConversation(id);
+  }
+
+  function scheduleRefresh() {
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = setTimeout(refreshLists, 150);
+  }
+
+  function renderUnread() {
+    var total = 0;
+    Object.keys(state.unread).forEach(function (id) { total += state.unread[id]; });
+    var badge = q("unread");
+    badge.textContent = String(total);
+    badge.hidden = total === 0;
+    document.title = (total ? "(" + total + ") " : "") + "Seamline console";
+  }
+
+  // -- the lists --------------------------------------------------------------------------------
+
+  function since(iso) {
+    if (!iso) return "";
+    var seconds = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+    if (seconds < 60) return seconds + " s";
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return minutes + " min";
+    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
+  function refreshLists() {
+    if (!state.me) return Promise.resolve();
+    return Promise.all([
+      api("GET", "/api/v1/queues"),
+      api("GET", "/api/v1/conversations?state=queued"),
+      api("GET", "/api/v1/conversations?state=transferred"),
+      api("GET", "/api/v1/conversations?state=with_agent&mine=1"),
+    ]).then(function (results) {
+      state.queues = results[0].queues;
+      renderQueues(results[0].queues);
+      var transferred = results[2].conversations.filter(function (c) { return !c.agent_id || c.agent_id === state.me.id; });
+      renderList(q("waiting"), results[1].conversations.concat(transferred), true);
+      q("waiting-count").textContent = String(results[1].conversations.length + transferred.length);
+      var mine = results[3].conversations;
+      state.mineIds = {};
+      mine.forEach(function (c) { state.mineIds[c.id] = true; });
+      Object.keys(state.unread).forEach(function (id) { if (!state.mineIds[id]) delete state.unread[id]; });
+      renderUnread();
+      renderList(q("mine"), mine, false);
+      q("mine-count").textContent = String(mine.length);
+      renderTransferTargets();
+    }).catch(function (error) { if (error && error.status !== 401) showError(error.message || String(error)); });
+  }
+
+  function renderQueues(queues) {
+    var body = q("queues");
+    clear(body);
+    queues.forEach(function (queue) {
+      body.appendChild(el("tr", { testid: "queue", "data-queue": queue.name },
+        el("td", { text: queue.name }),
+        el("td", { text: String(queue.waiting + (queue.transferred || 0)), title: "waiting + transferred" }),
+        el("td", { text: String(queue.agents_online), title: "agents online" }),
+        el("td", { className: queue.open ? "open" : "closed", text: queue.open ? "open" : "closed",
+                   title: queue.open ? "" : (queue.opens_at ? "opens " + new Date(queue.opens_at).toLocaleString() : "") })));
+    });
+  }
+
+  function renderList(list, conversations, waiting) {
+    clear(list);
+    if (!conversations.length) {
+      list.appendChild(el("li", { className: "none", text: waiting ? "Nobody is waiting." : "No conversations." }));
+      return;
+    }
+    conversations.forEach(function (c) {
+      var customer = c.customer || {};
+      var reason = c.escalation && (c.escalation.intent || c.escalation.reason);
+      var unread = state.unread[c.id];
+      var button = el("button", { type: "button", testid: "conversation-item", "data-id": c.id,
+                                  className: c.id === state.openId ? "current" : "" },
+        el("span", { className: "who", text: customer.name || "Customer" }),
+        waiting ? el("span", { className: "wait", testid: "waiting-time", "data-since": c.queued_at || "",
+                               text: since(c.queued_at) })
+                : (unread ? el("span", { className: "badge", testid: "item-unread", text: String(unread) }) : null),
+        el("span", { className: "sub", text: [c.queue, c.state === "transferred" ? "transferred" : null,
+                                              CHANNELS[customer.last_channel] || customer.last_channel, reason]
+          .filter(Boolean).join(" · ") }));
+      button.addEventListener("click", function () { openConversation(c.id); });
+      list.appendChild(el("li", {}, button));
+    });
+  }
+
+  setInterval(function () {
+    Array.prototype.forEach.call(document.querySelectorAll('[data-testid="waiting-time"]'), function (span) {
+      span.textContent = since(span.getAttribute("data-since"));
+    });
+  }, 10000);
+
+  function loadAgents() {
+    return api("GET", "/api/v1/agents").then(function (data) {
+      state.agents = data.agents;
+      renderTransferTargets();
+    }).catch(function () {});
+  }
+
+  function renderTransferTargets() {
+    var select = q("transfer-target");
+    var previous = select.value;
+    clear(select);
+    select.appendChild(el("option", { value: "", text: "Transfer to…" }));
+    var queues = el("optgroup", { label: "Queues" });
+    state.queues.forEach(function (queue) { queues.appendChild(el("option", { value: "queue:" + queue.name, text: queue.name })); });
+    var agents = el("optgroup", { label: "Agents" });
+    state.agents.forEach(function (agent) {
+      if (state.me && agent.id === state.me.id) return;
+      agents.appendChild(el("option", { value: "agent:" + agent.id, text: agent.name + " (" + agent.status + ")" }));
+    });
+    select.appendChild(queues);
+    select.appendChild(agents);
+    select.value = previous;
+  }
+
+  // -- one conversation -------------------------------------------------------------------------
+
+  function openConversation(id) {
+    state.openId = id;
+    delete state.unread[id];
+    renderUnread();
+    Array.prototype.forEach.call(document.querySelectorAll('[data-testid="conversation-item"]'), function (b) {
+      b.classList.toggle("current", b.getAttribute("data-id") === id);
+    });
+    return loadConversation(id);
+  }
+
+  function loadConversation(id) {
+    return api("GET", "/api/v1/conversations/" + encodeURIComponent(id)).then(function (conversation) {
+      if (state.openId !== id) return;
+      state.open = conversation;
+      renderConversation(conversation);
+    }).catch(function (error) { if (error && error.status !== 401) showError(error.message || String(error)); });
+  }
+
+  function renderConversation(c) {
+    q("conversation-empty").hidden = true;
+    q("conversation-body").hidden = false;
+    q("details").hidden = false;
+    q("conversation-body").setAttribute("data-id", c.id);
+    var customer = c.customer || {};
+    q("conversation-title").textContent = customer.name || "Customer";
+    var stateBadge = q("conversation-state");
+    stateBadge.setAttribute("data-state", c.state);
+    stateBadge.textContent = c.state.replace("_", " ") + (c.queue ? " · " + c.queue : "");
+    renderButtons(c);
+
+    var list = q("messages");
+    clear(list);
+    state.shownIds = {};
+    (c.messages || []).forEach(function (m) { appendMessage(m, true); });
+    list.scrollTop = list.scrollHeight;
+
+    renderPairs(q("profile"), [
+      ["Name", customer.name], ["Language", customer.language],
+      ["Last channel", CHANNELS[customer.last_channel] || customer.last_channel],
+    ].concat(Object.keys(customer.attributes || {}).map(function (k) { return [k, customer.attributes[k]]; })));
+    var identities = q("identities");
+    clear(identities);
+    (customer.identities || []).forEach(function (i) {
+      identities.appendChild(el("li", { testid: "identity" }, channelLabel(i.channel), " " + i.external_id,
+        i.reachable ? null : el("span", { className: "muted", text: " (unreachable)" })));
+    });
+    renderPairs(q("slots"), Object.keys(c.slots || {}).map(function (k) { return [k, c.slots[k]]; }));
+    var e = c.escalation || {};
+    renderPairs(q("escalation"), c.escalation ? [
+      ["Reason", e.reason], ["Queue", e.queue], ["Routed by", e.routed_by || "default queue"],
+      ["Intent", e.intent ? e.intent + (e.confidence != null ? " (" + Math.round(e.confidence * 100) + "%)" : "") : null],
+      ["Channel", CHANNELS[e.channel] || e.channel], ["After hours", e.after_hours ? "yes" : "no"],
+      ["At", e.at ? new Date(e.at).toLocaleString() : null],
+    ] : []);
+    var notes = q("notes");
+    clear(notes);
+    (c.notes || []).forEach(function (n) {
+      notes.appendChild(el("li", { testid: "note" },
+        el("span", { className: "by", text: (n.name || n.agent || "agent") + (n.at ? " · " + new Date(n.at).toLocaleString() : "") }),
+        el("span", { text: n.text })));
+    });
+    if (!(c.notes || []).length) notes.appendChild(el("li", { className: "muted", text: "No notes." }));
+  }
+
+  function renderPairs(dl, pairs) {
+    clear(dl);
+    var shown = pairs.filter(function (p) { return p[1] !== null && p[1] !== undefined && p[1] !== ""; });
+    shown.forEach(function (p) {
+      var value = typeof p[1] === "object" ? JSON.stringify(p[1]) : String(p[1]);
+      dl.appendChild(el("dt", { text: p[0] }));
+      dl.appendChild(el("dd", { text: value, "data-key": p[0] }));
+    });
+    if (!shown.length) { dl.appendChild(el("dt", { className: "muted", text: "—" })); dl.appendChild(el("dd")); }
+  }
+
+  function renderButtons(c) {
+    var mine = state.me && c.agent_id === state.me.id;
+    var held = c.state === "with_agent" || c.state === "transferred";
+    var withPeople = c.state === "queued" || held;
+    q("claim").disabled = !(c.state === "queued" || (c.state === "transferred" && (!c.agent_id || mine)));
+    q("claim").hidden = c.state === "with_agent" && mine;
+    var canWrite = held && mine;
+    q("reply-input").disabled = !canWrite;
+    q("reply-send").disabled = !canWrite;
+    q("canned").disabled = !canWrite;
+    q("reply-input").placeholder = canWrite ? "Reply to the customer (Enter sends, Shift+Enter: new line)"
+      : (withPeople ? "Claim the conversation to reply" : "The bot answers this conversation");
+    q("release").disabled = !withPeople;
+    q("resolve").disabled = !withPeople;
+    q("transfer").disabled = !(held && mine);
+  }
+
+  function channelLabel(channel) {
+    return el("span", { className: "chan chan-" + channel, testid: "channel", text: CHANNELS[channel] || channel || "?" });
+  }
+
+  function appendMessage(m, bulk) {
+    if (state.shownIds[m.id]) return;
+    state.shownIds[m.id] = true;
+    var customerName = state.open && state.open.customer && state.open.customer.name;
+    var who = m.role === "customer" ? (customerName || "Customer") : m.role === "agent" ? (m.agent || "Agent") : "Bot";
+    var time = m.ts ? new Date(m.ts) : null;
+    var item = el("li", { className: "msg " + m.role, testid: "message", "data-id": m.id, "data-role": m.role,
+                          "data-channel": m.channel },
+      el("div", { className: "meta" }, channelLabel(m.channel), el("span", { text: who }),
+         time ? el("time", { text: time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+                             title: time.toLocaleString(), dateTime: m.ts }) : null),
+      el("div", { className: "text", testid: "message-text", text: m.text || "" }));
+    if (m.role === "customer") {
+      var nlu = el("div", { className: "nlu", testid: "message-nlu" }, "Understood: ");
+      nlu.appendChild(el("span", { className: "intent", testid: "message-intent", text: m.intent || "nothing" }));
+      if (m.confidence !== null && m.confidence !== undefined) {
+        nlu.appendChild(el("span", { testid: "message-confidence", text: " " + Math.round(m.confidence * 100) + "%" }));
+      }
+      (m.entities || []).forEach(function (e) {
+        nlu.appendChild(document.createTextNode(" · "));
+        nlu.appendChild(el("span", { testid: "message-entity", text: (e.type || e.entity || "entity") + "=" + (e.value != null ? e.value : e.text) }));
+      });
+      item.appendChild(nlu);
+    }
+    var list = q("messages");
+    var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.appendChild(item);
+    if (!bulk && atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  // -- actions ----------------------------------------------------------------------------------
+
+  function action(name, body) {
+    var id = state.openId;
+    if (!id) return Promise.resolve();
+    return act(api("POST", "/api/v1/conversations/" + encodeURIComponent(id) + "/" + name, body)).then(function (result) {
+      refreshLists();
+      if (state.openId === id) loadConversation(id);
+      return result;
+    });
+  }
+
+  q("claim").addEventListener("click", function () { action("claim").catch(function () {}); });
+  q("release").addEventListener("click", function () { action("release").catch(function () {}); });
+  q("resolve").addEventListener("click", function () { action("resolve").catch(function () {}); });
+
+  function sendReply() {
+    var input = q("reply-input");
+    var text = input.value.trim();
+    if (!text || input.disabled) return;
+    q("reply-send").disabled = true;
+    action("messages", { text: text }).then(function (message) {
+      input.value = "";
+      if (message && message.id) appendMessage(message);
+    }).catch(function () {}).then(function () { if (state.open) renderButtons(state.open); });
+  }
+
+  q("reply-form").addEventListener("submit", function (event) { event.preventDefault(); sendReply(); });
+  q("reply-input").addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); sendReply(); }
+  });
+
+  CANNED.forEach(function (c, i) { q("canned").appendChild(el("option", { value: String(i), text: c.title })); });
+  q("canned").addEventListener("change", function () {
+    var chosen = CANNED[Number(q("canned").value)];
+    q("canned").value = "";
+    if (!chosen) return;
+    var c = state.open || {};
+    var values = Object.assign({}, c.slots || {}, { name: (c.customer && c.customer.name) || "there" });
+    var text = chosen.text.replace(/\{(\w+)\}/g, function (all, key) {
+      return values[key] !== undefined && values[key] !== null && values[key] !== "" ? String(values[key]) : "…";
+    });
+    var input = q("reply-input");
+    input.value = text;
+    input.focus();
+  });
+
+  q("note-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var input = q("note-input");
+    var text = input.value.trim();
+    if (!text) return;
+    action("notes", { text: text }).then(function () { input.value = ""; }).catch(function () {});
+  });
+
+  q("transfer-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var target = q("transfer-target").value;
+    if (!target) { showError("Choose a queue or an agent to transfer to."); return; }
+    var body = { note: q("transfer-note").value.trim() };
+    if (target.indexOf("queue:") === 0) body.queue = target.slice(6); else body.agent = target.slice(6);
+    action("transfer", body).then(function () { q("transfer-note").value = ""; q("transfer-target").value = ""; })
+      .catch(function () {});
+  });
+
+  // -- start ------------------------------------------------------------------------------------
+
+  try { state.csrf = sessionStorage.getItem(CSRF_KEY); } catch (e) { state.csrf = null; }
+  if (state.csrf) {
+    api("GET", "/api/v1/me").then(loggedIn).catch(function () { loggedOut(""); });
+  } else {
+    loggedOut("");
+  }
+})();

@@ -1,0 +1,431 @@
+"""The agent API (/api/v1) against a running Seamline: auth, reading, and what agents do.
+
+Customers write through the pipeline with a recording Telegram adapter; agents use the HTTP API.
+Every queue is made always open, so the tests do not depend on the clock (hours: test_routing.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import time
+
+import aiohttp
+import pytest
+
+from bots.app import SEAMLINE
+from shared.message import Channel, Message, Reply
+
+PASSWORD = "correct horse battery"
+_updates = itertools.count(1)
+
+
+class Recorder:
+    """A Telegram adapter that keeps what it was asked to send."""
+
+    channel = Channel.TELEGRAM
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Reply]] = []
+
+    async def send(self, address: str, reply: Reply) -> None:
+        self.sent.append((address, reply))
+
+    def texts(self, chat: str) -> list[str]:
+        return [r.text for a, r in self.sent if a == chat]
+
+
+@pytest.fixture
+async def seamline(server):
+    seamline = server.app[SEAMLINE]
+    handoff = seamline.handoff
+    handoff.routing = dataclasses.replace(handoff.routing, queues={})  # every queue open, whatever the time
+    return seamline
+
+
+@pytest.fixture
+def telegram(seamline) -> Recorder:
+    adapter = Recorder()
+    seamline.pipeline.register(adapter)
+    return adapter
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+class Api:
+    """One agent's view of the API."""
+
+    def __init__(self, http: aiohttp.ClientSession, server, agent, token: str) -> None:
+        self.http, self.base, self.agent, self.token = http, server.url + "/api/v1", agent, token
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def get(self, path: str, status: int = 200) -> dict:
+        async with self.http.get(self.base + path, headers=self.headers) as response:
+            body = await response.json()
+            assert response.status == status, body
+            return body
+
+    async def post(self, path: str, body=None, status: int = 200) -> dict:
+        async with self.http.post(self.base + path, json=body if body is not None else {},
+                                  headers=self.headers) as response:
+            data = await response.json()
+            assert response.status == status, data
+            return data
+
+
+@pytest.fixture
+def agent(seamline, http, server):
+    emails = itertools.count(1)
+
+    async def make(*, role: str = "agent", capacity: int = 5, queues=(), status: str | None = None) -> Api:
+        email = f"agent{next(emails)}@example.com"
+        created = await seamline.handoff.agents.add(email, name=email.split("@")[0].title(), password=PASSWORD,
+                                                    queues=list(queues), role=role, capacity=capacity)
+        async with http.post(server.url + "/api/v1/auth/login",
+                             json={"email": email, "password": PASSWORD, "kind": "api"}) as response:
+            assert response.status == 200
+            token = (await response.json())["token"]
+        api = Api(http, server, created, token)
+        if status:
+            assert (await api.post("/me/status", {"status": status})) == {"status": status}
+        return api
+
+    return make
+
+
+async def say(seamline, chat: str, text: str = "", payload: str | None = None):
+    """The Telegram customer ``chat`` writes; returns what the pipeline handled."""
+    return await seamline.pipeline.handle(Message(channel=Channel.TELEGRAM, address=chat, sender=chat, text=text,
+                                                  payload=payload, external_id=str(next(_updates))))
+
+
+async def escalated(seamline, chat: str, text: str = "I want to talk to a human") -> str:
+    """A customer who asked for a person; returns the conversation id."""
+    handled = await say(seamline, chat, text)
+    conversation = await seamline.store.conversation(handled.inbound.conversation_id)
+    assert conversation.state in ("queued", "with_agent")
+    return conversation.id
+
+
+async def eventually(check, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, "not in time"
+        await asyncio.sleep(0.02)
+    return result
+
+
+# -- auth ------------------------------------------------------------------------------------------
+
+async def test_login_gives_a_token_that_opens_the_api(agent):
+    api = await agent()
+    me = await api.get("/me")
+    assert (me["email"], me["role"], me["load"]) == (api.agent.email, "agent", 0)
+
+
+@pytest.mark.parametrize("body", [{"email": "agent1@example.com", "password": "wrong password!"},
+                                  {"email": "nobody@example.com", "password": PASSWORD}])
+async def test_a_wrong_password_or_email_is_401(agent, http, server, body):
+    await agent()
+    async with http.post(server.url + "/api/v1/auth/login", json=body) as response:
+        assert response.status == 401 and "token" not in await response.json()
+
+
+async def test_a_login_without_email_and_password_is_400(http, server):
+    async with http.post(server.url + "/api/v1/auth/login", data="nope") as response:
+        assert response.status == 400
+
+
+ENDPOINTS = [("POST", "/auth/logout"), ("GET", "/me"), ("POST", "/me/status"), ("GET", "/queues"),
+             ("GET", "/agents"), ("GET", "/conversations"), ("GET", "/conversations/x"),
+             *[("POST", f"/conversations/x/{a}") for a in ("claim", "messages", "notes", "transfer", "release",
+                                                           "resolve")],
+             ("GET", "/customers/x"), ("GET", "/customers/x/export"), ("DELETE", "/customers/x"),
+             ("POST", "/links/x/undo")]
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"},
+                                     {"Cookie": "seamline_session=not-a-token"}])
+async def test_every_endpoint_wants_a_valid_token(http, server, headers):
+    for method, path in ENDPOINTS:
+        async with http.request(method, server.url + "/api/v1" + path, json={"text": "hi", "status": "online"},
+                                headers=headers) as response:
+            assert response.status == 401, (method, path, response.status)
+            assert "error" in await response.json()
+
+
+async def test_the_inbox_websocket_wants_a_valid_token(http, server):
+    async with http.ws_connect(server.url + "/api/v1/inbox") as ws:
+        await ws.send_json({"type": "auth", "token": "not-a-token"})
+        assert (await ws.receive_json(timeout=5))["type"] == "error"
+        await ws.receive(timeout=5)
+        assert ws.close_code == 4401
+
+
+async def test_a_session_cookie_needs_the_csrf_header_to_change_anything(seamline, agent, http, server):
+    api = await agent()
+    async with http.post(server.url + "/api/v1/auth/login",
+                         json={"email": api.agent.email, "password": PASSWORD}) as response:
+        login = await response.json()
+        assert response.status == 200 and login["csrf"]
+        assert "seamline_session" in response.cookies and response.cookies["seamline_session"]["httponly"]
+    cookie = {"Cookie": f"seamline_session={login['token']}"}
+    async with http.get(server.url + "/api/v1/me", headers=cookie) as response:
+        assert response.status == 200  # reading needs no CSRF token
+    for headers in (cookie, {**cookie, "X-CSRF-Token": "wrong"}):
+        async with http.post(server.url + "/api/v1/me/status", json={"status": "away"}, headers=headers) as r:
+            assert r.status == 403
+    assert (await seamline.handoff.agents.get(api.agent.id)).status == "offline"
+    async with http.post(server.url + "/api/v1/me/status", json={"status": "away"},
+                         headers={**cookie, "X-CSRF-Token": login["csrf"]}) as response:
+        assert response.status == 200
+    assert (await seamline.handoff.agents.get(api.agent.id)).status == "away"
+
+
+async def test_a_logged_out_token_is_dead(agent):
+    api = await agent()
+    await api.post("/auth/logout")
+    await api.get("/me", status=401)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+async def test_queues_are_listed_with_their_waiting_customers(seamline, telegram, agent):
+    api = await agent()
+    await escalated(seamline, "101")
+    queues = {q["name"]: q for q in (await api.get("/queues"))["queues"]}
+    assert {"support", "sales", "delivery", "vip"} <= set(queues)
+    assert (queues["support"]["waiting"], queues["support"]["agents_online"], queues["support"]["open"]) == (1, 0, True)
+
+
+async def test_waiting_conversations_are_listed_by_state(seamline, telegram, agent):
+    api = await agent()
+    conversation = await escalated(seamline, "102")
+    listed = (await api.get("/conversations?state=queued"))["conversations"]
+    assert [c["id"] for c in listed] == [conversation]
+    assert listed[0]["customer"]["last_channel"] == "telegram" and listed[0]["queue"] == "support"
+    assert (await api.get("/conversations?state=with_agent"))["conversations"] == []
+    assert "state must be one of" in (await api.get("/conversations?state=waiting", status=400))["error"]
+
+
+async def test_the_context_of_a_conversation(seamline, telegram, agent):
+    api = await agent()
+    await say(seamline, "103", "where is my order 48213")
+    conversation = await escalated(seamline, "103")
+    context = await api.get(f"/conversations/{conversation}")
+    assert (context["id"], context["state"], context["queue"]) == (conversation, "queued", "support")
+    assert context["escalation"]["reason"] == "the customer asked for a person"
+    assert context["customer"]["identities"] == [{"channel": "telegram", "external_id": "103", "reachable": True}]
+    customer = [m for m in context["messages"] if m["role"] == "customer"]
+    assert [m["text"] for m in customer] == ["where is my order 48213", "I want to talk to a human"]
+    for message in context["messages"]:
+        assert message["channel"] == "telegram" and message["ts"] and message["text"]
+    assert customer[0]["intent"] == "order_status" and 0 < customer[0]["confidence"] <= 1
+    assert customer[0]["entities"][0]["value"] == "48213"
+    assert customer[1]["intent"] == "human_agent"
+    assert {m["role"] for m in context["messages"]} == {"customer", "bot"}
+    assert isinstance(context["slots"], dict) and context["notes"] == []
+
+
+async def test_an_unknown_conversation_is_404(agent):
+    api = await agent()
+    await api.get("/conversations/no-such-id", status=404)
+    await api.post("/conversations/no-such-id/claim", status=404)
+
+
+async def test_what_a_customer_writes_is_returned_verbatim(seamline, telegram, agent):
+    api = await agent()
+    text = '<script>alert("x")</script> & <b>operator</b>'
+    conversation = await escalated(seamline, "104", text)
+    async with api.http.get(f"{api.base}/conversations/{conversation}", headers=api.headers) as response:
+        assert response.content_type == "application/json"
+        context = await response.json()
+    assert [m["text"] for m in context["messages"] if m["role"] == "customer"] == [text]
+
+
+# -- agent actions ---------------------------------------------------------------------------------
+
+async def test_claim_then_reply_reaches_the_customer_on_telegram(seamline, telegram, agent):
+    api = await agent()
+    conversation = await escalated(seamline, "201")
+    claimed = await api.post(f"/conversations/{conversation}/claim")
+    assert (claimed["state"], claimed["agent_id"]) == ("with_agent", api.agent.id)
+    sent = len(telegram.sent)
+    message = await api.post(f"/conversations/{conversation}/messages", {"text": "Hello, I am Agent1. How can I help?"})
+    assert (message["role"], message["channel"]) == ("agent", "telegram")
+    assert telegram.sent[sent:][-1][0] == "201"
+    assert telegram.sent[-1][1].text == "Hello, I am Agent1. How can I help?"
+    stored = (await seamline.store.history((await seamline.store.conversation(conversation)).customer_id))[-1]
+    assert (stored.role, stored.text, stored.channel) == ("agent", "Hello, I am Agent1. How can I help?", "telegram")
+    # while the agent holds it, the bot is silent
+    sent = len(telegram.sent)
+    await say(seamline, "201", "thanks, where is my order?")
+    assert len(telegram.sent) == sent
+
+
+async def test_another_agents_conversation_is_forbidden(seamline, telegram, agent):
+    first, second = await agent(), await agent()
+    conversation = await escalated(seamline, "202")
+    await first.post(f"/conversations/{conversation}/claim")
+    await second.post(f"/conversations/{conversation}/claim", status=403)
+    await second.post(f"/conversations/{conversation}/messages", {"text": "mine now"}, status=403)
+    await second.post(f"/conversations/{conversation}/resolve", status=403)
+    await second.post(f"/conversations/{conversation}/transfer", {"queue": "sales"}, status=403)
+
+
+async def test_a_reply_before_claiming_is_forbidden(seamline, telegram, agent):
+    api = await agent()
+    conversation = await escalated(seamline, "203")
+    await api.post(f"/conversations/{conversation}/messages", {"text": "hi"}, status=403)
+
+
+@pytest.mark.parametrize("body", [{}, {"text": ""}, {"text": "   "}, {"text": 5}, ["text"], {"text": "x" * 4097}])
+async def test_a_bad_message_body_is_400(seamline, telegram, agent, body):
+    api = await agent()
+    conversation = await escalated(seamline, "204")
+    await api.post(f"/conversations/{conversation}/claim")
+    sent = len(telegram.sent)
+    await api.post(f"/conversations/{conversation}/messages", body, status=400)
+    assert len(telegram.sent) == sent
+
+
+async def test_a_non_json_body_is_400(seamline, telegram, agent):
+    api = await agent()
+    conversation = await escalated(seamline, "205")
+    await api.post(f"/conversations/{conversation}/claim")
+    async with api.http.post(f"{api.base}/conversations/{conversation}/messages", data="text=hello",
+                             headers=api.headers) as response:
+        assert response.status == 400 and "JSON" in (await response.json())["error"]
+
+
+async def test_a_note_stays_with_the_agents(seamline, telegram, agent):
+    api = await agent()
+    conversation = await escalated(seamline, "206")
+    await api.post(f"/conversations/{conversation}/claim")
+    sent = len(telegram.sent)
+    await api.post(f"/conversations/{conversation}/notes", {"text": "angry about order 48213, be gentle"})
+    assert len(telegram.sent) == sent
+    context = await api.get(f"/conversations/{conversation}")
+    assert [(n["text"], n["agent"]) for n in context["notes"]] == [("angry about order 48213, be gentle",
+                                                                   api.agent.email)]
+    assert "angry about order" not in str(context["messages"])
+
+
+async def test_transfer_to_a_queue_then_another_agent_claims(seamline, telegram, agent):
+    first, second = await agent(), await agent()
+    conversation = await escalated(seamline, "207")
+    await first.post(f"/conversations/{conversation}/claim")
+    moved = await first.post(f"/conversations/{conversation}/transfer", {"queue": "sales", "note": "wants a discount"})
+    assert (moved["state"], moved["queue"], moved["agent_id"]) == ("transferred", "sales", None)
+    await first.post(f"/conversations/{conversation}/messages", {"text": "still me"}, status=403)
+    claimed = await second.post(f"/conversations/{conversation}/claim")
+    assert (claimed["state"], claimed["agent_id"], claimed["queue"]) == ("with_agent", second.agent.id, "sales")
+    assert [n["text"] for n in (await second.get(f"/conversations/{conversation}"))["notes"]] == ["wants a discount"]
+
+
+async def test_transfer_to_an_unknown_queue_is_404_and_a_bad_body_400(seamline, telegram, agent):
+    api = await agent()
+    conversation = await escalated(seamline, "208")
+    await api.post(f"/conversations/{conversation}/claim")
+    await api.post(f"/conversations/{conversation}/transfer", {"queue": "nowhere"}, status=404)
+    await api.post(f"/conversations/{conversation}/transfer", {"note": "to whom?"}, status=400)
+
+
+async def test_release_gives_the_conversation_back_to_the_bot(seamline, telegram, agent):
+    api = await agent()
+    conversation = await escalated(seamline, "209")
+    await api.post(f"/conversations/{conversation}/claim")
+    released = await api.post(f"/conversations/{conversation}/release")
+    assert (released["state"], released["agent_id"]) == ("bot", None)
+    sent = len(telegram.sent)
+    handled = await say(seamline, "209", "where is my order 48213")
+    assert [r.role for r in handled.replies] == ["bot"] and len(telegram.sent) == sent + 1
+    assert "48213" in telegram.sent[-1][1].text
+
+
+async def test_resolve_asks_for_a_rating_and_records_it(seamline, telegram, agent):
+    api = await agent()
+    conversation = await escalated(seamline, "210")
+    await api.post(f"/conversations/{conversation}/claim")
+    resolved = await api.post(f"/conversations/{conversation}/resolve")
+    assert resolved["state"] == "resolved"
+    question = telegram.sent[-1][1]
+    assert telegram.sent[-1][0] == "210"
+    assert [b.payload for b in question.buttons] == [f"/rate {n}" for n in range(1, 6)]
+    assert [b.title for b in question.buttons] == ["1", "2", "3", "4", "5"]
+    handled = await say(seamline, "210", "5", payload="/rate 5")
+    assert handled.inbound.conversation_id != conversation  # a new conversation with the bot
+    csat = [e for e in await seamline.store.events(handled.inbound.customer_id) if e["kind"] == "csat"]
+    assert [(e["conversation_id"], e["data"]) for e in csat] == [(conversation, {"score": 5})]
+    await api.post(f"/conversations/{conversation}/messages", {"text": "one more thing"}, status=403)
+
+
+async def test_an_agent_at_capacity_cannot_claim_more(seamline, telegram, agent):
+    api = await agent(capacity=1)
+    first, second = await escalated(seamline, "211"), await escalated(seamline, "212")
+    await api.post(f"/conversations/{first}/claim")
+    assert "capacity" in (await api.post(f"/conversations/{second}/claim", status=403))["error"]
+    assert (await api.get("/me"))["load"] == 1
+
+
+async def test_a_new_escalation_goes_to_the_least_busy_online_agent(seamline, telegram, agent):
+    busy = await agent()
+    await escalated(seamline, "213")
+    await busy.post("/me/status", {"status": "online"})  # takes the waiting conversation
+    assert (await busy.get("/me"))["load"] == 1
+    idle = await agent(status="online")
+    conversation = await escalated(seamline, "214")
+    context = await idle.get(f"/conversations/{conversation}")
+    assert (context["state"], context["agent_id"]) == ("with_agent", idle.agent.id)
+    assert any("Agent" in t for t in telegram.texts("214")[-1:])  # told who took it
+    again = await escalated(seamline, "215")  # both hold one now: either is fine, but never over capacity
+    assert (await idle.get(f"/conversations/{again}"))["state"] == "with_agent"
+
+
+async def test_an_agent_going_offline_requeues_what_they_held(seamline, telegram, agent):
+    api = await agent(status="online")
+    conversation = await escalated(seamline, "216")
+    assert (await api.get(f"/conversations/{conversation}"))["agent_id"] == api.agent.id
+    sent = len(telegram.sent)
+    await api.post("/me/status", {"status": "offline"})
+    context = await api.get(f"/conversations/{conversation}")
+    assert (context["state"], context["agent_id"]) == ("queued", None)
+    assert len(telegram.sent) == sent + 1  # the customer is told
+    other = await agent(status="online")  # the next agent to come online gets it
+    assert (await other.get(f"/conversations/{conversation}"))["agent_id"] == other.agent.id
+
+
+async def test_the_inbox_websocket_streams_customer_messages(seamline, telegram, agent, http, server):
+    api = await agent()
+    conversation = await escalated(seamline, "217")
+    async with http.ws_connect(server.url + "/api/v1/inbox") as ws:
+        await ws.send_json({"type": "auth", "token": api.token})
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        await say(seamline, "217", "hello? anyone?")
+        while True:
+            event = await ws.receive_json(timeout=5)
+            if event["type"] == "message" and event["message"]["role"] == "customer":
+                break
+        assert (event["conversation_id"], event["message"]["text"]) == (conversation, "hello? anyone?")
+
+
+# -- customers (admin) -----------------------------------------------------------------------------
+
+async def test_only_an_admin_may_export_or_erase_a_customer(seamline, telegram, agent):
+    api, admin = await agent(), await agent(role="admin")
+    handled = await say(seamline, "301", "hello")
+    customer = handled.inbound.customer_id
+    assert (await api.get(f"/customers/{customer}"))["identities"][0]["external_id"] == "301"
+    await api.get(f"/customers/{customer}/export", status=403)
+    async with api.http.delete(f"{api.base}/customers/{customer}", headers=api.headers) as response:
+        assert response.status == 403
+    exported = await admin.get(f"/customers/{customer}/export")
+    assert exported["customer"]["id"] == customer and "hello" in str(exported)
+    await admin.get("/customers/no-such-customer/export", status=404)

@@ -1,0 +1,196 @@
+"""The agent console end to end: a customer on Telegram (the real aiogram against the fake Bot API)
+asks for a person; an agent in a real headless Chromium takes over, answers, follows the customer
+onto the website widget live, and gives the conversation back to the bot.
+
+Waiting is Playwright's ``expect`` and the fake's ``wait_for``; nothing sleeps.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from bots.app import SEAMLINE
+from shared.settings import TelegramSettings
+from tests.fakes.telegram import TOKEN, FakeTelegram
+
+playwright_api = pytest.importorskip("playwright.async_api")
+async_playwright, expect = playwright_api.async_playwright, playwright_api.expect
+
+CHROMIUM = os.environ.get("SEAMLINE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+TIMEOUT = 10_000  # ms, for every wait on a page
+CHAT = 4242001
+EMAIL, PASSWORD = "olga@shop.example", "correct horse battery"
+EVIL = '<img src=x onerror="window.__xss=1">'
+
+expect.set_options(timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+async def browser():
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium is not installed at {CHROMIUM} (tests/services.sh installs it)"
+        if os.environ.get("SEAMLINE_REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def telegram():
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def seamline(telegram, settings, make_server):
+    """Seamline polling the fake Bot API (requested after it, so stopped before it), with one agent."""
+    server = await make_server(settings, telegram=TelegramSettings(token=TOKEN, api_base=telegram.url))
+    await server.app[SEAMLINE].handoff.agents.add(EMAIL, name="Olga", password=PASSWORD,
+                                                  queues=["support", "delivery"])
+    return server
+
+
+@pytest.fixture
+async def pages(browser, seamline):
+    """Two separate browser contexts: the agent's console and the customer's website tab."""
+    contexts, errors = [], []
+
+    async def new():
+        context = await browser.new_context()
+        context.set_default_timeout(TIMEOUT)
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        return page
+
+    yield new
+    for context in contexts:
+        await context.close()
+    assert not errors, f"uncaught errors on the pages: {errors}"
+
+
+def tid(page, name: str):
+    return page.locator(f'[data-testid="{name}"]')
+
+
+async def customer_says(telegram, text: str) -> str:
+    """The Telegram customer writes ``text``; returns the first thing the bot answers to it."""
+    before = len(telegram.texts(CHAT))
+    telegram.enqueue(telegram.update("message_text", chat_id=CHAT, text=text))
+    await telegram.wait_for("sendMessage", chat_id=CHAT, count=before + 1)
+    return telegram.texts(CHAT)[before]
+
+
+async def log_in(page, url: str) -> None:
+    await page.goto(url + "/console/")
+    await tid(page, "login-email").fill(EMAIL)
+    await tid(page, "login-password").fill(PASSWORD)
+    async with page.expect_response("**/api/v1/me/status"):
+        await tid(page, "login-submit").click()
+    await expect(tid(page, "app")).to_be_visible()
+    await expect(tid(page, "live")).to_have_attribute("data-state", "online")
+
+
+async def test_an_agent_takes_a_telegram_customer_follows_them_to_the_web_and_hands_back(
+        telegram, seamline, pages):
+    console = await pages()
+    await log_in(console, seamline.url)
+    # Away: an online agent with room would be given the conversation at once (no Waiting list).
+    async with console.expect_response("**/api/v1/me/status") as status:
+        await tid(console, "status").select_option("away")
+    assert (await status.value).ok
+    await expect(tid(console, "waiting-count")).to_have_text("0")
+
+    # The customer on Telegram
+    await customer_says(telegram, "where is my order")
+    answer = await customer_says(telegram, "48213")
+    assert "48213" in answer
+    await customer_says(telegram, "I want to talk to a human")
+
+    # ... appears in the Waiting list, live
+    item = tid(console, "waiting").locator('[data-testid="conversation-item"]')
+    await expect(item).to_have_count(1)
+    await expect(tid(console, "waiting-count")).to_have_text("1")
+    await item.click()
+    messages = tid(console, "messages").locator('[data-testid="message"]')
+    customer_texts = tid(console, "messages").locator('[data-role="customer"] [data-testid="message-text"]')
+    await expect(customer_texts).to_have_text(["where is my order", "48213", "I want to talk to a human"])
+    first = messages.filter(has_text="where is my order")
+    await expect(first.locator('[data-testid="channel"]')).to_have_text("Telegram")
+    await expect(first.locator('[data-testid="message-intent"]')).to_have_text("order_status")
+    await expect(first.locator('[data-testid="message-confidence"]')).to_have_text(re.compile(r"^ \d+%$"))
+    await expect(tid(console, "conversation-state")).to_have_attribute("data-state", "queued")
+    await expect(tid(console, "slots")).to_contain_text("48213")
+    await expect(tid(console, "escalation")).to_contain_text("human")
+    queue = await tid(console, "escalation").locator('[data-key="Queue"]').text_content()
+    assert queue in ("support", "delivery")
+    await expect(tid(console, "reply-input")).to_be_disabled()
+
+    # Claim and answer: the reply reaches the customer's Telegram chat
+    await tid(console, "claim").click()
+    await expect(tid(console, "conversation-state")).to_have_attribute("data-state", "with_agent")
+    await expect(tid(console, "mine").locator('[data-testid="conversation-item"]')).to_have_count(1)
+    await expect(tid(console, "waiting-count")).to_have_text("0")
+    await tid(console, "reply-input").fill("Hi, I'm checking 48213")
+    await tid(console, "reply-input").press("Enter")
+    await telegram.wait_for("sendMessage", chat_id=CHAT, text="Hi, I'm checking 48213")
+    await expect(tid(console, "messages").locator('[data-role="agent"] [data-testid="message-text"]')) \
+        .to_have_text(["Hi, I'm checking 48213"])
+    await expect(tid(console, "reply-input")).to_have_value("")
+
+    # A canned response is filled in from the conversation
+    await tid(console, "canned").select_option(label="Looking at the order")
+    await expect(tid(console, "reply-input")).to_have_value(re.compile(r"I'm looking at order 48213 now\.$"))
+    await tid(console, "reply-input").fill("")
+
+    # The customer links the website: a code on Telegram, typed in the widget
+    code = re.search(r"\b(\d{6})\b", await customer_says(telegram, "link my account")).group(1)
+    site = await pages()
+    await site.goto(seamline.url + "/")
+    await site.locator('[data-seamline="launcher"]').click()
+    await expect(site.locator('[data-seamline="status"]')).to_have_attribute("data-state", "online")
+    widget_messages = site.locator('[data-seamline="messages"] .sl-msg')
+    widget_input = site.locator('[data-seamline="input"]')
+    await widget_input.fill(code)
+    await widget_input.press("Enter")
+    await expect(widget_messages.nth(1)).to_have_class(re.compile(r"\bsl-bot\b"))  # linked
+
+    # What they write on the website shows up in the same conversation, live, labelled Web
+    await widget_input.fill("I'm on the website now")
+    await widget_input.press("Enter")
+    web = messages.filter(has_text="I'm on the website now")
+    await expect(web).to_have_count(1)
+    await expect(web.locator('[data-testid="channel"]')).to_have_text("Web")
+    await expect(web).to_have_attribute("data-channel", "web")
+    await expect(customer_texts.first).to_have_text("where is my order")  # the same view, not another one
+    await expect(tid(console, "identities")).to_contain_text("Web")
+
+    # HTML from a customer is text in the console and never runs
+    await widget_input.fill(EVIL)
+    await widget_input.press("Enter")
+    await expect(customer_texts.last).to_have_text(EVIL)
+    await expect(tid(console, "messages").locator("img")).to_have_count(0)
+    await console.reload()  # and again when the history comes from the API
+    await tid(console, "mine").locator('[data-testid="conversation-item"]').click()
+    await expect(customer_texts.last).to_have_text(EVIL)
+    await expect(console.locator("[data-testid=messages] img, [data-testid=conversation-item] img")).to_have_count(0)
+    assert await console.evaluate("() => typeof window.__xss") == "undefined"
+
+    # Back to the bot: the widget is answered by the bot again
+    await tid(console, "release").click()
+    await expect(tid(console, "conversation-state")).to_have_attribute("data-state", "bot")
+    await expect(tid(console, "mine").locator('[data-testid="conversation-item"]')).to_have_count(0)
+    await widget_input.fill("hello")
+    await widget_input.press("Enter")
+    after_hello = site.locator('[data-seamline="messages"] .sl-msg.sl-customer:has(> .sl-text:text-is("hello"))'
+                               ' + .sl-msg.sl-bot .sl-text')
+    await expect(after_hello).to_have_count(1)
+    await expect(after_hello).not_to_have_text("")
