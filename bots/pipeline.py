@@ -130,7 +130,11 @@ class Pipeline:
             return Handled(duplicate=True)
         text, payload = message.text, message.payload
         if link is not None:  # a proof is never kept in clear, even a used one
-            text, payload = ("/start", "/start") if Linker.token_in(payload) else (MASK, payload)
+            token = Linker.token_in(payload)
+            if token:
+                text, payload = text.replace(token, "").strip() or "/start", "/start"
+            else:
+                text = MASK
         inbound = StoredMessage(
             id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
             channel=message.channel.value, direction="in", role=Role.CUSTOMER.value, text=text,

@@ -21,7 +21,7 @@ from typing import Callable
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bots.pipeline import Pipeline
-from shared.errors import ChannelError
+from shared.errors import ChannelError, SeamlineError, Unreachable
 from shared.history import StoredMessage
 from shared.linking import Linker, RateLimited
 from shared.message import Channel, Message, Reply
@@ -123,6 +123,10 @@ class WebChannel:
                  "channel": Channel.WEB.value, "ts": reply.ts.isoformat()}
         if reply.buttons:
             frame["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+        if not any(not ws.closed for ws in self._sockets.get(address, ())):
+            # No tab open: the reply is stored and shown when they come back, but a reply that can
+            # go elsewhere (an agent's, while the customer is away) should go to another channel.
+            raise Unreachable(f"web visitor {address} has no chat open")
         await self._broadcast(address, frame)
 
     async def _broadcast(self, visitor: str, frame: dict) -> None:
@@ -198,6 +202,8 @@ class WebChannel:
         if site_user is not None:
             visitor, token, identified = await self._identify(visitor, token, site_user, language)
         history = await self._pipeline.history(Channel.WEB, visitor, self._history_limit)
+        if history and self._store is not None:  # a known visitor is back: reachable on the web again
+            await self._store.set_reachable(Channel.WEB.value, visitor, True)
         await ws.send_json({"type": "welcome", "token": token, "history": [to_frame(m) for m in history],
                             "identified": identified, "channels": self.channels})
         return visitor, language
@@ -245,9 +251,14 @@ class WebChannel:
                          visitor, site_user)
                 visitor, token = self._signer.new()
                 customer = None
-        if customer is None:
-            customer = await self._store.resolve_customer(Channel.WEB.value, visitor, visitor, language=language)
-        outcome = await self._linker.link_site_identity(customer.id, site_user, address=visitor)
+        try:
+            if customer is None:
+                customer = await self._store.resolve_customer(Channel.WEB.value, visitor, visitor, language=language)
+            outcome = await self._linker.link_site_identity(customer.id, site_user, address=visitor)
+        except (SeamlineError, TimeoutError) as exc:  # storage down, a merge lock not free in time
+            log.warning("web visitor %s: site identity %.64r not linked (%s); the chat goes on anonymous",
+                        visitor, site_user, exc)
+            return visitor, token, False
         if outcome.record is not None:  # two customers became one: the other tabs and browsers see it all now
             await self._refresh(outcome.survivor_id)
         return visitor, token, outcome.linked

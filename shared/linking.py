@@ -143,7 +143,12 @@ class Linker:
         owner = await self._customers._chat.fresh_customer("site", site_user)
         if owner is None:
             await self._customers.add_identity(customer_id, "site", site_user, address)
-            return Outcome("linked", survivor_id=customer_id)
+            owner = await self._customers._chat.fresh_customer("site", site_user)
+            if owner is None or owner.id == customer_id:
+                return Outcome("linked", survivor_id=customer_id)
+            # another browser of the same user claimed it in the same instant: join that customer
+        if owner.id == customer_id:
+            return Outcome("already", survivor_id=customer_id)
         return await self._link((owner.id, "site", site_user), customer_id, method="site_identity",
                                 by=f"site:{site_user}")
 

@@ -427,10 +427,11 @@ async def test_the_fake_serves_a_plain_aiogram_dispatcher_bot(telegram):
         await bot.session.close()
 
 
-async def test_seamline_run_serves_the_web_chat_and_telegram_in_one_process(telegram, tmp_path):
+async def test_seamline_run_serves_the_web_chat_and_telegram_in_one_process(telegram, tmp_path, models_dir):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
     env.update(SEAMLINE_PORT=str(port), SEAMLINE_DATA_DIR=str(tmp_path), PYTHONUNBUFFERED="1",
+               SEAMLINE_NLU_MODELS=str(models_dir),
                SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/seamline.db",
                SEAMLINE_TELEGRAM_TOKEN=TOKEN, SEAMLINE_TELEGRAM_API_BASE=telegram.url)
     with open(tmp_path / "stderr.log", "wb") as stderr:

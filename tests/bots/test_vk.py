@@ -387,9 +387,10 @@ async def test_callback_bad_requests(callback, fake):
 
 # -- `seamline run`: the VK channel starts with the web app in one process --------------------------
 
-def _env(tmp_path: Path, fake: FakeVk, port: int, token: str) -> dict[str, str]:
+def _env(tmp_path: Path, fake: FakeVk, port: int, token: str, models: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
     env.update(SEAMLINE_DATA_DIR=str(tmp_path / "var"), SEAMLINE_PORT=str(port), PYTHONUNBUFFERED="1",
+               SEAMLINE_NLU_MODELS=str(models),
                SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/var/seamline.db",
                SEAMLINE_VK_TOKEN=token, SEAMLINE_VK_GROUP_ID=str(fake.group_id), SEAMLINE_VK_API_BASE=fake.url)
     return env
@@ -401,10 +402,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_seamline_run_serves_vk_beside_the_web_chat(fake, tmp_path):
+async def test_seamline_run_serves_vk_beside_the_web_chat(fake, tmp_path, models_dir):
     fake.hold = 120  # a long poll held as long as VK may: Ctrl+C must not wait for it
     port = free_port()
-    process = await asyncio.create_subprocess_exec(str(SEAMLINE_BIN), "run", env=_env(tmp_path, fake, port, fake.token),
+    process = await asyncio.create_subprocess_exec(str(SEAMLINE_BIN), "run", env=_env(tmp_path, fake, port, fake.token, models_dir),
                                                    cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.PIPE)
     try:
@@ -424,9 +425,9 @@ async def test_seamline_run_serves_vk_beside_the_web_chat(fake, tmp_path):
     assert "Traceback" not in (await process.stderr.read()).decode()
 
 
-async def test_seamline_run_with_a_bad_vk_token_exits_2_naming_it(fake, tmp_path):
+async def test_seamline_run_with_a_bad_vk_token_exits_2_naming_it(fake, tmp_path, models_dir):
     process = await asyncio.create_subprocess_exec(
-        str(SEAMLINE_BIN), "run", env=_env(tmp_path, fake, free_port(), "vk1.a.wrong"), cwd=tmp_path,
+        str(SEAMLINE_BIN), "run", env=_env(tmp_path, fake, free_port(), "vk1.a.wrong", models_dir), cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 2, err.decode()
