@@ -7,6 +7,7 @@ allowed, 404 unknown id.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -278,13 +279,16 @@ class AgentApi:
         agent = found[0]
         queue = self._handoff.inbox.subscribe()
         await ws.send_json({"type": "hello", "agent": agent.to_dict()})
-        reader = request.app.loop.create_task(_drain(ws))
+        reader = asyncio.create_task(_drain(ws))
         try:
             while not ws.closed and not reader.done():
-                getter = request.app.loop.create_task(queue.get())
+                getter = asyncio.create_task(queue.get())
                 done, _ = await _first(getter, reader)
                 if getter in done:
-                    await ws.send_json(getter.result())
+                    try:
+                        await ws.send_json(getter.result())
+                    except ConnectionError:  # the console went away while we wrote
+                        break
                 else:
                     getter.cancel()
         finally:
@@ -294,8 +298,6 @@ class AgentApi:
 
 
 async def _first(*tasks):
-    import asyncio
-
     return await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
 
 

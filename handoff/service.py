@@ -8,6 +8,7 @@ live inboxes.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ class Handoff:
         self.inbox = inbox or Inbox()
         self.pipeline = None  # set by the composition root (the pipeline and handoff know each other)
         self._announced: dict[str, int] = {}  # conversation -> the queue position the customer was told
+        # Choosing an agent and giving them the conversation is one step: two escalations at the same
+        # moment must not both see the same free place. (Per process; see docs/handoff.md.)
+        self._assigning = asyncio.Lock()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -121,6 +125,12 @@ class Handoff:
                            "agents_online": len(online), "open": hours.is_open(now),
                            "opens_at": _iso(None if hours.is_open(now) else hours.next_open(now))})
         return result
+
+    async def loads(self, agent_ids: list[str]) -> dict[str, int]:
+        rows = await self._rows(select(ConversationRow.agent_id, func.count()).where(
+            ConversationRow.agent_id.in_(agent_ids), ConversationRow.state.in_(list(BOT_SILENT)))
+            .group_by(ConversationRow.agent_id))
+        return {agent_id: int(n) for agent_id, n in rows}
 
     async def load(self, agent_id: str) -> int:
         rows = await self._rows(select(func.count()).select_from(ConversationRow).where(
@@ -353,17 +363,19 @@ class Handoff:
 
     async def _assign(self, session, queue: str) -> Agent | None:
         """Offer to the least-busy online agent with the queue among their skills and room left."""
-        candidates = [a for a in await self.agents.all()
-                      if a.status == "online" and (not a.queues or queue in a.queues)]
-        best, best_load = None, math.inf
-        for agent in candidates:
-            load = await self.load(agent.id)
-            if load < agent.capacity and load < best_load:
-                best, best_load = agent, load
-        if best is not None:
-            await self._move(session, "with_agent", by="router", reason=f"assigned to the least busy agent",
+        async with self._assigning:
+            candidates = [a for a in await self.agents.all()
+                          if a.status == "online" and (not a.queues or queue in a.queues)]
+            if not candidates:
+                return None
+            loads = await self.loads([a.id for a in candidates])
+            free = [a for a in candidates if loads.get(a.id, 0) < a.capacity]
+            if not free:
+                return None
+            best = min(free, key=lambda a: (loads.get(a.id, 0), a.name))
+            await self._move(session, "with_agent", by="router", reason="assigned to the least busy agent",
                              queue=queue, agent_id=best.id)
-        return best
+            return best
 
     async def _position(self, conversation_id: str, queue: str) -> tuple[int, int]:
         waiting = await self.conversations("queued", queue=queue, limit=10_000)

@@ -180,8 +180,14 @@
       renderUnread();
     }
     if (!id || id !== state.openId) return;
-    if (data.type === "message" && data.message) appendMessage(data.message);
-    else loadConversation(id);
+    if (data.type === "message" && data.message) {
+      appendMessage(data.message);
+      var known = ((state.open && state.open.customer && state.open.customer.identities) || [])
+        .some(function (i) { return i.channel === data.message.channel; });
+      if (!known) loadConversation(id);  // a newly linked channel: refresh the profile too
+    } else {
+      loadConversation(id);
+    }
   }
 
   function scheduleRefresh() {

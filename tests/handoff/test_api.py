@@ -429,3 +429,11 @@ async def test_only_an_admin_may_export_or_erase_a_customer(seamline, telegram, 
     exported = await admin.get(f"/customers/{customer}/export")
     assert exported["customer"]["id"] == customer and "hello" in str(exported)
     await admin.get("/customers/no-such-customer/export", status=404)
+
+
+async def test_escalations_at_the_same_time_respect_capacity(seamline, telegram, agent):
+    first, second = await agent(capacity=1, status="online"), await agent(capacity=1, status="online")
+    conversations = await asyncio.gather(*[escalated(seamline, str(chat)) for chat in (401, 402, 403)])
+    holders = [(await first.get(f"/conversations/{c}"))["agent_id"] for c in conversations]
+    assert sorted(h for h in holders if h) == sorted([first.agent.id, second.agent.id]), (holders, first.agent.id)
+    assert holders.count(None) == 1  # the third waits in the queue
