@@ -16,9 +16,16 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.errors import SeamlineError
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # imported when a command runs: `seamline --help` stays quick
+    from shared.linking import Linker
+    from shared.session import SessionStore
+    from shared.storage.customers import SqlCustomerStore
+    from shared.storage.sql import SqlChatStore
 
 WHO_HELP = "customer id, or an identity as CHANNEL:EXTERNAL_ID (telegram:12345, web:<visitor id>, site:<user>)"
 
@@ -36,14 +43,14 @@ def add_parser(commands) -> None:
     links.add_argument("who", metavar="WHO", help=WHO_HELP)
     unlink = sub.add_parser("unlink", help="undo a link: both customers get back what was theirs")
     unlink.add_argument("link_id", metavar="LINK_ID")
-    unlink.add_argument("--by", default=None, help="who undoes it, for the record (default: your user name)")
+    unlink.add_argument("--by", metavar="NAME", default=None, help="who undoes it, for the record (default: your user name)")
     export = sub.add_parser("export", help="everything kept about a customer, as JSON")
     export.add_argument("who", metavar="WHO", help=WHO_HELP)
     export.add_argument("--output", "-o", type=Path, help="write to this file (created readable by you only)")
     erase = sub.add_parser("erase", help="delete a customer's messages, identities and profile")
     erase.add_argument("who", metavar="WHO", help=WHO_HELP)
     erase.add_argument("--yes", action="store_true", help="really erase (without it: say what would be erased)")
-    erase.add_argument("--by", default=None, help="who erases it, for the record (default: your user name)")
+    erase.add_argument("--by", metavar="NAME", default=None, help="who erases it, for the record (default: your user name)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -60,10 +67,10 @@ def _user() -> str:
 
 @dataclass
 class _Stores:
-    chat: object
-    customers: object
-    sessions: object
-    linker: object
+    chat: SqlChatStore
+    customers: SqlCustomerStore
+    sessions: SessionStore
+    linker: Linker
 
 
 @contextlib.asynccontextmanager
@@ -103,6 +110,13 @@ async def _profile(stores: _Stores, who: str):
     if profile is None:
         raise NotFound(f"no customer {who!r} (give a customer id or CHANNEL:EXTERNAL_ID, e.g. telegram:12345)")
     return profile
+
+
+def _note_in_process(settings: Settings) -> None:
+    """Without Redis a running server keeps sessions and identities of its own that this process cannot reach."""
+    if not settings.redis_url:
+        print("seamline: note: sessions live inside the server process (no SEAMLINE_REDIS_URL): restart a running "
+              "'seamline run' now, so that it forgets what it holds about these customers", file=sys.stderr)
 
 
 def _n(count: int, one: str, many: str | None = None) -> str:
@@ -186,6 +200,7 @@ async def _unlink(args, settings: Settings) -> int:
                                            ("restored", record.merged_id, merged)):
         names = " ".join(f"{i.channel}:{i.external_id}" for i in identities) or "-"
         print(f"{label:<8}  {customer_id}  {names}")
+    _note_in_process(settings)
     return 0
 
 
@@ -232,6 +247,7 @@ async def _erase(args, settings: Settings) -> int:
           f"{_n(erased['identities'], 'identity', 'identities')} and the profile; kept anonymously: "
           f"{_n(erased['conversations'], 'conversation')} (state and times), "
           f"{_n(counts['events'] + 1, 'event')} (kind and time), the customer id")
+    _note_in_process(settings)
     return 0
 
 

@@ -62,7 +62,10 @@ class Pipeline:
         customer = await self._store.find_customer(channel.value, sender)
         return [] if customer is None else await self._store.history(customer.id, limit)
 
-    async def handle(self, message: Message, on_stored: OnStored | None = None) -> Handled:
+    async def handle(self, message: Message, on_stored: OnStored | None = None,
+                     on_answering: OnStored | None = None) -> Handled:
+        """Walk one message. ``on_stored`` runs once it is durable (the widget's acknowledgement);
+        ``on_answering`` once it is clear the bot will answer it (a messenger's "typing…")."""
         customer = await self._store.resolve_customer(message.channel.value, message.sender, message.address,
                                                       message.sender_name, message.language)
         link = await self._try_link(message, customer)
@@ -72,16 +75,20 @@ class Pipeline:
             async with self._sessions.lock(customer.id):
                 session = await self._sessions.load(customer.id)
                 if session is None and not customer.new:
-                    # Lost, expired, or this identity was linked to another customer (maybe by another
-                    # process): ask the database who it belongs to before rebuilding.
+                    # Lost, expired, or this identity was linked to another customer or erased (maybe by
+                    # another process): ask the database who it belongs to before rebuilding.
                     fresh = await self._store.fresh_customer(message.channel.value, message.sender)
-                    if fresh is not None and fresh.id != customer.id:
+                    if fresh is None:  # erased: whoever writes now is a new customer
+                        fresh = await self._store.resolve_customer(message.channel.value, message.sender,
+                                                                   message.address, message.sender_name,
+                                                                   message.language)
+                    if fresh.id != customer.id:
                         customer = fresh
                         continue
                 if session is None:
                     session = await self._rebuild_session(customer, message)
                 try:
-                    return await self._walk(message, session, on_stored, link)
+                    return await self._walk(message, session, on_stored, link, on_answering)
                 finally:
                     await self._sessions.save(session)
         raise StoreError(f"{message.channel.value} {message.sender}: the customer kept changing while loading")
@@ -107,13 +114,13 @@ class Pipeline:
         return outcome
 
     async def handle_retrying(self, message: Message, on_stored: OnStored | None = None, *, attempts: int = 5,
-                              backoff: float = 0.5) -> Handled:
+                              backoff: float = 0.5, on_answering: OnStored | None = None) -> Handled:
         """``handle`` for a message the platform was already told we have: a storage outage (database or
         Redis down) is waited out, bounded, instead of losing what the customer wrote. Safe to repeat:
         a platform id counts as seen only once its turn is committed."""
         for attempt in range(1, attempts + 1):
             try:
-                return await self.handle(message, on_stored)
+                return await self.handle(message, on_stored, on_answering)
             except StoreError:
                 if attempt == attempts:
                     raise
@@ -124,7 +131,7 @@ class Pipeline:
         raise AssertionError("unreachable")
 
     async def _walk(self, message: Message, session: Session, on_stored: OnStored | None,
-                    link: Outcome | None = None) -> Handled:
+                    link: Outcome | None = None, on_answering: OnStored | None = None) -> Handled:
         seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None
         if seen_key and seen_key in session.seen:
             return Handled(duplicate=True)
@@ -155,6 +162,8 @@ class Pipeline:
             if seen_key:
                 session.remember(seen_key)
             return Handled(inbound=inbound)  # a person holds the conversation: the bot stays quiet
+        if on_answering is not None:
+            await on_answering(inbound)
         rating = _rating(message.payload)
         if rating and "rating_for" in session.slots and self._handoff is not None:
             await self._handoff.rate(session, rating)

@@ -214,5 +214,5 @@ def merge_sessions(keep: Session | None, gone: Session | None, survivor_id: str)
     merged = Session(customer_id=survivor_id, conversation_id=lead.conversation_id, language=gone.language,
                      slots={**gone.slots, **keep.slots}, active_form=gone.active_form or keep.active_form,
                      fallbacks=0, handoff=lead.handoff, last_channel=gone.last_channel,
-                     seen=(keep.seen + gone.seen)[-200:])
+                     attributes={**gone.attributes, **keep.attributes}, seen=(keep.seen + gone.seen)[-200:])
     return merged

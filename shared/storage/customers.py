@@ -301,7 +301,12 @@ class SqlCustomerStore:
             (delete(IdentityRow).where(IdentityRow.customer_id.in_(ids)), {}),
             (delete(LinkCodeRow).where(LinkCodeRow.customer_id.in_(ids)), {}),
             (update(LinkRow).where(or_(LinkRow.survivor_id.in_(ids), LinkRow.merged_id.in_(ids))).values(data={}), {}),
-            (update(EventRow).where(EventRow.customer_id.in_(ids)).values(data={}), {}),
+            (update(EventRow).where(EventRow.customer_id.in_(ids), EventRow.kind != "customer_erased")
+             .values(data={}), {}),
+            (update(ConversationRow).where(ConversationRow.customer_id.in_(ids)).values(escalation=None), {}),
+            (update(ConversationRow).where(ConversationRow.customer_id.in_(ids),
+                                           ConversationRow.state.not_in(["resolved", "abandoned", "merged"]))
+             .values(state="resolved", closed_at=now, agent_id=None), {}),
             (update(CustomerRow).where(CustomerRow.id.in_(ids)).values(
                 name=None, attributes={}, attribute_meta={}, erased_at=now), {}),
             (insert(EventRow), {"kind": "customer_erased", "customer_id": customer_id, "conversation_id": None,

@@ -24,7 +24,7 @@ class CustomerRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # key -> {"at": ISO time, "source": who set it, "verified": bool}: decides merge conflicts
     attribute_meta: Mapped[dict] = mapped_column(JSON, default=dict)
-    merged_into: Mapped[str | None] = mapped_column(ID)  # linked into another customer (undoable)
+    merged_into: Mapped[str | None] = mapped_column(ID, index=True)  # linked into another customer (undoable)
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -97,6 +97,7 @@ class EventRow(Base):
 class LinkCodeRow(Base):
     """A one-time proof (6-digit code or deep-link token), kept only as a keyed hash."""
     __tablename__ = "link_codes"
+    __table_args__ = (Index("ix_link_codes_identity", "channel", "external_id", "created_at"),)
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # code | token
     customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"), index=True)

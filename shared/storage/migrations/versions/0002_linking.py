@@ -35,6 +35,9 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_link_codes_customer_id", "link_codes", ["customer_id"])
+    op.create_index("ix_link_codes_identity", "link_codes", ["channel", "external_id", "created_at"])
+    with op.batch_alter_table("customers") as batch:
+        batch.create_index("ix_customers_merged_into", ["merged_into"])
     op.create_table(
         "links",
         sa.Column("id", sa.String(length=32), primary_key=True),
@@ -53,6 +56,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_index("ix_customers_merged_into")
     op.drop_table("links")
     op.drop_table("link_codes")
     with op.batch_alter_table("messages") as batch:
