@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -86,9 +87,14 @@ def _agent(row) -> Agent:
 
 
 class AgentStore:
+    # A checked token is trusted this long without asking the database again (per process; a
+    # logout or a status change here forgets it at once).
+    CACHE_SECONDS = 30.0
+
     def __init__(self, chat) -> None:
         self.engine = chat.engine
         self._writer = chat._writer
+        self._tokens: dict[str, tuple[float, tuple]] = {}
 
     async def _all(self, query):
         try:
@@ -135,6 +141,7 @@ class AgentStore:
     async def set_status(self, agent_id: str, status: str) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        self._tokens = {k: v for k, v in self._tokens.items() if v[1][0].id != agent_id}
         await self._writer.write(update(AgentRow).where(AgentRow.id == agent_id).values(status=status), {})
 
     async def login(self, email: str, password: str, *, kind: str = "session") -> Login | None:
@@ -155,16 +162,26 @@ class AgentStore:
         """(agent, csrf token, kind) for a live token, else None."""
         if not token:
             return None
+        digest, now = _digest(token), time.monotonic()
+        cached = self._tokens.get(digest)
+        if cached is not None and now - cached[0] < self.CACHE_SECONDS and cached[1][3] > utcnow():
+            return cached[1][:3]
         # Core rows are flat (no entity attributes): the agent's columns plus the token's, labelled.
         rows = await self._all(select(AgentRow, AgentTokenRow.expires_at.label("token_expires_at"),
                                       AgentTokenRow.csrf.label("token_csrf"), AgentTokenRow.kind.label("token_kind"))
                                .join(AgentTokenRow, AgentRow.id == AgentTokenRow.agent_id)
                                .where(AgentTokenRow.digest == _digest(token)))
         if not rows or _aware(rows[0].token_expires_at) <= utcnow():
+            self._tokens.pop(digest, None)
             return None
-        return _agent(rows[0]), rows[0].token_csrf, rows[0].token_kind
+        found = (_agent(rows[0]), rows[0].token_csrf, rows[0].token_kind, _aware(rows[0].token_expires_at))
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        self._tokens[digest] = (now, found)
+        return found[:3]
 
     async def logout(self, token: str) -> None:
+        self._tokens.pop(_digest(token), None)
         await self._writer.write(delete(AgentTokenRow).where(AgentTokenRow.digest == _digest(token)), {})
 
 

@@ -286,7 +286,7 @@ class AgentApi:
                 done, _ = await _first(getter, reader)
                 if getter in done:
                     try:
-                        await ws.send_json(getter.result())
+                        await ws.send_str(getter.result())
                     except ConnectionError:  # the console went away while we wrote
                         break
                 else:

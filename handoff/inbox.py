@@ -4,6 +4,7 @@ relay these through Redis pub/sub (not built yet)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,12 @@ class Inbox:
         self._subscribers.discard(queue)
 
     async def publish(self, event: dict) -> None:
+        if not self._subscribers:
+            return
+        text = json.dumps(event, ensure_ascii=False, default=str)  # once, however many consoles listen
         for queue in list(self._subscribers):
             try:
-                queue.put_nowait(event)
+                queue.put_nowait(text)
             except asyncio.QueueFull:  # a console that stopped reading: it reloads its state on reconnect
                 log.warning("an agent console fell %d events behind; dropping it", self._backlog)
                 self._subscribers.discard(queue)

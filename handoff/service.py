@@ -410,9 +410,11 @@ class Handoff:
                        conversation_id: str | None = None, sender: Agent | None = None) -> StoredMessage:
         """Store and send to the channel the customer is on now (their last channel, if reachable;
         else the most recently active reachable one)."""
-        identities = await self._customers.reachable_identities(customer_id)
         session = await self._sessions.load(customer_id)
         last = session.last_channel if session else None
+        identities = [i for i in await self._store.identities(customer_id) if i.reachable]
+        if len(identities) > 1 and not any(i.channel == last for i in identities):
+            identities = await self._customers.reachable_identities(customer_id)  # most recently active first
         identities.sort(key=lambda i: i.channel != last)  # stable: the last channel first
         target = identities[0] if identities else None
         stored = StoredMessage(
