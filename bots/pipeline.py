@@ -159,18 +159,23 @@ class Pipeline:
         if self._handoff is not None:
             await self._handoff.customer_wrote(session, inbound)
         if session.handoff in BOT_SILENT:
-            if seen_key:
-                session.remember(seen_key)
-            return Handled(inbound=inbound)  # a person holds the conversation: the bot stays quiet
-        if on_answering is not None:
-            await on_answering(inbound)
-        rating = _rating(message.payload)
-        if rating and "rating_for" in session.slots and self._handoff is not None:
-            await self._handoff.rate(session, rating)
-            return await self._answer(message, session, inbound, seen_key,
-                                      [self._dialogue.say("handoff_rated", session)], "rate", {"score": rating})
-
-        parse = self.understanding.parse(message.text, message.payload)
+            # A person holds the conversation: the bot stays quiet, but what it understood is kept for
+            # the agent, and a customer asking to link another channel still gets their code.
+            parse = self.understanding.parse(message.text, message.payload)
+            if parse.intent != "link_account" or self._linker is None:
+                await self._store.annotate(inbound, parse.intent, parse.confidence, parse.to_dict(), ())
+                if seen_key:
+                    session.remember(seen_key)
+                return Handled(inbound=inbound)
+        else:
+            if on_answering is not None:
+                await on_answering(inbound)
+            rating = _rating(message.payload)
+            if rating and "rating_for" in session.slots and self._handoff is not None:
+                await self._handoff.rate(session, rating)
+                return await self._answer(message, session, inbound, seen_key,
+                                          [self._dialogue.say("handoff_rated", session)], "rate", {"score": rating})
+            parse = self.understanding.parse(message.text, message.payload)
         phone = parse.entity("phone")
         if phone and session.handoff == "queued" and self._handoff is not None:
             await self._handoff.callback(session, phone)  # e.g. left after hours: shows in the queue
