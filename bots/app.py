@@ -16,6 +16,7 @@ from bots.web import WebChannel
 from handoff.agents import AgentStore
 from handoff.api import AgentApi
 from handoff.console import install as install_console
+from handoff.inbox import Inbox, RedisInbox
 from handoff.routing import Routing
 from handoff.service import Handoff
 from nlu.data import fingerprint, load as load_data
@@ -54,6 +55,7 @@ class Seamline:
         return str(path)
 
     async def close(self) -> None:
+        await self.handoff.inbox.close()
         await self.store.close()
         await self.sessions.close()
         await self.store.engine.dispose()
@@ -67,6 +69,15 @@ def build_sessions(settings: Settings) -> SessionStore:
     from shared.storage.redis_sessions import RedisSessionStore
 
     return RedisSessionStore(client=Redis.from_url(settings.redis_url))
+
+
+def build_inbox(settings: Settings) -> Inbox:
+    """Live console updates: in this process, or relayed through Redis to every process using it."""
+    if not settings.redis_url:
+        return Inbox()
+    from redis.asyncio import Redis
+
+    return RedisInbox(client=Redis.from_url(settings.redis_url))
 
 
 def load_understanding(settings: Settings, path: Path | None = None) -> Understanding:
@@ -92,7 +103,8 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
     customers = SqlCustomerStore(store)
     linker = Linker(customers=customers, sessions=sessions, secret_key=settings.secret_key)
     handoff = Handoff(store=store, customers=customers, agents=AgentStore(store), sessions=sessions,
-                      routing=Routing.load(settings.config_dir / "routing.yml"), responses=responses)
+                      routing=Routing.load(settings.config_dir / "routing.yml"), responses=responses,
+                      inbox=build_inbox(settings))
     pipeline = Pipeline(store=store, sessions=sessions, understanding=understanding or load_understanding(settings),
                         dialogue=dialogue, handoff=handoff, default_language=settings.default_language,
                         linker=linker)
@@ -111,6 +123,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     app[SEAMLINE] = seamline
 
     async def lifetime(app: web.Application):
+        await seamline.handoff.inbox.start()
         yield
         await seamline.close()  # also after a failed start, unlike on_cleanup
 

@@ -15,6 +15,7 @@ from aiohttp import WSMsgType, web
 
 from handoff.agents import Agent
 from handoff.machine import STATES
+from handoff.inbox import DROPPED
 from handoff.service import Forbidden, Handoff, NotFound
 from shared.errors import HandoffError
 
@@ -288,6 +289,9 @@ class AgentApi:
                     try:
                         await ws.send_str(getter.result())
                     except ConnectionError:  # the console went away while we wrote
+                        break
+                    if getter.result() is DROPPED:  # it fell behind: it reconnects and reloads
+                        await ws.close(code=4408, message=b"fell behind")
                         break
                 else:
                     getter.cancel()

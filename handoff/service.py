@@ -78,9 +78,6 @@ class Handoff:
         self.inbox = inbox or Inbox()
         self.pipeline = None  # set by the composition root (the pipeline and handoff know each other)
         self._announced: dict[str, int] = {}  # conversation -> the queue position the customer was told
-        # Choosing an agent and giving them the conversation is one step: two escalations at the same
-        # moment must not both see the same free place. (Per process; see docs/handoff.md.)
-        self._assigning = asyncio.Lock()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -191,9 +188,9 @@ class Handoff:
             raise Forbidden("another agent holds this conversation")
         if info.state not in ("queued", "transferred"):
             raise HandoffError(f"the conversation is {info.state}, not waiting for a person")
-        if await self.load(agent.id) >= agent.capacity and not agent.is_admin:
-            raise Forbidden(f"you are at your capacity of {agent.capacity} conversations")
-        async with self._session(info) as session:
+        async with self._session(info) as session, self._assigning():  # in this order, as in escalate
+            if await self.load(agent.id) >= agent.capacity and not agent.is_admin:
+                raise Forbidden(f"you are at your capacity of {agent.capacity} conversations")
             await self._move(session, "with_agent", by=agent.email, reason="claimed", queue=info.queue,
                              agent_id=agent.id)
         await self._deliver(info.customer_id, self._say("handoff_assigned", await self._language(info),
@@ -333,6 +330,12 @@ class Handoff:
             raise HandoffError(f"the conversation is {info.state}")
         return info
 
+    def _assigning(self):
+        """Choosing an agent and giving them the conversation is one step: two escalations (or
+        claims) at the same moment must not both see the same free place. The session store's lock,
+        so with Redis it holds across processes."""
+        return self._sessions.lock("handoff:assign")
+
     def _session(self, info: ConversationInfo):
         return _Locked(self, info)
 
@@ -363,7 +366,7 @@ class Handoff:
 
     async def _assign(self, session, queue: str) -> Agent | None:
         """Offer to the least-busy online agent with the queue among their skills and room left."""
-        async with self._assigning:
+        async with self._assigning():
             candidates = [a for a in await self.agents.all()
                           if a.status == "online" and (not a.queues or queue in a.queues)]
             if not candidates:

@@ -1,0 +1,163 @@
+"""The live inbox: one contract for the in-process inbox and the Redis relay (real Redis), and two
+Seamline processes sharing PostgreSQL and Redis: an agent connected to one sees what a customer
+does on the other, and capacity holds across both."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from dataclasses import replace
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from bots.app import SEAMLINE
+from handoff.inbox import DROPPED, Inbox, RedisInbox
+from shared.message import Channel, Message
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_inbox(request):
+    made: list[Inbox] = []
+
+    async def make(**options) -> Inbox:
+        if request.param == "memory":
+            inbox = Inbox(**options)
+        else:
+            inbox = RedisInbox(client=Redis.from_url(request.getfixturevalue("redis_url")), **options)
+        await inbox.start()
+        made.append(inbox)
+        return inbox
+
+    yield make
+    for inbox in made:
+        await inbox.close()
+
+
+async def next_event(queue: asyncio.Queue) -> dict:
+    return json.loads(await asyncio.wait_for(queue.get(), 5))
+
+
+async def test_every_subscriber_gets_every_event_in_order(make_inbox):
+    inbox = await make_inbox()
+    first, second = inbox.subscribe(), inbox.subscribe()
+    for n in range(3):
+        await inbox.publish({"type": "message", "n": n, "text": "<b>привет</b>"})
+    for queue in (first, second):
+        assert [await next_event(queue) for _ in range(3)] == [
+            {"type": "message", "n": n, "text": "<b>привет</b>"} for n in range(3)]
+
+
+async def test_an_unsubscribed_console_gets_nothing_more(make_inbox):
+    inbox = await make_inbox()
+    gone, staying = inbox.subscribe(), inbox.subscribe()
+    inbox.unsubscribe(gone)
+    await inbox.publish({"type": "message", "n": 1})
+    assert (await next_event(staying))["n"] == 1
+    assert gone.empty()
+
+
+async def test_a_console_that_stops_reading_is_dropped_and_told(make_inbox):
+    inbox = await make_inbox(backlog=3)
+    stuck, reading = inbox.subscribe(), inbox.subscribe()
+    for n in range(5):
+        await inbox.publish({"type": "message", "n": n})
+        assert (await next_event(reading))["n"] == n
+    drained = [stuck.get_nowait() for _ in range(stuck.qsize())]
+    assert drained[-1] == DROPPED and len(drained) <= 3  # it reconnects and reloads
+    await inbox.publish({"type": "message", "n": 5})
+    assert (await next_event(reading))["n"] == 5
+    assert stuck.empty()
+
+
+async def test_through_redis_every_process_sees_every_event(redis_url):
+    one, two = (RedisInbox(client=Redis.from_url(redis_url)) for _ in range(2))
+    await one.start()
+    await two.start()
+    try:
+        here, there = one.subscribe(), two.subscribe()
+        await one.publish({"type": "message", "from": "one"})
+        await two.publish({"type": "message", "from": "two"})
+        for queue in (here, there):
+            assert [(await next_event(queue))["from"] for _ in range(2)] == ["one", "two"]
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_with_redis_down_this_processes_consoles_still_get_events():
+    inbox = RedisInbox(client=Redis.from_url("redis://127.0.0.1:1/0"), retry_seconds=0.05)
+    await inbox.start()  # returns although Redis is not there: the relay keeps retrying
+    try:
+        queue = inbox.subscribe()
+        await inbox.publish({"type": "message", "n": 1})
+        assert (await next_event(queue))["n"] == 1
+    finally:
+        await inbox.close()
+
+
+# -- two Seamline processes on the same PostgreSQL and Redis ----------------------------------------
+
+@pytest.fixture
+async def pair(make_server, settings, request):
+    shared = replace(settings, database_url=request.getfixturevalue("postgres_url"),
+                     redis_url=request.getfixturevalue("redis_url"))
+    servers = [await make_server(shared), await make_server(shared)]
+    for server in servers:
+        handoff = server.app[SEAMLINE].handoff
+        handoff.routing = dataclasses.replace(handoff.routing, queues={})  # every queue open, whatever the time
+    return servers
+
+
+async def logged_in(http, server, email: str, *, capacity: int = 5) -> str:
+    await server.app[SEAMLINE].handoff.agents.add(email, name="Olga", password=PASSWORD, queues=[],
+                                                  capacity=capacity)
+    async with http.post(server.url + "/api/v1/auth/login",
+                         json={"email": email, "password": PASSWORD, "kind": "api"}) as response:
+        assert response.status == 200
+        return (await response.json())["token"]
+
+
+async def say(server, chat: str, text: str, n: int):
+    return await server.app[SEAMLINE].pipeline.handle(Message(
+        channel=Channel.WEB, address=chat, sender=chat, text=text, external_id=f"{chat}-{n}"))
+
+
+async def test_an_agent_on_one_process_sees_a_customer_on_the_other(pair):
+    one, two = pair
+    async with aiohttp.ClientSession() as http:
+        token = await logged_in(http, two, "olga@example.com")
+        async with http.ws_connect(two.url + "/api/v1/inbox") as ws:
+            await ws.send_json({"type": "auth", "token": token})
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+            handled = await say(one, "visitor-1", "I want to talk to a human", 1)
+            conversation_id = handled.inbound.conversation_id
+            events = [await ws.receive_json(timeout=5)]
+            while events[-1]["type"] != "conversation":
+                events.append(await ws.receive_json(timeout=5))
+            assert events[-1]["conversation"]["id"] == conversation_id
+            assert events[-1]["conversation"]["state"] in ("queued", "with_agent")
+            await say(one, "visitor-1", "my parcel <script>alert(1)</script> is late", 2)
+            while not (events[-1]["type"] == "message" and events[-1]["message"]["role"] == "customer"):
+                events.append(await ws.receive_json(timeout=5))
+            assert events[-1]["conversation_id"] == conversation_id
+            assert events[-1]["message"]["text"] == "my parcel <script>alert(1)</script> is late"
+
+
+async def test_capacity_holds_when_two_processes_assign_at_once(pair):
+    one, two = pair
+    async with aiohttp.ClientSession() as http:
+        token = await logged_in(http, one, "olga@example.com", capacity=1)
+        async with http.post(one.url + "/api/v1/me/status", json={"status": "online"},
+                             headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 200
+    chats = [f"visitor-{n}" for n in range(12)]
+    await asyncio.gather(*(say(server, chat, "I want to talk to a human", 1)
+                           for server, chat in zip([one, two] * 6, chats)))
+    handoff = one.app[SEAMLINE].handoff
+    held = await handoff.conversations("with_agent")
+    waiting = await handoff.conversations("queued")
+    assert (len(held), len(waiting)) == (1, 11)
