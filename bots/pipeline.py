@@ -248,6 +248,11 @@ class Pipeline:
                                    replies)
         if seen_key:
             session.remember(seen_key)
+        if self._handoff is not None and session.handoff != "bot":  # the agent's view follows
+            for stored in (inbound, *replies):
+                await self._handoff.customer_wrote(session, stored)
+            if link.status == "linked":
+                await self._handoff.customer_linked(session, message.channel.value)
         for reply, stored in zip(decision.replies, replies):
             await self._deliver(message, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at))
         return Handled(inbound=inbound, replies=replies)

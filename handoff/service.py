@@ -178,6 +178,12 @@ class Handoff:
             await self.inbox.publish({"type": "message", "conversation_id": session.conversation_id,
                                       "message": _message(stored)})
 
+    async def customer_linked(self, session, channel: str) -> None:
+        """The customer proved another channel is theirs: consoles showing them reload the profile."""
+        if session.handoff in WITH_PEOPLE:
+            await self.inbox.publish({"type": "customer", "conversation_id": session.conversation_id,
+                                      "customer_id": session.customer_id, "linked": channel})
+
     # -- agent actions -------------------------------------------------------------------------
 
     async def claim(self, agent: Agent, conversation_id: str) -> ConversationInfo:

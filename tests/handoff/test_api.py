@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import re
 import time
 
 import aiohttp
@@ -414,6 +415,33 @@ async def test_the_inbox_websocket_streams_customer_messages(seamline, telegram,
             if event["type"] == "message" and event["message"]["role"] == "customer":
                 break
         assert (event["conversation_id"], event["message"]["text"]) == (conversation, "hello? anyone?")
+
+
+async def test_while_an_agent_holds_it_the_customer_can_still_link_a_channel(seamline, telegram, agent, http,
+                                                                               server):
+    api = await agent()
+    conversation = await escalated(seamline, "218")
+    await api.post(f"/conversations/{conversation}/claim")
+    await say(seamline, "218", "what did the bot understand here?")
+    sent = len(telegram.sent)
+    await say(seamline, "218", "link my account")
+    code = re.search(r"\b(\d{6})\b", telegram.texts("218")[-1]).group(1)  # the bot answers just this
+    assert len(telegram.sent) == sent + 1
+    async with http.ws_connect(server.url + "/api/v1/inbox") as ws:
+        await ws.send_json({"type": "auth", "token": api.token})
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        await seamline.pipeline.handle(Message(channel=Channel.WEB, address="visitor-218", sender="visitor-218",
+                                               text=code, external_id="w-1"))
+        events = [await ws.receive_json(timeout=5)]
+        while events[-1]["type"] != "customer":
+            events.append(await ws.receive_json(timeout=5))
+    assert (events[-1]["conversation_id"], events[-1]["linked"]) == (conversation, "web")
+    assert [e["message"]["text"] for e in events if e["type"] == "message"][0] == "••••••"  # never in clear
+    context = await api.get(f"/conversations/{conversation}")
+    assert context["state"] == "with_agent"
+    assert {i["channel"] for i in context["customer"]["identities"]} >= {"telegram", "web"}
+    silent = [m for m in context["messages"] if m["text"] == "what did the bot understand here?"][0]
+    assert silent["intent"] and silent["confidence"] is not None  # understood, though the bot kept quiet
 
 
 # -- customers (admin) -----------------------------------------------------------------------------
