@@ -6,6 +6,7 @@ import gc
 import logging
 import signal
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -114,6 +115,7 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
 
 
 SEAMLINE = web.AppKey("seamline", Seamline)
+PROOFS_KEPT = timedelta(days=1)
 
 
 async def create_app(settings: Settings, *, understanding: Understanding | None = None) -> web.Application:
@@ -157,8 +159,9 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
 
 
 async def _sweeping(app: web.Application):
-    """Once a minute: conversations left waiting too long are abandoned (config/routing.yml)."""
-    handoff = app[SEAMLINE].handoff
+    """Once a minute: conversations left waiting too long are abandoned (config/routing.yml), and
+    link codes and tokens dead for a day are forgotten (until then "expired"/"used" can be told)."""
+    handoff, customers = app[SEAMLINE].handoff, app[SEAMLINE].customers
 
     async def sweep() -> None:
         while True:
@@ -167,8 +170,9 @@ async def _sweeping(app: web.Application):
                 abandoned = await handoff.abandon_stale(handoff.routing.abandon_after)
                 if abandoned:
                     log.info("%d waiting conversations abandoned", abandoned)
+                await customers.purge_proofs(PROOFS_KEPT)
             except Exception:  # noqa: BLE001 - the sweeper must outlive a database hiccup
-                log.warning("abandoning stale conversations failed", exc_info=True)
+                log.warning("the minute's sweep (stale conversations, dead link codes) failed", exc_info=True)
 
     task = asyncio.create_task(sweep(), name="seamline-handoff-sweeper")
     yield

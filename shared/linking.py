@@ -58,6 +58,9 @@ class RateLimited(Exception):
     pass
 
 
+ISSUE_ATTEMPTS = 20
+
+
 class Linker:
     def __init__(self, *, customers, sessions: SessionStore, secret_key: str, policy: LinkPolicy = LinkPolicy(),
                  lock_timeout: float = 10.0) -> None:
@@ -80,11 +83,14 @@ class Linker:
     async def issue_code(self, customer_id: str, channel: str, sender: str) -> str:
         """A fresh 6-digit code for this identity's customer (raises RateLimited)."""
         await self._check_issue_rate(channel, sender)
-        code = f"{secrets.randbelow(10**6):06d}"
-        await self._customers.save_proof(kind="code", digest=self._digest("code", code), customer_id=customer_id,
-                                         channel=channel, external_id=sender, ttl=self.policy.ttl)
-        log.info("link code issued to %s %s", channel, sender)  # never the code itself
-        return code
+        for _ in range(ISSUE_ATTEMPTS):  # another live code drawn the same: draw again
+            code = f"{secrets.randbelow(10**6):06d}"
+            if await self._customers.save_proof(kind="code", digest=self._digest("code", code),
+                                                customer_id=customer_id, channel=channel, external_id=sender,
+                                                ttl=self.policy.ttl):
+                log.info("link code issued to %s %s", channel, sender)  # never the code itself
+                return code
+        raise RateLimited(f"no free link code after {ISSUE_ATTEMPTS} draws; too many live codes")
 
     async def issue_token(self, customer_id: str, channel: str, sender: str) -> str:
         """A one-time deep-link token (``ln-`` + 32 URL-safe characters; fits Telegram's start parameter)."""

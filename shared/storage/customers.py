@@ -80,11 +80,29 @@ class SqlCustomerStore:
     # -- one-time proofs -------------------------------------------------------------------
 
     async def save_proof(self, *, kind: str, digest: str, customer_id: str, channel: str, external_id: str,
-                         ttl: timedelta) -> None:
+                         ttl: timedelta) -> bool:
+        """Keep a new proof. False when a live proof has the same digest (a 6-digit code drawn twice
+        within its 10 minutes): the caller draws another. A dead one (used or expired) with the same
+        digest is replaced: there are only a million codes, and each is drawn again sooner or later."""
         now = utcnow()
-        await self._writer.write(insert(LinkCodeRow), {
-            "digest": digest, "kind": kind, "customer_id": customer_id, "channel": channel,
-            "external_id": external_id, "created_at": now, "expires_at": now + ttl, "used_at": None})
+        rows = await self._all(select(LinkCodeRow.used_at, LinkCodeRow.expires_at).where(LinkCodeRow.digest == digest))
+        if rows and rows[0].used_at is None and _aware(rows[0].expires_at) > now:
+            return False
+        values = {"kind": kind, "customer_id": customer_id, "channel": channel, "external_id": external_id,
+                  "created_at": now, "expires_at": now + ttl, "used_at": None}
+        if rows:  # the dead proof's row becomes the new one
+            await self._writer.write(update(LinkCodeRow).where(LinkCodeRow.digest == digest).values(**values), {})
+        else:
+            await self._writer.write(insert(LinkCodeRow), {"digest": digest, **values})
+        return True
+
+    async def purge_proofs(self, older_than: timedelta) -> int:
+        """Forget proofs that died (expired) more than ``older_than`` ago; returns how many."""
+        dead = LinkCodeRow.expires_at < utcnow() - older_than
+        count = (await self._all(select(func.count()).select_from(LinkCodeRow).where(dead)))[0][0]
+        if count:
+            await self._writer.write(delete(LinkCodeRow).where(dead), {})
+        return int(count)
 
     async def proofs_issued_since(self, channel: str, external_id: str, since: datetime) -> int:
         rows = await self._all(select(func.count()).select_from(LinkCodeRow).where(

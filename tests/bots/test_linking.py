@@ -10,7 +10,7 @@ import pytest
 from bots.app import build
 from shared.message import Channel, Message, Reply, utcnow
 from shared.storage.models import LinkCodeRow
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 
 class Recorder:
@@ -195,3 +195,30 @@ async def test_erase_removes_one_customer_and_nothing_of_another(seamline):
     # the erased person writing again is a new customer with no past
     await seamline.pipeline.handle(say(Channel.TELEGRAM, "950", "hi"))
     assert [m.text for m in await seamline.pipeline.history(Channel.TELEGRAM, "950")][0] == "hi"
+
+
+async def test_a_code_drawn_again_replaces_a_dead_one_and_never_a_live_one(seamline, monkeypatch):
+    import shared.linking
+
+    draws = iter([123456, 123456, 123456, 654321])
+    monkeypatch.setattr(shared.linking.secrets, "randbelow", lambda n: next(draws))
+    assert await code_for(seamline, Channel.TELEGRAM, "730") == "123456"
+    await seamline.pipeline.handle(say(Channel.WEB, "visitor-730", "123456"))  # used: now dead
+    assert await code_for(seamline, Channel.TELEGRAM, "731") == "123456"  # the dead row is reused
+    assert await code_for(seamline, Channel.VK, "732") == "654321"  # 123456 is live again: drawn anew
+    await seamline.pipeline.handle(say(Channel.WEB, "visitor-731", "123456"))
+    linked = await seamline.store.find_customer("web", "visitor-731")
+    assert linked.id == (await seamline.store.find_customer("telegram", "731")).id
+    assert linked.id != (await seamline.store.find_customer("telegram", "730")).id
+
+
+async def test_proofs_dead_for_a_day_are_purged(seamline):
+    await code_for(seamline, Channel.TELEGRAM, "740")
+    await code_for(seamline, Channel.TELEGRAM, "741")
+    async with seamline.store.engine.begin() as conn:
+        await conn.execute(update(LinkCodeRow).where(LinkCodeRow.external_id == "740")
+                           .values(expires_at=utcnow() - timedelta(days=1, minutes=1)))
+    assert await seamline.customers.purge_proofs(timedelta(days=1)) == 1
+    async with seamline.store.engine.connect() as conn:
+        left = (await conn.execute(select(LinkCodeRow.external_id))).scalars().all()
+    assert left == ["741"]
