@@ -149,7 +149,8 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     if settings.vk is not None:
         from bots.vk import VkChannel
 
-        vk = VkChannel(pipeline=seamline.pipeline, settings=settings.vk)
+        vk = VkChannel(pipeline=seamline.pipeline, settings=settings.vk,
+                       state_file=settings.data_dir / f"vk-longpoll-{settings.vk.group_id}.json")
         vk.install(app)
         web_chat.deep_links["vk"] = vk.deep_link
     # The model and the app are built: move them out of the garbage collector's way, so full

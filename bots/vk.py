@@ -15,9 +15,11 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import threading
 import time
 from functools import partial
+from pathlib import Path
 
 import requests
 import vk_api
@@ -67,11 +69,14 @@ class VkChannel:
 
     def __init__(self, *, pipeline: Pipeline, settings: VkSettings, wait: int = 25, rate_limit: float = 20.0,
                  concurrency: int = 4, retries: int = 4, backoff: float = 0.5, callback_buttons: bool = False,
-                 shutdown_timeout: float = 10.0) -> None:
+                 shutdown_timeout: float = 10.0, state_file: Path | None = None) -> None:
         """``wait``: seconds a long poll is held; ``rate_limit``: API calls a second (VK allows a community
         token 20; 0 = no limit); ``retries``, ``backoff``: for errors 6 and 10, 5xx and network errors;
-        ``callback_buttons``: reply buttons as callback buttons (message_event) instead of text buttons."""
+        ``callback_buttons``: reply buttons as callback buttons (message_event) instead of text buttons;
+        ``state_file``: where the long poll position is kept, so that after a restart the events that
+        came while Seamline was stopped are fetched (as long as VK still has them) instead of skipped."""
         self._pipeline, self._settings = pipeline, settings
+        self._state_file, self._saved_ts = state_file, None
         self._wait, self._retries, self._backoff = wait, retries, backoff
         self._callback_buttons, self._shutdown_timeout = callback_buttons, shutdown_timeout
         self._interval, self._next_call = (1 / rate_limit if rate_limit > 0 else 0.0), 0.0
@@ -238,6 +243,37 @@ class VkChannel:
                     self._accept(event.raw)
                 except EventError as exc:
                     log.warning("VK event %s skipped: %s", event.raw.get("event_id"), exc)
+            self._remember(longpoll.ts)
+
+    def _resume(self, longpoll: VkBotLongPoll) -> None:
+        """Start from the position kept by the last run, if VK is not behind it."""
+        if self._state_file is None:
+            return
+        try:
+            saved = str(json.loads(self._state_file.read_text(encoding="utf-8"))["ts"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("VK long poll position in %s unreadable (%s); starting from now", self._state_file, exc)
+            return
+        current = str(longpoll.ts)
+        if saved.isdigit() and current.isdigit() and int(saved) <= int(current):
+            if saved != current:
+                log.info("VK long poll resumes at ts %s (VK is at %s): events from while Seamline was stopped "
+                         "are answered now", saved, current)
+            longpoll.ts = saved
+            self._saved_ts = saved
+
+    def _remember(self, ts) -> None:
+        if self._state_file is None or str(ts) == self._saved_ts:
+            return
+        try:
+            draft = self._state_file.with_name(self._state_file.name + ".partial")
+            draft.write_text(json.dumps({"ts": str(ts)}), encoding="utf-8")
+            os.replace(draft, self._state_file)  # whole or not at all
+            self._saved_ts = str(ts)
+        except OSError as exc:
+            log.warning("cannot keep the VK long poll position in %s: %s", self._state_file, exc)
 
     # -- start and stop ----------------------------------------------------------------------------
 
@@ -261,6 +297,7 @@ class VkChannel:
                 longpoll = await self._retrying("groups.getLongPollServer", VkBotLongPoll, self._vk, group_id,
                                                 self._wait)
                 longpoll.session = self._http  # the long poll server through the same transport
+                self._resume(longpoll)
                 self._poller = asyncio.create_task(self._poll(longpoll), name="seamline-vk-longpoll")
         except ChannelError as exc:
             raise self._startup_error(exc) from exc

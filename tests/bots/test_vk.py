@@ -319,6 +319,29 @@ async def test_long_poll_failures_are_handled_as_vk_documents(long_poll, fake):
     assert len(fake.calls_of("groups.getLongPollServer")) == 3
 
 
+async def test_messages_sent_while_seamline_was_stopped_are_answered_after_a_restart(long_poll, fake):
+    fake.push(fake.message_new(1010, "hello"))
+    await answered(long_poll, fake, 1010, 1)
+    await long_poll.stop()
+    fake.push(fake.message_new(1010, "where is my order"))  # VK keeps it; nobody is polling
+    fake.push(fake.message_new(1011, "hello"))
+    await long_poll.start()
+    messages = await answered(long_poll, fake, 1010, 2)
+    assert [m.text for m in messages if m.direction == "in"] == ["hello", "where is my order"]
+    await answered(long_poll, fake, 1011, 1)
+    assert len(fake.sent_to(1010)) == 2  # the first message was not answered twice
+
+
+async def test_an_unreadable_long_poll_position_starts_from_now(fake, settings, make_server, caplog):
+    (settings.data_dir / f"vk-longpoll-{fake.group_id}.json").write_text("{not json")
+    fake.push(fake.message_new(1012, "an old message"))
+    server = await make_server(settings, vk=vk_settings(fake))
+    assert "unreadable" in caplog.text
+    fake.push(fake.message_new(1013, "hello"))
+    await answered(server, fake, 1013, 1)
+    assert fake.sent_to(1012) == []
+
+
 async def test_a_bad_token_stops_the_start_naming_the_setting(fake, settings, make_server):
     with pytest.raises(ConfigError) as error:
         await make_server(settings, vk=vk_settings(fake, token="vk1.a.not-the-token"))
