@@ -132,9 +132,13 @@ class AgentApi:
         if state is not None and state not in STATES:
             raise _error(400, f"state must be one of {', '.join(STATES)}")
         mine = request.query.get("mine") in ("1", "true")
+        limit, offset = _number(request, "limit", 200, 1, 1000), _number(request, "offset", 0, 0, 10**9)
         found = await self._handoff.conversations(state, queue=request.query.get("queue"),
-                                                  agent_id=agent.id if mine else None)
-        return web.json_response({"conversations": [await self._summary(c) for c in found]})
+                                                  agent_id=agent.id if mine else None, limit=limit + 1, offset=offset)
+        page = {"conversations": [await self._summary(c) for c in found[:limit]]}
+        if len(found) > limit:
+            page["next_offset"] = offset + limit
+        return web.json_response(page)
 
     async def _summary(self, info) -> dict:
         profile = await self._customers.profile(info.customer_id)
@@ -299,6 +303,15 @@ class AgentApi:
             self._handoff.inbox.unsubscribe(queue)
             reader.cancel()
         return ws
+
+
+def _number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise _error(400, f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
 
 
 async def _first(*tasks):

@@ -92,7 +92,7 @@ class Handoff:
         return _info(rows[0])
 
     async def conversations(self, state: str | None = None, *, queue: str | None = None,
-                            agent_id: str | None = None, limit: int = 200) -> list[ConversationInfo]:
+                            agent_id: str | None = None, limit: int = 200, offset: int = 0) -> list[ConversationInfo]:
         query = select(ConversationRow)
         if state:
             query = query.where(ConversationRow.state == state)
@@ -101,7 +101,8 @@ class Handoff:
         if agent_id:
             query = query.where(ConversationRow.agent_id == agent_id)
         order = ConversationRow.queued_at if state == "queued" else ConversationRow.updated_at.desc()
-        return [_info(r) for r in await self._rows(query.order_by(order).limit(limit))]
+        query = query.order_by(order, ConversationRow.id).limit(limit).offset(offset)  # id: a stable page order
+        return [_info(r) for r in await self._rows(query)]
 
     async def queues(self) -> list[dict]:
         rows = await self._rows(select(ConversationRow.queue, ConversationRow.state, func.count())

@@ -216,6 +216,18 @@ async def test_waiting_conversations_are_listed_by_state(seamline, telegram, age
     assert "state must be one of" in (await api.get("/conversations?state=waiting", status=400))["error"]
 
 
+async def test_long_lists_come_in_pages(seamline, telegram, agent):
+    api = await agent()
+    waiting = [await escalated(seamline, str(150 + n)) for n in range(5)]
+    first = await api.get("/conversations?state=queued&limit=2")
+    second = await api.get(f"/conversations?state=queued&limit=2&offset={first['next_offset']}")
+    last = await api.get(f"/conversations?state=queued&limit=2&offset={second['next_offset']}")
+    assert "next_offset" not in last
+    assert [c["id"] for page in (first, second, last) for c in page["conversations"]] == waiting  # first come first
+    for bad in ("limit=0", "limit=1001", "limit=ten", "offset=-1"):
+        assert "must be a whole number" in (await api.get(f"/conversations?{bad}", status=400))["error"]
+
+
 async def test_the_context_of_a_conversation(seamline, telegram, agent):
     api = await agent()
     await say(seamline, "103", "where is my order 48213")
