@@ -8,11 +8,11 @@ live inboxes.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
+import statistics
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -27,7 +27,9 @@ from shared.storage.models import ConversationRow, EventRow
 from shared.storage.sql import _aware
 
 log = logging.getLogger(__name__)
-MINUTES_PER_CUSTOMER = 4  # the wait estimate: this many minutes per customer ahead, per online agent
+MINUTES_PER_CUSTOMER = 4  # the wait estimate before any is measured: per customer ahead, per online agent
+HANDLING_WINDOW = timedelta(days=7)  # measured handling times: resolved conversations of this long
+HANDLING_SAMPLES, HANDLING_MIN_SAMPLES = 50, 5
 
 
 class Forbidden(HandoffError):
@@ -357,6 +359,8 @@ class Handoff:
             values["escalation"] = escalation
         if queued_at is not None:
             values["queued_at"] = queued_at
+        if state == "with_agent" and current != "with_agent":
+            values["assigned_at"] = now  # how long people take is measured from here
         await self._store.run(update(ConversationRow).where(ConversationRow.id == session.conversation_id)
                               .values(**values))
         session.handoff = state
@@ -387,20 +391,44 @@ class Handoff:
                              queue=queue, agent_id=best.id)
             return best
 
+    async def handling_minutes(self, queue: str) -> float | None:
+        """How long people hold a conversation of ``queue``: the median of its last resolved ones
+        (at most 50, of the last 7 days); None with fewer than 5 to go by."""
+        since = utcnow() - HANDLING_WINDOW
+        rows = await self._rows(
+            select(ConversationRow.assigned_at, ConversationRow.closed_at)
+            .where(ConversationRow.queue == queue, ConversationRow.closed_at >= since,
+                   ConversationRow.state == "resolved", ConversationRow.assigned_at.is_not(None))
+            .order_by(ConversationRow.closed_at.desc()).limit(HANDLING_SAMPLES))
+        if len(rows) < HANDLING_MIN_SAMPLES:
+            return None
+        return statistics.median((_aware(c) - _aware(a)).total_seconds() / 60 for a, c in rows)
+
+    async def _wait_per_place(self, queue: str) -> float:
+        """Minutes of waiting per place in ``queue``: a place frees up every handling time divided by
+        the conversations the online agents with the skill can hold at once. Before there is any
+        history to measure: MINUTES_PER_CUSTOMER per online agent."""
+        online = [a for a in await self.agents.all()
+                  if a.status == "online" and (not a.queues or queue in a.queues)]
+        handling = await self.handling_minutes(queue)
+        if handling is None:
+            return MINUTES_PER_CUSTOMER / max(1, len(online))
+        return handling / max(1, sum(a.capacity for a in online))
+
     async def _position(self, conversation_id: str, queue: str) -> tuple[int, int]:
         waiting = await self.conversations("queued", queue=queue, limit=10_000)
         ids = [c.id for c in waiting]
         position = ids.index(conversation_id) + 1 if conversation_id in ids else len(ids) + 1
-        online = sum(1 for a in await self.agents.all()
-                     if a.status == "online" and (not a.queues or queue in a.queues))
-        return position, math.ceil(position * MINUTES_PER_CUSTOMER / max(1, online))
+        return position, max(1, math.ceil(position * await self._wait_per_place(queue)))
 
     async def _announce_positions(self, queue: str | None) -> None:
         """Tell every customer still waiting in ``queue`` whose place moved up."""
         if queue is None:
             return
-        for info in await self.conversations("queued", queue=queue, limit=10_000):
-            position, minutes = await self._position(info.id, queue)
+        waiting = await self.conversations("queued", queue=queue, limit=10_000)
+        per_place = await self._wait_per_place(queue) if waiting else 0.0
+        for position, info in enumerate(waiting, start=1):
+            minutes = max(1, math.ceil(position * per_place))
             if position < self._announced.get(info.id, position + 1):
                 self._announced[info.id] = position
                 await self._deliver(info.customer_id, self._say("handoff_position", await self._language(info),

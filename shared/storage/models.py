@@ -44,6 +44,7 @@ class IdentityRow(Base):
 
 class ConversationRow(Base):
     __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_queue_closed", "queue", "closed_at"),)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     # bot | queued | with_agent | transferred | resolved | abandoned | merged (see handoff/machine.py)
@@ -52,6 +53,7 @@ class ConversationRow(Base):
     agent_id: Mapped[str | None] = mapped_column(ID, index=True)  # who holds it (with_agent) or is offered it
     escalation: Mapped[dict | None] = mapped_column(JSON)  # why and how it went to people
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a person took it
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -380,6 +380,42 @@ async def test_resolve_asks_for_a_rating_and_records_it(seamline, telegram, agen
     await api.post(f"/conversations/{conversation}/messages", {"text": "one more thing"}, status=403)
 
 
+async def test_the_wait_estimate_comes_from_how_long_people_take(seamline, telegram, agent):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from shared.message import utcnow
+    from shared.storage.models import ConversationRow
+
+    api = await agent(capacity=2)
+    await api.post("/me/status", {"status": "online"})
+    # Nothing measured yet: 4 minutes per customer ahead, per online agent
+    for chat in ("230", "231", "232"):
+        await escalated(seamline, chat)  # the first two are assigned at once: capacity 2
+    assert "number 1" in telegram.texts("232")[-1] and "about 4 min" in telegram.texts("232")[-1]
+    for chat in ("233", "234", "235"):
+        await escalated(seamline, chat)
+    while True:  # the agent works through everything: six conversations resolved
+        for state in ("with_agent", "queued"):
+            for conversation in (await api.get(f"/conversations?state={state}"))["conversations"]:
+                if state == "queued":
+                    await api.post(f"/conversations/{conversation['id']}/claim")
+                await api.post(f"/conversations/{conversation['id']}/resolve")
+        if not (await api.get("/conversations?state=queued"))["conversations"]:
+            break
+    now = utcnow()
+    async with seamline.store.engine.begin() as conn:  # each took a person 30 minutes
+        await conn.execute(update(ConversationRow).where(ConversationRow.state == "resolved")
+                           .values(assigned_at=now - timedelta(minutes=31), closed_at=now - timedelta(minutes=1)))
+    assert await seamline.handoff.handling_minutes("support") == 30
+    # The agent is full again; the next customers wait: a place frees up every 30 / 2 minutes
+    for chat in ("240", "241", "242", "243"):
+        await escalated(seamline, chat)
+    assert "number 1" in telegram.texts("242")[-1] and "about 15 min" in telegram.texts("242")[-1]
+    assert "number 2" in telegram.texts("243")[-1] and "about 30 min" in telegram.texts("243")[-1]
+
+
 async def test_an_agent_at_capacity_cannot_claim_more(seamline, telegram, agent):
     api = await agent(capacity=1)
     first, second = await escalated(seamline, "211"), await escalated(seamline, "212")

@@ -1,0 +1,24 @@
+"""when a person took each conversation, for measured wait estimates and reports
+
+Revision ID: 0004
+Revises: 0003
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("conversations") as batch:
+        batch.add_column(sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True))
+        batch.create_index("ix_conversations_queue_closed", ["queue", "closed_at"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("conversations") as batch:
+        batch.drop_index("ix_conversations_queue_closed")
+        batch.drop_column("assigned_at")
