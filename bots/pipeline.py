@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
 
@@ -196,13 +197,7 @@ class Pipeline:
             if reason:
                 out += await self._handoff.escalate(session, reason=reason, parse=parse, message=message,
                                                     inbound_id=inbound.id)
-        now = utcnow()
-        replies = tuple(StoredMessage(
-            id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
-            channel=message.channel.value, direction="out", role=reply.role.value,
-            text=reply.text.replace(secret, MASK) if secret else reply.text, identity=message.sender,
-            buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], created_at=now,
-        ) for reply in out)
+        replies = _outgoing(message, session, out, secret)
         # What was understood and what is answered are stored (together) before anything is sent.
         await self._store.annotate(inbound, parse.intent, parse.confidence, parse.to_dict(), replies)
         # Only now is the message done with: if anything above failed, a resend is processed again
@@ -218,12 +213,7 @@ class Pipeline:
 
     async def _answer(self, message: Message, session: Session, inbound: StoredMessage, seen_key: str | None,
                       answers: list[Reply], intent: str, nlu: dict) -> Handled:
-        now = utcnow()
-        replies = tuple(StoredMessage(
-            id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
-            channel=message.channel.value, direction="out", role=reply.role.value, text=reply.text,
-            identity=message.sender, buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
-            created_at=now) for reply in answers)
+        replies = _outgoing(message, session, answers)
         await self._store.annotate(inbound, intent, 1.0, {"intent": intent, **nlu}, replies)
         if seen_key:
             session.remember(seen_key)
@@ -238,12 +228,7 @@ class Pipeline:
             topic = await self._topic(session.customer_id, link.from_channel)
         decision = self._dialogue.link_outcome(link.status, session, topic=topic, from_channel=link.from_channel,
                                                minutes=link.context.get("minutes"))
-        now = utcnow()
-        replies = tuple(StoredMessage(
-            id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
-            channel=message.channel.value, direction="out", role=reply.role.value, text=reply.text,
-            identity=message.sender, buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
-            created_at=now) for reply in decision.replies)
+        replies = _outgoing(message, session, decision.replies)
         await self._store.annotate(inbound, "link_account", 1.0, {"intent": "link_account", "link": link.status},
                                    replies)
         if seen_key:
@@ -315,3 +300,16 @@ def _rating(payload: str | None) -> int | None:
         if value in ("1", "2", "3", "4", "5"):
             return int(value)
     return None
+
+
+def _outgoing(message: Message, session: Session, replies, secret: str | None = None) -> tuple[StoredMessage, ...]:
+    """The replies to ``message`` as stored: a microsecond apart, so that every history (the
+    widget's, the agent console's) shows them in the order they were said; a link code shown in a
+    reply is stored masked."""
+    now = utcnow()
+    return tuple(StoredMessage(
+        id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
+        channel=message.channel.value, direction="out", role=reply.role.value,
+        text=reply.text.replace(secret, MASK) if secret else reply.text, identity=message.sender,
+        buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+        created_at=now + timedelta(microseconds=n)) for n, reply in enumerate(replies))
