@@ -282,9 +282,10 @@ class AgentApi:
                 await ws.close(code=4401)
                 return ws
         agent = found[0]
-        queue = self._handoff.inbox.subscribe()
+        inbox = self._handoff.inbox
+        queue = inbox.subscribe(agent.id, admin=agent.is_admin)
         await ws.send_json({"type": "hello", "agent": agent.to_dict()})
-        reader = asyncio.create_task(_drain(ws))
+        reader = asyncio.create_task(_read_watch(ws, lambda conversation: inbox.watch(queue, conversation)))
         try:
             while not ws.closed and not reader.done():
                 getter = asyncio.create_task(queue.get())
@@ -318,9 +319,20 @@ async def _first(*tasks):
     return await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
 
 
-async def _drain(ws: web.WebSocketResponse) -> None:
-    async for _ in ws:  # the console only listens; reading keeps pings answered and notices closing
-        pass
+async def _read_watch(ws: web.WebSocketResponse, watch) -> None:
+    """What a console says: only ``{"type": "watch", "conversation_id": id or null}`` (the conversation
+    it shows, to get its events whoever holds it); anything else is ignored. Reading also keeps pings
+    answered and notices closing."""
+    async for frame in ws:
+        if frame.type != WSMsgType.TEXT or len(frame.data) > 1000:
+            continue
+        try:
+            said = json.loads(frame.data)
+        except ValueError:
+            continue
+        if isinstance(said, dict) and said.get("type") == "watch":
+            conversation = said.get("conversation_id")
+            watch(conversation if isinstance(conversation, str) else None)
 
 
 async def _body(request: web.Request) -> dict:

@@ -1,5 +1,7 @@
-"""Live updates for agent consoles: every event about conversations people are on goes to every
-subscribed console (each filters what it shows).
+"""Live updates for agent consoles. An event about a conversation an agent holds goes to that agent,
+to admins and to consoles watching that conversation (an agent reading a colleague's); every other
+event (waiting conversations, state changes, agents) goes to every console, which filters what it
+shows. With many agents this keeps each customer message from being sent to every console.
 
 ``Inbox`` fans events out inside one process (the embedded default). ``RedisInbox`` relays them
 through Redis pub/sub, so a console connected to one Seamline process sees what happens in every
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -17,23 +20,41 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Console:
+    agent_id: str | None
+    admin: bool
+    watching: str | None = None  # the conversation open in it
+
+    def wants(self, audience: str | None, conversation_id: str | None) -> bool:
+        return (audience is None or self.admin or audience == self.agent_id
+                or (conversation_id is not None and conversation_id == self.watching))
+
+
 class Inbox:
     def __init__(self, *, backlog: int = 1000) -> None:
-        self._subscribers: set[asyncio.Queue] = set()
+        self._subscribers: dict[asyncio.Queue, _Console] = {}
         self._backlog = backlog
 
-    def subscribe(self) -> asyncio.Queue:
-        """A queue of JSON texts, one per event, until ``unsubscribe``."""
+    def subscribe(self, agent_id: str | None = None, *, admin: bool = False) -> asyncio.Queue:
+        """A queue of JSON texts, one per event for this agent, until ``unsubscribe``."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=self._backlog)
-        self._subscribers.add(queue)
+        self._subscribers[queue] = _Console(agent_id, admin)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue) -> None:
-        self._subscribers.discard(queue)
+    def watch(self, queue: asyncio.Queue, conversation_id: str | None) -> None:
+        """The console of ``queue`` shows this conversation now: it gets its events, whoever holds it."""
+        console = self._subscribers.get(queue)
+        if console is not None:
+            console.watching = conversation_id
 
-    async def publish(self, event: dict) -> None:
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self._subscribers.pop(queue, None)
+
+    async def publish(self, event: dict, *, audience: str | None = None) -> None:
+        """``audience``: the agent holding the conversation the event is about (None: everyone)."""
         if self._subscribers:
-            self._fan_out(_encode(event))
+            self._fan_out(_encode(event), audience, event.get("conversation_id"))
 
     async def start(self) -> None:
         """Nothing to start in one process."""
@@ -41,13 +62,15 @@ class Inbox:
     async def close(self) -> None:
         self._subscribers.clear()
 
-    def _fan_out(self, text: str) -> None:
-        for queue in list(self._subscribers):
+    def _fan_out(self, text: str, audience: str | None = None, conversation_id: str | None = None) -> None:
+        for queue, console in list(self._subscribers.items()):
+            if not console.wants(audience, conversation_id):
+                continue
             try:
                 queue.put_nowait(text)
             except asyncio.QueueFull:  # a console that stopped reading: it reloads its state on reconnect
                 log.warning("an agent console fell %d events behind; dropping it", self._backlog)
-                self._subscribers.discard(queue)
+                self._subscribers.pop(queue, None)
                 with contextlib.suppress(asyncio.QueueEmpty):  # tell it: it sees the end and reconnects
                     queue.get_nowait()
                 queue.put_nowait(DROPPED)
@@ -70,13 +93,15 @@ class RedisInbox(Inbox):
         self._listener: asyncio.Task | None = None
         self._ready = asyncio.Event()
 
-    async def publish(self, event: dict) -> None:
-        text = _encode(event)
+    async def publish(self, event: dict, *, audience: str | None = None) -> None:
+        text, conversation_id = _encode(event), event.get("conversation_id")
+        # On the wire: "<audience>\t<conversation id>\n<event>", so relaying needs no JSON decoding.
+        frame = f"{audience or ''}\t{conversation_id or ''}\n{text}"
         try:
-            await self._redis.publish(self._channel, text)
+            await self._redis.publish(self._channel, frame)
         except RedisError as exc:
             log.warning("Redis did not take an inbox event (%s); only this process's consoles get it", exc)
-            self._fan_out(text)
+            self._fan_out(text, audience, conversation_id)
 
     async def start(self) -> None:
         if self._listener is None:
@@ -102,7 +127,9 @@ class RedisInbox(Inbox):
                 async for message in pubsub.listen():
                     if message.get("type") == "message" and self._subscribers:
                         data = message["data"]
-                        self._fan_out(data.decode() if isinstance(data, bytes) else data)
+                        head, _, text = (data.decode() if isinstance(data, bytes) else data).partition("\n")
+                        audience, _, conversation_id = head.partition("\t")
+                        self._fan_out(text, audience or None, conversation_id or None)
             except (RedisError, OSError) as exc:
                 log.warning("inbox relay lost Redis (%s); resubscribing in %.0f s", exc, self._retry)
             finally:

@@ -176,10 +176,14 @@ class Handoff:
                           back=back.strftime("%d.%m %H:%M") if back else "?", timezone=hours.timezone)]
 
     async def customer_wrote(self, session, stored: StoredMessage) -> None:
-        """Tell the inboxes about a customer's message in a conversation people are on."""
+        """Tell the inboxes about a message in a conversation people are on: while it waits, every
+        console; once an agent holds it, theirs (and admins', and whoever has it open)."""
         if session.handoff in WITH_PEOPLE:
+            holder = None
+            if session.handoff in BOT_SILENT:
+                holder = (await self.conversation(session.conversation_id)).agent_id
             await self.inbox.publish({"type": "message", "conversation_id": session.conversation_id,
-                                      "message": _message(stored)})
+                                      "message": _message(stored)}, audience=holder)
 
     async def customer_linked(self, session, channel: str) -> None:
         """The customer proved another channel is theirs: consoles showing them reload the profile."""
@@ -462,7 +466,9 @@ class Handoff:
             buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
             nlu={"agent": sender.email, "agent_name": sender.name} if sender else None, created_at=utcnow())
         await self._store.append(stored)
-        await self.inbox.publish({"type": "message", "conversation_id": info.id, "message": _message(stored)})
+        holder = info.agent_id if info.state in BOT_SILENT else None
+        await self.inbox.publish({"type": "message", "conversation_id": info.id, "message": _message(stored)},
+                                 audience=holder)
         if self.pipeline is not None and identities:
             used = await self.pipeline.send_to_customer(
                 customer_id, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at), identities)

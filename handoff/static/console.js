@@ -153,7 +153,7 @@
     ws.onmessage = function (event) {
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
-      if (data.type === "hello") { setLive(true); state.wsRetry = 0; refreshLists(); if (state.openId) loadConversation(state.openId); return; }
+      if (data.type === "hello") { setLive(true); state.wsRetry = 0; watch(); refreshLists(); if (state.openId) loadConversation(state.openId); return; }
       if (data.type === "error") { ws.onclose = null; loggedOut("Your session has ended: log in again."); return; }
       onEvent(data);
     };
@@ -308,8 +308,15 @@
 
   // -- one conversation -------------------------------------------------------------------------
 
+  function watch() {  // events of the open conversation reach this console whoever holds it
+    if (state.ws && state.ws.readyState === 1) {
+      state.ws.send(JSON.stringify({ type: "watch", conversation_id: state.openId || null }));
+    }
+  }
+
   function openConversation(id) {
     state.openId = id;
+    watch();
     delete state.unread[id];
     renderUnread();
     Array.prototype.forEach.call(document.querySelectorAll('[data-testid="conversation-item"]'), function (b) {

@@ -494,6 +494,45 @@ async def test_while_an_agent_holds_it_the_customer_can_still_link_a_channel(sea
     assert silent["intent"] and silent["confidence"] is not None  # understood, though the bot kept quiet
 
 
+async def test_a_held_conversation_streams_to_its_agent_and_to_a_colleague_who_opens_it(
+        seamline, telegram, agent, http, server):
+    olga, ivan = await agent(), await agent()
+    conversation = await escalated(seamline, "219")
+    await olga.post(f"/conversations/{conversation}/claim")
+
+    async def inbox(api):
+        ws = await http.ws_connect(server.url + "/api/v1/inbox")
+        await ws.send_json({"type": "auth", "token": api.token})
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        return ws
+
+    async def next_message(ws, timeout=5):
+        while True:
+            event = await ws.receive_json(timeout=timeout)
+            if event["type"] == "message":
+                return event["message"]["text"]
+
+    hers, his = await inbox(olga), await inbox(ivan)
+    try:
+        await say(seamline, "219", "first, for Olga")
+        assert await next_message(hers) == "first, for Olga"
+        with pytest.raises(asyncio.TimeoutError):
+            await next_message(his, timeout=0.5)  # not his conversation: not his traffic
+        await his.send_json({"type": "watch", "conversation_id": conversation})  # he opens it
+        await his.send_str("not json")  # ignored
+
+        async def watching():
+            return any(c.watching == conversation for c in seamline.handoff.inbox._subscribers.values())
+
+        await eventually(watching)
+        await say(seamline, "219", "second, Ivan is reading")
+        assert await next_message(hers) == "second, Ivan is reading"
+        assert await next_message(his) == "second, Ivan is reading"
+    finally:
+        await hers.close()
+        await his.close()
+
+
 # -- customers (admin) -----------------------------------------------------------------------------
 
 async def test_only_an_admin_may_export_or_erase_a_customer(seamline, telegram, agent):

@@ -73,6 +73,23 @@ async def test_a_console_that_stops_reading_is_dropped_and_told(make_inbox):
     assert stuck.empty()
 
 
+async def test_a_held_conversations_events_go_to_its_agent_admins_and_watchers(make_inbox):
+    inbox = await make_inbox()
+    olga, ivan, admin = inbox.subscribe("olga"), inbox.subscribe("ivan"), inbox.subscribe("boss", admin=True)
+    await inbox.publish({"type": "message", "conversation_id": "c1", "n": 1}, audience="olga")
+    await inbox.publish({"type": "conversation", "conversation": {"id": "c2"}})  # for everyone
+    assert [(await next_event(olga)).get("n") for _ in range(2)] == [1, None]
+    assert [(await next_event(admin)).get("n") for _ in range(2)] == [1, None]
+    assert (await next_event(ivan))["type"] == "conversation" and ivan.empty()
+    inbox.watch(ivan, "c1")  # Ivan opens Olga's conversation
+    await inbox.publish({"type": "message", "conversation_id": "c1", "n": 2}, audience="olga")
+    assert (await next_event(ivan))["n"] == 2
+    inbox.watch(ivan, "c9")
+    await inbox.publish({"type": "message", "conversation_id": "c1", "n": 3}, audience="olga")
+    await inbox.publish({"type": "message", "conversation_id": "c9", "n": 4}, audience="olga")
+    assert (await next_event(ivan))["n"] == 4
+
+
 async def test_through_redis_every_process_sees_every_event(redis_url):
     one, two = (RedisInbox(client=Redis.from_url(redis_url)) for _ in range(2))
     await one.start()
