@@ -51,6 +51,7 @@ class ConversationInfo:
     started_at: datetime | None
     queued_at: datetime | None
     updated_at: datetime | None
+    position_told: int | None = None  # the queue position the customer was last told
 
     def summary(self) -> dict:
         return {"id": self.id, "customer_id": self.customer_id, "state": self.state, "queue": self.queue,
@@ -65,7 +66,7 @@ def _iso(value):
 
 def _info(row) -> ConversationInfo:
     return ConversationInfo(row.id, row.customer_id, row.state, row.queue, row.agent_id, row.escalation,
-                            _aware(row.started_at), _aware(row.queued_at), _aware(row.updated_at))
+                            _aware(row.started_at), _aware(row.queued_at), _aware(row.updated_at), row.position_told)
 
 
 class Handoff:
@@ -79,7 +80,6 @@ class Handoff:
         self._responses = responses
         self.inbox = inbox or Inbox()
         self.pipeline = None  # set by the composition root (the pipeline and handoff know each other)
-        self._announced: dict[str, int] = {}  # conversation -> the queue position the customer was told
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -169,7 +169,7 @@ class Handoff:
             if agent is not None:
                 return [self._say("handoff_assigned", language, name=agent.name)]
             position, minutes = await self._position(session.conversation_id, queue)
-            self._announced[session.conversation_id] = position
+            await self._told(session.conversation_id, position)
             return [self._say("handoff_queued", language, position=str(position), minutes=str(minutes))]
         back = hours.next_open(now)
         return [self._say("handoff_after_hours", language,
@@ -358,7 +358,7 @@ class Handoff:
         check(current, state)
         now = utcnow()
         values = {"state": state, "queue": queue, "agent_id": agent_id, "updated_at": now,
-                  "closed_at": now if state in ("resolved", "abandoned") else None}
+                  "closed_at": now if state in ("resolved", "abandoned") else None, "position_told": None}
         if escalation is not None:
             values["escalation"] = escalation
         if queued_at is not None:
@@ -374,7 +374,6 @@ class Handoff:
             await self._store.record_event("handoff_requested", session.customer_id, session.conversation_id,
                                            {"reason": reason, "queue": queue, "from": by,
                                             **({"intent": escalation.get("intent")} if escalation else {})})
-        self._announced.pop(session.conversation_id, None) if state != "queued" else None
         await self.inbox.publish({"type": "conversation", "conversation": {
             "id": session.conversation_id, "customer_id": session.customer_id, "state": state, "queue": queue,
             "agent_id": agent_id, "escalation": escalation, "updated_at": now.isoformat()}})
@@ -433,10 +432,15 @@ class Handoff:
         per_place = await self._wait_per_place(queue) if waiting else 0.0
         for position, info in enumerate(waiting, start=1):
             minutes = max(1, math.ceil(position * per_place))
-            if position < self._announced.get(info.id, position + 1):
-                self._announced[info.id] = position
+            if position < (info.position_told or position + 1):
+                await self._told(info.id, position)
                 await self._deliver(info.customer_id, self._say("handoff_position", await self._language(info),
                                                                position=str(position), minutes=str(minutes)), info)
+
+    async def _told(self, conversation_id: str, position: int) -> None:
+        """Kept with the conversation, so that no process tells a customer the same place twice."""
+        await self._store.run(update(ConversationRow).where(ConversationRow.id == conversation_id)
+                              .values(position_told=position))
 
     async def _language(self, info: ConversationInfo) -> str:
         session = await self._sessions.load(info.customer_id)

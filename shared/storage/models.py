@@ -54,6 +54,7 @@ class ConversationRow(Base):
     escalation: Mapped[dict | None] = mapped_column(JSON)  # why and how it went to people
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a person took it
+    position_told: Mapped[int | None] = mapped_column(Integer)  # the queue place the customer was last told
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -178,3 +178,30 @@ async def test_capacity_holds_when_two_processes_assign_at_once(pair):
     held = await handoff.conversations("with_agent")
     waiting = await handoff.conversations("queued")
     assert (len(held), len(waiting)) == (1, 11)
+
+
+async def test_no_process_tells_a_waiting_customer_the_same_place_twice(pair):
+    one, two = pair
+    sent: list[tuple[str, str]] = []
+
+    class Recorder:
+        channel = Channel.WEB
+
+        async def send(self, address, reply):
+            sent.append((address, reply.text))
+
+    for server in pair:
+        server.app[SEAMLINE].pipeline.register(Recorder())
+    conversations = [(await say(one, f"visitor-{n}", "I want to talk to a human", 1)).inbound.conversation_id
+                     for n in range(3)]  # nobody online: all three wait
+    async with aiohttp.ClientSession() as http:
+        token = await logged_in(http, one, "olga@example.com")
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.post(f"{one.url}/api/v1/conversations/{conversations[0]}/claim", headers=headers) as r:
+            assert r.status == 200  # the other two move up, and are told so (by process one)
+        told = [(a, t) for a, t in sent if "now number" in t]
+        assert told == [("visitor-1", told[0][1]), ("visitor-2", told[1][1])] and "number 1" in told[0][1]
+        # Through process two she takes the last one in line: the first keeps its place, and is not told again
+        async with http.post(f"{two.url}/api/v1/conversations/{conversations[2]}/claim", headers=headers) as r:
+            assert r.status == 200
+    assert [t for a, t in sent if a == "visitor-1" and "now number" in t] == [told[0][1]]
