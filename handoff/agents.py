@@ -6,6 +6,7 @@ SHA-256 digests are stored, with an expiry. Console sessions also carry a CSRF t
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -118,7 +119,7 @@ class AgentStore:
                       capacity, "offline")
         try:
             await self._writer.write(insert(AgentRow), {
-                "id": agent.id, "email": email, "name": agent.name, "password_hash": hash_password(password),
+                "id": agent.id, "email": email, "name": agent.name, "password_hash": await asyncio.to_thread(hash_password, password),
                 "role": role, "queues": list(agent.queues), "capacity": capacity, "status": "offline",
                 "created_at": utcnow()})
         except StoreError as exc:
@@ -146,10 +147,10 @@ class AgentStore:
 
     async def login(self, email: str, password: str, *, kind: str = "session") -> Login | None:
         rows = await self._all(select(AgentRow).where(AgentRow.email == (email or "").strip().lower()))
-        if not rows:
-            check_password(password or "", _DUMMY)
-            return None
-        if not check_password(password or "", rows[0].password_hash):
+        # scrypt takes ~50 ms of CPU: in a thread (it releases the GIL), not on the event loop that
+        # serves every conversation. An unknown e-mail costs the same, so timing tells nothing.
+        stored = rows[0].password_hash if rows else _DUMMY
+        if not await asyncio.to_thread(check_password, password or "", stored) or not rows:
             return None
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24) if kind == "session" else None
         now = utcnow()
@@ -187,3 +188,43 @@ class AgentStore:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class LoginThrottle:
+    """Failed logins are limited per e-mail and per client address, in this process: after
+    ``per_email`` failures for an e-mail (or ``per_address`` from one address) within ``window``,
+    logins there are refused until the oldest failure is ``window`` old, without computing a hash.
+    A successful login clears its e-mail's failures."""
+
+    def __init__(self, *, per_email: int = 5, per_address: int = 20, window: float = 15 * 60,
+                 capacity: int = 10_000, clock=time.monotonic) -> None:
+        self._limits = {"email": per_email, "address": per_address}
+        self._clock = clock
+        self._window, self._capacity = window, capacity
+        self._failures: dict[tuple[str, str], list[float]] = {}
+
+    def wait(self, email: str, address: str | None) -> float:
+        """Seconds until a login for ``email`` from ``address`` may be tried again (0: now)."""
+        now, longest = self._clock(), 0.0
+        for key in self._keys(email, address):
+            times = [t for t in self._failures.get(key, ()) if now - t < self._window]
+            if len(times) >= self._limits[key[0]]:
+                longest = max(longest, times[0] + self._window - now)
+        return longest
+
+    def failed(self, email: str, address: str | None) -> None:
+        now = self._clock()
+        if len(self._failures) >= self._capacity:  # bounded: forget the stale, or everything
+            self._failures = {k: v for k, v in self._failures.items() if now - v[-1] < self._window}
+            if len(self._failures) >= self._capacity:
+                self._failures.clear()
+        for key in self._keys(email, address):
+            times = [t for t in self._failures.get(key, ()) if now - t < self._window]
+            self._failures[key] = (times + [now])[-self._limits[key[0]]:]
+
+    def succeeded(self, email: str) -> None:
+        self._failures.pop(("email", email), None)
+
+    @staticmethod
+    def _keys(email: str, address: str | None) -> list[tuple[str, str]]:
+        return [("email", email)] + ([("address", address)] if address else [])

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 
 from aiohttp import WSMsgType, web
 
-from handoff.agents import Agent
-from handoff.machine import STATES
+from handoff.agents import Agent, LoginThrottle
 from handoff.inbox import DROPPED
+from handoff.machine import STATES
 from handoff.service import Forbidden, Handoff, NotFound
 from shared.errors import HandoffError
 
@@ -26,13 +27,15 @@ MAX_TEXT = 4096
 
 def _error(status: int, message: str) -> web.HTTPException:
     kinds = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-             409: web.HTTPConflict}
+             409: web.HTTPConflict, 429: web.HTTPTooManyRequests}
     return kinds[status](text=json.dumps({"error": message}), content_type="application/json")
 
 
 class AgentApi:
-    def __init__(self, *, handoff: Handoff, customers, linker, secure_cookies: bool = False) -> None:
+    def __init__(self, *, handoff: Handoff, customers, linker, secure_cookies: bool = False,
+                 throttle: LoginThrottle | None = None) -> None:
         self._handoff = handoff
+        self._throttle = throttle or LoginThrottle()
         self._customers = customers
         self._linker = linker
         self._secure = secure_cookies
@@ -84,9 +87,18 @@ class AgentApi:
         if not isinstance(email, str) or not isinstance(password, str):
             raise _error(400, "send {\"email\": ..., \"password\": ...}")
         kind = "api" if body.get("kind") == "api" else "session"
+        who = email.strip().lower()
+        wait = self._throttle.wait(who, request.remote)
+        if wait:
+            minutes = math.ceil(wait / 60)
+            error = _error(429, f"too many failed logins; try again in {minutes} min")
+            error.headers["Retry-After"] = str(math.ceil(wait))
+            raise error
         login = await self._handoff.agents.login(email, password, kind=kind)
         if login is None:
+            self._throttle.failed(who, request.remote)
             raise _error(401, "wrong e-mail or password")
+        self._throttle.succeeded(who)
         response = web.json_response({"token": login.token, "csrf": login.csrf, "agent": login.agent.to_dict()})
         if kind == "session":
             response.set_cookie(COOKIE, login.token, httponly=True, samesite="Strict", secure=self._secure,
