@@ -45,8 +45,10 @@ class RedisSessionStore:
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
+        # Polled every 10 ms while taken (redis-py's default is 100 ms): a customer's second message,
+        # or an escalation waiting for the assignment lock, goes on as soon as the first is done.
         lock = self._redis.lock(f"{self._prefix}lock:{key}", timeout=self._lock_timeout,
-                                blocking_timeout=self._lock_wait)
+                                blocking_timeout=self._lock_wait, sleep=0.01)
         try:
             acquired = await lock.acquire()
         except RedisError as exc:
