@@ -171,6 +171,16 @@ async def test_capacity_holds_when_two_processes_assign_at_once(pair):
         async with http.post(one.url + "/api/v1/me/status", json={"status": "online"},
                              headers={"Authorization": f"Bearer {token}"}) as response:
             assert response.status == 200
+    for server in pair:  # widen the race: choosing an agent reads the loads, then waits a moment
+        handoff = server.app[SEAMLINE].handoff
+        read_loads = handoff.loads
+
+        async def slow_loads(agent_ids, read_loads=read_loads):
+            loads = await read_loads(agent_ids)
+            await asyncio.sleep(0.05)
+            return loads
+
+        handoff.loads = slow_loads
     chats = [f"visitor-{n}" for n in range(12)]
     await asyncio.gather(*(say(server, chat, "I want to talk to a human", 1)
                            for server, chat in zip([one, two] * 6, chats)))
