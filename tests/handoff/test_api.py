@@ -283,6 +283,8 @@ async def test_the_context_of_a_conversation(seamline, telegram, agent):
     assert isinstance(context["slots"], dict) and context["notes"] == []
     # The history reads as the customer saw it: the replies of one turn in the order they were sent
     assert [m["text"] for m in context["messages"] if m["role"] == "bot"] == telegram.texts("103")
+    times = [m["ts"] for m in context["messages"]]
+    assert times == sorted(times) and len(set(times)) == len(times)  # no two at the same instant: one order
 
 
 async def test_an_unknown_conversation_is_404(agent):
