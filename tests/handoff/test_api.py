@@ -456,6 +456,53 @@ async def test_the_wait_estimate_comes_from_how_long_people_take(seamline, teleg
     assert "number 2" in telegram.texts("243")[-1] and "about 30 min" in telegram.texts("243")[-1]
 
 
+async def test_after_hours_the_customer_is_told_when_people_are_back_and_a_callback_number_shows(
+        seamline, telegram, agent):
+    from datetime import time as clock, timedelta
+
+    from handoff.routing import Hours
+    from shared.message import utcnow
+
+    closed = Hours("UTC", tuple(((clock(0), clock(0)),) for _ in range(7)))  # opens at midnight, for no time
+    seamline.handoff.routing = dataclasses.replace(seamline.handoff.routing, queues={"support": closed})
+    api = await agent()
+    await api.post("/me/status", {"status": "online"})  # online, but the queue is closed: not assigned
+    before = utcnow()
+    conversation = await escalated(seamline, "260")
+    tomorrow = {(t + timedelta(days=1)).strftime("%d.%m") for t in (before, utcnow())}  # even at midnight
+    told = telegram.texts("260")[-1]
+    assert "away" in told and any(f"back at {day} 00:00 (UTC time)" in told for day in tomorrow)
+    await say(seamline, "260", "please call me back at +7 916 123-45-67")
+    waiting = (await api.get("/conversations?state=queued"))["conversations"]
+    assert [c["id"] for c in waiting] == [conversation]
+    assert waiting[0]["escalation"]["after_hours"] is True
+    assert waiting[0]["escalation"]["callback"] == "+79161234567"
+    context = await api.get(f"/conversations/{conversation}")
+    assert context["customer"]["attributes"]["phone"] == "+79161234567"
+
+
+async def test_a_customer_quiet_in_the_queue_for_a_day_is_back_with_the_bot(seamline, telegram, agent):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from shared.message import utcnow
+    from shared.storage.models import ConversationRow, MessageRow
+
+    api = await agent()
+    stale, fresh = await escalated(seamline, "261"), await escalated(seamline, "262")
+    long_ago = utcnow() - timedelta(hours=25)
+    async with seamline.store.engine.begin() as conn:
+        await conn.execute(update(MessageRow).where(MessageRow.conversation_id == stale).values(created_at=long_ago))
+        await conn.execute(update(ConversationRow).where(ConversationRow.id == stale).values(queued_at=long_ago))
+    assert await seamline.handoff.abandon_stale(timedelta(hours=24)) == 1
+    assert (await api.get(f"/conversations/{stale}"))["state"] == "abandoned"
+    assert [c["id"] for c in (await api.get("/conversations?state=queued"))["conversations"]] == [fresh]
+    handled = await say(seamline, "261", "hello again")
+    assert handled.inbound.conversation_id != stale and handled.replies  # a new conversation, the bot answers
+    assert (await seamline.store.conversation(handled.inbound.conversation_id)).state == "bot"
+
+
 async def test_an_agent_at_capacity_cannot_claim_more(seamline, telegram, agent):
     api = await agent(capacity=1)
     first, second = await escalated(seamline, "211"), await escalated(seamline, "212")
