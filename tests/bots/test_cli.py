@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -107,9 +108,12 @@ def _lines(stream, into: queue.Queue) -> None:
     into.put(None)
 
 
-def test_run_serves_on_embedded_defaults_and_stops_on_ctrl_c(env, tmp_path):
+def test_run_serves_on_embedded_defaults_reloads_its_model_on_sighup_and_stops_on_ctrl_c(env, tmp_path):
     port = free_port()
     del env["SEAMLINE_DATABASE_URL"]  # the embedded default, relative to the working directory
+    models = tmp_path / "models"  # a copy: a newer model is added below
+    shutil.copytree(env["SEAMLINE_NLU_MODELS"], models)
+    env["SEAMLINE_NLU_MODELS"] = str(models)
     env["SEAMLINE_PORT"] = str(port)
     url = f"http://127.0.0.1:{port}/"
     with open(tmp_path / "stderr.log", "w") as stderr:
@@ -142,6 +146,18 @@ def test_run_serves_on_embedded_defaults_and_stops_on_ctrl_c(env, tmp_path):
                 time.sleep(0.1)
         assert status == 200
         assert (tmp_path / "var" / "seamline.db").exists()
+
+        # A newer model appears (as "seamline nlu train" writes one); kill -HUP serves it, no restart
+        current = sorted(models.glob("nlu-*.npz"))[-1]
+        newer = models / ("nlu-29991231T235959000000Z-" + current.name.rsplit("-", 1)[1])
+        shutil.copy(current, newer)
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while f"NLU model reloaded from {newer}" not in (tmp_path / "stderr.log").read_text():
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "stderr.log").read_text()
+            time.sleep(0.1)
+        with urllib.request.urlopen(url + "healthz", timeout=10) as response:
+            assert response.status == 200
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) in (0, 130, -signal.SIGINT)
