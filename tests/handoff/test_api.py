@@ -618,6 +618,49 @@ async def test_a_held_conversation_streams_to_its_agent_and_to_a_colleague_who_o
         await his.close()
 
 
+async def test_the_agents_reply_follows_the_customer_to_the_channel_they_are_on(seamline, telegram, agent):
+    from shared.errors import Unreachable
+
+    class Web(Recorder):
+        channel = Channel.WEB
+        closed = False
+
+        async def send(self, address, reply):
+            if self.closed:
+                raise Unreachable("no tab open")
+            await super().send(address, reply)
+
+    web = Web()
+    seamline.pipeline.register(web)
+    api = await agent()
+    conversation = await escalated(seamline, "270")
+    await api.post(f"/conversations/{conversation}/claim")
+    await say(seamline, "270", "link my account")
+    code = re.search(r"\b(\d{6})\b", telegram.texts("270")[-1]).group(1)
+    await seamline.pipeline.handle(Message(channel=Channel.WEB, address="visitor-270", sender="visitor-270",
+                                           text=code, external_id="w-270-1"))
+    await seamline.pipeline.handle(Message(channel=Channel.WEB, address="visitor-270", sender="visitor-270",
+                                           text="I'm on the website now", external_id="w-270-2"))
+    sent_to_telegram = len(telegram.sent)
+
+    reply = await api.post(f"/conversations/{conversation}/messages", {"text": "I see you on the website"})
+    assert reply["channel"] == "web" and web.texts("visitor-270")[-1] == "I see you on the website"
+    assert len(telegram.sent) == sent_to_telegram  # not to the channel they left
+
+    await say(seamline, "270", "back on my phone")  # the agent still holds it, whatever the channel
+    assert (await api.get(f"/conversations/{conversation}"))["state"] == "with_agent"
+    reply = await api.post(f"/conversations/{conversation}/messages", {"text": "Got it, answering here"})
+    assert reply["channel"] == "telegram" and telegram.texts("270")[-1] == "Got it, answering here"
+
+    await seamline.pipeline.handle(Message(channel=Channel.WEB, address="visitor-270", sender="visitor-270",
+                                           text="one more thing from the site", external_id="w-270-3"))
+    web.closed = True  # ... and then they close the tab: the reply goes where they can still be reached
+    await api.post(f"/conversations/{conversation}/messages", {"text": "Are you still there?"})
+    assert telegram.texts("270")[-1] == "Are you still there?"
+    identities = (await api.get(f"/conversations/{conversation}"))["customer"]["identities"]
+    assert {(i["channel"], i["reachable"]) for i in identities} == {("telegram", True), ("web", False)}
+
+
 # -- customers (admin) -----------------------------------------------------------------------------
 
 async def test_only_an_admin_may_export_or_erase_a_customer(seamline, telegram, agent):
