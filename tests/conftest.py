@@ -99,6 +99,18 @@ def redis_url() -> str:
     return url
 
 
+def settings_in_environment(monkeypatch, settings: Settings) -> None:
+    """A ``seamline`` command run in this test sees these settings, and no other SEAMLINE_ variable."""
+    for name in list(os.environ):
+        if name.startswith("SEAMLINE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SEAMLINE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SEAMLINE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SEAMLINE_SECRET_KEY", settings.secret_key)
+    if settings.redis_url:
+        monkeypatch.setenv("SEAMLINE_REDIS_URL", settings.redis_url)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_url: str) -> Settings:
     return Settings(host="127.0.0.1", port=0, database_url=sqlite_url, secret_key=SECRET,

@@ -20,7 +20,7 @@ import pytest
 from bots.app import build
 from bots.cli import main
 from shared.message import Channel, Message, Reply
-from tests.conftest import SECRET
+from tests.conftest import settings_in_environment
 
 SEAMLINE = Path(sys.executable).with_name("seamline")
 
@@ -47,14 +47,7 @@ def backend(request, settings, monkeypatch):
     if request.param == "postgres+redis":
         settings = replace(settings, database_url=request.getfixturevalue("postgres_url"),
                            redis_url=request.getfixturevalue("redis_url"))
-    for name in list(os.environ):
-        if name.startswith("SEAMLINE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SEAMLINE_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("SEAMLINE_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("SEAMLINE_SECRET_KEY", SECRET)
-    if settings.redis_url:
-        monkeypatch.setenv("SEAMLINE_REDIS_URL", settings.redis_url)
+    settings_in_environment(monkeypatch, settings)
     return settings
 
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from bots.cli import main
-from tests.conftest import SECRET
+from tests.conftest import SECRET, settings_in_environment
 
 SEAMLINE = Path(sys.executable).with_name("seamline")
 PASSWORD = "a long enough password"
@@ -23,12 +23,7 @@ PASSWORD = "a long enough password"
 @pytest.fixture
 def env(settings, monkeypatch):
     """The CLI's environment: the server's database."""
-    for name in list(os.environ):
-        if name.startswith("SEAMLINE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SEAMLINE_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("SEAMLINE_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("SEAMLINE_SECRET_KEY", SECRET)
+    settings_in_environment(monkeypatch, settings)
     return monkeypatch
 
 
