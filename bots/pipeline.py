@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Awaitable, Callable, Protocol
 
 from bots.dialogue import Dialogue
