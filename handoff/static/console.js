@@ -16,7 +16,7 @@
 
   var state = {
     csrf: null, me: null, ws: null, wsRetry: 0, wsTimer: null, refreshTimer: null,
-    openId: null, open: null, shownIds: {}, mineIds: {}, unread: {}, agents: [], queues: [],
+    openId: null, open: null, shownIds: {}, live: [], loads: 0, rendered: 0, mineIds: {}, unread: {}, agents: [], queues: [],
   };
 
   function q(testid, root) { return (root || document).querySelector('[data-testid="' + testid + '"]'); }
@@ -181,6 +181,7 @@
     }
     if (!id || id !== state.openId) return;
     if (data.type === "message" && data.message) {
+      state.live.push(data.message);  // kept until a snapshot fetched after it has been rendered
       appendMessage(data.message);
       var known = ((state.open && state.open.customer && state.open.customer.identities) || [])
         .some(function (i) { return i.channel === data.message.channel; });
@@ -315,6 +316,7 @@
   }
 
   function openConversation(id) {
+    if (state.openId !== id) state.live = [];
     state.openId = id;
     watch();
     delete state.unread[id];
@@ -325,11 +327,20 @@
     return loadConversation(id);
   }
 
+  // A snapshot may be older than a message the socket has already shown (it was fetched before that
+  // message was stored): the messages received since the fetch began are put back after rendering,
+  // and a snapshot older than one already rendered is dropped.
   function loadConversation(id) {
+    var seq = ++state.loads;
+    var mark = state.live.length;
     return api("GET", "/api/v1/conversations/" + encodeURIComponent(id)).then(function (conversation) {
-      if (state.openId !== id) return;
+      if (state.openId !== id || seq < state.rendered) return;
+      state.rendered = seq;
       state.open = conversation;
       renderConversation(conversation);
+      var newer = state.live.slice(mark);
+      newer.forEach(function (m) { appendMessage(m); });
+      if (seq === state.loads) state.live = newer;
     }).catch(function (error) { if (error && error.status !== 401) showError(error.message || String(error)); });
   }
 

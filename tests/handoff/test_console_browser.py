@@ -6,10 +6,12 @@ Waiting is Playwright's ``expect`` and the fake's ``wait_for``; nothing sleeps.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bots.app import SEAMLINE
@@ -194,3 +196,45 @@ async def test_an_agent_takes_a_telegram_customer_follows_them_to_the_web_and_ha
                                ' + .sl-msg.sl-bot .sl-text')
     await expect(after_hello).to_have_count(1)
     await expect(after_hello).not_to_have_text("")
+
+
+async def test_a_slow_conversation_snapshot_does_not_hide_a_message_that_arrived_live(telegram, seamline, pages):
+    """The console reloads the open conversation on some events; a reload fetched before a customer's
+    message was stored and answered after the message came over the socket must not wipe it."""
+    console = await pages()
+    await log_in(console, seamline.url)  # online with room: the conversation is given to Olga at once
+    await customer_says(telegram, "I want to talk to a human")
+    item = tid(console, "mine").locator('[data-testid="conversation-item"]')
+    await item.click()
+    await expect(tid(console, "conversation-state")).to_have_attribute("data-state", "with_agent")
+
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_snapshots(route):
+        if route.request.method != "GET":
+            return await route.continue_()
+        response = await route.fetch()  # taken now, before the customer's next message
+        held.set()
+        await release.wait()
+        await route.fulfill(response=response)
+
+    await console.route(re.compile(r".*/api/v1/conversations/[^/?]+$"), hold_snapshots)
+    # A note written from another tab (over the REST API): its event makes this console reload.
+    conversation_id = await item.get_attribute("data-id")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(seamline.url + "/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}) as r:
+            token = (await r.json())["token"]
+        async with http.post(f"{seamline.url}/api/v1/conversations/{conversation_id}/notes",
+                             json={"text": "checking the order"},
+                             headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 200, await r.text()
+    await asyncio.wait_for(held.wait(), TIMEOUT / 1000)
+
+    telegram.enqueue(telegram.update("message_text", chat_id=CHAT, text="are you still there?"))
+    late = tid(console, "messages").locator('[data-testid="message"]').filter(has_text="are you still there?")
+    await expect(late).to_have_count(1)  # live, over the socket
+
+    release.set()
+    await expect(tid(console, "note")).to_have_count(1)  # the held snapshot has been rendered...
+    await expect(late).to_have_count(1)  # ...and the live message is still there
+    await expect(late.locator('[data-testid="channel"]')).to_have_text("Telegram")
