@@ -160,7 +160,8 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
 
 
 async def _sweeping(app: web.Application):
-    """Once a minute: conversations left waiting too long are abandoned (config/routing.yml), and
+    """Once a minute: conversations left waiting too long are abandoned (config/routing.yml), agents
+    gone without logging out are set offline (what they held is queued again), and
     link codes and tokens dead for a day are forgotten (until then "expired"/"used" can be told)."""
     handoff, customers = app[SEAMLINE].handoff, app[SEAMLINE].customers
 
@@ -171,6 +172,7 @@ async def _sweeping(app: web.Application):
                 abandoned = await handoff.abandon_stale(handoff.routing.abandon_after)
                 if abandoned:
                     log.info("%d waiting conversations abandoned", abandoned)
+                await handoff.set_gone_offline(handoff.routing.agent_offline_after)
                 await customers.purge_proofs(PROOFS_KEPT)
             except Exception:  # noqa: BLE001 - the sweeper must outlive a database hiccup
                 log.warning("the minute's sweep (stale conversations, dead link codes) failed", exc_info=True)

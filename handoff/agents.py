@@ -10,11 +10,12 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -24,6 +25,8 @@ from shared.history import new_id
 from shared.message import utcnow
 from shared.storage.models import AgentRow, AgentTokenRow
 from shared.storage.sql import _aware
+
+log = logging.getLogger(__name__)
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # 16 MiB per hash
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -91,11 +94,14 @@ class AgentStore:
     # A checked token is trusted this long without asking the database again (per process; a
     # logout or a status change here forgets it at once).
     CACHE_SECONDS = 30.0
+    # An agent's "last seen" (an open console or any API call) is written at most this often.
+    SEEN_EVERY = 30.0
 
     def __init__(self, chat) -> None:
         self.engine = chat.engine
         self._writer = chat._writer
         self._tokens: dict[str, tuple[float, tuple]] = {}
+        self._seen: dict[str, float] = {}
 
     async def _all(self, query):
         try:
@@ -142,8 +148,33 @@ class AgentStore:
     async def set_status(self, agent_id: str, status: str) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-        self._tokens = {k: v for k, v in self._tokens.items() if v[1][0].id != agent_id}
-        await self._writer.write(update(AgentRow).where(AgentRow.id == agent_id).values(status=status), {})
+        self.forget(agent_id)
+        values = {"status": status} if status == "offline" else {"status": status, "seen_at": utcnow()}
+        await self._writer.write(update(AgentRow).where(AgentRow.id == agent_id).values(**values), {})
+        self._seen[agent_id] = time.monotonic()
+
+    def forget(self, agent_id: str | None = None, digest: str | None = None) -> None:
+        """Drop cached tokens: one (``digest``), or all of an agent's, so the next use asks the database."""
+        self._tokens = {k: v for k, v in self._tokens.items()
+                        if not (k == digest or (digest is None and v[1][0].id == agent_id))}
+
+    async def seen(self, agent_id: str) -> None:
+        """The agent is here (a console is open, or they called the API); written at most every
+        ``SEEN_EVERY`` seconds per process. A failed write is only logged: it must not fail a request."""
+        now = time.monotonic()
+        if now - self._seen.get(agent_id, -self.SEEN_EVERY) < self.SEEN_EVERY:
+            return
+        self._seen[agent_id] = now
+        try:
+            await self._writer.write(update(AgentRow).where(AgentRow.id == agent_id).values(seen_at=utcnow()), {})
+        except StoreError as exc:
+            log.warning("could not record that agent %s is here: %s", agent_id, exc)
+
+    async def gone(self, before: datetime) -> list[Agent]:
+        """Agents not offline who were last seen before ``before`` (or never)."""
+        return [_agent(r) for r in await self._all(
+            select(AgentRow).where(AgentRow.status != "offline")
+            .where((AgentRow.seen_at.is_(None)) | (AgentRow.seen_at < before)))]
 
     async def login(self, email: str, password: str, *, kind: str = "session") -> Login | None:
         rows = await self._all(select(AgentRow).where(AgentRow.email == (email or "").strip().lower()))
@@ -155,7 +186,7 @@ class AgentStore:
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24) if kind == "session" else None
         now = utcnow()
         await self._writer.write(insert(AgentTokenRow), {
-            "digest": _digest(token), "agent_id": rows[0].id, "kind": kind, "csrf": csrf, "created_at": now,
+            "digest": token_digest(token), "agent_id": rows[0].id, "kind": kind, "csrf": csrf, "created_at": now,
             "expires_at": now + (SESSION_TTL if kind == "session" else API_TTL)})
         return Login(_agent(rows[0]), token, csrf, kind)
 
@@ -163,15 +194,16 @@ class AgentStore:
         """(agent, csrf token, kind) for a live token, else None."""
         if not token:
             return None
-        digest, now = _digest(token), time.monotonic()
+        digest, now = token_digest(token), time.monotonic()
         cached = self._tokens.get(digest)
         if cached is not None and now - cached[0] < self.CACHE_SECONDS and cached[1][3] > utcnow():
+            await self.seen(cached[1][0].id)
             return cached[1][:3]
         # Core rows are flat (no entity attributes): the agent's columns plus the token's, labelled.
         rows = await self._all(select(AgentRow, AgentTokenRow.expires_at.label("token_expires_at"),
                                       AgentTokenRow.csrf.label("token_csrf"), AgentTokenRow.kind.label("token_kind"))
                                .join(AgentTokenRow, AgentRow.id == AgentTokenRow.agent_id)
-                               .where(AgentTokenRow.digest == _digest(token)))
+                               .where(AgentTokenRow.digest == token_digest(token)))
         if not rows or _aware(rows[0].token_expires_at) <= utcnow():
             self._tokens.pop(digest, None)
             return None
@@ -179,14 +211,15 @@ class AgentStore:
         if len(self._tokens) > 10_000:
             self._tokens.clear()
         self._tokens[digest] = (now, found)
+        await self.seen(found[0].id)
         return found[:3]
 
     async def logout(self, token: str) -> None:
-        self._tokens.pop(_digest(token), None)
-        await self._writer.write(delete(AgentTokenRow).where(AgentTokenRow.digest == _digest(token)), {})
+        self._tokens.pop(token_digest(token), None)
+        await self._writer.write(delete(AgentTokenRow).where(AgentTokenRow.digest == token_digest(token)), {})
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 

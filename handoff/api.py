@@ -14,14 +14,15 @@ import math
 
 from aiohttp import WSMsgType, web
 
-from handoff.agents import Agent, LoginThrottle
-from handoff.inbox import DROPPED
+from handoff.agents import Agent, LoginThrottle, token_digest
+from handoff.inbox import DROPPED, REVOKED
 from handoff.machine import STATES
 from handoff.service import Forbidden, Handoff, NotFound
 from shared.errors import HandoffError
 
 log = logging.getLogger(__name__)
 COOKIE = "seamline_session"
+RECHECK_SECONDS = 30.0  # an open inbox socket checks its login this often
 MAX_TEXT = 4096
 
 
@@ -106,10 +107,10 @@ class AgentApi:
         return response
 
     async def logout(self, request: web.Request) -> web.Response:
-        await self._agent(request, write=True)
+        agent = await self._agent(request, write=True)
         header = request.headers.get("Authorization", "")
-        await self._handoff.agents.logout(header[7:].strip() if header.startswith("Bearer ") else
-                                          request.cookies.get(COOKIE, ""))
+        await self._handoff.log_out(agent, header[7:].strip() if header.startswith("Bearer ") else
+                                    request.cookies.get(COOKIE, ""))
         response = web.json_response({"ok": True})
         response.del_cookie(COOKIE, path="/")
         return response
@@ -277,7 +278,8 @@ class AgentApi:
     async def inbox(self, request: web.Request) -> web.StreamResponse:
         """Every event about conversations with people, as JSON frames. Auth: the session cookie, or
         a first frame ``{"type": "auth", "token": ...}`` for API clients."""
-        found = await self._handoff.agents.authenticate(request.cookies.get(COOKIE, ""))
+        token = request.cookies.get(COOKIE, "")
+        found = await self._handoff.agents.authenticate(token)
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         if found is None:
@@ -295,23 +297,32 @@ class AgentApi:
                 return ws
         agent = found[0]
         inbox = self._handoff.inbox
-        queue = inbox.subscribe(agent.id, admin=agent.is_admin)
+        queue = inbox.subscribe(agent.id, admin=agent.is_admin, session=token_digest(token))
         await ws.send_json({"type": "hello", "agent": agent.to_dict()})
         reader = asyncio.create_task(_read_watch(ws, lambda conversation: inbox.watch(queue, conversation)))
         try:
             while not ws.closed and not reader.done():
                 getter = asyncio.create_task(queue.get())
-                done, _ = await _first(getter, reader)
-                if getter in done:
-                    try:
-                        await ws.send_str(getter.result())
-                    except ConnectionError:  # the console went away while we wrote
-                        break
-                    if getter.result() is DROPPED:  # it fell behind: it reconnects and reloads
-                        await ws.close(code=4408, message=b"fell behind")
-                        break
-                else:
+                done, _ = await asyncio.wait((getter, reader), timeout=RECHECK_SECONDS,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
                     getter.cancel()
+                    # Still logged in (not expired, not changed by another process)? Also marks the
+                    # agent as here, so an open console keeps them from being set offline.
+                    if not done and await self._handoff.agents.authenticate(token) is None:
+                        await ws.send_str(REVOKED)
+                        await ws.close(code=4401, message=b"session ended")
+                    continue
+                try:
+                    await ws.send_str(getter.result())
+                except ConnectionError:  # the console went away while we wrote
+                    break
+                if getter.result() is DROPPED:  # it fell behind: it reconnects and reloads
+                    await ws.close(code=4408, message=b"fell behind")
+                    break
+                if getter.result() is REVOKED:  # logged out (here or in another process)
+                    await ws.close(code=4401, message=b"session ended")
+                    break
         finally:
             self._handoff.inbox.unsubscribe(queue)
             reader.cancel()
@@ -325,10 +336,6 @@ def _number(request: web.Request, name: str, default: int, low: int, high: int) 
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise _error(400, f"{name} must be a whole number from {low} to {high}")
     return int(raw)
-
-
-async def _first(*tasks):
-    return await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
 
 
 async def _read_watch(ws: web.WebSocketResponse, watch) -> None:

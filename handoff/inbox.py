@@ -3,6 +3,9 @@ to admins and to consoles watching that conversation (an agent reading a colleag
 event (waiting conversations, state changes, agents) goes to every console, which filters what it
 shows. With many agents this keeps each customer message from being sent to every console.
 
+A logout (or a password change) is *revoked* through the inbox too: every process forgets the cached
+token and ends the consoles opened with it, at once.
+
 ``Inbox`` fans events out inside one process (the embedded default). ``RedisInbox`` relays them
 through Redis pub/sub, so a console connected to one Seamline process sees what happens in every
 other process sharing the same Redis (several workers behind a load balancer)."""
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 class _Console:
     agent_id: str | None
     admin: bool
+    session: str | None = None  # the digest of the token it was opened with
     watching: str | None = None  # the conversation open in it
 
     def wants(self, audience: str | None, conversation_id: str | None) -> bool:
@@ -35,12 +39,38 @@ class Inbox:
     def __init__(self, *, backlog: int = 1000) -> None:
         self._subscribers: dict[asyncio.Queue, _Console] = {}
         self._backlog = backlog
+        self._on_revoke: list = []
 
-    def subscribe(self, agent_id: str | None = None, *, admin: bool = False) -> asyncio.Queue:
-        """A queue of JSON texts, one per event for this agent, until ``unsubscribe``."""
+    def subscribe(self, agent_id: str | None = None, *, admin: bool = False,
+                  session: str | None = None) -> asyncio.Queue:
+        """A queue of JSON texts, one per event for this agent, until ``unsubscribe`` (or ``REVOKED``,
+        the last item, when the login ``session`` it was opened with ends)."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=self._backlog)
-        self._subscribers[queue] = _Console(agent_id, admin)
+        self._subscribers[queue] = _Console(agent_id, admin, session)
         return queue
+
+    def agents_here(self) -> set[str]:
+        """The agents with a console open in this process."""
+        return {c.agent_id for c in self._subscribers.values() if c.agent_id}
+
+    def on_revoke(self, callback) -> None:
+        """``callback(agent_id, digest)`` runs in every process when a login ends."""
+        self._on_revoke.append(callback)
+
+    async def revoke(self, agent_id: str, digest: str | None = None) -> None:
+        """One login (``digest``) or every login of an agent ended: forget it and close its consoles."""
+        self._revoked(agent_id, digest)
+
+    def _revoked(self, agent_id: str, digest: str | None) -> None:
+        for callback in self._on_revoke:
+            callback(agent_id, digest)
+        for queue, console in list(self._subscribers.items()):
+            if console.agent_id == agent_id and (digest is None or console.session == digest):
+                self._subscribers.pop(queue, None)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    while True:
+                        queue.get_nowait()
+                queue.put_nowait(REVOKED)
 
     def watch(self, queue: asyncio.Queue, conversation_id: str | None) -> None:
         """The console of ``queue`` shows this conversation now: it gets its events, whoever holds it."""
@@ -77,6 +107,7 @@ class Inbox:
 
 
 DROPPED = json.dumps({"type": "dropped", "reason": "fell behind; reload"})
+REVOKED = json.dumps({"type": "error", "error": "your session has ended: log in again"})
 
 
 class RedisInbox(Inbox):
@@ -89,6 +120,7 @@ class RedisInbox(Inbox):
         super().__init__(backlog=backlog)
         self._redis = client
         self._channel = channel
+        self._control = channel + ":control"
         self._retry = retry_seconds
         self._listener: asyncio.Task | None = None
         self._ready = asyncio.Event()
@@ -102,6 +134,14 @@ class RedisInbox(Inbox):
         except RedisError as exc:
             log.warning("Redis did not take an inbox event (%s); only this process's consoles get it", exc)
             self._fan_out(text, audience, conversation_id)
+
+    async def revoke(self, agent_id: str, digest: str | None = None) -> None:
+        self._revoked(agent_id, digest)  # here at once, whatever Redis does
+        try:
+            await self._redis.publish(self._control, json.dumps({"revoke": [agent_id, digest]}))
+        except RedisError as exc:
+            log.warning("Redis did not take a logout (%s); other processes trust the token until their "
+                        "cache expires", exc)
 
     async def start(self) -> None:
         if self._listener is None:
@@ -122,11 +162,15 @@ class RedisInbox(Inbox):
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._channel)
+                await pubsub.subscribe(self._channel, self._control)
                 self._ready.set()
                 async for message in pubsub.listen():
-                    if message.get("type") == "message" and self._subscribers:
-                        data = message["data"]
+                    if message.get("type") != "message":
+                        continue
+                    data = message["data"]
+                    if _text(message.get("channel")) == self._control:
+                        self._control_frame(data)
+                    elif self._subscribers:
                         head, _, text = (data.decode() if isinstance(data, bytes) else data).partition("\n")
                         audience, _, conversation_id = head.partition("\t")
                         self._fan_out(text, audience or None, conversation_id or None)
@@ -137,6 +181,19 @@ class RedisInbox(Inbox):
                     await pubsub.aclose()
             self._ready.set()  # a start() waiting on a Redis that is down does not hang
             await asyncio.sleep(self._retry)
+
+
+    def _control_frame(self, data) -> None:
+        try:
+            agent_id, digest = json.loads(data)["revoke"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("an unreadable inbox control frame was ignored")
+            return
+        self._revoked(agent_id, digest)
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _encode(event: dict) -> str:

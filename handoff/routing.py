@@ -80,6 +80,7 @@ class Routing:
     rules: tuple[Rule, ...] = ()
     queues: dict[str, Hours] = field(default_factory=dict)
     abandon_after: timedelta = timedelta(hours=24)  # waiting this long without a word: abandoned
+    agent_offline_after: timedelta = timedelta(minutes=5)  # no console, no API call: the agent is offline
 
     @classmethod
     def load(cls, path: Path) -> "Routing":
@@ -155,11 +156,17 @@ def _parse(data: dict) -> Routing:
         rules.append(Rule(str(r["queue"]), _set(r.get("intents")), _set(r.get("keywords")), _set(r.get("channels")),
                           _set(r.get("languages")), tuple(sorted((r.get("attributes") or {}).items()))))
     queues = {str(name): _hours(str(name), spec or {}) for name, spec in (data.get("queues") or {}).items()}
-    minutes = int(data.get("abandon_after_minutes", 24 * 60))
-    if minutes < 1:
-        raise ValueError("abandon_after_minutes must be at least 1")
+    minutes = _minutes(data, "abandon_after_minutes", 24 * 60)
+    offline = _minutes(data, "agent_offline_after_minutes", 5)
     return Routing(str(data.get("default_queue", "support")), triggers, tuple(rules), queues,
-                   timedelta(minutes=minutes))
+                   timedelta(minutes=minutes), timedelta(minutes=offline))
+
+
+def _minutes(data: dict, key: str, default: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} must be a whole number of minutes, at least 1 (got {value!r})")
+    return value
 
 
 def _hours(queue: str, spec: dict) -> Hours:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from handoff.agents import Agent, AgentStore
+from handoff.agents import Agent, AgentStore, token_digest
 from handoff.inbox import Inbox
 from handoff.machine import BOT_SILENT, WITH_PEOPLE, check
 from handoff.routing import Routing
@@ -79,6 +79,7 @@ class Handoff:
         self.routing = routing
         self._responses = responses
         self.inbox = inbox or Inbox()
+        self.inbox.on_revoke(lambda agent_id, digest: agents.forget(agent_id, digest))
         self.pipeline = None  # set by the composition root (the pipeline and handoff know each other)
 
     # -- reading -------------------------------------------------------------------------------
@@ -278,6 +279,22 @@ class Handoff:
                                         info)
         elif status == "online":
             await self.offer_waiting()
+
+    async def log_out(self, agent: Agent, token: str) -> None:
+        """End one login, in every process: its consoles close and the token is refused at once."""
+        await self.agents.logout(token)
+        await self.inbox.revoke(agent.id, token_digest(token))
+
+    async def set_gone_offline(self, after: timedelta, *, now: datetime | None = None) -> list[Agent]:
+        """Agents who closed the console without logging out (no console open in any process, no API
+        call for ``after``) are set offline, so nothing is given to them and what they held goes back to
+        the queue. Agents with a console open in this process are here, whatever the clock says."""
+        here = self.inbox.agents_here()
+        gone = [a for a in await self.agents.gone((now or utcnow()) - after) if a.id not in here]
+        for agent in gone:
+            log.info("agent %s not seen for %s: set offline", agent.email, after)
+            await self.set_status(agent, "offline")
+        return gone
 
     async def offer_waiting(self) -> None:
         """Give waiting conversations to agents with free capacity (after an agent comes online)."""

@@ -135,6 +135,7 @@ class AgentRow(Base):
     capacity: Mapped[int] = mapped_column(Integer, default=5)
     status: Mapped[str] = mapped_column(String(16), default="offline")  # online | away | offline
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # console or API
 
 
 class AgentTokenRow(Base):

@@ -538,6 +538,46 @@ async def test_an_agent_going_offline_requeues_what_they_held(seamline, telegram
     assert (await other.get(f"/conversations/{conversation}"))["agent_id"] == other.agent.id
 
 
+async def test_logging_out_ends_the_open_inbox_socket_too(seamline, telegram, agent, http, server):
+    api = await agent()
+    async with http.ws_connect(server.url + "/api/v1/inbox") as ws:
+        await ws.send_json({"type": "auth", "token": api.token})
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        await api.post("/auth/logout")
+        assert (await ws.receive_json(timeout=5)) == {"type": "error", "error": "your session has ended: log in again"}
+        assert (await ws.receive(timeout=5)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        await escalated(seamline, "219", "I want to talk to a human: my card was charged twice")
+    await api.get("/me", status=401)
+
+
+async def test_an_agent_who_left_without_logging_out_is_set_offline_and_their_customers_requeued(
+        seamline, telegram, agent, http, server):
+    from datetime import timedelta
+
+    from shared.message import utcnow
+
+    handoff, after = seamline.handoff, timedelta(minutes=5)
+    gone, here = await agent(status="online", capacity=1), await agent(status="online", capacity=1)
+    first, second = await escalated(seamline, "231"), await escalated(seamline, "232")
+    holders = {(await gone.get(f"/conversations/{c}"))["agent_id"]: c for c in (first, second)}
+    assert set(holders) == {gone.agent.id, here.agent.id}
+    assert await handoff.set_gone_offline(after) == []  # both were seen just now
+    async with http.ws_connect(server.url + "/api/v1/inbox") as ws:  # only `here` has a console open
+        await ws.send_json({"type": "auth", "token": here.token})
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        sent = len(telegram.sent)
+        later = utcnow() + timedelta(minutes=6)
+        assert [a.email for a in await handoff.set_gone_offline(after, now=later)] == [gone.agent.email]
+        lost = holders[gone.agent.id]
+        context = await here.get(f"/conversations/{lost}")
+        assert (context["state"], context["agent_id"]) == ("queued", None)  # `here` is full: it waits
+        assert len(telegram.sent) == sent + 1  # and its customer is told
+        kept = await here.get(f"/conversations/{holders[here.agent.id]}")
+        assert (kept["state"], kept["agent_id"]) == ("with_agent", here.agent.id)
+        statuses = {a.email: a.status for a in await handoff.agents.all()}
+        assert (statuses[gone.agent.email], statuses[here.agent.email]) == ("offline", "online")
+
+
 async def test_the_inbox_websocket_streams_customer_messages(seamline, telegram, agent, http, server):
     api = await agent()
     conversation = await escalated(seamline, "217")

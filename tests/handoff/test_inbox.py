@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bots.app import SEAMLINE
-from handoff.inbox import DROPPED, Inbox, RedisInbox
+from handoff.inbox import DROPPED, REVOKED, Inbox, RedisInbox
 from shared.message import Channel, Message
 
 PASSWORD = "correct horse battery"
@@ -90,6 +90,26 @@ async def test_a_held_conversations_events_go_to_its_agent_admins_and_watchers(m
     assert (await next_event(ivan))["n"] == 4
 
 
+async def test_a_revoked_login_ends_its_consoles_and_only_those(make_inbox):
+    inbox = await make_inbox()
+    forgotten = []
+    inbox.on_revoke(lambda agent_id, digest: forgotten.append((agent_id, digest)))
+    tab, other_tab = inbox.subscribe("olga", session="d1"), inbox.subscribe("olga", session="d2")
+    colleague = inbox.subscribe("ivan", session="d3")
+    await inbox.publish({"type": "message", "n": 1})
+    await inbox.revoke("olga", "d1")
+    assert await asyncio.wait_for(tab.get(), 5) == REVOKED  # what was queued is dropped, the end is told
+    assert ("olga", "d1") in forgotten
+    assert inbox.agents_here() == {"olga", "ivan"}
+    await inbox.publish({"type": "message", "n": 2})
+    assert [(await next_event(other_tab))["n"] for _ in range(2)] == [1, 2]
+    assert [(await next_event(colleague))["n"] for _ in range(2)] == [1, 2]
+    assert tab.empty()
+    await inbox.revoke("olga")  # every login of the agent (a password change)
+    assert await asyncio.wait_for(other_tab.get(), 5) == REVOKED
+    assert inbox.agents_here() == {"ivan"}
+
+
 async def test_through_redis_every_process_sees_every_event(redis_url):
     one, two = (RedisInbox(client=Redis.from_url(redis_url)) for _ in range(2))
     await one.start()
@@ -162,6 +182,27 @@ async def test_an_agent_on_one_process_sees_a_customer_on_the_other(pair):
                 events.append(await ws.receive_json(timeout=5))
             assert events[-1]["conversation_id"] == conversation_id
             assert events[-1]["message"]["text"] == "my parcel <script>alert(1)</script> is late"
+
+
+async def test_a_logout_on_one_process_ends_the_login_on_the_other_at_once(pair):
+    one, two = pair
+    async with aiohttp.ClientSession() as http:
+        token = await logged_in(http, one, "olga@example.com")
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.get(two.url + "/api/v1/me", headers=headers) as response:
+            assert response.status == 200  # the other process has checked (and cached) the token
+        async with http.ws_connect(two.url + "/api/v1/inbox") as ws:
+            await ws.send_json({"type": "auth", "token": token})
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+            async with http.post(one.url + "/api/v1/auth/logout", headers=headers) as response:
+                assert response.status == 200
+            event = await ws.receive_json(timeout=5)
+            while event["type"] != "error":  # (an agent status event may come first)
+                event = await ws.receive_json(timeout=5)
+            assert "log in again" in event["error"]
+            assert (await ws.receive(timeout=5)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        async with http.get(two.url + "/api/v1/me", headers=headers) as response:
+            assert response.status == 401  # not after the cache's 30 s: now
 
 
 async def test_capacity_holds_when_two_processes_assign_at_once(pair):
