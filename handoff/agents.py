@@ -134,6 +134,53 @@ class AgentStore:
             raise
         return agent
 
+    async def change(self, email: str, *, name: str | None = None, queues: list[str] | None = None,
+                     role: str | None = None, capacity: int | None = None,
+                     password: str | None = None) -> Agent:
+        """Change what is given; a new password also ends every login of the agent (the caller tells
+        the serving processes: ``Inbox.revoke``)."""
+        agent = await self.by_email(email)
+        if agent is None:
+            raise LookupError(f"no agent {email.strip().lower()}")
+        values: dict = {}
+        if name is not None:
+            values["name"] = name.strip() or agent.email
+        if queues is not None:
+            values["queues"] = [q.strip() for q in queues if q.strip()]
+        if role is not None:
+            if role not in ROLES:
+                raise ValueError(f"role must be one of {', '.join(ROLES)}")
+            values["role"] = role
+        if capacity is not None:
+            if not 1 <= capacity <= 100:
+                raise ValueError("capacity must be 1..100")
+            values["capacity"] = capacity
+        if password is not None:
+            if len(password) < 10:
+                raise ValueError("the password must have at least 10 characters")
+            values["password_hash"] = await asyncio.to_thread(hash_password, password)
+        if not values:
+            raise ValueError("nothing to change: give --name, --queues, --role, --capacity or --password")
+        await self._writer.write(update(AgentRow).where(AgentRow.id == agent.id).values(**values), {})
+        if password is not None or role is not None:
+            await self.end_logins(agent.id)
+        return await self.get(agent.id)
+
+    async def end_logins(self, agent_id: str) -> None:
+        """Every login of the agent ends (a new password, a new role, removal)."""
+        self.forget(agent_id)
+        await self._writer.write(delete(AgentTokenRow).where(AgentTokenRow.agent_id == agent_id), {})
+
+    async def remove(self, email: str) -> Agent:
+        """The agent and their logins are deleted; what they held is queued again by the minute's
+        sweep of the serving processes (``Handoff.set_gone_offline``)."""
+        agent = await self.by_email(email)
+        if agent is None:
+            raise LookupError(f"no agent {email.strip().lower()}")
+        await self.end_logins(agent.id)
+        await self._writer.write(delete(AgentRow).where(AgentRow.id == agent.id), {})
+        return agent
+
     async def by_email(self, email: str) -> Agent | None:
         rows = await self._all(select(AgentRow).where(AgentRow.email == email.strip().lower()))
         return _agent(rows[0]) if rows else None
@@ -154,7 +201,11 @@ class AgentStore:
         self._seen[agent_id] = time.monotonic()
 
     def forget(self, agent_id: str | None = None, digest: str | None = None) -> None:
-        """Drop cached tokens: one (``digest``), or all of an agent's, so the next use asks the database."""
+        """Drop cached tokens: one (``digest``), all of an agent's, or (no arguments) all, so the next
+        use asks the database."""
+        if agent_id is None and digest is None:
+            self._tokens = {}
+            return
         self._tokens = {k: v for k, v in self._tokens.items()
                         if not (k == digest or (digest is None and v[1][0].id == agent_id))}
 

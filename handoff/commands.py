@@ -1,4 +1,8 @@
-"""``seamline agents add | list``: the people who work in the console."""
+"""``seamline agents add | list | set | remove``: the people who work in the console.
+
+A new password, a new role or a removal ends the agent's logins. With ``SEAMLINE_REDIS_URL`` set the
+serving processes hear of it at once; on the embedded defaults the server notices within a minute
+(its token cache, then its open sockets' re-check)."""
 from __future__ import annotations
 
 import asyncio
@@ -21,6 +25,17 @@ def add_parser(commands) -> None:
     add.add_argument("--role", choices=("agent", "admin"), default="agent")
     add.add_argument("--capacity", type=int, default=5, help="conversations at once (default 5)")
     sub.add_parser("list", help="list the agents")
+    change = sub.add_parser("set", help="change an agent (a new password or role logs them out everywhere)")
+    change.add_argument("email")
+    change.add_argument("--name")
+    change.add_argument("--queues", help="comma-separated queues (skills); empty: every queue")
+    change.add_argument("--role", choices=("agent", "admin"))
+    change.add_argument("--capacity", type=int)
+    change.add_argument("--password", action="store_true",
+                        help="set a new password (asked for, or SEAMLINE_AGENT_PASSWORD, or stdin)")
+    remove = sub.add_parser("remove", help="delete an agent: logged out everywhere; what they held goes "
+                                           "back to its queue within a minute")
+    remove.add_argument("email")
 
 
 def _password() -> str:
@@ -56,6 +71,29 @@ async def _run(args, settings: Settings) -> int:
                 return 2
             print(f"agent {agent.email} ({agent.role}, queues: {', '.join(agent.queues) or 'all'}, "
                   f"capacity {agent.capacity}) created; log in at /console/")
+        elif args.agents_command == "set":
+            try:
+                agent = await agents.change(
+                    args.email, name=args.name, role=args.role, capacity=args.capacity,
+                    queues=None if args.queues is None else args.queues.split(","),
+                    password=_password() if args.password else None)
+            except (ValueError, LookupError) as exc:
+                print(f"seamline: {exc.args[0]}", file=sys.stderr)
+                return 2
+            if args.password or args.role:
+                await _tell_servers(settings, agent.id)
+            print(f"agent {agent.email} ({agent.role}, queues: {', '.join(agent.queues) or 'all'}, "
+                  f"capacity {agent.capacity}) changed" + ("; logged out everywhere" if args.password or args.role
+                                                          else ""))
+        elif args.agents_command == "remove":
+            try:
+                agent = await agents.remove(args.email)
+            except LookupError as exc:
+                print(f"seamline: {exc.args[0]}", file=sys.stderr)
+                return 2
+            await _tell_servers(settings, agent.id)
+            print(f"agent {agent.email} removed and logged out; the conversations they held go back to their "
+                  "queues within a minute")
         else:
             for agent in await agents.all():
                 print(f"{agent.email:<32} {agent.name:<24} {agent.role:<6} {agent.status:<8} "
@@ -64,3 +102,18 @@ async def _run(args, settings: Settings) -> int:
         await store.close()
         await store.engine.dispose()
     return 0
+
+
+async def _tell_servers(settings: Settings, agent_id: str) -> None:
+    """Serving processes sharing Redis close the agent's consoles and forget their tokens now."""
+    if not settings.redis_url:
+        return
+    from redis.asyncio import Redis
+
+    from handoff.inbox import RedisInbox
+
+    inbox = RedisInbox(client=Redis.from_url(settings.redis_url))
+    try:
+        await inbox.revoke(agent_id)
+    finally:
+        await inbox.close()

@@ -23,7 +23,7 @@ from handoff.routing import Routing
 from shared.errors import HandoffError
 from shared.history import StoredMessage, new_id
 from shared.message import Button, Reply, Role, utcnow
-from shared.storage.models import ConversationRow, EventRow
+from shared.storage.models import AgentRow, ConversationRow, EventRow
 from shared.storage.sql import _aware
 
 log = logging.getLogger(__name__)
@@ -268,15 +268,10 @@ class Handoff:
     async def set_status(self, agent: Agent, status: str) -> None:
         await self.agents.set_status(agent.id, status)
         await self.inbox.publish({"type": "agent", "agent": {**agent.to_dict(), "status": status}})
-        if status == "offline":  # what they held goes back to their queues
-            for info in await self.conversations("with_agent", agent_id=agent.id):
-                async with self._session(info) as session:
-                    await self._move(session, "queued", by=agent.email, reason="agent went offline",
-                                     queue=info.queue, agent_id=None)
-                    queued = await self._assign(session, info.queue or self.routing.default_queue)
-                if queued is None:
-                    await self._deliver(info.customer_id, self._say("handoff_requeued", await self._language(info)),
-                                        info)
+        if status == "offline":  # what they held (or was passed to them) goes back to its queue
+            for state in ("with_agent", "transferred"):
+                for info in await self.conversations(state, agent_id=agent.id):
+                    await self._requeue(info, by=agent.email, reason="agent went offline")
         elif status == "online":
             await self.offer_waiting()
 
@@ -294,7 +289,24 @@ class Handoff:
         for agent in gone:
             log.info("agent %s not seen for %s: set offline", agent.email, after)
             await self.set_status(agent, "offline")
+        # Held by an agent who was removed (``seamline agents remove``): queued again too.
+        known = select(AgentRow.id)
+        for info in [_info(r) for r in await self._rows(
+                select(ConversationRow).where(ConversationRow.state.in_(list(BOT_SILENT)))
+                .where(ConversationRow.agent_id.is_not(None)).where(ConversationRow.agent_id.not_in(known)))]:
+            await self._requeue(info, by="seamline", reason="the agent was removed")
         return gone
+
+    async def _requeue(self, info: ConversationInfo, *, by: str, reason: str) -> None:
+        """Back to its queue and offered again; the customer is told when nobody takes it at once."""
+        async with self._session(info) as session:
+            now = await self.conversation(info.id)
+            if now.state not in BOT_SILENT or now.agent_id != info.agent_id:
+                return  # moved on meanwhile (resolved, released, queued by another process)
+            await self._move(session, "queued", by=by, reason=reason, queue=info.queue, agent_id=None)
+            taken = await self._assign(session, info.queue or self.routing.default_queue)
+        if taken is None:
+            await self._deliver(info.customer_id, self._say("handoff_requeued", await self._language(info)), info)
 
     async def offer_waiting(self) -> None:
         """Give waiting conversations to agents with free capacity (after an agent comes online)."""
