@@ -16,7 +16,7 @@
 
   var state = {
     csrf: null, me: null, ws: null, wsRetry: 0, wsTimer: null, refreshTimer: null,
-    openId: null, open: null, shownIds: {}, live: [], loads: 0, rendered: 0, mineIds: {}, unread: {}, agents: [], queues: [],
+    openId: null, open: null, shownIds: {}, live: [], loads: 0, rendered: 0, mineIds: {}, reasons: {}, unread: {}, agents: [], queues: [],
   };
 
   function q(testid, root) { return (root || document).querySelector('[data-testid="' + testid + '"]'); }
@@ -97,6 +97,7 @@
     q("app").hidden = false;
     q("me-name").textContent = agent.name + " (" + agent.email + ")";
     q("status").value = agent.status || "online";
+    renderNotifyButton();
     openSocket();
     loadAgents();
     refreshLists();
@@ -171,9 +172,45 @@
     return null;
   }
 
+  // -- desktop notifications (while the agent looks at another tab or conversation) ------------------
+
+  function notificationsOn() { return "Notification" in window && Notification.permission === "granted"; }
+
+  function renderNotifyButton() {
+    q("notify").hidden = !("Notification" in window) || Notification.permission !== "default";
+  }
+
+  q("notify").addEventListener("click", function () {
+    Notification.requestPermission().then(renderNotifyButton, renderNotifyButton);
+  });
+
+  function notify(title, body, id) {
+    if (!notificationsOn() || (id === state.openId && !document.hidden)) return;
+    try {  // the browser shows title and body as plain text
+      var note = new Notification(title, { body: (body || "").slice(0, 200), tag: "seamline-" + id });
+      note.onclick = function () { window.focus(); openConversation(id); note.close(); };
+    } catch (e) { /* a browser that only notifies from a service worker: the badge and title still count */ }
+  }
+
+  function notifyAbout(data, id) {
+    var c = data.conversation;
+    if (c && c.escalation) state.reasons[id] = c.escalation.reason;  // the assignment event does not repeat it
+    if (data.type === "message" && data.message && data.message.role === "customer" && state.mineIds[id]) {
+      notify("New message on " + (CHANNELS[data.message.channel] || data.message.channel), data.message.text, id);
+    } else if (data.type === "conversation" && c && c.state === "with_agent" && state.me && c.agent_id === state.me.id
+               && !state.mineIds[id]) {
+      state.mineIds[id] = true;  // told once, before the lists are refreshed
+      notify("A conversation is yours now", [c.queue, state.reasons[id]].filter(Boolean).join(": "), id);
+    } else if (data.type === "conversation" && c && c.state === "queued" && c.escalation && state.me
+               && state.me.status !== "offline" && (!(state.me.queues || []).length || state.me.queues.indexOf(c.queue) >= 0)) {
+      notify("A customer is waiting in " + (c.queue || "a queue"), c.escalation.reason, id);
+    }
+  }
+
   function onEvent(data) {
     scheduleRefresh();
     var id = eventConversation(data);
+    if (id) notifyAbout(data, id);
     if (data.type === "message" && data.message && data.message.role === "customer" && id && state.mineIds[id]
         && (id !== state.openId || document.hidden)) {
       state.unread[id] = (state.unread[id] || 0) + 1;

@@ -238,3 +238,62 @@ async def test_a_slow_conversation_snapshot_does_not_hide_a_message_that_arrived
     await expect(tid(console, "note")).to_have_count(1)  # the held snapshot has been rendered...
     await expect(late).to_have_count(1)  # ...and the live message is still there
     await expect(late.locator('[data-testid="channel"]')).to_have_text("Telegram")
+
+
+# Observes the page's real Notification (it is still constructed): what the console asked the browser to show.
+RECORD_NOTIFICATIONS = """
+(() => {
+  window.__notes = [];
+  const Real = window.Notification;
+  if (!Real) return;
+  class Recorded extends Real {
+    constructor(title, options) {
+      super(title, options);
+      window.__notes.push({ title: title, body: (options || {}).body, tag: (options || {}).tag });
+    }
+  }
+  Object.defineProperty(Recorded, "permission", { get: () => Real.permission });
+  Recorded.requestPermission = (...args) => Real.requestPermission(...args);
+  window.Notification = Recorded;
+})();
+"""
+
+
+async def notes(page, count: int) -> list[dict]:
+    await page.wait_for_function("n => window.__notes.length >= n", arg=count, timeout=TIMEOUT)
+    return await page.evaluate("() => window.__notes")
+
+
+async def test_desktop_notifications_tell_the_agent_of_a_new_conversation_and_its_messages(
+        browser, telegram, seamline, pages):
+    asking = await pages()  # permission not given yet: the console offers to turn notifications on
+    await log_in(asking, seamline.url)
+    await expect(tid(asking, "notify")).to_be_visible()
+    await tid(asking, "logout").click()
+
+    context = await browser.new_context(permissions=["notifications"])
+    try:
+        await context.add_init_script(RECORD_NOTIFICATIONS)
+        console = await context.new_page()
+        console.set_default_timeout(TIMEOUT)
+        await log_in(console, seamline.url)
+        await expect(tid(console, "notify")).to_be_hidden()  # allowed already
+
+        await customer_says(telegram, "I want to talk to a human")  # Olga is online: it is hers at once
+        shown = await notes(console, 1)
+        assert shown[-1]["title"] == "A conversation is yours now"
+        assert "person" in shown[-1]["body"]
+
+        telegram.enqueue(telegram.update("message_text", chat_id=CHAT, text=EVIL))
+        shown = await notes(console, len(shown) + 1)
+        assert (shown[-1]["title"], shown[-1]["body"]) == ("New message on Telegram", EVIL)  # text, as written
+        assert await console.evaluate("() => typeof window.__xss") == "undefined"
+
+        # With the conversation open in front of the agent, its messages need no notification.
+        await tid(console, "mine").locator('[data-testid="conversation-item"]').click()
+        telegram.enqueue(telegram.update("message_text", chat_id=CHAT, text="hello? are you reading?"))
+        await expect(tid(console, "messages").locator('[data-testid="message"]')
+                     .filter(has_text="hello? are you reading?")).to_have_count(1)
+        assert len(await console.evaluate("() => window.__notes")) == len(shown)
+    finally:
+        await context.close()
