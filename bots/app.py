@@ -16,6 +16,7 @@ from bots.pipeline import Pipeline
 from bots.web import WebChannel
 from handoff.agents import AgentStore
 from handoff.api import AgentApi
+from handoff.canned import load_canned
 from handoff.console import install as install_console
 from handoff.inbox import Inbox, RedisInbox
 from handoff.routing import Routing
@@ -105,7 +106,7 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
     linker = Linker(customers=customers, sessions=sessions, secret_key=settings.secret_key)
     handoff = Handoff(store=store, customers=customers, agents=AgentStore(store), sessions=sessions,
                       routing=Routing.load(settings.config_dir / "routing.yml"), responses=responses,
-                      inbox=build_inbox(settings))
+                      inbox=build_inbox(settings), canned=load_canned(settings.config_dir / "canned.yml"))
     pipeline = Pipeline(store=store, sessions=sessions, understanding=understanding or load_understanding(settings),
                         dialogue=dialogue, handoff=handoff, default_language=settings.default_language,
                         linker=linker)

@@ -48,6 +48,7 @@ class AgentApi:
         r.add_get("/api/v1/me", self.me)
         r.add_post("/api/v1/me/status", self.status)
         r.add_get("/api/v1/queues", self.queues)
+        r.add_get("/api/v1/canned", self.canned)
         r.add_get("/api/v1/agents", self.agents)
         r.add_get("/api/v1/conversations", self.conversations)
         r.add_get("/api/v1/conversations/{id}", self.conversation)
@@ -133,6 +134,10 @@ class AgentApi:
         await self._agent(request)
         return web.json_response({"queues": await self._handoff.queues()})
 
+    async def canned(self, request: web.Request) -> web.Response:
+        await self._agent(request)
+        return web.json_response({"canned": [c.to_dict() for c in self._handoff.canned]})
+
     async def agents(self, request: web.Request) -> web.Response:
         await self._agent(request)
         agents = await self._handoff.agents.all()
@@ -187,6 +192,7 @@ class AgentApi:
             "messages": [_message(m) for m in history],
             "slots": {k: v for k, v in (session.slots if session else {}).items() if k != "rating_for"},
             "active_form": session.active_form if session else None,
+            "language": session.language if session else (profile.language if profile else None),
             "notes": [e["data"] | {"at": e["at"]} for e in events if e["kind"] == "note"],
             "events": [e for e in events if e["kind"] != "note"],
         }

@@ -71,12 +71,13 @@ def _info(row) -> ConversationInfo:
 
 class Handoff:
     def __init__(self, *, store, customers, agents: AgentStore, sessions, routing: Routing, responses,
-                 inbox: Inbox | None = None) -> None:
+                 inbox: Inbox | None = None, canned: tuple = ()) -> None:
         self._store = store
         self._customers = customers
         self.agents = agents
         self._sessions = sessions
         self.routing = routing
+        self.canned = canned  # for the console (config/canned.yml)
         self._responses = responses
         self.inbox = inbox or Inbox()
         self.inbox.on_revoke(lambda agent_id, digest: agents.forget(agent_id, digest))

@@ -5,18 +5,11 @@
   "use strict";
 
   var CHANNELS = { telegram: "Telegram", vk: "VK", web: "Web" };
-  var CANNED = [
-    { title: "Greeting", text: "Hello {name}, I'm here to help. Give me a moment to read the conversation." },
-    { title: "Looking at the order", text: "Hello {name}, I'm looking at order {order_number} now." },
-    { title: "Order number?", text: "Could you tell me your order number, please?" },
-    { title: "Still there?", text: "Are you still there, {name}?" },
-    { title: "Goodbye", text: "Thank you, {name}! Is there anything else I can help you with?" },
-  ];
   var CSRF_KEY = "seamline.console.csrf";
 
   var state = {
     csrf: null, me: null, ws: null, wsRetry: 0, wsTimer: null, refreshTimer: null,
-    openId: null, open: null, shownIds: {}, live: [], loads: 0, rendered: 0, mineIds: {}, reasons: {}, unread: {}, agents: [], queues: [],
+    openId: null, open: null, shownIds: {}, live: [], loads: 0, rendered: 0, mineIds: {}, reasons: {}, unread: {}, agents: [], queues: [], canned: [],
   };
 
   function q(testid, root) { return (root || document).querySelector('[data-testid="' + testid + '"]'); }
@@ -100,6 +93,7 @@
     renderNotifyButton();
     openSocket();
     loadAgents();
+    loadCanned();
     refreshLists();
   }
 
@@ -521,14 +515,24 @@
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); sendReply(); }
   });
 
-  CANNED.forEach(function (c, i) { q("canned").appendChild(el("option", { value: String(i), text: c.title })); });
+  function loadCanned() {  // config/canned.yml, one text per language
+    return api("GET", "/api/v1/canned").then(function (data) {
+      state.canned = data.canned || [];
+      var select = q("canned");
+      while (select.options.length > 1) select.remove(1);
+      state.canned.forEach(function (c, i) { select.appendChild(el("option", { value: String(i), text: c.title })); });
+    }).catch(function () {});
+  }
+
   q("canned").addEventListener("change", function () {
-    var chosen = CANNED[Number(q("canned").value)];
+    var chosen = state.canned[Number(q("canned").value)];
     q("canned").value = "";
     if (!chosen) return;
     var c = state.open || {};
-    var values = Object.assign({}, c.slots || {}, { name: (c.customer && c.customer.name) || "there" });
-    var text = chosen.text.replace(/\{(\w+)\}/g, function (all, key) {
+    var language = c.language || (c.customer && c.customer.language) || "en";  // the conversation's, now
+    var template = chosen.texts[language] || chosen.texts.en || chosen.texts[Object.keys(chosen.texts)[0]];
+    var values = Object.assign({}, c.slots || {}, { name: (c.customer && c.customer.name) || "" });
+    var text = template.replace(/\{(\w+)\}/g, function (all, key) {
       return values[key] !== undefined && values[key] !== null && values[key] !== "" ? String(values[key]) : "…";
     });
     var input = q("reply-input");

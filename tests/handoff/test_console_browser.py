@@ -297,3 +297,14 @@ async def test_desktop_notifications_tell_the_agent_of_a_new_conversation_and_it
         assert len(await console.evaluate("() => window.__notes")) == len(shown)
     finally:
         await context.close()
+
+
+async def test_canned_responses_come_in_the_language_the_customer_writes(telegram, seamline, pages):
+    console = await pages()
+    await log_in(console, seamline.url)  # online: the conversation is given to Olga at once
+    await customer_says(telegram, "Позовите оператора, пожалуйста")
+    await tid(console, "mine").locator('[data-testid="conversation-item"]').click()
+    await expect(tid(console, "reply-input")).to_be_enabled()
+    await tid(console, "canned").select_option(label="Looking at the order")
+    # Russian text; no order number known yet: a gap for the agent to fill
+    await expect(tid(console, "reply-input")).to_have_value(re.compile(r"^Здравствуйте, .+! Смотрю заказ …\.$"))
