@@ -9,7 +9,7 @@
 
   var state = {
     csrf: null, me: null, ws: null, wsRetry: 0, wsTimer: null, refreshTimer: null,
-    openId: null, open: null, shownIds: {}, live: [], loads: 0, rendered: 0, mineIds: {}, reasons: {}, unread: {}, agents: [], queues: [], canned: [],
+    openId: null, open: null, shownIds: {}, live: [], loads: 0, rendered: 0, mineIds: {}, owners: [], ownerSeq: 0, toldMine: {}, reasons: {}, unread: {}, agents: [], queues: [], canned: [],
   };
 
   function q(testid, root) { return (root || document).querySelector('[data-testid="' + testid + '"]'); }
@@ -191,20 +191,32 @@
     if (c && c.escalation) state.reasons[id] = c.escalation.reason;  // the assignment event does not repeat it
     if (data.type === "message" && data.message && data.message.role === "customer" && state.mineIds[id]) {
       notify("New message on " + (CHANNELS[data.message.channel] || data.message.channel), data.message.text, id);
-    } else if (data.type === "conversation" && c && c.state === "with_agent" && state.me && c.agent_id === state.me.id
-               && !state.mineIds[id]) {
-      state.mineIds[id] = true;  // told once, before the lists are refreshed
-      notify("A conversation is yours now", [c.queue, state.reasons[id]].filter(Boolean).join(": "), id);
     } else if (data.type === "conversation" && c && c.state === "queued" && c.escalation && state.me
                && state.me.status !== "offline" && (!(state.me.queues || []).length || state.me.queues.indexOf(c.queue) >= 0)) {
       notify("A customer is waiting in " + (c.queue || "a queue"), c.escalation.reason, id);
     }
   }
 
+  // Which conversations are mine: the lists say so when fetched, and the ordered event stream says so
+  // since; a list fetched before an event is corrected by it (see refreshLists).
+  function noteOwner(data, id) {
+    var c = data.conversation;
+    if (data.type !== "conversation" || !c || !state.me) return;
+    var mine = (c.state === "with_agent" || c.state === "transferred") && c.agent_id === state.me.id;
+    if (mine && !state.toldMine[id]) {  // once per hand-over, whatever the lists say meanwhile
+      notify("A conversation is yours now", [c.queue, state.reasons[id]].filter(Boolean).join(": "), id);
+    }
+    state.toldMine[id] = mine;
+    state.owners.push({ seq: ++state.ownerSeq, id: id, mine: mine });
+    if (state.owners.length > 500) state.owners.splice(0, 250);
+    if (mine) state.mineIds[id] = true; else delete state.mineIds[id];
+  }
+
   function onEvent(data) {
     scheduleRefresh();
     var id = eventConversation(data);
     if (id) notifyAbout(data, id);
+    if (id) noteOwner(data, id);
     if (data.type === "message" && data.message && data.message.role === "customer" && id && state.mineIds[id]
         && (id !== state.openId || document.hidden)) {
       state.unread[id] = (state.unread[id] || 0) + 1;
@@ -249,6 +261,7 @@
 
   function refreshLists() {
     if (!state.me) return Promise.resolve();
+    var since = state.ownerSeq;
     return Promise.all([
       api("GET", "/api/v1/queues"),
       api("GET", "/api/v1/conversations?state=queued"),
@@ -263,6 +276,10 @@
       var mine = results[3].conversations;
       state.mineIds = {};
       mine.forEach(function (c) { state.mineIds[c.id] = true; });
+      state.owners.forEach(function (o) {  // events newer than this fetch win
+        if (o.seq <= since) return;
+        if (o.mine) state.mineIds[o.id] = true; else delete state.mineIds[o.id];
+      });
       Object.keys(state.unread).forEach(function (id) { if (!state.mineIds[id]) delete state.unread[id]; });
       renderUnread();
       renderList(q("mine"), mine, false);
