@@ -306,18 +306,23 @@ class AgentApi:
         queue = inbox.subscribe(agent.id, admin=agent.is_admin, session=token_digest(token))
         await ws.send_json({"type": "hello", "agent": agent.to_dict()})
         reader = asyncio.create_task(_read_watch(ws, lambda conversation: inbox.watch(queue, conversation)))
+        loop = asyncio.get_running_loop()
+        check_at = loop.time() + RECHECK_SECONDS
         try:
             while not ws.closed and not reader.done():
+                if loop.time() >= check_at:
+                    # Still logged in (not expired, not changed by another process)? Also marks the
+                    # agent as here, so an open console keeps them from being set offline.
+                    check_at = loop.time() + RECHECK_SECONDS
+                    if await self._handoff.agents.authenticate(token) is None:
+                        await ws.send_str(REVOKED)
+                        await ws.close(code=4401, message=b"session ended")
+                        break
                 getter = asyncio.create_task(queue.get())
-                done, _ = await asyncio.wait((getter, reader), timeout=RECHECK_SECONDS,
+                done, _ = await asyncio.wait((getter, reader), timeout=max(0.0, check_at - loop.time()),
                                              return_when=asyncio.FIRST_COMPLETED)
                 if getter not in done:
                     getter.cancel()
-                    # Still logged in (not expired, not changed by another process)? Also marks the
-                    # agent as here, so an open console keeps them from being set offline.
-                    if not done and await self._handoff.agents.authenticate(token) is None:
-                        await ws.send_str(REVOKED)
-                        await ws.close(code=4401, message=b"session ended")
                     continue
                 try:
                     await ws.send_str(getter.result())

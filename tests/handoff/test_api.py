@@ -550,6 +550,50 @@ async def test_logging_out_ends_the_open_inbox_socket_too(seamline, telegram, ag
     await api.get("/me", status=401)
 
 
+async def test_an_open_inbox_socket_keeps_its_agent_seen_and_ends_when_the_session_expires(
+        seamline, agent, http, server, monkeypatch):
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from handoff import api as agent_api
+    from shared.message import utcnow
+    from shared.storage.models import AgentRow, AgentTokenRow
+
+    monkeypatch.setattr(agent_api, "RECHECK_SECONDS", 0.1)
+    agents = seamline.handoff.agents
+    monkeypatch.setattr(agents, "SEEN_EVERY", 0.05)
+    api = await agent(status="online")
+    long_ago = utcnow() - timedelta(hours=1)
+    engine = seamline.store.engine
+
+    async def seen_at():
+        async with engine.connect() as conn:
+            return (await conn.execute(select(AgentRow.seen_at).where(AgentRow.id == api.agent.id))).scalar_one()
+
+    async with http.ws_connect(server.url + "/api/v1/inbox") as ws:
+        await ws.send_json({"type": "auth", "token": api.token})
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        async with engine.begin() as conn:
+            await conn.execute(update(AgentRow).where(AgentRow.id == api.agent.id).values(seen_at=long_ago))
+        await eventually(lambda: _later(seen_at, long_ago))  # the socket alone marks the agent as here
+        async with engine.begin() as conn:  # the session runs out while the console is open
+            await conn.execute(update(AgentTokenRow).where(AgentTokenRow.agent_id == api.agent.id)
+                               .values(expires_at=utcnow() - timedelta(seconds=1)))
+        agents.forget()
+        event = await ws.receive_json(timeout=5)
+        while event["type"] != "error":
+            event = await ws.receive_json(timeout=5)
+        assert "log in again" in event["error"]
+
+
+async def _later(read, than) -> bool:
+    from shared.storage.sql import _aware
+
+    value = await read()
+    return value is not None and _aware(value) > than
+
+
 async def test_an_agent_who_left_without_logging_out_is_set_offline_and_their_customers_requeued(
         seamline, telegram, agent, http, server):
     from datetime import timedelta
