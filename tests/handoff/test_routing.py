@@ -215,3 +215,15 @@ def test_a_bad_file_is_a_config_error_naming_the_file(tmp_path, text, problem):
         load(tmp_path, text)
     message = str(raised.value)
     assert str(tmp_path / "routing.yml") in message and problem in message
+
+
+def test_the_waiting_and_presence_limits_are_read_and_checked(tmp_path, shipped):
+    from datetime import timedelta
+
+    assert (shipped.abandon_after, shipped.agent_offline_after) == (timedelta(hours=24), timedelta(minutes=5))
+    custom = load(tmp_path, "abandon_after_minutes: 90\nagent_offline_after_minutes: 2\n")
+    assert (custom.abandon_after, custom.agent_offline_after) == (timedelta(minutes=90), timedelta(minutes=2))
+    for bad in ("agent_offline_after_minutes: 0", "agent_offline_after_minutes: soon", "abandon_after_minutes: -5"):
+        with pytest.raises(ConfigError) as error:
+            load(tmp_path, bad + "\n")
+        assert bad.split(":")[0] in str(error.value) and "at least 1" in str(error.value)
