@@ -4,8 +4,107 @@
 (function () {
   "use strict";
 
-  var CHANNELS = { telegram: "Telegram", vk: "VK", web: "Web" };
   var CSRF_KEY = "seamline.console.csrf";
+  var LANG_KEY = "seamline.console.lang";
+
+  // Every text of the console's own, per language; t(key, {name: value}) fills in {name}.
+  // What customers, the API and config/canned.yml say is shown as it comes.
+  var TEXTS = {
+    en: {
+      console: "Seamline console", language: "Language", email: "E-mail", password: "Password", log_in: "Log in",
+      log_out: "Log out", could_not_log_in: "Could not log in", session_ended: "Your session has ended: log in again.",
+      unread_title: "New customer messages in your conversations", notify_on: "Turn on notifications",
+      notify_title: "Tell me about new conversations and messages while I look elsewhere",
+      live: "live", offline: "offline", your_status: "Your status",
+      status_online: "Online", status_away: "Away", status_offline: "Offline",
+      agent_online: "online", agent_away: "away", agent_offline: "offline",
+      queues: "Queues", queue: "Queue", th_waiting: "Waiting", th_online: "Online",
+      waiting_title: "waiting + transferred", online_title: "agents online",
+      open: "open", closed: "closed", opens: "opens {at}",
+      waiting: "Waiting", mine: "Mine", nobody_waiting: "Nobody is waiting.", no_conversations: "No conversations.",
+      seconds: "{s} s", minutes: "{m} min", hours: "{h} h {m} min",
+      pick: "Pick a conversation on the left.", claim: "Claim", release: "Return to bot", resolve: "Resolve",
+      state_bot: "bot", state_queued: "queued", state_with_agent: "with agent", state_transferred: "transferred",
+      state_resolved: "resolved", state_abandoned: "abandoned",
+      canned: "Canned responses", canned_pick: "Canned responses…", send: "Send",
+      reply_placeholder: "Reply to the customer (Enter sends, Shift+Enter: new line)",
+      claim_to_reply: "Claim the conversation to reply", bot_answers: "The bot answers this conversation",
+      customer: "Customer", bot: "Bot", agent: "Agent", note_by: "agent", understood: "Understood: ", nothing: "nothing",
+      customer_heading: "Customer", channels: "Channels", slots: "Slots", escalation: "Escalation",
+      unreachable: " (unreachable)",
+      channel_telegram: "Telegram", channel_vk: "VK", channel_web: "Web",
+      Name: "Name", Language: "Language", "Last channel": "Last channel", Reason: "Reason", Queue: "Queue",
+      "Routed by": "Routed by", "default queue": "default queue", rule: "rule {n}", Intent: "Intent", Channel: "Channel",
+      "After hours": "After hours", yes: "yes", no: "no", At: "At",
+      transfer_heading: "Transfer", transfer_to: "Transfer to", transfer_pick: "Transfer to…", agents: "Agents",
+      transfer_note: "Note for the next person (optional)", transfer: "Transfer",
+      choose_target: "Choose a queue or an agent to transfer to.",
+      notes: "Private notes", no_notes: "No notes.", note_placeholder: "Only agents see notes", note_add: "Add note",
+      notify_message: "New message on {channel}", notify_yours: "A conversation is yours now",
+      notify_waiting: "A customer is waiting in {queue}", notify_waiting_any: "A customer is waiting in a queue",
+    },
+    ru: {
+      console: "Консоль Seamline", language: "Язык", email: "Эл. почта", password: "Пароль", log_in: "Войти",
+      log_out: "Выйти", could_not_log_in: "Не удалось войти", session_ended: "Сеанс завершён: войдите снова.",
+      unread_title: "Новые сообщения клиентов в ваших диалогах", notify_on: "Включить уведомления",
+      notify_title: "Сообщать о новых диалогах и сообщениях, пока я в другом окне",
+      live: "на связи", offline: "нет связи", your_status: "Ваш статус",
+      status_online: "В сети", status_away: "Нет на месте", status_offline: "Не в сети",
+      agent_online: "в сети", agent_away: "нет на месте", agent_offline: "не в сети",
+      queues: "Очереди", queue: "Очередь", th_waiting: "Ждут", th_online: "В сети",
+      waiting_title: "ожидают + переданы", online_title: "операторов в сети",
+      open: "открыта", closed: "закрыта", opens: "откроется {at}",
+      waiting: "Ожидают", mine: "Мои", nobody_waiting: "Никто не ждёт.", no_conversations: "Диалогов нет.",
+      seconds: "{s} с", minutes: "{m} мин", hours: "{h} ч {m} мин",
+      pick: "Выберите диалог слева.", claim: "Взять", release: "Вернуть боту", resolve: "Решено",
+      state_bot: "у бота", state_queued: "в очереди", state_with_agent: "у оператора", state_transferred: "передан",
+      state_resolved: "решён", state_abandoned: "клиент ушёл",
+      canned: "Шаблоны ответов", canned_pick: "Шаблоны ответов…", send: "Отправить",
+      reply_placeholder: "Ответ клиенту (Enter — отправить, Shift+Enter — новая строка)",
+      claim_to_reply: "Возьмите диалог, чтобы ответить", bot_answers: "В этом диалоге отвечает бот",
+      customer: "Клиент", bot: "Бот", agent: "Оператор", note_by: "оператор", understood: "Распознано: ",
+      nothing: "ничего",
+      customer_heading: "Клиент", channels: "Каналы", slots: "Собранные данные", escalation: "Передача оператору",
+      unreachable: " (недоступен)",
+      channel_telegram: "Telegram", channel_vk: "ВКонтакте", channel_web: "Сайт",
+      Name: "Имя", Language: "Язык", "Last channel": "Последний канал", Reason: "Причина", Queue: "Очередь",
+      "Routed by": "Маршрутизация", "default queue": "очередь по умолчанию", rule: "правило {n}", Intent: "Намерение", Channel: "Канал",
+      "After hours": "В нерабочее время", yes: "да", no: "нет", At: "Когда",
+      transfer_heading: "Передать", transfer_to: "Кому передать", transfer_pick: "Кому передать…", agents: "Операторы",
+      transfer_note: "Комментарий для коллеги (необязательно)", transfer: "Передать",
+      choose_target: "Выберите очередь или оператора, которому передать диалог.",
+      notes: "Заметки", no_notes: "Заметок нет.", note_placeholder: "Заметки видят только операторы",
+      note_add: "Добавить заметку",
+      notify_message: "Новое сообщение ({channel})", notify_yours: "Вам передан диалог",
+      notify_waiting: "Клиент ждёт в очереди {queue}", notify_waiting_any: "Клиент ждёт в очереди",
+    },
+  };
+
+  function speaks(language) { return language === "en" || language === "ru"; }
+
+  // ?lang=ru|en, else the agent's choice saved here, else the browser's language.
+  function pickLanguage() {
+    var asked = new URLSearchParams(location.search).get("lang");
+    if (speaks(asked)) return asked;
+    try { asked = localStorage.getItem(LANG_KEY); } catch (e) { asked = null; }
+    if (speaks(asked)) return asked;
+    return /^ru/i.test(navigator.language || "") ? "ru" : "en";
+  }
+
+  var lang = pickLanguage();
+
+  function t(key, values) {
+    var text = TEXTS[lang][key];
+    if (text === undefined) text = TEXTS.en[key] !== undefined ? TEXTS.en[key] : key;
+    return text.replace(/\{(\w+)\}/g, function (all, name) {
+      return values && values[name] !== undefined && values[name] !== null ? String(values[name]) : all;
+    });
+  }
+
+  // A channel, a state or an agent's status by its name ("channel_" + "web"), or the name if none.
+  function named(prefix, name) { return TEXTS.en[prefix + name] !== undefined ? t(prefix + name) : name; }
+
+  function channelName(channel) { return named("channel_", channel); }
 
   var state = {
     csrf: null, me: null, ws: null, wsRetry: 0, wsTimer: null, refreshTimer: null,
@@ -37,6 +136,40 @@
 
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
+  // The page's static texts are marked data-i18n (the text), data-i18n-placeholder, -title, -aria-label.
+  function applyTexts() {
+    document.documentElement.lang = lang;
+    [["data-i18n", null], ["data-i18n-placeholder", "placeholder"], ["data-i18n-title", "title"],
+     ["data-i18n-aria-label", "aria-label"]].forEach(function (kind) {
+      Array.prototype.forEach.call(document.querySelectorAll("[" + kind[0] + "]"), function (node) {
+        var text = t(node.getAttribute(kind[0]));
+        if (kind[1]) node.setAttribute(kind[1], text); else node.textContent = text;
+      });
+    });
+    q("language").value = lang;
+    q("login-language").value = lang;
+  }
+
+  function setLanguage(chosen) {
+    if (!speaks(chosen) || chosen === lang) return;
+    lang = chosen;
+    try { localStorage.setItem(LANG_KEY, lang); } catch (e) { /* this page only */ }
+    var params = new URLSearchParams(location.search);
+    if (params.has("lang")) {  // a ?lang= left in the address would undo the choice on a reload
+      params.set("lang", lang);
+      history.replaceState(null, "", location.pathname + "?" + params.toString() + location.hash);
+    }
+    applyTexts();
+    setLive(q("live").getAttribute("data-state") === "online");
+    renderUnread();
+    refreshLists();
+    if (state.me && state.openId) loadConversation(state.openId);
+  }
+
+  ["language", "login-language"].forEach(function (testid) {
+    q(testid).addEventListener("change", function () { setLanguage(q(testid).value); });
+  });
+
   function showError(message) {
     var box = q("error");
     box.textContent = message || "";
@@ -58,7 +191,7 @@
       return response.json().catch(function () { return null; }).then(function (data) {
         if (response.ok) return data;
         var message = (data && data.error) || ("HTTP " + response.status);
-        if (response.status === 401 && path !== "/api/v1/auth/login") loggedOut("Your session has ended: log in again.");
+        if (response.status === 401 && path !== "/api/v1/auth/login") loggedOut(t("session_ended"));
         throw new ApiError(response.status, message);
       });
     });
@@ -110,7 +243,7 @@
         loggedIn(Object.assign({}, data.agent, { status: "online" }));
       });
     }).catch(function (error) {
-      q("login-error").textContent = (error && error.message) || "Could not log in";
+      q("login-error").textContent = (error && error.message) || t("could_not_log_in");
     }).then(function () { q("login-submit").disabled = false; });
   });
 
@@ -131,7 +264,7 @@
   function setLive(on) {
     var live = q("live");
     live.setAttribute("data-state", on ? "online" : "offline");
-    live.textContent = on ? "live" : "offline";
+    live.textContent = t(on ? "live" : "offline");
   }
 
   function closeSocket() {
@@ -149,7 +282,7 @@
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
       if (data.type === "hello") { setLive(true); state.wsRetry = 0; watch(); refreshLists(); if (state.openId) loadConversation(state.openId); return; }
-      if (data.type === "error") { ws.onclose = null; loggedOut("Your session has ended: log in again."); return; }
+      if (data.type === "error") { ws.onclose = null; loggedOut(t("session_ended")); return; }
       onEvent(data);
     };
     ws.onclose = function () {
@@ -190,10 +323,10 @@
     var c = data.conversation;
     if (c && c.escalation) state.reasons[id] = c.escalation.reason;  // the assignment event does not repeat it
     if (data.type === "message" && data.message && data.message.role === "customer" && state.mineIds[id]) {
-      notify("New message on " + (CHANNELS[data.message.channel] || data.message.channel), data.message.text, id);
+      notify(t("notify_message", { channel: channelName(data.message.channel) }), data.message.text, id);
     } else if (data.type === "conversation" && c && c.state === "queued" && c.escalation && state.me
                && state.me.status !== "offline" && (!(state.me.queues || []).length || state.me.queues.indexOf(c.queue) >= 0)) {
-      notify("A customer is waiting in " + (c.queue || "a queue"), c.escalation.reason, id);
+      notify(c.queue ? t("notify_waiting", { queue: c.queue }) : t("notify_waiting_any"), c.escalation.reason, id);
     }
   }
 
@@ -204,7 +337,7 @@
     if (data.type !== "conversation" || !c || !state.me) return;
     var mine = (c.state === "with_agent" || c.state === "transferred") && c.agent_id === state.me.id;
     if (mine && !state.toldMine[id]) {  // once per hand-over, whatever the lists say meanwhile
-      notify("A conversation is yours now", [c.queue, state.reasons[id]].filter(Boolean).join(": "), id);
+      notify(t("notify_yours"), [c.queue, state.reasons[id]].filter(Boolean).join(": "), id);
     }
     state.toldMine[id] = mine;
     state.owners.push({ seq: ++state.ownerSeq, id: id, mine: mine });
@@ -245,7 +378,7 @@
     var badge = q("unread");
     badge.textContent = String(total);
     badge.hidden = total === 0;
-    document.title = (total ? "(" + total + ") " : "") + "Seamline console";
+    document.title = (total ? "(" + total + ") " : "") + t("console");
   }
 
   // -- the lists --------------------------------------------------------------------------------
@@ -253,10 +386,10 @@
   function since(iso) {
     if (!iso) return "";
     var seconds = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
-    if (seconds < 60) return seconds + " s";
+    if (seconds < 60) return t("seconds", { s: seconds });
     var minutes = Math.floor(seconds / 60);
-    if (minutes < 60) return minutes + " min";
-    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+    if (minutes < 60) return t("minutes", { m: minutes });
+    return t("hours", { h: Math.floor(minutes / 60), m: minutes % 60 });
   }
 
   function refreshLists() {
@@ -294,17 +427,17 @@
     queues.forEach(function (queue) {
       body.appendChild(el("tr", { testid: "queue", "data-queue": queue.name },
         el("td", { text: queue.name }),
-        el("td", { text: String(queue.waiting + (queue.transferred || 0)), title: "waiting + transferred" }),
-        el("td", { text: String(queue.agents_online), title: "agents online" }),
-        el("td", { className: queue.open ? "open" : "closed", text: queue.open ? "open" : "closed",
-                   title: queue.open ? "" : (queue.opens_at ? "opens " + new Date(queue.opens_at).toLocaleString() : "") })));
+        el("td", { text: String(queue.waiting + (queue.transferred || 0)), title: t("waiting_title") }),
+        el("td", { text: String(queue.agents_online), title: t("online_title") }),
+        el("td", { className: queue.open ? "open" : "closed", text: t(queue.open ? "open" : "closed"),
+                   title: queue.open || !queue.opens_at ? "" : t("opens", { at: new Date(queue.opens_at).toLocaleString() }) })));
     });
   }
 
   function renderList(list, conversations, waiting) {
     clear(list);
     if (!conversations.length) {
-      list.appendChild(el("li", { className: "none", text: waiting ? "Nobody is waiting." : "No conversations." }));
+      list.appendChild(el("li", { className: "none", text: t(waiting ? "nobody_waiting" : "no_conversations") }));
       return;
     }
     conversations.forEach(function (c) {
@@ -313,12 +446,12 @@
       var unread = state.unread[c.id];
       var button = el("button", { type: "button", testid: "conversation-item", "data-id": c.id,
                                   className: c.id === state.openId ? "current" : "" },
-        el("span", { className: "who", text: customer.name || "Customer" }),
+        el("span", { className: "who", text: customer.name || t("customer") }),
         waiting ? el("span", { className: "wait", testid: "waiting-time", "data-since": c.queued_at || "",
                                text: since(c.queued_at) })
                 : (unread ? el("span", { className: "badge", testid: "item-unread", text: String(unread) }) : null),
-        el("span", { className: "sub", text: [c.queue, c.state === "transferred" ? "transferred" : null,
-                                              CHANNELS[customer.last_channel] || customer.last_channel, reason]
+        el("span", { className: "sub", text: [c.queue, c.state === "transferred" ? t("state_transferred") : null,
+                                              channelName(customer.last_channel), reason]
           .filter(Boolean).join(" · ") }));
       button.addEventListener("click", function () { openConversation(c.id); });
       list.appendChild(el("li", {}, button));
@@ -342,13 +475,13 @@
     var select = q("transfer-target");
     var previous = select.value;
     clear(select);
-    select.appendChild(el("option", { value: "", text: "Transfer to…" }));
-    var queues = el("optgroup", { label: "Queues" });
+    select.appendChild(el("option", { value: "", text: t("transfer_pick") }));
+    var queues = el("optgroup", { label: t("queues") });
     state.queues.forEach(function (queue) { queues.appendChild(el("option", { value: "queue:" + queue.name, text: queue.name })); });
-    var agents = el("optgroup", { label: "Agents" });
+    var agents = el("optgroup", { label: t("agents") });
     state.agents.forEach(function (agent) {
       if (state.me && agent.id === state.me.id) return;
-      agents.appendChild(el("option", { value: "agent:" + agent.id, text: agent.name + " (" + agent.status + ")" }));
+      agents.appendChild(el("option", { value: "agent:" + agent.id, text: agent.name + " (" + named("agent_", agent.status) + ")" }));
     });
     select.appendChild(queues);
     select.appendChild(agents);
@@ -398,10 +531,10 @@
     q("details").hidden = false;
     q("conversation-body").setAttribute("data-id", c.id);
     var customer = c.customer || {};
-    q("conversation-title").textContent = customer.name || "Customer";
+    q("conversation-title").textContent = customer.name || t("customer");
     var stateBadge = q("conversation-state");
     stateBadge.setAttribute("data-state", c.state);
-    stateBadge.textContent = c.state.replace("_", " ") + (c.queue ? " · " + c.queue : "");
+    stateBadge.textContent = named("state_", c.state) + (c.queue ? " · " + c.queue : "");
     renderButtons(c);
 
     var list = q("messages");
@@ -411,31 +544,40 @@
     list.scrollTop = list.scrollHeight;
 
     renderPairs(q("profile"), [
-      ["Name", customer.name], ["Language", customer.language],
-      ["Last channel", CHANNELS[customer.last_channel] || customer.last_channel],
+      pair("Name", customer.name), pair("Language", customer.language),
+      pair("Last channel", channelName(customer.last_channel)),
     ].concat(Object.keys(customer.attributes || {}).map(function (k) { return [k, customer.attributes[k]]; })));
     var identities = q("identities");
     clear(identities);
     (customer.identities || []).forEach(function (i) {
       identities.appendChild(el("li", { testid: "identity" }, channelLabel(i.channel), " " + i.external_id,
-        i.reachable ? null : el("span", { className: "muted", text: " (unreachable)" })));
+        i.reachable ? null : el("span", { className: "muted", text: t("unreachable") })));
     });
     renderPairs(q("slots"), Object.keys(c.slots || {}).map(function (k) { return [k, c.slots[k]]; }));
     var e = c.escalation || {};
     renderPairs(q("escalation"), c.escalation ? [
-      ["Reason", e.reason], ["Queue", e.queue], ["Routed by", e.routed_by || "default queue"],
-      ["Intent", e.intent ? e.intent + (e.confidence != null ? " (" + Math.round(e.confidence * 100) + "%)" : "") : null],
-      ["Channel", CHANNELS[e.channel] || e.channel], ["After hours", e.after_hours ? "yes" : "no"],
-      ["At", e.at ? new Date(e.at).toLocaleString() : null],
+      pair("Reason", e.reason), pair("Queue", e.queue), pair("Routed by", routedBy(e.routed_by)),
+      pair("Intent", e.intent ? e.intent + (e.confidence != null ? " (" + Math.round(e.confidence * 100) + "%)" : "") : null),
+      pair("Channel", channelName(e.channel)), pair("After hours", t(e.after_hours ? "yes" : "no")),
+      pair("At", e.at ? new Date(e.at).toLocaleString() : null),
     ] : []);
     var notes = q("notes");
     clear(notes);
     (c.notes || []).forEach(function (n) {
       notes.appendChild(el("li", { testid: "note" },
-        el("span", { className: "by", text: (n.name || n.agent || "agent") + (n.at ? " · " + new Date(n.at).toLocaleString() : "") }),
+        el("span", { className: "by", text: (n.name || n.agent || t("note_by")) + (n.at ? " · " + new Date(n.at).toLocaleString() : "") }),
         el("span", { text: n.text })));
     });
-    if (!(c.notes || []).length) notes.appendChild(el("li", { className: "muted", text: "No notes." }));
+    if (!(c.notes || []).length) notes.appendChild(el("li", { className: "muted", text: t("no_notes") }));
+  }
+
+  // [key, value, label]: the console's own labels are translated, data-key stays the English key;
+  // slots and customer attributes are shown under their own names.
+  function pair(key, value) { return [key, value, t(key)]; }
+
+  function routedBy(why) {  // the router's "rule 2" or "default queue"
+    var rule = /^rule (\d+)$/.exec(why || "");
+    return rule ? t("rule", { n: rule[1] }) : (!why || why === "default queue" ? t("default queue") : why);
   }
 
   function renderPairs(dl, pairs) {
@@ -443,7 +585,7 @@
     var shown = pairs.filter(function (p) { return p[1] !== null && p[1] !== undefined && p[1] !== ""; });
     shown.forEach(function (p) {
       var value = typeof p[1] === "object" ? JSON.stringify(p[1]) : String(p[1]);
-      dl.appendChild(el("dt", { text: p[0] }));
+      dl.appendChild(el("dt", { text: p[2] || p[0] }));
       dl.appendChild(el("dd", { text: value, "data-key": p[0] }));
     });
     if (!shown.length) { dl.appendChild(el("dt", { className: "muted", text: "—" })); dl.appendChild(el("dd")); }
@@ -459,22 +601,21 @@
     q("reply-input").disabled = !canWrite;
     q("reply-send").disabled = !canWrite;
     q("canned").disabled = !canWrite;
-    q("reply-input").placeholder = canWrite ? "Reply to the customer (Enter sends, Shift+Enter: new line)"
-      : (withPeople ? "Claim the conversation to reply" : "The bot answers this conversation");
+    q("reply-input").placeholder = t(canWrite ? "reply_placeholder" : (withPeople ? "claim_to_reply" : "bot_answers"));
     q("release").disabled = !withPeople;
     q("resolve").disabled = !withPeople;
     q("transfer").disabled = !(held && mine);
   }
 
   function channelLabel(channel) {
-    return el("span", { className: "chan chan-" + channel, testid: "channel", text: CHANNELS[channel] || channel || "?" });
+    return el("span", { className: "chan chan-" + channel, testid: "channel", text: channelName(channel) || "?" });
   }
 
   function appendMessage(m, bulk) {
     if (state.shownIds[m.id]) return;
     state.shownIds[m.id] = true;
     var customerName = state.open && state.open.customer && state.open.customer.name;
-    var who = m.role === "customer" ? (customerName || "Customer") : m.role === "agent" ? (m.agent || "Agent") : "Bot";
+    var who = m.role === "customer" ? (customerName || t("customer")) : m.role === "agent" ? (m.agent || t("agent")) : t("bot");
     var time = m.ts ? new Date(m.ts) : null;
     var item = el("li", { className: "msg " + m.role, testid: "message", "data-id": m.id, "data-role": m.role,
                           "data-channel": m.channel },
@@ -483,8 +624,8 @@
                              title: time.toLocaleString(), dateTime: m.ts }) : null),
       el("div", { className: "text", testid: "message-text", text: m.text || "" }));
     if (m.role === "customer") {
-      var nlu = el("div", { className: "nlu", testid: "message-nlu" }, "Understood: ");
-      nlu.appendChild(el("span", { className: "intent", testid: "message-intent", text: m.intent || "nothing" }));
+      var nlu = el("div", { className: "nlu", testid: "message-nlu" }, t("understood"));
+      nlu.appendChild(el("span", { className: "intent", testid: "message-intent", text: m.intent || t("nothing") }));
       if (m.confidence !== null && m.confidence !== undefined) {
         nlu.appendChild(el("span", { testid: "message-confidence", text: " " + Math.round(m.confidence * 100) + "%" }));
       }
@@ -568,7 +709,7 @@
   q("transfer-form").addEventListener("submit", function (event) {
     event.preventDefault();
     var target = q("transfer-target").value;
-    if (!target) { showError("Choose a queue or an agent to transfer to."); return; }
+    if (!target) { showError(t("choose_target")); return; }
     var body = { note: q("transfer-note").value.trim() };
     if (target.indexOf("queue:") === 0) body.queue = target.slice(6); else body.agent = target.slice(6);
     action("transfer", body).then(function () { q("transfer-note").value = ""; q("transfer-target").value = ""; })
@@ -577,6 +718,8 @@
 
   // -- start ------------------------------------------------------------------------------------
 
+  applyTexts();
+  renderUnread();
   try { state.csrf = sessionStorage.getItem(CSRF_KEY); } catch (e) { state.csrf = null; }
   if (state.csrf) {
     api("GET", "/api/v1/me").then(loggedIn).catch(function () { loggedOut(""); });
