@@ -73,6 +73,19 @@ class Triggers:
     vip_attribute: str | None = None
 
 
+class Reason(str):
+    """Why a conversation goes to people: the readable text (what is stored and logged), plus a code
+    and values that a console can say in its own language."""
+
+    code: str
+    params: dict
+
+    def __new__(cls, text: str, code: str, **params) -> "Reason":
+        reason = super().__new__(cls, text)
+        reason.code, reason.params = code, params
+        return reason
+
+
 @dataclass(frozen=True)
 class Routing:
     default_queue: str = "support"
@@ -95,20 +108,20 @@ class Routing:
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise ConfigError(str(path), str(exc), "See the comments at the top of the file") from None
 
-    def escalation(self, *, intent: str | None, text: str, fallbacks: int, attributes: dict) -> str | None:
+    def escalation(self, *, intent: str | None, text: str, fallbacks: int, attributes: dict) -> Reason | None:
         """Why this message goes to people, or None. Checked in the order a person would care."""
         words, t = _words(text), self.triggers
         if intent in t.ask_for_human_intents or words & t.ask_for_human_words:
-            return "the customer asked for a person"
+            return Reason("the customer asked for a person", "asked_for_human")
         if t.vip_attribute and attributes.get(t.vip_attribute):
-            return f"VIP customer ({t.vip_attribute})"
+            return Reason(f"VIP customer ({t.vip_attribute})", "vip", attribute=t.vip_attribute)
         if intent in t.always_to_people:
-            return f"intent {intent} always goes to people"
+            return Reason(f"intent {intent} always goes to people", "always_to_people", intent=intent)
         found = sorted(words & t.keywords)
         if found:
-            return f"keyword {found[0]!r}"
+            return Reason(f"keyword {found[0]!r}", "keyword", keyword=found[0])
         if t.fallbacks_in_a_row and fallbacks >= t.fallbacks_in_a_row:
-            return f"the bot did not understand {fallbacks} messages in a row"
+            return Reason(f"the bot did not understand {fallbacks} messages in a row", "fallbacks", count=fallbacks)
         return None
 
     def route(self, *, intent: str | None, text: str, channel: str, language: str | None,

@@ -42,6 +42,9 @@
       notes: "Private notes", no_notes: "No notes.", note_placeholder: "Only agents see notes", note_add: "Add note",
       notify_message: "New message on {channel}", notify_yours: "A conversation is yours now",
       notify_waiting: "A customer is waiting in {queue}", notify_waiting_any: "A customer is waiting in a queue",
+      reason_asked_for_human: "the customer asked for a person", reason_vip: "VIP customer ({attribute})",
+      reason_always_to_people: "intent {intent} always goes to people", reason_keyword: "keyword “{keyword}”",
+      reason_fallbacks: "the bot did not understand {count} messages in a row",
     },
     ru: {
       console: "Консоль Seamline", language: "Язык", email: "Эл. почта", password: "Пароль", log_in: "Войти",
@@ -77,6 +80,10 @@
       note_add: "Добавить заметку",
       notify_message: "Новое сообщение ({channel})", notify_yours: "Вам передан диалог",
       notify_waiting: "Клиент ждёт в очереди {queue}", notify_waiting_any: "Клиент ждёт в очереди",
+      reason_asked_for_human: "клиент попросил оператора", reason_vip: "VIP-клиент ({attribute})",
+      reason_always_to_people: "намерение {intent} всегда передаётся операторам",
+      reason_keyword: "ключевое слово «{keyword}»",
+      reason_fallbacks: "бот не понял сообщений подряд: {count}",
     },
   };
 
@@ -105,6 +112,13 @@
   function named(prefix, name) { return TEXTS.en[prefix + name] !== undefined ? t(prefix + name) : name; }
 
   function channelName(channel) { return named("channel_", channel); }
+
+  // Why a conversation went to people: in the console's language when the server gave a known code
+  // (config/routing.yml triggers), else the server's text (e.g. a custom action's reason).
+  function reasonText(e) {
+    var key = "reason_" + (e && e.reason_code);
+    return e && e.reason_code && TEXTS.en[key] !== undefined ? t(key, e.reason_params || {}) : (e && e.reason);
+  }
 
   var state = {
     csrf: null, me: null, ws: null, wsRetry: 0, wsTimer: null, refreshTimer: null,
@@ -321,12 +335,12 @@
 
   function notifyAbout(data, id) {
     var c = data.conversation;
-    if (c && c.escalation) state.reasons[id] = c.escalation.reason;  // the assignment event does not repeat it
+    if (c && c.escalation) state.reasons[id] = reasonText(c.escalation);  // the assignment event does not repeat it
     if (data.type === "message" && data.message && data.message.role === "customer" && state.mineIds[id]) {
       notify(t("notify_message", { channel: channelName(data.message.channel) }), data.message.text, id);
     } else if (data.type === "conversation" && c && c.state === "queued" && c.escalation && state.me
                && state.me.status !== "offline" && (!(state.me.queues || []).length || state.me.queues.indexOf(c.queue) >= 0)) {
-      notify(c.queue ? t("notify_waiting", { queue: c.queue }) : t("notify_waiting_any"), c.escalation.reason, id);
+      notify(c.queue ? t("notify_waiting", { queue: c.queue }) : t("notify_waiting_any"), reasonText(c.escalation), id);
     }
   }
 
@@ -556,7 +570,7 @@
     renderPairs(q("slots"), Object.keys(c.slots || {}).map(function (k) { return [k, c.slots[k]]; }));
     var e = c.escalation || {};
     renderPairs(q("escalation"), c.escalation ? [
-      pair("Reason", e.reason), pair("Queue", e.queue), pair("Routed by", routedBy(e.routed_by)),
+      pair("Reason", reasonText(e)), pair("Queue", e.queue), pair("Routed by", routedBy(e.routed_by)),
       pair("Intent", e.intent ? e.intent + (e.confidence != null ? " (" + Math.round(e.confidence * 100) + "%)" : "") : null),
       pair("Channel", channelName(e.channel)), pair("After hours", t(e.after_hours ? "yes" : "no")),
       pair("At", e.at ? new Date(e.at).toLocaleString() : null),

@@ -271,6 +271,7 @@ async def test_the_context_of_a_conversation(seamline, telegram, agent):
     context = await api.get(f"/conversations/{conversation}")
     assert (context["id"], context["state"], context["queue"]) == (conversation, "queued", "support")
     assert context["escalation"]["reason"] == "the customer asked for a person"
+    assert context["escalation"]["reason_code"] == "asked_for_human"  # for a console in another language
     assert context["customer"]["identities"] == [{"channel": "telegram", "external_id": "103", "reachable": True}]
     customer = [m for m in context["messages"] if m["role"] == "customer"]
     assert [m["text"] for m in customer] == ["where is my order 48213", "I want to talk to a human"]

@@ -61,6 +61,7 @@ async def test_a_russian_browser_gets_the_console_in_russian_and_the_agent_can_s
         escalation = tid(console, "escalation")
         await expect(escalation.locator("dt").filter(has_text=re.compile(r"^Очередь$"))).to_have_count(1)
         await expect(escalation.locator('[data-key="Queue"]')).to_have_text(re.compile(r"^(support|delivery)$"))
+        await expect(escalation.locator('[data-key="Reason"]')).to_have_text("клиент попросил оператора")
         await expect(tid(console, "messages").locator('[data-testid="channel"]').first).to_have_text("Telegram")
 
         await tid(console, "claim").click()

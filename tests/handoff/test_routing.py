@@ -227,3 +227,18 @@ def test_the_waiting_and_presence_limits_are_read_and_checked(tmp_path, shipped)
         with pytest.raises(ConfigError) as error:
             load(tmp_path, bad + "\n")
         assert bad.split(":")[0] in str(error.value) and "at least 1" in str(error.value)
+
+
+def test_each_trigger_says_why_with_a_code_a_console_can_translate(tmp_path):
+    routing = load(tmp_path, "triggers:\n  ask_for_human_words: [оператор]\n  always_to_people: [complaint]\n"
+                             "  keywords: [проблема]\n  fallbacks_in_a_row: 3\n  vip_attribute: vip\n")
+    cases = [
+        (dict(intent=None, text="оператор, пожалуйста", fallbacks=0, attributes={}), "asked_for_human", {}),
+        (dict(intent=None, text="hi", fallbacks=0, attributes={"vip": True}), "vip", {"attribute": "vip"}),
+        (dict(intent="complaint", text="hi", fallbacks=0, attributes={}), "always_to_people", {"intent": "complaint"}),
+        (dict(intent=None, text="у меня проблема", fallbacks=0, attributes={}), "keyword", {"keyword": "проблема"}),
+        (dict(intent=None, text="hm", fallbacks=3, attributes={}), "fallbacks", {"count": 3}),
+    ]
+    for where, code, params in cases:
+        reason = routing.escalation(**where)
+        assert (reason.code, reason.params) == (code, params) and str(reason)
