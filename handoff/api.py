@@ -18,7 +18,7 @@ from handoff.agents import Agent, LoginThrottle, token_digest
 from handoff.inbox import DROPPED, REVOKED
 from handoff.machine import STATES
 from handoff.service import Forbidden, Handoff, NotFound
-from shared.errors import HandoffError
+from shared.errors import HandoffError, StoreError
 
 log = logging.getLogger(__name__)
 COOKIE = "seamline_session"
@@ -314,7 +314,12 @@ class AgentApi:
                     # Still logged in (not expired, not changed by another process)? Also marks the
                     # agent as here, so an open console keeps them from being set offline.
                     check_at = loop.time() + RECHECK_SECONDS
-                    if await self._handoff.agents.authenticate(token) is None:
+                    try:
+                        still = await self._handoff.agents.authenticate(token)
+                    except StoreError as exc:  # the database is away: keep serving, ask again later
+                        log.warning("could not re-check an inbox login: %s", exc)
+                        still = True
+                    if still is None:
                         await ws.send_str(REVOKED)
                         await ws.close(code=4401, message=b"session ended")
                         break
