@@ -50,6 +50,7 @@ class AgentApi:
         r.add_get("/api/v1/queues", self.queues)
         r.add_get("/api/v1/canned", self.canned)
         r.add_get("/api/v1/agents", self.agents)
+        r.add_post("/api/v1/agents/{id}/status", self.agent_status)
         r.add_get("/api/v1/conversations", self.conversations)
         r.add_get("/api/v1/conversations/{id}", self.conversation)
         for action in ("claim", "messages", "notes", "transfer", "release", "resolve"):
@@ -141,8 +142,22 @@ class AgentApi:
     async def agents(self, request: web.Request) -> web.Response:
         await self._agent(request)
         agents = await self._handoff.agents.all()
-        return web.json_response({"agents": [{**a.to_dict(), "load": await self._handoff.load(a.id)}
-                                             for a in agents]})
+        loads = await self._handoff.loads([a.id for a in agents])
+        return web.json_response({"agents": [{**a.to_dict(), "load": loads.get(a.id, 0)} for a in agents]})
+
+    async def agent_status(self, request: web.Request) -> web.Response:
+        """An admin sets another agent's status (e.g. offline for someone who left: what they held
+        goes back to the queue at once, without waiting for the presence sweep)."""
+        admin = await self._admin(request, write=True)
+        status = (await _body(request)).get("status")
+        if status not in ("online", "away", "offline"):
+            raise _error(400, "status must be online, away or offline")
+        target = await self._handoff.agents.get(request.match_info["id"])
+        if target is None:
+            raise _error(404, f"no agent {request.match_info['id']}")
+        log.info("%s sets %s %s", admin.email, target.email, status)
+        await self._handoff.set_status(target, status)
+        return web.json_response({"id": target.id, "status": status})
 
     async def conversations(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)

@@ -42,6 +42,7 @@
       notes: "Private notes", no_notes: "No notes.", note_placeholder: "Only agents see notes", note_add: "Add note",
       notify_message: "New message on {channel}", notify_yours: "A conversation is yours now",
       notify_waiting: "A customer is waiting in {queue}", notify_waiting_any: "A customer is waiting in a queue",
+      team: "Team", set_offline: "Set offline", load_title: "conversations held / capacity",
       reason_asked_for_human: "the customer asked for a person", reason_vip: "VIP customer ({attribute})",
       reason_always_to_people: "intent {intent} always goes to people", reason_keyword: "keyword “{keyword}”",
       reason_fallbacks: "the bot did not understand {count} messages in a row",
@@ -80,6 +81,7 @@
       note_add: "Добавить заметку",
       notify_message: "Новое сообщение ({channel})", notify_yours: "Вам передан диалог",
       notify_waiting: "Клиент ждёт в очереди {queue}", notify_waiting_any: "Клиент ждёт в очереди",
+      team: "Команда", set_offline: "Перевести в «не в сети»", load_title: "диалогов сейчас / максимум",
       reason_asked_for_human: "клиент попросил оператора", reason_vip: "VIP-клиент ({attribute})",
       reason_always_to_people: "намерение {intent} всегда передаётся операторам",
       reason_keyword: "ключевое слово «{keyword}»",
@@ -361,6 +363,10 @@
 
   function onEvent(data) {
     scheduleRefresh();
+    if (data.type === "agent" && data.agent && state.me && data.agent.id === state.me.id) {
+      state.me.status = data.agent.status;  // e.g. an admin set me offline
+      q("status").value = data.agent.status;
+    }
     var id = eventConversation(data);
     if (id) notifyAbout(data, id);
     if (id) noteOwner(data, id);
@@ -414,7 +420,10 @@
       api("GET", "/api/v1/conversations?state=queued"),
       api("GET", "/api/v1/conversations?state=transferred"),
       api("GET", "/api/v1/conversations?state=with_agent&mine=1"),
+      api("GET", "/api/v1/agents"),
     ]).then(function (results) {
+      state.agents = results[4].agents;
+      renderTeam();
       state.queues = results[0].queues;
       renderQueues(results[0].queues);
       var transferred = results[2].conversations.filter(function (c) { return !c.agent_id || c.agent_id === state.me.id; });
@@ -477,6 +486,29 @@
       span.textContent = since(span.getAttribute("data-since"));
     });
   }, 10000);
+
+  // Who is on the team now: status and load; an admin can set someone offline (what they held goes
+  // back to the queue at once), e.g. a colleague who left without logging out.
+  function renderTeam() {
+    var list = q("team");
+    clear(list);
+    state.agents.forEach(function (a) {
+      var item = el("li", { testid: "team-member", "data-status": a.status, "data-email": a.email },
+        el("span", { className: "dot dot-" + a.status, title: named("agent_", a.status) }),
+        el("span", { className: "who", text: a.name }),
+        el("span", { className: "muted", testid: "team-status", text: named("agent_", a.status) }),
+        el("span", { className: "load", testid: "team-load", title: t("load_title"), text: a.load + "/" + a.capacity }));
+      if (state.me && state.me.role === "admin" && a.id !== state.me.id && a.status !== "offline") {
+        var button = el("button", { type: "button", className: "small", testid: "set-offline", text: t("set_offline") });
+        button.addEventListener("click", function () {
+          act(api("POST", "/api/v1/agents/" + encodeURIComponent(a.id) + "/status", { status: "offline" }))
+            .then(refreshLists).catch(function () {});
+        });
+        item.appendChild(button);
+      }
+      list.appendChild(item);
+    });
+  }
 
   function loadAgents() {
     return api("GET", "/api/v1/agents").then(function (data) {

@@ -767,3 +767,19 @@ async def test_escalations_at_the_same_time_respect_capacity(seamline, telegram,
     holders = [(await first.get(f"/conversations/{c}"))["agent_id"] for c in conversations]
     assert sorted(h for h in holders if h) == sorted([first.agent.id, second.agent.id]), (holders, first.agent.id)
     assert holders.count(None) == 1  # the third waits in the queue
+
+
+async def test_an_admin_sets_a_colleague_offline_and_their_customers_go_back_to_the_queue(
+        seamline, telegram, agent):
+    admin, olga = await agent(role="admin"), await agent(status="online")
+    conversation = await escalated(seamline, "241")
+    assert (await olga.get(f"/conversations/{conversation}"))["agent_id"] == olga.agent.id
+    await olga.post(f"/agents/{admin.agent.id}/status", {"status": "offline"}, status=403)  # admins only
+    await admin.post(f"/agents/{olga.agent.id}/status", {"status": "asleep"}, status=400)
+    await admin.post("/agents/no-such-agent/status", {"status": "offline"}, status=404)
+    assert await admin.post(f"/agents/{olga.agent.id}/status", {"status": "offline"}) == {
+        "id": olga.agent.id, "status": "offline"}
+    context = await admin.get(f"/conversations/{conversation}")
+    assert (context["state"], context["agent_id"]) == ("queued", None)
+    team = {a["email"]: (a["status"], a["load"]) for a in (await admin.get("/agents"))["agents"]}
+    assert team[olga.agent.email] == ("offline", 0)

@@ -308,3 +308,34 @@ async def test_canned_responses_come_in_the_language_the_customer_writes(telegra
     await tid(console, "canned").select_option(label="Looking at the order")
     # Russian text; no order number known yet: a gap for the agent to fill
     await expect(tid(console, "reply-input")).to_have_value(re.compile(r"^Здравствуйте, .+! Смотрю заказ …\.$"))
+
+
+async def test_an_admin_sees_the_team_and_sets_a_colleague_who_left_offline(telegram, seamline, pages):
+    await seamline.app[SEAMLINE].handoff.agents.add("boss@shop.example", name="Boss", password=PASSWORD,
+                                                    queues=[], role="admin")
+    olga = await pages()
+    await log_in(olga, seamline.url)  # online: the customer is given to her
+    await customer_says(telegram, "I want to talk to a human")
+    await expect(tid(olga, "mine").locator('[data-testid="conversation-item"]')).to_have_count(1)
+
+    boss = await pages()
+    await boss.goto(seamline.url + "/console/")
+    await tid(boss, "login-email").fill("boss@shop.example")
+    await tid(boss, "login-password").fill(PASSWORD)
+    await tid(boss, "login-submit").click()
+    await expect(tid(boss, "app")).to_be_visible()
+    async with boss.expect_response("**/api/v1/me/status"):
+        await tid(boss, "status").select_option("away")  # so what comes back waits in the queue
+    member = tid(boss, "team").locator('[data-testid="team-member"][data-email="olga@shop.example"]')
+    await expect(member).to_have_attribute("data-status", "online")
+    await expect(member.locator('[data-testid="team-load"]')).to_have_text(re.compile(r"^1/\d+$"))
+    await expect(tid(boss, "team").locator('[data-email="boss@shop.example"] [data-testid="set-offline"]')) \
+        .to_have_count(0)  # not oneself
+    await expect(tid(olga, "team").locator('[data-testid="set-offline"]')).to_have_count(0)  # admins only
+
+    await member.locator('[data-testid="set-offline"]').click()
+    await expect(member).to_have_attribute("data-status", "offline")
+    await expect(member.locator('[data-testid="team-load"]')).to_have_text(re.compile(r"^0/\d+$"))
+    await expect(tid(boss, "waiting").locator('[data-testid="conversation-item"]')).to_have_count(1)
+    await expect(tid(olga, "status")).to_have_value("offline")  # her console follows, live
+    await expect(tid(olga, "mine").locator('[data-testid="conversation-item"]')).to_have_count(0)
