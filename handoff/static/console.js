@@ -124,7 +124,7 @@
 
   var state = {
     csrf: null, me: null, ws: null, wsRetry: 0, wsTimer: null, refreshTimer: null,
-    openId: null, open: null, shownIds: {}, live: [], loads: 0, rendered: 0, mineIds: {}, owners: [], ownerSeq: 0, toldMine: {}, reasons: {}, unread: {}, agents: [], queues: [], canned: [],
+    openId: null, open: null, shownIds: {}, live: [], loads: 0, rendered: 0, mineIds: {}, owners: [], ownerSeq: 0, listSeq: 0, listShown: 0, toldMine: {}, reasons: {}, unread: {}, agents: [], queues: [], canned: [],
   };
 
   function q(testid, root) { return (root || document).querySelector('[data-testid="' + testid + '"]'); }
@@ -414,7 +414,7 @@
 
   function refreshLists() {
     if (!state.me) return Promise.resolve();
-    var since = state.ownerSeq;
+    var since = state.ownerSeq, seq = ++state.listSeq;
     return Promise.all([
       api("GET", "/api/v1/queues"),
       api("GET", "/api/v1/conversations?state=queued"),
@@ -422,6 +422,8 @@
       api("GET", "/api/v1/conversations?state=with_agent&mine=1"),
       api("GET", "/api/v1/agents"),
     ]).then(function (results) {
+      if (seq < state.listShown) return;  // an older refresh answered late: a newer one is shown already
+      state.listShown = seq;
       state.agents = results[4].agents;
       renderTeam();
       state.queues = results[0].queues;
