@@ -123,9 +123,10 @@ class AgentStore:
             raise ValueError("capacity must be 1..100")
         agent = Agent(new_id(), email, name.strip() or email, role, tuple(q.strip() for q in queues if q.strip()),
                       capacity, "offline")
+        hashed = await asyncio.to_thread(hash_password, password)
         try:
             await self._writer.write(insert(AgentRow), {
-                "id": agent.id, "email": email, "name": agent.name, "password_hash": await asyncio.to_thread(hash_password, password),
+                "id": agent.id, "email": email, "name": agent.name, "password_hash": hashed,
                 "role": role, "queues": list(agent.queues), "capacity": capacity, "status": "offline",
                 "created_at": utcnow()})
         except StoreError as exc:

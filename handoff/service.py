@@ -161,7 +161,8 @@ class Handoff:
         hours = self.routing.hours(queue)
         is_open = hours.is_open(now)
         escalation = {"reason": str(reason), "reason_code": getattr(reason, "code", None),
-                      "reason_params": dict(getattr(reason, "params", {})), "intent": parse.intent, "confidence": round(parse.confidence, 4),
+                      "reason_params": dict(getattr(reason, "params", {})),
+                      "intent": parse.intent, "confidence": round(parse.confidence, 4),
                       "queue": queue, "routed_by": rule, "channel": message.channel.value, "message_id": inbound_id,
                       "at": now.isoformat(), "after_hours": not is_open, "by": "bot"}
         await self._move(session, "queued", by="bot", reason=reason, queue=queue, agent_id=None,
