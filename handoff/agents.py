@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
@@ -68,6 +68,7 @@ class Agent:
     queues: tuple[str, ...] = ()
     capacity: int = 5
     status: str = "offline"
+    seen_at: datetime | None = field(default=None, compare=False)  # a console open or an API call
 
     @property
     def is_admin(self) -> bool:
@@ -75,7 +76,8 @@ class Agent:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "email": self.email, "name": self.name, "role": self.role,
-                "queues": list(self.queues), "capacity": self.capacity, "status": self.status}
+                "queues": list(self.queues), "capacity": self.capacity, "status": self.status,
+                "seen_at": self.seen_at.isoformat() if self.seen_at else None}
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class Login:
 
 
 def _agent(row) -> Agent:
-    return Agent(row.id, row.email, row.name, row.role, tuple(row.queues or ()), row.capacity, row.status)
+    return Agent(row.id, row.email, row.name, row.role, tuple(row.queues or ()), row.capacity, row.status,
+                 _aware(row.seen_at))
 
 
 class AgentStore:
@@ -240,6 +243,7 @@ class AgentStore:
         await self._writer.write(insert(AgentTokenRow), {
             "digest": token_digest(token), "agent_id": rows[0].id, "kind": kind, "csrf": csrf, "created_at": now,
             "expires_at": now + (SESSION_TTL if kind == "session" else API_TTL)})
+        await self.seen(rows[0].id)
         return Login(_agent(rows[0]), token, csrf, kind)
 
     async def authenticate(self, token: str) -> tuple[Agent, str | None, str] | None:

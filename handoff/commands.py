@@ -97,7 +97,8 @@ async def _run(args, settings: Settings) -> int:
         else:
             for agent in await agents.all():
                 print(f"{agent.email:<32} {agent.name:<24} {agent.role:<6} {agent.status:<8} "
-                      f"capacity {agent.capacity}  queues: {', '.join(agent.queues) or 'all'}")
+                      f"capacity {agent.capacity}  queues: {', '.join(agent.queues) or 'all'}  "
+                      f"seen: {_ago(agent.seen_at)}")
     finally:
         await store.close()
         await store.engine.dispose()
@@ -117,3 +118,12 @@ async def _tell_servers(settings: Settings, agent_id: str) -> None:
         await inbox.revoke(agent_id)
     finally:
         await inbox.close()
+
+
+def _ago(when) -> str:
+    if when is None:
+        return "never"
+    from shared.message import utcnow
+
+    minutes = int((utcnow() - when).total_seconds() // 60)
+    return "just now" if minutes < 1 else f"{minutes} min ago" if minutes < 120 else f"{minutes // 60} h ago"

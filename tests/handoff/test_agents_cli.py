@@ -47,13 +47,14 @@ async def test_an_agent_added_on_the_command_line_logs_in_and_is_listed(server, 
                                   "support, sales", "--capacity", "3")
     assert code == 0, err
     assert "olga@shop.example" in out and "support, sales" in out and "capacity 3" in out
+    assert (await agents(capsys, "list"))[1].rstrip().endswith("seen: never")
     assert await logs_in(server, "olga@shop.example", PASSWORD) == 200
     assert await logs_in(server, "olga@shop.example", "another password") == 401
     code, out, _ = await agents(capsys, "list")
     assert code == 0
     [line] = out.splitlines()
     assert line.split()[:4] == ["olga@shop.example", "Olga", "agent", "offline"]
-    assert "capacity 3" in line and "queues: support, sales" in line
+    assert "capacity 3" in line and "queues: support, sales" in line and line.endswith("seen: just now")
 
 
 async def test_the_password_can_come_from_stdin(server, env, capsys, monkeypatch):
