@@ -200,9 +200,7 @@ class AgentStore:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}")
         self.forget(agent_id)
-        values = {"status": status} if status == "offline" else {"status": status, "seen_at": utcnow()}
-        await self._writer.write(update(AgentRow).where(AgentRow.id == agent_id).values(**values), {})
-        self._seen[agent_id] = time.monotonic()
+        await self._writer.write(update(AgentRow).where(AgentRow.id == agent_id).values(status=status), {})
 
     def forget(self, agent_id: str | None = None, digest: str | None = None) -> None:
         """Drop cached tokens: one (``digest``), all of an agent's, or (no arguments) all, so the next

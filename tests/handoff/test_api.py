@@ -783,3 +783,21 @@ async def test_an_admin_sets_a_colleague_offline_and_their_customers_go_back_to_
     assert (context["state"], context["agent_id"]) == ("queued", None)
     team = {a["email"]: (a["status"], a["load"]) for a in (await admin.get("/agents"))["agents"]}
     assert team[olga.agent.email] == ("offline", 0)
+
+
+async def test_an_agent_an_admin_sets_online_is_not_thereby_seen(seamline, telegram, agent):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from shared.message import utcnow
+    from shared.storage.models import AgentRow
+
+    admin, absent = await agent(role="admin"), await agent()
+    async with seamline.store.engine.begin() as conn:  # they were last here an hour ago
+        await conn.execute(update(AgentRow).where(AgentRow.id == absent.agent.id)
+                           .values(seen_at=utcnow() - timedelta(hours=1)))
+    await admin.post(f"/agents/{absent.agent.id}/status", {"status": "online"})
+    # Being set online by someone else is not being here: the next sweep sets them offline again.
+    gone = await seamline.handoff.set_gone_offline(timedelta(minutes=5))
+    assert [a.email for a in gone] == [absent.agent.email]
