@@ -26,6 +26,7 @@ from nlu.lifecycle import latest
 from nlu.understanding import Understanding
 from shared.errors import SeamlineError
 from shared.session import MemorySessionStore, SessionStore
+from shared.limits import Limiter, MemoryLimiter, RedisLimiter
 from shared.settings import Settings
 from shared.storage.database import create_engine
 from shared.linking import Linker
@@ -47,6 +48,7 @@ class Seamline:
     customers: SqlCustomerStore
     linker: Linker
     handoff: Handoff
+    limiter: Limiter
 
     async def reload_nlu(self) -> str:
         """Load the newest trained model and serve it from the next message on; returns its file."""
@@ -60,6 +62,7 @@ class Seamline:
         await self.handoff.inbox.close()
         await self.store.close()
         await self.sessions.close()
+        await self.limiter.close()
         await self.store.engine.dispose()
 
 
@@ -71,6 +74,15 @@ def build_sessions(settings: Settings) -> SessionStore:
     from shared.storage.redis_sessions import RedisSessionStore
 
     return RedisSessionStore(client=Redis.from_url(settings.redis_url))
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    """Abuse budgets (guesses, logins, frames, connections): per process, or shared through Redis."""
+    if not settings.redis_url:
+        return MemoryLimiter()
+    from redis.asyncio import Redis
+
+    return RedisLimiter(client=Redis.from_url(settings.redis_url))
 
 
 def build_inbox(settings: Settings) -> Inbox:
@@ -100,6 +112,7 @@ def load_understanding(settings: Settings, path: Path | None = None) -> Understa
 async def build(settings: Settings, *, understanding: Understanding | None = None) -> Seamline:
     store = SqlChatStore(engine=create_engine(settings.database_url))
     sessions = build_sessions(settings)
+    limiter = build_limiter(settings)
     responses = Responses.from_dir(settings.config_dir / "responses")
     dialogue = Dialogue(responses=responses, fallbacks_before_human=settings.fallbacks_before_human)
     customers = SqlCustomerStore(store)
@@ -112,7 +125,7 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
                         linker=linker)
     handoff.pipeline = pipeline
     return Seamline(settings=settings, store=store, sessions=sessions, pipeline=pipeline, customers=customers,
-                    linker=linker, handoff=handoff)
+                    linker=linker, handoff=handoff, limiter=limiter)
 
 
 SEAMLINE = web.AppKey("seamline", Seamline)

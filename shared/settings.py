@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
+from shared.net import Network, parse_networks
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 LANGUAGES = ("en", "ru")
@@ -69,6 +70,7 @@ class Settings:
     order_pattern: str = r"(?<![\d+])(?:№\s?|#\s?)?(\d{4,12})(?!\d)"
     phone_region: str = "RU"  # where a phone number without a country code is from
     oos_recall: float = 0.6  # out-of-scope share the threshold must catch on held-out examples
+    trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For / -Proto are believed
 
     @property
     def models_dir(self) -> Path:
@@ -266,7 +268,17 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         phone_region=_region(str(get("SEAMLINE_PHONE_REGION", nlu, "phone_region", "RU"))),
         oos_recall=_int("SEAMLINE_OOS_RECALL", get("SEAMLINE_OOS_RECALL", nlu, "oos_recall_percent", 60), 0, 100,
                         "SEAMLINE_OOS_RECALL=60") / 100,
+        trusted_proxies=_proxies(str(get("SEAMLINE_TRUSTED_PROXIES", server, "trusted_proxies", ""))),
     )
+
+
+def _proxies(raw: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(raw.split(","))
+    except ValueError as exc:
+        raise ConfigError("SEAMLINE_TRUSTED_PROXIES", str(exc),
+                          "List the addresses or networks of your reverse proxies, e.g. "
+                          "SEAMLINE_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8 (empty: no proxy is trusted)") from None
 
 
 def _pattern(name: str, raw: str) -> str:
