@@ -1,15 +1,37 @@
-"""Session store on Redis, for several Seamline processes sharing customers."""
+"""Session store on Redis, for several Seamline processes sharing customers.
+
+The lock has a timeout so that a crashed holder cannot block a customer for ever; a live holder
+keeps it by re-arming the timeout every third of it while it works (a turn may wait a minute on a
+platform's 429). A lock lost anyway (Redis away longer than the timeout, a frozen process) is
+logged, and the session is then not saved: the save is fenced on the lock's token, so a stale turn
+never overwrites what the lock's new holder wrote (docs/architecture.md)."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
+from contextvars import ContextVar
 from typing import AsyncIterator
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError, RedisError
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from shared.errors import StoreError
 from shared.session import Session
+
+log = logging.getLogger(__name__)
+
+# The locks the running task holds, by lock key: a save under one of them is fenced on its token.
+_held: ContextVar[dict[str, Lock]] = ContextVar("seamline_session_locks", default={})
+
+# Set the session only while the lock (KEYS[1]) still holds our token (ARGV[1]).
+_FENCED_SET = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 
 
 class RedisSessionStore:
@@ -20,9 +42,13 @@ class RedisSessionStore:
         self._ttl = ttl_seconds
         self._lock_timeout = lock_timeout
         self._lock_wait = lock_wait
+        self._fenced_set = client.register_script(_FENCED_SET)
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}session:{key}"
+
+    def _lock_key(self, key: str) -> str:
+        return f"{self._prefix}lock:{key}"
 
     async def load(self, key: str) -> Session | None:
         try:
@@ -32,10 +58,18 @@ class RedisSessionStore:
         return None if raw is None else Session.from_dict(json.loads(raw))
 
     async def save(self, session: Session) -> None:
+        key, data = session.customer_id, json.dumps(session.to_dict())
+        lock = _held.get().get(self._lock_key(key))
+        token = lock.local.token if lock is not None else None
         try:
-            await self._redis.set(self._key(session.customer_id), json.dumps(session.to_dict()), ex=self._ttl)
+            if token is None:
+                await self._redis.set(self._key(key), data, ex=self._ttl)
+                return
+            saved = await self._fenced_set(keys=[self._lock_key(key), self._key(key)], args=[token, data, self._ttl])
         except RedisError as exc:
-            raise StoreError(f"Redis failed saving session {session.customer_id}: {exc}") from exc
+            raise StoreError(f"Redis failed saving session {key}: {exc}") from exc
+        if not saved:
+            log.warning("session %s was not saved: its lock was lost, and another turn may hold it now", key)
 
     async def delete(self, key: str) -> None:
         try:
@@ -47,19 +81,47 @@ class RedisSessionStore:
     async def lock(self, key: str) -> AsyncIterator[None]:
         # Polled every 10 ms while taken (redis-py's default is 100 ms): a customer's second message,
         # or an escalation waiting for the assignment lock, goes on as soon as the first is done.
-        lock = self._redis.lock(f"{self._prefix}lock:{key}", timeout=self._lock_timeout,
-                                blocking_timeout=self._lock_wait, sleep=0.01)
+        name = self._lock_key(key)
+        lock = self._redis.lock(name, timeout=self._lock_timeout, blocking_timeout=self._lock_wait, sleep=0.01)
         try:
             acquired = await lock.acquire()
         except RedisError as exc:
             raise StoreError(f"Redis failed locking session {key}: {exc}") from exc
         if not acquired:
             raise StoreError(f"session {key} stayed locked for {self._lock_wait}s")
+        lost: list[bool] = []
+        keeper = asyncio.create_task(self._keep(lock, key, lost), name=f"session-lock:{key}")
+        outer = _held.get()
+        _held.set({**outer, name: lock})
         try:
             yield
         finally:
-            with contextlib.suppress(LockError, RedisError):
+            _held.set(outer)
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            try:
                 await lock.release()
+            except LockNotOwnedError:
+                if not lost:
+                    log.warning("the lock of session %s was lost before its turn ended (it outlived its "
+                                "%.1f s timeout or was taken)", key, self._lock_timeout)
+            except (LockError, RedisError) as exc:
+                log.warning("could not release the lock of session %s (%s); it expires by itself", key, exc)
+
+    async def _keep(self, lock: Lock, key: str, lost: list[bool]) -> None:
+        """Re-arm the lock's timeout every third of it while its holder works."""
+        while True:
+            await asyncio.sleep(self._lock_timeout / 3)
+            try:
+                await lock.reacquire()
+            except LockNotOwnedError:
+                lost.append(True)
+                log.warning("the lock of session %s was lost while its turn was running (expired or taken); "
+                            "its session will not be saved", key)
+                return
+            except (LockError, RedisError) as exc:  # Redis away for a moment: try again next time
+                log.warning("could not extend the lock of session %s: %s", key, exc)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -17,7 +17,8 @@ async def store(request):
 
         from shared.storage.redis_sessions import RedisSessionStore
 
-        store = RedisSessionStore(client=Redis.from_url(request.getfixturevalue("redis_url")))
+        # A short lock timeout: a holder working longer than it must still keep the lock.
+        store = RedisSessionStore(client=Redis.from_url(request.getfixturevalue("redis_url")), lock_timeout=0.3)
     yield store
     await store.close()
 
@@ -57,6 +58,24 @@ class TestSessionStoreContract:
 
         await asyncio.gather(*(bump() for _ in range(5)))
         assert (await store.load("c1")).fallbacks == 5
+
+    async def test_a_holder_working_longer_than_the_lock_timeout_keeps_the_lock(self, store):
+        order, entered = [], asyncio.Event()
+
+        async def slow() -> None:  # a turn waiting on a platform's 429 (Redis lock timeout: 0.3 s)
+            async with store.lock("c1"):
+                order.append("first in")
+                entered.set()
+                await asyncio.sleep(1.0)
+                order.append("first out")
+
+        async def next_turn() -> None:
+            await entered.wait()
+            async with store.lock("c1"):
+                order.append("second in")
+
+        await asyncio.wait_for(asyncio.gather(slow(), next_turn()), timeout=15)
+        assert order == ["first in", "first out", "second in"]
 
     async def test_locks_of_different_customers_do_not_wait_for_each_other(self, store):
         async with store.lock("c1"):
