@@ -11,10 +11,9 @@ channel. Every transition is an event with who, why and when (see ``handoff/serv
 from __future__ import annotations
 
 from shared.errors import HandoffError
+from shared.handoff_states import BOT_SILENT, STATES, WITH_PEOPLE
 
-STATES = ("bot", "queued", "with_agent", "transferred", "resolved", "abandoned")
-BOT_SILENT = frozenset({"with_agent", "transferred"})
-WITH_PEOPLE = frozenset({"queued", "with_agent", "transferred"})
+__all__ = ["BOT_SILENT", "STATES", "WITH_PEOPLE", "TRANSITIONS", "IllegalTransition", "check"]
 TRANSITIONS = frozenset({
     ("bot", "queued"),
     ("queued", "with_agent"), ("queued", "abandoned"), ("queued", "bot"), ("queued", "resolved"),

@@ -20,6 +20,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from shared.handoff_states import MERGE_RANK
 from shared.identity import LinkRecord
 from shared.message import utcnow
 from shared.session import Session, SessionStore
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 CODE = re.compile(r"^\s*(\d{3})[\s-]?(\d{3})\s*$")
 TOKEN_PREFIX = "ln-"
 TOKEN = re.compile(r"^/start\s+(ln-[A-Za-z0-9_-]{20,60})\s*$")
-HANDOFF_RANK = {"bot": 0, "queued": 1, "with_agent": 2}
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ def merge_sessions(keep: Session | None, gone: Session | None, survivor_id: str)
         only = keep or gone
         only.customer_id = survivor_id
         return only
-    lead = gone if HANDOFF_RANK.get(gone.handoff, 0) > HANDOFF_RANK.get(keep.handoff, 0) else keep
+    lead = gone if MERGE_RANK.get(gone.handoff, 0) > MERGE_RANK.get(keep.handoff, 0) else keep
     merged = Session(customer_id=survivor_id, conversation_id=lead.conversation_id, language=gone.language,
                      slots={**gone.slots, **keep.slots}, active_form=gone.active_form or keep.active_form,
                      fallbacks=0, handoff=lead.handoff, last_channel=gone.last_channel,
