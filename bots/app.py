@@ -19,6 +19,7 @@ from handoff.api import AgentApi
 from handoff.canned import load_canned
 from handoff.console import install as install_console
 from handoff.inbox import Inbox, RedisInbox
+from handoff.origin import origin_guard
 from handoff.routing import Routing
 from handoff.service import Handoff
 from nlu.data import fingerprint, load as load_data
@@ -137,6 +138,8 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     seamline = await build(settings, understanding=understanding)
     app = web.Application(client_max_size=1024 * 1024)
     app[SEAMLINE] = seamline
+    # The console's cookie only from the console's own page (cross-site WebSocket hijacking, CSRF).
+    app.middlewares.append(origin_guard(allowed=settings.console_allowed_origins, proxies=settings.trusted_proxies))
 
     async def lifetime(app: web.Application):
         await seamline.handoff.inbox.start()

@@ -167,7 +167,8 @@ class AgentApi:
         mine = request.query.get("mine") in ("1", "true")
         limit, offset = _number(request, "limit", 200, 1, 1000), _number(request, "offset", 0, 0, 10**9)
         found = await self._handoff.conversations(state, queue=request.query.get("queue"),
-                                                  agent_id=agent.id if mine else None, limit=limit + 1, offset=offset)
+                                                  agent_id=agent.id if mine else None, limit=limit + 1, offset=offset,
+                                                  visible_to=agent)
         page = {"conversations": [await self._summary(c) for c in found[:limit]]}
         if len(found) > limit:
             page["next_offset"] = offset + limit
@@ -179,7 +180,13 @@ class AgentApi:
                                                "last_channel": profile.last_channel if profile else None}}
 
     async def conversation(self, request: web.Request) -> web.Response:
-        await self._agent(request)
+        agent = await self._agent(request)
+        try:
+            await self._handoff.readable(agent, request.match_info["id"])
+        except NotFound as exc:
+            raise _error(404, str(exc)) from None
+        except Forbidden as exc:
+            raise _error(403, str(exc)) from None
         return web.json_response(await self._context(request.match_info["id"]))
 
     async def _context(self, conversation_id: str) -> dict:
@@ -296,6 +303,16 @@ class AgentApi:
 
     # -- live inbox ----------------------------------------------------------------------------
 
+    async def _watch(self, agent: Agent, queue: asyncio.Queue, conversation_id: str | None) -> None:
+        """A console shows a conversation: it gets that conversation's events only if its agent may
+        read it (handoff/permissions.py); otherwise it watches nothing."""
+        if conversation_id is not None:
+            try:
+                await self._handoff.readable(agent, conversation_id)
+            except (HandoffError, StoreError):
+                conversation_id = None
+        self._handoff.inbox.watch(queue, conversation_id)
+
     async def inbox(self, request: web.Request) -> web.StreamResponse:
         """Every event about conversations with people, as JSON frames. Auth: the session cookie, or
         a first frame ``{"type": "auth", "token": ...}`` for API clients."""
@@ -320,7 +337,7 @@ class AgentApi:
         inbox = self._handoff.inbox
         queue = inbox.subscribe(agent.id, admin=agent.is_admin, session=token_digest(token))
         await ws.send_json({"type": "hello", "agent": agent.to_dict()})
-        reader = asyncio.create_task(_read_watch(ws, lambda conversation: inbox.watch(queue, conversation)))
+        reader = asyncio.create_task(_read_watch(ws, lambda conversation: self._watch(agent, queue, conversation)))
         loop = asyncio.get_running_loop()
         check_at = loop.time() + RECHECK_SECONDS
         try:
@@ -382,7 +399,7 @@ async def _read_watch(ws: web.WebSocketResponse, watch) -> None:
             continue
         if isinstance(said, dict) and said.get("type") == "watch":
             conversation = said.get("conversation_id")
-            watch(conversation if isinstance(conversation, str) else None)
+            await watch(conversation if isinstance(conversation, str) else None)
 
 
 async def _body(request: web.Request) -> dict:
@@ -400,6 +417,8 @@ async def _transfer(request: web.Request) -> dict:
     to_agent, to_queue, note = body.get("agent"), body.get("queue"), body.get("note", "")
     if not (isinstance(to_agent, str) or isinstance(to_queue, str)) or not isinstance(note, (str, type(None))):
         raise _error(400, "send {\"agent\": id or e-mail} or {\"queue\": name}, and optionally \"note\"")
+    if note and len(note) > MAX_TEXT:
+        raise _error(400, f"the note is longer than {MAX_TEXT} characters")
     return body
 
 

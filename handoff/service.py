@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from handoff.agents import Agent, AgentStore, token_digest
 from handoff.inbox import Inbox
 from handoff.machine import BOT_SILENT, WITH_PEOPLE, check
+from handoff.permissions import refusal
 from handoff.routing import Routing
 from shared.errors import HandoffError
 from shared.history import StoredMessage, new_id
@@ -96,8 +97,16 @@ class Handoff:
         return _info(rows[0])
 
     async def conversations(self, state: str | None = None, *, queue: str | None = None,
-                            agent_id: str | None = None, limit: int = 200, offset: int = 0) -> list[ConversationInfo]:
+                            agent_id: str | None = None, limit: int = 200, offset: int = 0,
+                            visible_to: Agent | None = None) -> list[ConversationInfo]:
+        """``visible_to``: only what that agent may read (handoff/permissions.py)."""
         query = select(ConversationRow)
+        if visible_to is not None and not visible_to.is_admin and visible_to.queues:
+            mine = ConversationRow.agent_id == visible_to.id
+            skills = ConversationRow.queue.in_(list(visible_to.queues))
+            if self.routing.default_queue in visible_to.queues:
+                skills = skills | ConversationRow.queue.is_(None)
+            query = query.where(mine | skills)
         if state:
             query = query.where(ConversationRow.state == state)
         if queue:
@@ -138,6 +147,17 @@ class Handoff:
         rows = await self._rows(select(func.count()).select_from(ConversationRow).where(
             ConversationRow.agent_id == agent_id, ConversationRow.state.in_(list(BOT_SILENT))))
         return int(rows[0][0])
+
+    async def readable(self, agent: Agent, conversation_id: str) -> ConversationInfo:
+        """The conversation, if ``agent`` may read it (else ``Forbidden`` saying why)."""
+        info = await self.conversation(conversation_id)
+        self._allowed(agent, info)
+        return info
+
+    def _allowed(self, agent: Agent, info: ConversationInfo) -> None:
+        refused = refusal(agent, queue=info.queue, agent_id=info.agent_id, default_queue=self.routing.default_queue)
+        if refused:
+            raise Forbidden(refused)
 
     async def notes(self, conversation_id: str) -> list[dict]:
         rows = await self._rows(select(EventRow).where(EventRow.conversation_id == conversation_id)
@@ -205,6 +225,7 @@ class Handoff:
             raise Forbidden("another agent holds this conversation")
         if info.state not in ("queued", "transferred"):
             raise HandoffError(f"the conversation is {info.state}, not waiting for a person")
+        self._allowed(agent, info)
         async with self._session(info) as session, self._assigning():  # in this order, as in escalate
             if await self.load(agent.id) >= agent.capacity and not agent.is_admin:
                 raise Forbidden(f"you are at your capacity of {agent.capacity} conversations")
@@ -221,7 +242,7 @@ class Handoff:
         return _message(stored)
 
     async def note(self, agent: Agent, conversation_id: str, text: str) -> dict:
-        info = await self.conversation(conversation_id)
+        info = await self.readable(agent, conversation_id)
         data = {"text": text, "agent": agent.email, "name": agent.name}
         await self._store.record_event("note", info.customer_id, conversation_id, data)
         await self.inbox.publish({"type": "note", "conversation_id": conversation_id, "note": data})
@@ -371,6 +392,7 @@ class Handoff:
                 raise Forbidden("another agent holds this conversation")
             if not (allow_queued and info.state == "queued"):
                 raise Forbidden("claim the conversation first")
+            self._allowed(agent, info)  # a waiting one: only of the agent's skills
         if info.state not in WITH_PEOPLE:
             raise HandoffError(f"the conversation is {info.state}")
         return info

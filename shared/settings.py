@@ -62,6 +62,7 @@ class Settings:
     fallbacks_before_human: int = 2
     web_rate_limit: int = 30  # messages per 10 seconds per widget connection; 0 turns the limit off
     web_allowed_origins: tuple[str, ...] = ()  # sites that may embed the widget; empty: any site
+    console_allowed_origins: tuple[str, ...] = ()  # besides its own, origins that may use the console's login
     web_identity_secret: str = field(default="", repr=False)  # signs the site's logged-in user id; empty: off
     telegram: TelegramSettings | None = None
     vk: VkSettings | None = None
@@ -163,12 +164,12 @@ def _http_url(name: str, raw: str) -> str:
     return raw.rstrip("/")
 
 
-def _origins(raw: str) -> tuple[str, ...]:
+def _origins(raw: str, name: str = "SEAMLINE_WEB_ALLOWED_ORIGINS") -> tuple[str, ...]:
     origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
     for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise ConfigError("SEAMLINE_WEB_ALLOWED_ORIGINS", f"{origin!r} is not an origin",
+            raise ConfigError(name, f"{origin!r} is not an origin",
                               "List origins like https://shop.example,https://www.shop.example (no paths)")
     return origins
 
@@ -257,6 +258,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         web_rate_limit=_int("SEAMLINE_WEB_RATE_LIMIT", get("SEAMLINE_WEB_RATE_LIMIT", webchat, "rate_limit", 30),
                             0, 100_000, "SEAMLINE_WEB_RATE_LIMIT=30"),
         web_allowed_origins=_origins(str(get("SEAMLINE_WEB_ALLOWED_ORIGINS", webchat, "allowed_origins", ""))),
+        console_allowed_origins=_origins(str(get("SEAMLINE_CONSOLE_ALLOWED_ORIGINS", server,
+                                                 "console_allowed_origins", "")), "SEAMLINE_CONSOLE_ALLOWED_ORIGINS"),
         web_identity_secret=_identity_secret(str(get("SEAMLINE_WEB_IDENTITY_SECRET", webchat, "identity_secret", ""))),
         telegram=_telegram(env),
         vk=_vk(env),
