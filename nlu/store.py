@@ -17,6 +17,7 @@ import numpy as np
 
 from nlu.classifier import Block, IntentModel
 from shared.errors import NluError
+from shared.files import private_dir
 
 FORMAT = "seamline-nlu/1"
 TRAIN_COMMAND = "seamline nlu train"
@@ -30,7 +31,7 @@ class ModelFileError(NluError):
 
 def save(model: IntentModel, path: Path, *, fingerprint: str, extra: dict | None = None) -> Path:
     """Write atomically (a temporary file renamed over the old one): a reader never sees half a model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # in the data dir, for Seamline's user only
     header = {
         "format": FORMAT, "fingerprint": fingerprint, "intents": list(model.intents),
         "scale": model.scale, "threshold": model.threshold,

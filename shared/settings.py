@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
+from shared.files import private_dir
 from shared.net import Network, parse_networks
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -131,7 +132,7 @@ def _secret_key(raw: str, data_dir: Path) -> str:
         return raw
     # Embedded default: keep one generated key beside the database so tokens survive restarts.
     path = data_dir / "secret_key"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)  # 0700 when created here: it holds the key, the database and the models
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
     except FileExistsError:

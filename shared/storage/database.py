@@ -8,6 +8,8 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from shared.files import private_sqlite
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -16,7 +18,7 @@ def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(parsed.database)  # 0600 in a 0700 directory: it holds every conversation
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -27,6 +29,7 @@ def sqlite_sync_engine(url: URL) -> Engine | None:
     """A plain (threaded) engine on the same SQLite file, for the group writer; None for memory."""
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
+    private_sqlite(url.database)
     engine = create_sync_engine(url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 30,
                                                                                      "check_same_thread": False})
     event.listen(engine, "connect", _sqlite_pragmas)
@@ -59,7 +62,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     if make_url(url).get_backend_name() == "sqlite":
         database = make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(database)
     command.upgrade(alembic_config(url), revision)
 
 
