@@ -30,7 +30,7 @@ from shared.session import MemorySessionStore, SessionStore
 from shared.limits import Limiter, MemoryLimiter, RedisLimiter
 from shared.settings import Settings
 from shared.storage.database import create_engine
-from shared.linking import Linker
+from shared.linking import LinkPolicy, Linker
 from shared.storage.customers import SqlCustomerStore
 from shared.storage.sql import SqlChatStore
 from shared.tokens import Signer
@@ -117,7 +117,9 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
     responses = Responses.from_dir(settings.config_dir / "responses")
     dialogue = Dialogue(responses=responses, fallbacks_before_human=settings.fallbacks_before_human)
     customers = SqlCustomerStore(store)
-    linker = Linker(customers=customers, sessions=sessions, secret_key=settings.secret_key)
+    linker = Linker(customers=customers, sessions=sessions, secret_key=settings.secret_key, limiter=limiter,
+                    policy=LinkPolicy(guesses_per_address=settings.link_guesses_per_address,
+                                      guesses_total=settings.link_guesses_per_hour))
     handoff = Handoff(store=store, customers=customers, agents=AgentStore(store), sessions=sessions,
                       routing=Routing.load(settings.config_dir / "routing.yml"), responses=responses,
                       inbox=build_inbox(settings), canned=load_canned(settings.config_dir / "canned.yml"))

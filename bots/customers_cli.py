@@ -75,7 +75,7 @@ class _Stores:
 
 @contextlib.asynccontextmanager
 async def _stores(settings: Settings):
-    from bots.app import build_sessions
+    from bots.app import build_limiter, build_sessions
     from shared.linking import Linker
     from shared.storage.customers import SqlCustomerStore
     from shared.storage.database import create_engine
@@ -85,13 +85,15 @@ async def _stores(settings: Settings):
     chat = SqlChatStore(engine=engine)
     sessions = build_sessions(settings)
     customers = SqlCustomerStore(chat)
+    limiter = build_limiter(settings)  # the Linker's guessing budgets; undo and erase take none
     try:
-        yield _Stores(chat, customers, sessions,
-                      Linker(customers=customers, sessions=sessions, secret_key=settings.secret_key))
+        yield _Stores(chat, customers, sessions, Linker(customers=customers, sessions=sessions,
+                                                        secret_key=settings.secret_key, limiter=limiter))
     finally:
         try:
             await chat.close()
             await sessions.close()
+            await limiter.close()
         finally:
             await engine.dispose()
 

@@ -123,11 +123,35 @@ class Dialogue:
 
     # -- linking channels (the pipeline issues and checks the proofs; these are the words) ------
 
-    def link_code(self, code: str, session: Session) -> Decision:
-        """The answer to "link my account": the code, or why there is none (asked too often)."""
+    def link_code(self, code: str, session: Session, target: str | None = None) -> Decision:
+        """The answer to "link my account": the code and the channel it is for, or why there is none
+        (asked too often)."""
         if not code:
             return Decision((self._responses.render("link_rate_limited", session.language, {}),))
-        return Decision((self._responses.render("link_account", session.language, {"code": code}),))
+        return Decision((self._responses.render("link_account", session.language, {
+            "code": code, "channel": self._channel(target or "", session.language)}),))
+
+    def link_where(self, targets: list[str], session: Session) -> Decision:
+        """Which channel will the code be typed on? A code is valid on that one only. No other
+        channel connected: there is nothing to link."""
+        if not targets:
+            return Decision((self._responses.render("link_nowhere", session.language, {}),))
+        reply = self._responses.render("link_where", session.language, {})
+        buttons = tuple(Button(self._responses.phrase("channel_buttons", c, session.language) or c,
+                               f"/link_account {c}") for c in targets)
+        return Decision((Reply(reply.text, buttons),))
+
+    def link_question(self, channel: str, ref: str, language: str) -> Reply:
+        """To the customer who asked for a code: someone typed it on ``channel``; is it them? The
+        buttons carry the request's reference ("{ref}" in the response's payloads)."""
+        reply = self._responses.render("link_question", language, {"channel": self._channel(channel, language)})
+        return Reply(reply.text, tuple(Button(b.title, b.payload.replace("{ref}", ref), b.kind) for b in reply.buttons))
+
+    def link_declined_there(self, language: str) -> Reply:
+        return self._responses.render("link_not_confirmed", language, {})
+
+    def _channel(self, channel: str, language: str) -> str:
+        return self._responses.phrase("channels", channel, language) or channel
 
     def has_topic(self, intent: str) -> bool:
         return self._responses.phrase("topics", intent, "en") is not None
@@ -137,8 +161,10 @@ class Dialogue:
         language = session.language
         if status != "linked":
             key = {"already": "link_already", "expired": "link_expired", "used": "link_used",
-                   "locked": "link_locked"}.get(status, "link_invalid")
-            return Decision((self._responses.render(key, language, {"minutes": str(minutes or "")}),))
+                   "locked": "link_locked", "pending": "link_pending", "declined": "link_declined",
+                   "stale": "link_stale", "confirmed": "link_confirmed"}.get(status, "link_invalid")
+            return Decision((self._responses.render(key, language, {
+                "minutes": str(minutes or ""), "channel": self._channel(from_channel or "", language)}),))
         replies = []
         if topic and from_channel:
             number = session.slots.get("order_number")

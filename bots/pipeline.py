@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Awaitable, Callable, Protocol
 
-from bots.dialogue import Dialogue
+from bots.dialogue import Decision, Dialogue
+from bots.link_notices import LinkNotices
 from handoff.machine import BOT_SILENT
 from nlu.understanding import Understanding
 from shared.errors import ChannelError, StoreError, Unreachable
@@ -54,6 +55,10 @@ class Pipeline:
         self._handoff = handoff  # handoff.service.Handoff: escalation, queues, agents
         self._default_language = default_language
         self._adapters: dict[Channel, Adapter] = {}
+        self._link_notices = LinkNotices(store=store, sessions=sessions, dialogue=dialogue, send=self.send_to_customer,
+                                         default_language=default_language)
+        # Called with the survivor's id when two customers became one (the widget refreshes its history).
+        self.on_linked: list[Callable[[str], Awaitable[None]]] = []
 
     def register(self, adapter: Adapter) -> None:
         self._adapters[adapter.channel] = adapter
@@ -95,24 +100,30 @@ class Pipeline:
         raise StoreError(f"{message.channel.value} {message.sender}: the customer kept changing while loading")
 
     async def _try_link(self, message: Message, customer: Customer) -> Outcome | None:
-        """A deep-link token ("/start ln-…") or a message that is just a 6-digit code: a link attempt."""
+        """A link step, taken before the turn: a deep-link token ("/start ln-…"), a message that is just
+        a 6-digit code, or the answer ("/link_yes <ref>" / "/link_no <ref>") of the customer a code
+        was issued to."""
         if self._linker is None:
             return None
-        token = Linker.token_in(message.payload)
-        code = None if token or message.payload else Linker.code_in(message.text)
-        if token is None and code is None:
+        answer = Linker.answer_in(message.payload)
+        token = None if answer else Linker.token_in(message.payload)
+        code = None if answer or token or message.payload else Linker.code_in(message.text)
+        if answer is None and token is None and code is None:
             return None
         peek = None if customer.new else await self._sessions.load(customer.id)
         seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None
         if peek is not None and seen_key and seen_key in peek.seen:
             return None  # a resent message: the walk drops it as a duplicate
         channel, sender = message.channel.value, message.sender
+        if answer:
+            return await self._linker.answer(answer[1], answer[0], customer.id, channel, sender)
         if token:
             return await self._linker.redeem_token(token, customer.id, channel, sender)
-        # When the bot asked for an order number, six digits that are no live code are that number.
+        # When the bot asked for an order number, six digits are checked as a code only while the
+        # guessing budgets have room (they are counted all the same); no live code: the order number.
         asked_for_number = peek is not None and peek.active_form == "order_status"
-        outcome = await self._linker.redeem_code(code, customer.id, channel, sender, strict=not asked_for_number)
-        return outcome
+        return await self._linker.redeem_code(code, customer.id, channel, sender, address=message.client_address,
+                                              strict=not asked_for_number)
 
     async def handle_retrying(self, message: Message, on_stored: OnStored | None = None, *, attempts: int = 5,
                               backoff: float = 0.5, on_answering: OnStored | None = None) -> Handled:
@@ -138,8 +149,10 @@ class Pipeline:
             return Handled(duplicate=True)
         text, payload = message.text, message.payload
         if link is not None:  # a proof is never kept in clear, even a used one
-            token = Linker.token_in(payload)
-            if token:
+            token, answer = Linker.token_in(payload), Linker.answer_in(payload)
+            if answer:
+                payload = "/link_yes" if answer[0] else "/link_no"
+            elif token:
                 text, payload = text.replace(token, "").strip() or "/start", "/start"
             else:
                 text = MASK
@@ -182,11 +195,7 @@ class Pipeline:
             await self._handoff.callback(session, phone)  # e.g. left after hours: shows in the queue
         secret = None
         if parse.intent == "link_account" and self._linker is not None:
-            try:
-                secret = await self._linker.issue_code(session.customer_id, message.channel.value, message.sender)
-            except RateLimited:
-                secret = ""
-            decision = self._dialogue.link_code(secret, session)
+            secret, decision = await self._link_code(message, session)
         else:
             decision = self._dialogue.decide(parse, session)
         out = list(decision.replies)
@@ -221,12 +230,28 @@ class Pipeline:
             await self._deliver(message, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at))
         return Handled(inbound=inbound, replies=replies)
 
+    async def _link_code(self, message: Message, session: Session) -> tuple[str, Decision]:
+        """"Link my account": a code valid only on the channel it will be typed on. With one other
+        channel connected, for that one; with several, the customer picks (``/link_account <channel>``)."""
+        here = message.channel.value
+        targets = [c.value for c in self._adapters if c.value != here and c is not Channel.CONSOLE]
+        chosen = (message.payload or "").split()[1:2]
+        target = chosen[0] if chosen and chosen[0] in targets else targets[0] if len(targets) == 1 else None
+        if target is None:
+            return "", self._dialogue.link_where(targets, session)
+        try:
+            secret = await self._linker.issue_code(session.customer_id, here, message.sender, target=target)
+        except RateLimited:
+            secret = ""
+        return secret, self._dialogue.link_code(secret, session, target)
+
     async def _answer_link(self, message: Message, session: Session, inbound: StoredMessage, link: Outcome,
                            seen_key: str | None) -> Handled:
-        topic = None
-        if link.status == "linked" and link.from_channel:
-            topic = await self._topic(session.customer_id, link.from_channel)
-        decision = self._dialogue.link_outcome(link.status, session, topic=topic, from_channel=link.from_channel,
+        """Answer a link step here, then tell the other side: ask the issuer (pending), or tell the side
+        that typed the code how it ended (linked, declined)."""
+        here = message.channel.value
+        shown = "confirmed" if link.status == "linked" else link.status  # the issuer said yes, here
+        decision = self._dialogue.link_outcome(shown, session, from_channel=link.from_channel,
                                                minutes=link.context.get("minutes"))
         replies = _outgoing(message, session, decision.replies)
         await self._store.annotate(inbound, "link_account", 1.0, {"intent": "link_account", "link": link.status},
@@ -237,9 +262,17 @@ class Pipeline:
             for stored in (inbound, *replies):
                 await self._handoff.customer_wrote(session, stored)
             if link.status == "linked":
-                await self._handoff.customer_linked(session, message.channel.value)
+                await self._handoff.customer_linked(session, link.from_channel or here)
         for reply, stored in zip(decision.replies, replies):
             await self._deliver(message, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at))
+        if link.status == "pending":
+            await self._link_notices.ask(link, here)
+        elif link.status == "declined":
+            await self._link_notices.declined(link)
+        elif link.status == "linked":
+            await self._link_notices.linked(session, link, await self._topic(session.customer_id, here), here)
+            for listener in self.on_linked:
+                await listener(session.customer_id)
         return Handled(inbound=inbound, replies=replies)
 
     async def _topic(self, customer_id: str, channel: str) -> str | None:

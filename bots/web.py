@@ -103,6 +103,8 @@ class WebChannel:
         app.router.add_get("/chat/ws", self._websocket)
         app.on_shutdown.append(self._close_all)
         self._pipeline.register(self)
+        if self._store is not None:  # a link confirmed on another channel: open widgets get the joined history
+            self._pipeline.on_linked.append(self._refresh)
 
     async def _close_all(self, app: web.Application) -> None:
         """On shutdown say "going away" to every open widget; they reconnect by themselves."""
@@ -279,7 +281,7 @@ class WebChannel:
         customer = await self._store.find_customer(Channel.WEB.value, visitor) or \
             await self._store.resolve_customer(Channel.WEB.value, visitor, visitor, language=language)
         try:
-            token = await self._linker.issue_token(customer.id, Channel.WEB.value, visitor)
+            token = await self._linker.issue_token(customer.id, Channel.WEB.value, visitor, target=channel)
         except RateLimited:
             raise FrameError("rate_limited", "too many links were asked for in an hour; use the last one, "
                                              "or try again later", frame_id) from None

@@ -69,6 +69,9 @@ class Message:
     sender_name: str | None = None
     language: str | None = None  # a hint from the channel (e.g. the widget's lang)
     ts: datetime = field(default_factory=utcnow)
+    # The network address it came from, when the channel has one (the widget's socket; a messenger
+    # relays every user from its own servers, so none there): abuse budgets are kept per address.
+    client_address: str | None = None
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ class Settings:
     web_allowed_origins: tuple[str, ...] = ()  # sites that may embed the widget; empty: any site
     console_allowed_origins: tuple[str, ...] = ()  # besides its own, origins that may use the console's login
     web_identity_secret: str = field(default="", repr=False)  # signs the site's logged-in user id; empty: off
+    link_guesses_per_address: int = 20  # link codes one client address may type per hour (the widget)
+    link_guesses_per_hour: int = 1000  # link codes typed per hour on every channel together
     telegram: TelegramSettings | None = None
     vk: VkSettings | None = None
     log_level: str = "INFO"
@@ -262,6 +264,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         console_allowed_origins=_origins(str(get("SEAMLINE_CONSOLE_ALLOWED_ORIGINS", server,
                                                  "console_allowed_origins", "")), "SEAMLINE_CONSOLE_ALLOWED_ORIGINS"),
         web_identity_secret=_identity_secret(str(get("SEAMLINE_WEB_IDENTITY_SECRET", webchat, "identity_secret", ""))),
+        link_guesses_per_address=_int("SEAMLINE_LINK_GUESSES_PER_ADDRESS", get(
+            "SEAMLINE_LINK_GUESSES_PER_ADDRESS", dialogue, "link_guesses_per_address", 20), 1, 100_000,
+            "SEAMLINE_LINK_GUESSES_PER_ADDRESS=20"),
+        link_guesses_per_hour=_int("SEAMLINE_LINK_GUESSES_PER_HOUR", get(
+            "SEAMLINE_LINK_GUESSES_PER_HOUR", dialogue, "link_guesses_per_hour", 1000), 1, 10_000_000,
+            "SEAMLINE_LINK_GUESSES_PER_HOUR=1000"),
         telegram=_telegram(env),
         vk=_vk(env),
         log_level=level,

@@ -105,12 +105,15 @@ class SqlCustomerStore:
         return int(count)
 
     async def proofs_issued_since(self, channel: str, external_id: str, since: datetime) -> int:
+        """Codes and tokens this identity asked for (not the requests to confirm a link it made)."""
         rows = await self._all(select(func.count()).select_from(LinkCodeRow).where(
-            LinkCodeRow.channel == channel, LinkCodeRow.external_id == external_id, LinkCodeRow.created_at >= since))
+            LinkCodeRow.channel == channel, LinkCodeRow.external_id == external_id, LinkCodeRow.created_at >= since,
+            LinkCodeRow.kind.in_(("code", "token"))))
         return int(rows[0][0])
 
     async def claim_proof(self, kind: str, digest: str) -> tuple[str, str, str] | str:
-        """Use a proof once: (customer id, channel, external id) of whoever asked for it, or why not:
+        """Use a proof once: (customer id, channel, external id) of whoever it was kept for (who asked
+        for a code or token; who typed a code that waits for confirmation), or why not:
         "unknown", "expired" or "used". Two claims of the same proof: exactly one wins."""
         rows = await self._all(select(LinkCodeRow).where(LinkCodeRow.digest == digest, LinkCodeRow.kind == kind))
         if not rows:
@@ -126,17 +129,6 @@ class SqlCustomerStore:
         if not again or _aware(again[0].used_at) != now:
             return "used"  # another claim won the race
         return row.customer_id, row.channel, row.external_id
-
-    async def link_lock(self, channel: str, external_id: str) -> tuple[int, datetime | None]:
-        rows = await self._all(select(IdentityRow.link_failures, IdentityRow.link_locked_until).where(
-            IdentityRow.channel == channel, IdentityRow.external_id == external_id))
-        return (0, None) if not rows else (int(rows[0][0] or 0), _aware(rows[0][1]))
-
-    async def set_link_failures(self, channel: str, external_id: str, failures: int,
-                                locked_until: datetime | None) -> None:
-        await self._writer.write(update(IdentityRow).where(
-            IdentityRow.channel == channel, IdentityRow.external_id == external_id).values(
-            link_failures=failures, link_locked_until=locked_until), {})
 
     async def add_identity(self, customer_id: str, channel: str, external_id: str, address: str) -> None:
         await self._writer.write(self._chat._insert_identity, {

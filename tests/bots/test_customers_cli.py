@@ -37,8 +37,9 @@ class Recorder:
 _ids = iter(range(50_000, 10**9))
 
 
-def say(channel: Channel, sender: str, text: str) -> Message:
-    return Message(channel=channel, address=sender, sender=sender, text=text, external_id=str(next(_ids)))
+def say(channel: Channel, sender: str, text: str, payload: str | None = None) -> Message:
+    return Message(channel=channel, address=sender, sender=sender, text=text, payload=payload,
+                   external_id=str(next(_ids)))
 
 
 @pytest.fixture(params=["sqlite"])
@@ -156,9 +157,11 @@ async def test_erase_removes_the_messages_and_leaves_another_customer_intact(sea
 async def test_unlink_by_id_makes_two_customers_again(seamline, capsys):
     telegram = await chat(seamline, Channel.TELEGRAM, "901", "hello")
     web = await chat(seamline, Channel.WEB, "visitor-901", "where is my order")
-    await seamline.pipeline.handle(say(Channel.TELEGRAM, "901", "link my account"))
+    await seamline.pipeline.handle(say(Channel.TELEGRAM, "901", "Website chat", "/link_account web"))
     code = re.search(r"\b(\d{6})\b", seamline.adapters[Channel.TELEGRAM].sent[-1][1].text).group(1)
     await seamline.pipeline.handle(say(Channel.WEB, "visitor-901", code))
+    yes = seamline.adapters[Channel.TELEGRAM].sent[-1][1].buttons[0]  # "Someone in the website chat wants ..."
+    await seamline.pipeline.handle(say(Channel.TELEGRAM, "901", yes.title, yes.payload))
     assert (await seamline.store.fresh_customer("web", "visitor-901")).id == telegram
 
     status, out, err = await cli(capsys, "links", "web:visitor-901")

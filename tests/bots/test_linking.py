@@ -1,4 +1,5 @@
-"""One customer across channels, through the pipeline: codes, merging, continuity, undo, privacy."""
+"""One customer across channels, through the pipeline: codes, confirmation, merging, continuity, undo,
+privacy. (Guessing and the threat model: tests/security/test_link_*.py.)"""
 from __future__ import annotations
 
 import re
@@ -47,10 +48,28 @@ def say(channel: Channel, sender: str, text: str, payload: str | None = None) ->
                    external_id=str(next(_ids)))
 
 
-async def code_for(seamline, channel: Channel, sender: str) -> str:
-    await seamline.pipeline.handle(say(channel, sender, "link my account"))
+async def code_for(seamline, channel: Channel, sender: str, target: Channel = Channel.WEB) -> str:
+    """Ask for a code on ``channel`` for ``target`` (the button under "where will you type it?")."""
+    await seamline.pipeline.handle(say(channel, sender, "Website chat", f"/link_account {target.value}"))
     last = seamline.adapters[channel].texts(sender)[-1]
     return re.search(r"\b(\d{6})\b", last).group(1)
+
+
+async def answer(seamline, channel: Channel, sender: str, yes: bool = True) -> None:
+    """Press Yes (or No) under the last "someone wants to link" question sent to ``sender``."""
+    question = [r for a, r in seamline.adapters[channel].sent if a == sender and r.buttons][-1]
+    button = question.buttons[0 if yes else 1]
+    assert button.payload.startswith("/link_yes " if yes else "/link_no ")
+    await seamline.pipeline.handle(say(channel, sender, button.title, button.payload))
+
+
+async def test_asking_for_a_code_asks_where_it_will_be_typed(seamline):
+    await seamline.pipeline.handle(say(Channel.TELEGRAM, "400", "link my account"))
+    _, question = seamline.adapters[Channel.TELEGRAM].sent[-1]
+    assert not re.search(r"\d{6}", question.text)
+    assert [b.payload for b in question.buttons] == ["/link_account web", "/link_account vk"]
+    await seamline.pipeline.handle(say(Channel.TELEGRAM, "400", "VK", "/link_account vk"))
+    assert "VK" in seamline.adapters[Channel.TELEGRAM].texts("400")[-1]
 
 
 async def test_a_code_from_telegram_typed_on_the_web_links_history_and_state(seamline):
@@ -60,11 +79,14 @@ async def test_a_code_from_telegram_typed_on_the_web_links_history_and_state(sea
     telegram_customer = await seamline.store.find_customer("telegram", "501")
     await seamline.pipeline.handle(say(web, "visitor-1", "hello"))
     code = await code_for(seamline, tg, "501")
-
     await seamline.pipeline.handle(say(web, "visitor-1", code))
+    assert "waiting for confirmation" in seamline.adapters[web].texts("visitor-1")[-1].lower()
 
-    answer = seamline.adapters[web].texts("visitor-1")[-1]
-    assert "48213" in answer and "Telegram" in answer  # picks up where the customer was
+    await answer(seamline, tg, "501")
+
+    assert "linked" in seamline.adapters[tg].texts("501")[-1]
+    answer_text = seamline.adapters[web].texts("visitor-1")[-1]
+    assert "48213" in answer_text and "Telegram" in answer_text  # picks up where the customer was
     web_customer = await seamline.store.find_customer("web", "visitor-1")
     assert web_customer.id == telegram_customer.id
     history = await seamline.pipeline.history(web, "visitor-1")
@@ -81,8 +103,9 @@ async def test_a_code_from_telegram_typed_on_the_web_links_history_and_state(sea
 
 async def test_an_open_form_carries_over_to_the_new_channel(seamline):
     await seamline.pipeline.handle(say(Channel.VK, "77", "где мой заказ"))  # the bot asks for the number
-    code = await code_for(seamline, Channel.VK, "77")
+    code = await code_for(seamline, Channel.VK, "77", Channel.TELEGRAM)
     await seamline.pipeline.handle(say(Channel.TELEGRAM, "88", code))
+    await answer(seamline, Channel.VK, "77")
     await seamline.pipeline.handle(say(Channel.TELEGRAM, "88", "55123"))
     session = await seamline.sessions.load((await seamline.store.find_customer("vk", "77")).id)
     assert session.slots.get("order_number") == "55123" and session.active_form is None
@@ -97,7 +120,7 @@ async def test_wrong_expired_and_reused_codes_link_nothing_and_say_why(seamline,
         async with seamline.store.engine.begin() as conn:
             await conn.execute(update(LinkCodeRow).values(expires_at=utcnow() - timedelta(seconds=1)))
     else:
-        await seamline.pipeline.handle(say(Channel.VK, "601", code))
+        await seamline.pipeline.handle(say(Channel.WEB, "first", code))
     await seamline.pipeline.handle(say(Channel.WEB, "intruder", code))
     answer = seamline.adapters[Channel.WEB].texts("intruder")[-1].lower()
     assert {"wrong": "isn't valid", "expired": "expired", "reused": "already been used"}[problem] in answer
@@ -108,8 +131,8 @@ async def test_wrong_expired_and_reused_codes_link_nothing_and_say_why(seamline,
 
 async def test_guessing_codes_locks_the_identity_out(seamline):
     real = await code_for(seamline, Channel.TELEGRAM, "700")
-    wrong = [f"{(int(real) + k) % 10**6:06d}" for k in range(1, 6)]
-    for guess in wrong:
+    wrong = [f"{(int(real) + k) % 10**6:06d}" for k in range(1, 7)]
+    for guess in wrong:  # five are checked; the sixth is not
         await seamline.pipeline.handle(say(Channel.WEB, "guesser", guess))
     assert "too many wrong codes" in seamline.adapters[Channel.WEB].texts("guesser")[-1].lower()
     await seamline.pipeline.handle(say(Channel.WEB, "guesser", real))  # even the right one, now
@@ -121,7 +144,7 @@ async def test_guessing_codes_locks_the_identity_out(seamline):
 async def test_asking_for_codes_is_rate_limited(seamline):
     for _ in range(5):
         await code_for(seamline, Channel.TELEGRAM, "710")
-    await seamline.pipeline.handle(say(Channel.TELEGRAM, "710", "link my account"))
+    await seamline.pipeline.handle(say(Channel.TELEGRAM, "710", "Website chat", "/link_account web"))
     last = seamline.adapters[Channel.TELEGRAM].texts("710")[-1]
     assert not re.search(r"\d{6}", last) and "hour" in last
 
@@ -142,6 +165,7 @@ async def test_unlink_restores_both_customers(seamline):
                                             verified=True)
     code = await code_for(seamline, Channel.TELEGRAM, "800")
     await seamline.pipeline.handle(say(Channel.WEB, "v-800", code))
+    await answer(seamline, Channel.TELEGRAM, "800")
     survivor = await seamline.store.find_customer("telegram", "800")
     profile = await seamline.customers.profile(survivor.id)
     assert profile.attributes == {"email": "new@example.com", "city": "Kazan"}  # the verified, newer value
@@ -207,6 +231,7 @@ async def test_a_code_drawn_again_replaces_a_dead_one_and_never_a_live_one(seaml
     assert await code_for(seamline, Channel.TELEGRAM, "731") == "123456"  # the dead row is reused
     assert await code_for(seamline, Channel.VK, "732") == "654321"  # 123456 is live again: drawn anew
     await seamline.pipeline.handle(say(Channel.WEB, "visitor-731", "123456"))
+    await answer(seamline, Channel.TELEGRAM, "731")
     linked = await seamline.store.find_customer("web", "visitor-731")
     assert linked.id == (await seamline.store.find_customer("telegram", "731")).id
     assert linked.id != (await seamline.store.find_customer("telegram", "730")).id

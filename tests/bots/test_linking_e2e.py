@@ -2,9 +2,9 @@
 Chromium (Playwright), aiogram against the fake Bot API, vk_api against the fake VK API, and the
 web chat protocol over a real WebSocket; PostgreSQL and Redis behind them (tests/services.sh).
 
-- a 6-digit code asked for in Telegram and typed in the widget;
-- "Continue in Telegram" in the widget: a t.me deep link, opened by a Telegram user;
-- "Continue in VK": a vk.me link whose ``ref`` arrives with the first VK message;
+- a 6-digit code asked for in Telegram (for the website) and typed in the widget, confirmed in Telegram;
+- "Continue in Telegram" in the widget: a t.me deep link, opened by a Telegram user, confirmed in the widget;
+- "Continue in VK": a vk.me link whose ``ref`` arrives with the first VK message, confirmed on the web;
 - the site's signed identity: one site user on two browsers is one customer with one history.
 
 Nothing sleeps and hopes: every wait is for a condition, bounded.
@@ -246,18 +246,30 @@ async def browsers(browser, seamline):
 
 # -- a code from Telegram typed in the widget -------------------------------------------------------
 
+def first_button(call) -> str:
+    """The title of the first inline button on a message the bot sent to Telegram."""
+    return call.result["reply_markup"]["inline_keyboard"][0][0]["text"]
+
+
 async def test_a_code_asked_for_in_telegram_and_typed_in_the_widget_brings_the_telegram_chat_along(
         telegram, seamline, browsers):
     telegram.enqueue(*(telegram.update("message_text", chat_id=2001, text=text)
                        for text in ("where is my order", "48213", "link my account")))
     await telegram.wait_for("sendMessage", chat_id=2001, count=3)
     assert "48213" in telegram.texts(2001)[1]
-    code = re.search(r"\b(\d{6})\b", telegram.texts(2001)[2]).group(1)
+    where = telegram.calls_of("sendMessage", chat_id=2001)[2]  # where will the code be typed? the website
+    telegram.enqueue(telegram.press(where, first_button(where)))
+    await telegram.wait_for("sendMessage", chat_id=2001, count=4)
+    code = re.search(r"\b(\d{6})\b", telegram.texts(2001)[3]).group(1)
 
     visitor = await browsers()
     await visitor.open(seamline.url + "/")
-    await visitor.input.fill(code)
-    await visitor.input.press("Enter")
+    waiting = await visitor.say(code)
+    await expect(waiting).to_contain_text("confirmation")
+    await expect(visitor.list).not_to_contain_text("48213")  # nothing of Telegram's before the yes
+    question = (await telegram.wait_for("sendMessage", chat_id=2001, count=5))[4]
+    assert re.search("website chat|чате на сайте", question.params["text"])
+    telegram.enqueue(telegram.press(question, first_button(question)))
 
     answer = visitor.list.locator(".sl-bot .sl-text").last
     await expect(answer).to_contain_text("linked")
@@ -265,7 +277,8 @@ async def test_a_code_asked_for_in_telegram_and_typed_in_the_widget_brings_the_t
     await expect(answer).to_contain_text("Telegram")
     # The widget now shows what was said in Telegram, marked as such, in order, and the code masked.
     from_telegram = visitor.list.locator('.sl-customer[data-channel="telegram"] .sl-text')
-    await expect(from_telegram).to_have_text(["where is my order", "48213", "link my account"])
+    await expect(from_telegram).to_have_text(["where is my order", "48213", "link my account",
+                                              re.compile("Website chat|Чат на сайте"), re.compile("Yes|Да")])
     await expect(visitor.list).not_to_contain_text(code)
     web = visitor_of(await visitor.token())
     assert await same_customer(seamline, ("telegram", "2001"), ("web", web))
@@ -276,7 +289,7 @@ async def test_a_code_asked_for_in_telegram_and_typed_in_the_widget_brings_the_t
     await visitor.page.reload()  # and it is the visitor's history from now on
     await visitor.launcher.click()
     await expect(visitor.status).to_have_attribute("data-state", "online")
-    await expect(from_telegram).to_have_count(3)
+    await expect(from_telegram).to_have_count(5)
     await expect(visitor.messages.last).to_contain_text("order 48213")
 
 
@@ -303,13 +316,21 @@ async def test_continue_in_telegram_opens_a_one_time_deep_link_with_the_web_conv
     assert len(token) <= 64  # Telegram's limit for a start parameter
 
     telegram.enqueue(telegram.update("message_text", chat_id=3001, text=f"/start {token}"))
-    [greeting] = await telegram.wait_for("sendMessage", chat_id=3001)
+    [waiting] = await telegram.wait_for("sendMessage", chat_id=3001)
+    assert re.search("Waiting for confirmation|Ждём подтверждения", waiting.params["text"])
+    assert not await same_customer(seamline, ("web", visitor_of(await visitor.token())), ("telegram", "3001"))
+    yes = visitor.page.locator('[data-seamline="buttons"] button').first  # "Someone in Telegram wants ..."
+    await expect(visitor.messages.last).to_contain_text("Telegram")
+    await yes.click()
+    greeting = (await telegram.wait_for("sendMessage", chat_id=3001, count=2))[1]
     text = greeting.params["text"]
-    assert "linked" in text and "order 48213" in text and "website chat" in text
+    # in the Telegram user's language (the fixture's user speaks Russian)
+    assert re.search("linked|связаны", text) and re.search("order 48213|заказ 48213", text)
+    assert re.search("website chat|чате на сайте", text)
     web = visitor_of(await visitor.token())
     assert await same_customer(seamline, ("web", web), ("telegram", "3001"))
     stored = await parts(seamline).store.history((await parts(seamline).store.fresh_customer("web", web)).id)
-    assert [m.channel for m in stored if m.direction == "in"] == ["web", "web", "telegram"]
+    assert [m.channel for m in stored if m.direction == "in"] == ["web", "web", "telegram", "web"]
     assert token not in " ".join(m.text + (m.payload or "") for m in stored)  # never kept in clear
 
     # The link is used up: someone else opening it (a forwarded link) links nothing.
@@ -332,7 +353,13 @@ async def test_continue_in_vk_sends_a_ref_link_that_links_the_first_vk_message(v
     assert match, link["url"]
 
     vk.push(vk.message_new(4001, "Hello!", ref=match.group(1), ref_source="website"))
-    [greeting] = await vk.wait_for(lambda: vk.sent_to(4001))
+    [waiting] = await vk.wait_for(lambda: vk.sent_to(4001))
+    assert re.search("Waiting for confirmation|Ждём подтверждения", waiting["message"])
+    question = await web.receive("message")  # "Someone in VK wants to link to this chat: yes / no"
+    assert "VK" in question["text"] and question["buttons"][0]["payload"].startswith("/link_yes ")
+    await web.ws.send_json({"type": "message", "id": "yes-1", "text": question["buttons"][0]["title"],
+                            "payload": question["buttons"][0]["payload"]})
+    [greeting] = await vk.wait_for(lambda: vk.sent_to(4001)[1:])
     assert "linked" in greeting["message"] and "order 48213" in greeting["message"]
     visitor = visitor_of(welcome["token"])
     assert await same_customer(seamline, ("web", visitor), ("vk", "4001"))
