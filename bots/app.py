@@ -151,9 +151,11 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     app.cleanup_ctx.append(lifetime)  # first in, so channels are closed before the stores
     app.cleanup_ctx.append(_sweeping)
     web_chat = WebChannel(pipeline=seamline.pipeline, store=seamline.store, linker=seamline.linker,
-                          signer=Signer(secret_key=settings.secret_key, purpose="web-visitor"),
+                          signer=Signer(secret_key=settings.secret_key, purpose="web-visitor",
+                                        old_keys=settings.old_secret_keys,
+                                        max_age=settings.visitor_token_days * 86400),
                           rate_limit=settings.web_rate_limit, allowed_origins=settings.web_allowed_origins,
-                          identity_secret=settings.web_identity_secret)
+                          identity_secret=settings.web_identity_secret, **web_limits(settings, seamline, app))
     web_chat.install(app)
     AgentApi(handoff=seamline.handoff, customers=seamline.customers, linker=seamline.linker).install(app)
     install_console(app)
@@ -176,6 +178,28 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     # collections stay short (a tail-latency win measured with the Telegram benchmark).
     gc.freeze()
     return app
+
+
+def web_limits(settings: Settings, seamline: Seamline, app: web.Application) -> dict:
+    """The widget's connection and frame limits (bots/web_limits.py), shared through Redis when set."""
+    from bots.web_limits import MemoryConnections, RedisConnections, limit_accept_errors
+
+    limit_accept_errors()  # a client holding every descriptor must not fill the disk with tracebacks
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        connections = RedisConnections(client=Redis.from_url(settings.redis_url))
+    else:
+        connections = MemoryConnections()
+
+    async def close(_app: web.Application) -> None:
+        await connections.close()
+
+    app.on_cleanup.append(close)
+    return dict(limiter=seamline.limiter, connections=connections, address_rate_limit=settings.web_address_rate_limit,
+                connections_per_address=settings.web_connections_per_address,
+                hello_timeout=settings.web_hello_timeout, history_bytes=settings.web_history_bytes,
+                trusted_proxies=settings.trusted_proxies)
 
 
 async def _sweeping(app: web.Application):

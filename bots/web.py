@@ -11,70 +11,38 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
-import time
-from collections import defaultdict, deque
+import math
+from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bots.pipeline import Pipeline
-from shared.errors import ChannelError, SeamlineError, Unreachable
+from bots.web_frames import (MAX_ID, MAX_TEXT, FrameError, checked_id, client_id, page, parse, to_frame,
+                             to_message)
+from bots.web_limits import Connections, FrameBudget, MemoryConnections, address_key
+from shared.errors import ChannelError, SeamlineError, StoreError, Unreachable
 from shared.history import StoredMessage
+from shared.limits import Limiter, MemoryLimiter
 from shared.linking import Linker, RateLimited
-from shared.message import Channel, Message, Reply
+from shared.message import Channel, Reply
+from shared.net import Network, client_address
 from shared.storage.sql import SqlChatStore
 from shared.tokens import Signer
+
+__all__ = ["WebChannel", "FrameError", "to_message", "to_frame", "MAX_TEXT", "MAX_ID"]
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_TEXT = 4096
 MAX_FRAME = 64 * 1024
-MAX_ID = 64
-RATE_WINDOW = 10.0  # seconds; at most ``rate_limit`` messages per window and connection
+NO_HELLO = 4408  # close code: no ``hello`` within the deadline (docs/web-chat-protocol.md)
 MAX_EXTERNAL_ID = 256  # characters of a site's user id
 CHANNEL_ORDER = ("telegram", "vk")  # how the widget lists the messengers a visitor may continue in
 
 DeepLink = Callable[[str], str]  # a one-time link token → the URL that opens the messenger with it
-
-
-class FrameError(Exception):
-    def __init__(self, code: str, message: str, frame_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.frame_id = code, message, frame_id
-
-
-def to_message(visitor: str, frame: dict, language: str | None = None) -> Message:
-    """A ``message`` frame as a Message; raises FrameError for anything malformed. Pure."""
-    frame_id = frame.get("id")
-    if frame_id is not None and (not isinstance(frame_id, str) or not 0 < len(frame_id) <= MAX_ID):
-        raise FrameError("bad_frame", f"'id' must be a string of 1-{MAX_ID} characters")
-    text, payload = frame.get("text", ""), frame.get("payload")
-    if not isinstance(text, str):
-        raise FrameError("bad_frame", "'text' must be a string", frame_id)
-    if payload is not None and (not isinstance(payload, str) or len(payload) > 256):
-        raise FrameError("bad_frame", "'payload' must be a string of at most 256 characters", frame_id)
-    if len(text) > MAX_TEXT:
-        raise FrameError("too_long", f"text is {len(text)} characters; the limit is {MAX_TEXT}", frame_id)
-    if not text.strip() and not payload:
-        raise FrameError("empty", "text is empty", frame_id)
-    return Message(channel=Channel.WEB, address=visitor, sender=visitor, text=text.strip(), payload=payload,
-                   external_id=f"{visitor}:{frame_id}" if frame_id else None, language=language)
-
-
-def to_frame(message: StoredMessage) -> dict:
-    """A stored message as the widget sees it. A web customer's own message keeps the client's id."""
-    frame_id = message.id
-    if message.role == "customer" and message.channel == Channel.WEB.value and message.external_id:
-        frame_id = message.external_id.split(":", 1)[1]
-    frame = {"type": "message", "id": frame_id, "role": message.role, "text": message.text,
-             "channel": message.channel, "ts": message.created_at.isoformat()}
-    if message.buttons:
-        frame["buttons"] = message.buttons
-    return frame
 
 
 class WebChannel:
@@ -82,9 +50,19 @@ class WebChannel:
 
     def __init__(self, *, pipeline: Pipeline, signer: Signer, history_limit: int = 200,
                  rate_limit: int = 30, allowed_origins: tuple[str, ...] = (), store: SqlChatStore | None = None,
-                 linker: Linker | None = None, identity_secret: str = "") -> None:
+                 linker: Linker | None = None, identity_secret: str = "", limiter: Limiter | None = None,
+                 connections: Connections | None = None, address_rate_limit: int = 300,
+                 connections_per_address: int = 100, hello_timeout: float = 10.0, history_bytes: int = 65536,
+                 trusted_proxies: tuple[Network, ...] = ()) -> None:
         """``store`` and ``linker`` enable deep links and signed site identities; ``identity_secret``
-        is the key the site signs its user ids with (empty: claims are ignored)."""
+        is the key the site signs its user ids with (empty: claims are ignored). ``limiter`` and
+        ``connections`` hold the per-visitor and per-address budgets (bots/web_limits.py); shared
+        through Redis they hold across processes."""
+        self._budget = FrameBudget(limiter=limiter or MemoryLimiter(), per_visitor=rate_limit,
+                                   per_address=address_rate_limit)
+        self._connections = connections or MemoryConnections()
+        self._connection_cap, self._hello_timeout = connections_per_address, hello_timeout
+        self._history_bytes, self._proxies = history_bytes, trusted_proxies
         self._pipeline = pipeline
         self._store, self._linker = store, linker
         self._identity_key = identity_secret.encode()
@@ -92,7 +70,6 @@ class WebChannel:
         # ``VkChannel.deep_link``); filled by the composition root once those channels exist.
         self.deep_links: dict[str, DeepLink] = {}
         self._allowed_origins = frozenset(allowed_origins)
-        self._rate_limit = rate_limit
         self._signer = signer
         self._history_limit = history_limit
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
@@ -144,42 +121,73 @@ class WebChannel:
         if self._allowed_origins and origin is not None and origin not in self._allowed_origins:
             # Browsers always send Origin; a page of a site not on the list may not embed the chat.
             return web.json_response({"error": f"origin {origin} may not open the chat"}, status=403)
+        address = address_key(client_address(request.remote, request.headers.get("X-Forwarded-For"), self._proxies))
+        lease = await self._lease(address)
+        if lease is False:
+            refused = web.json_response({"error": "too many chat connections from your address; close some tabs "
+                                                  "or try again later"}, status=429, headers={"Retry-After": "10"})
+            refused.force_close()
+            return refused
+        try:
+            return await self._serve(request, address)
+        finally:
+            if lease:
+                await self._connections.release(address, lease)
+
+    async def _lease(self, address: str) -> str | bool | None:
+        """A lease on one of the address's sockets; False when the cap is reached, None when uncounted."""
+        if not self._connection_cap:
+            return None
+        try:
+            return await self._connections.acquire(address, self._connection_cap) or False
+        except StoreError as exc:  # Redis down: the chat stays open (see bots/web_limits.py)
+            log.warning("widget socket not counted: %s", exc)
+            return None
+
+    async def _serve(self, request: web.Request, address: str) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
         visitor: str | None = None
         language: str | None = None
-        recent: deque[float] = deque()
+        deadline = asyncio.get_running_loop().time() + self._hello_timeout
         try:
-            async for raw in ws:
-                if raw.type != WSMsgType.TEXT:
-                    if raw.type == WSMsgType.BINARY:
-                        await _error(ws, "bad_json", "frames must be JSON text")
-                    continue
+            while True:
+                try:
+                    raw = await ws.receive(
+                        timeout=None if visitor else max(0.0, deadline - asyncio.get_running_loop().time()))
+                except asyncio.TimeoutError:  # a socket that never says hello holds a descriptor for nothing
+                    await ws.close(code=NO_HELLO, message=b"no hello in time")
+                    break
+                if raw.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
                 frame_id = None
                 try:
-                    frame = _parse(raw.data)
-                    frame_id = frame.get("id") if isinstance(frame.get("id"), str) else None
+                    wait = await self._budget.frame(address, visitor)  # every frame counts, garbage too
+                    frame = _parsed(raw, wait)
+                    frame_id = client_id(frame)
+                    if wait:
+                        raise FrameError("rate_limited", f"too many frames; wait {math.ceil(wait)} s", frame_id)
                     if frame["type"] == "hello":
                         if visitor:
-                            self._sockets[visitor].discard(ws)
-                        visitor, language = await self._hello(ws, frame)
+                            raise FrameError("hello_repeated", "this connection has said hello already")
+                        visitor, language = await self._hello(ws, frame, address, frame_id)
                         self._sockets[visitor].add(ws)
-                    elif frame["type"] == "message":
-                        if visitor is None:
-                            raise FrameError("hello_required", "send a hello frame first", frame_id)
-                        if self._rate_limit and _limited(recent, self._rate_limit):
-                            raise FrameError("rate_limited", "too many messages; wait a few seconds", frame_id)
-                        await self._message(ws, visitor, frame, language)
-                    elif frame["type"] == "link":
-                        if visitor is None:
-                            raise FrameError("hello_required", "send a hello frame first", frame_id)
-                        await self._link(ws, visitor, frame, language)
+                    elif frame["type"] not in ("ping", "message", "link", "older"):
+                        raise FrameError("unknown_type", f"unknown frame type {frame['type'][:32]!r}", frame_id)
                     elif frame["type"] == "ping":
                         await ws.send_json({"type": "pong"})
+                    elif visitor is None:
+                        raise FrameError("hello_required", "send a hello frame first", frame_id)
+                    elif frame["type"] == "message":
+                        await self._message(ws, visitor, frame, language)
+                    elif frame["type"] == "link":
+                        await self._link(ws, visitor, frame, language)
                     else:
-                        raise FrameError("unknown_type", f"unknown frame type {frame['type']!r}", frame_id)
+                        await self._older(ws, visitor, frame, address)
                 except FrameError as exc:
                     await _error(ws, exc.code, exc.message, exc.frame_id)
+                except ConnectionError:
+                    break  # the client went away mid-answer
                 except Exception:  # noqa: BLE001 - the one broad except of this receive loop
                     log.exception("web chat frame failed (visitor=%s, id=%s)", visitor, frame_id)
                     await _error(ws, "internal", "the server failed on this message; it is kept, "
@@ -191,10 +199,14 @@ class WebChannel:
                     del self._sockets[visitor]
         return ws
 
-    async def _hello(self, ws: web.WebSocketResponse, frame: dict) -> tuple[str, str | None]:
+    async def _hello(self, ws: web.WebSocketResponse, frame: dict, address: str,
+                     frame_id: str | None) -> tuple[str, str | None]:
         token, language = frame.get("token"), frame.get("lang")
         language = language if language in ("ru", "en") else None
         visitor = self._signer.verify(token) if token else None
+        wait = await self._budget.page(address, visitor)
+        if wait:  # a welcome can be a page of history: these have a budget of their own
+            raise FrameError("rate_limited", f"too many conversations opened; wait {math.ceil(wait)} s", frame_id)
         if token and visitor is None:
             await _error(ws, "bad_token", "this token is not valid here; a new conversation was started")
         if visitor is None:
@@ -206,9 +218,26 @@ class WebChannel:
         history = await self._pipeline.history(Channel.WEB, visitor, self._history_limit)
         if history and self._store is not None:  # a known visitor is back: reachable on the web again
             await self._store.set_reachable(Channel.WEB.value, visitor, True)
-        await ws.send_json({"type": "welcome", "token": token, "history": [to_frame(m) for m in history],
-                            "identified": identified, "channels": self.channels})
+        # A fresh token on every welcome: a token dies after days unused, not days after it was made.
+        await ws.send_json({"type": "welcome", "token": self._signer.sign(visitor),
+                            **page(history, self._history_bytes), "identified": identified,
+                            "channels": self.channels})
         return visitor, language
+
+    async def _older(self, ws: web.WebSocketResponse, visitor: str, frame: dict, address: str) -> None:
+        """An ``older`` frame: the page of history before the cursor a welcome (or older page) gave."""
+        frame_id, before = checked_id(frame), frame.get("before")
+        if not isinstance(before, str) or not 0 < len(before) <= MAX_ID:
+            raise FrameError("bad_frame", "'before' must be the cursor from the last welcome or older frame",
+                             frame_id)
+        wait = await self._budget.page(address, visitor)
+        if wait:
+            raise FrameError("rate_limited", f"too many pages of history; wait {math.ceil(wait)} s", frame_id)
+        history = await self._pipeline.history(Channel.WEB, visitor, self._history_limit)
+        answer = {"type": "older", **page(history, self._history_bytes, before)}
+        if frame_id:
+            answer["id"] = frame_id
+        await ws.send_json(answer)
 
     @property
     def channels(self) -> list[str]:
@@ -325,31 +354,21 @@ class WebChannel:
                     if i.channel == Channel.WEB.value and self._sockets.get(i.external_id)]
         if not visitors:
             return
-        history = [to_frame(m) for m in await self._store.history(customer_id, self._history_limit)]
+        history = page(await self._store.history(customer_id, self._history_limit), self._history_bytes)
         for visitor in visitors:
-            await self._broadcast(visitor, {"type": "history", "history": history})
+            await self._broadcast(visitor, {"type": "history", **history})
 
 
-def _parse(data: str) -> dict:
+def _parsed(raw, refused: float) -> dict:
+    """The frame's JSON object; FrameError for anything else (``rate_limited`` first when over budget)."""
     try:
-        frame = json.loads(data)
-    except ValueError:
-        raise FrameError("bad_json", "the frame is not valid JSON") from None
-    if not isinstance(frame, dict):
-        raise FrameError("bad_json", "the frame must be a JSON object")
-    if not isinstance(frame.get("type"), str):
-        raise FrameError("bad_frame", "'type' is missing", frame.get("id") if isinstance(frame.get("id"), str) else None)
-    return frame
-
-
-def _limited(recent: deque[float], count: int) -> bool:
-    now = time.monotonic()
-    while recent and now - recent[0] > RATE_WINDOW:
-        recent.popleft()
-    if len(recent) >= count:
-        return True
-    recent.append(now)
-    return False
+        if raw.type != WSMsgType.TEXT:
+            raise FrameError("bad_json", "frames must be JSON text")
+        return parse(raw.data)
+    except FrameError:
+        if refused:
+            raise FrameError("rate_limited", f"too many frames; wait {math.ceil(refused)} s") from None
+        raise
 
 
 async def _error(ws: web.WebSocketResponse, code: str, message: str, frame_id: str | None = None) -> None:

@@ -61,7 +61,13 @@ class Settings:
     data_dir: Path = Path("var")
     default_language: str = "en"
     fallbacks_before_human: int = 2
-    web_rate_limit: int = 30  # messages per 10 seconds per widget connection; 0 turns the limit off
+    web_rate_limit: int = 30  # widget frames per 10 seconds per visitor (all its tabs); 0 turns the limit off
+    web_address_rate_limit: int = 300  # widget frames per 10 seconds per client address; 0: off
+    web_connections_per_address: int = 100  # open widget sockets per client address; 0: no cap
+    web_hello_timeout: int = 10  # seconds a new widget socket has to send its hello
+    web_history_bytes: int = 65536  # the most history one welcome (or older page) carries, in bytes of JSON
+    visitor_token_days: int = 90  # a widget's token dies after this many days unused
+    old_secret_keys: tuple[str, ...] = field(default=(), repr=False)  # verify visitor tokens, never sign
     web_allowed_origins: tuple[str, ...] = ()  # sites that may embed the widget; empty: any site
     console_allowed_origins: tuple[str, ...] = ()  # besides its own, origins that may use the console's login
     web_identity_secret: str = field(default="", repr=False)  # signs the site's logged-in user id; empty: off
@@ -147,6 +153,15 @@ def _secret_key(raw: str, data_dir: Path) -> str:
     with os.fdopen(fd, "w") as file:
         file.write(key)
     return key
+
+
+def _old_secret_keys(raw: str) -> tuple[str, ...]:
+    """Keys that signed visitor tokens before a rotation: they verify, SEAMLINE_SECRET_KEY signs."""
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if any(len(k) < 16 for k in keys):
+        raise ConfigError("SEAMLINE_OLD_SECRET_KEYS", "holds a key shorter than 16 characters",
+                          "List the previous SEAMLINE_SECRET_KEY values, comma-separated, exactly as they were")
+    return keys
 
 
 def _identity_secret(raw: str) -> str:
@@ -260,6 +275,22 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ),
         web_rate_limit=_int("SEAMLINE_WEB_RATE_LIMIT", get("SEAMLINE_WEB_RATE_LIMIT", webchat, "rate_limit", 30),
                             0, 100_000, "SEAMLINE_WEB_RATE_LIMIT=30"),
+        web_address_rate_limit=_int("SEAMLINE_WEB_ADDRESS_RATE_LIMIT", get(
+            "SEAMLINE_WEB_ADDRESS_RATE_LIMIT", webchat, "address_rate_limit", 300), 0, 1_000_000,
+            "SEAMLINE_WEB_ADDRESS_RATE_LIMIT=300"),
+        web_connections_per_address=_int("SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS", get(
+            "SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS", webchat, "connections_per_address", 100), 0, 1_000_000,
+            "SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS=100"),
+        web_hello_timeout=_int("SEAMLINE_WEB_HELLO_TIMEOUT", get("SEAMLINE_WEB_HELLO_TIMEOUT", webchat,
+                                                                 "hello_timeout", 10), 1, 300,
+                               "SEAMLINE_WEB_HELLO_TIMEOUT=10 (seconds)"),
+        web_history_bytes=_int("SEAMLINE_WEB_HISTORY_BYTES", get("SEAMLINE_WEB_HISTORY_BYTES", webchat,
+                                                                 "history_bytes", 65536), 16_384, 16_777_216,
+                               "SEAMLINE_WEB_HISTORY_BYTES=65536"),
+        visitor_token_days=_int("SEAMLINE_VISITOR_TOKEN_DAYS", get("SEAMLINE_VISITOR_TOKEN_DAYS", webchat,
+                                                                   "token_days", 90), 1, 3650,
+                                "SEAMLINE_VISITOR_TOKEN_DAYS=90"),
+        old_secret_keys=_old_secret_keys(env.get("SEAMLINE_OLD_SECRET_KEYS", "")),
         web_allowed_origins=_origins(str(get("SEAMLINE_WEB_ALLOWED_ORIGINS", webchat, "allowed_origins", ""))),
         console_allowed_origins=_origins(str(get("SEAMLINE_CONSOLE_ALLOWED_ORIGINS", server,
                                                  "console_allowed_origins", "")), "SEAMLINE_CONSOLE_ALLOWED_ORIGINS"),

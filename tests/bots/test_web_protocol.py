@@ -103,6 +103,7 @@ async def test_a_token_signed_with_another_key_is_refused(http, server):
     assert (await c.receive())["code"] == "bad_token"
     await c.receive("welcome")
     _, ours = Signer(secret_key=SECRET, purpose="another-purpose").new()
+    c = await client(http, server)  # one hello per connection
     await c.ws.send_json({"type": "hello", "token": ours})
     assert (await c.receive())["code"] == "bad_token"
 
