@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bots.dialogue import Dialogue, Responses
+from bots.headers import demo_page_policy, install as install_headers
 from bots.pipeline import Pipeline
 from bots.web import WebChannel
 from handoff.agents import AgentStore
@@ -81,9 +82,12 @@ def build_limiter(settings: Settings) -> Limiter:
     """Abuse budgets (guesses, logins, frames, connections): per process, or shared through Redis."""
     if not settings.redis_url:
         return MemoryLimiter()
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
 
-    return RedisLimiter(client=Redis.from_url(settings.redis_url))
+    # A burst (60 parallel logins take 3 budgets each) must wait for a connection, not fail: redis-py's
+    # default pool raises "Too many connections" past 100.
+    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=100, timeout=10)
+    return RedisLimiter(client=Redis(connection_pool=pool))
 
 
 def build_inbox(settings: Settings) -> Inbox:
@@ -122,7 +126,8 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
                                       guesses_total=settings.link_guesses_per_hour))
     handoff = Handoff(store=store, customers=customers, agents=AgentStore(store), sessions=sessions,
                       routing=Routing.load(settings.config_dir / "routing.yml"), responses=responses,
-                      inbox=build_inbox(settings), canned=load_canned(settings.config_dir / "canned.yml"))
+                      inbox=build_inbox(settings), canned=load_canned(settings.config_dir / "canned.yml"),
+                      presence_grace=timedelta(seconds=settings.agent_grace_seconds))
     pipeline = Pipeline(store=store, sessions=sessions, understanding=understanding or load_understanding(settings),
                         dialogue=dialogue, handoff=handoff, default_language=settings.default_language,
                         linker=linker)
@@ -157,8 +162,11 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
                           rate_limit=settings.web_rate_limit, allowed_origins=settings.web_allowed_origins,
                           identity_secret=settings.web_identity_secret, **web_limits(settings, seamline, app))
     web_chat.install(app)
-    AgentApi(handoff=seamline.handoff, customers=seamline.customers, linker=seamline.linker).install(app)
+    AgentApi(handoff=seamline.handoff, customers=seamline.customers, linker=seamline.linker,
+             limiter=seamline.limiter, cookie_secure=settings.cookie_secure,
+             trusted_proxies=settings.trusted_proxies).install(app)
     install_console(app)
+    install_headers(app, pages={"/": demo_page_policy(Path(__file__).resolve().parent / "static" / "index.html")})
     app.router.add_get("/healthz", _health)
     app.on_startup.append(_reload_on_sighup)
     if settings.telegram is not None:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from handoff.passwords import problem as password_problem
 from shared.errors import StoreError
 from shared.history import new_id
 from shared.message import utcnow
@@ -120,8 +121,8 @@ class AgentStore:
             raise ValueError(f"{email!r} is not an e-mail address")
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        if len(password) < 10:
-            raise ValueError("the password must have at least 10 characters")
+        if weak := password_problem(password, email):
+            raise ValueError(weak)
         if not 1 <= capacity <= 100:
             raise ValueError("capacity must be 1..100")
         agent = Agent(new_id(), email, name.strip() or email, role, tuple(q.strip() for q in queues if q.strip()),
@@ -160,8 +161,8 @@ class AgentStore:
                 raise ValueError("capacity must be 1..100")
             values["capacity"] = capacity
         if password is not None:
-            if len(password) < 10:
-                raise ValueError("the password must have at least 10 characters")
+            if weak := password_problem(password, agent.email):
+                raise ValueError(weak)
             values["password_hash"] = await asyncio.to_thread(hash_password, password)
         if not values:
             raise ValueError("nothing to change: give --name, --queues, --role, --capacity or --password")
@@ -268,6 +269,11 @@ class AgentStore:
         await self.seen(found[0].id)
         return found[:3]
 
+    async def logins(self, agent_id: str) -> int:
+        """How many logins (console sessions and API tokens) of the agent are live."""
+        rows = await self._all(select(AgentTokenRow.expires_at).where(AgentTokenRow.agent_id == agent_id))
+        return sum(1 for r in rows if _aware(r.expires_at) > utcnow())
+
     async def logout(self, token: str) -> None:
         self._tokens.pop(token_digest(token), None)
         await self._writer.write(delete(AgentTokenRow).where(AgentTokenRow.digest == token_digest(token)), {})
@@ -275,43 +281,3 @@ class AgentStore:
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-class LoginThrottle:
-    """Failed logins are limited per e-mail and per client address, in this process: after
-    ``per_email`` failures for an e-mail (or ``per_address`` from one address) within ``window``,
-    logins there are refused until the oldest failure is ``window`` old, without computing a hash.
-    A successful login clears its e-mail's failures."""
-
-    def __init__(self, *, per_email: int = 5, per_address: int = 20, window: float = 15 * 60,
-                 capacity: int = 10_000, clock=time.monotonic) -> None:
-        self._limits = {"email": per_email, "address": per_address}
-        self._clock = clock
-        self._window, self._capacity = window, capacity
-        self._failures: dict[tuple[str, str], list[float]] = {}
-
-    def wait(self, email: str, address: str | None) -> float:
-        """Seconds until a login for ``email`` from ``address`` may be tried again (0: now)."""
-        now, longest = self._clock(), 0.0
-        for key in self._keys(email, address):
-            times = [t for t in self._failures.get(key, ()) if now - t < self._window]
-            if len(times) >= self._limits[key[0]]:
-                longest = max(longest, times[0] + self._window - now)
-        return longest
-
-    def failed(self, email: str, address: str | None) -> None:
-        now = self._clock()
-        if len(self._failures) >= self._capacity:  # bounded: forget the stale, or everything
-            self._failures = {k: v for k, v in self._failures.items() if now - v[-1] < self._window}
-            if len(self._failures) >= self._capacity:
-                self._failures.clear()
-        for key in self._keys(email, address):
-            times = [t for t in self._failures.get(key, ()) if now - t < self._window]
-            self._failures[key] = (times + [now])[-self._limits[key[0]]:]
-
-    def succeeded(self, email: str) -> None:
-        self._failures.pop(("email", email), None)
-
-    @staticmethod
-    def _keys(email: str, address: str | None) -> list[tuple[str, str]]:
-        return [("email", email)] + ([("address", address)] if address else [])

@@ -14,11 +14,14 @@ import math
 
 from aiohttp import WSMsgType, web
 
-from handoff.agents import Agent, LoginThrottle, token_digest
+from handoff.agents import Agent, token_digest
 from handoff.inbox import DROPPED, REVOKED
+from handoff.login import LoginGuard
 from handoff.machine import STATES
 from handoff.service import Forbidden, Handoff, NotFound
 from shared.errors import HandoffError, StoreError
+from shared.limits import Limiter, MemoryLimiter
+from shared.net import Network, client_address, forwarded_proto
 
 log = logging.getLogger(__name__)
 COOKIE = "seamline_session"
@@ -28,18 +31,20 @@ MAX_TEXT = 4096
 
 def _error(status: int, message: str) -> web.HTTPException:
     kinds = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-             409: web.HTTPConflict, 429: web.HTTPTooManyRequests}
+             409: web.HTTPConflict, 415: web.HTTPUnsupportedMediaType, 429: web.HTTPTooManyRequests}
     return kinds[status](text=json.dumps({"error": message}), content_type="application/json")
 
 
 class AgentApi:
-    def __init__(self, *, handoff: Handoff, customers, linker, secure_cookies: bool = False,
-                 throttle: LoginThrottle | None = None) -> None:
+    def __init__(self, *, handoff: Handoff, customers, linker, limiter: Limiter | None = None,
+                 guard: LoginGuard | None = None, cookie_secure: str = "auto",
+                 trusted_proxies: tuple[Network, ...] = ()) -> None:
         self._handoff = handoff
-        self._throttle = throttle or LoginThrottle()
+        self._guard = guard or LoginGuard(limiter=limiter or MemoryLimiter())
         self._customers = customers
         self._linker = linker
-        self._secure = secure_cookies
+        self._cookie_secure = cookie_secure  # "auto" (https, directly or via a trusted proxy), "true", "false"
+        self._proxies = trusted_proxies
 
     def install(self, app: web.Application) -> None:
         r = app.router
@@ -64,9 +69,9 @@ class AgentApi:
     # -- auth ----------------------------------------------------------------------------------
 
     async def _agent(self, request: web.Request, *, write: bool = False) -> Agent:
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            found = await self._handoff.agents.authenticate(header[7:].strip())
+        bearer = _bearer(request)
+        if bearer is not None:
+            found = await self._handoff.agents.authenticate(bearer)
             if found is None:
                 raise _error(401, "the token is wrong or expired; log in again")
             return found[0]
@@ -90,29 +95,40 @@ class AgentApi:
         if not isinstance(email, str) or not isinstance(password, str):
             raise _error(400, "send {\"email\": ..., \"password\": ...}")
         kind = "api" if body.get("kind") == "api" else "session"
-        who = email.strip().lower()
-        wait = self._throttle.wait(who, request.remote)
-        if wait:
-            minutes = math.ceil(wait / 60)
-            error = _error(429, f"too many failed logins; try again in {minutes} min")
-            error.headers["Retry-After"] = str(math.ceil(wait))
+        who = email.strip().lower()[:320]
+        address = client_address(request.remote, request.headers.get("X-Forwarded-For"), self._proxies)
+        try:
+            verdict = await self._guard.attempt(who, address)  # reserved before hashing: see handoff/login.py
+        except StoreError as exc:  # no budget to count in: refuse rather than hash uncounted
+            log.warning("login refused, its attempt could not be counted: %s", exc)
+            raise web.HTTPServiceUnavailable(text=json.dumps({"error": "try again in a moment"}),
+                                             content_type="application/json", headers={"Retry-After": "5"}) from None
+        if not verdict.check:
+            error = _error(429, f"too many failed logins; try again in {math.ceil(verdict.wait)} s")
+            error.headers["Retry-After"] = str(math.ceil(verdict.wait))
             raise error
         login = await self._handoff.agents.login(email, password, kind=kind)
         if login is None:
-            self._throttle.failed(who, request.remote)
             raise _error(401, "wrong e-mail or password")
-        self._throttle.succeeded(who)
+        await self._guard.succeeded(who, address)
         response = web.json_response({"token": login.token, "csrf": login.csrf, "agent": login.agent.to_dict()})
         if kind == "session":
-            response.set_cookie(COOKIE, login.token, httponly=True, samesite="Strict", secure=self._secure,
+            response.set_cookie(COOKIE, login.token, httponly=True, samesite="Strict", secure=self._secure(request),
                                 max_age=12 * 3600, path="/")
         return response
 
+    def _secure(self, request: web.Request) -> bool:
+        """Whether the cookie is ``Secure``: SEAMLINE_COOKIE_SECURE, where ``auto`` means the browser
+        reached us over https (directly, or through a trusted proxy's ``X-Forwarded-Proto``)."""
+        if self._cookie_secure in ("true", "false"):
+            return self._cookie_secure == "true"
+        proto = forwarded_proto(request.remote, request.headers.get("X-Forwarded-Proto"), self._proxies)
+        return (proto or request.scheme) == "https"
+
     async def logout(self, request: web.Request) -> web.Response:
         agent = await self._agent(request, write=True)
-        header = request.headers.get("Authorization", "")
-        await self._handoff.log_out(agent, header[7:].strip() if header.startswith("Bearer ") else
-                                    request.cookies.get(COOKIE, ""))
+        bearer = _bearer(request)
+        await self._handoff.log_out(agent, bearer if bearer is not None else request.cookies.get(COOKIE, ""))
         response = web.json_response({"ok": True})
         response.del_cookie(COOKIE, path="/")
         return response
@@ -321,14 +337,8 @@ class AgentApi:
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         if found is None:
-            first = await ws.receive(timeout=10)
-            token = None
-            if first.type == WSMsgType.TEXT:
-                try:
-                    token = json.loads(first.data).get("token")
-                except (ValueError, AttributeError):
-                    token = None
-            found = await self._handoff.agents.authenticate(token or "")
+            token = await _first_token(ws)
+            found = await self._handoff.agents.authenticate(token)
             if found is None:
                 await ws.send_json({"type": "error", "error": "log in first"})
                 await ws.close(code=4401)
@@ -377,13 +387,37 @@ class AgentApi:
         return ws
 
 
+def _bearer(request: web.Request) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (the scheme in any case, RFC 7235), else None."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def _number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only ("²".isdigit() is true) and short (int() refuses 4300+ digits with an error).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not low <= int(raw) <= high:
         raise _error(400, f"{name} must be a whole number from {low} to {high}")
     return int(raw)
+
+
+async def _first_token(ws: web.WebSocketResponse) -> str:
+    """The token of a first frame ``{"type": "auth", "token": "..."}``; "" for anything else (no frame
+    within 10 s, not JSON, nested too deep, a token that is not a string): the caller refuses it."""
+    try:
+        first = await ws.receive(timeout=10)
+    except asyncio.TimeoutError:
+        return ""
+    if first.type != WSMsgType.TEXT or len(first.data) > 4096:
+        return ""
+    try:
+        said = json.loads(first.data)
+    except (ValueError, RecursionError):
+        return ""
+    token = said.get("token") if isinstance(said, dict) else None
+    return token if isinstance(token, str) else ""
 
 
 async def _read_watch(ws: web.WebSocketResponse, watch) -> None:
@@ -395,7 +429,7 @@ async def _read_watch(ws: web.WebSocketResponse, watch) -> None:
             continue
         try:
             said = json.loads(frame.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(said, dict) and said.get("type") == "watch":
             conversation = said.get("conversation_id")
@@ -403,9 +437,13 @@ async def _read_watch(ws: web.WebSocketResponse, watch) -> None:
 
 
 async def _body(request: web.Request) -> dict:
+    # Only application/json: a form or text/plain body is what another site can send with the
+    # browser's cookies without asking (login CSRF); JSON needs a CORS preflight, which we never grant.
+    if request.content_type != "application/json":
+        raise _error(415, "send the body as JSON, with Content-Type: application/json")
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
         raise _error(400, "the body must be JSON") from None
     if not isinstance(body, dict):
         raise _error(400, "the body must be a JSON object")

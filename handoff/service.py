@@ -72,8 +72,10 @@ def _info(row) -> ConversationInfo:
 
 class Handoff:
     def __init__(self, *, store, customers, agents: AgentStore, sessions, routing: Routing, responses,
-                 inbox: Inbox | None = None, canned: tuple = ()) -> None:
+                 inbox: Inbox | None = None, canned: tuple = (),
+                 presence_grace: timedelta = timedelta(seconds=90)) -> None:
         self._store = store
+        self.presence_grace = presence_grace  # see ``connected``
         self._customers = customers
         self.agents = agents
         self._sessions = sessions
@@ -300,9 +302,23 @@ class Handoff:
             await self.offer_waiting()
 
     async def log_out(self, agent: Agent, token: str) -> None:
-        """End one login, in every process: its consoles close and the token is refused at once."""
+        """End one login, in every process: its consoles close and the token is refused at once. The
+        agent's last login ending sets them offline: no new customers, and what they held is queued
+        again (a person who logged out is not "with" anyone)."""
         await self.agents.logout(token)
         await self.inbox.revoke(agent.id, token_digest(token))
+        if not await self.agents.logins(agent.id):
+            current = await self.agents.get(agent.id)
+            if current is not None and current.status != "offline":
+                await self.set_status(current, "offline")
+
+    def connected(self, agent: Agent, *, now: datetime | None = None) -> bool:
+        """A person is at the console: one is open in this process, or the agent was seen (a console
+        in another process, an API call) within ``presence_grace``. Only such an agent is given a
+        customer, so "<name> is with you now" is said only when someone is there."""
+        if agent.id in self.inbox.agents_here():
+            return True
+        return agent.seen_at is not None and agent.seen_at >= (now or utcnow()) - self.presence_grace
 
     async def set_gone_offline(self, after: timedelta, *, now: datetime | None = None) -> list[Agent]:
         """Agents who closed the console without logging out (no console open in any process, no API
@@ -436,7 +452,7 @@ class Handoff:
         """Offer to the least-busy online agent with the queue among their skills and room left."""
         async with self._assigning():
             candidates = [a for a in await self.agents.all()
-                          if a.status == "online" and (not a.queues or queue in a.queues)]
+                          if a.status == "online" and (not a.queues or queue in a.queues) and self.connected(a)]
             if not candidates:
                 return None
             loads = await self.loads([a.id for a in candidates])

@@ -81,6 +81,8 @@ class Settings:
     phone_region: str = "RU"  # where a phone number without a country code is from
     oos_recall: float = 0.6  # out-of-scope share the threshold must catch on held-out examples
     trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For / -Proto are believed
+    cookie_secure: str = "auto"  # the console cookie's Secure flag: auto (when reached over https), true, false
+    agent_grace_seconds: int = 90  # an agent without a console or API call for this long gets no new customers
 
     @property
     def models_dir(self) -> Path:
@@ -312,7 +314,20 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         oos_recall=_int("SEAMLINE_OOS_RECALL", get("SEAMLINE_OOS_RECALL", nlu, "oos_recall_percent", 60), 0, 100,
                         "SEAMLINE_OOS_RECALL=60") / 100,
         trusted_proxies=_proxies(str(get("SEAMLINE_TRUSTED_PROXIES", server, "trusted_proxies", ""))),
+        cookie_secure=_cookie_secure(str(get("SEAMLINE_COOKIE_SECURE", server, "cookie_secure", "auto"))),
+        agent_grace_seconds=_int("SEAMLINE_AGENT_GRACE_SECONDS", get("SEAMLINE_AGENT_GRACE_SECONDS", server,
+                                                                     "agent_grace_seconds", 90), 65, 86_400,
+                                 "SEAMLINE_AGENT_GRACE_SECONDS=90 (more than a minute: open consoles report every 30-60 s)"),
     )
+
+
+def _cookie_secure(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("auto", "true", "false"):
+        raise ConfigError("SEAMLINE_COOKIE_SECURE", f"{raw!r} is not auto, true or false",
+                          "Use auto (Secure when the console is reached over https, directly or through a "
+                          "trusted proxy), true (always; the console then works only over https) or false")
+    return value
 
 
 def _proxies(raw: str) -> tuple[Network, ...]:

@@ -146,37 +146,16 @@ async def test_guessing_passwords_is_stopped_for_that_email_and_address(agent, h
         async with http.post(server.url + "/api/v1/auth/login", json={"email": email, "password": password}) as r:
             return r.status, r.headers.get("Retry-After"), (await r.json()).get("error")
 
-    for _ in range(5):
+    for _ in range(6):  # 5 in the budget, one in the slow lane (handoff/login.py)
         assert (await login(api.agent.email, "not the password"))[0] == 401
-    status, retry, error = await login(api.agent.email.upper(), PASSWORD)  # even the right one, for now
-    assert status == 429 and 0 < int(retry) <= 15 * 60 and "too many failed logins" in error
+    status, retry, error = await login(api.agent.email.upper(), PASSWORD)  # even the right one, for a moment
+    assert status == 429 and 0 < int(retry) <= 30 and "too many failed logins" in error
     assert (await login(other.agent.email, PASSWORD))[0] == 200  # a colleague is not locked out
 
 
-def test_the_login_throttle_forgets_failures_after_its_window():
-    from handoff.agents import LoginThrottle
-
-    now = [1000.0]
-    throttle = LoginThrottle(per_email=2, per_address=3, window=60, clock=lambda: now[0])
-    throttle.failed("a@x.example", "10.0.0.1")
-    assert throttle.wait("a@x.example", "10.0.0.1") == 0
-    throttle.failed("a@x.example", "10.0.0.1")
-    assert throttle.wait("a@x.example", "10.0.0.2") == 60  # that e-mail, from anywhere
-    throttle.failed("b@x.example", "10.0.0.1")
-    assert throttle.wait("c@x.example", "10.0.0.1") == 60  # that address, for any e-mail
-    assert throttle.wait("c@x.example", "10.0.0.9") == 0
-    now[0] += 30
-    assert throttle.wait("a@x.example", None) == 30
-    now[0] += 31
-    assert throttle.wait("a@x.example", "10.0.0.1") == 0
-    throttle.failed("a@x.example", None)
-    throttle.succeeded("a@x.example")
-    throttle.failed("a@x.example", None)
-    assert throttle.wait("a@x.example", None) == 0  # a success starts the count again
-
-
 async def test_a_login_without_email_and_password_is_400(http, server):
-    async with http.post(server.url + "/api/v1/auth/login", data="nope") as response:
+    async with http.post(server.url + "/api/v1/auth/login", data="nope",
+                         headers={"Content-Type": "application/json"}) as response:
         assert response.status == 400
 
 
@@ -355,8 +334,11 @@ async def test_a_non_json_body_is_400(seamline, telegram, agent):
     conversation = await escalated(seamline, "205")
     await api.post(f"/conversations/{conversation}/claim")
     async with api.http.post(f"{api.base}/conversations/{conversation}/messages", data="text=hello",
-                             headers=api.headers) as response:
+                             headers={**api.headers, "Content-Type": "application/json"}) as response:
         assert response.status == 400 and "JSON" in (await response.json())["error"]
+    async with api.http.post(f"{api.base}/conversations/{conversation}/messages", data="text=hello",
+                             headers=api.headers) as response:  # not even said to be JSON
+        assert response.status == 415 and "JSON" in (await response.json())["error"]
 
 
 async def test_a_note_stays_with_the_agents(seamline, telegram, agent):
