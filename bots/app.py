@@ -29,6 +29,7 @@ from nlu.understanding import Understanding
 from shared.errors import SeamlineError
 from shared.session import MemorySessionStore, SessionStore
 from shared.limits import Limiter, MemoryLimiter, RedisLimiter
+from shared.message import Channel
 from shared.settings import Settings
 from shared.storage.database import create_engine
 from shared.linking import LinkPolicy, Linker
@@ -155,6 +156,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
 
     app.cleanup_ctx.append(lifetime)  # first in, so channels are closed before the stores
     app.cleanup_ctx.append(_sweeping)
+    app.cleanup_ctx.append(_answering_unanswered)
     web_chat = WebChannel(pipeline=seamline.pipeline, store=seamline.store, linker=seamline.linker,
                           signer=Signer(secret_key=settings.secret_key, purpose="web-visitor",
                                         old_keys=settings.old_secret_keys,
@@ -231,6 +233,25 @@ async def _sweeping(app: web.Application):
     task = asyncio.create_task(sweep(), name="seamline-handoff-sweeper")
     yield
     task.cancel()
+
+
+async def _answering_unanswered(app: web.Application):
+    """At start: widget messages a crash left stored (acknowledged) but unanswered are answered now;
+    Telegram and VK recover through their inbox (bots/intake.py)."""
+    pipeline = app[SEAMLINE].pipeline
+
+    async def answer() -> None:
+        try:
+            answered = await pipeline.answer_unanswered(Channel.WEB)
+            if answered:
+                log.info("%d widget messages left unanswered by the last run were answered", answered)
+        except Exception:  # noqa: BLE001 - the next start tries again; a resend is answered meanwhile
+            log.warning("answering the widget messages left by the last run failed", exc_info=True)
+
+    task = asyncio.create_task(answer(), name="seamline-answer-unanswered")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _reload_on_sighup(app: web.Application) -> None:

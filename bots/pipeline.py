@@ -19,7 +19,7 @@ from shared.errors import ChannelError, StoreError, Unreachable
 from shared.history import StoredMessage, new_id
 from shared.identity import Customer
 from shared.linking import Linker, Outcome, RateLimited
-from shared.message import Channel, Message, Reply, Role, utcnow
+from shared.message import Attachment, Channel, Message, Reply, Role, utcnow
 from shared.session import Session, SessionStore
 from shared.storage.sql import SqlChatStore
 
@@ -62,6 +62,10 @@ class Pipeline:
 
     def register(self, adapter: Adapter) -> None:
         self._adapters[adapter.channel] = adapter
+
+    @property
+    def store(self) -> SqlChatStore:
+        return self._store
 
     async def history(self, channel: Channel, sender: str, limit: int = 100) -> list[StoredMessage]:
         """Everything this sender's customer said and was told, on every channel; [] for a stranger."""
@@ -114,6 +118,8 @@ class Pipeline:
         seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None
         if peek is not None and seen_key and seen_key in peek.seen:
             return None  # a resent message: the walk drops it as a duplicate
+        if seen_key and await self._store.answered(message.channel.value, message.external_id):
+            return None  # resent after more messages than the session remembers: a duplicate too
         channel, sender = message.channel.value, message.sender
         if answer:
             return await self._linker.answer(answer[1], answer[0], customer.id, channel, sender)
@@ -142,10 +148,32 @@ class Pipeline:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
+    async def answer_unanswered(self, channel: Channel, within: timedelta = timedelta(days=1)) -> int:
+        """Walk again the messages stored on ``channel`` (within the last ``within``) whose turn never
+        committed: a crash came after the message was stored (and acknowledged) but before it was
+        answered. Returns how many were answered. The widget's messages are recovered this way; the
+        messengers' updates through their inbox (bots/intake.py)."""
+        answered = 0
+        for stored in await self._store.unanswered(channel.value, utcnow() - within):
+            message = Message(channel=channel, address=stored.identity or "", sender=stored.identity or "",
+                              text=stored.text, payload=stored.payload, external_id=stored.external_id,
+                              attachments=tuple(Attachment(**a) for a in stored.attachments or ()),
+                              ts=stored.created_at)
+            try:
+                handled = await self.handle(message)
+            except Exception:  # noqa: BLE001 - one broken message must not keep the others unanswered
+                log.exception("%s message %s: answering it after a restart failed", channel.value, stored.external_id)
+                continue
+            answered += not handled.duplicate
+        return answered
+
     async def _walk(self, message: Message, session: Session, on_stored: OnStored | None,
                     link: Outcome | None = None, on_answering: OnStored | None = None) -> Handled:
         seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None
         if seen_key and seen_key in session.seen:
+            return Handled(duplicate=True)
+        if seen_key and await self._store.answered(message.channel.value, message.external_id):
+            # Answered, but longer ago than the session's window of seen ids reaches.
             return Handled(duplicate=True)
         text, payload = message.text, message.payload
         if link is not None:  # a proof is never kept in clear, even a used one

@@ -1,18 +1,20 @@
 """The Telegram channel: long polling or a webhook at ``/telegram/webhook``, through aiogram.
 
-Updates are acknowledged at once and processed after, one chat at a time in arrival order and
-different chats concurrently (a queue and a worker per chat, gone when the chat is idle). The
-platform's ``update_id`` is the message's ``external_id``, so a redelivered update is processed
-once. aiogram's errors are translated here: 429 waits ``retry_after``, 5xx and network errors
+An update is stored in the durable inbox before Telegram hears 200 (or before getUpdates is asked
+for the next offset), and processed after, one chat at a time in arrival order and different chats
+concurrently (bots/intake.py); what a crash left unprocessed is processed after the restart. The
+platform's ``update_id`` keys the inbox row and is the message's ``external_id``, so a redelivered
+update is processed once. A body that is not an update gets 400; when the update cannot be stored,
+503, and Telegram sends it again. aiogram's errors are translated here: 429 waits ``retry_after``, 5xx and network errors
 are retried with backoff (bounded), 403 and "chat not found" become ``Unreachable``.
 """
 from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import re
-from collections import deque
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
@@ -31,11 +33,13 @@ from aiogram.types import Message as Native
 from aiohttp import web
 from pydantic import ValidationError
 
+from bots.intake import Intake
 from bots.pipeline import Pipeline
 from bots.telegram_text import CallbackPayloads, split
-from shared.errors import ChannelError, ConfigError, Unreachable
+from shared.errors import ChannelError, ConfigError, StoreError, Unreachable
 from shared.message import Attachment, Button, Channel, Message, Reply
 from shared.settings import TelegramSettings
+from shared.storage.inbox import Entry, SqlInbox, Taken
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -151,15 +155,16 @@ class TelegramChannel:
     channel = Channel.TELEGRAM
 
     def __init__(self, *, pipeline: Pipeline, settings: TelegramSettings, poll_timeout: int = 25,
-                 attempts: int = 5, backoff: float = 0.5, max_retry_after: float = 60.0) -> None:
+                 attempts: int = 5, backoff: float = 0.5, max_retry_after: float = 60.0,
+                 inbox: SqlInbox | None = None) -> None:
         self._pipeline = pipeline
+        self._intake = Intake(inbox=inbox or SqlInbox(store=pipeline.store, channel=Channel.TELEGRAM.value),
+                              process=self._process_row)
         self._settings = settings
         self._bot = Bot(settings.token, session=AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base)))
         self._poll_timeout = poll_timeout
         self._attempts, self._backoff, self._max_retry_after = attempts, backoff, max_retry_after
         self._payloads = CallbackPayloads()
-        self._queues: dict[int, deque[Update]] = {}
-        self._workers: set[asyncio.Task] = set()
         self._poller: asyncio.Task | None = None
         self._username: str | None = None  # the bot's @username, from getMe at start
 
@@ -195,6 +200,7 @@ class TelegramChannel:
             raise _config_error(exc, self._settings) from exc
         self._username = me.username
         mode = f"webhook {self._settings.webhook_url}" if self._settings.webhook else "long polling"
+        await self._intake.start()  # what a crash left stored but unprocessed goes first
         log.info("Telegram bot @%s is listening (%s)", me.username, mode)
         if not self._settings.webhook:
             self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
@@ -211,11 +217,7 @@ class TelegramChannel:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
             self._poller = None
-        if self._workers:
-            await asyncio.wait(set(self._workers), timeout=drain)
-        for worker in list(self._workers):
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await self._intake.stop(drain)
 
     async def close(self) -> None:
         await self.stop(drain=0)
@@ -248,12 +250,29 @@ class TelegramChannel:
         if not hmac.compare_digest(secret, self._settings.webhook_secret.encode()):
             return web.json_response({"error": f"missing or wrong {SECRET_HEADER}"}, status=401)
         try:
-            update = Update.model_validate(await request.json(), context={"bot": self._bot})
-        except ValueError as exc:  # not JSON, or not an update (pydantic's ValidationError is a ValueError)
-            reason = "not a Telegram update" if isinstance(exc, ValidationError) else "the body is not JSON"
+            body = (await request.read()).decode("utf-8")
+            update = Update.model_validate(json.loads(body), context={"bot": self._bot})
+        except (ValueError, RecursionError) as exc:  # not UTF-8 or JSON (or nested too deep), not an update
+            reason = "not a Telegram update" if isinstance(exc, ValidationError) else "the body is not UTF-8 JSON"
             return web.json_response({"error": reason}, status=400)
-        self._dispatch(update)
+        try:
+            await self._store([(update, body)])
+        except StoreError as exc:
+            log.warning("telegram update %s not stored, so not acknowledged (Telegram sends it again): %s",
+                        update.update_id, exc)
+            return web.json_response({"error": "the update could not be stored; send it again"}, status=503)
         return web.Response()
+
+    async def _store(self, updates: list[tuple[Update, str]]) -> None:
+        """Make updates durable in the inbox, then queue them; the kinds the bot does not answer are skipped."""
+        entries = []
+        for update, body in updates:
+            chat = _chat(update)
+            if chat is None:
+                log.debug("telegram update %s ignored: not a kind the bot answers", update.update_id)
+            else:
+                entries.append(Entry(str(update.update_id), str(chat), body))
+        await self._intake.take(entries)
 
     async def _poll(self) -> None:
         offset: int | None = None
@@ -273,48 +292,37 @@ class TelegramChannel:
                             exc_info=not isinstance(exc, AiogramError))  # a trace only for the unexpected
                 await asyncio.sleep(delay)
                 continue
-            for update in updates:
-                offset = update.update_id + 1  # confirmed with the next call, whatever happens to it
-                self._dispatch(update)
+            if not updates:
+                continue
+            try:  # the offset moves past these updates only once they are durable
+                await self._store([(u, _raw(u)) for u in updates])
+            except StoreError as exc:
+                failures += 1
+                delay = min(self._backoff * 2 ** failures, 30.0)
+                log.warning("telegram updates not stored (%s); fetching them again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            offset = updates[-1].update_id + 1  # confirmed with the next call
 
-    def _dispatch(self, update: Update) -> None:
-        """Queue an update behind the earlier ones of its chat; never blocks, never raises for one update."""
-        chat = _chat(update)
-        if chat is None:
-            log.debug("telegram update %s ignored: not a kind the bot answers", update.update_id)
+    async def _process_row(self, taken: Taken) -> None:
+        # json.loads, not pydantic's parser: that one refuses a lone surrogate ("\ud800") in a string.
+        await self._process(taken.chat, Update.model_validate(json.loads(taken.body), context={"bot": self._bot}))
+
+    async def _process(self, chat: str, update: Update) -> None:
+        """One update; raising leaves it in the inbox to be tried again (bots/intake.py logs it)."""
+        if update.callback_query is not None:  # stop the button's spinner first
+            await self._quietly(AnswerCallbackQuery(callback_query_id=update.callback_query.id))
+        message = to_message(update, self._payloads)
+        if message is None:
+            log.debug("telegram update %s in chat %s has nothing to answer", update.update_id, chat)
             return
-        queue = self._queues.get(chat)
-        if queue is None:
-            queue = self._queues[chat] = deque()
-            worker = asyncio.create_task(self._work(chat, queue), name=f"telegram-chat-{chat}")
-            self._workers.add(worker)
-            worker.add_done_callback(self._workers.discard)
-        queue.append(update)
 
-    async def _work(self, chat: int, queue: deque[Update]) -> None:
-        try:
-            while queue:
-                await self._process(chat, queue.popleft())
-        finally:
-            del self._queues[chat]  # no await since the queue was last seen empty: nothing is lost
+        async def typing(stored: object) -> None:
+            await self._quietly(SendChatAction(chat_id=message.address, action="typing"))
 
-    async def _process(self, chat: int, update: Update) -> None:
-        try:
-            if update.callback_query is not None:  # stop the button's spinner first
-                await self._quietly(AnswerCallbackQuery(callback_query_id=update.callback_query.id))
-            message = to_message(update, self._payloads)
-            if message is None:
-                log.debug("telegram update %s in chat %s has nothing to answer", update.update_id, chat)
-                return
-
-            async def typing(stored: object) -> None:
-                await self._quietly(SendChatAction(chat_id=message.address, action="typing"))
-
-            # Telegram already has our acknowledgement: a storage outage is waited out, not lost.
-            await self._pipeline.handle_retrying(message, on_answering=typing, attempts=self._attempts,
-                                                 backoff=self._backoff)
-        except Exception:  # noqa: BLE001 - the one broad except of a chat's worker
-            log.exception("telegram update %s in chat %s failed", update.update_id, chat)
+        # Telegram already has our acknowledgement: a storage outage is waited out, not lost.
+        await self._pipeline.handle_retrying(message, on_answering=typing, attempts=self._attempts,
+                                             backoff=self._backoff)
 
     # Calling Telegram
 
@@ -350,6 +358,11 @@ class TelegramChannel:
             await self._bot(method, request_timeout=5)
         except AiogramError as exc:
             log.debug("telegram %s failed: %s", type(method).__name__, exc)
+
+
+def _raw(update: Update) -> str:
+    """A polled update as the JSON Telegram sent (ASCII: any text stores, even a lone surrogate)."""
+    return json.dumps(update.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True))
 
 
 def _config_error(exc: ChannelError, settings: TelegramSettings) -> ConfigError:

@@ -4,8 +4,10 @@ vk_api is synchronous, so every call to it runs in a thread, from here and nowhe
 (``asyncio.to_thread``; the long poll in a daemon thread, see ``_in_daemon_thread``). vk_api always
 calls ``https://api.vk.ru`` and has no base URL option: ``VkTransport``, mounted on its requests
 session, sends those calls to ``SEAMLINE_VK_API_BASE`` instead (a proxy, or the local fake in
-tests/fakes/vk.py). Events of one conversation are handled one after the other, conversations
-concurrently. Replies go out with a ``random_id`` derived from the stored reply, so a retried
+tests/fakes/vk.py). An event is stored in the durable inbox before VK hears "ok" (or before the
+long poll position is remembered), and processed after: events of one conversation one after the
+other, conversations concurrently (bots/intake.py); what a crash left unprocessed is processed after
+the restart. A malformed event gets 400; when it cannot be stored, 503, and VK sends it again. Replies go out with a ``random_id`` derived from the stored reply, so a retried
 ``messages.send`` (error 6 or 10, HTTP 5xx, a lost connection) never makes a second message.
 """
 from __future__ import annotations
@@ -29,12 +31,14 @@ from requests.adapters import HTTPAdapter
 from vk_api.bot_longpoll import VkBotLongPoll
 from vk_api.exceptions import TOO_MANY_RPS_CODE, ApiError, ApiHttpError, VkApiError
 
+from bots.intake import Intake
 from bots.pipeline import Pipeline
 from bots.vk_format import EventError, keyboard, random_id, split_text, to_message
-from shared.errors import ChannelError, ConfigError, Unreachable
+from shared.errors import ChannelError, ConfigError, StoreError, Unreachable
 from shared.history import StoredMessage
-from shared.message import Channel, Message, Reply
+from shared.message import Button, Channel, Reply
 from shared.settings import VkSettings
+from shared.storage.inbox import Entry, SqlInbox, Taken
 
 __all__ = ["VkChannel", "VkTransport", "to_message"]
 
@@ -69,13 +73,16 @@ class VkChannel:
 
     def __init__(self, *, pipeline: Pipeline, settings: VkSettings, wait: int = 25, rate_limit: float = 20.0,
                  concurrency: int = 4, retries: int = 4, backoff: float = 0.5, callback_buttons: bool = False,
-                 shutdown_timeout: float = 10.0, state_file: Path | None = None) -> None:
+                 shutdown_timeout: float = 10.0, state_file: Path | None = None,
+                 inbox: SqlInbox | None = None) -> None:
         """``wait``: seconds a long poll is held; ``rate_limit``: API calls a second (VK allows a community
         token 20; 0 = no limit); ``retries``, ``backoff``: for errors 6 and 10, 5xx and network errors;
         ``callback_buttons``: reply buttons as callback buttons (message_event) instead of text buttons;
         ``state_file``: where the long poll position is kept, so that after a restart the events that
         came while Seamline was stopped are fetched (as long as VK still has them) instead of skipped."""
         self._pipeline, self._settings = pipeline, settings
+        self._intake = Intake(inbox=inbox or SqlInbox(store=pipeline.store, channel=Channel.VK.value),
+                              process=self._process_row)
         self._state_file, self._saved_ts = state_file, None
         self._wait, self._retries, self._backoff = wait, retries, backoff
         self._callback_buttons, self._shutdown_timeout = callback_buttons, shutdown_timeout
@@ -91,8 +98,6 @@ class VkChannel:
         self._vk.RPS_DELAY = 0
         self._vk.lock = contextlib.nullcontext()
         self._vk.error_handlers.pop(TOO_MANY_RPS_CODE, None)
-        self._tails: dict[str, asyncio.Task] = {}  # per conversation: the last queued event
-        self._tasks: set[asyncio.Task] = set()
         self._poller: asyncio.Task | None = None
 
     def install(self, app: web.Application) -> None:
@@ -163,13 +168,16 @@ class VkChannel:
     # -- in ----------------------------------------------------------------------------------------
 
     async def _callback(self, request: web.Request) -> web.Response:
-        """Callback API: answer at once (the confirmation string, or "ok"), process after."""
+        """Callback API: store the event, then answer (the confirmation string, or "ok"); process after."""
         try:
-            event = json.loads(await request.text())
-        except ValueError:
+            body = (await request.read()).decode("utf-8")
+            event = json.loads(body)
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep
             return web.Response(status=400, text="the body is not valid JSON")
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             return web.Response(status=400, text="expected a JSON object with a 'type'")
+        if not isinstance(event.get("group_id"), int) or isinstance(event["group_id"], bool):
+            return web.Response(status=400, text="'group_id' must be a number")
         secret = event.get("secret")
         if (event["type"] != "confirmation" or secret is not None) and not hmac.compare_digest(
                 str(secret or "").encode(), self._settings.secret.encode()):
@@ -182,39 +190,37 @@ class VkChannel:
         if event["type"] == "confirmation":
             return web.Response(text=self._settings.confirmation)
         try:
-            self._accept(event)
+            entry = _entry(event, body)
         except EventError as exc:
             return web.Response(status=400, text=str(exc))
+        try:
+            await self._intake.take([entry] if entry else [])
+        except StoreError as exc:
+            log.warning("VK event %s not stored, so not acknowledged (VK sends it again): %s", entry.platform_id, exc)
+            return web.Response(status=503, text="the event could not be stored; send it again")
         return web.Response(text="ok")
 
-    def _accept(self, event: dict) -> None:
-        """Queue an event behind the earlier events of its conversation."""
+    async def _process_row(self, taken: Taken) -> None:
+        """One stored event; raising leaves it in the inbox to be tried again (bots/intake.py logs it)."""
+        event = json.loads(taken.body)
         message = to_message(event)
         if message is None:
-            log.info("VK %s event %s ignored", event.get("type"), event.get("event_id"))
             return
-        task = asyncio.create_task(self._process(self._tails.get(message.address), message, event))
-        self._tails[message.address] = task
-        self._tasks.add(task)
-        task.add_done_callback(partial(self._forget, message.address))
-
-    def _forget(self, peer: str, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if self._tails.get(peer) is task:
-            del self._tails[peer]
-
-    async def _process(self, previous: asyncio.Task | None, message: Message, event: dict) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])
         button = event["object"] if event.get("type") == "message_event" else None
         on_stored = partial(self._answer_button, button) if button else None
-        try:
-            # VK already has our acknowledgement: a storage outage is waited out, not lost.
-            await self._pipeline.handle_retrying(message, on_stored=on_stored, attempts=self._retries + 1,
-                                                 backoff=self._backoff)
-        except Exception:  # noqa: BLE001 - the one broad except of the event path
-            log.exception("VK event failed (peer=%s, sender=%s, event=%s)", message.address, message.sender,
-                          message.external_id)
+        # VK already has our acknowledgement: a storage outage is waited out, not lost.
+        handled = await self._pipeline.handle_retrying(message, on_stored=on_stored, attempts=self._retries + 1,
+                                                       backoff=self._backoff)
+        if handled.duplicate and taken.attempts > 1:
+            # Taken over after a crash or a failure: its turn was committed, but its answers may not have
+            # gone out (a crash while they waited for their turn to be sent). Sent again with the same
+            # random_id, VK drops those it already has.
+            for reply in await self._pipeline.store.replies_to(Channel.VK.value, message.external_id):
+                buttons = tuple(Button(b["title"], b["payload"]) for b in reply.buttons or ())
+                try:
+                    await self.send(message.address, Reply(reply.text, buttons, id=reply.id, ts=reply.created_at))
+                except ChannelError as exc:  # stays stored: the customer sees it in their history
+                    log.warning("VK reply %s not sent again (peer=%s): %s", reply.id, message.address, exc)
 
     async def _answer_button(self, button: dict, stored: StoredMessage) -> None:
         """Stop the pressed callback button's spinner once the press is stored; the answer follows."""
@@ -229,6 +235,7 @@ class VkChannel:
         """Bots Long Poll; vk_api's ``check`` handles ``failed`` 1 (new ts), 2 (new key), 3 (new key and ts)."""
         failures = 0
         while True:
+            before = longpoll.ts
             try:
                 events = await _in_daemon_thread(longpoll.check)
                 failures = 0
@@ -238,11 +245,24 @@ class VkChannel:
                 log.warning("VK long poll failed (%s: %s); again in %.1fs", type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
                 continue
+            entries = []
             for event in events:
                 try:
-                    self._accept(event.raw)
+                    entry = _entry(event.raw, json.dumps(event.raw))
                 except EventError as exc:
                     log.warning("VK event %s skipped: %s", event.raw.get("event_id"), exc)
+                    continue
+                if entry is not None:
+                    entries.append(entry)
+            try:  # the position is remembered (and moved on) only once the events are durable
+                await self._intake.take(entries)
+            except StoreError as exc:
+                longpoll.ts = before
+                failures += 1
+                delay = min(30.0, self._backoff * 2 ** min(failures, 6))
+                log.warning("VK events not stored (%s); fetching them again in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
             self._remember(longpoll.ts)
 
     def _resume(self, longpoll: VkBotLongPoll) -> None:
@@ -301,6 +321,7 @@ class VkChannel:
                 self._poller = asyncio.create_task(self._poll(longpoll), name="seamline-vk-longpoll")
         except ChannelError as exc:
             raise self._startup_error(exc) from exc
+        await self._intake.start()  # what a crash left stored but unprocessed
         log.info("VK channel: community %s, %s", group_id,
                  "Callback API at /vk/callback" if self._settings.callback else "Bots Long Poll")
 
@@ -328,12 +349,21 @@ class VkChannel:
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self._shutdown_timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._intake.stop(self._shutdown_timeout)
         self._http.close()
+
+
+def _entry(event: dict, body: str) -> Entry | None:
+    """An inbox entry for an event the bot answers (None for the others, logged); EventError if malformed."""
+    if event.get("event_id") is not None and not isinstance(event["event_id"], str):
+        raise EventError("'event_id' must be a string")
+    message = to_message(event)
+    if message is None:
+        log.info("VK %s event %.40s ignored", event.get("type"), event.get("event_id"))
+        return None
+    if len(message.external_id) > 160:
+        raise EventError("'event_id' is longer than 160 characters")
+    return Entry(message.external_id, message.address, body)
 
 
 async def _in_daemon_thread(function):

@@ -331,15 +331,25 @@ class WebChannel:
     async def _message(self, ws: web.WebSocketResponse, visitor: str, frame: dict, language: str | None) -> None:
         message = to_message(visitor, frame, language)
 
+        kept: list[StoredMessage] = []
+
         async def acknowledge(stored: StoredMessage) -> None:
             # The echo is the acknowledgement; other tabs of the same visitor see it too.
+            kept.append(stored)
             await self._broadcast(visitor, to_frame(stored))
 
         # Six digits may be a link code from another channel: if they join this visitor to another
         # customer, the widget is sent that customer's whole history.
         maybe_link = self._store is not None and not message.payload and Linker.code_in(message.text) is not None
         before = await self._store.find_customer(Channel.WEB.value, visitor) if maybe_link else None
-        handled = await self._pipeline.handle(message, on_stored=acknowledge)
+        try:
+            handled = await self._pipeline.handle(message, on_stored=acknowledge)
+        except Exception:  # noqa: BLE001 - not stored: the "it is kept" of the receive loop would be untrue
+            if kept:
+                raise
+            log.exception("web chat message not stored (visitor=%s, id=%s)", visitor, frame.get("id"))
+            raise FrameError("internal", "the server could not store this message; resend it with the same id",
+                             frame.get("id")) from None
         if handled.duplicate:
             await ws.send_json({"type": "ack", "id": frame["id"], "duplicate": True})
         elif maybe_link:

@@ -6,6 +6,7 @@ channel-specific crosses this line.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -25,6 +26,23 @@ class Role(str, enum.Enum):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value):
+    """``value`` with what no database keeps made U+FFFD: NUL (PostgreSQL refuses it) and lone UTF-16
+    surrogates (not UTF-8: SQLite and the drivers refuse them), in strings, and in lists and dicts of
+    them (JSON). A platform's JSON may carry both (``"\\ud800"``, ``"\\u0000"``); cleaned here, at the
+    edge, a message is stored and answered instead of failing every write of its batch."""
+    if isinstance(value, str):
+        return value if value.isascii() and "\x00" not in value else _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(storable(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,15 @@ class Message:
     # The network address it came from, when the channel has one (the widget's socket; a messenger
     # relays every user from its own servers, so none there): abuse budgets are kept per address.
     client_address: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("address", "sender", "text", "payload", "external_id", "sender_name", "language"):
+            value = getattr(self, name)
+            if value is not None and storable(value) is not value:
+                object.__setattr__(self, name, storable(value))
+        if self.attachments:
+            object.__setattr__(self, "attachments", tuple(
+                Attachment(a.kind, storable(a.url), storable(a.name), storable(a.data)) for a in self.attachments))
 
 
 @dataclass(frozen=True)

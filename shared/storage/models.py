@@ -147,3 +147,23 @@ class AgentTokenRow(Base):
     csrf: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InboxRow(Base):
+    """A platform update (Telegram update, VK event) kept as it came, before the platform is told "ok";
+    done once its turn is committed. See shared/storage/inbox.py."""
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("channel", "platform_id", name="uq_inbox_channel_platform"),
+                      Index("ix_inbox_channel_done", "channel", "done_at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    platform_id: Mapped[str] = mapped_column(String(160))  # update_id, event_id
+    chat: Mapped[str] = mapped_column(String(128))  # whose order it keeps
+    body: Mapped[str] = mapped_column(Text)  # the update's JSON as received
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    owner: Mapped[str | None] = mapped_column(String(128))  # the process working on it: host:pid:boot
+    claim: Mapped[str | None] = mapped_column(String(32))  # one token per take-over, to tell who won
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # lease start, renewed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)  # why it was given up, if it was

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.errors import StoreError
 from shared.history import StoredMessage, new_id
 from shared.identity import Customer, Identity
-from shared.message import utcnow
+from shared.message import storable, utcnow
 from shared.storage.models import Base, ConversationRow, CustomerRow, EventRow, IdentityRow, MessageRow
 from shared.storage.writer import GroupWriter
 
@@ -30,6 +30,11 @@ class Conversation:
     state: str = "bot"  # bot | queued | with_agent | resolved
     queue: str | None = None
     started_at: datetime | None = None
+
+
+def _row(message: StoredMessage) -> dict:
+    """A message's columns, with what no database keeps (NUL, lone surrogates) made U+FFFD."""
+    return {name: storable(getattr(message, name)) for name in _MESSAGE_COLUMNS}
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -180,6 +185,10 @@ class SqlChatStore:
         """One write statement with its values bound (through the group writer)."""
         await self._writer.write(statement, {})
 
+    async def write_all(self, writes: list[tuple]) -> None:
+        """(statement, values) pairs committed together, through the group writer."""
+        await self._writer.write_all(writes)
+
     async def open_conversation_for(self, customer_id: str) -> Conversation:
         """A new conversation for the customer (the previous one was closed)."""
         conversation = Conversation(new_id(), customer_id, "bot", None, utcnow())
@@ -200,7 +209,7 @@ class SqlChatStore:
 
     async def append(self, message: StoredMessage) -> None:
         """Store one message; returns once it is committed. A repeated (channel, external_id) is skipped."""
-        await self._writer.write(self._insert_message, {name: getattr(message, name) for name in _MESSAGE_COLUMNS})
+        await self._writer.write(self._insert_message, _row(message))
 
     async def annotate(self, message: StoredMessage, intent: str | None, confidence: float | None, nlu: dict,
                        replies: tuple[StoredMessage, ...] = ()) -> None:
@@ -212,7 +221,7 @@ class SqlChatStore:
             annotation = (self._annotate_by_platform_id, {"m_channel": message.channel,
                                                           "m_external_id": message.external_id, **understood})
         await self._writer.write_all(
-            [annotation] + [(self._insert_message, {name: getattr(m, name) for name in _MESSAGE_COLUMNS})
+            [annotation] + [(self._insert_message, _row(m))
                             for m in replies])
 
     async def history(self, customer_id: str, limit: int = 100) -> list[StoredMessage]:
@@ -228,12 +237,54 @@ class SqlChatStore:
                                  "created_at": _aware(r.created_at)}) for r in reversed(rows)]
 
     async def recent_external_ids(self, customer_id: str, limit: int = 200) -> list[str]:
+        """The platform ids of the customer's latest answered messages (a stored message whose turn
+        never committed, say a crash came between, is not among them: it is to be answered)."""
         query = (select(MessageRow.channel, MessageRow.external_id)
-                 .where(MessageRow.customer_id == customer_id, MessageRow.external_id.is_not(None))
+                 .where(MessageRow.customer_id == customer_id, MessageRow.external_id.is_not(None),
+                        MessageRow.confidence.is_not(None))
                  .order_by(MessageRow.created_at.desc()).limit(limit))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [f"{r.channel}:{r.external_id}" for r in reversed(rows)]
+
+    async def answered(self, channel: str, external_id: str) -> bool:
+        """Whether the message with this platform id was stored and its turn committed (annotated)."""
+        query = select(MessageRow.id).where(MessageRow.channel == channel, MessageRow.external_id == external_id,
+                                            MessageRow.confidence.is_not(None))
+        try:
+            async with self.engine.connect() as conn:
+                return (await conn.execute(query)).first() is not None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not look up {channel} message {external_id}: {exc}") from exc
+
+    async def unanswered(self, channel: str, since: datetime, limit: int = 1000) -> list[StoredMessage]:
+        """Customers' messages on ``channel`` stored since ``since`` whose turn never committed, oldest first."""
+        query = (select(MessageRow).where(MessageRow.channel == channel, MessageRow.direction == "in",
+                                          MessageRow.external_id.is_not(None), MessageRow.confidence.is_(None),
+                                          MessageRow.created_at >= since)
+                 .order_by(MessageRow.created_at, MessageRow.id).limit(limit))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [StoredMessage(**{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS},
+                                 "created_at": _aware(r.created_at)}) for r in rows]
+
+    async def replies_to(self, channel: str, external_id: str) -> list[StoredMessage]:
+        """What the bot said in the turn of the message with this platform id (stored with it, and
+        before the same identity's next message), oldest first; [] if none."""
+        m = MessageRow
+        async with self.engine.connect() as conn:
+            first = (await conn.execute(select(m.identity, m.created_at).where(
+                m.channel == channel, m.external_id == external_id))).first()
+            if first is None:
+                return []
+            same = (m.channel == channel, m.identity == first.identity)
+            after = (await conn.execute(select(func.min(m.created_at)).where(
+                *same, m.direction == "in", m.created_at > first.created_at))).scalar()
+            query = select(m).where(*same, m.direction == "out", m.role == "bot", m.created_at > first.created_at,
+                                    *([m.created_at < after] if after is not None else [])).order_by(m.created_at)
+            rows = (await conn.execute(query)).all()
+        return [StoredMessage(**{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS},
+                                 "created_at": _aware(r.created_at)}) for r in rows]
 
     async def touch_customer(self, customer_id: str, channel: str) -> None:
         """Remember the channel the customer is on now."""

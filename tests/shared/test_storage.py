@@ -75,9 +75,12 @@ class TestChatStoreContract:
     async def test_a_repeated_platform_message_id_is_stored_once(self, store):
         customer = await store.resolve_customer("telegram", "9", "9")
         conversation = (await store.open_conversation(customer)).id
-        await store.append(message(customer, conversation, "once", channel="telegram", external_id="upd-1"))
+        first = message(customer, conversation, "once", channel="telegram", external_id="upd-1")
+        await store.append(first)
         await store.append(message(customer, conversation, "once", channel="telegram", external_id="upd-1"))
         assert [m.text for m in await store.history(customer.id)] == ["once"]
+        assert await store.recent_external_ids(customer.id) == []  # stored, not answered yet: not seen
+        await store.annotate(first, "greet", 0.9, {"intent": "greet"})
         assert await store.recent_external_ids(customer.id) == ["telegram:upd-1"]
 
     async def test_concurrent_appends_of_many_customers_are_all_kept(self, store):

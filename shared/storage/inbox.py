@@ -1,0 +1,148 @@
+"""The durable inbox: a platform's update is a row before the platform is told "ok".
+
+A webhook (or a long poll) stores what it received and only then acknowledges it; the update is
+processed after, and its row is marked done once its turn is committed. Whatever is stored but not
+done (the process was killed, or processing failed) is taken over later, by this or another process.
+
+Several processes may share one database, so a row is worked on by one process at a time: the one
+that stored it, or the one whose conditional UPDATE claimed it (a fresh ``claim`` token per claim
+tells who won). A claim is a lease renewed while the process lives; a row whose lease ran out, or
+whose owner is a dead process of this host (its pid is gone, or this very pid restarted), may be
+claimed again. The platform's id (Telegram ``update_id``, VK ``event_id``) is unique per channel, so
+a redelivery is no new row.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from shared.errors import StoreError
+from shared.history import new_id
+from shared.message import utcnow
+from shared.storage.models import InboxRow
+
+log = logging.getLogger(__name__)
+
+HOST = socket.gethostname()[:64]
+OWNER = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"  # this process, for this boot of it
+_table = InboxRow.__table__
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a channel received: the platform's id, the chat whose order it keeps, the raw JSON."""
+    platform_id: str
+    chat: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A row this process now works on."""
+    id: int
+    platform_id: str
+    chat: str
+    body: str
+    claim: str
+    attempts: int
+
+
+def _dead(owner: str) -> bool:
+    """An owner that is a process of this host which is gone (or whose pid this process now has)."""
+    host, _, rest = owner.partition(":")
+    pid, _, _boot = rest.partition(":")
+    if host != HOST or not pid.isdigit() or owner == OWNER:
+        return False
+    if int(pid) == os.getpid():
+        return True  # this pid, another boot: that process is gone (a restarted container's pid 1)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's
+        return False
+    return False
+
+
+class SqlInbox:
+    def __init__(self, *, store, channel: str, lease: timedelta = timedelta(seconds=60),
+                 owner: str = OWNER) -> None:
+        """``store``: the SqlChatStore whose engine and group writer are used; ``lease``: how long a
+        claim holds without being renewed."""
+        self._store, self._channel, self._lease, self._owner = store, channel, lease, owner
+        dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+        self._insert = dialect.insert(_table).on_conflict_do_nothing(index_elements=["channel", "platform_id"])
+        self._done = update(_table).where(_table.c.id == bindparam("row")).values(
+            done_at=bindparam("at"), error=bindparam("why"))
+        self._release = update(_table).where(_table.c.id == bindparam("row"), _table.c.claim == bindparam("token")
+                                             ).values(owner=None, claim=None, claimed_at=None)
+
+    @property
+    def channel(self) -> str:
+        return self._channel
+
+    async def put(self, entries: list[Entry]) -> list[Taken]:
+        """Store entries (committed when this returns; StoreError if not); returns the new ones, now this
+        process's to work on. An entry already stored (a redelivery) is not returned."""
+        if not entries:
+            return []
+        now, tokens = utcnow(), {}
+        rows = []
+        for entry in entries:
+            tokens[entry.platform_id] = token = new_id()
+            rows.append((self._insert, {"channel": self._channel, "platform_id": entry.platform_id,
+                                        "chat": entry.chat, "body": entry.body, "received_at": now,
+                                        "owner": self._owner, "claim": token, "claimed_at": now, "attempts": 1}))
+        await self._store.write_all(rows)
+        query = select(_table.c.id, _table.c.platform_id, _table.c.claim).where(
+            _table.c.channel == self._channel, _table.c.platform_id.in_(list(tokens)))
+        won = {r.platform_id: r.id for r in await self._read(query) if r.claim == tokens[r.platform_id]}
+        return [Taken(won[e.platform_id], e.platform_id, e.chat, e.body, tokens[e.platform_id], 1)
+                for e in entries if e.platform_id in won]
+
+    async def done(self, taken: Taken, error: str | None = None) -> None:
+        """Its turn is committed (or, with ``error``, it is given up): never taken over again."""
+        await self._store.write_all([(self._done, {"row": taken.id, "at": utcnow(), "why": error})])
+
+    async def release(self, taken: Taken) -> None:
+        """Processing failed: leave it to be claimed again (by the next take-over)."""
+        await self._store.write_all([(self._release, {"row": taken.id, "token": taken.claim})])
+
+    async def renew(self) -> None:
+        """Extend the lease of every row this process holds."""
+        await self._store.run(update(_table).where(_table.c.owner == self._owner, _table.c.done_at.is_(None))
+                              .values(claimed_at=utcnow()))
+
+    async def take_over(self, limit: int = 1000) -> list[Taken]:
+        """Claim rows stored but not done that nobody alive holds; oldest first."""
+        owners = await self._read(select(_table.c.owner).distinct().where(
+            _table.c.channel == self._channel, _table.c.done_at.is_(None), _table.c.owner.is_not(None)))
+        dead = [r.owner for r in owners if _dead(r.owner)]
+        now, token = utcnow(), new_id()
+        claimable = [_table.c.channel == self._channel, _table.c.done_at.is_(None),
+                     or_(_table.c.owner.is_(None), _table.c.claimed_at < now - self._lease,
+                         *([_table.c.owner.in_(dead)] if dead else []))]
+        oldest = select(_table.c.id).where(*claimable).order_by(_table.c.id).limit(limit)
+        # The conditions are repeated outside the subquery: PostgreSQL re-checks them on a row another
+        # process claimed meanwhile, so only one of two racing take-overs wins it.
+        await self._store.run(update(_table).where(_table.c.id.in_(oldest), *claimable).values(
+            owner=self._owner, claim=token, claimed_at=now, attempts=_table.c.attempts + 1))
+        rows = await self._read(select(_table).where(_table.c.claim == token).order_by(_table.c.id))
+        if dead:
+            log.info("%s inbox: took over %d rows of stopped processes %s", self._channel, len(rows), dead)
+        return [Taken(r.id, r.platform_id, r.chat, r.body, token, r.attempts) for r in rows]
+
+    async def _read(self, query) -> list:
+        try:
+            async with self._store.engine.connect() as conn:
+                return list((await conn.execute(query)).all())
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not read the {self._channel} inbox: {exc}") from exc
