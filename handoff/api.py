@@ -345,7 +345,7 @@ class AgentApi:
                 return ws
         agent = found[0]
         inbox = self._handoff.inbox
-        queue = inbox.subscribe(agent.id, admin=agent.is_admin, session=token_digest(token))
+        queue = inbox.subscribe(agent.id, admin=agent.is_admin, session=token_digest(token), skills=agent.queues)
         await ws.send_json({"type": "hello", "agent": agent.to_dict()})
         reader = asyncio.create_task(_read_watch(ws, lambda conversation: self._watch(agent, queue, conversation)))
         loop = asyncio.get_running_loop()

@@ -1,7 +1,9 @@
 """Live updates for agent consoles. An event about a conversation an agent holds goes to that agent,
-to admins and to consoles watching that conversation (an agent reading a colleague's); every other
-event (waiting conversations, state changes, agents) goes to every console, which filters what it
-shows. With many agents this keeps each customer message from being sent to every console.
+to admins and to consoles watching that conversation (an agent reading a colleague's); what is said
+in a waiting conversation (messages, notes: ``queue`` given) goes to the consoles of agents with
+that queue among their skills (handoff/permissions.py); every other event (state changes, agents)
+goes to every console, which filters what it shows. With many agents this keeps each customer
+message from being sent to every console, and nobody reads a conversation they may not.
 
 A logout (or a password change) is *revoked* through the inbox too: every process forgets the cached
 token and ends the consoles opened with it, at once.
@@ -29,10 +31,12 @@ class _Console:
     admin: bool
     session: str | None = None  # the digest of the token it was opened with
     watching: str | None = None  # the conversation open in it
+    skills: tuple[str, ...] = ()  # the agent's queues; empty: every queue
 
-    def wants(self, audience: str | None, conversation_id: str | None) -> bool:
-        return (audience is None or self.admin or audience == self.agent_id
-                or (conversation_id is not None and conversation_id == self.watching))
+    def wants(self, audience: str | None, conversation_id: str | None, queue: str | None = None) -> bool:
+        if self.admin or audience == self.agent_id or (conversation_id and conversation_id == self.watching):
+            return True
+        return audience is None and (queue is None or not self.skills or queue in self.skills)
 
 
 class Inbox:
@@ -42,11 +46,12 @@ class Inbox:
         self._on_revoke: list = []
 
     def subscribe(self, agent_id: str | None = None, *, admin: bool = False,
-                  session: str | None = None) -> asyncio.Queue:
+                  session: str | None = None, skills: tuple[str, ...] = ()) -> asyncio.Queue:
         """A queue of JSON texts, one per event for this agent, until ``unsubscribe`` (or ``REVOKED``,
-        the last item, when the login ``session`` it was opened with ends)."""
+        the last item, when the login ``session`` it was opened with ends). ``skills``: the agent's
+        queues (empty: every queue)."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=self._backlog)
-        self._subscribers[queue] = _Console(agent_id, admin, session)
+        self._subscribers[queue] = _Console(agent_id, admin, session, skills=tuple(skills))
         return queue
 
     def agents_here(self) -> set[str]:
@@ -81,10 +86,11 @@ class Inbox:
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self._subscribers.pop(queue, None)
 
-    async def publish(self, event: dict, *, audience: str | None = None) -> None:
-        """``audience``: the agent holding the conversation the event is about (None: everyone)."""
+    async def publish(self, event: dict, *, audience: str | None = None, queue: str | None = None) -> None:
+        """``audience``: the agent holding the conversation the event is about (None: everyone);
+        ``queue``: when nobody holds it, only agents with this queue among their skills get it."""
         if self._subscribers:
-            self._fan_out(_encode(event), audience, event.get("conversation_id"))
+            self._fan_out(_encode(event), audience, event.get("conversation_id"), queue)
 
     async def start(self) -> None:
         """Nothing to start in one process."""
@@ -92,9 +98,10 @@ class Inbox:
     async def close(self) -> None:
         self._subscribers.clear()
 
-    def _fan_out(self, text: str, audience: str | None = None, conversation_id: str | None = None) -> None:
+    def _fan_out(self, text: str, audience: str | None = None, conversation_id: str | None = None,
+                 skill: str | None = None) -> None:
         for queue, console in list(self._subscribers.items()):
-            if not console.wants(audience, conversation_id):
+            if not console.wants(audience, conversation_id, skill):
                 continue
             try:
                 queue.put_nowait(text)
@@ -125,15 +132,15 @@ class RedisInbox(Inbox):
         self._listener: asyncio.Task | None = None
         self._ready = asyncio.Event()
 
-    async def publish(self, event: dict, *, audience: str | None = None) -> None:
+    async def publish(self, event: dict, *, audience: str | None = None, queue: str | None = None) -> None:
         text, conversation_id = _encode(event), event.get("conversation_id")
-        # On the wire: "<audience>\t<conversation id>\n<event>", so relaying needs no JSON decoding.
-        frame = f"{audience or ''}\t{conversation_id or ''}\n{text}"
+        # On the wire: "<audience>\t<conversation id>\t<queue>\n<event>", so relaying needs no JSON decoding.
+        frame = f"{audience or ''}\t{conversation_id or ''}\t{queue or ''}\n{text}"
         try:
             await self._redis.publish(self._channel, frame)
         except RedisError as exc:
             log.warning("Redis did not take an inbox event (%s); only this process's consoles get it", exc)
-            self._fan_out(text, audience, conversation_id)
+            self._fan_out(text, audience, conversation_id, queue)
 
     async def revoke(self, agent_id: str, digest: str | None = None) -> None:
         self._revoked(agent_id, digest)  # here at once, whatever Redis does
@@ -172,8 +179,9 @@ class RedisInbox(Inbox):
                         self._control_frame(data)
                     elif self._subscribers:
                         head, _, text = (data.decode() if isinstance(data, bytes) else data).partition("\n")
-                        audience, _, conversation_id = head.partition("\t")
-                        self._fan_out(text, audience or None, conversation_id or None)
+                        audience, _, rest = head.partition("\t")
+                        conversation_id, _, queue = rest.partition("\t")
+                        self._fan_out(text, audience or None, conversation_id or None, queue or None)
             except (RedisError, OSError) as exc:
                 log.warning("inbox relay lost Redis (%s); resubscribing in %.0f s", exc, self._retry)
             finally:

@@ -202,14 +202,14 @@ class Handoff:
                           back=back.strftime("%d.%m %H:%M") if back else "?", timezone=hours.timezone)]
 
     async def customer_wrote(self, session, stored: StoredMessage) -> None:
-        """Tell the inboxes about a message in a conversation people are on: while it waits, every
-        console; once an agent holds it, theirs (and admins', and whoever has it open)."""
+        """Tell the inboxes about a message in a conversation people are on: while it waits, the
+        consoles of agents with its queue among their skills; once an agent holds it, theirs (and
+        admins', and whoever may read it and has it open)."""
         if session.handoff in WITH_PEOPLE:
-            holder = None
-            if session.handoff in BOT_SILENT:
-                holder = (await self.conversation(session.conversation_id)).agent_id
+            info = await self.conversation(session.conversation_id)
+            holder = info.agent_id if session.handoff in BOT_SILENT else None
             await self.inbox.publish({"type": "message", "conversation_id": session.conversation_id,
-                                      "message": _message(stored)}, audience=holder)
+                                      "message": _message(stored)}, audience=holder, queue=self._queue_of(info))
 
     async def customer_linked(self, session, channel: str) -> None:
         """The customer proved another channel is theirs: consoles showing them reload the profile."""
@@ -247,8 +247,13 @@ class Handoff:
         info = await self.readable(agent, conversation_id)
         data = {"text": text, "agent": agent.email, "name": agent.name}
         await self._store.record_event("note", info.customer_id, conversation_id, data)
-        await self.inbox.publish({"type": "note", "conversation_id": conversation_id, "note": data})
+        await self.inbox.publish({"type": "note", "conversation_id": conversation_id, "note": data},
+                                 audience=info.agent_id if info.state in BOT_SILENT else None,
+                                 queue=self._queue_of(info))
         return data
+
+    def _queue_of(self, info: ConversationInfo) -> str:
+        return info.queue or self.routing.default_queue
 
     async def transfer(self, agent: Agent, conversation_id: str, *, to_agent: str | None = None,
                        to_queue: str | None = None, note: str = "") -> ConversationInfo:
@@ -542,7 +547,7 @@ class Handoff:
         await self._store.append(stored)
         holder = info.agent_id if info.state in BOT_SILENT else None
         await self.inbox.publish({"type": "message", "conversation_id": info.id, "message": _message(stored)},
-                                 audience=holder)
+                                 audience=holder, queue=self._queue_of(info))
         if self.pipeline is not None and identities:
             used = await self.pipeline.send_to_customer(
                 customer_id, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at), identities)

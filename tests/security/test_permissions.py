@@ -4,9 +4,11 @@ agent and a support agent, on a support conversation; an admin may do everything
 from __future__ import annotations
 
 import asyncio
+import json
 
 from tests.handoff.test_api import (  # noqa: F401  (fixtures)
     agent, escalated, eventually, http, say, seamline, telegram)
+from tests.handoff.test_inbox import make_inbox  # noqa: F401  (fixture: the in-process and the Redis inbox)
 
 
 async def test_a_sales_only_agent_cannot_act_on_a_waiting_support_conversation(seamline, telegram, agent):
@@ -110,3 +112,34 @@ async def test_replies_notes_and_transfer_notes_are_bounded(seamline, telegram, 
     context = await support.get(f"/conversations/{conversation}")
     assert context["state"] == "with_agent" and not context["notes"]
     await support.post(f"/conversations/{conversation}/transfer", {"queue": "sales", "note": "y" * 4096})
+
+
+async def test_what_is_said_in_a_waiting_conversation_reaches_only_consoles_with_its_skill(make_inbox):
+    inbox = await make_inbox()
+    sales, support, generalist = inbox.subscribe("s", skills=("sales",)), inbox.subscribe("p", skills=("support",)), \
+        inbox.subscribe("g")
+    await inbox.publish({"type": "message", "conversation_id": "c1", "text": "my card 4242"}, queue="support")
+    await inbox.publish({"type": "conversation", "conversation": {"id": "c2"}})  # a state change: everyone
+    for console in (support, generalist):
+        assert [json.loads(await asyncio.wait_for(console.get(), 5))["type"] for _ in range(2)] == [
+            "message", "conversation"]
+    assert json.loads(await asyncio.wait_for(sales.get(), 5))["type"] == "conversation" and sales.empty()
+
+
+async def test_a_sales_console_does_not_receive_a_waiting_support_customers_messages(seamline, telegram, agent, http,
+                                                                                     server):
+    sales, support = await agent(queues=["sales"]), await agent(queues=["support"])
+    conversation = await escalated(seamline, "7109")
+    heard = {}
+    for api in (sales, support):
+        async with http.ws_connect(server.url + "/api/v1/inbox") as ws:
+            await ws.send_json({"type": "auth", "token": api.token})
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+            await say(seamline, "7109", f"my address is 1 Main St, for {api.agent.email}")
+            sentinel = await escalated(seamline, f"7110{api.agent.email}")
+            heard[api] = []
+            while (event := await ws.receive_json(timeout=5)).get("conversation", {}).get("id") != sentinel:
+                heard[api].append(event)
+    said = [e for e in heard[support] if e.get("type") == "message" and e["conversation_id"] == conversation]
+    assert said and "1 Main St" in said[0]["message"]["text"]
+    assert not [e for e in heard[sales] if e.get("conversation_id") == conversation]
