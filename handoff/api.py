@@ -3,7 +3,8 @@
 Authentication: ``Authorization: Bearer <token>`` (from ``POST /api/v1/auth/login``), or the
 console's session cookie plus an ``X-CSRF-Token`` header on every state-changing request.
 Errors are JSON ``{"error": "..."}``: 400 bad body, 401 no or wrong token, 403 not yours / not
-allowed, 404 unknown id.
+allowed, 404 unknown id, 409 not now, 415 a body not sent as application/json, 429 too many
+logins (``Retry-After``), 503 a login that could not be counted (docs/handoff.md).
 """
 from __future__ import annotations
 
@@ -159,7 +160,8 @@ class AgentApi:
         await self._agent(request)
         agents = await self._handoff.agents.all()
         loads = await self._handoff.loads([a.id for a in agents])
-        return web.json_response({"agents": [{**a.to_dict(), "load": loads.get(a.id, 0)} for a in agents]})
+        return web.json_response({"agents": [{**a.to_dict(), "load": loads.get(a.id, 0),
+                                              "connected": self._handoff.connected(a)} for a in agents]})
 
     async def agent_status(self, request: web.Request) -> web.Response:
         """An admin sets another agent's status (e.g. offline for someone who left: what they held

@@ -9,7 +9,9 @@ import asyncio
 import getpass
 import os
 import sys
+from datetime import timedelta
 
+from shared.message import utcnow
 from shared.settings import Settings
 
 
@@ -95,8 +97,13 @@ async def _run(args, settings: Settings) -> int:
             print(f"agent {agent.email} removed and logged out; the conversations they held go back to their "
                   "queues within a minute")
         else:
+            here_since = utcnow() - timedelta(seconds=settings.agent_grace_seconds)
             for agent in await agents.all():
-                print(f"{agent.email:<32} {agent.name:<24} {agent.role:<6} {agent.status:<8} "
+                # A status is what the agent (or an admin) set; whether anyone is there is when they
+                # were last seen (a server that stopped cannot set its agents offline).
+                gone = agent.status != "offline" and (agent.seen_at is None or agent.seen_at < here_since)
+                status = f"{agent.status}, not here" if gone else agent.status
+                print(f"{agent.email:<32} {agent.name:<24} {agent.role:<6} {status:<8} "
                       f"capacity {agent.capacity}  queues: {', '.join(agent.queues) or 'all'}  "
                       f"seen: {_ago(agent.seen_at)}")
     finally:
@@ -123,7 +130,5 @@ async def _tell_servers(settings: Settings, agent_id: str) -> None:
 def _ago(when) -> str:
     if when is None:
         return "never"
-    from shared.message import utcnow
-
     minutes = int((utcnow() - when).total_seconds() // 60)
     return "just now" if minutes < 1 else f"{minutes} min ago" if minutes < 120 else f"{minutes // 60} h ago"

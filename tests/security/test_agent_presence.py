@@ -70,3 +70,21 @@ async def test_after_the_console_closed_for_the_grace_period_no_customer_is_give
     await api.get("/me")  # the agent comes back (any API use): the next customer is theirs again
     conversation = await escalated(seamline, "7006")
     assert await _state(seamline, conversation) == ("with_agent", api.agent.id)
+
+
+async def test_the_agents_list_says_who_is_not_here(seamline, agent, server, monkeypatch, capsys):
+    import asyncio
+
+    from bots.cli import main
+    from tests.conftest import settings_in_environment
+
+    here, gone = await agent(status="online"), await agent(status="online")
+    await _seen_long_ago(seamline, gone.agent.id)
+    listed = {a["email"]: a["connected"] for a in (await here.get("/agents"))["agents"]}
+    assert listed == {here.agent.email: True, gone.agent.email: False}
+    settings_in_environment(monkeypatch, server.settings)
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["agents", "list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "online, not here" in lines[gone.agent.email]
+    assert "not here" not in lines[here.agent.email]
