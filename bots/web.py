@@ -14,6 +14,7 @@ import hmac
 import logging
 import math
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -179,7 +180,7 @@ class WebChannel:
                     elif visitor is None:
                         raise FrameError("hello_required", "send a hello frame first", frame_id)
                     elif frame["type"] == "message":
-                        await self._message(ws, visitor, frame, language)
+                        await self._message(ws, visitor, frame, language, address)
                     elif frame["type"] == "link":
                         await self._link(ws, visitor, frame, language)
                     else:
@@ -328,8 +329,10 @@ class WebChannel:
 
     # -- messages ----------------------------------------------------------------------------------
 
-    async def _message(self, ws: web.WebSocketResponse, visitor: str, frame: dict, language: str | None) -> None:
-        message = to_message(visitor, frame, language)
+    async def _message(self, ws: web.WebSocketResponse, visitor: str, frame: dict, language: str | None,
+                       address: str | None = None) -> None:
+        # The socket's client address goes along: link-code guesses are counted per address.
+        message = replace(to_message(visitor, frame, language), client_address=address)
 
         kept: list[StoredMessage] = []
 
