@@ -59,6 +59,20 @@ async def test_new_visitors_from_one_address_stop_being_checked_and_then_even_th
     assert "waiting for confirmation" in await guess(http, server, "198.51.100.1", code)
 
 
+async def test_parallel_guesses_cannot_all_slip_past_the_count(http, make_server, settings):
+    server = await make_server(settings, trusted_proxies=PROXY, link_guesses_per_address=4)
+    code = await live_code(server)
+    clients = [await visitor(http, server, "203.0.113.77") for _ in range(12)]
+    for k, client in enumerate(clients, start=1):  # all sent before any answer comes back
+        await client.ws.send_json({"type": "message", "id": "p-1", "text": wrong(code, k)})
+    answers = []
+    for client in clients:
+        while (frame := await client.receive("message"))["role"] == "customer":
+            pass
+        answers.append(frame["text"].lower())
+    assert sum("isn't valid" in a for a in answers) == 4 and sum(LOCKED in a for a in answers) == 8
+
+
 async def test_rotating_addresses_run_into_the_total_budget(http, make_server, settings):
     server = await make_server(settings, trusted_proxies=PROXY, link_guesses_per_address=3, link_guesses_per_hour=8)
     code = await live_code(server)
