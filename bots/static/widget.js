@@ -39,6 +39,7 @@
       openLink: "Open {channel} to continue there", linkOffline: "No connection; try again in a moment.",
       linkUnavailable: "Continuing in {channel} is not available right now.",
       linkRateLimited: "Too many links were asked for; use the last one, or try again later.",
+      older: "Earlier messages",
     },
     ru: {
       title: "Поддержка", placeholder: "Напишите сообщение…", send: "Отправить", inputLabel: "Сообщение",
@@ -51,6 +52,7 @@
       openLink: "Открыть {channel} и продолжить там", linkOffline: "Нет соединения; попробуйте через минуту.",
       linkUnavailable: "Продолжить в {channel} сейчас нельзя.",
       linkRateLimited: "Слишком много ссылок; используйте последнюю или попробуйте позже.",
+      older: "Ранние сообщения",
     },
   };
 
@@ -163,6 +165,7 @@
   let linkTimer = null;
   let failed = [];           // [{id, text, ts, error}] rejected by the server; local only
   let messages = [];         // confirmed messages from the server, oldest first
+  let olderCursor = null;    // where the next older page of history starts (welcome.before), or null
   let unread = 0;
   let isOpen = false;
 
@@ -244,6 +247,8 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
 .sl-close svg { width: 20px; height: 20px; }
 .sl-messages { flex: 1; overflow-y: auto; overscroll-behavior: contain; padding: 16px 14px 8px;
   display: flex; flex-direction: column; gap: 10px; background: #f8fafc; }
+.sl-older { display: block; margin: 0 auto 10px; padding: 4px 10px; border: 0; background: none; cursor: pointer;
+  color: var(--sl-accent); font: inherit; font-size: 13px; }
 .sl-msg { display: flex; flex-direction: column; align-items: flex-start; max-width: 82%; }
 .sl-msg.sl-customer { align-self: flex-end; align-items: flex-end; }
 .sl-text { padding: 9px 13px; border-radius: 16px; border-bottom-left-radius: 5px; background: #fff;
@@ -387,15 +392,22 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     list.insertBefore(node, list.querySelector(".sl-pending"));
   }
 
-  function renderAll() {
+  function renderAll(keepScroll) {
+    const fromBottom = list.scrollHeight - list.scrollTop;
     const frag = document.createDocumentFragment();
+    if (olderCursor) {
+      const more = el("button", { type: "button", class: "sl-older", "data-seamline": "older", text: T.older });
+      more.addEventListener("click", () => { if (ready && olderCursor) frame({ type: "older", id: newId(), before: olderCursor }); });
+      frag.appendChild(more);
+    }
     messages.forEach((m) => frag.appendChild(renderMessage(m)));
     failed.forEach((f) => frag.appendChild(renderMessage(localMsg(f), "failed", f.error)));
     outbox.forEach((o) => frag.appendChild(renderMessage(localMsg(o), "pending")));
     list.textContent = "";
     list.appendChild(frag);
     renderButtons();
-    scrollDown(true);
+    if (keepScroll) list.scrollTop = list.scrollHeight - fromBottom; // an older page: stay where the reader is
+    else scrollDown(true);
   }
 
   // Quick replies belong to the last message only, and only while nothing is pending.
@@ -465,6 +477,17 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     return item;
   }
 
+  // The newest page of history comes with welcome and history frames; older pages on request.
+  const cursorOf = (f) => (f.more === true && typeof f.before === "string" ? f.before : null);
+
+  function onOlder(f) {
+    const known = new Set(messages.map((m) => m.id));
+    const page = (Array.isArray(f.history) ? f.history : []).map(normalize).filter((m) => m && !known.has(m.id));
+    messages = page.concat(messages);
+    olderCursor = cursorOf(f);
+    renderAll(true);
+  }
+
   // Replace what is shown with the server's history (welcome, or a history frame after a link).
   function applyHistory(history) {
     const before = new Set(messages.map((m) => m.id));
@@ -487,6 +510,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     }
     if (f.identified === true && EXTERNAL_ID) storageSet("localStorage", IDENTITY_KEY, EXTERNAL_ID);
     applyHistory(f.history);
+    olderCursor = cursorOf(f);
     channels = Array.isArray(f.channels) ? f.channels.filter((c) => typeof c === "string") : [];
     renderChannels();
     ready = true;
@@ -501,6 +525,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
 
   function onHistory(f) {
     applyHistory(f.history);
+    olderCursor = cursorOf(f);
     renderAll();
   }
 
@@ -621,6 +646,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     else if (f.type === "error") onError(f);
     else if (f.type === "history") onHistory(f);
     else if (f.type === "link") onLink(f);
+    else if (f.type === "older") onOlder(f);
     // Unknown frame types are ignored so the server can add new ones.
   }
 

@@ -150,7 +150,8 @@ async def test_after_a_reload_the_conversation_is_shown_again(visitor, server):
     await expect(visitor.messages.first).to_have_class(re.compile(r"\bsl-customer\b"))
     await expect(visitor.messages.nth(1)).to_have_class(re.compile(r"\bsl-bot\b"))
     await expect(visitor.list.locator(".sl-pending")).to_have_count(0)
-    assert await visitor.token() == token
+    # the same visitor; each welcome renews the token's signature (it expires unused, see shared/tokens.py)
+    assert (await visitor.token()).rpartition(".")[0] == token.rpartition(".")[0]
 
 
 async def test_html_in_a_message_is_shown_as_text_and_never_run(visitor, server):
