@@ -279,10 +279,14 @@ class AgentApi:
     # -- customers (admin) ---------------------------------------------------------------------
 
     async def customer(self, request: web.Request) -> web.Response:
-        await self._agent(request)
+        agent = await self._agent(request)
         profile = await self._customers.profile(request.match_info["id"])
         if profile is None:
             raise _error(404, "no such customer")
+        try:
+            await self._handoff.customer_readable(agent, profile.id)
+        except Forbidden as exc:
+            raise _error(403, str(exc)) from None
         return web.json_response({
             "id": profile.id, "name": profile.name, "language": profile.language, "attributes": profile.attributes,
             "last_channel": profile.last_channel, "merged_into": profile.merged_into,

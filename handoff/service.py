@@ -156,6 +156,17 @@ class Handoff:
         self._allowed(agent, info)
         return info
 
+    async def customer_readable(self, agent: Agent, customer_id: str) -> None:
+        """An agent may see a customer's profile when they may read one of the customer's
+        conversations (``Forbidden`` otherwise); an admin always."""
+        if agent.is_admin:
+            return
+        rows = await self._rows(select(ConversationRow.queue, ConversationRow.agent_id)
+                                .where(ConversationRow.customer_id == customer_id))
+        if not any(refusal(agent, queue=queue, agent_id=holder, default_queue=self.routing.default_queue) is None
+                   for queue, holder in rows):
+            raise Forbidden("none of this customer's conversations is in a queue among your skills")
+
     def _allowed(self, agent: Agent, info: ConversationInfo) -> None:
         refused = refusal(agent, queue=info.queue, agent_id=info.agent_id, default_queue=self.routing.default_queue)
         if refused:

@@ -143,3 +143,12 @@ async def test_a_sales_console_does_not_receive_a_waiting_support_customers_mess
     said = [e for e in heard[support] if e.get("type") == "message" and e["conversation_id"] == conversation]
     assert said and "1 Main St" in said[0]["message"]["text"]
     assert not [e for e in heard[sales] if e.get("conversation_id") == conversation]
+
+
+async def test_a_customers_profile_is_for_agents_who_may_read_one_of_their_conversations(seamline, telegram, agent):
+    sales, support, admin = await agent(queues=["sales"]), await agent(queues=["support"]), await agent(role="admin")
+    conversation = await escalated(seamline, "7111")
+    customer = (await seamline.store.conversation(conversation)).customer_id
+    assert "skills" in (await sales.get(f"/customers/{customer}", status=403))["error"]
+    for api in (support, admin):
+        assert (await api.get(f"/customers/{customer}"))["identities"][0]["external_id"] == "7111"
