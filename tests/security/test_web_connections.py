@@ -133,3 +133,29 @@ def _wait_healthy(port: int, process: subprocess.Popen) -> None:
         except OSError:
             time.sleep(0.1)
     raise AssertionError("the server never answered /healthz")
+
+
+async def test_a_process_that_dies_with_sockets_open_frees_its_share(redis_url):
+    """Redis socket leases: a process killed without closing its sockets cannot lock its clients'
+    address out for ever; its leases lapse unless it renews them."""
+    from redis.asyncio import Redis
+
+    from bots.web_limits import RedisConnections
+
+    dead = RedisConnections(client=Redis.from_url(redis_url), lease=1.0)
+    alive = RedisConnections(client=Redis.from_url(redis_url), lease=1.0)
+    try:
+        assert await dead.acquire("203.0.113.7", 2) and await dead.acquire("203.0.113.7", 2)
+        assert await alive.acquire("203.0.113.7", 2) is None
+        await dead.close()  # killed: no release, no more renewals
+        for _ in range(100):
+            lease = await alive.acquire("203.0.113.7", 2)
+            if lease:
+                break
+            await asyncio.sleep(0.05)
+        assert lease
+        await asyncio.sleep(1.5)  # a live process renews its leases: the place stays taken
+        assert await alive.acquire("203.0.113.7", 2)
+        assert await alive.acquire("203.0.113.7", 2) is None
+    finally:
+        await alive.close()

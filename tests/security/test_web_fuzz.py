@@ -66,9 +66,7 @@ async def test_no_frame_breaks_the_socket_or_logs_an_error(chat, http, caplog, r
     server, client = chat
     caplog.clear()
     caplog.set_level(logging.INFO)
-    sockets = [client.ws]
-    if isinstance(raw, str) and raw.startswith('{"type": "hello"'):
-        sockets.append(await http.ws_connect(server.ws_url))  # a hello as the first frame, too
+    sockets = [client.ws, await http.ws_connect(server.ws_url)]  # after a hello, and as the first frame
     for ws in sockets:
         if isinstance(raw, bytes):
             await ws.send_bytes(raw)
@@ -80,5 +78,19 @@ async def test_no_frame_breaks_the_socket_or_logs_an_error(chat, http, caplog, r
                 assert frame["code"] in ERROR_CODES and isinstance(frame["message"], str), frame
     for ws in sockets[1:]:
         await ws.close()
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not logged, [r.getMessage() for r in logged]
+
+
+async def test_a_huge_frame_closes_only_its_socket_without_a_traceback(chat, http, caplog):
+    server, client = chat
+    caplog.set_level(logging.INFO)
+    await client.ws.send_str(json.dumps({"type": "message", "id": "c-1", "text": "x" * 70_000}))
+    closing = await client.ws.receive(timeout=10)
+    assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and client.ws.close_code == 1009
+    other = Client(http, server.ws_url)
+    await other.connect()
+    await other.hello()
+    assert await answers_until_pong(other.ws) == []
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not logged, [r.getMessage() for r in logged]
