@@ -123,3 +123,15 @@ def test_a_console_origin_that_is_no_origin_is_a_config_error():
     with pytest.raises(ConfigError, match="SEAMLINE_CONSOLE_ALLOWED_ORIGINS"):
         load_settings({"SEAMLINE_CONSOLE_ALLOWED_ORIGINS": "console.shop.example/path",
                        "SEAMLINE_SECRET_KEY": "x" * 32})
+
+
+async def test_every_state_changing_endpoint_refuses_the_cookie_from_another_origin(seamline, agent, http, server):
+    from tests.handoff.test_api import ENDPOINTS
+
+    cookie, csrf = await _cookie_login(http, server, await agent(role="admin"))
+    headers = {**cookie, "X-CSRF-Token": csrf, "Origin": "https://blog.127.0.0.1.example"}
+    for method, path in [(m, p) for m, p in ENDPOINTS if m != "GET"] + [("POST", "/auth/login")]:
+        async with http.request(method, server.url + "/api/v1" + path, json={"text": "hi", "status": "away"},
+                                headers=headers) as response:
+            assert response.status == 403, (method, path, response.status)
+            assert "origin" in (await response.json())["error"], (method, path)
