@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from handoff.api import COOKIE
 from shared.net import Network, forwarded_proto
 
 API = "/api/v1/"
 INBOX = "/api/v1/inbox"
-COOKIE = "seamline_session"  # handoff/api.py's; not imported from there, which imports much more
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
