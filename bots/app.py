@@ -14,6 +14,7 @@ from aiohttp import web
 from bots.dialogue import Dialogue, Responses
 from bots.headers import demo_page_policy, install as install_headers
 from bots.pipeline import Pipeline
+from bots.protocol_log import quiet_protocol_errors
 from bots.web import WebChannel
 from handoff.agents import AgentStore
 from handoff.api import AgentApi
@@ -88,7 +89,7 @@ def build_limiter(settings: Settings) -> Limiter:
     # A burst (60 parallel logins take 3 budgets each) must wait for a connection, not fail: redis-py's
     # default pool raises "Too many connections" past 100.
     pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=100, timeout=10)
-    return RedisLimiter(client=Redis(connection_pool=pool))
+    return RedisLimiter(client=Redis.from_pool(pool))  # owns the pool: closing the limiter closes it
 
 
 def build_inbox(settings: Settings) -> Inbox:
@@ -169,6 +170,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
              trusted_proxies=settings.trusted_proxies).install(app)
     install_console(app)
     install_headers(app, pages={"/": demo_page_policy(Path(__file__).resolve().parent / "static" / "index.html")})
+    quiet_protocol_errors()  # a malformed request is the client's error: one line, no traceback
     app.router.add_get("/healthz", _health)
     app.on_startup.append(_reload_on_sighup)
     if settings.telegram is not None:

@@ -131,7 +131,8 @@ class Handoff:
         result = []
         for name in sorted(set(self.routing.queue_names) | set(counts)):
             hours = self.routing.hours(name)
-            online = [a for a in agents if a.status == "online" and (not a.queues or name in a.queues)]
+            online = [a for a in agents if a.status == "online" and (not a.queues or name in a.queues)
+                      and self.connected(a, now=now)]
             result.append({"name": name, "waiting": counts.get(name, {}).get("queued", 0),
                            "with_agents": counts.get(name, {}).get("with_agent", 0),
                            "transferred": counts.get(name, {}).get("transferred", 0),
@@ -498,7 +499,7 @@ class Handoff:
         the conversations the online agents with the skill can hold at once. Before there is any
         history to measure: MINUTES_PER_CUSTOMER per online agent."""
         online = [a for a in await self.agents.all()
-                  if a.status == "online" and (not a.queues or queue in a.queues)]
+                  if a.status == "online" and (not a.queues or queue in a.queues) and self.connected(a)]
         handling = await self.handling_minutes(queue)
         if handling is None:
             return MINUTES_PER_CUSTOMER / max(1, len(online))

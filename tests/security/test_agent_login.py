@@ -183,3 +183,21 @@ async def test_the_guard_forgets_failures_after_its_window():
     assert [(await guard.attempt("a@x.example", "10.0.0.1")).check for _ in range(2)] == [True, True]
     await guard.succeeded("a@x.example", "10.0.0.1")
     assert (await guard.attempt("a@x.example", "10.0.0.1")).check  # the right password starts afresh
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("SEAMLINE_COOKIE_SECURE", "yes", "is not auto, true or false"),
+    ("SEAMLINE_AGENT_GRACE_SECONDS", "10", "outside 65..86400"),
+    ("SEAMLINE_AGENT_GRACE_SECONDS", "soon", "not a whole number"),
+])
+def test_bad_login_and_presence_settings_are_refused_with_the_fix(tmp_path, name, value, problem):
+    from shared.errors import ConfigError
+    from shared.settings import load_settings
+
+    base = {"SEAMLINE_DATA_DIR": str(tmp_path), "SEAMLINE_SECRET_KEY": "k" * 32}
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**base, name: value})
+    assert name in str(refused.value) and problem in str(refused.value)
+    good = load_settings({**base, "SEAMLINE_COOKIE_SECURE": "TRUE", "SEAMLINE_AGENT_GRACE_SECONDS": "120"})
+    assert (good.cookie_secure, good.agent_grace_seconds) == ("true", 120)
+    assert (load_settings(base).cookie_secure, load_settings(base).agent_grace_seconds) == ("auto", 90)
