@@ -141,22 +141,30 @@ class Linker:
         return (match.group(1) == "yes", match.group(2)) if match else None
 
     def _budgets(self, channel: str, sender: str, address: str | None) -> list[tuple[str, int, float]]:
-        window = self.policy.guess_window.total_seconds()
-        budgets = [(f"link:identity:{channel}:{sender}", self.policy.max_failures,
-                    self.policy.lockout.total_seconds()),
-                   ("link:all", self.policy.guesses_total, window)]
+        """The budgets of one guesser: its identity's, and its address's when the channel has one."""
+        budgets = [(f"link:identity:{channel}:{sender}", self.policy.max_failures, self.policy.lockout.total_seconds())]
         if address:
-            budgets.append((f"link:address:{address}", self.policy.guesses_per_address, window))
+            budgets.append((f"link:address:{address}", self.policy.guesses_per_address,
+                            self.policy.guess_window.total_seconds()))
         return budgets
+
+    async def _take(self, channel: str, sender: str, address: str | None) -> float:
+        """Reserve one guess: 0.0, or the seconds until one is allowed. The total budget is taken
+        only once the guesser's own budgets had room, so one guesser cannot spend everyone's."""
+        wait = await take_all(self._limiter, self._budgets(channel, sender, address))
+        if wait > 0:
+            return wait
+        return await self._limiter.take("link:all", limit=self.policy.guesses_total,
+                                        window=self.policy.guess_window.total_seconds())
 
     async def redeem_code(self, code: str, customer_id: str, channel: str, sender: str, *,
                           address: str | None = None, strict: bool = True) -> Outcome | None:
-        """Try a code typed on ``channel``. One unit of every budget (identity, ``address``, all) is
+        """Try a code typed on ``channel``. One unit of every budget (identity, ``address``, total) is
         taken before the code is looked at; with one spent, nothing is looked at ("locked").
         Not ``strict`` (six digits the bot asked for as an order number): counted all the same, but
         a code that is not live, or a spent budget, is no link attempt (None): the digits are the
         order number."""
-        wait = await take_all(self._limiter, self._budgets(channel, sender, address))
+        wait = await self._take(channel, sender, address)
         if wait > 0:
             log.info("link code from %s %s (address %s) not checked: guessing budget spent", channel, sender,
                      address or "-")

@@ -55,6 +55,8 @@ async def test_new_visitors_from_one_address_stop_being_checked_and_then_even_th
     assert all("isn't valid" in a for a in answers)  # five checked, each by a new visitor
     assert LOCKED in await guess(http, server, "203.0.113.9", wrong(code, 6))
     assert LOCKED in await guess(http, server, "203.0.113.9", code)  # not even looked at
+    # Refused guesses take nothing from everyone's budget: one address cannot spend it for all.
+    assert await server.app[SEAMLINE].limiter.used("link:all", window=3600) == 5
     # The code was never claimed: its owner's link still works from elsewhere (and asks them first).
     assert "waiting for confirmation" in await guess(http, server, "198.51.100.1", code)
 
