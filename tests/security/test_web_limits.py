@@ -36,6 +36,24 @@ async def test_ten_sockets_of_one_visitor_share_one_budget(http, server):
     assert {o for o in outcomes.values() if o != "stored"} == {"rate_limited"}
 
 
+async def test_the_visitor_budget_holds_across_processes_sharing_redis(http, make_server, settings, postgres_url,
+                                                                        redis_url):
+    shared = dict(database_url=postgres_url, redis_url=redis_url)
+    servers = [await make_server(settings, **shared), await make_server(settings, **shared)]
+    first = await connect(http, servers[0])
+    token = (await first.hello())["token"]
+    tabs = [first] + [await connect(http, servers[n % 2]) for n in range(1, 6)]
+    for tab in tabs[1:]:
+        await tab.hello(token)
+    for n, tab in enumerate(tabs):
+        for m in range(10):
+            await tab.ws.send_json({"type": "message", "id": f"t{n}-{m}", "text": f"message {m} from tab {n}"})
+    outcomes = {}
+    for n, tab in enumerate(tabs):
+        outcomes.update(await settle(tab, {f"t{n}-{m}" for m in range(10)}))
+    assert list(outcomes.values()).count("stored") == 30  # not 30 per process
+
+
 async def test_one_address_shares_a_budget_across_visitors(http, make_server, settings):
     server = await make_server(settings, web_address_rate_limit=20, web_rate_limit=1000, trusted_proxies=PROXY)
     visitors = [await connect(http, server, "203.0.113.7") for _ in range(5)]
