@@ -5,10 +5,12 @@ exists is left as its owner made it; the database files are tightened at every s
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+log = logging.getLogger(__name__)
 
 
 def private_dir(path: Path) -> Path:
@@ -22,7 +24,10 @@ def private_dir(path: Path) -> Path:
             directory.mkdir(mode=0o700)
         except FileExistsError:
             continue
-        os.chmod(directory, 0o700)  # mkdir's mode went through the umask
+        try:
+            os.chmod(directory, 0o700)  # mkdir's mode went through the umask
+        except OSError as exc:  # a file system without Unix modes: say so rather than not start
+            log.warning("could not make %s private (0700): %s", directory, exc)
     return missing[0] if missing else path
 
 
