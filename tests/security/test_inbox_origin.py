@@ -119,7 +119,10 @@ async def test_a_state_change_with_the_cookie_from_another_origin_is_refused(sea
     assert (await seamline.handoff.agents.get(api.agent.id)).status == "away"
 
 
-def test_a_console_origin_that_is_no_origin_is_a_config_error():
+def test_console_origins_are_read_from_the_setting_and_a_bad_one_is_a_config_error():
+    settings = load_settings({"SEAMLINE_CONSOLE_ALLOWED_ORIGINS": "https://a.shop.example, http://b.shop.example:8080/",
+                              "SEAMLINE_SECRET_KEY": "x" * 32})
+    assert settings.console_allowed_origins == ("https://a.shop.example", "http://b.shop.example:8080")
     with pytest.raises(ConfigError, match="SEAMLINE_CONSOLE_ALLOWED_ORIGINS"):
         load_settings({"SEAMLINE_CONSOLE_ALLOWED_ORIGINS": "console.shop.example/path",
                        "SEAMLINE_SECRET_KEY": "x" * 32})
