@@ -159,3 +159,15 @@ async def test_a_process_that_dies_with_sockets_open_frees_its_share(redis_url):
         assert await alive.acquire("203.0.113.7", 2) is None
     finally:
         await alive.close()
+
+
+@pytest.mark.parametrize("name, bad", [("SEAMLINE_WEB_HELLO_TIMEOUT", "0"), ("SEAMLINE_WEB_HELLO_TIMEOUT", "ten"),
+                                       ("SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS", "-1"),
+                                       ("SEAMLINE_WEB_ADDRESS_RATE_LIMIT", "1.5"),
+                                       ("SEAMLINE_WEB_HISTORY_BYTES", "100")])
+def test_a_bad_limit_setting_is_refused_with_its_name(tmp_path, name, bad):
+    from shared.errors import ConfigError
+    from shared.settings import load_settings
+
+    with pytest.raises(ConfigError, match=name):
+        load_settings({"SEAMLINE_DATA_DIR": str(tmp_path), name: bad})
