@@ -1,7 +1,8 @@
 """Issue 10 item 1: an update the platform was told "ok" about survives a kill -9.
 
-A real ``seamline run`` process gets 100 updates from the fake Telegram (webhook) or the fake VK
-(Callback API), is killed with SIGKILL right after the last 200/"ok", and started again on the same
+A real ``seamline run`` process gets 100 updates from the fake Telegram (webhook, or long polling) or
+the fake VK (Callback API), is killed with SIGKILL right after the last 200/"ok" (or right after the
+getUpdates call that confirms them all), and started again on the same
 database: every update is stored, and every one answered exactly once. The fakes hold the bot's
 answers until the restart, so at the kill all 100 are acknowledged and none answered yet (the worst
 case). What the killed process had already sent to the fake (it arrives there) counts as answered.
@@ -133,11 +134,45 @@ async def test_telegram_webhook_updates_acknowledged_before_a_kill_9_are_all_ans
             per_chat = await all_done(database_url, "telegram", len(updates))
             await asyncio.sleep(0.5)  # anything sent twice would arrive now
         finally:
+            for hold in holds:
+                hold.set()
             await seamline.stop()
         for chat in range(CHATS):
             ids = [str(u["update_id"]) for u in updates if u["message"]["chat"]["id"] == 7000 + chat]
             assert per_chat[str(7000 + chat)] == ids  # every update stored, once, processed in order
             assert len(telegram.texts(7000 + chat)) == PER_CHAT  # each answered exactly once
+    assert "Traceback" not in (tmp_path / "seamline.log").read_text()
+
+
+async def test_telegram_long_poll_updates_confirmed_before_a_kill_9_are_all_answered_once(
+        tmp_path, models_dir, database_url):
+    async with FakeTelegram() as telegram:
+        env = environment(tmp_path, models_dir, database_url, free_port(), SEAMLINE_TELEGRAM_TOKEN=TOKEN,
+                          SEAMLINE_TELEGRAM_API_BASE=telegram.url)
+        seamline = Seamline(env, tmp_path / "seamline.log")
+        holds = [telegram.hold(7100 + chat) for chat in range(CHATS)]  # no answer gets out before the kill
+        try:
+            await seamline.start()
+            updates = [telegram.update("message_text", chat_id=7100 + chat, text="hello")
+                       for _ in range(PER_CHAT) for chat in range(CHATS)]
+            telegram.enqueue(*updates)
+            confirmed = str(max(u["update_id"] for u in updates) + 1)  # the offset that confirms them all
+            await telegram.wait_for("getUpdates", offset=confirmed, timeout=60)
+            await seamline.kill()  # right after Telegram forgot them
+
+            await seamline.start()
+            for hold in holds:
+                hold.set()
+            per_chat = await all_done(database_url, "telegram", len(updates))
+            await asyncio.sleep(0.5)  # anything sent twice would arrive now
+        finally:
+            for hold in holds:
+                hold.set()
+            await seamline.stop()
+        for chat in range(CHATS):
+            ids = [str(u["update_id"]) for u in updates if u["message"]["chat"]["id"] == 7100 + chat]
+            assert per_chat[str(7100 + chat)] == ids  # every update stored, once, processed in order
+            assert len(telegram.texts(7100 + chat)) == PER_CHAT  # each answered exactly once
     assert "Traceback" not in (tmp_path / "seamline.log").read_text()
 
 
