@@ -161,9 +161,13 @@ async def test_an_agent_takes_a_telegram_customer_follows_them_to_the_web_and_ha
     await expect(site.locator('[data-seamline="status"]')).to_have_attribute("data-state", "online")
     widget_messages = site.locator('[data-seamline="messages"] .sl-msg')
     widget_input = site.locator('[data-seamline="input"]')
+    asked = len(telegram.texts(CHAT))
     await widget_input.fill(code)
     await widget_input.press("Enter")
-    await expect(widget_messages.nth(1)).to_have_class(re.compile(r"\bsl-bot\b"))  # linked
+    await expect(widget_messages.nth(1)).to_have_class(re.compile(r"\bsl-bot\b"))  # waiting for confirmation
+    question = (await telegram.wait_for("sendMessage", chat_id=CHAT, count=asked + 1))[asked]  # "Someone in ..."
+    telegram.enqueue(telegram.press(question, question.result["reply_markup"]["inline_keyboard"][0][0]["text"]))
+    await expect(widget_messages.last).to_contain_text("linked")
 
     # What they write on the website shows up in the same conversation, live, labelled Web
     await widget_input.fill("I'm on the website now")
