@@ -90,16 +90,23 @@ class RedisSessionStore:
         if not acquired:
             raise StoreError(f"session {key} stayed locked for {self._lock_wait}s")
         lost: list[bool] = []
-        keeper = asyncio.create_task(self._keep(lock, key, lost), name=f"session-lock:{key}")
+        keepers: list[asyncio.Task] = []  # started only by a turn that lasts a third of the timeout
+
+        def keep() -> None:
+            keepers.append(asyncio.create_task(self._keep(lock, key, lost), name=f"session-lock:{key}"))
+
+        started = asyncio.get_running_loop().call_later(self._lock_timeout / 3, keep)
         outer = _held.get()
         _held.set({**outer, name: lock})
         try:
             yield
         finally:
             _held.set(outer)
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            started.cancel()
+            for keeper in keepers:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
             try:
                 await lock.release()
             except LockNotOwnedError:
@@ -110,9 +117,8 @@ class RedisSessionStore:
                 log.warning("could not release the lock of session %s (%s); it expires by itself", key, exc)
 
     async def _keep(self, lock: Lock, key: str, lost: list[bool]) -> None:
-        """Re-arm the lock's timeout every third of it while its holder works."""
+        """Re-arm the lock's timeout now and every third of it while its holder works."""
         while True:
-            await asyncio.sleep(self._lock_timeout / 3)
             try:
                 await lock.reacquire()
             except LockNotOwnedError:
@@ -122,6 +128,7 @@ class RedisSessionStore:
                 return
             except (LockError, RedisError) as exc:  # Redis away for a moment: try again next time
                 log.warning("could not extend the lock of session %s: %s", key, exc)
+            await asyncio.sleep(self._lock_timeout / 3)
 
     async def close(self) -> None:
         await self._redis.aclose()
