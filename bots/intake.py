@@ -63,7 +63,7 @@ class Intake:
         while True:
             await asyncio.sleep(self._sweep_every)
             try:
-                await self._inbox.renew()
+                await self._inbox.renew(sorted(self._held))
                 await self._take_over()
             except Exception:  # noqa: BLE001 - the one broad except of the sweep loop
                 log.warning("%s inbox sweep failed; trying again in %.0f s", self._inbox.channel,

@@ -116,10 +116,14 @@ class SqlInbox:
         """Processing failed: leave it to be claimed again (by the next take-over)."""
         await self._store.write_all([(self._release, {"row": taken.id, "token": taken.claim})])
 
-    async def renew(self) -> None:
-        """Extend the lease of every row this process holds."""
-        await self._store.run(update(_table).where(_table.c.owner == self._owner, _table.c.done_at.is_(None))
-                              .values(claimed_at=utcnow()))
+    async def renew(self, ids: list[int]) -> None:
+        """Extend the lease of these rows (those queued or being processed here). A row this process
+        owns but does not hold (stored, then the read-back failed) is left to expire and be taken over."""
+        now = utcnow()
+        for start in range(0, len(ids), 1000):  # bounded statements, whatever the backlog
+            await self._store.run(update(_table).where(
+                _table.c.id.in_(ids[start:start + 1000]), _table.c.owner == self._owner,
+                _table.c.done_at.is_(None)).values(claimed_at=now))
 
     async def take_over(self, limit: int = 1000) -> list[Taken]:
         """Claim rows stored but not done that nobody alive holds; oldest first."""
