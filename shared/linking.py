@@ -166,8 +166,9 @@ class Linker:
         order number."""
         wait = await self._take(channel, sender, address)
         if wait > 0:
-            log.info("link code from %s %s (address %s) not checked: guessing budget spent", channel, sender,
-                     address or "-")
+            # debug: under attack this is every frame; the wrong guesses that were checked are logged
+            log.debug("link code from %s %s (address %s) not checked: guessing budget spent", channel, sender,
+                      address or "-")
             return None if not strict else Outcome("locked", context={"minutes": max(1, math.ceil(wait / 60))})
         claimed = await self._customers.claim_proof("code", self._digest("code", channel, code))
         if isinstance(claimed, str):
