@@ -11,29 +11,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 
 from aiohttp import WSMsgType, web
 
 from handoff.agents import Agent, token_digest
+from handoff.auth import COOKIE, Login
+from handoff.auth import bearer as _bearer, body as _body, error as _error, first_token as _first_token
+from handoff.auth import number as _number
 from handoff.inbox import DROPPED, REVOKED
 from handoff.login import LoginGuard
 from handoff.machine import STATES
 from handoff.service import Forbidden, Handoff, NotFound
 from shared.errors import HandoffError, StoreError
 from shared.limits import Limiter, MemoryLimiter
-from shared.net import Network, client_address, forwarded_proto
+from shared.net import Network
 
 log = logging.getLogger(__name__)
-COOKIE = "seamline_session"
 RECHECK_SECONDS = 30.0  # an open inbox socket checks its login this often
 MAX_TEXT = 4096
-
-
-def _error(status: int, message: str) -> web.HTTPException:
-    kinds = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-             409: web.HTTPConflict, 415: web.HTTPUnsupportedMediaType, 429: web.HTTPTooManyRequests}
-    return kinds[status](text=json.dumps({"error": message}), content_type="application/json")
 
 
 class AgentApi:
@@ -41,15 +36,14 @@ class AgentApi:
                  guard: LoginGuard | None = None, cookie_secure: str = "auto",
                  trusted_proxies: tuple[Network, ...] = ()) -> None:
         self._handoff = handoff
-        self._guard = guard or LoginGuard(limiter=limiter or MemoryLimiter())
+        self._login = Login(agents=handoff.agents, guard=guard or LoginGuard(limiter=limiter or MemoryLimiter()),
+                            cookie_secure=cookie_secure, trusted_proxies=trusted_proxies)
         self._customers = customers
         self._linker = linker
-        self._cookie_secure = cookie_secure  # "auto" (https, directly or via a trusted proxy), "true", "false"
-        self._proxies = trusted_proxies
 
     def install(self, app: web.Application) -> None:
         r = app.router
-        r.add_post("/api/v1/auth/login", self.login)
+        r.add_post("/api/v1/auth/login", self._login.login)
         r.add_post("/api/v1/auth/logout", self.logout)
         r.add_get("/api/v1/me", self.me)
         r.add_post("/api/v1/me/status", self.status)
@@ -89,42 +83,6 @@ class AgentApi:
         if not agent.is_admin:
             raise _error(403, "only an admin may do this")
         return agent
-
-    async def login(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        email, password = body.get("email"), body.get("password")
-        if not isinstance(email, str) or not isinstance(password, str):
-            raise _error(400, "send {\"email\": ..., \"password\": ...}")
-        kind = "api" if body.get("kind") == "api" else "session"
-        who = email.strip().lower()[:320]
-        address = client_address(request.remote, request.headers.get("X-Forwarded-For"), self._proxies)
-        try:
-            verdict = await self._guard.attempt(who, address)  # reserved before hashing: see handoff/login.py
-        except StoreError as exc:  # no budget to count in: refuse rather than hash uncounted
-            log.warning("login refused, its attempt could not be counted: %s", exc)
-            raise web.HTTPServiceUnavailable(text=json.dumps({"error": "try again in a moment"}),
-                                             content_type="application/json", headers={"Retry-After": "5"}) from None
-        if not verdict.check:
-            error = _error(429, f"too many failed logins; try again in {math.ceil(verdict.wait)} s")
-            error.headers["Retry-After"] = str(math.ceil(verdict.wait))
-            raise error
-        login = await self._handoff.agents.login(email, password, kind=kind)
-        if login is None:
-            raise _error(401, "wrong e-mail or password")
-        await self._guard.succeeded(who, address)
-        response = web.json_response({"token": login.token, "csrf": login.csrf, "agent": login.agent.to_dict()})
-        if kind == "session":
-            response.set_cookie(COOKIE, login.token, httponly=True, samesite="Strict", secure=self._secure(request),
-                                max_age=12 * 3600, path="/")
-        return response
-
-    def _secure(self, request: web.Request) -> bool:
-        """Whether the cookie is ``Secure``: SEAMLINE_COOKIE_SECURE, where ``auto`` means the browser
-        reached us over https (directly, or through a trusted proxy's ``X-Forwarded-Proto``)."""
-        if self._cookie_secure in ("true", "false"):
-            return self._cookie_secure == "true"
-        proto = forwarded_proto(request.remote, request.headers.get("X-Forwarded-Proto"), self._proxies)
-        return (proto or request.scheme) == "https"
 
     async def logout(self, request: web.Request) -> web.Response:
         agent = await self._agent(request, write=True)
@@ -393,39 +351,6 @@ class AgentApi:
         return ws
 
 
-def _bearer(request: web.Request) -> str | None:
-    """The token of ``Authorization: Bearer <token>`` (the scheme in any case, RFC 7235), else None."""
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
-
-def _number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    # ASCII digits only ("²".isdigit() is true) and short (int() refuses 4300+ digits with an error).
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not low <= int(raw) <= high:
-        raise _error(400, f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
-
-
-async def _first_token(ws: web.WebSocketResponse) -> str:
-    """The token of a first frame ``{"type": "auth", "token": "..."}``; "" for anything else (no frame
-    within 10 s, not JSON, nested too deep, a token that is not a string): the caller refuses it."""
-    try:
-        first = await ws.receive(timeout=10)
-    except asyncio.TimeoutError:
-        return ""
-    if first.type != WSMsgType.TEXT or len(first.data) > 4096:
-        return ""
-    try:
-        said = json.loads(first.data)
-    except (ValueError, RecursionError):
-        return ""
-    token = said.get("token") if isinstance(said, dict) else None
-    return token if isinstance(token, str) else ""
-
-
 async def _read_watch(ws: web.WebSocketResponse, watch) -> None:
     """What a console says: only ``{"type": "watch", "conversation_id": id or null}`` (the conversation
     it shows, to get its events whoever holds it); anything else is ignored. Reading also keeps pings
@@ -440,20 +365,6 @@ async def _read_watch(ws: web.WebSocketResponse, watch) -> None:
         if isinstance(said, dict) and said.get("type") == "watch":
             conversation = said.get("conversation_id")
             await watch(conversation if isinstance(conversation, str) else None)
-
-
-async def _body(request: web.Request) -> dict:
-    # Only application/json: a form or text/plain body is what another site can send with the
-    # browser's cookies without asking (login CSRF); JSON needs a CORS preflight, which we never grant.
-    if request.content_type != "application/json":
-        raise _error(415, "send the body as JSON, with Content-Type: application/json")
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
-        raise _error(400, "the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _error(400, "the body must be a JSON object")
-    return body
 
 
 async def _transfer(request: web.Request) -> dict:
