@@ -15,7 +15,9 @@ from shared.storage.redis_sessions import RedisSessionStore
 
 @pytest.fixture
 async def store(redis_url):
-    store = RedisSessionStore(client=Redis.from_url(redis_url), lock_timeout=0.3, lock_wait=5)
+    # Locks here are lost by removing their key, not by the clock: a long timeout keeps the test
+    # independent of how busy the machine is.
+    store = RedisSessionStore(client=Redis.from_url(redis_url), lock_timeout=5, lock_wait=5)
     yield store
     await store.close()
 

@@ -17,8 +17,8 @@ async def store(request):
 
         from shared.storage.redis_sessions import RedisSessionStore
 
-        # A short lock timeout: a holder working longer than it must still keep the lock.
-        store = RedisSessionStore(client=Redis.from_url(request.getfixturevalue("redis_url")), lock_timeout=0.3)
+        # A short lock timeout (1 s): a holder working longer than it must still keep the lock.
+        store = RedisSessionStore(client=Redis.from_url(request.getfixturevalue("redis_url")), lock_timeout=1.0)
     yield store
     await store.close()
 
@@ -62,11 +62,11 @@ class TestSessionStoreContract:
     async def test_a_holder_working_longer_than_the_lock_timeout_keeps_the_lock(self, store):
         order, entered = [], asyncio.Event()
 
-        async def slow() -> None:  # a turn waiting on a platform's 429 (Redis lock timeout: 0.3 s)
+        async def slow() -> None:  # a turn waiting on a platform's 429 (Redis lock timeout: 1 s)
             async with store.lock("c1"):
                 order.append("first in")
                 entered.set()
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(2.5)
                 order.append("first out")
 
         async def next_turn() -> None:
