@@ -139,3 +139,16 @@ async def test_a_code_typed_on_another_channel_than_it_was_asked_for_is_refused_
     assert "isn't valid" in answer
     assert await seamline.limiter.used("link:all", window=3600) == 1  # a wrong guess like any other
     assert [i.channel for i in await seamline.store.identities(customer.id)] == ["telegram"]
+
+
+async def test_a_deep_link_made_for_telegram_links_nothing_when_its_token_arrives_from_vk(make_server, settings):
+    server = await make_server(settings)
+    seamline = server.app[SEAMLINE]
+    vk = Recorder(Channel.VK)
+    seamline.pipeline.register(vk)
+    web = await seamline.store.resolve_customer("web", "visitor-1", "visitor-1")
+    token = await seamline.linker.issue_token(web.id, "web", "visitor-1", target="telegram")
+    await seamline.pipeline.handle(Message(channel=Channel.VK, address="7002", sender="7002", text="Начать",
+                                           payload=f"/start {token}", external_id="vk-2", language="en"))
+    assert "isn't valid" in vk.texts("7002")[-1]
+    assert [i.channel for i in await seamline.store.identities(web.id)] == ["web"]
