@@ -169,7 +169,8 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
              limiter=seamline.limiter, cookie_secure=settings.cookie_secure,
              trusted_proxies=settings.trusted_proxies).install(app)
     install_console(app)
-    install_headers(app, pages={"/": demo_page_policy(Path(__file__).resolve().parent / "static" / "index.html")})
+    install_headers(app, pages={"/": demo_page_policy(Path(__file__).resolve().parent / "static" / "index.html",
+                                                      settings.web_allowed_origins)})
     quiet_protocol_errors()  # a malformed request is the client's error: one line, no traceback
     app.router.add_get("/healthz", _health)
     app.on_startup.append(_reload_on_sighup)

@@ -5,10 +5,11 @@ handler returned (a 404 for an unknown path, an exception's response, static fil
 upgrades), just before the headers go out. A header a handler set itself (the console's own CSP)
 is kept.
 
-What may be framed: nothing. The widget is embedded with a ``<script>`` tag (its UI lives in a
-shadow root of the host page, no iframe), so ``frame-ancestors 'none'`` costs it nothing, and a
-shop that wants to frame the demo page can drop it at its proxy. ``/widget.js`` is served with
-``Cross-Origin-Resource-Policy: cross-origin`` so any site may load it.
+What may be framed: only the demo page, by this origin and the sites allowed to embed the chat
+(SEAMLINE_WEB_ALLOWED_ORIGINS). The widget itself is embedded with a ``<script>`` tag (its UI
+lives in a shadow root of the host page, no iframe), so ``frame-ancestors 'none'`` everywhere else
+costs it nothing; ``/widget.js`` is served with ``Cross-Origin-Resource-Policy: cross-origin`` so
+any site may load it.
 """
 from __future__ import annotations
 
@@ -35,11 +36,13 @@ def _inline_hashes(page: Path) -> str:
                     for s in scripts)
 
 
-def demo_page_policy(page: Path) -> str:
+def demo_page_policy(page: Path, frame_origins: tuple[str, ...] = ()) -> str:
     """The demo shop page (``/``): its own inline script (by hash), the widget from here, the chat's
-    WebSocket (``connect-src 'self'`` covers ws: and wss: of this origin in current browsers)."""
+    WebSocket (``connect-src 'self'`` covers ws: and wss: of this origin in current browsers); framed
+    only by this origin and ``frame_origins``."""
     return ("default-src 'self'; script-src 'self' " + _inline_hashes(page) + "; style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+            "img-src 'self' data:; connect-src 'self'; frame-ancestors " + " ".join(("'self'", *frame_origins))
+            + "; base-uri 'none'; form-action 'self'")
 
 
 def install(app: web.Application, *, pages: dict[str, str]) -> None:
@@ -48,9 +51,16 @@ def install(app: web.Application, *, pages: dict[str, str]) -> None:
 
     async def add(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
+        policy = headers.setdefault("Content-Security-Policy", pages.get(request.path, NOTHING))
         for name, value in COMMON.items():
             headers.setdefault(name, value)
-        headers.setdefault("Content-Security-Policy", pages.get(request.path, NOTHING))
+        framed = re.search(r"frame-ancestors ([^;]*)", policy)
+        if framed and framed.group(1).strip() != "'none'" and "X-Frame-Options" in headers:
+            # X-Frame-Options cannot list origins: SAMEORIGIN for 'self' alone, else the CSP decides.
+            if framed.group(1).strip() == "'self'":
+                headers["X-Frame-Options"] = "SAMEORIGIN"
+            else:
+                del headers["X-Frame-Options"]
         if request.path == "/widget.js":
             headers.setdefault("Cross-Origin-Resource-Policy", "cross-origin")
 

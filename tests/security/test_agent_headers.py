@@ -18,7 +18,10 @@ async def test_every_response_carries_the_security_headers(server, path):
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Referrer-Policy"]
         policy = headers["Content-Security-Policy"]
-        assert "frame-ancestors 'none'" in policy and headers["X-Frame-Options"] == "DENY"
+        if path == "/":  # the demo page may be framed by its own origin (and the shop's: below)
+            assert "frame-ancestors 'self';" in policy and headers["X-Frame-Options"] == "SAMEORIGIN"
+        else:
+            assert "frame-ancestors 'none'" in policy and headers["X-Frame-Options"] == "DENY"
         if path.startswith("/api/") or path == "/healthz":
             assert "default-src 'none'" in policy  # JSON: nothing in it may run or load
 
@@ -41,3 +44,15 @@ async def test_the_widget_script_stays_loadable_from_any_site(server):
         assert response.headers["Access-Control-Allow-Origin"] == "*"
         assert response.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
         assert response.headers["Content-Type"].startswith("application/javascript")
+
+
+async def test_the_demo_page_may_be_framed_by_the_sites_allowed_to_embed_the_chat(make_server, settings):
+    import aiohttp
+
+    server = await make_server(settings, web_allowed_origins=("https://shop.example",))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.url + "/") as response:
+            assert "frame-ancestors 'self' https://shop.example;" in response.headers["Content-Security-Policy"]
+            assert "X-Frame-Options" not in response.headers  # it cannot list origins: the CSP decides
+        async with http.get(server.url + "/api/v1/me") as response:
+            assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
