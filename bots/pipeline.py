@@ -20,7 +20,7 @@ from shared.history import StoredMessage, new_id
 from shared.identity import Customer
 from shared.linking import Linker, Outcome, RateLimited
 from shared.message import Attachment, Channel, Message, Reply, Role, utcnow
-from shared.session import Session, SessionStore
+from shared.session import SEEN_LIMIT, Session, SessionStore
 from shared.storage.sql import SqlChatStore
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ class Pipeline:
         seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None
         if peek is not None and seen_key and seen_key in peek.seen:
             return None  # a resent message: the walk drops it as a duplicate
-        if seen_key and await self._store.answered(message.channel.value, message.external_id):
+        if seen_key and len(peek.seen if peek else ()) >= SEEN_LIMIT and await self._store.answered(
+                message.channel.value, message.external_id):
             return None  # resent after more messages than the session remembers: a duplicate too
         channel, sender = message.channel.value, message.sender
         if answer:
@@ -172,8 +173,10 @@ class Pipeline:
         seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None
         if seen_key and seen_key in session.seen:
             return Handled(duplicate=True)
-        if seen_key and await self._store.answered(message.channel.value, message.external_id):
-            # Answered, but longer ago than the session's window of seen ids reaches.
+        if seen_key and len(session.seen) >= SEEN_LIMIT and await self._store.answered(
+                message.channel.value, message.external_id):
+            # Answered, but longer ago than the session's window of seen ids reaches (a window not
+            # full holds every id the customer's messages were answered under: nothing to look up).
             return Handled(duplicate=True)
         text, payload = message.text, message.payload
         if link is not None:  # a proof is never kept in clear, even a used one
