@@ -201,3 +201,18 @@ def test_bad_login_and_presence_settings_are_refused_with_the_fix(tmp_path, name
     good = load_settings({**base, "SEAMLINE_COOKIE_SECURE": "TRUE", "SEAMLINE_AGENT_GRACE_SECONDS": "120"})
     assert (good.cookie_secure, good.agent_grace_seconds) == ("true", 120)
     assert (load_settings(base).cookie_secure, load_settings(base).agent_grace_seconds) == ("auto", 90)
+
+
+async def test_a_login_that_cannot_be_counted_is_503_not_checked(server, http, hashes, monkeypatch, caplog):
+    from bots.app import SEAMLINE
+    from shared.errors import StoreError
+
+    await _add(server, "olga@shop.example")
+
+    async def down(key, *, limit, window):
+        raise StoreError("Redis failed counting: connection refused")
+
+    monkeypatch.setattr(server.app[SEAMLINE].limiter, "take", down)
+    status, retry, body = await login(http, server.url, "olga@shop.example", PASSWORD)
+    assert (status, retry) == (503, "5") and body["error"] and hashes == []
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
