@@ -152,3 +152,18 @@ async def test_a_deep_link_made_for_telegram_links_nothing_when_its_token_arrive
                                            payload=f"/start {token}", external_id="vk-2", language="en"))
     assert "isn't valid" in vk.texts("7002")[-1]
     assert [i.channel for i in await seamline.store.identities(web.id)] == ["web"]
+
+
+def test_the_guessing_budgets_are_settings_and_a_bad_value_is_refused_by_name(tmp_path):
+    from shared.errors import ConfigError
+    from shared.settings import load_settings
+
+    base = {"SEAMLINE_SECRET_KEY": "k" * 32, "SEAMLINE_DATA_DIR": str(tmp_path)}
+    defaults = load_settings(base)
+    assert (defaults.link_guesses_per_address, defaults.link_guesses_per_hour) == (20, 1000)
+    chosen = load_settings({**base, "SEAMLINE_LINK_GUESSES_PER_ADDRESS": "5", "SEAMLINE_LINK_GUESSES_PER_HOUR": "50"})
+    assert (chosen.link_guesses_per_address, chosen.link_guesses_per_hour) == (5, 50)
+    for name, value in (("SEAMLINE_LINK_GUESSES_PER_ADDRESS", "0"), ("SEAMLINE_LINK_GUESSES_PER_HOUR", "many")):
+        with pytest.raises(ConfigError) as error:
+            load_settings({**base, name: value})
+        assert error.value.setting == name
