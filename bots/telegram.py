@@ -5,8 +5,9 @@ for the next offset), and processed after, one chat at a time in arrival order a
 concurrently (bots/intake.py); what a crash left unprocessed is processed after the restart. The
 platform's ``update_id`` keys the inbox row and is the message's ``external_id``, so a redelivered
 update is processed once. A body that is not an update gets 400; when the update cannot be stored,
-503, and Telegram sends it again. aiogram's errors are translated here: 429 waits ``retry_after``, 5xx and network errors
-are retried with backoff (bounded), 403 and "chat not found" become ``Unreachable``.
+503, and Telegram sends it again. aiogram's errors are translated here: 429 waits ``retry_after``,
+5xx and network errors are retried with backoff (bounded), 403 and "chat not found" become
+``Unreachable``.
 """
 from __future__ import annotations
 

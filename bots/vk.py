@@ -7,7 +7,8 @@ session, sends those calls to ``SEAMLINE_VK_API_BASE`` instead (a proxy, or the 
 tests/fakes/vk.py). An event is stored in the durable inbox before VK hears "ok" (or before the
 long poll position is remembered), and processed after: events of one conversation one after the
 other, conversations concurrently (bots/intake.py); what a crash left unprocessed is processed after
-the restart. A malformed event gets 400; when it cannot be stored, 503, and VK sends it again. Replies go out with a ``random_id`` derived from the stored reply, so a retried
+the restart. A malformed event gets 400; when it cannot be stored, 503, and VK sends it again.
+Replies go out with a ``random_id`` derived from the stored reply, so a retried
 ``messages.send`` (error 6 or 10, HTTP 5xx, a lost connection) never makes a second message.
 """
 from __future__ import annotations
@@ -355,8 +356,9 @@ class VkChannel:
 
 def _entry(event: dict, body: str) -> Entry | None:
     """An inbox entry for an event the bot answers (None for the others, logged); EventError if malformed."""
-    if event.get("event_id") is not None and not isinstance(event["event_id"], str):
-        raise EventError("'event_id' must be a string")
+    event_id = event.get("event_id")
+    if event_id is not None and not (isinstance(event_id, str) and event_id.isascii() and event_id.isprintable()):
+        raise EventError("'event_id' must be a string of printable ASCII characters (VK's are hex)")
     message = to_message(event)
     if message is None:
         log.info("VK %s event %.40s ignored", event.get("type"), event.get("event_id"))

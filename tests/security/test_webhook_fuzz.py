@@ -118,7 +118,8 @@ async def test_malformed_bodies_get_400(hooks, caplog, body):
 
 
 @pytest.mark.parametrize("field,value", [("group_id", "1"), ("object", []), ("event_id", {"a": 1}),
-                                         ("peer_id", {"a": 1}), ("from_id", "5"), ("type", 5)])
+                                         ("event_id", "e\x00"), ("peer_id", {"a": 1}), ("from_id", "5"),
+                                         ("type", 5)])
 async def test_vk_fields_of_the_wrong_type_get_400(hooks, caplog, field, value):
     server, http, group_id = hooks
     event = {"type": "message_new", "group_id": group_id, "secret": VK_SECRET, "event_id": "e1",
