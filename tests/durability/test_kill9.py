@@ -1,15 +1,17 @@
 """Issue 10 item 1: an update the platform was told "ok" about survives a kill -9.
 
 A real ``seamline run`` process gets 100 updates from the fake Telegram (webhook, or long polling) or
-the fake VK (Callback API), is killed with SIGKILL right after the last 200/"ok" (or right after the
-getUpdates call that confirms them all), and started again on the same
-database: every update is stored, and every one answered exactly once. The fakes hold the bot's
+the fake VK (Callback API, or Bots Long Poll), is killed with SIGKILL right after the last 200/"ok"
+(or right after the getUpdates call that confirms them all, or the VK long poll position past them
+all is kept), and started again on the same database: every update is stored, and every one
+answered exactly once. The fakes hold the bot's
 answers until the restart, so at the kill all 100 are acknowledged and none answered yet (the worst
 case). What the killed process had already sent to the fake (it arrives there) counts as answered.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -206,4 +208,35 @@ async def test_vk_callback_events_acknowledged_before_a_kill_9_are_all_answered_
             assert len(vk.sent_to(8000 + peer)) == PER_CHAT, [  # each answered exactly once
                 (c.outcome, c.params.get("random_id")) for c in vk.calls_of("messages.send")
                 if c.params.get("peer_id") == str(8000 + peer)]
+    assert "Traceback" not in (tmp_path / "seamline.log").read_text()
+
+
+async def test_vk_long_poll_events_past_the_kept_position_at_a_kill_9_are_all_answered_once(
+        tmp_path, models_dir, database_url):
+    async with FakeVk() as vk:
+        env = environment(tmp_path, models_dir, database_url, free_port(), SEAMLINE_VK_TOKEN=vk.token,
+                          SEAMLINE_VK_GROUP_ID=str(vk.group_id), SEAMLINE_VK_API_BASE=vk.url)
+        seamline = Seamline(env, tmp_path / "seamline.log")
+        release = vk.pause("messages.send")  # no answer gets out before the kill
+        position = tmp_path / "var" / f"vk-longpoll-{vk.group_id}.json"
+        try:
+            await seamline.start()
+            events = [vk.push(vk.message_new(8100 + peer, "hello")) for _ in range(PER_CHAT) for peer in range(CHATS)]
+            deadline = asyncio.get_running_loop().time() + 60
+            while not (position.exists() and json.loads(position.read_text())["ts"] == str(len(events))):
+                assert asyncio.get_running_loop().time() < deadline, "the long poll position never reached the end"
+                await asyncio.sleep(0.01)
+            await seamline.kill()  # right after the position past every event was kept
+
+            await seamline.start()
+            release.set()
+            per_chat = await all_done(database_url, "vk", len(events))
+            await asyncio.sleep(0.5)  # anything sent twice would arrive now
+        finally:
+            release.set()
+            await seamline.stop()
+        for peer in range(CHATS):
+            ids = [e["event_id"] for e in events if e["object"]["message"]["peer_id"] == 8100 + peer]
+            assert per_chat[str(8100 + peer)] == ids  # every event stored, once, processed in order
+            assert len(vk.sent_to(8100 + peer)) == PER_CHAT  # each answered exactly once
     assert "Traceback" not in (tmp_path / "seamline.log").read_text()
