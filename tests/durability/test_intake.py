@@ -1,0 +1,62 @@
+"""bots/intake.py: an update whose processing fails stays in the inbox and is tried again by the sweep;
+one that keeps failing is given up after a bounded number of attempts, logged, and kept in the table."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import select
+
+from bots.intake import Intake
+from shared.storage.database import create_engine
+from shared.storage.inbox import Entry, SqlInbox
+from shared.storage.models import InboxRow
+from shared.storage.sql import SqlChatStore
+
+
+async def eventually(check, timeout: float = 10.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (result := await check()):
+        assert loop.time() < deadline, f"not true after {timeout} s"
+        await asyncio.sleep(0.02)
+    return result
+
+
+async def rows(store: SqlChatStore) -> dict[str, tuple]:
+    async with store.engine.connect() as conn:
+        found = (await conn.execute(select(InboxRow.platform_id, InboxRow.attempts, InboxRow.done_at,
+                                           InboxRow.error))).all()
+    return {r.platform_id: (r.attempts, r.done_at is not None, r.error) for r in found}
+
+
+async def test_a_failed_update_is_tried_again_and_one_that_keeps_failing_is_given_up(sqlite_url, caplog):
+    store = SqlChatStore(engine=create_engine(sqlite_url))
+    processed: list[str] = []
+    failures = {"flaky": 1, "broken": 10**6}
+
+    async def process(taken):
+        if failures.get(taken.platform_id, 0) > 0:
+            failures[taken.platform_id] -= 1
+            raise RuntimeError(f"{taken.platform_id} failed")
+        processed.append(taken.platform_id)
+
+    intake = Intake(inbox=SqlInbox(store=store, channel="telegram"), process=process, sweep_every=0.05,
+                    max_attempts=3)
+    await intake.start()
+    try:
+        await intake.take([Entry("fine", "1", "{}"), Entry("flaky", "2", "{}"), Entry("broken", "3", "{}")])
+
+        async def settled():
+            found = await rows(store)
+            return found if all(done for _, done, _ in found.values()) else None
+
+        found = await eventually(settled)
+    finally:
+        await intake.stop()
+        await store.close()
+        await store.engine.dispose()
+    assert sorted(processed) == ["fine", "flaky"]
+    assert found["flaky"][:2] == (2, True) and found["fine"][:2] == (1, True)
+    assert found["broken"][1] and "given up after 3 attempts" in found["broken"][2]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "given up" in r.getMessage()]
