@@ -6,7 +6,7 @@ are processed one chat at a time in arrival order, different chats concurrently 
 worker per chat, gone when the chat is idle), and marked done once processed. A failed row is
 released and tried again by the next sweep, up to ``max_attempts`` times. At start and every
 ``sweep_every`` seconds the rows nobody alive holds (left by a crash, or released) are taken over,
-and this process's leases renewed.
+and this process's leases renewed; rows done a day ago are forgotten.
 """
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ class Intake:
             try:
                 await self._inbox.renew(sorted(self._held))
                 await self._take_over()
+                await self._inbox.purge()
             except Exception:  # noqa: BLE001 - the one broad except of the sweep loop
                 log.warning("%s inbox sweep failed; trying again in %.0f s", self._inbox.channel,
                             self._sweep_every, exc_info=True)

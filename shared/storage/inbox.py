@@ -20,7 +20,7 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -143,6 +143,12 @@ class SqlInbox:
         if dead:
             log.info("%s inbox: took over %d rows of stopped processes %s", self._channel, len(rows), dead)
         return [Taken(r.id, r.platform_id, r.chat, r.body, token, r.attempts) for r in rows]
+
+    async def purge(self, kept: timedelta = timedelta(days=1)) -> None:
+        """Forget rows done more than ``kept`` ago (a platform's redelivery comes within hours; the
+        message itself stays in the history). Rows given up (with an ``error``) stay for a person."""
+        await self._store.run(delete(_table).where(_table.c.channel == self._channel, _table.c.error.is_(None),
+                                                   _table.c.done_at < utcnow() - kept))
 
     async def _read(self, query) -> list:
         try:

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bots.app import SEAMLINE
 from bots.telegram import WEBHOOK_PATH
@@ -157,3 +157,18 @@ async def test_a_lease_is_renewed_only_for_the_rows_a_process_holds(stores):
     taken = await SqlInbox(store=stores[1], channel="telegram", owner="host-b:1:x",
                            lease=timedelta(seconds=30)).take_over()
     assert [t.platform_id for t in taken] == ["o"]
+
+
+async def test_rows_done_a_day_ago_are_forgotten_and_rows_given_up_are_kept(stores):
+    inbox = SqlInbox(store=stores[0], channel="telegram", owner="host-a:1:x")
+    old, fresh, given_up = await inbox.put([Entry(name, "1", "{}") for name in ("old", "fresh", "bad")])
+    await inbox.done(old)
+    await inbox.done(fresh)
+    await inbox.done(given_up, error="given up after 5 attempts")
+    await stores[0].run(update(InboxRow).where(InboxRow.platform_id.in_(["old", "bad"]))
+                        .values(done_at=utcnow() - timedelta(days=2)))
+    await inbox.purge()
+    assert await inbox.put([Entry("fresh", "1", "{}")]) == []  # still known: a redelivery adds nothing
+    async with stores[0].engine.connect() as conn:
+        left = sorted((await conn.execute(select(InboxRow.platform_id))).scalars())
+    assert left == ["bad", "fresh"]
