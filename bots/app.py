@@ -73,32 +73,34 @@ class Seamline:
 def build_sessions(settings: Settings) -> SessionStore:
     if not settings.redis_url:
         return MemorySessionStore()
-    from redis.asyncio import Redis
 
     from shared.storage.redis_sessions import RedisSessionStore
 
-    return RedisSessionStore(client=Redis.from_url(settings.redis_url))
+    return RedisSessionStore(client=redis_client(settings))
+
+
+def redis_client(settings: Settings):
+    """A Redis client whose pool makes a burst wait for a connection (up to 10 s) instead of
+    failing: redis-py's default pool raises "Too many connections" past 100 at once."""
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=100, timeout=10)
+    return Redis.from_pool(pool)  # owns the pool: closing the client closes it
 
 
 def build_limiter(settings: Settings) -> Limiter:
     """Abuse budgets (guesses, logins, frames, connections): per process, or shared through Redis."""
     if not settings.redis_url:
         return MemoryLimiter()
-    from redis.asyncio import BlockingConnectionPool, Redis
-
-    # A burst (60 parallel logins take 3 budgets each) must wait for a connection, not fail: redis-py's
-    # default pool raises "Too many connections" past 100.
-    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=100, timeout=10)
-    return RedisLimiter(client=Redis.from_pool(pool))  # owns the pool: closing the limiter closes it
+    return RedisLimiter(client=redis_client(settings))
 
 
 def build_inbox(settings: Settings) -> Inbox:
     """Live console updates: in this process, or relayed through Redis to every process using it."""
     if not settings.redis_url:
         return Inbox()
-    from redis.asyncio import Redis
 
-    return RedisInbox(client=Redis.from_url(settings.redis_url))
+    return RedisInbox(client=redis_client(settings))
 
 
 def load_understanding(settings: Settings, path: Path | None = None) -> Understanding:
@@ -199,9 +201,8 @@ def web_limits(settings: Settings, seamline: Seamline, app: web.Application) -> 
 
     limit_accept_errors()  # a client holding every descriptor must not fill the disk with tracebacks
     if settings.redis_url:
-        from redis.asyncio import Redis
 
-        connections = RedisConnections(client=Redis.from_url(settings.redis_url))
+        connections = RedisConnections(client=redis_client(settings))
     else:
         connections = MemoryConnections()
 
