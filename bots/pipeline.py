@@ -13,7 +13,7 @@ from typing import Awaitable, Callable, Protocol
 
 from bots.dialogue import Decision, Dialogue
 from bots.link_notices import LinkNotices
-from handoff.machine import BOT_SILENT
+from shared.handoff_states import BOT_SILENT, WITH_PEOPLE
 from nlu.understanding import Understanding
 from shared.errors import ChannelError, StoreError, Unreachable
 from shared.history import StoredMessage, new_id
@@ -351,7 +351,7 @@ class Pipeline:
         return Session(
             customer_id=customer.id, conversation_id=conversation.id,
             language=customer.language or message.language or self._default_language,
-            handoff=conversation.state if conversation.state in ("queued", "with_agent", "transferred") else "bot",
+            handoff=conversation.state if conversation.state in WITH_PEOPLE else "bot",
             last_channel=customer.last_channel, attributes=dict(customer.attributes),
             seen=[] if customer.new else await self._store.recent_external_ids(customer.id),
         )

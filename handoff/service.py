@@ -503,7 +503,8 @@ class _Locked:
             kept = session
             session = Session(customer_id=info.customer_id, conversation_id=info.id,
                               language=kept.language if kept else "en", handoff=info.state,
-                              last_channel=kept.last_channel if kept else None, seen=kept.seen if kept else [])
+                              last_channel=kept.last_channel if kept else None,
+                              seen=kept.seen if kept else await handoff._store.recent_external_ids(info.customer_id))
             self._detached = kept is not None and kept.conversation_id != info.id
         else:
             self._detached = False
