@@ -99,7 +99,8 @@ async def run(conversations: int, seconds: float) -> dict:
     """Seamline's Telegram channel under ``conversations`` concurrent chats for ``seconds``:
     {"messages_per_s", "p50_ms", "p99_ms"}."""
     from bots.app import create_app
-    from shared.settings import Settings, TelegramSettings
+    from nlu.understanding import Understanding
+    from shared.settings import CONFIG_DIR, Settings, TelegramSettings
     from shared.storage.database import upgrade
 
     with tempfile.TemporaryDirectory(prefix="seamline-telegram-bench-") as workdir:
@@ -109,7 +110,7 @@ async def run(conversations: int, seconds: float) -> dict:
             settings = Settings(port=0, database_url=database, secret_key="benchmark-secret-key-0123456789",
                                 data_dir=Path(workdir), log_level="WARNING",
                                 telegram=TelegramSettings(token=TOKEN, api_base=fake.url))
-            runner = web.AppRunner(await create_app(settings))
+            runner = web.AppRunner(await create_app(settings, understanding=Understanding.from_config(CONFIG_DIR)))
             await runner.setup()  # starts the channel: getMe, deleteWebhook, long polling
             try:
                 figures = await _drive(fake, conversations, seconds)

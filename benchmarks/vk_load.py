@@ -31,7 +31,8 @@ from aiohttp import web  # noqa: E402
 
 from bots.app import SEAMLINE, create_app  # noqa: E402
 from bots.vk import VkChannel  # noqa: E402
-from shared.settings import Settings, VkSettings  # noqa: E402
+from nlu.understanding import Understanding  # noqa: E402
+from shared.settings import CONFIG_DIR, Settings, VkSettings  # noqa: E402
 from shared.storage.database import upgrade  # noqa: E402
 from tests.fakes.vk import FakeVk  # noqa: E402
 
@@ -49,7 +50,7 @@ async def run(conversations: int, seconds: float, *, rate_limit: float = 0.0) ->
             vk = VkSettings(token=fake.token, group_id=fake.group_id, api_base=fake.url)
             settings = Settings(host="127.0.0.1", port=0, database_url=database, secret_key="b" * 32,
                                 data_dir=Path(tmp))
-            app = await create_app(settings)  # everything but the channel as `seamline run` builds it
+            app = await create_app(settings, understanding=Understanding.from_config(CONFIG_DIR))  # everything but the channel as `seamline run` builds it
             VkChannel(pipeline=app[SEAMLINE].pipeline, settings=vk, rate_limit=rate_limit).install(app)
             runner = web.AppRunner(app, shutdown_timeout=1)
             await runner.setup()
