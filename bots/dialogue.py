@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from nlu.parse import OUT_OF_SCOPE, Parse
+from nlu.parse import Parse
 from shared.errors import ConfigError
 from shared.message import Button, Reply
 from shared.session import Session

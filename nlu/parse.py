@@ -1,7 +1,7 @@
 """What understanding a message yields, and the interface every classifier implements."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 OUT_OF_SCOPE = "out_of_scope"
