@@ -254,7 +254,11 @@ async def _answering_unanswered(app: web.Application):
 
     task = asyncio.create_task(answer(), name="seamline-answer-unanswered")
     yield
+    # Let a query under way finish before the stores close: a task cancelled mid-query leaves the
+    # database driver's thread calling back into a closed loop (a traceback at a failed start).
+    await asyncio.wait([task], timeout=5)
     task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
     await asyncio.gather(task, return_exceptions=True)
 
 
