@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run shell test bench
+.PHONY: install run shell test test-fast bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ shell: $(STAMP)
 
 test: $(STAMP)
 	bash tests/services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# In-process tests only, no servers started: for everyday work (the tests needing Redis or
+# PostgreSQL skip themselves, browser and real-process tests are left out).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not browser and not services and not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/web_chat.py

@@ -188,3 +188,14 @@ def fail_storage_once(server, monkeypatch) -> list[str]:
 
     monkeypatch.setattr(sessions, "lock", lock)
     return failed
+
+
+SERVICE_FIXTURES = {"redis_url", "postgres_url"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that need Redis or PostgreSQL through the shared fixtures are marked ``services``
+    (``browser`` and ``slow`` are marked in their modules): ``make test-fast`` leaves all three out."""
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)

@@ -24,6 +24,8 @@ import pytest
 
 from tests.conftest import _postgres_admin, _run_async, _service
 
+pytestmark = pytest.mark.slow
+
 SEAMLINE = Path(sys.executable).with_name("seamline")
 TIMEOUT = 180  # seconds; generous, only there so that a hang fails instead of blocking the run
 

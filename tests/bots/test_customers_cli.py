@@ -22,6 +22,8 @@ from bots.cli import main
 from shared.message import Channel, Message, Reply
 from tests.conftest import settings_in_environment
 
+pytestmark = pytest.mark.slow
+
 SEAMLINE = Path(sys.executable).with_name("seamline")
 
 

@@ -30,6 +30,8 @@ from shared.settings import TelegramSettings, VkSettings, load_settings
 from tests.fakes.telegram import BOT, TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk
 
+pytestmark = pytest.mark.browser
+
 IDENTITY_SECRET = "site-identity-secret-0123456789"
 VK_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vk"
 CHROMIUM = os.environ.get("SEAMLINE_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -427,6 +427,7 @@ async def test_the_fake_serves_a_plain_aiogram_dispatcher_bot(telegram):
         await bot.session.close()
 
 
+@pytest.mark.slow  # a real seamline process
 async def test_seamline_run_serves_the_web_chat_and_telegram_in_one_process(telegram, tmp_path, models_dir):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}

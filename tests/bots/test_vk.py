@@ -425,6 +425,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # a real seamline process
 async def test_seamline_run_serves_vk_beside_the_web_chat(fake, tmp_path, models_dir):
     fake.hold = 120  # a long poll held as long as VK may: Ctrl+C must not wait for it
     port = free_port()
@@ -448,6 +449,7 @@ async def test_seamline_run_serves_vk_beside_the_web_chat(fake, tmp_path, models
     assert "Traceback" not in (await process.stderr.read()).decode()
 
 
+@pytest.mark.slow  # a real seamline process
 async def test_seamline_run_with_a_bad_vk_token_exits_2_naming_it(fake, tmp_path, models_dir):
     process = await asyncio.create_subprocess_exec(
         str(SEAMLINE_BIN), "run", env=_env(tmp_path, fake, free_port(), "vk1.a.wrong", models_dir), cwd=tmp_path,

@@ -17,6 +17,8 @@ from aiohttp import web
 
 from shared.settings import CONFIG_DIR
 
+pytestmark = pytest.mark.browser
+
 playwright_api = pytest.importorskip("playwright.async_api")
 async_playwright, expect = playwright_api.async_playwright, playwright_api.expect
 

@@ -27,6 +27,8 @@ from shared.storage.models import InboxRow, MessageRow
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram  # noqa: F401 - the header the fake sends
 from tests.fakes.vk import FakeVk
 
+pytestmark = pytest.mark.slow
+
 CHATS, PER_CHAT = 10, 10  # 100 updates
 WEBHOOK_SECRET = "kill9-webhook-secret-0123"
 CONFIRMATION, VK_SECRET = "c0nf1rm", "kill9-vk-secret-0123"

@@ -17,6 +17,8 @@ from bots.app import SEAMLINE as SEAMLINE_APP
 from bots.cli import main
 from tests.conftest import SECRET, settings_in_environment
 
+pytestmark = pytest.mark.slow
+
 SEAMLINE = Path(sys.executable).with_name("seamline")
 PASSWORD = "a long enough password"
 

@@ -18,6 +18,8 @@ from bots.app import SEAMLINE
 from shared.settings import TelegramSettings
 from tests.fakes.telegram import TOKEN, FakeTelegram
 
+pytestmark = pytest.mark.browser
+
 playwright_api = pytest.importorskip("playwright.async_api")
 async_playwright, expect = playwright_api.async_playwright, playwright_api.expect
 

@@ -9,9 +9,22 @@ from __future__ import annotations
 import re
 from contextlib import asynccontextmanager
 
+import pytest
+
 # The fixtures and helpers of the console's browser tests (pytest finds fixtures imported here).
 from tests.handoff.test_console_browser import (  # noqa: F401
-    TIMEOUT, browser, customer_says, expect, log_in, pages, seamline, telegram, tid)
+    TIMEOUT,
+    browser,
+    customer_says,
+    expect,
+    log_in,
+    pages,
+    seamline,
+    telegram,
+    tid,
+)
+
+pytestmark = pytest.mark.browser
 
 
 @asynccontextmanager

@@ -2,10 +2,13 @@
 widget run and the console logs in, with no Content-Security-Policy violation reported."""
 from __future__ import annotations
 
+import pytest
 from playwright.async_api import expect
 
 from tests.bots.test_widget_browser import TIMEOUT, browser  # noqa: F401  (fixture)
 from tests.handoff.test_api import PASSWORD
+
+pytestmark = pytest.mark.browser
 
 
 async def _page(browser, url: str):

@@ -36,6 +36,7 @@ def _clean_env(**values: str) -> dict[str, str]:
     return {**env, **values, "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.mark.slow  # a real seamline process
 def test_a_fresh_seamline_makes_its_data_dir_private(tmp_path, loose_umask):
     data = tmp_path / "var"
     result = subprocess.run([str(SEAMLINE_COMMAND), "db", "upgrade"], env=_clean_env(SEAMLINE_DATA_DIR=str(data)),

@@ -88,6 +88,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow  # a real seamline process
 def test_running_out_of_descriptors_logs_a_line_not_a_flood(tmp_path, models_dir):
     """A real `seamline run` with few descriptors, flooded with connections: the accept error is
     logged once, not thousands of times (the old server wrote ~500 tracebacks a second)."""

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.bots.test_web_protocol import http  # noqa: F401 - http is a fixture
 from tests.bots.test_widget_browser import Visitor, browser, expect  # noqa: F401 - browser is a fixture
 from tests.security.test_web_connections import connect
+
+pytestmark = pytest.mark.browser
 
 
 async def test_the_widget_shows_older_pages_on_request(browser, http, make_server, settings):
