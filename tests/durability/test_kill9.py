@@ -112,6 +112,24 @@ async def all_done(database_url: str, channel: str, count: int, timeout: float =
         await asyncio.sleep(0.2)
 
 
+async def restarted(seamline: Seamline, holds, database_url: str, channel: str, count: int) -> dict[str, list[str]]:
+    """Start again after the kill and let the held answers out; the inbox rows per chat once all are done."""
+    await seamline.start()
+    for hold in holds:
+        hold.set()
+    per_chat = await all_done(database_url, channel, count)
+    await asyncio.sleep(0.5)  # anything sent twice would arrive now
+    return per_chat
+
+
+def assert_answered_once(telegram: FakeTelegram, updates: list[dict], per_chat: dict[str, list[str]], *,
+                         first_chat: int) -> None:
+    for chat in range(first_chat, first_chat + CHATS):
+        ids = [str(u["update_id"]) for u in updates if u["message"]["chat"]["id"] == chat]
+        assert per_chat[str(chat)] == ids  # every update stored, once, processed in order
+        assert len(telegram.texts(chat)) == PER_CHAT  # each answered exactly once
+
+
 async def test_telegram_webhook_updates_acknowledged_before_a_kill_9_are_all_answered_once(
         tmp_path, models_dir, database_url):
     port = free_port()
@@ -133,19 +151,12 @@ async def test_telegram_webhook_updates_acknowledged_before_a_kill_9_are_all_ans
             assert {d.status for d in telegram.deliveries} == {200}
             await seamline.kill()  # right after the last 200
 
-            await seamline.start()
-            for hold in holds:
-                hold.set()
-            per_chat = await all_done(database_url, "telegram", len(updates))
-            await asyncio.sleep(0.5)  # anything sent twice would arrive now
+            per_chat = await restarted(seamline, holds, database_url, "telegram", len(updates))
         finally:
             for hold in holds:
                 hold.set()
             await seamline.stop()
-        for chat in range(CHATS):
-            ids = [str(u["update_id"]) for u in updates if u["message"]["chat"]["id"] == 7000 + chat]
-            assert per_chat[str(7000 + chat)] == ids  # every update stored, once, processed in order
-            assert len(telegram.texts(7000 + chat)) == PER_CHAT  # each answered exactly once
+        assert_answered_once(telegram, updates, per_chat, first_chat=7000)
     assert "Traceback" not in (tmp_path / "seamline.log").read_text()
 
 
@@ -177,19 +188,12 @@ async def test_telegram_long_poll_updates_confirmed_before_a_kill_9_are_all_answ
             await forgotten_by(telegram)
             await seamline.kill()  # right after Telegram forgot them
 
-            await seamline.start()
-            for hold in holds:
-                hold.set()
-            per_chat = await all_done(database_url, "telegram", len(updates))
-            await asyncio.sleep(0.5)  # anything sent twice would arrive now
+            per_chat = await restarted(seamline, holds, database_url, "telegram", len(updates))
         finally:
             for hold in holds:
                 hold.set()
             await seamline.stop()
-        for chat in range(CHATS):
-            ids = [str(u["update_id"]) for u in updates if u["message"]["chat"]["id"] == 7100 + chat]
-            assert per_chat[str(7100 + chat)] == ids  # every update stored, once, processed in order
-            assert len(telegram.texts(7100 + chat)) == PER_CHAT  # each answered exactly once
+        assert_answered_once(telegram, updates, per_chat, first_chat=7100)
     assert "Traceback" not in (tmp_path / "seamline.log").read_text()
 
 
@@ -210,10 +214,7 @@ async def test_vk_callback_events_acknowledged_before_a_kill_9_are_all_answered_
                 assert await vk.post_callback(url, event, secret=VK_SECRET) == (200, "ok")
             await seamline.kill()  # right after the last "ok"
 
-            await seamline.start()
-            release.set()
-            per_chat = await all_done(database_url, "vk", len(events))
-            await asyncio.sleep(0.5)  # anything sent twice would arrive now
+            per_chat = await restarted(seamline, [release], database_url, "vk", len(events))
         finally:
             release.set()
             await seamline.stop()
@@ -243,10 +244,7 @@ async def test_vk_long_poll_events_past_the_kept_position_at_a_kill_9_are_all_an
                 await asyncio.sleep(0.01)
             await seamline.kill()  # right after the position past every event was kept
 
-            await seamline.start()
-            release.set()
-            per_chat = await all_done(database_url, "vk", len(events))
-            await asyncio.sleep(0.5)  # anything sent twice would arrive now
+            per_chat = await restarted(seamline, [release], database_url, "vk", len(events))
         finally:
             release.set()
             await seamline.stop()
