@@ -19,18 +19,37 @@ async def settle(client: Client, ids: set[str]) -> dict[str, str]:
     return outcome
 
 
+async def flood(tabs) -> dict[str, str]:
+    """Ten messages from each tab at once; what became of each message id."""
+    for n, tab in enumerate(tabs):
+        for m in range(10):
+            await tab.ws.send_json({"type": "message", "id": f"t{n}-{m}", "text": f"message {m} from tab {n}"})
+    outcomes: dict[str, str] = {}
+    for n, tab in enumerate(tabs):
+        outcomes.update(await settle(tab, {f"t{n}-{m}" for m in range(10)}))
+    return outcomes
+
+
+async def long_history(http, server):
+    """A visitor who said twelve 3 KB messages, all answered: (socket, token, what was said, frames seen)."""
+    c = await connect(http, server)
+    token = (await c.hello())["token"]
+    said = [f"{n:02d} " + "x" * 3000 for n in range(12)]
+    seen = []
+    for n, text in enumerate(said):
+        seen += await c.say(text, id=f"c-{n}")
+    while not any(f.get("id") == "c-11" for f in seen) or seen[-1]["role"] != "bot":
+        seen.append(await c.receive("message"))  # until the last message is answered
+    return c, token, said, seen
+
+
 async def test_ten_sockets_of_one_visitor_share_one_budget(http, server):
     first = await connect(http, server)
     token = (await first.hello())["token"]
     tabs = [first] + [await connect(http, server) for _ in range(9)]
     for tab in tabs[1:]:
         await tab.hello(token)
-    for n, tab in enumerate(tabs):
-        for m in range(10):
-            await tab.ws.send_json({"type": "message", "id": f"t{n}-{m}", "text": f"message {m} from tab {n}"})
-    outcomes = {}
-    for n, tab in enumerate(tabs):
-        outcomes.update(await settle(tab, {f"t{n}-{m}" for m in range(10)}))
+    outcomes = await flood(tabs)
     stored = [i for i, o in outcomes.items() if o == "stored"]
     assert len(stored) == 30  # SEAMLINE_WEB_RATE_LIMIT: 30 per 10 s for the visitor, not for each tab
     assert {o for o in outcomes.values() if o != "stored"} == {"rate_limited"}
@@ -45,12 +64,7 @@ async def test_the_visitor_budget_holds_across_processes_sharing_redis(http, mak
     tabs = [first] + [await connect(http, servers[n % 2]) for n in range(1, 6)]
     for tab in tabs[1:]:
         await tab.hello(token)
-    for n, tab in enumerate(tabs):
-        for m in range(10):
-            await tab.ws.send_json({"type": "message", "id": f"t{n}-{m}", "text": f"message {m} from tab {n}"})
-    outcomes = {}
-    for n, tab in enumerate(tabs):
-        outcomes.update(await settle(tab, {f"t{n}-{m}" for m in range(10)}))
+    outcomes = await flood(tabs)
     assert list(outcomes.values()).count("stored") == 30  # not 30 per process
 
 
@@ -85,14 +99,7 @@ async def test_a_second_hello_on_one_socket_is_an_error(http, server):
 
 async def test_the_welcome_is_capped_in_bytes_and_older_pages_bring_the_rest(http, make_server, settings):
     server = await make_server(settings, web_history_bytes=16_384)
-    c = await connect(http, server)
-    token = (await c.hello())["token"]
-    said = [f"{n:02d} " + "x" * 3000 for n in range(12)]
-    seen = []
-    for n, text in enumerate(said):
-        seen += await c.say(text, id=f"c-{n}")
-    while not any(f.get("id") == "c-11" for f in seen) or seen[-1]["role"] != "bot":
-        seen.append(await c.receive("message"))  # until the last message is answered
+    c, token, said, seen = await long_history(http, server)
     again = await connect(http, server)
     await again.ws.send_json({"type": "hello", "token": token})
     raw = await again.ws.receive_str(timeout=10)

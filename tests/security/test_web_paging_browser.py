@@ -8,21 +8,14 @@ import pytest
 
 from tests.bots.test_web_protocol import http  # noqa: F401 - http is a fixture
 from tests.bots.test_widget_browser import Visitor, browser, expect  # noqa: F401 - browser is a fixture
-from tests.security.test_web_connections import connect
+from tests.security.test_web_limits import long_history
 
 pytestmark = pytest.mark.browser
 
 
 async def test_the_widget_shows_older_pages_on_request(browser, http, make_server, settings):
     server = await make_server(settings, web_history_bytes=16_384)
-    c = await connect(http, server)
-    token = (await c.hello())["token"]
-    said = [f"{n:02d} " + "x" * 3000 for n in range(12)]
-    seen = []
-    for n, text in enumerate(said):
-        seen += await c.say(text, id=f"c-{n}")
-    while not any(f.get("id") == "c-11" for f in seen) or seen[-1]["role"] != "bot":
-        seen.append(await c.receive("message"))
+    c, token, said, seen = await long_history(http, server)
     await c.ws.close()
 
     visitor = await Visitor.new(browser)
