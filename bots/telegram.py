@@ -247,7 +247,7 @@ class TelegramChannel:
     # Receiving
 
     async def _webhook(self, request: web.Request) -> web.Response:
-        secret = request.headers.get(SECRET_HEADER, "").encode()
+        secret = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogatepass")
         if not hmac.compare_digest(secret, self._settings.webhook_secret.encode()):
             return web.json_response({"error": f"missing or wrong {SECRET_HEADER}"}, status=401)
         try:

@@ -181,7 +181,7 @@ class VkChannel:
             return web.Response(status=400, text="'group_id' must be a number")
         secret = event.get("secret")
         if (event["type"] != "confirmation" or secret is not None) and not hmac.compare_digest(
-                str(secret or "").encode(), self._settings.secret.encode()):
+                str(secret or "").encode("utf-8", "surrogatepass"), self._settings.secret.encode()):
             log.warning("VK callback with a wrong secret refused (type=%s, event=%s)", event["type"],
                         event.get("event_id"))
             return web.Response(status=403, text="wrong secret")

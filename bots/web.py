@@ -259,8 +259,8 @@ class WebChannel:
         elif not self._identity_key or self._linker is None or self._store is None:
             reason = "no SEAMLINE_WEB_IDENTITY_SECRET is configured"
         elif not isinstance(signature, str) or not hmac.compare_digest(
-                signature.strip().lower().encode(),
-                hmac.new(self._identity_key, site_user.encode(), hashlib.sha256).hexdigest().encode()):
+                signature.strip().lower().encode("utf-8", "surrogatepass"),
+                hmac.new(self._identity_key, site_user.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest().encode()):
             reason = "missing or wrong signature"
         else:
             return site_user

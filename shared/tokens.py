@@ -49,7 +49,7 @@ class Signer:
         self._max_age, self._clock = max_age, clock
 
     def _mac(self, key: bytes, value: str, issued: bytes | None) -> bytes:
-        signed = self._purpose + b"\0" + value.encode() + (b"\0" + issued if issued is not None else b"")
+        signed = self._purpose + b"\0" + value.encode("utf-8", "surrogatepass") + (b"\0" + issued if issued is not None else b"")
         return hmac.new(key, signed, hashlib.sha256).digest()
 
     def sign(self, value: str) -> str:

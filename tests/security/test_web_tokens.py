@@ -72,3 +72,9 @@ def test_settings_refuse_a_short_old_key(tmp_path):
         load_settings({**env, "SEAMLINE_OLD_SECRET_KEYS": "short"})
     with pytest.raises(ConfigError, match="SEAMLINE_VISITOR_TOKEN_DAYS"):
         load_settings({**env, "SEAMLINE_VISITOR_TOKEN_DAYS": "0"})
+
+
+def test_a_token_with_text_that_is_not_unicode_is_refused_not_an_error():
+    genuine = Signer(secret_key=SECRET, purpose="web-visitor").sign("visitor")
+    forged = "\ud800" + genuine[genuine.rindex("."):]  # a lone surrogate (JSON allows "\ud800") before a real stamp
+    assert Signer(secret_key=SECRET, purpose="web-visitor").verify(forged) is None
