@@ -102,7 +102,7 @@ class Child:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir, self.env = workdir, env
         script = Path(sys.executable).with_name("seamline")
-        self.command = [str(script)] if script.exists() else [sys.executable, "-m", "bots.cli"]
+        self.command = [str(script)] if script.exists() else [sys.executable, "-m", "seamline.bots.cli"]
         self.log = workdir / "seamline.log"
         self.process: subprocess.Popen | None = None
 

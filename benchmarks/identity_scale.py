@@ -48,12 +48,12 @@ sys.path.insert(0, str(HERE.parent))
 
 from sqlalchemy import insert, text  # noqa: E402
 
-from shared.history import new_id  # noqa: E402
-from shared.message import Channel, Message, Reply, utcnow  # noqa: E402
-from shared.session import Session  # noqa: E402
-from shared.settings import CONFIG_DIR, Settings  # noqa: E402
-from shared.storage.database import create_engine, upgrade  # noqa: E402
-from shared.storage.models import ConversationRow, CustomerRow, IdentityRow, MessageRow  # noqa: E402
+from seamline.shared.history import new_id  # noqa: E402
+from seamline.shared.message import Channel, Message, Reply, utcnow  # noqa: E402
+from seamline.shared.session import Session  # noqa: E402
+from seamline.shared.settings import CONFIG_DIR, Settings  # noqa: E402
+from seamline.shared.storage.database import create_engine, upgrade  # noqa: E402
+from seamline.shared.storage.models import ConversationRow, CustomerRow, IdentityRow, MessageRow  # noqa: E402
 
 CHUNK = 5_000  # rows per executemany
 SENDER_BASE = 700_000_000  # Telegram user ids of the customers made here: SENDER_BASE + n
@@ -158,7 +158,7 @@ async def drop_sessions(population: Population) -> None:
         return
     from redis.asyncio import Redis
 
-    from bots.app import build_sessions
+    from seamline.bots.app import build_sessions
 
     sessions, client = build_sessions(population.settings), Redis.from_url(population.settings.redis_url)
     try:
@@ -219,8 +219,8 @@ async def through_pipeline(population: Population, chosen: list[int]) -> None:
 
 
 async def compare(populations: list[Population], understanding, args, rng: random.Random) -> None:
-    from bots.app import build
-    from shared.storage.sql import SqlChatStore
+    from seamline.bots.app import build
+    from seamline.shared.storage.sql import SqlChatStore
 
     for population in populations:
         progress(f"  {population.size:,} customers in the database ({await populate(population):.1f} s)")
@@ -320,7 +320,7 @@ def main() -> int:
     if not 0 < args.small < args.large or args.sample > args.small or args.messages < ROUNDS:
         parser.error("need 0 < --small < --large, --sample <= --small and --messages >= 10")
 
-    from nlu.understanding import Understanding
+    from seamline.nlu.understanding import Understanding
 
     started = time.perf_counter()
     understanding = Understanding.from_config(CONFIG_DIR)

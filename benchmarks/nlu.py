@@ -21,12 +21,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from nlu import store  # noqa: E402
-from nlu.data import Example, TrainingData  # noqa: E402
-from nlu.evaluate import format_report, report, scores  # noqa: E402
-from nlu.parse import OUT_OF_SCOPE  # noqa: E402
-from nlu.training import train  # noqa: E402
-from nlu.understanding import Understanding  # noqa: E402
+from seamline.nlu import store  # noqa: E402
+from seamline.nlu.data import Example, TrainingData  # noqa: E402
+from seamline.nlu.evaluate import format_report, report, scores  # noqa: E402
+from seamline.nlu.parse import OUT_OF_SCOPE  # noqa: E402
+from seamline.nlu.training import train  # noqa: E402
+from seamline.nlu.understanding import Understanding  # noqa: E402
 
 TARGETS = {"clinc150": (0.965, 0.60), "clinc150_ru": (0.93, 0.55)}
 LIMITS = "training <= 120 s, parse p99 <= 10 ms, model load <= 2 s"

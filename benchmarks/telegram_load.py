@@ -98,10 +98,10 @@ async def _drive(fake: FakeTelegram, conversations: int, seconds: float) -> dict
 async def run(conversations: int, seconds: float) -> dict:
     """Seamline's Telegram channel under ``conversations`` concurrent chats for ``seconds``:
     {"messages_per_s", "p50_ms", "p99_ms"}."""
-    from bots.app import create_app
-    from nlu.understanding import Understanding
-    from shared.settings import CONFIG_DIR, Settings, TelegramSettings
-    from shared.storage.database import upgrade
+    from seamline.bots.app import create_app
+    from seamline.nlu.understanding import Understanding
+    from seamline.shared.settings import CONFIG_DIR, Settings, TelegramSettings
+    from seamline.shared.storage.database import upgrade
 
     with tempfile.TemporaryDirectory(prefix="seamline-telegram-bench-") as workdir:
         database = f"sqlite+aiosqlite:///{workdir}/bench.db"

@@ -29,11 +29,11 @@ if str(ROOT) not in sys.path:
 
 from aiohttp import web  # noqa: E402
 
-from bots.app import SEAMLINE, create_app  # noqa: E402
-from bots.vk import VkChannel  # noqa: E402
-from nlu.understanding import Understanding  # noqa: E402
-from shared.settings import CONFIG_DIR, Settings, VkSettings  # noqa: E402
-from shared.storage.database import upgrade  # noqa: E402
+from seamline.bots.app import SEAMLINE, create_app  # noqa: E402
+from seamline.bots.vk import VkChannel  # noqa: E402
+from seamline.nlu.understanding import Understanding  # noqa: E402
+from seamline.shared.settings import CONFIG_DIR, Settings, VkSettings  # noqa: E402
+from seamline.shared.storage.database import upgrade  # noqa: E402
 from tests.fakes.vk import FakeVk  # noqa: E402
 
 TEXTS = ["hello", "where is my order", "48213", "how much is delivery", "спасибо", "когда вы работаете",

@@ -138,7 +138,7 @@ def start_seamline(workdir: str) -> tuple[subprocess.Popen, str]:
            "SEAMLINE_WEB_RATE_LIMIT": "0"}
     for name in ("SEAMLINE_TELEGRAM_TOKEN", "SEAMLINE_VK_TOKEN"):
         env.pop(name, None)
-    process = subprocess.Popen([sys.executable, "-m", "bots.cli", "run"], cwd=ROOT, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "seamline.bots.cli", "run"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL)
     return process, f"ws://127.0.0.1:{port}/chat/ws"
 

@@ -11,32 +11,32 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bots.dialogue import Dialogue, Responses
-from bots.headers import demo_page_policy, install as install_headers
-from bots.pipeline import Pipeline
-from bots.protocol_log import quiet_protocol_errors
-from bots.web import WebChannel
-from handoff.agents import AgentStore
-from handoff.api import AgentApi
-from handoff.canned import load_canned
-from handoff.console import install as install_console
-from handoff.inbox import Inbox, RedisInbox
-from handoff.origin import origin_guard
-from handoff.routing import Routing
-from handoff.service import Handoff
-from nlu.data import fingerprint, load as load_data
-from nlu.lifecycle import latest
-from nlu.understanding import Understanding
-from shared.errors import SeamlineError
-from shared.session import MemorySessionStore, SessionStore
-from shared.limits import Limiter, MemoryLimiter, RedisLimiter
-from shared.message import Channel
-from shared.settings import Settings
-from shared.storage.database import create_engine
-from shared.linking import LinkPolicy, Linker
-from shared.storage.customers import SqlCustomerStore
-from shared.storage.sql import SqlChatStore
-from shared.tokens import Signer
+from seamline.bots.dialogue import Dialogue, Responses
+from seamline.bots.headers import demo_page_policy, install as install_headers
+from seamline.bots.pipeline import Pipeline
+from seamline.bots.protocol_log import quiet_protocol_errors
+from seamline.bots.web import WebChannel
+from seamline.handoff.agents import AgentStore
+from seamline.handoff.api import AgentApi
+from seamline.handoff.canned import load_canned
+from seamline.handoff.console import install as install_console
+from seamline.handoff.inbox import Inbox, RedisInbox
+from seamline.handoff.origin import origin_guard
+from seamline.handoff.routing import Routing
+from seamline.handoff.service import Handoff
+from seamline.nlu.data import fingerprint, load as load_data
+from seamline.nlu.lifecycle import latest
+from seamline.nlu.understanding import Understanding
+from seamline.shared.errors import SeamlineError
+from seamline.shared.session import MemorySessionStore, SessionStore
+from seamline.shared.limits import Limiter, MemoryLimiter, RedisLimiter
+from seamline.shared.message import Channel
+from seamline.shared.settings import Settings
+from seamline.shared.storage.database import create_engine
+from seamline.shared.linking import LinkPolicy, Linker
+from seamline.shared.storage.customers import SqlCustomerStore
+from seamline.shared.storage.sql import SqlChatStore
+from seamline.shared.tokens import Signer
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def build_sessions(settings: Settings) -> SessionStore:
     if not settings.redis_url:
         return MemorySessionStore()
 
-    from shared.storage.redis_sessions import RedisSessionStore
+    from seamline.shared.storage.redis_sessions import RedisSessionStore
 
     return RedisSessionStore(client=redis_client(settings))
 
@@ -177,13 +177,13 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     app.router.add_get("/healthz", _health)
     app.on_startup.append(_reload_on_sighup)
     if settings.telegram is not None:
-        from bots.telegram import TelegramChannel  # aiogram costs seconds to import: only when used
+        from seamline.bots.telegram import TelegramChannel  # aiogram costs seconds to import: only when used
 
         telegram = TelegramChannel(pipeline=seamline.pipeline, settings=settings.telegram)
         telegram.install(app)
         web_chat.deep_links["telegram"] = telegram.deep_link
     if settings.vk is not None:
-        from bots.vk import VkChannel
+        from seamline.bots.vk import VkChannel
 
         vk = VkChannel(pipeline=seamline.pipeline, settings=settings.vk,
                        state_file=settings.data_dir / f"vk-longpoll-{settings.vk.group_id}.json")
@@ -197,7 +197,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
 
 def web_limits(settings: Settings, seamline: Seamline, app: web.Application) -> dict:
     """The widget's connection and frame limits (bots/web_limits.py), shared through Redis when set."""
-    from bots.web_limits import MemoryConnections, RedisConnections, limit_accept_errors
+    from seamline.bots.web_limits import MemoryConnections, RedisConnections, limit_accept_errors
 
     limit_accept_errors()  # a client holding every descriptor must not fill the disk with tracebacks
     if settings.redis_url:

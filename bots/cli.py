@@ -7,16 +7,16 @@ import getpass
 import logging
 import sys
 
-from bots import customers_cli
-from handoff import commands as agent_commands
-from nlu import commands as nlu_commands
-from shared.errors import ConfigError, SeamlineError
-from shared.settings import Settings, load_settings
+from seamline.bots import customers_cli
+from seamline.handoff import commands as agent_commands
+from seamline.nlu import commands as nlu_commands
+from seamline.shared.errors import ConfigError, SeamlineError
+from seamline.shared.settings import Settings, load_settings
 
 
 def _prepare_database(settings: Settings) -> None:
     """The embedded SQLite database is brought up to date by itself; PostgreSQL only on request."""
-    from shared.storage.database import current_revision, upgrade
+    from seamline.shared.storage.database import current_revision, upgrade
 
     if settings.is_embedded_db:
         upgrade(settings.database_url)
@@ -34,7 +34,7 @@ def _prepare_database(settings: Settings) -> None:
 def _run(settings: Settings) -> None:
     from aiohttp import web
 
-    from bots.app import create_app
+    from seamline.bots.app import create_app
 
     _prepare_database(settings)
     url = f"http://{settings.host}:{settings.port}/"
@@ -52,8 +52,8 @@ def _run(settings: Settings) -> None:
 
 
 async def _shell(settings: Settings) -> None:
-    from bots.app import build
-    from shared.message import Channel, Message, Reply
+    from seamline.bots.app import build
+    from seamline.shared.message import Channel, Message, Reply
 
     class Console:
         channel = Channel.CONSOLE
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             _prepare_database(settings)
             asyncio.run(_shell(settings))
         elif args.command == "db":
-            from shared.storage.database import current_revision, upgrade
+            from seamline.shared.storage.database import current_revision, upgrade
 
             if args.db_command == "upgrade":
                 upgrade(settings.database_url)

@@ -18,14 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.errors import SeamlineError
-from shared.settings import Settings
+from seamline.shared.errors import SeamlineError
+from seamline.shared.settings import Settings
 
 if TYPE_CHECKING:  # imported when a command runs: `seamline --help` stays quick
-    from shared.linking import Linker
-    from shared.session import SessionStore
-    from shared.storage.customers import SqlCustomerStore
-    from shared.storage.sql import SqlChatStore
+    from seamline.shared.linking import Linker
+    from seamline.shared.session import SessionStore
+    from seamline.shared.storage.customers import SqlCustomerStore
+    from seamline.shared.storage.sql import SqlChatStore
 
 WHO_HELP = "customer id, or an identity as CHANNEL:EXTERNAL_ID (telegram:12345, web:<visitor id>, site:<user>)"
 
@@ -75,11 +75,11 @@ class _Stores:
 
 @contextlib.asynccontextmanager
 async def _stores(settings: Settings):
-    from bots.app import build_limiter, build_sessions
-    from shared.linking import Linker
-    from shared.storage.customers import SqlCustomerStore
-    from shared.storage.database import create_engine
-    from shared.storage.sql import SqlChatStore
+    from seamline.bots.app import build_limiter, build_sessions
+    from seamline.shared.linking import Linker
+    from seamline.shared.storage.customers import SqlCustomerStore
+    from seamline.shared.storage.database import create_engine
+    from seamline.shared.storage.sql import SqlChatStore
 
     engine = create_engine(settings.database_url)
     chat = SqlChatStore(engine=engine)

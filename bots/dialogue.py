@@ -11,10 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from nlu.parse import Parse
-from shared.errors import ConfigError
-from shared.message import Button, Reply
-from shared.session import Session
+from seamline.nlu.parse import Parse
+from seamline.shared.errors import ConfigError
+from seamline.shared.message import Button, Reply
+from seamline.shared.session import Session
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from typing import Awaitable, Callable
 
-from shared.storage.inbox import Entry, SqlInbox, Taken
+from seamline.shared.storage.inbox import Entry, SqlInbox, Taken
 
 log = logging.getLogger(__name__)
 

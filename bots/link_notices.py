@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable
 
-from bots.dialogue import Dialogue
-from shared.history import StoredMessage, new_id
-from shared.identity import Identity
-from shared.linking import Outcome
-from shared.message import Reply, utcnow
-from shared.session import Session, SessionStore
-from shared.storage.sql import SqlChatStore
+from seamline.bots.dialogue import Dialogue
+from seamline.shared.history import StoredMessage, new_id
+from seamline.shared.identity import Identity
+from seamline.shared.linking import Outcome
+from seamline.shared.message import Reply, utcnow
+from seamline.shared.session import Session, SessionStore
+from seamline.shared.storage.sql import SqlChatStore
 
 log = logging.getLogger(__name__)
 

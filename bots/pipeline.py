@@ -11,17 +11,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Awaitable, Callable, Protocol
 
-from bots.dialogue import Decision, Dialogue
-from bots.link_notices import LinkNotices
-from shared.handoff_states import BOT_SILENT, WITH_PEOPLE
-from nlu.understanding import Understanding
-from shared.errors import ChannelError, StoreError, Unreachable
-from shared.history import StoredMessage, new_id
-from shared.identity import Customer
-from shared.linking import Linker, Outcome, RateLimited
-from shared.message import Attachment, Channel, Message, Reply, Role, utcnow
-from shared.session import SEEN_LIMIT, Session, SessionStore
-from shared.storage.sql import SqlChatStore
+from seamline.bots.dialogue import Decision, Dialogue
+from seamline.bots.link_notices import LinkNotices
+from seamline.shared.handoff_states import BOT_SILENT, WITH_PEOPLE
+from seamline.nlu.understanding import Understanding
+from seamline.shared.errors import ChannelError, StoreError, Unreachable
+from seamline.shared.history import StoredMessage, new_id
+from seamline.shared.identity import Customer
+from seamline.shared.linking import Linker, Outcome, RateLimited
+from seamline.shared.message import Attachment, Channel, Message, Reply, Role, utcnow
+from seamline.shared.session import SEEN_LIMIT, Session, SessionStore
+from seamline.shared.storage.sql import SqlChatStore
 
 log = logging.getLogger(__name__)
 MASK = "••••••"  # what is stored instead of a link code

@@ -34,13 +34,13 @@ from aiogram.types import Message as Native
 from aiohttp import web
 from pydantic import ValidationError
 
-from bots.intake import Intake
-from bots.pipeline import Pipeline
-from bots.telegram_text import CallbackPayloads, split
-from shared.errors import ChannelError, ConfigError, StoreError, Unreachable
-from shared.message import Attachment, Button, Channel, Message, Reply
-from shared.settings import TelegramSettings
-from shared.storage.inbox import Entry, SqlInbox, Taken
+from seamline.bots.intake import Intake
+from seamline.bots.pipeline import Pipeline
+from seamline.bots.telegram_text import CallbackPayloads, split
+from seamline.shared.errors import ChannelError, ConfigError, StoreError, Unreachable
+from seamline.shared.message import Attachment, Button, Channel, Message, Reply
+from seamline.shared.settings import TelegramSettings
+from seamline.shared.storage.inbox import Entry, SqlInbox, Taken
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -32,14 +32,14 @@ from requests.adapters import HTTPAdapter
 from vk_api.bot_longpoll import VkBotLongPoll
 from vk_api.exceptions import TOO_MANY_RPS_CODE, ApiError, ApiHttpError, VkApiError
 
-from bots.intake import Intake
-from bots.pipeline import Pipeline
-from bots.vk_format import EventError, keyboard, random_id, split_text, to_message
-from shared.errors import ChannelError, ConfigError, StoreError, Unreachable
-from shared.history import StoredMessage
-from shared.message import Button, Channel, Reply
-from shared.settings import VkSettings
-from shared.storage.inbox import Entry, SqlInbox, Taken
+from seamline.bots.intake import Intake
+from seamline.bots.pipeline import Pipeline
+from seamline.bots.vk_format import EventError, keyboard, random_id, split_text, to_message
+from seamline.shared.errors import ChannelError, ConfigError, StoreError, Unreachable
+from seamline.shared.history import StoredMessage
+from seamline.shared.message import Button, Channel, Reply
+from seamline.shared.settings import VkSettings
+from seamline.shared.storage.inbox import Entry, SqlInbox, Taken
 
 __all__ = ["VkChannel", "VkTransport", "to_message"]
 

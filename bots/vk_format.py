@@ -10,7 +10,7 @@ import json
 import logging
 import re
 
-from shared.message import Attachment, Button, Channel, Message
+from seamline.shared.message import Attachment, Button, Channel, Message
 
 log = logging.getLogger(__name__)
 

@@ -20,18 +20,18 @@ from typing import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bots.pipeline import Pipeline
-from bots.web_frames import (MAX_ID, MAX_TEXT, FrameError, checked_id, client_id, page, parse, to_frame,
+from seamline.bots.pipeline import Pipeline
+from seamline.bots.web_frames import (MAX_ID, MAX_TEXT, FrameError, checked_id, client_id, page, parse, to_frame,
                              to_message)
-from bots.web_limits import Connections, FrameBudget, MemoryConnections, address_key
-from shared.errors import ChannelError, SeamlineError, StoreError, Unreachable
-from shared.history import StoredMessage
-from shared.limits import Limiter, MemoryLimiter
-from shared.linking import Linker, RateLimited
-from shared.message import Channel, Reply
-from shared.net import Network, client_address
-from shared.storage.sql import SqlChatStore
-from shared.tokens import Signer
+from seamline.bots.web_limits import Connections, FrameBudget, MemoryConnections, address_key
+from seamline.shared.errors import ChannelError, SeamlineError, StoreError, Unreachable
+from seamline.shared.history import StoredMessage
+from seamline.shared.limits import Limiter, MemoryLimiter
+from seamline.shared.linking import Linker, RateLimited
+from seamline.shared.message import Channel, Reply
+from seamline.shared.net import Network, client_address
+from seamline.shared.storage.sql import SqlChatStore
+from seamline.shared.tokens import Signer
 
 __all__ = ["WebChannel", "FrameError", "to_message", "to_frame", "MAX_TEXT", "MAX_ID"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import re
 
-from shared.history import StoredMessage
-from shared.message import Channel, Message
+from seamline.shared.history import StoredMessage
+from seamline.shared.message import Channel, Message
 
 MAX_TEXT = 4096
 MAX_ID = 64

@@ -28,8 +28,8 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.errors import StoreError
-from shared.limits import Limiter, take_all
+from seamline.shared.errors import StoreError
+from seamline.shared.limits import Limiter, take_all
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from handoff.passwords import problem as password_problem
-from shared.errors import StoreError
-from shared.history import new_id
-from shared.message import utcnow
-from shared.storage.models import AgentRow, AgentTokenRow
-from shared.storage.sql import _aware
+from seamline.handoff.passwords import problem as password_problem
+from seamline.shared.errors import StoreError
+from seamline.shared.history import new_id
+from seamline.shared.message import utcnow
+from seamline.shared.storage.models import AgentRow, AgentTokenRow
+from seamline.shared.storage.sql import _aware
 
 log = logging.getLogger(__name__)
 

@@ -14,17 +14,17 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from handoff.agents import Agent, token_digest
-from handoff.auth import COOKIE, Login
-from handoff.auth import bearer as _bearer, body as _body, error as _error, first_token as _first_token
-from handoff.auth import number as _number
-from handoff.inbox import DROPPED, REVOKED
-from handoff.login import LoginGuard
-from handoff.machine import STATES
-from handoff.service import Forbidden, Handoff, NotFound
-from shared.errors import HandoffError, StoreError
-from shared.limits import Limiter, MemoryLimiter
-from shared.net import Network
+from seamline.handoff.agents import Agent, token_digest
+from seamline.handoff.auth import COOKIE, Login
+from seamline.handoff.auth import bearer as _bearer, body as _body, error as _error, first_token as _first_token
+from seamline.handoff.auth import number as _number
+from seamline.handoff.inbox import DROPPED, REVOKED
+from seamline.handoff.login import LoginGuard
+from seamline.handoff.machine import STATES
+from seamline.handoff.service import Forbidden, Handoff, NotFound
+from seamline.shared.errors import HandoffError, StoreError
+from seamline.shared.limits import Limiter, MemoryLimiter
+from seamline.shared.net import Network
 
 log = logging.getLogger(__name__)
 RECHECK_SECONDS = 30.0  # an open inbox socket checks its login this often
@@ -170,7 +170,7 @@ class AgentApi:
             info = await self._handoff.conversation(conversation_id)
         except NotFound as exc:
             raise _error(404, str(exc)) from None
-        from handoff.service import _message
+        from seamline.handoff.service import _message
 
         profile = await self._customers.profile(info.customer_id)
         history = await self._handoff._store.history(info.customer_id, limit=500)

@@ -14,9 +14,9 @@ import math
 
 from aiohttp import WSMsgType, web
 
-from handoff.login import LoginGuard
-from shared.errors import StoreError
-from shared.net import Network, client_address, forwarded_proto
+from seamline.handoff.login import LoginGuard
+from seamline.shared.errors import StoreError
+from seamline.shared.net import Network, client_address, forwarded_proto
 
 log = logging.getLogger(__name__)
 COOKIE = "seamline_session"

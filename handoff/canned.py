@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.errors import ConfigError
+from seamline.shared.errors import ConfigError
 
 MAX_TEXT = 4096  # as long as an agent's reply may be
 

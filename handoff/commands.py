@@ -11,8 +11,8 @@ import os
 import sys
 from datetime import timedelta
 
-from shared.message import utcnow
-from shared.settings import Settings
+from seamline.shared.message import utcnow
+from seamline.shared.settings import Settings
 
 
 def add_parser(commands) -> None:
@@ -56,9 +56,9 @@ def run(args, settings: Settings) -> int:
 
 
 async def _run(args, settings: Settings) -> int:
-    from handoff.agents import AgentStore
-    from shared.storage.database import create_engine
-    from shared.storage.sql import SqlChatStore
+    from seamline.handoff.agents import AgentStore
+    from seamline.shared.storage.database import create_engine
+    from seamline.shared.storage.sql import SqlChatStore
 
     store = SqlChatStore(engine=create_engine(settings.database_url))
     agents = AgentStore(store)
@@ -118,7 +118,7 @@ async def _tell_servers(settings: Settings, agent_id: str) -> None:
         return
     from redis.asyncio import Redis
 
-    from handoff.inbox import RedisInbox
+    from seamline.handoff.inbox import RedisInbox
 
     inbox = RedisInbox(client=Redis.from_url(settings.redis_url))
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.limits import Limiter, take_all
+from seamline.shared.limits import Limiter, take_all
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ channel. Every transition is an event with who, why and when (see ``handoff/serv
 """
 from __future__ import annotations
 
-from shared.errors import HandoffError
-from shared.handoff_states import BOT_SILENT, STATES, WITH_PEOPLE
+from seamline.shared.errors import HandoffError
+from seamline.shared.handoff_states import BOT_SILENT, STATES, WITH_PEOPLE
 
 __all__ = ["BOT_SILENT", "STATES", "WITH_PEOPLE", "TRANSITIONS", "IllegalTransition", "check"]
 TRANSITIONS = frozenset({

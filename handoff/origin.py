@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from handoff.api import COOKIE
-from shared.net import Network, forwarded_proto
+from seamline.handoff.api import COOKIE
+from seamline.shared.net import Network, forwarded_proto
 
 API = "/api/v1/"
 INBOX = "/api/v1/inbox"

@@ -13,7 +13,7 @@ Each refusal says why; the API answers it with 403 and that reason.
 """
 from __future__ import annotations
 
-from handoff.agents import Agent
+from seamline.handoff.agents import Agent
 
 
 def has_skill(agent: Agent, queue: str | None, default_queue: str) -> bool:

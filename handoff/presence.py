@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from handoff.agents import Agent, token_digest
-from handoff.machine import BOT_SILENT
-from shared.message import utcnow
-from shared.storage.models import AgentRow, ConversationRow
+from seamline.handoff.agents import Agent, token_digest
+from seamline.handoff.machine import BOT_SILENT
+from seamline.shared.message import utcnow
+from seamline.shared.storage.models import AgentRow, ConversationRow
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Presence:
             log.info("agent %s not seen for %s: set offline", agent.email, after)
             await self.set_status(agent, "offline")
         # Held by an agent who was removed (``seamline agents remove``): queued again too.
-        from handoff.service import _info  # the row -> ConversationInfo reading lives with Handoff
+        from seamline.handoff.service import _info  # the row -> ConversationInfo reading lives with Handoff
 
         known = select(AgentRow.id)
         for info in [_info(r) for r in await self._rows(

@@ -16,17 +16,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from handoff.agents import Agent, AgentStore
-from handoff.inbox import Inbox
-from handoff.machine import BOT_SILENT, WITH_PEOPLE, check
-from handoff.presence import Presence
-from handoff.permissions import refusal
-from handoff.routing import Routing
-from shared.errors import HandoffError
-from shared.history import StoredMessage, new_id
-from shared.message import Button, Reply, Role, utcnow
-from shared.storage.models import ConversationRow, EventRow
-from shared.storage.sql import _aware
+from seamline.handoff.agents import Agent, AgentStore
+from seamline.handoff.inbox import Inbox
+from seamline.handoff.machine import BOT_SILENT, WITH_PEOPLE, check
+from seamline.handoff.presence import Presence
+from seamline.handoff.permissions import refusal
+from seamline.handoff.routing import Routing
+from seamline.shared.errors import HandoffError
+from seamline.shared.history import StoredMessage, new_id
+from seamline.shared.message import Button, Reply, Role, utcnow
+from seamline.shared.storage.models import ConversationRow, EventRow
+from seamline.shared.storage.sql import _aware
 
 log = logging.getLogger(__name__)
 MINUTES_PER_CUSTOMER = 4  # the wait estimate before any is measured: per customer ahead, per online agent
@@ -324,7 +324,7 @@ class Handoff(Presence):
     async def abandon_stale(self, older_than) -> int:
         """Queued conversations whose customer has written nothing for ``older_than`` (a timedelta)
         are abandoned: they leave the queue, and the customer starts afresh with the bot."""
-        from shared.storage.models import MessageRow
+        from seamline.shared.storage.models import MessageRow
 
         cutoff = utcnow() - older_than
         count = 0
@@ -499,7 +499,7 @@ class _Locked:
         await self._lock.__aenter__()
         session = await handoff._sessions.load(info.customer_id)
         if session is None or session.conversation_id != info.id:
-            from shared.session import Session
+            from seamline.shared.session import Session
             kept = session
             session = Session(customer_id=info.customer_id, conversation_id=info.id,
                               language=kept.language if kept else "en", handoff=info.state,

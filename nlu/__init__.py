@@ -1,4 +1,4 @@
 """Understanding: training data, intent classification, entities, language."""
-from nlu.parse import Entity, Parse
+from seamline.nlu.parse import Entity, Parse
 
 __all__ = ["Entity", "Parse"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import snowballstemmer
 
-from nlu.parse import OUT_OF_SCOPE
+from seamline.nlu.parse import OUT_OF_SCOPE
 
 _WORD = re.compile(r"\w+")
 _CYRILLIC = re.compile("[а-я]")

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from shared.settings import Settings
+from seamline.shared.settings import Settings
 
 EVALUATE_HELP = """Measure the classifier. With --train and --test: train on one file, report on the other
 (thresholds tuned on --validation, or a split of train). With --test only: the model trained from
@@ -70,8 +70,8 @@ class Bar:
 
 
 def _train(args, settings: Settings) -> int:
-    from nlu.data import load
-    from nlu.lifecycle import train_to
+    from seamline.nlu.data import load
+    from seamline.nlu.lifecycle import train_to
 
     data = load(args.data or settings.intents_dir)
     print(f"training data: {len(data.examples)} examples of {len({e.intent for e in data.examples})} intents, "
@@ -87,8 +87,8 @@ def _train(args, settings: Settings) -> int:
 
 
 def _parse(args, settings: Settings) -> int:
-    from nlu.lifecycle import latest
-    from nlu.understanding import Understanding
+    from seamline.nlu.lifecycle import latest
+    from seamline.nlu.understanding import Understanding
 
     understanding = Understanding.from_file(latest(settings.models_dir), order_pattern=settings.order_pattern,
                                             phone_region=settings.phone_region)
@@ -106,8 +106,8 @@ def _parse(args, settings: Settings) -> int:
 
 
 def _evaluate(args, settings: Settings) -> int:
-    from nlu import evaluate
-    from nlu.data import load
+    from seamline.nlu import evaluate
+    from seamline.nlu.data import load
 
     quiet = args.json
     if args.train is None and args.test is None:
@@ -137,9 +137,9 @@ def _evaluate(args, settings: Settings) -> int:
 
 def _shipped(settings: Settings):
     """The model of the shipped data: the newest model file when it matches the data, else trained now."""
-    from nlu.data import load
-    from nlu.lifecycle import is_current, train_data
-    from nlu.understanding import Understanding
+    from seamline.nlu.data import load
+    from seamline.nlu.lifecycle import is_current, train_data
+    from seamline.nlu.understanding import Understanding
 
     options = dict(order_pattern=settings.order_pattern, phone_region=settings.phone_region)
     data = load(settings.intents_dir)

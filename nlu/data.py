@@ -35,8 +35,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from nlu.parse import OUT_OF_SCOPE
-from shared.errors import ConfigError
+from seamline.nlu.parse import OUT_OF_SCOPE
+from seamline.shared.errors import ConfigError
 
 DATA_SUFFIXES = (".yml", ".yaml", ".csv")
 OUT_OF_SCOPE_LABELS = frozenset({"oos", "out_of_scope"})

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import phonenumbers
 
-from nlu.parse import Entity
+from seamline.nlu.parse import Entity
 
 DEFAULT_ORDER_PATTERN = r"(?<![\d+])(?:№\s?|#\s?)?(\d{4,12})(?!\d)"
 

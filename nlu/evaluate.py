@@ -12,10 +12,10 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from nlu.data import Example, TrainingData
-from nlu.parse import OUT_OF_SCOPE
-from nlu.training import train
-from nlu.understanding import Understanding
+from seamline.nlu.data import Example, TrainingData
+from seamline.nlu.parse import OUT_OF_SCOPE
+from seamline.nlu.training import train
+from seamline.nlu.understanding import Understanding
 
 
 def predict(understanding: Understanding, test: Sequence[Example]) -> tuple[list[str], list[float]]:

@@ -11,10 +11,10 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nlu import store
-from nlu.classifier import IntentModel, Progress
-from nlu.data import TrainingData, fingerprint
-from nlu.training import train
+from seamline.nlu import store
+from seamline.nlu.classifier import IntentModel, Progress
+from seamline.nlu.data import TrainingData, fingerprint
+from seamline.nlu.training import train
 
 KEEP = 5
 _NAME = re.compile(r"^nlu-\d{8}T\d{12}Z-[0-9a-f]{12}\.npz$")

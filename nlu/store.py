@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nlu.classifier import Block, IntentModel
-from shared.errors import NluError
-from shared.files import private_dir
+from seamline.nlu.classifier import Block, IntentModel
+from seamline.shared.errors import NluError
+from seamline.shared.files import private_dir
 
 FORMAT = "seamline-nlu/1"
 TRAIN_COMMAND = "seamline nlu train"

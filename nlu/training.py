@@ -6,8 +6,8 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
-from nlu.classifier import IntentModel, Progress, calibrate, fit
-from nlu.data import Example
+from seamline.nlu.classifier import IntentModel, Progress, calibrate, fit
+from seamline.nlu.data import Example
 
 HELD_OUT = 0.15
 

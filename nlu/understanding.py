@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlu.classifier import IntentModel
-from nlu.entities import DEFAULT_ORDER_PATTERN, PatternEntities
-from nlu.language import detect
-from nlu.parse import OUT_OF_SCOPE, Parse
+from seamline.nlu.classifier import IntentModel
+from seamline.nlu.entities import DEFAULT_ORDER_PATTERN, PatternEntities
+from seamline.nlu.language import detect
+from seamline.nlu.parse import OUT_OF_SCOPE, Parse
 
 COMMAND_INTENTS = {"start": "greet", "help": "greet"}
 
@@ -31,15 +31,15 @@ class Understanding:
 
     @classmethod
     def from_file(cls, path: Path, **options) -> "Understanding":
-        from nlu import store
+        from seamline.nlu import store
 
         return cls.from_model(store.load(path), **options)
 
     @classmethod
     def from_config(cls, config_dir: Path, **options) -> "Understanding":
         """Train in memory from ``config_dir/intents`` (tests, and evaluation without a model file)."""
-        from nlu.lifecycle import train_data
-        from nlu.data import load
+        from seamline.nlu.lifecycle import train_data
+        from seamline.nlu.data import load
 
         return cls.from_model(train_data(load(config_dir / "intents")), **options)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from shared.identity import Customer
-from shared.message import utcnow
+from seamline.shared.identity import Customer
+from seamline.shared.message import utcnow
 
 
 def new_id() -> str:

@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.errors import StoreError
+from seamline.shared.errors import StoreError
 
 
 class Limiter(Protocol):

@@ -27,11 +27,11 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from shared.handoff_states import MERGE_RANK
-from shared.identity import LinkRecord
-from shared.limits import Limiter, take_all
-from shared.message import utcnow
-from shared.session import Session, SessionStore
+from seamline.shared.handoff_states import MERGE_RANK
+from seamline.shared.identity import LinkRecord
+from seamline.shared.limits import Limiter, take_all
+from seamline.shared.message import utcnow
+from seamline.shared.session import Session, SessionStore
 
 log = logging.getLogger(__name__)
 

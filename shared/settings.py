@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shared.errors import ConfigError
-from shared.files import private_dir
-from shared.net import Network, parse_networks
+from seamline.shared.errors import ConfigError
+from seamline.shared.files import private_dir
+from seamline.shared.net import Network, parse_networks
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 LANGUAGES = ("en", "ru")

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from aiohttp import web
 
-from shared.settings import CONFIG_DIR, Settings
-from shared.storage.database import upgrade
+from seamline.shared.settings import CONFIG_DIR, Settings
+from seamline.shared.storage.database import upgrade
 
 SECRET = "test-secret-key-0123456789abcdef"
 
@@ -36,8 +36,8 @@ def _service(name: str) -> str:
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     """A models directory holding a model trained once, as `seamline nlu train` does, on config/intents."""
-    from nlu.data import load
-    from nlu.lifecycle import train_to
+    from seamline.nlu.data import load
+    from seamline.nlu.lifecycle import train_to
 
     directory = tmp_path_factory.mktemp("models")
     train_to(directory, load(CONFIG_DIR / "intents"))
@@ -46,8 +46,8 @@ def models_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def understanding(models_dir):
-    from nlu.lifecycle import latest
-    from nlu.understanding import Understanding
+    from seamline.nlu.lifecycle import latest
+    from seamline.nlu.understanding import Understanding
 
     return Understanding.from_file(latest(models_dir))
 
@@ -149,7 +149,7 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/chat/ws"
 
     async def start(self) -> "Server":
-        from bots.app import create_app
+        from seamline.bots.app import create_app
 
         self.app = await create_app(self.settings, understanding=self._understanding)
         self._runner = web.AppRunner(self.app, shutdown_timeout=1)
@@ -189,8 +189,8 @@ async def make_server(understanding):
 
 def fail_storage_once(server, monkeypatch) -> list[str]:
     """The next turn finds Redis/the database down once; returns the keys it failed for."""
-    from bots.app import SEAMLINE
-    from shared.errors import StoreError
+    from seamline.bots.app import SEAMLINE
+    from seamline.shared.errors import StoreError
 
     sessions = server.app[SEAMLINE].pipeline._sessions
     real_lock, failed = sessions.lock, []

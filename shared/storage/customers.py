@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.errors import StoreError
-from shared.history import new_id
-from shared.identity import Identity, LinkRecord, Profile
-from shared.message import utcnow
-from shared.storage.models import (ConversationRow, CustomerRow, EventRow, IdentityRow, LinkCodeRow, LinkRow,
+from seamline.shared.errors import StoreError
+from seamline.shared.history import new_id
+from seamline.shared.identity import Identity, LinkRecord, Profile
+from seamline.shared.message import utcnow
+from seamline.shared.storage.models import (ConversationRow, CustomerRow, EventRow, IdentityRow, LinkCodeRow, LinkRow,
                                    MessageRow)
-from shared.storage.sql import SqlChatStore, _aware
+from seamline.shared.storage.sql import SqlChatStore, _aware
 
 PROFILE_KEYS = ("name", "language")  # columns; everything else lives in ``attributes``
 

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from shared.files import private_sqlite
+from seamline.shared.files import private_sqlite
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

@@ -24,10 +24,10 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.errors import StoreError
-from shared.history import new_id
-from shared.message import utcnow
-from shared.storage.models import InboxRow
+from seamline.shared.errors import StoreError
+from seamline.shared.history import new_id
+from seamline.shared.message import utcnow
+from seamline.shared.storage.models import InboxRow
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
-from shared.errors import StoreError
-from shared.session import Session
+from seamline.shared.errors import StoreError
+from seamline.shared.session import Session
 
 log = logging.getLogger(__name__)
 

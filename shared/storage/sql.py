@@ -13,12 +13,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.errors import StoreError
-from shared.history import StoredMessage, new_id
-from shared.identity import Customer, Identity
-from shared.message import storable, utcnow
-from shared.storage.models import Base, ConversationRow, CustomerRow, EventRow, IdentityRow, MessageRow
-from shared.storage.writer import GroupWriter
+from seamline.shared.errors import StoreError
+from seamline.shared.history import StoredMessage, new_id
+from seamline.shared.identity import Customer, Identity
+from seamline.shared.message import storable, utcnow
+from seamline.shared.storage.models import Base, ConversationRow, CustomerRow, EventRow, IdentityRow, MessageRow
+from seamline.shared.storage.writer import GroupWriter
 
 _MESSAGE_COLUMNS = [c.name for c in MessageRow.__table__.columns]
 

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
-from shared.errors import StoreError
-from shared.storage.database import sqlite_sync_engine
+from seamline.shared.errors import StoreError
+from seamline.shared.storage.database import sqlite_sync_engine
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bots.app import build
-from bots.cli import main
-from shared.message import Channel, Message, Reply
+from seamline.bots.app import build
+from seamline.bots.cli import main
+from seamline.shared.message import Channel, Message, Reply
 from tests.conftest import settings_in_environment
 
 pytestmark = pytest.mark.slow

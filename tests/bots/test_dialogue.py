@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from bots.dialogue import Dialogue, Responses
-from shared.session import Session
-from shared.settings import CONFIG_DIR
+from seamline.bots.dialogue import Dialogue, Responses
+from seamline.shared.session import Session
+from seamline.shared.settings import CONFIG_DIR
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from bots.app import build
-from shared.message import Channel, Message, Reply, utcnow
-from shared.storage.models import LinkCodeRow
+from seamline.bots.app import build
+from seamline.shared.message import Channel, Message, Reply, utcnow
+from seamline.shared.storage.models import LinkCodeRow
 from sqlalchemy import select, update
 
 
@@ -222,10 +222,10 @@ async def test_erase_removes_one_customer_and_nothing_of_another(seamline):
 
 
 async def test_a_code_drawn_again_replaces_a_dead_one_and_never_a_live_one(seamline, monkeypatch):
-    import shared.linking
+    from seamline.shared import linking
 
     draws = iter([123456, 123456, 123456, 654321])
-    monkeypatch.setattr(shared.linking.secrets, "randbelow", lambda n: next(draws))
+    monkeypatch.setattr(linking.secrets, "randbelow", lambda n: next(draws))
     assert await code_for(seamline, Channel.TELEGRAM, "730") == "123456"
     await seamline.pipeline.handle(say(Channel.WEB, "visitor-730", "123456"))  # used: now dead
     assert await code_for(seamline, Channel.TELEGRAM, "731") == "123456"  # the dead row is reused

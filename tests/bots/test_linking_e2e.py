@@ -23,10 +23,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bots.app import SEAMLINE
-from bots.vk_format import to_message as vk_message
-from shared.errors import ConfigError
-from shared.settings import TelegramSettings, VkSettings, load_settings
+from seamline.bots.app import SEAMLINE
+from seamline.bots.vk_format import to_message as vk_message
+from seamline.shared.errors import ConfigError
+from seamline.shared.settings import TelegramSettings, VkSettings, load_settings
 from tests.fakes.telegram import BOT, TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk
 
@@ -435,7 +435,7 @@ async def test_an_unproven_claim_is_ignored_and_the_visitor_stays_alone(site, co
     owner = await connect(site)
     assert (await owner.hello(external_id="user-1", signature=sign("user-1")))["identified"] is True
     await owner.say("my secret order 48213")
-    caplog.set_level("INFO", logger="bots.web")
+    caplog.set_level("INFO", logger="seamline.bots.web")
 
     for case, claim in UNPROVEN.items():
         caplog.clear()
@@ -445,7 +445,7 @@ async def test_an_unproven_claim_is_ignored_and_the_visitor_stays_alone(site, co
         answer = await intruder.say("where is my order")
         assert "48213" not in answer["text"], case
         assert not await same_customer(site, ("web", visitor_of(welcome["token"])), ("site", "user-1")), case
-        logged = " ".join(r.getMessage() for r in caplog.records if r.name == "bots.web")
+        logged = " ".join(r.getMessage() for r in caplog.records if r.name == "seamline.bots.web")
         assert "ignored" in logged, case
         if claim.get("signature"):
             assert claim["signature"] not in logged, case  # the log never holds a signature
@@ -463,7 +463,7 @@ async def test_without_a_configured_secret_claims_are_ignored(settings, make_ser
 
 
 async def test_when_linking_the_identity_fails_the_chat_still_opens_anonymous(site, connect, monkeypatch):
-    from shared.errors import StoreError
+    from seamline.shared.errors import StoreError
 
     async def down(*args, **kwargs):
         raise StoreError("the database is down")

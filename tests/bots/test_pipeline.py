@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bots.app import build
-from shared.message import Channel, Message, Reply
+from seamline.bots.app import build
+from seamline.shared.message import Channel, Message, Reply
 
 
 class Recorder:
@@ -110,7 +110,7 @@ class Failing(Recorder):
 
 
 async def test_a_failing_channel_loses_nothing(seamline):
-    from shared.errors import ChannelError
+    from seamline.shared.errors import ChannelError
 
     seamline.pipeline.register(Failing(Channel.TELEGRAM, ChannelError("telegram is down")))
     handled = await seamline.pipeline.handle(telegram("hello", 1))
@@ -118,7 +118,7 @@ async def test_a_failing_channel_loses_nothing(seamline):
 
 
 async def test_a_customer_who_blocked_the_bot_is_marked_unreachable(seamline):
-    from shared.errors import Unreachable
+    from seamline.shared.errors import Unreachable
 
     seamline.pipeline.register(Failing(Channel.TELEGRAM, Unreachable("Forbidden: bot was blocked by the user")))
     handled = await seamline.pipeline.handle(telegram("hello", 1))

@@ -19,12 +19,12 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import Update
 
-from bots.app import SEAMLINE
-from bots.telegram import TELEGRAM, WEBHOOK_PATH, to_message
-from bots.telegram_text import CallbackPayloads, split, utf16_len
-from shared.errors import ConfigError
-from shared.message import Attachment, Button, Channel, Reply
-from shared.settings import TelegramSettings
+from seamline.bots.app import SEAMLINE
+from seamline.bots.telegram import TELEGRAM, WEBHOOK_PATH, to_message
+from seamline.bots.telegram_text import CallbackPayloads, split, utf16_len
+from seamline.shared.errors import ConfigError
+from seamline.shared.message import Attachment, Button, Channel, Reply
+from seamline.shared.settings import TelegramSettings
 from tests.conftest import Server, fail_storage_once
 from tests.fakes.telegram import CUSTOMER, SECRET_HEADER, TOKEN, FakeTelegram, load_fixture
 
@@ -302,7 +302,7 @@ async def test_a_slow_chat_does_not_hold_up_the_others(telegram, polling):
 
 
 async def test_other_update_kinds_are_acknowledged_and_ignored(telegram, polling, caplog):
-    caplog.set_level(logging.WARNING, logger="bots.telegram")
+    caplog.set_level(logging.WARNING, logger="seamline.bots.telegram")
     telegram.enqueue(telegram.update("my_chat_member", chat_id=1014),
                      telegram.update("message_text", chat_id=1014, text="hello"))
     await telegram.wait_for("sendMessage", chat_id=1014)
@@ -436,7 +436,7 @@ async def test_seamline_run_serves_the_web_chat_and_telegram_in_one_process(tele
                SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/seamline.db",
                SEAMLINE_TELEGRAM_TOKEN=TOKEN, SEAMLINE_TELEGRAM_API_BASE=telegram.url)
     with open(tmp_path / "stderr.log", "wb") as stderr:
-        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bots.cli", "run", env=env,
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "seamline.bots.cli", "run", env=env,
                                                        stdout=asyncio.subprocess.PIPE, stderr=stderr)
     try:
         line = b""
@@ -454,8 +454,8 @@ async def test_seamline_run_serves_the_web_chat_and_telegram_in_one_process(tele
 
 
 async def test_keys_that_send_text_or_share_a_phone_come_as_a_reply_keyboard(telegram, polling):
-    from bots.telegram import TELEGRAM
-    from shared.message import Button, Reply
+    from seamline.bots.telegram import TELEGRAM
+    from seamline.shared.message import Button, Reply
 
     channel = polling.app[TELEGRAM]
     await channel.send("1010", Reply("Leave us your phone and we call you back",

@@ -13,12 +13,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bots.app import SEAMLINE
-from bots.vk import VkChannel, to_message
-from bots.vk_format import MAX_TEXT, keyboard, random_id, split_text
-from shared.errors import ConfigError
-from shared.message import Button, Channel, Reply
-from shared.settings import VkSettings
+from seamline.bots.app import SEAMLINE
+from seamline.bots.vk import VkChannel, to_message
+from seamline.bots.vk_format import MAX_TEXT, keyboard, random_id, split_text
+from seamline.shared.errors import ConfigError
+from seamline.shared.message import Button, Channel, Reply
+from seamline.shared.settings import VkSettings
 from tests.fakes.vk import FakeVk
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vk"
@@ -463,8 +463,8 @@ async def test_seamline_run_with_a_bad_vk_token_exits_2_naming_it(fake, tmp_path
 def test_keys_that_only_send_text_carry_no_payload_and_a_location_key_is_vks_own():
     import json as _json
 
-    from bots.vk_format import keyboard
-    from shared.message import Button
+    from seamline.bots.vk_format import keyboard
+    from seamline.shared.message import Button
 
     board = _json.loads(keyboard((Button("No, thanks", "No, thanks", kind="reply"),
                                   Button("Where are you?", "", kind="location"))))

@@ -95,7 +95,7 @@ async def test_a_tampered_token_is_refused_and_reveals_nothing(http, server):
 
 
 async def test_a_token_signed_with_another_key_is_refused(http, server):
-    from shared.tokens import Signer
+    from seamline.shared.tokens import Signer
 
     _, foreign = Signer(secret_key="another-server-secret-key", purpose="web-visitor").new()
     c = await client(http, server)
@@ -233,8 +233,8 @@ async def test_a_server_shutdown_tells_open_chats_it_is_going_away(http, server)
 
 
 async def test_a_failure_while_processing_keeps_the_message_and_a_resend_is_answered(http, server, monkeypatch):
-    from bots.app import SEAMLINE
-    from shared.message import Channel
+    from seamline.bots.app import SEAMLINE
+    from seamline.shared.message import Channel
 
     understanding = server.app[SEAMLINE].pipeline.understanding
     real_parse, calls = understanding.parse, []

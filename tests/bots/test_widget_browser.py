@@ -15,7 +15,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from shared.settings import CONFIG_DIR
+from seamline.shared.settings import CONFIG_DIR
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from bots.app import build
-from shared.message import Channel, Message, Reply
+from seamline.bots.app import build
+from seamline.shared.message import Channel, Message, Reply
 
 
 class Recorder:

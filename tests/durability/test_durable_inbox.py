@@ -13,15 +13,15 @@ import aiohttp
 import pytest
 from sqlalchemy import select, update
 
-from bots.app import SEAMLINE
-from bots.telegram import WEBHOOK_PATH
-from shared.errors import StoreError
-from shared.message import Channel, utcnow
-from shared.settings import TelegramSettings, VkSettings
-from shared.storage.database import create_engine
-from shared.storage.inbox import HOST, Entry, SqlInbox
-from shared.storage.models import InboxRow
-from shared.storage.sql import SqlChatStore
+from seamline.bots.app import SEAMLINE
+from seamline.bots.telegram import WEBHOOK_PATH
+from seamline.shared.errors import StoreError
+from seamline.shared.message import Channel, utcnow
+from seamline.shared.settings import TelegramSettings, VkSettings
+from seamline.shared.storage.database import create_engine
+from seamline.shared.storage.inbox import HOST, Entry, SqlInbox
+from seamline.shared.storage.models import InboxRow
+from seamline.shared.storage.sql import SqlChatStore
 from tests.conftest import Server
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk

@@ -7,11 +7,11 @@ import logging
 
 from sqlalchemy import select
 
-from bots.intake import Intake
-from shared.storage.database import create_engine
-from shared.storage.inbox import Entry, SqlInbox
-from shared.storage.models import InboxRow
-from shared.storage.sql import SqlChatStore
+from seamline.bots.intake import Intake
+from seamline.shared.storage.database import create_engine
+from seamline.shared.storage.inbox import Entry, SqlInbox
+from seamline.shared.storage.models import InboxRow
+from seamline.shared.storage.sql import SqlChatStore
 
 
 async def eventually(check, timeout: float = 10.0):

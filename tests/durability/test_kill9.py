@@ -22,8 +22,8 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from shared.storage.database import create_engine
-from shared.storage.models import InboxRow, MessageRow
+from seamline.shared.storage.database import create_engine
+from seamline.shared.storage.models import InboxRow, MessageRow
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram  # noqa: F401 - the header the fake sends
 from tests.fakes.vk import FakeVk
 
@@ -57,7 +57,7 @@ class Seamline:
     async def start(self) -> "Seamline":
         with open(self.log, "ab") as stderr:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bots.cli", "run", env=self.env, stdout=asyncio.subprocess.PIPE, stderr=stderr)
+                sys.executable, "-m", "seamline.bots.cli", "run", env=self.env, stdout=asyncio.subprocess.PIPE, stderr=stderr)
         line = b""
         while b"Seamline is running" not in line:
             line = await asyncio.wait_for(self.process.stdout.readline(), 120)

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from bots.app import build_inbox, build_sessions
-from shared.settings import Settings
+from seamline.bots.app import build_inbox, build_sessions
+from seamline.shared.settings import Settings
 
 
 @pytest.fixture

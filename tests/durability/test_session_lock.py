@@ -9,8 +9,8 @@ import logging
 import pytest
 from redis.asyncio import Redis
 
-from shared.session import Session
-from shared.storage.redis_sessions import RedisSessionStore
+from seamline.shared.session import Session
+from seamline.shared.storage.redis_sessions import RedisSessionStore
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ async def store(redis_url):
 
 
 async def test_a_lock_lost_behind_the_holders_back_is_logged_naming_the_session(store, redis_url, caplog):
-    caplog.set_level(logging.WARNING, logger="shared.storage.redis_sessions")
+    caplog.set_level(logging.WARNING, logger="seamline.shared.storage.redis_sessions")
     async with Redis.from_url(redis_url) as redis:
         async with store.lock("customer-7"):
             await redis.delete("seamline:lock:customer-7")  # expired, or taken by someone else
@@ -33,7 +33,7 @@ async def test_a_lock_lost_behind_the_holders_back_is_logged_naming_the_session(
 
 
 async def test_a_turn_that_lost_its_lock_does_not_overwrite_the_next_holders_session(store, redis_url, caplog):
-    caplog.set_level(logging.WARNING, logger="shared.storage.redis_sessions")
+    caplog.set_level(logging.WARNING, logger="seamline.shared.storage.redis_sessions")
     await store.save(Session(customer_id="c1", conversation_id="v1"))
     async with Redis.from_url(redis_url) as redis:
         async with store.lock("c1"):

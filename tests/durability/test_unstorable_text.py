@@ -12,11 +12,11 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
-from bots.app import SEAMLINE, build
-from bots.telegram import WEBHOOK_PATH
-from shared.errors import StoreError
-from shared.message import Attachment, Channel, Message, Reply
-from shared.settings import TelegramSettings
+from seamline.bots.app import SEAMLINE, build
+from seamline.bots.telegram import WEBHOOK_PATH
+from seamline.shared.errors import StoreError
+from seamline.shared.message import Attachment, Channel, Message, Reply
+from seamline.shared.settings import TelegramSettings
 from tests.conftest import Server
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
 

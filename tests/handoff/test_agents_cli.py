@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bots.app import SEAMLINE as SEAMLINE_APP
-from bots.cli import main
+from seamline.bots.app import SEAMLINE as SEAMLINE_APP
+from seamline.bots.cli import main
 from tests.conftest import SECRET, settings_in_environment
 
 pytestmark = pytest.mark.slow
@@ -150,7 +150,7 @@ async def test_changing_or_removing_badly_is_refused_with_a_reason(server, env, 
 async def test_a_removed_agent_cannot_log_in_and_what_they_held_goes_back_to_the_queue(server, env, capsys):
     from datetime import timedelta
 
-    from shared.message import Channel, Message
+    from seamline.shared.message import Channel, Message
 
     seamline = server.app[SEAMLINE_APP]
     env.setenv("SEAMLINE_AGENT_PASSWORD", PASSWORD)

@@ -14,8 +14,8 @@ import time
 import aiohttp
 import pytest
 
-from bots.app import SEAMLINE
-from shared.message import Channel, Message, Reply
+from seamline.bots.app import SEAMLINE
+from seamline.shared.message import Channel, Message, Reply
 
 PASSWORD = "correct horse battery"
 _updates = itertools.count(1)
@@ -408,8 +408,8 @@ async def test_the_wait_estimate_comes_from_how_long_people_take(seamline, teleg
 
     from sqlalchemy import update
 
-    from shared.message import utcnow
-    from shared.storage.models import ConversationRow
+    from seamline.shared.message import utcnow
+    from seamline.shared.storage.models import ConversationRow
 
     api = await agent(capacity=2)
     await api.post("/me/status", {"status": "online"})
@@ -443,8 +443,8 @@ async def test_after_hours_the_customer_is_told_when_people_are_back_and_a_callb
         seamline, telegram, agent):
     from datetime import time as clock, timedelta
 
-    from handoff.routing import Hours
-    from shared.message import utcnow
+    from seamline.handoff.routing import Hours
+    from seamline.shared.message import utcnow
 
     closed = Hours("UTC", tuple(((clock(0), clock(0)),) for _ in range(7)))  # opens at midnight, for no time
     seamline.handoff.routing = dataclasses.replace(seamline.handoff.routing, queues={"support": closed})
@@ -469,8 +469,8 @@ async def test_a_customer_quiet_in_the_queue_for_a_day_is_back_with_the_bot(seam
 
     from sqlalchemy import update
 
-    from shared.message import utcnow
-    from shared.storage.models import ConversationRow, MessageRow
+    from seamline.shared.message import utcnow
+    from seamline.shared.storage.models import ConversationRow, MessageRow
 
     api = await agent()
     stale, fresh = await escalated(seamline, "261"), await escalated(seamline, "262")
@@ -539,9 +539,9 @@ async def test_an_open_inbox_socket_keeps_its_agent_seen_and_ends_when_the_sessi
 
     from sqlalchemy import select, update
 
-    from handoff import api as agent_api
-    from shared.message import utcnow
-    from shared.storage.models import AgentRow, AgentTokenRow
+    from seamline.handoff import api as agent_api
+    from seamline.shared.message import utcnow
+    from seamline.shared.storage.models import AgentRow, AgentTokenRow
 
     monkeypatch.setattr(agent_api, "RECHECK_SECONDS", 0.1)
     agents = seamline.handoff.agents
@@ -571,7 +571,7 @@ async def test_an_open_inbox_socket_keeps_its_agent_seen_and_ends_when_the_sessi
 
 
 async def _later(read, than) -> bool:
-    from shared.storage.sql import _aware
+    from seamline.shared.storage.sql import _aware
 
     value = await read()
     return value is not None and _aware(value) > than
@@ -581,7 +581,7 @@ async def test_an_agent_who_left_without_logging_out_is_set_offline_and_their_cu
         seamline, telegram, agent, http, server):
     from datetime import timedelta
 
-    from shared.message import utcnow
+    from seamline.shared.message import utcnow
 
     handoff, after = seamline.handoff, timedelta(minutes=5)
     gone, here = await agent(status="online", capacity=1), await agent(status="online", capacity=1)
@@ -688,7 +688,7 @@ async def test_a_held_conversation_streams_to_its_agent_and_to_a_colleague_who_o
 
 
 async def test_the_agents_reply_follows_the_customer_to_the_channel_they_are_on(seamline, telegram, agent):
-    from shared.errors import Unreachable
+    from seamline.shared.errors import Unreachable
 
     class Web(Recorder):
         channel = Channel.WEB
@@ -776,8 +776,8 @@ async def test_an_agent_an_admin_sets_online_is_not_thereby_seen(seamline, teleg
 
     from sqlalchemy import update
 
-    from shared.message import utcnow
-    from shared.storage.models import AgentRow
+    from seamline.shared.message import utcnow
+    from seamline.shared.storage.models import AgentRow
 
     admin, absent = await agent(role="admin"), await agent()
     async with seamline.store.engine.begin() as conn:  # they were last here an hour ago

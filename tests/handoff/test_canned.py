@@ -6,10 +6,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bots.app import SEAMLINE
-from handoff.canned import load_canned
-from shared.errors import ConfigError
-from shared.settings import CONFIG_DIR
+from seamline.bots.app import SEAMLINE
+from seamline.handoff.canned import load_canned
+from seamline.shared.errors import ConfigError
+from seamline.shared.settings import CONFIG_DIR
 
 
 def test_the_shipped_canned_responses_have_english_and_russian_texts():

@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bots.app import SEAMLINE
-from shared.settings import TelegramSettings
+from seamline.bots.app import SEAMLINE
+from seamline.shared.settings import TelegramSettings
 from tests.fakes.telegram import TOKEN, FakeTelegram
 
 pytestmark = pytest.mark.browser

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from bots.app import SEAMLINE
-from handoff.inbox import DROPPED, REVOKED, Inbox, RedisInbox
-from shared.message import Channel, Message
+from seamline.bots.app import SEAMLINE
+from seamline.handoff.inbox import DROPPED, REVOKED, Inbox, RedisInbox
+from seamline.shared.message import Channel, Message
 
 PASSWORD = "correct horse battery"
 

@@ -5,8 +5,8 @@ import itertools
 
 import pytest
 
-from handoff.machine import BOT_SILENT, STATES, TRANSITIONS, WITH_PEOPLE, IllegalTransition, check
-from shared.errors import HandoffError
+from seamline.handoff.machine import BOT_SILENT, STATES, TRANSITIONS, WITH_PEOPLE, IllegalTransition, check
+from seamline.shared.errors import HandoffError
 
 ALLOWED = [
     ("bot", "queued"),

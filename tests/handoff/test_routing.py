@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from handoff.routing import Hours, Routing
-from shared.errors import ConfigError
-from shared.settings import CONFIG_DIR
+from seamline.handoff.routing import Hours, Routing
+from seamline.shared.errors import ConfigError
+from seamline.shared.settings import CONFIG_DIR
 
 UTC = timezone.utc
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bots.cli import main
-from nlu.data import load
-from shared.settings import CONFIG_DIR
+from seamline.bots.cli import main
+from seamline.nlu.data import load
+from seamline.shared.settings import CONFIG_DIR
 from tests.nlu.test_lifecycle import SMALL_INTENTS, SMALL_OUT_OF_SCOPE, write_small_data
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -169,8 +169,8 @@ def test_evaluate_trains_on_a_rasa_file(capsys):
 
 
 def test_evaluate_test_alone_uses_the_current_model_without_retraining(capsys, env, small_config, monkeypatch):
-    from nlu import evaluate
-    from nlu.understanding import Understanding
+    from seamline.nlu import evaluate
+    from seamline.nlu.understanding import Understanding
 
     assert run(capsys, "train")[0] == 0
     model = next(env.glob("nlu-*.npz"))
@@ -178,7 +178,7 @@ def test_evaluate_test_alone_uses_the_current_model_without_retraining(capsys, e
     def no_training(*args, **kwargs):
         raise AssertionError("evaluate --test retrained although the model file matches the data")
 
-    monkeypatch.setattr("nlu.training.fit", no_training)  # every way of training goes through it
+    monkeypatch.setattr("seamline.nlu.training.fit", no_training)  # every way of training goes through it
     code, out, err = run(capsys, "evaluate", "--test", str(EVAL_TEST), "--json")
     assert code == 0, err
     result = json.loads(out)

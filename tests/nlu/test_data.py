@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from nlu.data import Example, TrainingData, fingerprint, load, load_intents
-from nlu.parse import OUT_OF_SCOPE
-from shared.errors import ConfigError
-from shared.settings import CONFIG_DIR
+from seamline.nlu.data import Example, TrainingData, fingerprint, load, load_intents
+from seamline.nlu.parse import OUT_OF_SCOPE
+from seamline.shared.errors import ConfigError
+from seamline.shared.settings import CONFIG_DIR
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 RASA = FIXTURES / "rasa_nlu.yml"

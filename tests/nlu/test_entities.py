@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from nlu.entities import PatternEntities
+from seamline.nlu.entities import PatternEntities
 
 MONDAY = datetime.date(2026, 11, 23)
 ENTITIES = PatternEntities(today=lambda: MONDAY)

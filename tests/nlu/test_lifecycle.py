@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import yaml
 
-from bots.app import build, load_understanding
-from nlu import store
-from nlu.data import TrainingData, fingerprint, load
-from nlu.lifecycle import KEEP, latest, model_files, train_to
-from nlu.parse import OUT_OF_SCOPE
-from nlu.store import ModelFileError
-from nlu.understanding import Understanding
-from shared.settings import CONFIG_DIR
+from seamline.bots.app import build, load_understanding
+from seamline.nlu import store
+from seamline.nlu.data import TrainingData, fingerprint, load
+from seamline.nlu.lifecycle import KEEP, latest, model_files, train_to
+from seamline.nlu.parse import OUT_OF_SCOPE
+from seamline.nlu.store import ModelFileError
+from seamline.nlu.understanding import Understanding
+from seamline.shared.settings import CONFIG_DIR
 
 # --- small training data (trains in well under a second) -----------------------------------------
 
@@ -153,7 +153,7 @@ PROBES = ["where is my order 48213", "I want my money back", "are you open on mo
 
 
 def test_a_loaded_model_ranks_exactly_like_the_trained_one(tmp_path, small_data):
-    from nlu.lifecycle import train_data
+    from seamline.nlu.lifecycle import train_data
 
     trained = train_data(small_data)
     # On data this small calibration may pick threshold 0; a value of our own shows it is kept.
@@ -265,7 +265,7 @@ def test_a_small_model_sends_unrelated_text_out_of_scope_and_understands_paraphr
 
 
 def test_confidences_are_probabilities_and_higher_when_the_model_is_right():
-    from nlu.training import split, train
+    from seamline.nlu.training import split, train
 
     data = load(CONFIG_DIR / "intents")
     kept, held_out = split(data.all_examples)
@@ -299,7 +299,7 @@ def test_a_model_of_other_data_is_served_with_a_warning(settings, tmp_path, smal
     models = tmp_path / "models"
     path, _ = train_to(models, small_data)
     # settings.intents_dir is the shipped data, not the small data the model learned
-    with caplog.at_level(logging.WARNING, logger="bots.app"):
+    with caplog.at_level(logging.WARNING, logger="seamline.bots.app"):
         understanding = load_understanding(replace(settings, nlu_models=models))
     assert understanding.parse("where is my order").intent == "order_status"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -311,7 +311,7 @@ def test_a_model_of_the_current_data_loads_without_a_warning(settings, tmp_path,
     write_small_data(config / "intents")
     models = tmp_path / "models"
     train_to(models, small_data)
-    with caplog.at_level(logging.WARNING, logger="bots.app"):
+    with caplog.at_level(logging.WARNING, logger="seamline.bots.app"):
         load_understanding(replace(settings, nlu_models=models, config_dir=config))
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 

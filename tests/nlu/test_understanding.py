@@ -4,9 +4,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from nlu.entities import PatternEntities
-from nlu.language import detect
-from nlu.parse import OUT_OF_SCOPE
+from seamline.nlu.entities import PatternEntities
+from seamline.nlu.language import detect
+from seamline.nlu.parse import OUT_OF_SCOPE
 
 CHECK = Path(__file__).resolve().parent.parent / "fixtures" / "nlu_check.csv"
 
@@ -54,7 +54,7 @@ def test_order_numbers_are_found_in_either_language():
 
 
 def test_the_fast_scores_equal_scikit_learns():
-    from nlu.classifier import fit
+    from seamline.nlu.classifier import fit
 
     texts = ["where is my order", "где мой заказ", "I want a refund", "верните деньги", "hello", "привет"] * 3
     labels = ["order_status", "order_status", "return_item", "return_item", "greet", "greet"] * 3

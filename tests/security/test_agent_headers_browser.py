@@ -33,7 +33,7 @@ async def test_the_demo_pages_button_opens_the_widget_under_its_policy(browser, 
 
 
 async def test_the_console_logs_in_under_its_policy(browser, server):
-    from bots.app import SEAMLINE
+    from seamline.bots.app import SEAMLINE
 
     await server.app[SEAMLINE].handoff.agents.add("olga@shop.example", name="Olga", password=PASSWORD, queues=[])
     context, page, violations = await _page(browser, server.url + "/console/")

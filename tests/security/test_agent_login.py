@@ -9,8 +9,8 @@ import ipaddress
 import aiohttp
 import pytest
 
-import handoff.agents as agents_module
-from handoff.login import LoginGuard
+import seamline.handoff.agents as agents_module
+from seamline.handoff.login import LoginGuard
 from tests.handoff.test_api import PASSWORD, agent, http, seamline  # noqa: F401  (fixtures)
 
 LOGIN = "/api/v1/auth/login"
@@ -39,7 +39,7 @@ async def login(http, url: str, email: str, password: str, *, address: str | Non
 
 
 async def _add(server, email: str):
-    from bots.app import SEAMLINE
+    from seamline.bots.app import SEAMLINE
 
     await server.app[SEAMLINE].handoff.agents.add(email, name="Olga", password=PASSWORD, queues=[])
 
@@ -170,7 +170,7 @@ async def test_a_deeply_nested_login_body_is_400_and_logs_no_error(server, http,
 
 
 async def test_the_guard_forgets_failures_after_its_window():
-    from shared.limits import MemoryLimiter
+    from seamline.shared.limits import MemoryLimiter
 
     now = [1000.0]
     guard = LoginGuard(limiter=MemoryLimiter(clock=lambda: now[0]), per_pair=2, per_address=3, per_email=4,
@@ -191,8 +191,8 @@ async def test_the_guard_forgets_failures_after_its_window():
     ("SEAMLINE_AGENT_GRACE_SECONDS", "soon", "not a whole number"),
 ])
 def test_bad_login_and_presence_settings_are_refused_with_the_fix(tmp_path, name, value, problem):
-    from shared.errors import ConfigError
-    from shared.settings import load_settings
+    from seamline.shared.errors import ConfigError
+    from seamline.shared.settings import load_settings
 
     base = {"SEAMLINE_DATA_DIR": str(tmp_path), "SEAMLINE_SECRET_KEY": "k" * 32}
     with pytest.raises(ConfigError) as refused:
@@ -204,8 +204,8 @@ def test_bad_login_and_presence_settings_are_refused_with_the_fix(tmp_path, name
 
 
 async def test_a_login_that_cannot_be_counted_is_503_not_checked(server, http, hashes, monkeypatch, caplog):
-    from bots.app import SEAMLINE
-    from shared.errors import StoreError
+    from seamline.bots.app import SEAMLINE
+    from seamline.shared.errors import StoreError
 
     await _add(server, "olga@shop.example")
 

@@ -42,7 +42,7 @@ async def test_a_weak_new_password_is_refused_and_the_old_one_kept(server, env, 
 
 @pytest.mark.parametrize("password, problem", WEAK[:4] + WEAK[6:8])
 async def test_the_agent_store_refuses_a_weak_password(server, password, problem):
-    from bots.app import SEAMLINE
+    from seamline.bots.app import SEAMLINE
 
     store = server.app[SEAMLINE].handoff.agents
     with pytest.raises(ValueError, match=problem):
@@ -55,6 +55,6 @@ async def test_the_agent_store_refuses_a_weak_password(server, password, problem
 @pytest.mark.parametrize("password", ["correct horse battery", "a long enough password", "Tr0ub4dor&3x!",
                                       "my cat eats 7 lemons", "ёжик в тумане 1975"])
 def test_good_passwords_pass(password):
-    from handoff.passwords import problem
+    from seamline.handoff.passwords import problem
 
     assert problem(password, "olga@shop.example") is None

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from shared.message import utcnow
-from shared.storage.models import AgentRow
+from seamline.shared.message import utcnow
+from seamline.shared.storage.models import AgentRow
 from tests.handoff.test_api import (  # noqa: F401  (fixtures)
     agent, escalated, http, seamline, telegram)
 
@@ -75,7 +75,7 @@ async def test_after_the_console_closed_for_the_grace_period_no_customer_is_give
 async def test_the_agents_list_says_who_is_not_here(seamline, agent, server, monkeypatch, capsys):
     import asyncio
 
-    from bots.cli import main
+    from seamline.bots.cli import main
     from tests.conftest import settings_in_environment
 
     here, gone = await agent(status="online"), await agent(status="online")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bots.app import SEAMLINE, create_app
-from shared.message import Channel, Message
-from shared.settings import load_settings
-from shared.storage.database import upgrade
+from seamline.bots.app import SEAMLINE, create_app
+from seamline.shared.message import Channel, Message
+from seamline.shared.settings import load_settings
+from seamline.shared.storage.database import upgrade
 
 SEAMLINE_COMMAND = Path(sys.executable).with_name("seamline")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from shared.errors import ConfigError
-from shared.settings import load_settings
+from seamline.shared.errors import ConfigError
+from seamline.shared.settings import load_settings
 from tests.handoff.test_api import (  # noqa: F401  (fixtures)
     PASSWORD, agent, escalated, http, say, seamline, telegram)
 
@@ -68,11 +68,11 @@ async def test_a_script_with_a_token_and_no_cookie_needs_no_origin(seamline, tel
 async def test_behind_a_trusted_proxy_the_https_origin_is_the_consoles_own(settings, make_server, http):
     from dataclasses import replace
 
-    from shared.net import parse_networks
+    from seamline.shared.net import parse_networks
 
     proxied = await make_server(settings, trusted_proxies=parse_networks(["127.0.0.1"]))
     direct = await make_server(replace(settings, data_dir=settings.data_dir / "direct"))
-    from bots.app import SEAMLINE
+    from seamline.bots.app import SEAMLINE
 
     for server, expected in ((proxied, True), (direct, False)):
         handoff = server.app[SEAMLINE].handoff
@@ -90,7 +90,7 @@ async def test_behind_a_trusted_proxy_the_https_origin_is_the_consoles_own(setti
 
 
 async def test_an_origin_listed_in_the_setting_may_use_the_cookie(settings, make_server, http):
-    from bots.app import SEAMLINE
+    from seamline.bots.app import SEAMLINE
 
     server = await make_server(settings, console_allowed_origins=("https://console.shop.example",))
     email = "listed@example.com"

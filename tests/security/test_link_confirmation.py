@@ -12,9 +12,9 @@ import re
 import pytest
 from sqlalchemy import update
 
-from bots.app import SEAMLINE
-from shared.message import Channel, Message, utcnow
-from shared.storage.models import LinkCodeRow
+from seamline.bots.app import SEAMLINE
+from seamline.shared.message import Channel, Message, utcnow
+from seamline.shared.storage.models import LinkCodeRow
 from tests.bots.test_linking import Recorder
 from tests.bots.test_web_protocol import Client, http  # noqa: F401 - http is a fixture
 

@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from bots.app import SEAMLINE
-from shared.message import Channel, Message
-from shared.net import parse_networks
+from seamline.bots.app import SEAMLINE
+from seamline.shared.message import Channel, Message
+from seamline.shared.net import parse_networks
 from tests.bots.test_linking import Recorder
 from tests.bots.test_web_protocol import Client, http  # noqa: F401 - http is a fixture
 
@@ -155,8 +155,8 @@ async def test_a_deep_link_made_for_telegram_links_nothing_when_its_token_arrive
 
 
 def test_the_guessing_budgets_are_settings_and_a_bad_value_is_refused_by_name(tmp_path):
-    from shared.errors import ConfigError
-    from shared.settings import load_settings
+    from seamline.shared.errors import ConfigError
+    from seamline.shared.settings import load_settings
 
     base = {"SEAMLINE_SECRET_KEY": "k" * 32, "SEAMLINE_DATA_DIR": str(tmp_path)}
     defaults = load_settings(base)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from bots.app import build
-from handoff import machine
-from shared.handoff_states import MERGE_RANK, STATES
-from shared.message import Channel, Message
-from shared.storage.models import ConversationRow
+from seamline.bots.app import build
+from seamline.handoff import machine
+from seamline.shared.handoff_states import MERGE_RANK, STATES
+from seamline.shared.message import Channel, Message
+from seamline.shared.storage.models import ConversationRow
 
 
 def test_every_handoff_state_has_a_merge_rank_and_the_machine_uses_the_same_states():

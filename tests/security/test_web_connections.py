@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from shared.net import parse_networks
+from seamline.shared.net import parse_networks
 from tests.bots.test_web_protocol import Client, http  # noqa: F401 - http is a fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +97,7 @@ def test_running_out_of_descriptors_logs_a_line_not_a_flood(tmp_path, models_dir
     env.update(SEAMLINE_DATA_DIR=str(tmp_path), SEAMLINE_NLU_MODELS=str(models_dir), SEAMLINE_PORT=str(port),
                SEAMLINE_SECRET_KEY="s" * 32)
     code = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200)); "
-            "from bots.cli import main; raise SystemExit(main(['run']))")
+            "from seamline.bots.cli import main; raise SystemExit(main(['run']))")
     log = tmp_path / "server.log"
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=out, stderr=out)
@@ -141,7 +141,7 @@ async def test_a_process_that_dies_with_sockets_open_frees_its_share(redis_url):
     address out for ever; its leases lapse unless it renews them."""
     from redis.asyncio import Redis
 
-    from bots.web_limits import RedisConnections
+    from seamline.bots.web_limits import RedisConnections
 
     dead = RedisConnections(client=Redis.from_url(redis_url), lease=1.0)
     alive = RedisConnections(client=Redis.from_url(redis_url), lease=1.0)
@@ -167,8 +167,8 @@ async def test_a_process_that_dies_with_sockets_open_frees_its_share(redis_url):
                                        ("SEAMLINE_WEB_ADDRESS_RATE_LIMIT", "1.5"),
                                        ("SEAMLINE_WEB_HISTORY_BYTES", "100")])
 def test_a_bad_limit_setting_is_refused_with_its_name(tmp_path, name, bad):
-    from shared.errors import ConfigError
-    from shared.settings import load_settings
+    from seamline.shared.errors import ConfigError
+    from seamline.shared.settings import load_settings
 
     with pytest.raises(ConfigError, match=name):
         load_settings({"SEAMLINE_DATA_DIR": str(tmp_path), name: bad})

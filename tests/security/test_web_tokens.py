@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from shared.tokens import Signer
+from seamline.shared.tokens import Signer
 from tests.bots.test_web_protocol import http  # noqa: F401 - http is a fixture
 from tests.conftest import SECRET
 from tests.security.test_web_connections import connect
@@ -63,8 +63,8 @@ async def test_tokens_of_the_old_key_still_work_after_a_rotation(http, make_serv
 def test_settings_refuse_a_short_old_key(tmp_path):
     import pytest
 
-    from shared.errors import ConfigError
-    from shared.settings import load_settings
+    from seamline.shared.errors import ConfigError
+    from seamline.shared.settings import load_settings
 
     env = {"SEAMLINE_DATA_DIR": str(tmp_path), "SEAMLINE_SECRET_KEY": NEW_SECRET}
     assert load_settings({**env, "SEAMLINE_OLD_SECRET_KEYS": f" {SECRET} ,"}).old_secret_keys == (SECRET,)

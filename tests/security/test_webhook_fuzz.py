@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from bots.telegram import WEBHOOK_PATH
-from shared.settings import TelegramSettings, VkSettings
+from seamline.bots.telegram import WEBHOOK_PATH
+from seamline.shared.settings import TelegramSettings, VkSettings
 from tests.conftest import Server
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk

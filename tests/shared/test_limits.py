@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from shared.limits import MemoryLimiter, RedisLimiter, take_all
-from shared.net import client_address, parse_networks
+from seamline.shared.limits import MemoryLimiter, RedisLimiter, take_all
+from seamline.shared.net import client_address, parse_networks
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from shared.session import SEEN_LIMIT, MemorySessionStore, Session
+from seamline.shared.session import SEEN_LIMIT, MemorySessionStore, Session
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -15,7 +15,7 @@ async def store(request):
     else:
         from redis.asyncio import Redis
 
-        from shared.storage.redis_sessions import RedisSessionStore
+        from seamline.shared.storage.redis_sessions import RedisSessionStore
 
         # A short lock timeout (1 s): a holder working longer than it must still keep the lock.
         store = RedisSessionStore(client=Redis.from_url(request.getfixturevalue("redis_url")), lock_timeout=1.0)
@@ -98,8 +98,8 @@ def test_a_session_remembers_a_bounded_number_of_message_ids():
 async def test_a_dead_redis_is_a_clear_store_error():
     from redis.asyncio import Redis
 
-    from shared.errors import StoreError
-    from shared.storage.redis_sessions import RedisSessionStore
+    from seamline.shared.errors import StoreError
+    from seamline.shared.storage.redis_sessions import RedisSessionStore
 
     store = RedisSessionStore(client=Redis(host="127.0.0.1", port=1, socket_connect_timeout=1))
     with pytest.raises(StoreError, match="Redis failed loading session c1"):

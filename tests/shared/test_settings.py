@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.settings import CONFIG_DIR, load_settings
+from seamline.shared.errors import ConfigError
+from seamline.shared.settings import CONFIG_DIR, load_settings
 
 GOOD_KEY = "a-long-enough-secret-key-0123456789"
 

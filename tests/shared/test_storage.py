@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from shared.history import StoredMessage, new_id
-from shared.message import utcnow
-from shared.storage.database import create_engine
-from shared.storage.sql import SqlChatStore
+from seamline.shared.history import StoredMessage, new_id
+from seamline.shared.message import utcnow
+from seamline.shared.storage.database import create_engine
+from seamline.shared.storage.sql import SqlChatStore
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -129,7 +129,7 @@ class TestChatStoreContract:
 
 
 async def test_a_broken_database_is_a_store_error(tmp_path):
-    from shared.errors import StoreError
+    from seamline.shared.errors import StoreError
 
     store = SqlChatStore(engine=create_engine(f"sqlite+aiosqlite:///{tmp_path}/empty.db"))  # never migrated
     with pytest.raises(StoreError, match="could not resolve the web customer"):

@@ -3,8 +3,8 @@ import asyncio
 
 from alembic import context
 
-from shared.storage.database import create_engine
-from shared.storage.models import Base
+from seamline.shared.storage.database import create_engine
+from seamline.shared.storage.models import Base
 
 target_metadata = Base.metadata
 
