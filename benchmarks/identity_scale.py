@@ -49,7 +49,7 @@ sys.path.insert(0, str(HERE.parent))
 from sqlalchemy import insert, text  # noqa: E402
 
 from seamline.shared.history import new_id  # noqa: E402
-from seamline.shared.message import Channel, Message, Reply, utcnow  # noqa: E402
+from seamline.shared.message import Message, Reply, utcnow  # noqa: E402
 from seamline.shared.session import Session  # noqa: E402
 from seamline.shared.settings import CONFIG_DIR, Settings  # noqa: E402
 from seamline.shared.storage.database import create_engine, upgrade  # noqa: E402
@@ -172,7 +172,7 @@ async def drop_sessions(population: Population) -> None:
 # -- measuring ----------------------------------------------------------------------------------------------
 
 class Discard:
-    channel = Channel.TELEGRAM
+    channel = "telegram"
 
     def __init__(self) -> None:
         self.sent = 0
@@ -186,7 +186,7 @@ _message_ids = iter(range(1, 10**12))
 
 def hello(n: int) -> Message:
     sender = str(SENDER_BASE + n)
-    return Message(channel=Channel.TELEGRAM, address=sender, sender=sender, text="hello",
+    return Message(channel="telegram", address=sender, sender=sender, text="hello",
                    external_id=f"bench-{next(_message_ids)}")
 
 

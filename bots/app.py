@@ -30,7 +30,6 @@ from seamline.nlu.understanding import Understanding
 from seamline.shared.errors import SeamlineError
 from seamline.shared.session import MemorySessionStore, SessionStore
 from seamline.shared.limits import Limiter, MemoryLimiter, RedisLimiter
-from seamline.shared.message import Channel
 from seamline.shared.settings import Settings
 from seamline.shared.storage.database import create_engine
 from seamline.shared.linking import LinkPolicy, Linker
@@ -246,7 +245,7 @@ async def _answering_unanswered(app: web.Application):
 
     async def answer() -> None:
         try:
-            answered = await pipeline.answer_unanswered(Channel.WEB)
+            answered = await pipeline.answer_unanswered("web")
             if answered:
                 log.info("%d widget messages left unanswered by the last run were answered", answered)
         except Exception:  # noqa: BLE001 - the next start tries again; a resend is answered meanwhile

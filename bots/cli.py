@@ -53,10 +53,10 @@ def _run(settings: Settings) -> None:
 
 async def _shell(settings: Settings) -> None:
     from seamline.bots.app import build
-    from seamline.shared.message import Channel, Message, Reply
+    from seamline.shared.message import Message, Reply
 
     class Console:
-        channel = Channel.CONSOLE
+        channel = "console"
 
         async def send(self, address: str, reply: Reply) -> None:
             print(f"bot> {reply.text}")
@@ -78,7 +78,7 @@ async def _shell(settings: Settings) -> None:
             if not text.strip():
                 continue
             payload = text.strip() if text.strip().startswith("/") else None
-            await seamline.pipeline.handle(Message(channel=Channel.CONSOLE, address=user, sender=user,
+            await seamline.pipeline.handle(Message(channel="console", address=user, sender=user,
                                                    text=text.strip(), payload=payload))
     finally:
         await seamline.close()

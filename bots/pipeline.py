@@ -19,7 +19,7 @@ from seamline.shared.errors import ChannelError, StoreError, Unreachable
 from seamline.shared.history import StoredMessage, new_id
 from seamline.shared.identity import Customer
 from seamline.shared.linking import Linker, Outcome, RateLimited
-from seamline.shared.message import Attachment, Channel, Message, Reply, Role, utcnow
+from seamline.shared.message import Attachment, Message, Reply, Role, utcnow
 from seamline.shared.session import SEEN_LIMIT, Session, SessionStore
 from seamline.shared.storage.sql import SqlChatStore
 
@@ -28,7 +28,7 @@ MASK = "••••••"  # what is stored instead of a link code
 
 
 class Adapter(Protocol):
-    channel: Channel
+    channel: str
 
     async def send(self, address: str, reply: Reply) -> None: ...
 
@@ -54,7 +54,7 @@ class Pipeline:
         self._dialogue = dialogue
         self._handoff = handoff  # handoff.service.Handoff: escalation, queues, agents
         self._default_language = default_language
-        self._adapters: dict[Channel, Adapter] = {}
+        self._adapters: dict[str, Adapter] = {}
         self._link_notices = LinkNotices(store=store, sessions=sessions, dialogue=dialogue, send=self.send_to_customer,
                                          default_language=default_language)
         # Called with the survivor's id when two customers became one (the widget refreshes its history).
@@ -67,29 +67,29 @@ class Pipeline:
     def store(self) -> SqlChatStore:
         return self._store
 
-    async def history(self, channel: Channel, sender: str, limit: int = 100) -> list[StoredMessage]:
+    async def history(self, channel: str, sender: str, limit: int = 100) -> list[StoredMessage]:
         """Everything this sender's customer said and was told, on every channel; [] for a stranger."""
-        customer = await self._store.find_customer(channel.value, sender)
+        customer = await self._store.find_customer(channel, sender)
         return [] if customer is None else await self._store.history(customer.id, limit)
 
     async def handle(self, message: Message, on_stored: OnStored | None = None,
                      on_answering: OnStored | None = None) -> Handled:
         """Walk one message. ``on_stored`` runs once it is durable (the widget's acknowledgement);
         ``on_answering`` once it is clear the bot will answer it (a messenger's "typing…")."""
-        customer = await self._store.resolve_customer(message.channel.value, message.sender, message.address,
+        customer = await self._store.resolve_customer(message.channel, message.sender, message.address,
                                                       message.sender_name, message.language)
         link = await self._try_link(message, customer)
         if link is not None and link.linked and link.survivor_id != customer.id:
-            customer = await self._store.fresh_customer(message.channel.value, message.sender) or customer
+            customer = await self._store.fresh_customer(message.channel, message.sender) or customer
         for _ in range(3):
             async with self._sessions.lock(customer.id):
                 session = await self._sessions.load(customer.id)
                 if session is None and not customer.new:
                     # Lost, expired, or this identity was linked to another customer or erased (maybe by
                     # another process): ask the database who it belongs to before rebuilding.
-                    fresh = await self._store.fresh_customer(message.channel.value, message.sender)
+                    fresh = await self._store.fresh_customer(message.channel, message.sender)
                     if fresh is None:  # erased: whoever writes now is a new customer
-                        fresh = await self._store.resolve_customer(message.channel.value, message.sender,
+                        fresh = await self._store.resolve_customer(message.channel, message.sender,
                                                                    message.address, message.sender_name,
                                                                    message.language)
                     if fresh.id != customer.id:
@@ -101,7 +101,7 @@ class Pipeline:
                     return await self._walk(message, session, on_stored, link, on_answering)
                 finally:
                     await self._sessions.save(session)
-        raise StoreError(f"{message.channel.value} {message.sender}: the customer kept changing while loading")
+        raise StoreError(f"{message.channel} {message.sender}: the customer kept changing while loading")
 
     async def _try_link(self, message: Message, customer: Customer) -> Outcome | None:
         """A link step, taken before the turn: a deep-link token ("/start ln-…"), a message that is just
@@ -115,13 +115,13 @@ class Pipeline:
         if answer is None and token is None and code is None:
             return None
         peek = None if customer.new else await self._sessions.load(customer.id)
-        seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None
+        seen_key = f"{message.channel}:{message.external_id}" if message.external_id else None
         if peek is not None and seen_key and seen_key in peek.seen:
             return None  # a resent message: the walk drops it as a duplicate
         if seen_key and len(peek.seen if peek else ()) >= SEEN_LIMIT and await self._store.answered(
-                message.channel.value, message.external_id):
+                message.channel, message.external_id):
             return None  # resent after more messages than the session remembers: a duplicate too
-        channel, sender = message.channel.value, message.sender
+        channel, sender = message.channel, message.sender
         if answer:
             return await self._linker.answer(answer[1], answer[0], customer.id, channel, sender)
         if token:
@@ -144,18 +144,18 @@ class Pipeline:
                 if attempt == attempts:
                     raise
                 delay = min(backoff * 2 ** (attempt - 1), 30.0)
-                log.warning("%s message %s: storage failed, retrying in %.1f s", message.channel.value,
+                log.warning("%s message %s: storage failed, retrying in %.1f s", message.channel,
                             message.external_id, delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def answer_unanswered(self, channel: Channel, within: timedelta = timedelta(days=1)) -> int:
+    async def answer_unanswered(self, channel: str, within: timedelta = timedelta(days=1)) -> int:
         """Walk again the messages stored on ``channel`` (within the last ``within``) whose turn never
         committed: a crash came after the message was stored (and acknowledged) but before it was
         answered. Returns how many were answered. The widget's messages are recovered this way; the
         messengers' updates through their inbox (bots/intake.py)."""
         answered = 0
-        for stored in await self._store.unanswered(channel.value, utcnow() - within):
+        for stored in await self._store.unanswered(channel, utcnow() - within):
             message = Message(channel=channel, address=stored.identity or "", sender=stored.identity or "",
                               text=stored.text, payload=stored.payload, external_id=stored.external_id,
                               attachments=tuple(Attachment(**a) for a in stored.attachments or ()),
@@ -163,18 +163,18 @@ class Pipeline:
             try:
                 handled = await self.handle(message)
             except Exception:  # noqa: BLE001 - one broken message must not keep the others unanswered
-                log.exception("%s message %s: answering it after a restart failed", channel.value, stored.external_id)
+                log.exception("%s message %s: answering it after a restart failed", channel, stored.external_id)
                 continue
             answered += not handled.duplicate
         return answered
 
     async def _walk(self, message: Message, session: Session, on_stored: OnStored | None,
                     link: Outcome | None = None, on_answering: OnStored | None = None) -> Handled:
-        seen_key = f"{message.channel.value}:{message.external_id}" if message.external_id else None
+        seen_key = f"{message.channel}:{message.external_id}" if message.external_id else None
         if seen_key and seen_key in session.seen:
             return Handled(duplicate=True)
         if seen_key and len(session.seen) >= SEEN_LIMIT and await self._store.answered(
-                message.channel.value, message.external_id):
+                message.channel, message.external_id):
             # Answered, but longer ago than the session's window of seen ids reaches (a window not
             # full holds every id the customer's messages were answered under: nothing to look up).
             return Handled(duplicate=True)
@@ -189,14 +189,14 @@ class Pipeline:
                 text = MASK
         inbound = StoredMessage(
             id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
-            channel=message.channel.value, direction="in", role=Role.CUSTOMER.value, text=text,
+            channel=message.channel, direction="in", role=Role.CUSTOMER.value, text=text,
             payload=payload, attachments=[a.__dict__ for a in message.attachments],
             external_id=message.external_id, identity=message.sender, created_at=message.ts,
         )
         await self._store.append(inbound)  # stored before anything else happens to it
-        if session.last_channel != message.channel.value:
-            session.last_channel = message.channel.value
-            await self._store.touch_customer(session.customer_id, message.channel.value)
+        if session.last_channel != message.channel:
+            session.last_channel = message.channel
+            await self._store.touch_customer(session.customer_id, message.channel)
         if on_stored is not None:
             await on_stored(inbound)
         if link is not None:
@@ -264,8 +264,8 @@ class Pipeline:
     async def _link_code(self, message: Message, session: Session) -> tuple[str, Decision]:
         """"Link my account": a code valid only on the channel it will be typed on. With one other
         channel connected, for that one; with several, the customer picks (``/link_account <channel>``)."""
-        here = message.channel.value
-        targets = [c.value for c in self._adapters if c.value != here and c is not Channel.CONSOLE]
+        here = message.channel
+        targets = [c for c in self._adapters if c != here and c != "console"]
         chosen = (message.payload or "").split()[1:2]
         target = chosen[0] if chosen and chosen[0] in targets else targets[0] if len(targets) == 1 else None
         if target is None:
@@ -280,7 +280,7 @@ class Pipeline:
                            seen_key: str | None) -> Handled:
         """Answer a link step here, then tell the other side: ask the issuer (pending), or tell the side
         that typed the code how it ended (linked, declined)."""
-        here = message.channel.value
+        here = message.channel
         shown = "confirmed" if link.status == "linked" else link.status  # the issuer said yes, here
         decision = self._dialogue.link_outcome(shown, session, from_channel=link.from_channel,
                                                minutes=link.context.get("minutes"))
@@ -318,8 +318,7 @@ class Pipeline:
         """A reply nobody asked for just now (an agent's, say): to the most recently active reachable
         identity whose channel is connected, falling back to the next. Returns the channel used."""
         for identity in identities:
-            adapter = self._adapters.get(Channel(identity.channel)) if identity.channel in Channel._value2member_map_ \
-                else None
+            adapter = self._adapters.get(identity.channel)
             if adapter is None:
                 continue
             try:
@@ -334,16 +333,16 @@ class Pipeline:
     async def _deliver(self, message: Message, reply: Reply) -> None:
         adapter = self._adapters.get(message.channel)
         if adapter is None:
-            log.error("no adapter registered for %s; reply %s stays stored only", message.channel.value, reply.id)
+            log.error("no adapter registered for %s; reply %s stays stored only", message.channel, reply.id)
             return
         try:
             await adapter.send(message.address, reply)
         except Unreachable:
-            log.info("%s customer %s cannot be reached there any more", message.channel.value, message.sender)
-            await self._store.set_reachable(message.channel.value, message.sender, False)
+            log.info("%s customer %s cannot be reached there any more", message.channel, message.sender)
+            await self._store.set_reachable(message.channel, message.sender, False)
         except ChannelError:
             # The reply is stored; the customer sees it in their history when they come back.
-            log.warning("could not deliver reply %s on %s", reply.id, message.channel.value, exc_info=True)
+            log.warning("could not deliver reply %s on %s", reply.id, message.channel, exc_info=True)
 
     async def _rebuild_session(self, customer: Customer, message: Message) -> Session:
         """New, expired or evicted: rebuild what the database knows."""
@@ -373,7 +372,7 @@ def _outgoing(message: Message, session: Session, replies, secret: str | None = 
     now = utcnow()
     return tuple(StoredMessage(
         id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
-        channel=message.channel.value, direction="out", role=reply.role.value,
+        channel=message.channel, direction="out", role=reply.role.value,
         text=reply.text.replace(secret, MASK) if secret else reply.text, identity=message.sender,
         buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
         created_at=now + timedelta(microseconds=n)) for n, reply in enumerate(replies))

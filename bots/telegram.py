@@ -38,7 +38,7 @@ from seamline.bots.intake import Intake
 from seamline.bots.pipeline import Pipeline
 from seamline.bots.telegram_text import CallbackPayloads, split
 from seamline.shared.errors import ChannelError, ConfigError, StoreError, Unreachable
-from seamline.shared.message import Attachment, Button, Channel, Message, Reply
+from seamline.shared.message import Attachment, Button, Message, Reply
 from seamline.shared.settings import TelegramSettings
 from seamline.shared.storage.inbox import Entry, SqlInbox, Taken
 
@@ -66,7 +66,7 @@ def to_message(update: Update, payloads: CallbackPayloads | None = None) -> Mess
             return None  # a game button: nothing to say to it
         payload = payloads.unpack(query.data) if payloads else query.data
         chat = query.message.chat.id if query.message is not None else query.from_user.id
-        return Message(channel=Channel.TELEGRAM, address=str(chat), sender=str(query.from_user.id),
+        return Message(channel="telegram", address=str(chat), sender=str(query.from_user.id),
                        text=_title(query.message, query.data), payload=payload, external_id=str(update.update_id),
                        sender_name=_name(query.from_user), language=_language(query.from_user))
     native = update.message or update.edited_message
@@ -79,7 +79,7 @@ def to_message(update: Update, payloads: CallbackPayloads | None = None) -> Mess
     user = native.from_user
     # ts stays the time of arrival: Telegram's date has whole seconds on another clock, and the
     # history is ordered by time, so two quick messages and their answers would interleave.
-    return Message(channel=Channel.TELEGRAM, address=str(native.chat.id),
+    return Message(channel="telegram", address=str(native.chat.id),
                    sender=str(user.id if user else native.chat.id), text=text, payload=_command(native),
                    attachments=attachments, external_id=str(update.update_id), sender_name=_name(user),
                    language=_language(user))
@@ -153,13 +153,13 @@ def _chat(update: Update) -> int | None:
 
 
 class TelegramChannel:
-    channel = Channel.TELEGRAM
+    channel = "telegram"
 
     def __init__(self, *, pipeline: Pipeline, settings: TelegramSettings, poll_timeout: int = 25,
                  attempts: int = 5, backoff: float = 0.5, max_retry_after: float = 60.0,
                  inbox: SqlInbox | None = None) -> None:
         self._pipeline = pipeline
-        self._intake = Intake(inbox=inbox or SqlInbox(store=pipeline.store, channel=Channel.TELEGRAM.value),
+        self._intake = Intake(inbox=inbox or SqlInbox(store=pipeline.store, channel="telegram"),
                               process=self._process_row)
         self._settings = settings
         self._bot = Bot(settings.token, session=AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base)))

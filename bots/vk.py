@@ -37,7 +37,7 @@ from seamline.bots.pipeline import Pipeline
 from seamline.bots.vk_format import EventError, keyboard, random_id, split_text, to_message
 from seamline.shared.errors import ChannelError, ConfigError, StoreError, Unreachable
 from seamline.shared.history import StoredMessage
-from seamline.shared.message import Button, Channel, Reply
+from seamline.shared.message import Button, Reply
 from seamline.shared.settings import VkSettings
 from seamline.shared.storage.inbox import Entry, SqlInbox, Taken
 
@@ -70,7 +70,7 @@ class VkTransport(HTTPAdapter):
 
 
 class VkChannel:
-    channel = Channel.VK
+    channel = "vk"
 
     def __init__(self, *, pipeline: Pipeline, settings: VkSettings, wait: int = 25, rate_limit: float = 20.0,
                  concurrency: int = 4, retries: int = 4, backoff: float = 0.5, callback_buttons: bool = False,
@@ -82,7 +82,7 @@ class VkChannel:
         ``state_file``: where the long poll position is kept, so that after a restart the events that
         came while Seamline was stopped are fetched (as long as VK still has them) instead of skipped."""
         self._pipeline, self._settings = pipeline, settings
-        self._intake = Intake(inbox=inbox or SqlInbox(store=pipeline.store, channel=Channel.VK.value),
+        self._intake = Intake(inbox=inbox or SqlInbox(store=pipeline.store, channel="vk"),
                               process=self._process_row)
         self._state_file, self._saved_ts = state_file, None
         self._wait, self._retries, self._backoff = wait, retries, backoff
@@ -216,7 +216,7 @@ class VkChannel:
             # Taken over after a crash or a failure: its turn was committed, but its answers may not have
             # gone out (a crash while they waited for their turn to be sent). Sent again with the same
             # random_id, VK drops those it already has.
-            for reply in await self._pipeline.store.replies_to(Channel.VK.value, message.external_id):
+            for reply in await self._pipeline.store.replies_to("vk", message.external_id):
                 buttons = tuple(Button(b["title"], b["payload"]) for b in reply.buttons or ())
                 try:
                     await self.send(message.address, Reply(reply.text, buttons, id=reply.id, ts=reply.created_at))

@@ -10,7 +10,7 @@ import json
 import logging
 import re
 
-from seamline.shared.message import Attachment, Button, Channel, Message
+from seamline.shared.message import Attachment, Button, Message
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def to_message(event: dict) -> Message | None:
         payload = f"/start {ref.strip()[:250]}"
     # ts stays the time of arrival: VK's ``date`` has whole seconds, and the history is ordered by time,
     # so a message sent in the same second as the bot's previous answer would be listed before it.
-    return Message(channel=Channel.VK, address=str(peer), sender=str(sender), text=(message.get("text") or "").strip(),
+    return Message(channel="vk", address=str(peer), sender=str(sender), text=(message.get("text") or "").strip(),
                    payload=payload, attachments=attachments,
                    external_id=str(external_id), language=LANGUAGES.get(client.get("lang_id")))
 
@@ -65,7 +65,7 @@ def _button_event(event: dict, obj: dict) -> Message:
     peer, user = _int(obj, "peer_id"), _int(obj, "user_id")
     if not obj.get("event_id"):
         raise EventError("message_event without 'object.event_id'")
-    return Message(channel=Channel.VK, address=str(peer), sender=str(user), payload=to_payload(obj.get("payload")),
+    return Message(channel="vk", address=str(peer), sender=str(user), payload=to_payload(obj.get("payload")),
                    external_id=str(event.get("event_id") or obj["event_id"]))
 
 

@@ -28,7 +28,7 @@ from seamline.shared.errors import ChannelError, SeamlineError, StoreError, Unre
 from seamline.shared.history import StoredMessage
 from seamline.shared.limits import Limiter, MemoryLimiter
 from seamline.shared.linking import Linker, RateLimited
-from seamline.shared.message import Channel, Reply
+from seamline.shared.message import Reply
 from seamline.shared.net import Network, client_address
 from seamline.shared.storage.sql import SqlChatStore
 from seamline.shared.tokens import Signer
@@ -47,7 +47,7 @@ DeepLink = Callable[[str], str]  # a one-time link token → the URL that opens 
 
 
 class WebChannel:
-    channel = Channel.WEB
+    channel = "web"
 
     def __init__(self, *, pipeline: Pipeline, signer: Signer, history_limit: int = 200,
                  rate_limit: int = 30, allowed_origins: tuple[str, ...] = (), store: SqlChatStore | None = None,
@@ -100,7 +100,7 @@ class WebChannel:
 
     async def send(self, address: str, reply: Reply) -> None:
         frame = {"type": "message", "id": reply.id, "role": reply.role.value, "text": reply.text,
-                 "channel": Channel.WEB.value, "ts": reply.ts.isoformat()}
+                 "channel": "web", "ts": reply.ts.isoformat()}
         if reply.buttons:
             frame["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
         if not any(not ws.closed for ws in self._sockets.get(address, ())):
@@ -216,9 +216,9 @@ class WebChannel:
         site_user = self._claim(frame, visitor)
         if site_user is not None:
             visitor, token, identified = await self._identify(visitor, token, site_user, language)
-        history = await self._pipeline.history(Channel.WEB, visitor, self._history_limit)
+        history = await self._pipeline.history("web", visitor, self._history_limit)
         if history and self._store is not None:  # a known visitor is back: reachable on the web again
-            await self._store.set_reachable(Channel.WEB.value, visitor, True)
+            await self._store.set_reachable("web", visitor, True)
         # A fresh token on every welcome: a token dies after days unused, not days after it was made.
         await ws.send_json({"type": "welcome", "token": self._signer.sign(visitor),
                             **page(history, self._history_bytes), "identified": identified,
@@ -234,7 +234,7 @@ class WebChannel:
         wait = await self._budget.page(address, visitor)
         if wait:
             raise FrameError("rate_limited", f"too many pages of history; wait {math.ceil(wait)} s", frame_id)
-        history = await self._pipeline.history(Channel.WEB, visitor, self._history_limit)
+        history = await self._pipeline.history("web", visitor, self._history_limit)
         answer = {"type": "older", **page(history, self._history_bytes, before)}
         if frame_id:
             answer["id"] = frame_id
@@ -274,7 +274,7 @@ class WebChannel:
         """Link the visitor's customer to the site's user (merging with that user's earlier customer, on
         any browser). A browser whose conversation belongs to another site user (a shared computer, a
         different login) starts a new conversation instead: one site user never sees another's."""
-        customer = await self._store.find_customer(Channel.WEB.value, visitor)
+        customer = await self._store.find_customer("web", visitor)
         if customer is not None:
             others = [i for i in await self._store.identities(customer.id)
                       if i.channel == "site" and i.external_id != site_user]
@@ -285,7 +285,7 @@ class WebChannel:
                 customer = None
         try:
             if customer is None:
-                customer = await self._store.resolve_customer(Channel.WEB.value, visitor, visitor, language=language)
+                customer = await self._store.resolve_customer("web", visitor, visitor, language=language)
             outcome = await self._linker.link_site_identity(customer.id, site_user, address=visitor)
         except (SeamlineError, TimeoutError) as exc:  # storage down, a merge lock not free in time
             log.warning("web visitor %s: site identity %.64r not linked (%s); the chat goes on anonymous",
@@ -308,10 +308,10 @@ class WebChannel:
         build = self.deep_links.get(channel) if channel in self.channels else None
         if build is None:
             raise FrameError("link_unavailable", f"continuing in {channel[:32]!r} is not available here", frame_id)
-        customer = await self._store.find_customer(Channel.WEB.value, visitor) or \
-            await self._store.resolve_customer(Channel.WEB.value, visitor, visitor, language=language)
+        customer = await self._store.find_customer("web", visitor) or \
+            await self._store.resolve_customer("web", visitor, visitor, language=language)
         try:
-            token = await self._linker.issue_token(customer.id, Channel.WEB.value, visitor, target=channel)
+            token = await self._linker.issue_token(customer.id, "web", visitor, target=channel)
         except RateLimited:
             raise FrameError("rate_limited", "too many links were asked for in an hour; use the last one, "
                                              "or try again later", frame_id) from None
@@ -344,7 +344,7 @@ class WebChannel:
         # Six digits may be a link code from another channel: if they join this visitor to another
         # customer, the widget is sent that customer's whole history.
         maybe_link = self._store is not None and not message.payload and Linker.code_in(message.text) is not None
-        before = await self._store.find_customer(Channel.WEB.value, visitor) if maybe_link else None
+        before = await self._store.find_customer("web", visitor) if maybe_link else None
         try:
             handled = await self._pipeline.handle(message, on_stored=acknowledge)
         except Exception:  # noqa: BLE001 - not stored: the "it is kept" of the receive loop would be untrue
@@ -356,7 +356,7 @@ class WebChannel:
         if handled.duplicate:
             await ws.send_json({"type": "ack", "id": frame["id"], "duplicate": True})
         elif maybe_link:
-            after = await self._store.find_customer(Channel.WEB.value, visitor)
+            after = await self._store.find_customer("web", visitor)
             if after is not None and (before is None or after.id != before.id):
                 await self._refresh(after.id)
 
@@ -364,7 +364,7 @@ class WebChannel:
         """Send a customer's history to every open widget of theirs (a ``history`` frame): after a link
         it holds what was said on the other channels, or in the other browser."""
         visitors = [i.external_id for i in await self._store.identities(customer_id)
-                    if i.channel == Channel.WEB.value and self._sockets.get(i.external_id)]
+                    if i.channel == "web" and self._sockets.get(i.external_id)]
         if not visitors:
             return
         history = page(await self._store.history(customer_id, self._history_limit), self._history_bytes)

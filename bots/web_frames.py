@@ -10,7 +10,7 @@ import json
 import re
 
 from seamline.shared.history import StoredMessage
-from seamline.shared.message import Channel, Message
+from seamline.shared.message import Message
 
 MAX_TEXT = 4096
 MAX_ID = 64
@@ -68,14 +68,14 @@ def to_message(visitor: str, frame: dict, language: str | None = None) -> Messag
     payload = _UNSTORABLE.sub("\ufffd", payload) if payload else payload
     if not text.strip() and not payload:
         raise FrameError("empty", "text is empty", frame_id)
-    return Message(channel=Channel.WEB, address=visitor, sender=visitor, text=text.strip(), payload=payload,
+    return Message(channel="web", address=visitor, sender=visitor, text=text.strip(), payload=payload,
                    external_id=f"{visitor}:{frame_id}" if frame_id else None, language=language)
 
 
 def to_frame(message: StoredMessage) -> dict:
     """A stored message as the widget sees it. A web customer's own message keeps the client's id."""
     frame_id = message.id
-    if message.role == "customer" and message.channel == Channel.WEB.value and message.external_id:
+    if message.role == "customer" and message.channel == "web" and message.external_id:
         frame_id = message.external_id.split(":", 1)[1]
     frame = {"type": "message", "id": frame_id, "role": message.role, "text": message.text,
              "channel": message.channel, "ts": message.created_at.isoformat()}

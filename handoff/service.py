@@ -189,7 +189,7 @@ class Handoff(Presence):
         to tell the customer: who took it, or their place in the queue, or when people are back."""
         if session.handoff != "bot":
             return []
-        queue, rule = self.routing.route(intent=parse.intent, text=message.text, channel=message.channel.value,
+        queue, rule = self.routing.route(intent=parse.intent, text=message.text, channel=message.channel,
                                          language=parse.language or session.language,
                                          attributes=session.attributes)
         now = utcnow()
@@ -198,7 +198,7 @@ class Handoff(Presence):
         escalation = {"reason": str(reason), "reason_code": getattr(reason, "code", None),
                       "reason_params": dict(getattr(reason, "params", {})),
                       "intent": parse.intent, "confidence": round(parse.confidence, 4),
-                      "queue": queue, "routed_by": rule, "channel": message.channel.value, "message_id": inbound_id,
+                      "queue": queue, "routed_by": rule, "channel": message.channel, "message_id": inbound_id,
                       "at": now.isoformat(), "after_hours": not is_open, "by": "bot"}
         await self._move(session, "queued", by="bot", reason=reason, queue=queue, agent_id=None,
                          escalation=escalation, queued_at=now)

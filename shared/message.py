@@ -11,13 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 
-class Channel(str, enum.Enum):
-    WEB = "web"
-    TELEGRAM = "telegram"
-    VK = "vk"
-    CONSOLE = "console"
-
-
 class Role(str, enum.Enum):
     CUSTOMER = "customer"
     BOT = "bot"
@@ -77,7 +70,7 @@ class Message:
     ``payload`` is set when the customer pressed a button.
     """
 
-    channel: Channel
+    channel: str
     address: str
     sender: str
     text: str = ""

@@ -19,7 +19,7 @@ import pytest
 
 from seamline.bots.app import build
 from seamline.bots.cli import main
-from seamline.shared.message import Channel, Message, Reply
+from seamline.shared.message import Message, Reply
 from tests.conftest import settings_in_environment
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ SEAMLINE = Path(sys.executable).with_name("seamline")
 
 
 class Recorder:
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: str) -> None:
         self.channel = channel
         self.sent: list[tuple[str, Reply]] = []
 
@@ -39,7 +39,7 @@ class Recorder:
 _ids = iter(range(50_000, 10**9))
 
 
-def say(channel: Channel, sender: str, text: str, payload: str | None = None) -> Message:
+def say(channel: str, sender: str, text: str, payload: str | None = None) -> Message:
     return Message(channel=channel, address=sender, sender=sender, text=text, payload=payload,
                    external_id=str(next(_ids)))
 
@@ -57,7 +57,7 @@ def backend(request, settings, monkeypatch):
 @pytest.fixture
 async def seamline(backend, understanding):
     seamline = await build(backend, understanding=understanding)
-    seamline.adapters = {c: Recorder(c) for c in (Channel.TELEGRAM, Channel.WEB, Channel.VK)}
+    seamline.adapters = {c: Recorder(c) for c in ("telegram", "web", "vk")}
     for adapter in seamline.adapters.values():
         seamline.pipeline.register(adapter)
     yield seamline
@@ -75,14 +75,14 @@ def customer_id(show_output: str) -> str:
     return re.search(r"^customer (\w+)$", show_output, re.MULTILINE).group(1)
 
 
-async def chat(seamline, channel: Channel, sender: str, *texts: str) -> str:
+async def chat(seamline, channel: str, sender: str, *texts: str) -> str:
     for text in texts:
         await seamline.pipeline.handle(say(channel, sender, text))
-    return (await seamline.store.find_customer(channel.value, sender)).id
+    return (await seamline.store.find_customer(channel, sender)).id
 
 
 async def test_show_by_identity_and_by_id(seamline, capsys):
-    ivan = await chat(seamline, Channel.TELEGRAM, "501", "hello", "where is my order")
+    ivan = await chat(seamline, "telegram", "501", "hello", "where is my order")
     await seamline.customers.set_attributes(ivan, {"email": "ivan@example.com", "name": "Иван"}, source="agent",
                                             verified=True)
     messages = len(await seamline.store.history(ivan))
@@ -102,8 +102,8 @@ async def test_show_by_identity_and_by_id(seamline, capsys):
 
 async def test_export_holds_the_customers_messages_and_identities_and_nothing_of_another(seamline, capsys,
                                                                                          tmp_path):
-    anna = await chat(seamline, Channel.TELEGRAM, "601", "где мой заказ", "55123")
-    other = await chat(seamline, Channel.VK, "602", "my email is petr@example.com")
+    anna = await chat(seamline, "telegram", "601", "где мой заказ", "55123")
+    other = await chat(seamline, "vk", "602", "my email is petr@example.com")
 
     code, out, err = await cli(capsys, "export", "telegram:601")
 
@@ -125,7 +125,7 @@ async def test_export_holds_the_customers_messages_and_identities_and_nothing_of
 
 
 async def test_erase_without_yes_refuses_and_changes_nothing(seamline, capsys):
-    await chat(seamline, Channel.TELEGRAM, "701", "my phone is +7 916 123-45-67")
+    await chat(seamline, "telegram", "701", "my phone is +7 916 123-45-67")
     _, before, _ = await cli(capsys, "export", "telegram:701")
 
     code, out, err = await cli(capsys, "erase", "telegram:701")
@@ -138,8 +138,8 @@ async def test_erase_without_yes_refuses_and_changes_nothing(seamline, capsys):
 
 
 async def test_erase_removes_the_messages_and_leaves_another_customer_intact(seamline, capsys):
-    gone = await chat(seamline, Channel.TELEGRAM, "801", "my email is ivan@example.com")
-    kept = await chat(seamline, Channel.TELEGRAM, "802", "hello there")
+    gone = await chat(seamline, "telegram", "801", "my email is ivan@example.com")
+    kept = await chat(seamline, "telegram", "802", "hello there")
     _, kept_before, _ = await cli(capsys, "export", kept)
 
     code, out, err = await cli(capsys, "erase", "telegram:801", "--yes", "--by", "dpo@test")
@@ -157,13 +157,13 @@ async def test_erase_removes_the_messages_and_leaves_another_customer_intact(sea
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres+redis"], indirect=True)
 async def test_unlink_by_id_makes_two_customers_again(seamline, capsys):
-    telegram = await chat(seamline, Channel.TELEGRAM, "901", "hello")
-    web = await chat(seamline, Channel.WEB, "visitor-901", "where is my order")
-    await seamline.pipeline.handle(say(Channel.TELEGRAM, "901", "Website chat", "/link_account web"))
-    code = re.search(r"\b(\d{6})\b", seamline.adapters[Channel.TELEGRAM].sent[-1][1].text).group(1)
-    await seamline.pipeline.handle(say(Channel.WEB, "visitor-901", code))
-    yes = seamline.adapters[Channel.TELEGRAM].sent[-1][1].buttons[0]  # "Someone in the website chat wants ..."
-    await seamline.pipeline.handle(say(Channel.TELEGRAM, "901", yes.title, yes.payload))
+    telegram = await chat(seamline, "telegram", "901", "hello")
+    web = await chat(seamline, "web", "visitor-901", "where is my order")
+    await seamline.pipeline.handle(say("telegram", "901", "Website chat", "/link_account web"))
+    code = re.search(r"\b(\d{6})\b", seamline.adapters["telegram"].sent[-1][1].text).group(1)
+    await seamline.pipeline.handle(say("web", "visitor-901", code))
+    yes = seamline.adapters["telegram"].sent[-1][1].buttons[0]  # "Someone in the website chat wants ..."
+    await seamline.pipeline.handle(say("telegram", "901", yes.title, yes.payload))
     assert (await seamline.store.fresh_customer("web", "visitor-901")).id == telegram
 
     status, out, err = await cli(capsys, "links", "web:visitor-901")
@@ -191,7 +191,7 @@ async def test_unlink_by_id_makes_two_customers_again(seamline, capsys):
     status, _, err = await cli(capsys, "unlink", link_id)
     assert status == 1 and "already undone" in err
     # the running pipeline sees two customers again
-    await seamline.pipeline.handle(say(Channel.WEB, "visitor-901", "hello again"))
+    await seamline.pipeline.handle(say("web", "visitor-901", "hello again"))
     assert "hello again" in [m.text for m in await seamline.store.history(web)]
 
 
@@ -207,7 +207,7 @@ async def test_an_unknown_customer_or_link_exits_1_with_one_clear_line(seamline,
 
 
 async def test_the_console_script_shows_a_customer(seamline, tmp_path):
-    customer = await chat(seamline, Channel.VK, "1001", "hello")
+    customer = await chat(seamline, "vk", "1001", "hello")
     done = await asyncio.to_thread(subprocess.run, [str(SEAMLINE), "customers", "show", "vk:1001"],
                                    capture_output=True, text=True, env=dict(os.environ), cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr

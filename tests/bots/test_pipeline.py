@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 
 from seamline.bots.app import build
-from seamline.shared.message import Channel, Message, Reply
+from seamline.shared.message import Message, Reply
 
 
 class Recorder:
     """An adapter that keeps what it was asked to send."""
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: str) -> None:
         self.channel = channel
         self.sent: list[tuple[str, Reply]] = []
 
@@ -26,12 +26,12 @@ async def seamline(settings, understanding):
 
 
 def telegram(text, update_id=None, sender="100"):
-    return Message(channel=Channel.TELEGRAM, address=sender, sender=sender, text=text,
+    return Message(channel="telegram", address=sender, sender=sender, text=text,
                    external_id=str(update_id) if update_id is not None else None)
 
 
 async def test_the_inbound_message_is_stored_before_it_is_processed(seamline):
-    adapter = Recorder(Channel.TELEGRAM)
+    adapter = Recorder("telegram")
     seamline.pipeline.register(adapter)
     seen_at_store_time = []
 
@@ -45,7 +45,7 @@ async def test_the_inbound_message_is_stored_before_it_is_processed(seamline):
 
 
 async def test_a_platform_message_delivered_twice_is_answered_once(seamline):
-    adapter = Recorder(Channel.TELEGRAM)
+    adapter = Recorder("telegram")
     seamline.pipeline.register(adapter)
     first = await seamline.pipeline.handle(telegram("hello", 7))
     second = await seamline.pipeline.handle(telegram("hello", 7))
@@ -53,7 +53,7 @@ async def test_a_platform_message_delivered_twice_is_answered_once(seamline):
 
 
 async def test_dedupe_survives_a_lost_session(seamline):
-    adapter = Recorder(Channel.TELEGRAM)
+    adapter = Recorder("telegram")
     seamline.pipeline.register(adapter)
     handled = await seamline.pipeline.handle(telegram("hello", 8))
     await seamline.sessions.delete(handled.inbound.customer_id)  # e.g. a restart of the in-process store
@@ -61,7 +61,7 @@ async def test_dedupe_survives_a_lost_session(seamline):
 
 
 async def test_the_reply_goes_to_the_channel_the_customer_wrote_from(seamline):
-    web, tg = Recorder(Channel.WEB), Recorder(Channel.TELEGRAM)
+    web, tg = Recorder("web"), Recorder("telegram")
     seamline.pipeline.register(web)
     seamline.pipeline.register(tg)
     await seamline.pipeline.handle(telegram("hi", 1))
@@ -69,7 +69,7 @@ async def test_the_reply_goes_to_the_channel_the_customer_wrote_from(seamline):
 
 
 async def test_what_the_bot_understood_is_stored_with_the_message(seamline):
-    seamline.pipeline.register(Recorder(Channel.TELEGRAM))
+    seamline.pipeline.register(Recorder("telegram"))
     handled = await seamline.pipeline.handle(telegram("где мой заказ 48213", 1))
     inbound, reply = await seamline.store.history(handled.inbound.customer_id)
     assert (inbound.intent, inbound.nlu["entities"][0]["value"]) == ("order_status", "48213")
@@ -77,7 +77,7 @@ async def test_what_the_bot_understood_is_stored_with_the_message(seamline):
 
 
 async def test_asking_for_a_person_queues_the_conversation_with_the_reason(seamline):
-    seamline.pipeline.register(Recorder(Channel.TELEGRAM))
+    seamline.pipeline.register(Recorder("telegram"))
     handled = await seamline.pipeline.handle(telegram("I want to talk to a human", 1))
     conversation = await seamline.store.conversation(handled.inbound.conversation_id)
     events = await seamline.store.events(handled.inbound.customer_id)
@@ -87,7 +87,7 @@ async def test_asking_for_a_person_queues_the_conversation_with_the_reason(seaml
 
 
 async def test_the_bot_is_quiet_while_an_agent_holds_the_conversation(seamline):
-    adapter = Recorder(Channel.TELEGRAM)
+    adapter = Recorder("telegram")
     seamline.pipeline.register(adapter)
     handled = await seamline.pipeline.handle(telegram("hello", 1))
     session = await seamline.sessions.load(handled.inbound.customer_id)
@@ -101,7 +101,7 @@ async def test_the_bot_is_quiet_while_an_agent_holds_the_conversation(seamline):
 class Failing(Recorder):
     """An adapter whose every send fails with ``error``."""
 
-    def __init__(self, channel: Channel, error: Exception) -> None:
+    def __init__(self, channel: str, error: Exception) -> None:
         super().__init__(channel)
         self.error = error
 
@@ -112,7 +112,7 @@ class Failing(Recorder):
 async def test_a_failing_channel_loses_nothing(seamline):
     from seamline.shared.errors import ChannelError
 
-    seamline.pipeline.register(Failing(Channel.TELEGRAM, ChannelError("telegram is down")))
+    seamline.pipeline.register(Failing("telegram", ChannelError("telegram is down")))
     handled = await seamline.pipeline.handle(telegram("hello", 1))
     assert [m.role for m in await seamline.store.history(handled.inbound.customer_id)] == ["customer", "bot"]
 
@@ -120,7 +120,7 @@ async def test_a_failing_channel_loses_nothing(seamline):
 async def test_a_customer_who_blocked_the_bot_is_marked_unreachable(seamline):
     from seamline.shared.errors import Unreachable
 
-    seamline.pipeline.register(Failing(Channel.TELEGRAM, Unreachable("Forbidden: bot was blocked by the user")))
+    seamline.pipeline.register(Failing("telegram", Unreachable("Forbidden: bot was blocked by the user")))
     handled = await seamline.pipeline.handle(telegram("hello", 1))
     assert [i.reachable for i in await seamline.store.identities(handled.inbound.customer_id)] == [False]
     assert [m.role for m in await seamline.store.history(handled.inbound.customer_id)] == ["customer", "bot"]

@@ -23,7 +23,7 @@ from seamline.bots.app import SEAMLINE
 from seamline.bots.telegram import TELEGRAM, WEBHOOK_PATH, to_message
 from seamline.bots.telegram_text import CallbackPayloads, split, utf16_len
 from seamline.shared.errors import ConfigError
-from seamline.shared.message import Attachment, Button, Channel, Reply
+from seamline.shared.message import Attachment, Button, Reply
 from seamline.shared.settings import TelegramSettings
 from tests.conftest import Server, fail_storage_once
 from tests.fakes.telegram import CUSTOMER, SECRET_HEADER, TOKEN, FakeTelegram, load_fixture
@@ -55,7 +55,7 @@ def free_port() -> int:
 
 def test_a_text_message():
     message = to_message(native("message_text"))
-    assert (message.channel, message.address, message.sender) == (Channel.TELEGRAM, str(CUSTOMER), str(CUSTOMER))
+    assert (message.channel, message.address, message.sender) == ("telegram", str(CUSTOMER), str(CUSTOMER))
     assert (message.text, message.payload, message.attachments) == ("Hello! Where is my order?", None, ())
     assert message.external_id == "873561201"  # the update_id: a redelivered update is dropped by the pipeline
     assert (message.sender_name, message.language) == ("Anna Kovaleva", "ru")
@@ -188,7 +188,7 @@ async def webhook(telegram, settings, understanding):
 
 
 async def history(server, chat: int):
-    return await server.app[SEAMLINE].pipeline.history(Channel.TELEGRAM, str(chat))
+    return await server.app[SEAMLINE].pipeline.history("telegram", str(chat))
 
 
 async def test_polling_a_customer_text_is_answered_in_the_chat_with_buttons(telegram, polling):

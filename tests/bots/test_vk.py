@@ -17,7 +17,7 @@ from seamline.bots.app import SEAMLINE
 from seamline.bots.vk import VkChannel, to_message
 from seamline.bots.vk_format import MAX_TEXT, keyboard, random_id, split_text
 from seamline.shared.errors import ConfigError
-from seamline.shared.message import Button, Channel, Reply
+from seamline.shared.message import Button, Reply
 from seamline.shared.settings import VkSettings
 from tests.fakes.vk import FakeVk
 
@@ -48,7 +48,7 @@ async def eventually(condition, timeout: float = 10.0):
 
 def test_a_text_message():
     message = to_message(fixture("message_new_text"))
-    assert message.channel is Channel.VK
+    assert message.channel == "vk"
     assert (message.address, message.sender) == ("745120033", "745120033")
     assert message.text == "Здравствуйте! Где мой заказ 48213?"
     assert message.payload is None and message.attachments == ()
@@ -182,7 +182,7 @@ async def callback(fake, settings, make_server):
 
 
 async def history(server, peer: int):
-    return await server.app[SEAMLINE].pipeline.history(Channel.VK, str(peer))
+    return await server.app[SEAMLINE].pipeline.history("vk", str(peer))
 
 
 async def answered(server, fake: FakeVk, peer: int, inbound: int):

@@ -234,7 +234,6 @@ async def test_a_server_shutdown_tells_open_chats_it_is_going_away(http, server)
 
 async def test_a_failure_while_processing_keeps_the_message_and_a_resend_is_answered(http, server, monkeypatch):
     from seamline.bots.app import SEAMLINE
-    from seamline.shared.message import Channel
 
     understanding = server.app[SEAMLINE].pipeline.understanding
     real_parse, calls = understanding.parse, []
@@ -255,7 +254,7 @@ async def test_a_failure_while_processing_keeps_the_message_and_a_resend_is_answ
     history = (await (await client(http, server)).hello(token))["history"]
     assert [m["role"] for m in history] == ["customer", "bot"]  # one copy of the message, one answer
     visitor = token.rpartition(".")[0]
-    stored = await server.app[SEAMLINE].pipeline.history(Channel.WEB, visitor)
+    stored = await server.app[SEAMLINE].pipeline.history("web", visitor)
     assert stored[0].intent == "greet"  # what the bot understood is kept on the one stored copy
 
 

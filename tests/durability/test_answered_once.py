@@ -9,13 +9,13 @@ from __future__ import annotations
 import pytest
 
 from seamline.bots.app import build
-from seamline.shared.message import Channel, Message, Reply
+from seamline.shared.message import Message, Reply
 
 
 class Recorder:
     """An adapter that keeps what it was asked to send."""
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: str) -> None:
         self.channel = channel
         self.sent: list[tuple[str, Reply]] = []
 
@@ -31,7 +31,7 @@ async def crash(stored) -> None:
     raise Crash()
 
 
-def message(text: str, external_id: str, channel: Channel = Channel.TELEGRAM, sender: str = "100") -> Message:
+def message(text: str, external_id: str, channel: str = "telegram", sender: str = "100") -> Message:
     return Message(channel=channel, address=sender, sender=sender, text=text, external_id=external_id)
 
 
@@ -43,7 +43,7 @@ async def started(settings, understanding):
     async def start():
         seamline = await build(settings, understanding=understanding)
         running.append(seamline)
-        adapter = Recorder(Channel.TELEGRAM)
+        adapter = Recorder("telegram")
         seamline.pipeline.register(adapter)
         return seamline, adapter
 
@@ -78,12 +78,12 @@ async def test_a_widget_message_left_unanswered_by_a_crash_is_answered_at_the_ne
     first_run, _ = await started()
     visitor = "v-7c1e"
     with pytest.raises(Crash):
-        await first_run.pipeline.handle(message("hello", f"{visitor}:m1", Channel.WEB, visitor), on_stored=crash)
+        await first_run.pipeline.handle(message("hello", f"{visitor}:m1", "web", visitor), on_stored=crash)
     second_run, _ = await started()
-    web = Recorder(Channel.WEB)
+    web = Recorder("web")
     second_run.pipeline.register(web)
-    assert await second_run.pipeline.answer_unanswered(Channel.WEB) == 1
+    assert await second_run.pipeline.answer_unanswered("web") == 1
     assert [address for address, _ in web.sent] == [visitor]
     customer = await second_run.store.find_customer("web", visitor)
     assert [m.role for m in await second_run.store.history(customer.id)] == ["customer", "bot"]
-    assert await second_run.pipeline.answer_unanswered(Channel.WEB) == 0  # answered once
+    assert await second_run.pipeline.answer_unanswered("web") == 0  # answered once

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from seamline.bots.app import SEAMLINE
 from seamline.bots.telegram import WEBHOOK_PATH
 from seamline.shared.errors import StoreError
-from seamline.shared.message import Channel, utcnow
+from seamline.shared.message import utcnow
 from seamline.shared.settings import TelegramSettings, VkSettings
 from seamline.shared.storage.database import create_engine
 from seamline.shared.storage.inbox import HOST, Entry, SqlInbox
@@ -143,7 +143,7 @@ async def test_a_vk_event_that_cannot_be_stored_gets_503_and_its_resend_is_answe
             await vk.wait_for(lambda: vk.sent_to(5400))
             await asyncio.sleep(0.3)
             assert len(vk.sent_to(5400)) == 1
-            customer = await store.find_customer(Channel.VK.value, "5400")
+            customer = await store.find_customer("vk", "5400")
             assert [m.role for m in await store.history(customer.id)] == ["customer", "bot"]
         finally:
             await server.stop()

@@ -15,7 +15,7 @@ import pytest
 from seamline.bots.app import SEAMLINE, build
 from seamline.bots.telegram import WEBHOOK_PATH
 from seamline.shared.errors import StoreError
-from seamline.shared.message import Attachment, Channel, Message, Reply
+from seamline.shared.message import Attachment, Message, Reply
 from seamline.shared.settings import TelegramSettings
 from tests.conftest import Server
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
@@ -33,7 +33,7 @@ def db_settings(request, settings):
 
 
 class Recorder:
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: str) -> None:
         self.channel, self.sent = channel, []
 
     async def send(self, address: str, reply: Reply) -> None:
@@ -43,10 +43,10 @@ class Recorder:
 async def test_a_message_with_unstorable_characters_is_stored_cleaned_and_answered(db_settings, understanding):
     seamline = await build(db_settings, understanding=understanding)
     try:
-        adapter = Recorder(Channel.TELEGRAM)
+        adapter = Recorder("telegram")
         seamline.pipeline.register(adapter)
         handled = await seamline.pipeline.handle(Message(
-            channel=Channel.TELEGRAM, address="300", sender="300", text=BROKEN, external_id="1",
+            channel="telegram", address="300", sender="300", text=BROKEN, external_id="1",
             sender_name="Ann\x00 \udc00", payload="/start ref\x00",
             attachments=(Attachment("document", name="a\x00.pdf", data={"file_name": "a\ud800.pdf",
                                                                        "nested": ["x\x00"]}),)))
@@ -75,7 +75,7 @@ async def test_a_telegram_update_with_unstorable_characters_is_answered(db_setti
                         SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"}) as response:
                     assert response.status == 200
             await telegram.wait_for("sendMessage", chat_id=5100)
-            history = await server.app[SEAMLINE].pipeline.history(Channel.TELEGRAM, "5100")
+            history = await server.app[SEAMLINE].pipeline.history("telegram", "5100")
             assert [m.text for m in history if m.role == "customer"] == [CLEAN]
         finally:
             await server.stop()

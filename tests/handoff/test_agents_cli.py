@@ -150,7 +150,7 @@ async def test_changing_or_removing_badly_is_refused_with_a_reason(server, env, 
 async def test_a_removed_agent_cannot_log_in_and_what_they_held_goes_back_to_the_queue(server, env, capsys):
     from datetime import timedelta
 
-    from seamline.shared.message import Channel, Message
+    from seamline.shared.message import Message
 
     seamline = server.app[SEAMLINE_APP]
     env.setenv("SEAMLINE_AGENT_PASSWORD", PASSWORD)
@@ -160,7 +160,7 @@ async def test_a_removed_agent_cannot_log_in_and_what_they_held_goes_back_to_the
         async with http.post(server.url + "/api/v1/me/status", json={"status": "online"},
                              headers={"Authorization": f"Bearer {token}"}) as r:
             assert r.status == 200
-    handled = await seamline.pipeline.handle(Message(channel=Channel.WEB, address="v1", sender="v1",
+    handled = await seamline.pipeline.handle(Message(channel="web", address="v1", sender="v1",
                                                      text="I want to talk to a human", external_id="v1-1"))
     conversation_id = handled.inbound.conversation_id
     assert (await seamline.handoff.conversation(conversation_id)).state == "with_agent"

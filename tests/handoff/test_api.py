@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from seamline.bots.app import SEAMLINE
-from seamline.shared.message import Channel, Message, Reply
+from seamline.shared.message import Message, Reply
 
 PASSWORD = "correct horse battery"
 _updates = itertools.count(1)
@@ -24,7 +24,7 @@ _updates = itertools.count(1)
 class Recorder:
     """A Telegram adapter that keeps what it was asked to send."""
 
-    channel = Channel.TELEGRAM
+    channel = "telegram"
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, Reply]] = []
@@ -103,7 +103,7 @@ def agent(seamline, http, server):
 
 async def say(seamline, chat: str, text: str = "", payload: str | None = None):
     """The Telegram customer ``chat`` writes; returns what the pipeline handled."""
-    return await seamline.pipeline.handle(Message(channel=Channel.TELEGRAM, address=chat, sender=chat, text=text,
+    return await seamline.pipeline.handle(Message(channel="telegram", address=chat, sender=chat, text=text,
                                                   payload=payload, external_id=str(next(_updates))))
 
 
@@ -632,7 +632,7 @@ async def test_while_an_agent_holds_it_the_customer_can_still_link_a_channel(sea
     async with http.ws_connect(server.url + "/api/v1/inbox") as ws:
         await ws.send_json({"type": "auth", "token": api.token})
         assert (await ws.receive_json(timeout=5))["type"] == "hello"
-        await seamline.pipeline.handle(Message(channel=Channel.WEB, address="visitor-218", sender="visitor-218",
+        await seamline.pipeline.handle(Message(channel="web", address="visitor-218", sender="visitor-218",
                                                text=code, external_id="w-1"))
         yes = telegram.sent[-1][1].buttons[0]  # "Someone in the website chat wants to link ...": the customer says yes
         await say(seamline, "218", yes.title, yes.payload)
@@ -691,7 +691,7 @@ async def test_the_agents_reply_follows_the_customer_to_the_channel_they_are_on(
     from seamline.shared.errors import Unreachable
 
     class Web(Recorder):
-        channel = Channel.WEB
+        channel = "web"
         closed = False
 
         async def send(self, address, reply):
@@ -706,11 +706,11 @@ async def test_the_agents_reply_follows_the_customer_to_the_channel_they_are_on(
     await api.post(f"/conversations/{conversation}/claim")
     await say(seamline, "270", "link my account")
     code = re.search(r"\b(\d{6})\b", telegram.texts("270")[-1]).group(1)
-    await seamline.pipeline.handle(Message(channel=Channel.WEB, address="visitor-270", sender="visitor-270",
+    await seamline.pipeline.handle(Message(channel="web", address="visitor-270", sender="visitor-270",
                                            text=code, external_id="w-270-1"))
     yes = telegram.sent[-1][1].buttons[0]  # linked once the customer says yes in Telegram
     await say(seamline, "270", yes.title, yes.payload)
-    await seamline.pipeline.handle(Message(channel=Channel.WEB, address="visitor-270", sender="visitor-270",
+    await seamline.pipeline.handle(Message(channel="web", address="visitor-270", sender="visitor-270",
                                            text="I'm on the website now", external_id="w-270-2"))
     sent_to_telegram = len(telegram.sent)
 
@@ -723,7 +723,7 @@ async def test_the_agents_reply_follows_the_customer_to_the_channel_they_are_on(
     reply = await api.post(f"/conversations/{conversation}/messages", {"text": "Got it, answering here"})
     assert reply["channel"] == "telegram" and telegram.texts("270")[-1] == "Got it, answering here"
 
-    await seamline.pipeline.handle(Message(channel=Channel.WEB, address="visitor-270", sender="visitor-270",
+    await seamline.pipeline.handle(Message(channel="web", address="visitor-270", sender="visitor-270",
                                            text="one more thing from the site", external_id="w-270-3"))
     web.closed = True  # ... and then they close the tab: the reply goes where they can still be reached
     await api.post(f"/conversations/{conversation}/messages", {"text": "Are you still there?"})

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from seamline.bots.app import SEAMLINE
 from seamline.handoff.inbox import DROPPED, REVOKED, Inbox, RedisInbox
-from seamline.shared.message import Channel, Message
+from seamline.shared.message import Message
 
 PASSWORD = "correct horse battery"
 
@@ -160,7 +160,7 @@ async def logged_in(http, server, email: str, *, capacity: int = 5) -> str:
 
 async def say(server, chat: str, text: str, n: int):
     return await server.app[SEAMLINE].pipeline.handle(Message(
-        channel=Channel.WEB, address=chat, sender=chat, text=text, external_id=f"{chat}-{n}"))
+        channel="web", address=chat, sender=chat, text=text, external_id=f"{chat}-{n}"))
 
 
 async def test_an_agent_on_one_process_sees_a_customer_on_the_other(pair):
@@ -236,7 +236,7 @@ async def test_no_process_tells_a_waiting_customer_the_same_place_twice(pair):
     sent: list[tuple[str, str]] = []
 
     class Recorder:
-        channel = Channel.WEB
+        channel = "web"
 
         async def send(self, address, reply):
             sent.append((address, reply.text))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from seamline.bots.app import SEAMLINE, create_app
-from seamline.shared.message import Channel, Message
+from seamline.shared.message import Message
 from seamline.shared.settings import load_settings
 from seamline.shared.storage.database import upgrade
 
@@ -55,7 +55,7 @@ async def test_a_fresh_data_dir_keeps_the_database_and_its_wal_private_while_ser
         pool.submit(upgrade, settings.database_url).result()
     app = await create_app(settings, understanding=understanding)
     try:
-        await app[SEAMLINE].pipeline.handle(Message(channel=Channel.WEB, address="v1", sender="v1", text="hello",
+        await app[SEAMLINE].pipeline.handle(Message(channel="web", address="v1", sender="v1", text="hello",
                                                     external_id="m1"))
         files = [data / "seamline.db", *(data / f"seamline.db{s}" for s in ("-wal", "-shm"))]
         assert mode(data) == 0o700 and mode(data.parent) == 0o700

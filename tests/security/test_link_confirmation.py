@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from seamline.bots.app import SEAMLINE
-from seamline.shared.message import Channel, Message, utcnow
+from seamline.shared.message import Message, utcnow
 from seamline.shared.storage.models import LinkCodeRow
 from tests.bots.test_linking import Recorder
 from tests.bots.test_web_protocol import Client, http  # noqa: F401 - http is a fixture
@@ -26,12 +26,12 @@ class Issuer:
 
     def __init__(self, server, sender: str = "501") -> None:
         self.seamline = server.app[SEAMLINE]
-        self.telegram = Recorder(Channel.TELEGRAM)
+        self.telegram = Recorder("telegram")
         self.seamline.pipeline.register(self.telegram)
         self.sender = sender
 
     async def say(self, text: str, payload: str | None = None) -> None:
-        await self.seamline.pipeline.handle(Message(channel=Channel.TELEGRAM, address=self.sender, sender=self.sender,
+        await self.seamline.pipeline.handle(Message(channel="telegram", address=self.sender, sender=self.sender,
                                                     text=text, payload=payload, external_id=f"tg-{next(_ids)}",
                                                     language="en"))
 

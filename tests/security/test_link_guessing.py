@@ -11,7 +11,7 @@ import re
 import pytest
 
 from seamline.bots.app import SEAMLINE
-from seamline.shared.message import Channel, Message
+from seamline.shared.message import Message
 from seamline.shared.net import parse_networks
 from tests.bots.test_linking import Recorder
 from tests.bots.test_web_protocol import Client, http  # noqa: F401 - http is a fixture
@@ -123,7 +123,7 @@ async def test_a_code_typed_on_another_channel_than_it_was_asked_for_is_refused_
         make_server, settings, http, typed_on):
     server = await make_server(settings)
     seamline = server.app[SEAMLINE]
-    vk = Recorder(Channel.VK)
+    vk = Recorder("vk")
     seamline.pipeline.register(vk)
     customer = await seamline.store.resolve_customer("telegram", "601", "601")
     code = await seamline.linker.issue_code(customer.id, "telegram", "601", target="vk" if typed_on == "web" else "web")
@@ -133,7 +133,7 @@ async def test_a_code_typed_on_another_channel_than_it_was_asked_for_is_refused_
         await client.hello(lang="en")
         answer = (await client.say(code, id="w-1"))[-1]["text"]
     else:
-        await seamline.pipeline.handle(Message(channel=Channel.VK, address="7001", sender="7001", text=code,
+        await seamline.pipeline.handle(Message(channel="vk", address="7001", sender="7001", text=code,
                                                external_id="vk-1", language="en"))
         answer = vk.texts("7001")[-1]
     assert "isn't valid" in answer
@@ -144,11 +144,11 @@ async def test_a_code_typed_on_another_channel_than_it_was_asked_for_is_refused_
 async def test_a_deep_link_made_for_telegram_links_nothing_when_its_token_arrives_from_vk(make_server, settings):
     server = await make_server(settings)
     seamline = server.app[SEAMLINE]
-    vk = Recorder(Channel.VK)
+    vk = Recorder("vk")
     seamline.pipeline.register(vk)
     web = await seamline.store.resolve_customer("web", "visitor-1", "visitor-1")
     token = await seamline.linker.issue_token(web.id, "web", "visitor-1", target="telegram")
-    await seamline.pipeline.handle(Message(channel=Channel.VK, address="7002", sender="7002", text="Начать",
+    await seamline.pipeline.handle(Message(channel="vk", address="7002", sender="7002", text="Начать",
                                            payload=f"/start {token}", external_id="vk-2", language="en"))
     assert "isn't valid" in vk.texts("7002")[-1]
     assert [i.channel for i in await seamline.store.identities(web.id)] == ["web"]

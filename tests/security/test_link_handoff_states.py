@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from seamline.bots.app import build
 from seamline.handoff import machine
 from seamline.shared.handoff_states import MERGE_RANK, STATES
-from seamline.shared.message import Channel, Message
+from seamline.shared.message import Message
 from seamline.shared.storage.models import ConversationRow
 
 
@@ -24,10 +24,10 @@ async def seamline(settings, understanding):
     await seamline.close()
 
 
-async def _customer_in(seamline, channel: Channel, sender: str, state: str):
+async def _customer_in(seamline, channel: str, sender: str, state: str):
     await seamline.pipeline.handle(Message(channel=channel, address=sender, sender=sender, text="hello",
                                            external_id=f"{sender}-1"))
-    customer = await seamline.store.find_customer(channel.value, sender)
+    customer = await seamline.store.find_customer(channel, sender)
     session = await seamline.sessions.load(customer.id)
     session.handoff = state
     await seamline.sessions.save(session)
@@ -39,8 +39,8 @@ async def _customer_in(seamline, channel: Channel, sender: str, state: str):
 
 @pytest.mark.parametrize("held", ["transferred", "with_agent", "queued"])
 async def test_a_conversation_held_by_people_survives_a_link_into_a_bot_conversation(seamline, held):
-    waiting, conversation = await _customer_in(seamline, Channel.TELEGRAM, "tg-held", held)
-    issuer, _ = await _customer_in(seamline, Channel.WEB, "web-bot", "bot")
+    waiting, conversation = await _customer_in(seamline, "telegram", "tg-held", held)
+    issuer, _ = await _customer_in(seamline, "web", "web-bot", "bot")
 
     await seamline.linker.merge(issuer.id, waiting.id, method="code", by="test")
 
