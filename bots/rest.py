@@ -1,0 +1,330 @@
+"""A Rasa-compatible REST channel: ``POST /webhooks/rest/webhook`` answers with the bot's messages.
+
+Clients, test scripts and load tools written for Rasa's ``rest`` channel work unchanged: they post
+``{"sender": "...", "message": "...", "metadata": {...}}`` and get the JSON array of what the bot
+said to that message (``recipient_id``, ``text``, ``buttons``; ``image`` and ``custom`` when a reply
+has them). The sender is an identity on the channel ``rest`` like any other: it has its own history
+and can be linked to a Telegram or web customer with a code. Written only against the public
+channel contract (``seamline.shared.channel``), as a third-party channel would be; see
+docs/channels.md ("The REST channel") for the security model and every status code.
+
+REST has no push: what is said to a sender outside one of its requests (an agent's reply, a link
+question) waits in a bounded mailbox in this process and comes first in that sender's next answer.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import re
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from seamline.shared.channel import ChannelContext, Setting
+from seamline.shared.errors import ChannelError, ConfigError, StoreError
+from seamline.shared.message import Message, Reply, storable
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024  # bytes of one request body
+MAX_SENDER = 128  # characters: what an identity holds
+MAX_TEXT = 4096  # characters of one message
+MAX_PAYLOAD = 256  # a "/command" longer than this is plain text (what a stored payload holds)
+MAX_MESSAGE_ID = 128
+WINDOW = 10.0  # seconds the request budgets count over
+MAILBOX_SENDERS = 10_000  # senders with waiting replies kept per process (the stalest go first)
+MAILBOX_TTL = 24 * 3600.0  # seconds a waiting reply is kept
+REMEMBERED = 10_000  # answers kept for resent message ids
+LANGUAGE = re.compile(r"[a-z]{2}")
+
+
+def _token(raw: str) -> str:
+    token = raw.strip()
+    if len(token) < 16:
+        raise ValueError("the token is shorter than 16 characters; anyone could guess it")
+    return token
+
+
+def _flag(raw: str) -> bool:
+    value = str(raw).strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(f"{raw!r} is not true or false")
+
+
+def _count(raw: str) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{raw!r} is not a whole number") from None
+    if value < 0:
+        raise ValueError(f"{value} is negative")
+    return value
+
+
+@dataclass
+class _Collector:
+    """The replies of one request's turn, for its sender only."""
+
+    address: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+    open: bool = True
+
+
+# Set by the request handler around its turn. The pipeline awaits ``send`` within the same task, so a
+# send sees the collector of the request it answers; a send from anywhere else sees none (or one for
+# another sender) and goes to the mailbox.
+_COLLECTING: ContextVar[_Collector | None] = ContextVar("seamline_rest_collecting", default=None)
+
+
+class Mailbox:
+    """Replies waiting for senders that have no request open: at most ``size`` per sender (the oldest
+    are dropped), ``senders`` senders (the stalest are dropped), each kept ``ttl`` seconds. In memory,
+    per process: a restart forgets them (they stay in the conversation's history)."""
+
+    def __init__(self, *, size: int, senders: int = MAILBOX_SENDERS, ttl: float = MAILBOX_TTL) -> None:
+        self._size, self._senders, self._ttl = size, senders, ttl
+        self._boxes: OrderedDict[str, deque[tuple[float, dict[str, Any]]]] = OrderedDict()
+
+    def put(self, sender: str, item: dict[str, Any]) -> None:
+        box = self._boxes.get(sender)
+        if box is None:
+            box = self._boxes[sender] = deque(maxlen=self._size)
+            while len(self._boxes) > self._senders:
+                self._boxes.popitem(last=False)
+        self._boxes.move_to_end(sender)
+        box.append((time.monotonic(), item))
+
+    def take(self, sender: str) -> list[dict[str, Any]]:
+        box = self._boxes.pop(sender, None)
+        fresh = time.monotonic() - self._ttl
+        return [item for at, item in box or () if at >= fresh]
+
+
+class BadRequest(ValueError):
+    """A request the channel refuses; the message is the reason the client is told."""
+
+
+def rasa_item(recipient_id: str, reply: Reply) -> dict[str, Any]:
+    """One reply in the shape of Rasa's ``CollectingOutputChannel``: keys without a value are left out."""
+    item: dict[str, Any] = {"recipient_id": recipient_id}
+    if reply.text:
+        item["text"] = reply.text
+    if reply.buttons:
+        item["buttons"] = [{"title": b.title, "payload": b.payload or b.title} for b in reply.buttons]
+    for key in ("image", "custom"):  # not on Reply today; a reply type that carries them is shown as Rasa does
+        value = getattr(reply, key, None)
+        if value:
+            item[key] = value
+    return item
+
+
+class RestChannel:
+    """The ``rest`` channel. Enabled by ``SEAMLINE_REST_TOKEN`` (requests must carry it) or, only behind
+    your own authentication or on a private network, by ``SEAMLINE_REST_ALLOW_ANONYMOUS=true``."""
+
+    name: ClassVar[str] = "rest"
+    channel: ClassVar[str] = "rest"  # the name the pipeline registers adapters under
+    labels: ClassVar[Mapping[str, str]] = {"en": "App chat", "ru": "Чат в приложении"}
+    icon: ClassVar[str] = "🔌"
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting("token", "SEAMLINE_REST_TOKEN", secret=True, enables=True, parse=_token,
+                example="a long random string (python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                help="the bearer token every request must carry (Authorization: Bearer …, or ?token=…)"),
+        Setting("allow_anonymous", "SEAMLINE_REST_ALLOW_ANONYMOUS", default=False, enables=True, parse=_flag,
+                example="true", help="serve requests without a token: only behind your own auth or on a private network"),
+        Setting("rate_limit", "SEAMLINE_REST_RATE_LIMIT", default=30, parse=_count, example="30",
+                help="messages per 10 s per sender (0: no limit)"),
+        Setting("address_rate_limit", "SEAMLINE_REST_ADDRESS_RATE_LIMIT", default=300, parse=_count,
+                example="300", help="requests per 10 s per client address (0: no limit)"),
+        Setting("mailbox", "SEAMLINE_REST_MAILBOX", default=50, parse=_count, example="50",
+                help="replies kept per sender between its requests (0: none; they go to another channel)"),
+    )
+
+    def __init__(self, *, config: Mapping[str, Any], context: ChannelContext) -> None:
+        self._token = (config.get("token") or "").encode("utf-8", "surrogatepass")
+        self._anonymous = bool(config.get("allow_anonymous", False))
+        if not self._token and not self._anonymous:
+            raise ConfigError("SEAMLINE_REST_TOKEN", "the REST channel is on but has no token, so anyone "
+                              "could write as any sender and read their replies",
+                              "set SEAMLINE_REST_TOKEN (or [channels.rest] token) to a long random string, or "
+                              "SEAMLINE_REST_ALLOW_ANONYMOUS=true if your own proxy authenticates requests")
+        self._context = context
+        self._per_sender = int(config.get("rate_limit", 30))
+        self._per_address = int(config.get("address_rate_limit", 300))
+        size = int(config.get("mailbox", 50))
+        self._mailbox = Mailbox(size=size) if size else None
+        self._answers: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    # -- the contract ----------------------------------------------------------------------------
+
+    def to_message(self, native: Any) -> Message | None:
+        """A request body as a Message; None when it carries no message (a poll for waiting replies).
+        Raises BadRequest naming what is wrong. A message starting with "/" is a payload (a button
+        press, ``/intent``) as in Rasa; its stored text is the command without its arguments."""
+        if not isinstance(native, dict):
+            raise BadRequest("the body must be a JSON object")
+        sender = native.get("sender")
+        if isinstance(sender, int) and not isinstance(sender, bool):
+            sender = str(sender)
+        if not isinstance(sender, str) or not 1 <= len(sender) <= MAX_SENDER:
+            raise BadRequest(f"sender must be a string of 1 to {MAX_SENDER} characters")
+        metadata = native.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise BadRequest("metadata must be a JSON object")
+        text = native.get("message")
+        if text is not None and not isinstance(text, str):
+            raise BadRequest("message must be a string")
+        if text is not None and len(text) > MAX_TEXT:
+            raise BadRequest(f"message is longer than {MAX_TEXT} characters")
+        message_id = (metadata or {}).get("message_id")
+        if isinstance(message_id, int) and not isinstance(message_id, bool):
+            message_id = str(message_id)
+        if message_id is not None and (not isinstance(message_id, str) or not 1 <= len(message_id) <= MAX_MESSAGE_ID):
+            raise BadRequest(f"metadata.message_id must be a string of 1 to {MAX_MESSAGE_ID} characters")
+        if not text or not text.strip():
+            return None
+        text = text.strip()
+        payload = text if text.startswith("/") and len(text) <= MAX_PAYLOAD else None
+        language = (metadata or {}).get("language")
+        return Message(channel=self.name, address=sender, sender=sender,
+                       text=text.split(maxsplit=1)[0] if payload else text, payload=payload,
+                       external_id=_external_id(sender, message_id) if message_id else None,
+                       language=language if isinstance(language, str) and LANGUAGE.fullmatch(language) else None)
+
+    async def send(self, address: str, reply: Reply) -> None:
+        item = rasa_item(address, reply)
+        collector = _COLLECTING.get()
+        if collector is not None and collector.open and collector.address == address:
+            collector.items.append(item)
+        elif self._mailbox is not None:
+            self._mailbox.put(address, item)
+        else:  # no push and no mailbox: let the framework try the customer's other channels
+            raise ChannelError(f"rest sender {address} has no request open and the mailbox is off")
+
+    def routes(self) -> Iterable[web.AbstractRouteDef]:
+        return [web.get("/webhooks/rest/", self._health), web.post("/webhooks/rest/webhook", self._receive)]
+
+    async def start(self) -> None:
+        if self._anonymous and not self._token:
+            log.warning("REST channel: requests without a token are accepted (SEAMLINE_REST_ALLOW_ANONYMOUS): "
+                        "anyone reaching /webhooks/rest/webhook can write as any sender and read its replies")
+
+    async def stop(self) -> None:
+        self._answers.clear()
+
+    def deep_link(self, token: str) -> str | None:
+        return None  # nothing to open: the REST client is the bot author's own app
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        try:
+            return await self._answer(request)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        except StoreError:
+            log.warning("REST channel: storage failed", exc_info=True)
+            return _error(503, "the message could not be stored now; send it again", retry_after=5)
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        if request.query.get("stream", "").lower() in ("true", "1"):
+            raise BadRequest("stream=true is not supported; post without it to get the JSON array")
+        address = request.remote or "unknown"
+        wait = await self._take("address", address, self._per_address)
+        if wait:
+            return _error(429, "too many requests from your address", retry_after=wait)
+        if not self._authorized(request):
+            return _error(401, "missing or wrong token: send Authorization: Bearer <SEAMLINE_REST_TOKEN>",
+                          headers={"WWW-Authenticate": "Bearer"})
+        if request.content_type != "application/json":
+            return _error(415, "the body must be JSON (Content-Type: application/json)")
+        if (request.content_length or 0) > MAX_BODY:
+            return _error(413, f"the body is larger than {MAX_BODY} bytes")
+        body = await _read(request)
+        if body is None:
+            return _error(413, f"the body is larger than {MAX_BODY} bytes")
+        try:
+            native = json.loads(body)
+        except (ValueError, RecursionError):
+            raise BadRequest("the body is not valid JSON") from None
+        message = self.to_message(native)
+        sender = message.sender if message else storable(str(native["sender"]))
+        if message is not None:
+            wait = await self._take("sender", sender, self._per_sender)
+            if wait:
+                return _error(429, "too many messages from this sender", retry_after=wait)
+            message = replace(message, client_address=address)
+        replies = await self._turn(message) if message is not None else []
+        waiting = self._mailbox.take(sender) if self._mailbox is not None else []
+        return web.json_response(waiting + replies)
+
+    async def _turn(self, message: Message) -> list[dict[str, Any]]:
+        """Walk the message (stored before anything else happens to it) and collect what it was answered."""
+        if message.external_id and message.external_id in self._answers:
+            self._answers.move_to_end(message.external_id)
+            return list(self._answers[message.external_id])  # a resend: the same answer, no second turn
+        collector = _Collector(address=message.address)
+        reset = _COLLECTING.set(collector)
+        try:
+            handled = await self._context.conversations.handle(message)
+        finally:
+            collector.open = False
+            _COLLECTING.reset(reset)
+        if message.external_id:
+            if getattr(handled, "duplicate", False):  # answered before this process remembered it
+                return []
+            self._answers[message.external_id] = collector.items
+            while len(self._answers) > REMEMBERED:
+                self._answers.popitem(last=False)
+        return collector.items
+
+    def _authorized(self, request: web.Request) -> bool:
+        if not self._token:
+            return True
+        header = request.headers.get("Authorization", "")
+        given = header[7:].strip() if header[:7].lower() == "bearer " else request.query.get("token", "")
+        return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), self._token)
+
+    async def _take(self, kind: str, who: str, limit: int) -> float:
+        if not limit:
+            return 0.0
+        key = hashlib.sha256(who.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return await self._context.limiter.take(f"rest:{kind}:{key}", limit=limit, window=WINDOW)
+
+
+def _external_id(sender: str, message_id: str) -> str:
+    """The client's message id, made unique per sender (ids are unique per channel in the database)."""
+    digest = hashlib.sha256(f"{sender}\n{message_id}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"rest-{digest[:40]}"
+
+
+async def _read(request: web.Request) -> bytes | None:
+    """The body, or None past MAX_BODY (read no further than that)."""
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(16384):
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, reason: str, *, retry_after: float = 0, headers: dict[str, str] | None = None) -> web.Response:
+    headers = dict(headers or {})
+    if retry_after:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return web.json_response({"error": reason}, status=status, headers=headers)
