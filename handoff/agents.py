@@ -25,7 +25,7 @@ from seamline.shared.errors import StoreError
 from seamline.shared.history import new_id
 from seamline.shared.message import utcnow
 from seamline.shared.storage.models import AgentRow, AgentTokenRow
-from seamline.shared.storage.sql import _aware
+from seamline.shared.storage.sql import aware
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Login:
 
 def _agent(row) -> Agent:
     return Agent(row.id, row.email, row.name, row.role, tuple(row.queues or ()), row.capacity, row.status,
-                 _aware(row.seen_at))
+                 aware(row.seen_at))
 
 
 class AgentStore:
@@ -103,7 +103,7 @@ class AgentStore:
 
     def __init__(self, chat) -> None:
         self.engine = chat.engine
-        self._writer = chat._writer
+        self._writer = chat.writer
         self._tokens: dict[str, tuple[float, tuple]] = {}
         self._seen: dict[str, float] = {}
 
@@ -259,10 +259,10 @@ class AgentStore:
                                       AgentTokenRow.csrf.label("token_csrf"), AgentTokenRow.kind.label("token_kind"))
                                .join(AgentTokenRow, AgentRow.id == AgentTokenRow.agent_id)
                                .where(AgentTokenRow.digest == token_digest(token)))
-        if not rows or _aware(rows[0].token_expires_at) <= utcnow():
+        if not rows or aware(rows[0].token_expires_at) <= utcnow():
             self._tokens.pop(digest, None)
             return None
-        found = (_agent(rows[0]), rows[0].token_csrf, rows[0].token_kind, _aware(rows[0].token_expires_at))
+        found = (_agent(rows[0]), rows[0].token_csrf, rows[0].token_kind, aware(rows[0].token_expires_at))
         if len(self._tokens) > 10_000:
             self._tokens.clear()
         self._tokens[digest] = (now, found)
@@ -272,7 +272,7 @@ class AgentStore:
     async def logins(self, agent_id: str) -> int:
         """How many logins (console sessions and API tokens) of the agent are live."""
         rows = await self._all(select(AgentTokenRow.expires_at).where(AgentTokenRow.agent_id == agent_id))
-        return sum(1 for r in rows if _aware(r.expires_at) > utcnow())
+        return sum(1 for r in rows if aware(r.expires_at) > utcnow())
 
     async def logout(self, token: str) -> None:
         self._tokens.pop(token_digest(token), None)

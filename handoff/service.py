@@ -26,7 +26,7 @@ from seamline.shared.errors import HandoffError
 from seamline.shared.history import StoredMessage, new_id
 from seamline.shared.message import Button, Reply, Role, utcnow
 from seamline.shared.storage.models import ConversationRow, EventRow
-from seamline.shared.storage.sql import _aware
+from seamline.shared.storage.sql import aware
 
 log = logging.getLogger(__name__)
 MINUTES_PER_CUSTOMER = 4  # the wait estimate before any is measured: per customer ahead, per online agent
@@ -68,7 +68,7 @@ def _iso(value):
 
 def _info(row) -> ConversationInfo:
     return ConversationInfo(row.id, row.customer_id, row.state, row.queue, row.agent_id, row.escalation,
-                            _aware(row.started_at), _aware(row.queued_at), _aware(row.updated_at), row.position_told)
+                            aware(row.started_at), aware(row.queued_at), aware(row.updated_at), row.position_told)
 
 
 class Handoff(Presence):
@@ -177,7 +177,7 @@ class Handoff(Presence):
     async def notes(self, conversation_id: str) -> list[dict]:
         rows = await self._rows(select(EventRow).where(EventRow.conversation_id == conversation_id)
                                 .order_by(EventRow.id))
-        return [{"kind": r.kind, "data": r.data, "at": _iso(_aware(r.created_at))} for r in rows]
+        return [{"kind": r.kind, "data": r.data, "at": _iso(aware(r.created_at))} for r in rows]
 
     # -- the bot side --------------------------------------------------------------------------
 
@@ -331,7 +331,7 @@ class Handoff(Presence):
         for info in await self.conversations("queued", limit=10_000):
             last = await self._rows(select(func.max(MessageRow.created_at)).where(
                 MessageRow.conversation_id == info.id, MessageRow.direction == "in"))
-            when = _aware(last[0][0]) if last and last[0][0] else info.queued_at
+            when = aware(last[0][0]) if last and last[0][0] else info.queued_at
             if when is None or when > cutoff:
                 continue
             async with self._session(info) as session:
@@ -409,7 +409,7 @@ class Handoff(Presence):
             .order_by(ConversationRow.closed_at.desc()).limit(HANDLING_SAMPLES))
         if len(rows) < HANDLING_MIN_SAMPLES:
             return None
-        return statistics.median((_aware(c) - _aware(a)).total_seconds() / 60 for a, c in rows)
+        return statistics.median((aware(c) - aware(a)).total_seconds() / 60 for a, c in rows)
 
     async def _wait_per_place(self, queue: str) -> float:
         """Minutes of waiting per place in ``queue``: a place frees up every handling time divided by

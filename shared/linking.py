@@ -237,10 +237,10 @@ class Linker:
 
     async def link_site_identity(self, customer_id: str, site_user: str, address: str) -> Outcome:
         """The site vouched (by signature) that this visitor is its user ``site_user``."""
-        owner = await self._customers._chat.fresh_customer("site", site_user)
+        owner = await self._customers.fresh_customer("site", site_user)
         if owner is None:
             await self._customers.add_identity(customer_id, "site", site_user, address)
-            owner = await self._customers._chat.fresh_customer("site", site_user)
+            owner = await self._customers.fresh_customer("site", site_user)
             if owner is None or owner.id == customer_id:
                 return Outcome("linked", survivor_id=customer_id)
             # another browser of the same user claimed it in the same instant: join that customer

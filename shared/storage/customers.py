@@ -12,11 +12,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from seamline.shared.errors import StoreError
 from seamline.shared.history import new_id
-from seamline.shared.identity import Identity, LinkRecord, Profile
+from seamline.shared.identity import Customer, Identity, LinkRecord, Profile
 from seamline.shared.message import utcnow
 from seamline.shared.storage.models import (ConversationRow, CustomerRow, EventRow, IdentityRow, LinkCodeRow, LinkRow,
                                    MessageRow)
-from seamline.shared.storage.sql import SqlChatStore, _aware
+from seamline.shared.storage.sql import SqlChatStore, aware
 
 PROFILE_KEYS = ("name", "language")  # columns; everything else lives in ``attributes``
 
@@ -25,7 +25,7 @@ class SqlCustomerStore:
     def __init__(self, chat: SqlChatStore) -> None:
         self._chat = chat
         self.engine = chat.engine
-        self._writer = chat._writer
+        self._writer = chat.writer
 
     async def _all(self, query):
         try:
@@ -36,6 +36,10 @@ class SqlCustomerStore:
 
     # -- profile ---------------------------------------------------------------------------
 
+    async def fresh_customer(self, channel: str, sender: str) -> Customer | None:
+        """The customer behind an identity, read from the database (not the chat store's cache)."""
+        return await self._chat.fresh_customer(channel, sender)
+
     async def profile(self, customer_id: str) -> Profile | None:
         rows = await self._all(select(CustomerRow).where(CustomerRow.id == customer_id))
         if not rows:
@@ -44,8 +48,8 @@ class SqlCustomerStore:
         identities = await self._chat.identities(customer_id)
         return Profile(id=row.id, name=row.name, language=row.language, last_channel=row.last_channel,
                        attributes=dict(row.attributes or {}), attribute_meta=dict(row.attribute_meta or {}),
-                       identities=tuple(identities), merged_into=row.merged_into, created_at=_aware(row.created_at),
-                       last_seen_at=_aware(row.last_seen_at), erased_at=_aware(row.erased_at))
+                       identities=tuple(identities), merged_into=row.merged_into, created_at=aware(row.created_at),
+                       last_seen_at=aware(row.last_seen_at), erased_at=aware(row.erased_at))
 
     async def set_attributes(self, customer_id: str, values: dict[str, object], *, source: str,
                              verified: bool = False) -> None:
@@ -73,7 +77,7 @@ class SqlCustomerStore:
             select(MessageRow.channel, MessageRow.identity, func.max(MessageRow.created_at).label("last"))
             .where(MessageRow.customer_id == customer_id, MessageRow.direction == "in")
             .group_by(MessageRow.channel, MessageRow.identity))
-        last = {(r.channel, r.identity): _aware(r.last) for r in rows}
+        last = {(r.channel, r.identity): aware(r.last) for r in rows}
         floor = datetime.min.replace(tzinfo=utcnow().tzinfo)
         return sorted(identities, key=lambda i: last.get((i.channel, i.external_id)) or floor, reverse=True)
 
@@ -86,7 +90,7 @@ class SqlCustomerStore:
         digest is replaced: there are only a million codes, and each is drawn again sooner or later."""
         now = utcnow()
         rows = await self._all(select(LinkCodeRow.used_at, LinkCodeRow.expires_at).where(LinkCodeRow.digest == digest))
-        if rows and rows[0].used_at is None and _aware(rows[0].expires_at) > now:
+        if rows and rows[0].used_at is None and aware(rows[0].expires_at) > now:
             return False
         values = {"kind": kind, "customer_id": customer_id, "channel": channel, "external_id": external_id,
                   "created_at": now, "expires_at": now + ttl, "used_at": None}
@@ -121,19 +125,17 @@ class SqlCustomerStore:
         row, now = rows[0], utcnow()
         if row.used_at is not None:
             return "used"
-        if _aware(row.expires_at) <= now:
+        if aware(row.expires_at) <= now:
             return "expired"
         await self._writer.write(update(LinkCodeRow).where(LinkCodeRow.digest == digest,
                                                            LinkCodeRow.used_at.is_(None)).values(used_at=now), {})
         again = await self._all(select(LinkCodeRow.used_at).where(LinkCodeRow.digest == digest))
-        if not again or _aware(again[0].used_at) != now:
+        if not again or aware(again[0].used_at) != now:
             return "used"  # another claim won the race
         return row.customer_id, row.channel, row.external_id
 
     async def add_identity(self, customer_id: str, channel: str, external_id: str, address: str) -> None:
-        await self._writer.write(self._chat._insert_identity, {
-            "customer_id": customer_id, "channel": channel, "external_id": external_id, "address": address,
-            "reachable": True, "created_at": utcnow()})
+        await self._chat.add_identity(customer_id, channel, external_id, address)
 
     # -- merging and undoing ----------------------------------------------------------------
 
@@ -192,8 +194,8 @@ class SqlCustomerStore:
     async def links(self, customer_id: str) -> list[LinkRecord]:
         rows = await self._all(select(LinkRow).where(or_(LinkRow.survivor_id == customer_id,
                                                          LinkRow.merged_id == customer_id)).order_by(LinkRow.created_at))
-        return [LinkRecord(r.id, r.survivor_id, r.merged_id, r.method, _aware(r.created_at),
-                           undone_at=_aware(r.undone_at), conflicts=tuple((r.data or {}).get("conflicts", ())))
+        return [LinkRecord(r.id, r.survivor_id, r.merged_id, r.method, aware(r.created_at),
+                           undone_at=aware(r.undone_at), conflicts=tuple((r.data or {}).get("conflicts", ())))
                 for r in rows]
 
     async def unlink(self, link_id: str, *, by: str) -> LinkRecord:
@@ -246,7 +248,7 @@ class SqlCustomerStore:
             writes.append((update(ConversationRow).where(ConversationRow.id == kept).values(state=kept_state), {}))
         await self._writer.write_all([w for w in writes if w is not None])
         self._chat.forget_identities([Identity(c, e, "") for c, e in identities])
-        return LinkRecord(link.id, survivor_id, merged_id, link.method, _aware(link.created_at), undone_at=now)
+        return LinkRecord(link.id, survivor_id, merged_id, link.method, aware(link.created_at), undone_at=now)
 
     # -- privacy ----------------------------------------------------------------------------
 
@@ -277,8 +279,8 @@ class SqlCustomerStore:
                          "created_at": _iso(profile.created_at), "last_seen_at": _iso(profile.last_seen_at)},
             "identities": [{"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
                            for i in profile.identities],
-            "conversations": [{"id": c.id, "state": c.state, "queue": c.queue, "started_at": _iso(_aware(c.started_at)),
-                               "closed_at": _iso(_aware(c.closed_at))} for c in conversations],
+            "conversations": [{"id": c.id, "state": c.state, "queue": c.queue, "started_at": _iso(aware(c.started_at)),
+                               "closed_at": _iso(aware(c.closed_at))} for c in conversations],
             "messages": [{"id": m.id, "conversation_id": m.conversation_id, "channel": m.channel,
                           "direction": m.direction, "role": m.role, "text": m.text, "payload": m.payload,
                           "attachments": m.attachments, "intent": m.intent, "created_at": _iso(m.created_at)}

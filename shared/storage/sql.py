@@ -37,7 +37,7 @@ def _row(message: StoredMessage) -> dict:
     return {name: storable(getattr(message, name)) for name in _MESSAGE_COLUMNS}
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def aware(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; everything Seamline stores is UTC.
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
@@ -45,7 +45,7 @@ def _aware(value: datetime | None) -> datetime | None:
 class SqlChatStore:
     def __init__(self, *, engine: AsyncEngine, cache_size: int = 100_000) -> None:
         self.engine = engine
-        self._writer = GroupWriter(engine, Base.metadata)
+        self.writer = GroupWriter(engine, Base.metadata)
         self._customers: OrderedDict[tuple[str, str], Customer] = OrderedDict()
         self._cache_size = cache_size
         self._first_conversations: dict[str, Conversation] = {}  # created with a new customer, not yet opened
@@ -76,7 +76,7 @@ class SqlChatStore:
             closed_at=bindparam("closed_at"))
 
     async def close(self) -> None:
-        await self._writer.close()
+        await self.writer.close()
 
     async def resolve_customer(self, channel: str, sender: str, address: str,
                                name: str | None = None, language: str | None = None) -> Customer:
@@ -125,13 +125,13 @@ class SqlChatStore:
         if row is None:
             return None
         return Customer(id=row.id, name=row.name, language=row.language, last_channel=row.last_channel,
-                        created_at=_aware(row.created_at), attributes=dict(row.attributes or {}))
+                        created_at=aware(row.created_at), attributes=dict(row.attributes or {}))
 
     async def _create(self, channel: str, sender: str, address: str, name: str | None,
                       language: str | None) -> Customer:
         now, customer_id = utcnow(), new_id()
         conversation = Conversation(new_id(), customer_id, "bot", None, now)
-        await self._writer.write_all([
+        await self.writer.write_all([
             (self._insert_customer, {"id": customer_id, "name": name, "language": language, "last_channel": channel,
                                      "attributes": {}, "created_at": now, "last_seen_at": now}),
             (self._insert_identity, {"customer_id": customer_id, "channel": channel, "external_id": sender,
@@ -143,11 +143,17 @@ class SqlChatStore:
             raise StoreError(f"the new {channel} customer {sender!r} was not stored")
         if found.id != customer_id:
             # Two first messages raced and the other one's identity won: drop our empty customer.
-            await self._writer.write(self._delete_customer, {"customer_id": customer_id})
+            await self.writer.write(self._delete_customer, {"customer_id": customer_id})
             return found
         self._first_conversations[customer_id] = conversation
         return Customer(id=customer_id, name=name, language=language, last_channel=channel, created_at=now,
                         identities=(Identity(channel, sender, address),), new=True)
+
+    async def add_identity(self, customer_id: str, channel: str, external_id: str, address: str) -> None:
+        """One more identity of the customer (a proven link); an identity known already is kept as it is."""
+        await self.writer.write(self._insert_identity, {
+            "customer_id": customer_id, "channel": channel, "external_id": external_id, "address": address,
+            "reachable": True, "created_at": utcnow()})
 
     async def identities(self, customer_id: str) -> list[Identity]:
         query = select(IdentityRow).where(IdentityRow.customer_id == customer_id).order_by(IdentityRow.id)
@@ -170,9 +176,9 @@ class SqlChatStore:
             except SQLAlchemyError as exc:
                 raise StoreError(f"could not open a conversation for {customer.id}: {exc}") from exc
             if row is not None:
-                return Conversation(row.id, row.customer_id, row.state, row.queue, _aware(row.started_at))
+                return Conversation(row.id, row.customer_id, row.state, row.queue, aware(row.started_at))
         conversation = Conversation(new_id(), customer.id, "bot", None, utcnow())
-        await self._writer.write(self._insert_conversation, self._conversation_row(conversation))
+        await self.writer.write(self._insert_conversation, self._conversation_row(conversation))
         return conversation
 
     @staticmethod
@@ -183,21 +189,21 @@ class SqlChatStore:
 
     async def run(self, statement) -> None:
         """One write statement with its values bound (through the group writer)."""
-        await self._writer.write(statement, {})
+        await self.writer.write(statement, {})
 
     async def write_all(self, writes: list[tuple]) -> None:
         """(statement, values) pairs committed together, through the group writer."""
-        await self._writer.write_all(writes)
+        await self.writer.write_all(writes)
 
     async def open_conversation_for(self, customer_id: str) -> Conversation:
         """A new conversation for the customer (the previous one was closed)."""
         conversation = Conversation(new_id(), customer_id, "bot", None, utcnow())
-        await self._writer.write(self._insert_conversation, self._conversation_row(conversation))
+        await self.writer.write(self._insert_conversation, self._conversation_row(conversation))
         return conversation
 
     async def set_conversation_state(self, conversation_id: str, state: str, queue: str | None = None) -> None:
         now = utcnow()
-        await self._writer.write(self._set_state, {"conversation_id": conversation_id, "state": state,
+        await self.writer.write(self._set_state, {"conversation_id": conversation_id, "state": state,
                                                    "queue": queue, "at": now,
                                                    "closed_at": now if state == "resolved" else None})
 
@@ -205,11 +211,11 @@ class SqlChatStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(ConversationRow).where(ConversationRow.id == conversation_id))).first()
         return None if row is None else Conversation(row.id, row.customer_id, row.state, row.queue,
-                                                     _aware(row.started_at))
+                                                     aware(row.started_at))
 
     async def append(self, message: StoredMessage) -> None:
         """Store one message; returns once it is committed. A repeated (channel, external_id) is skipped."""
-        await self._writer.write(self._insert_message, _row(message))
+        await self.writer.write(self._insert_message, _row(message))
 
     async def annotate(self, message: StoredMessage, intent: str | None, confidence: float | None, nlu: dict,
                        replies: tuple[StoredMessage, ...] = ()) -> None:
@@ -220,7 +226,7 @@ class SqlChatStore:
         else:
             annotation = (self._annotate_by_platform_id, {"m_channel": message.channel,
                                                           "m_external_id": message.external_id, **understood})
-        await self._writer.write_all(
+        await self.writer.write_all(
             [annotation] + [(self._insert_message, _row(m))
                             for m in replies])
 
@@ -234,7 +240,7 @@ class SqlChatStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read the history of {customer_id}: {exc}") from exc
         return [StoredMessage(**{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS},
-                                 "created_at": _aware(r.created_at)}) for r in reversed(rows)]
+                                 "created_at": aware(r.created_at)}) for r in reversed(rows)]
 
     async def recent_external_ids(self, customer_id: str, limit: int = 200) -> list[str]:
         """The platform ids of the customer's latest answered messages (a stored message whose turn
@@ -266,7 +272,7 @@ class SqlChatStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [StoredMessage(**{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS},
-                                 "created_at": _aware(r.created_at)}) for r in rows]
+                                 "created_at": aware(r.created_at)}) for r in rows]
 
     async def replies_to(self, channel: str, external_id: str) -> list[StoredMessage]:
         """What the bot said in the turn of the message with this platform id (stored with it, and
@@ -284,20 +290,20 @@ class SqlChatStore:
                                     *([m.created_at < after] if after is not None else [])).order_by(m.created_at)
             rows = (await conn.execute(query)).all()
         return [StoredMessage(**{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS},
-                                 "created_at": _aware(r.created_at)}) for r in rows]
+                                 "created_at": aware(r.created_at)}) for r in rows]
 
     async def touch_customer(self, customer_id: str, channel: str) -> None:
         """Remember the channel the customer is on now."""
-        await self._writer.write(self._touch, {"customer_id": customer_id, "channel": channel, "seen_at": utcnow()})
+        await self.writer.write(self._touch, {"customer_id": customer_id, "channel": channel, "seen_at": utcnow()})
 
     async def set_reachable(self, channel: str, sender: str, reachable: bool) -> None:
         """Mark an identity (un)reachable, e.g. when the customer blocked the bot there."""
-        await self._writer.write(self._set_reachable, {"id_channel": channel, "id_sender": sender,
+        await self.writer.write(self._set_reachable, {"id_channel": channel, "id_sender": sender,
                                                        "reachable": reachable})
 
     async def record_event(self, kind: str, customer_id: str | None, conversation_id: str | None,
                            data: dict | None = None) -> None:
-        await self._writer.write(self._insert_event, {"kind": kind, "customer_id": customer_id,
+        await self.writer.write(self._insert_event, {"kind": kind, "customer_id": customer_id,
                                                       "conversation_id": conversation_id, "data": data or {},
                                                       "created_at": utcnow()})
 
@@ -306,4 +312,4 @@ class SqlChatStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [{"kind": r.kind, "conversation_id": r.conversation_id, "data": r.data,
-                 "created_at": _aware(r.created_at)} for r in rows]
+                 "created_at": aware(r.created_at)} for r in rows]

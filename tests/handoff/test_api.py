@@ -571,10 +571,10 @@ async def test_an_open_inbox_socket_keeps_its_agent_seen_and_ends_when_the_sessi
 
 
 async def _later(read, than) -> bool:
-    from seamline.shared.storage.sql import _aware
+    from seamline.shared.storage.sql import aware
 
     value = await read()
-    return value is not None and _aware(value) > than
+    return value is not None and aware(value) > than
 
 
 async def test_an_agent_who_left_without_logging_out_is_set_offline_and_their_customers_requeued(
