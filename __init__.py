@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from seamline.shared.errors import ChannelError, ConfigError, SeamlineError
+from seamline.shared.channel import ChannelAdapter, ChannelConfig, ChannelContext, Conversations, Setting
+from seamline.shared.errors import ChannelError, ConfigError, SeamlineError, Unreachable
 from seamline.shared.message import Attachment, Button, Message, Reply
 from seamline.shared.settings import Settings, load_settings
 
@@ -23,12 +24,18 @@ __version__ = "0.2.0"
 __all__ = [
     "Attachment",
     "Button",
+    "ChannelAdapter",
+    "ChannelConfig",
+    "ChannelContext",
     "ChannelError",
     "ConfigError",
+    "Conversations",
     "Message",
     "Reply",
     "SeamlineError",
+    "Setting",
     "Settings",
+    "Unreachable",
     "__version__",
     "create_app",
     "load_settings",

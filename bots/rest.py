@@ -151,14 +151,19 @@ class RestChannel:
                 help="replies kept per sender between its requests (0: none; they go to another channel)"),
     )
 
-    def __init__(self, *, config: Mapping[str, Any], context: ChannelContext) -> None:
-        self._token = (config.get("token") or "").encode("utf-8", "surrogatepass")
-        self._anonymous = bool(config.get("allow_anonymous", False))
-        if not self._token and not self._anonymous:
+    @classmethod
+    def check(cls, config: Mapping[str, Any]) -> None:
+        """On without a token only when anonymous requests were asked for in so many words."""
+        if not config.get("token") and not config.get("allow_anonymous"):
             raise ConfigError("SEAMLINE_REST_TOKEN", "the REST channel is on but has no token, so anyone "
                               "could write as any sender and read their replies",
                               "set SEAMLINE_REST_TOKEN (or [channels.rest] token) to a long random string, or "
                               "SEAMLINE_REST_ALLOW_ANONYMOUS=true if your own proxy authenticates requests")
+
+    def __init__(self, *, config: Mapping[str, Any], context: ChannelContext) -> None:
+        self.check(config)
+        self._token = (config.get("token") or "").encode("utf-8", "surrogatepass")
+        self._anonymous = bool(config.get("allow_anonymous", False))
         self._context = context
         self._per_sender = int(config.get("rate_limit", 30))
         self._per_address = int(config.get("address_rate_limit", 300))
