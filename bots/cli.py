@@ -1,13 +1,21 @@
-"""``seamline``: run the server, chat in the terminal, manage the database."""
+"""``seamline``: start a bot project, run the server, chat in the terminal, manage the database.
+
+Every command but ``init`` works on one bot project (bots/project.py): ``--project PATH`` anywhere
+on the line, else the working directory or the nearest folder above it holding config/seamline.toml,
+else the config/ named by SEAMLINE_CONFIG_DIR. The project's folder goes on sys.path, so its
+``actions`` and its own modules import.
+"""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
+from pathlib import Path
 
-from seamline.bots import customers_cli
+from seamline.bots import customers_cli, project as projects
 from seamline.handoff import commands as agent_commands
 from seamline.nlu import commands as nlu_commands
 from seamline.shared.errors import ConfigError, SeamlineError
@@ -84,9 +92,40 @@ async def _shell(settings: Settings) -> None:
         await seamline.close()
 
 
+def _project_option(argv: list[str]) -> tuple[Path | None, list[str]]:
+    """``--project PATH`` (or ``--project=PATH``) taken out of the line wherever it is, so it works
+    before or after any subcommand, nested ones too (``seamline nlu train --project mybot``)."""
+    rest, project, i = [], None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg == "--project" and i + 1 < len(argv):
+            project, i = Path(argv[i + 1]), i + 2
+            continue
+        if arg.startswith("--project="):
+            project = Path(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+        i += 1
+    return project, rest
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="seamline", description="Omnichannel customer chat.")
+    project_path, argv = _project_option(list(sys.argv[1:] if argv is None else argv))
+    parser = argparse.ArgumentParser(
+        prog="seamline", description="Omnichannel customer chat.",
+        epilog="Every command but init works on the bot project in this folder (or a folder above it); "
+               "--project PATH, anywhere on the line, names another.")
+    parser.add_argument("--project", metavar="PATH", help="the bot project to work on (the folder holding config/)")
     commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser("init", help="write a new bot project: config, actions, tests, README")
+    init.add_argument("path", type=Path, metavar="PATH", help="a new (or empty) folder")
+    init.add_argument("--template", choices=projects.TEMPLATES, default="minimal",
+                      help="minimal: greet, goodbye, thanks, a person; retail: the demo shop (default: minimal)")
+    init.add_argument("--language", default="en,ru", metavar="LANGS",
+                      help="ru, en or both, comma-separated; the first is the default language (default: en,ru)")
     commands.add_parser("run", help="serve the web chat (and every configured channel)")
     commands.add_parser("shell", help="chat with the bot in this terminal")
     db = commands.add_parser("db", help="database schema")
@@ -99,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        settings = load_settings()
+        if args.command == "init":
+            return _init(args)
+        project = projects.resolve(project_path, dict(os.environ), Path.cwd())
+        if project is not None:
+            sys.path.insert(0, str(project))  # the project's actions/ and own modules import
+        settings = load_settings(project=project)
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
         if args.command == "run":
@@ -130,6 +174,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = projects.init(args.path, template=args.template, langs=projects.languages(args.language))
+    where = args.path if not args.path.is_absolute() else path
+    print(f"A new Seamline bot ({args.template}) is in {path}. Next:\n"
+          f"  cd {where}\n  seamline nlu train\n  seamline shell      (or: seamline run, then open the printed address)\n"
+          f"  pytest              (its conversation tests)\nSee {where / 'README.md'} for adding an intent.")
     return 0
 
 

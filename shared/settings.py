@@ -240,9 +240,16 @@ def _vk(env: dict[str, str]) -> VkSettings | None:
                       confirmation=confirmation, secret=secret)
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
+def load_settings(env: dict[str, str] | None = None, *, project: Path | None = None) -> Settings:
+    """Settings from ``config/seamline.toml`` and ``env`` (the environment wins).
+
+    ``project`` is a bot project's folder (the one holding ``config/``, see bots/project.py): its
+    config/ is read unless SEAMLINE_CONFIG_DIR says otherwise, and a relative ``data_dir`` or
+    ``models`` from the file lands inside the project, wherever the command was started from.
+    Without a project they stay relative to the working directory, as before.
+    """
     env = dict(os.environ if env is None else env)
-    config_dir = Path(env.get("SEAMLINE_CONFIG_DIR") or CONFIG_DIR)
+    config_dir = Path(env.get("SEAMLINE_CONFIG_DIR") or (project / "config" if project else CONFIG_DIR))
     toml_path = config_dir / "seamline.toml"
     try:
         file = tomllib.loads(toml_path.read_text()) if toml_path.exists() else {}
@@ -253,7 +260,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     def get(name: str, section: dict, key: str, default: object) -> object:
         return env.get(name) if env.get(name) not in (None, "") else section.get(key, default)
 
-    data_dir = Path(str(get("SEAMLINE_DATA_DIR", storage, "data_dir", "var")))
+    def inside(path: Path, name: str) -> Path:  # a path from the file, not one typed in the environment
+        return project / path if project and not env.get(name) and not path.is_absolute() else path
+
+    data_dir = inside(Path(str(get("SEAMLINE_DATA_DIR", storage, "data_dir", "var"))), "SEAMLINE_DATA_DIR")
     language = str(get("SEAMLINE_DEFAULT_LANGUAGE", dialogue, "default_language", "en"))
     if language not in LANGUAGES:
         raise ConfigError("SEAMLINE_DEFAULT_LANGUAGE", f"{language!r} is not supported", "Use ru or en")
@@ -306,7 +316,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         telegram=_telegram(env),
         vk=_vk(env),
         log_level=level,
-        nlu_models=Path(str(get("SEAMLINE_NLU_MODELS", nlu, "models", ""))) if get(
+        nlu_models=inside(Path(str(get("SEAMLINE_NLU_MODELS", nlu, "models", ""))), "SEAMLINE_NLU_MODELS") if get(
             "SEAMLINE_NLU_MODELS", nlu, "models", "") else None,
         order_pattern=_pattern("SEAMLINE_ORDER_PATTERN", str(get("SEAMLINE_ORDER_PATTERN", nlu, "order_pattern",
                                                                  Settings.order_pattern))),

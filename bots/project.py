@@ -1,0 +1,137 @@
+"""A bot project: the folder of a bot built with Seamline, outside the framework.
+
+    mybot/
+      config/        seamline.toml, intents/, responses/, routing.yml, canned.yml
+      actions/       the project's own Python (custom actions; its folder is on sys.path)
+      tests/         conversation tests run with pytest (seamline.testing)
+      var/           the database, the secret key and the trained models (not in git)
+
+``seamline init`` writes one from a template; every other command finds the project it works on
+(``find``) so a bot author never edits or even sees the framework's files. The templates ship inside
+the package: ``retail`` is this repository's own ``config/`` (the demo shop), ``minimal`` lives in
+``config/templates/minimal/``, and ``config/templates/project/`` holds the files every project gets.
+
+Framework texts (link codes, handoff notices, "did not understand", ratings) are carried by the
+template into the project's ``config/responses``: the author sees and words every sentence the bot
+can say. ``FRAMEWORK_RESPONSES`` names them; each template has them all in every language (tested).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from seamline.shared.errors import ConfigError
+from seamline.shared.settings import CONFIG_DIR, LANGUAGES
+
+TEMPLATES_DIR = CONFIG_DIR / "templates"
+TEMPLATES = ("minimal", "retail")
+MARKER = Path("config") / "seamline.toml"  # what makes a folder a bot project
+
+# Responses the framework itself says, whatever the bot's intents (see the module docstring).
+FRAMEWORK_RESPONSES = (
+    "fallback", "fallback_offer_human",
+    "link_account", "link_rate_limited", "link_done", "link_done_context", "link_already", "link_invalid",
+    "link_expired", "link_used", "link_locked", "link_where", "link_nowhere", "link_pending", "link_question",
+    "link_confirmed", "link_declined", "link_not_confirmed", "link_stale", "topics", "channel_buttons", "channels",
+    "handoff_queued", "handoff_position", "handoff_assigned", "handoff_after_hours", "handoff_transferred",
+    "handoff_requeued", "handoff_back_to_bot", "handoff_rate", "handoff_rated",
+)
+
+NO_PROJECT_FIX = "Run `seamline init mybot` or pass --project"
+
+
+def find(start: Path) -> Path | None:
+    """The nearest folder from ``start`` upwards holding config/seamline.toml (as git finds .git)."""
+    start = start.resolve()
+    return next((folder for folder in (start, *start.parents) if (folder / MARKER).is_file()), None)
+
+
+def resolve(explicit: Path | None, env: dict[str, str], cwd: Path) -> Path | None:
+    """The project a command works on: --project, else none when SEAMLINE_CONFIG_DIR names the config
+    (the older way, kept), else the working directory or a folder above it."""
+    if explicit is not None:
+        if not (explicit / MARKER).is_file():
+            raise ConfigError("--project", f"{explicit} is not a bot project (it has no {MARKER})",
+                              "Pass the folder `seamline init` made (the one holding config/)")
+        return explicit.resolve()
+    if env.get("SEAMLINE_CONFIG_DIR"):
+        return None
+    project = find(cwd)
+    if project is None:
+        raise ConfigError("no bot project here", f"no {MARKER} in {cwd} or a folder above it", NO_PROJECT_FIX)
+    return project
+
+
+def languages(raw: str) -> tuple[str, ...]:
+    """``ru,en`` -> ('ru', 'en'): the first is the bot's default language."""
+    chosen = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    wrong = [lang for lang in chosen if lang not in LANGUAGES]
+    if not chosen or wrong:
+        raise ConfigError("--language", f"{raw!r} is not a list of supported languages",
+                          "Use ru, en or ru,en (the first is the default language)")
+    return chosen
+
+
+def init(path: Path, *, template: str = "minimal", langs: tuple[str, ...] = ("en", "ru")) -> Path:
+    """Write a new project at ``path`` and return it. An existing non-empty folder is refused and left
+    exactly as it was; the project appears whole or not at all (written aside, then renamed)."""
+    if template not in TEMPLATES:
+        raise ConfigError("--template", f"{template!r} is not a template", f"Use one of: {', '.join(TEMPLATES)}")
+    path = path.resolve()
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError("seamline init", f"{path} already exists and is not empty; nothing was changed",
+                          "Choose a new folder, e.g. seamline init mybot")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        _write(draft, template, langs, name=path.name)
+        if path.exists():
+            path.rmdir()  # the empty folder the author made for it
+        os.rename(draft, path)
+    except BaseException:
+        shutil.rmtree(draft, ignore_errors=True)
+        raise
+    return path
+
+
+def _write(root: Path, template: str, langs: tuple[str, ...], *, name: str) -> None:
+    source = CONFIG_DIR if template == "retail" else TEMPLATES_DIR / template
+    extras = TEMPLATES_DIR / template  # conversations.yml (and, for minimal, the config itself)
+    config = root / "config"
+    shutil.copytree(source, config, ignore=_not_config)
+    for file in [*config.glob("intents/*.*.yml"), *config.glob("responses/*.yml")]:
+        lang = file.name.split(".")[-2]
+        if lang in LANGUAGES and lang not in langs:
+            file.unlink()
+    toml = config / "seamline.toml"
+    toml.write_text(re.sub(r'^default_language = "\w+"', f'default_language = "{langs[0]}"',
+                           toml.read_text(encoding="utf-8"), count=1, flags=re.MULTILINE), encoding="utf-8")
+    (root / "tests").mkdir()
+    conversations = yaml.safe_load((extras / "conversations.yml").read_text(encoding="utf-8"))
+    kept = [c for c in conversations["conversations"] if c.get("language") in langs]
+    header = "".join(line for line in (extras / "conversations.yml").read_text(encoding="utf-8").splitlines(True)
+                     if line.startswith("#"))
+    (root / "tests" / "conversations.yml").write_text(
+        header + yaml.safe_dump({"conversations": kept}, allow_unicode=True, sort_keys=False, width=1000),
+        encoding="utf-8")
+    common = TEMPLATES_DIR / "project"
+    for file in common.rglob("*.tmpl"):
+        target = root / file.relative_to(common).with_suffix("")
+        target = target.with_name("." + target.name[len("dot-"):]) if target.name.startswith("dot-") else target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = file.read_text(encoding="utf-8")
+        for key, value in {"name": name, "template": template, "languages": ", ".join(langs),
+                           "language": langs[0]}.items():
+            text = text.replace("{{" + key + "}}", value)
+        target.write_text(text, encoding="utf-8")
+
+
+def _not_config(folder: str, names: list[str]) -> set[str]:
+    """What a template folder holds besides a project's config/: the package's own files, the other
+    templates, the conversation tests (written to tests/)."""
+    return {n for n in names if n in ("__init__.py", "__pycache__", "templates", "conversations.yml")}
