@@ -15,7 +15,9 @@ from seamline.bots.dialogue import Dialogue, Responses
 from seamline.bots.headers import demo_page_policy, install as install_headers
 from seamline.bots.pipeline import Pipeline
 from seamline.bots.protocol_log import quiet_protocol_errors
-from seamline.bots.web import WebChannel
+from seamline.bots import channels
+from seamline.bots.intake import intakes
+from seamline.bots.retry import RetryPolicy
 from seamline.handoff.agents import AgentStore
 from seamline.handoff.api import AgentApi
 from seamline.handoff.canned import load_canned
@@ -27,6 +29,7 @@ from seamline.handoff.service import Handoff
 from seamline.nlu.data import fingerprint, load as load_data
 from seamline.nlu.lifecycle import latest
 from seamline.nlu.understanding import Understanding
+from seamline.shared.channel import ChannelContext
 from seamline.shared.errors import SeamlineError
 from seamline.shared.session import MemorySessionStore, SessionStore
 from seamline.shared.limits import Limiter, MemoryLimiter, RedisLimiter
@@ -35,7 +38,6 @@ from seamline.shared.storage.database import create_engine
 from seamline.shared.linking import LinkPolicy, Linker
 from seamline.shared.storage.customers import SqlCustomerStore
 from seamline.shared.storage.sql import SqlChatStore
-from seamline.shared.tokens import Signer
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +161,6 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     app.cleanup_ctx.append(lifetime)  # first in, so channels are closed before the stores
     app.cleanup_ctx.append(_sweeping)
     app.cleanup_ctx.append(_answering_unanswered)
-    web_chat = WebChannel(pipeline=seamline.pipeline, store=seamline.store, linker=seamline.linker,
-                          signer=Signer(secret_key=settings.secret_key, purpose="web-visitor",
-                                        old_keys=settings.old_secret_keys,
-                                        max_age=settings.visitor_token_days * 86400),
-                          rate_limit=settings.web_rate_limit, allowed_origins=settings.web_allowed_origins,
-                          identity_secret=settings.web_identity_secret, **web_limits(settings, seamline, app))
-    web_chat.install(app)
     AgentApi(handoff=seamline.handoff, customers=seamline.customers, linker=seamline.linker,
              limiter=seamline.limiter, cookie_secure=settings.cookie_secure,
              trusted_proxies=settings.trusted_proxies).install(app)
@@ -175,44 +170,27 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     quiet_protocol_errors()  # a malformed request is the client's error: one line, no traceback
     app.router.add_get("/healthz", _health)
     app.on_startup.append(_reload_on_sighup)
-    if settings.telegram is not None:
-        from seamline.bots.telegram import TelegramChannel  # aiogram costs seconds to import: only when used
-
-        telegram = TelegramChannel(pipeline=seamline.pipeline, settings=settings.telegram)
-        telegram.install(app)
-        web_chat.deep_links["telegram"] = telegram.deep_link
-    if settings.vk is not None:
-        from seamline.bots.vk import VkChannel
-
-        vk = VkChannel(pipeline=seamline.pipeline, settings=settings.vk,
-                       state_file=settings.data_dir / f"vk-longpoll-{settings.vk.group_id}.json")
-        vk.install(app)
-        web_chat.deep_links["vk"] = vk.deep_link
+    install_channels(app, settings, seamline)
     # The model and the app are built: move them out of the garbage collector's way, so full
     # collections stay short (a tail-latency win measured with the Telegram benchmark).
     gc.freeze()
     return app
 
 
-def web_limits(settings: Settings, seamline: Seamline, app: web.Application) -> dict:
-    """The widget's connection and frame limits (bots/web_limits.py), shared through Redis when set."""
-    from seamline.bots.web_limits import MemoryConnections, RedisConnections, limit_accept_errors
+def install_channels(app: web.Application, settings: Settings, seamline: Seamline) -> None:
+    """Every installed channel that is on (bots/channels.py), built and mounted; ``GET
+    /api/v1/channels`` tells the console (and anyone) which are served, with their labels and icons."""
+    context = ChannelContext(conversations=seamline.pipeline, limiter=seamline.limiter, data_dir=settings.data_dir,
+                             extras={"settings": settings, "store": seamline.store, "linker": seamline.linker,
+                                     "intake": intakes(seamline.store), "retry": RetryPolicy(),
+                                     "redis": (lambda: redis_client(settings)) if settings.redis_url else None})
+    adapters = channels.build(channels.enabled(settings.environ, settings.channels), context)
+    channels.install(app, adapters, seamline.pipeline)
 
-    limit_accept_errors()  # a client holding every descriptor must not fill the disk with tracebacks
-    if settings.redis_url:
+    async def listed(request: web.Request) -> web.Response:
+        return web.json_response({"channels": channels.listing(adapters)})
 
-        connections = RedisConnections(client=redis_client(settings))
-    else:
-        connections = MemoryConnections()
-
-    async def close(_app: web.Application) -> None:
-        await connections.close()
-
-    app.on_cleanup.append(close)
-    return dict(limiter=seamline.limiter, connections=connections, address_rate_limit=settings.web_address_rate_limit,
-                connections_per_address=settings.web_connections_per_address,
-                hello_timeout=settings.web_hello_timeout, history_bytes=settings.web_history_bytes,
-                trusted_proxies=settings.trusted_proxies)
+    app.router.add_get("/api/v1/channels", listed)
 
 
 async def _sweeping(app: web.Application):

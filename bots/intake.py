@@ -20,6 +20,18 @@ from seamline.shared.storage.inbox import Entry, SqlInbox, Taken
 log = logging.getLogger(__name__)
 
 Process = Callable[[Taken], Awaitable[None]]
+IntakeFactory = Callable[[str, Process], "Intake"]  # (channel, process) -> its Intake
+
+
+def intakes(store: object) -> IntakeFactory:
+    """The one per-chat ordering engine every messenger channel uses, handed to adapters as
+    ``context.extras["intake"]``: ``intake("my_channel", process)`` gives an Intake whose rows live
+    in the shared inbox table under that channel's name."""
+
+    def make(channel: str, process: Process) -> Intake:
+        return Intake(inbox=SqlInbox(store=store, channel=channel), process=process)  # type: ignore[arg-type]
+
+    return make
 
 
 class Intake:

@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from functools import partial
 from typing import TypeVar
 
 from aiogram import Bot
@@ -34,13 +34,13 @@ from aiogram.types import Message as Native
 from aiohttp import web
 from pydantic import ValidationError
 
-from seamline.bots.intake import Intake
-from seamline.bots.pipeline import Pipeline
+from seamline.bots.intake import IntakeFactory
+from seamline.bots.retry import Again, RetryPolicy
 from seamline.bots.telegram_text import CallbackPayloads, split
 from seamline.shared.errors import ChannelError, ConfigError, StoreError, Unreachable
+from seamline.shared.channel import Conversations
 from seamline.shared.message import Attachment, Button, Message, Reply
-from seamline.shared.settings import TelegramSettings
-from seamline.shared.storage.inbox import Entry, SqlInbox, Taken
+from seamline.shared.storage.inbox import Entry, Taken
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -152,58 +152,47 @@ def _chat(update: Update) -> int | None:
     return None
 
 
-class TelegramChannel:
-    channel = "telegram"
+class TelegramBot:
+    """The Telegram side of the ``telegram`` channel (bots/telegram_channel.py is the plug-in, which
+    imports this, and aiogram, only when the channel is on: aiogram takes seconds to import)."""
 
-    def __init__(self, *, pipeline: Pipeline, settings: TelegramSettings, poll_timeout: int = 25,
-                 attempts: int = 5, backoff: float = 0.5, max_retry_after: float = 60.0,
-                 inbox: SqlInbox | None = None) -> None:
-        self._pipeline = pipeline
-        self._intake = Intake(inbox=inbox or SqlInbox(store=pipeline.store, channel="telegram"),
-                              process=self._process_row)
-        self._settings = settings
-        self._bot = Bot(settings.token, session=AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base)))
-        self._poll_timeout = poll_timeout
-        self._attempts, self._backoff, self._max_retry_after = attempts, backoff, max_retry_after
+    def __init__(self, *, conversations: Conversations, token: str, api_base: str, intake: IntakeFactory,
+                 retry: RetryPolicy, webhook_url: str = "", webhook_secret: str = "", poll_timeout: int = 25) -> None:
+        self._conversations = conversations
+        self._intake = intake("telegram", self._process_row)
+        self._api_base, self._webhook_url, self._webhook_secret = api_base, webhook_url, webhook_secret
+        self._bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_base)))
+        self._poll_timeout, self._retry = poll_timeout, retry
         self._payloads = CallbackPayloads()
         self._poller: asyncio.Task | None = None
+        self._started = False
         self._username: str | None = None  # the bot's @username, from getMe at start
 
-    def install(self, app: web.Application) -> None:
-        app[TELEGRAM] = self
-        if self._settings.webhook:
-            app.router.add_post(WEBHOOK_PATH, self._webhook)
-        app.cleanup_ctx.append(self._running)
-        app.on_shutdown.append(self._on_shutdown)
-        self._pipeline.register(self)
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(WEBHOOK_PATH, self._webhook)] if self._webhook_url else []
 
-    async def _running(self, app: web.Application) -> AsyncIterator[None]:
-        try:
-            await self.start()
-        except BaseException:
-            await self.close()  # aiohttp cleans up only what started
-            raise
-        yield
-        await self.close()
-
-    async def _on_shutdown(self, app: web.Application) -> None:
-        await self.stop()
+    def to_message(self, native: Update | dict) -> Message | None:
+        """An update (or its JSON as a dict) as a Message; see ``to_message``."""
+        update = native if isinstance(native, Update) else Update.model_validate(native, context={"bot": self._bot})
+        return to_message(update, self._payloads)
 
     async def start(self) -> None:
         """Check the token and the API base, then set the webhook or start long polling."""
+        if self._started:
+            return
         try:
             me = await self._call(GetMe())
-            if self._settings.webhook:
-                await self._call(SetWebhook(url=self._settings.webhook_url, secret_token=self._settings.webhook_secret))
+            if self._webhook_url:
+                await self._call(SetWebhook(url=self._webhook_url, secret_token=self._webhook_secret))
             else:
                 await self._call(DeleteWebhook())  # getUpdates is refused while a webhook is set
         except ChannelError as exc:
-            raise _config_error(exc, self._settings) from exc
-        self._username = me.username
-        mode = f"webhook {self._settings.webhook_url}" if self._settings.webhook else "long polling"
+            raise _config_error(exc, self._api_base) from exc
+        self._started, self._username = True, me.username
+        mode = f"webhook {self._webhook_url}" if self._webhook_url else "long polling"
         await self._intake.start()  # what a crash left stored but unprocessed goes first
         log.info("Telegram bot @%s is listening (%s)", me.username, mode)
-        if not self._settings.webhook:
+        if not self._webhook_url:
             self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
 
     def deep_link(self, token: str) -> str:
@@ -213,15 +202,14 @@ class TelegramChannel:
         return f"https://t.me/{self._username}?start={token}"
 
     async def stop(self, drain: float = 5.0) -> None:
-        """Stop receiving; give the chats being processed ``drain`` seconds to finish."""
+        """Stop receiving; give the chats being processed ``drain`` seconds to finish; close the
+        session. Safe to call again (shutdown, then cleanup)."""
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
             self._poller = None
         await self._intake.stop(drain)
-
-    async def close(self) -> None:
-        await self.stop(drain=0)
+        self._started = False
         await self._bot.session.close()
 
     async def send(self, address: str, reply: Reply) -> None:
@@ -248,7 +236,7 @@ class TelegramChannel:
 
     async def _webhook(self, request: web.Request) -> web.Response:
         secret = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogatepass")
-        if not hmac.compare_digest(secret, self._settings.webhook_secret.encode()):
+        if not hmac.compare_digest(secret, self._webhook_secret.encode()):
             return web.json_response({"error": f"missing or wrong {SECRET_HEADER}"}, status=401)
         try:
             body = (await request.read()).decode("utf-8")
@@ -288,7 +276,7 @@ class TelegramChannel:
                 continue
             except Exception as exc:  # noqa: BLE001 - the one broad except of the polling loop
                 failures += 1
-                delay = min(self._backoff * 2 ** failures, 30.0)
+                delay = self._retry.pause(failures)
                 log.warning("telegram getUpdates failed (offset=%s); retrying in %.1f s", offset, delay,
                             exc_info=not isinstance(exc, AiogramError))  # a trace only for the unexpected
                 await asyncio.sleep(delay)
@@ -299,7 +287,7 @@ class TelegramChannel:
                 await self._store([(u, _raw(u)) for u in updates])
             except StoreError as exc:
                 failures += 1
-                delay = min(self._backoff * 2 ** failures, 30.0)
+                delay = self._retry.pause(failures)
                 log.warning("telegram updates not stored (%s); fetching them again in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -322,36 +310,15 @@ class TelegramChannel:
             await self._quietly(SendChatAction(chat_id=message.address, action="typing"))
 
         # Telegram already has our acknowledgement: a storage outage is waited out, not lost.
-        await self._pipeline.handle_retrying(message, on_answering=typing, attempts=self._attempts,
-                                             backoff=self._backoff)
+        await self._conversations.handle_retrying(message, on_answering=typing, attempts=self._retry.attempts,
+                                                  backoff=self._retry.base)
 
     # Calling Telegram
 
     async def _call(self, method: TelegramMethod[T]) -> T:
-        """Call the Bot API; wait and retry what may pass, translate the rest to Seamline's errors."""
-        name = type(method).__name__
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await self._bot(method)
-            except TelegramRetryAfter as exc:
-                if exc.retry_after > self._max_retry_after:
-                    raise ChannelError(f"Telegram {name}: flood control asks to wait {exc.retry_after} s") from exc
-                delay, error = float(exc.retry_after), exc
-            except (TelegramServerError, TelegramNetworkError) as exc:
-                delay, error = min(self._backoff * 2 ** (attempt - 1), 30.0), exc
-            except TelegramForbiddenError as exc:  # blocked by the user, user deactivated, kicked from the group
-                raise Unreachable(f"Telegram {name}: {exc.message}") from exc
-            except (TelegramBadRequest, TelegramNotFound) as exc:
-                if "chat not found" in exc.message.lower():
-                    raise Unreachable(f"Telegram {name}: {exc.message}") from exc
-                raise ChannelError(f"Telegram {name}: {exc.message}") from exc
-            except AiogramError as exc:  # unauthorized, an answer that is not the Bot API's, ...
-                raise ChannelError(f"Telegram {name}: {exc}") from exc
-            if attempt < self._attempts:
-                log.warning("telegram %s failed (%s); attempt %d of %d in %.1f s", name, error, attempt + 1,
-                            self._attempts, delay)
-                await asyncio.sleep(delay)
-        raise ChannelError(f"Telegram {name} failed {self._attempts} times; last: {error}") from error
+        """Call the Bot API under the retry policy (bots/retry.py); translate errors to Seamline's."""
+        return await self._retry.run(f"Telegram {type(method).__name__}", lambda: self._bot(method),
+                                     partial(_classify, type(method).__name__))
 
     async def _quietly(self, method: TelegramMethod) -> None:
         """A courtesy call (typing, a button's spinner): one attempt, a failure is only logged."""
@@ -366,7 +333,24 @@ def _raw(update: Update) -> str:
     return json.dumps(update.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True))
 
 
-def _config_error(exc: ChannelError, settings: TelegramSettings) -> ConfigError:
+def _classify(name: str, exc: Exception) -> Again:
+    """What may pass on a retry (flood control, 5xx, the network) and the rest translated."""
+    if isinstance(exc, TelegramRetryAfter):
+        return Again(f"flood control: retry after {exc.retry_after} s", retry_after=float(exc.retry_after))
+    if isinstance(exc, (TelegramServerError, TelegramNetworkError)):
+        return Again(str(exc))
+    if isinstance(exc, TelegramForbiddenError):  # blocked by the user, user deactivated, kicked from the group
+        raise Unreachable(f"Telegram {name}: {exc.message}") from exc
+    if isinstance(exc, (TelegramBadRequest, TelegramNotFound)):
+        if "chat not found" in exc.message.lower():
+            raise Unreachable(f"Telegram {name}: {exc.message}") from exc
+        raise ChannelError(f"Telegram {name}: {exc.message}") from exc
+    if isinstance(exc, AiogramError):  # unauthorized, an answer that is not the Bot API's, ...
+        raise ChannelError(f"Telegram {name}: {exc}") from exc
+    raise exc
+
+
+def _config_error(exc: ChannelError, api_base: str) -> ConfigError:
     cause = exc.__cause__
     if isinstance(cause, TelegramUnauthorizedError):
         return ConfigError("SEAMLINE_TELEGRAM_TOKEN", "Telegram refused the token (401 Unauthorized)",
@@ -374,8 +358,6 @@ def _config_error(exc: ChannelError, settings: TelegramSettings) -> ConfigError:
     if isinstance(cause, TelegramBadRequest) and isinstance(cause.method, SetWebhook):
         return ConfigError("SEAMLINE_TELEGRAM_WEBHOOK_URL", f"Telegram refused the webhook ({cause.message})",
                            "Use the public https URL of /telegram/webhook on this server")
-    return ConfigError("SEAMLINE_TELEGRAM_API_BASE", f"{settings.api_base} did not answer like the Telegram Bot API "
+    return ConfigError("SEAMLINE_TELEGRAM_API_BASE", f"{api_base} did not answer like the Telegram Bot API "
                        f"({exc})", "Use https://api.telegram.org or the URL of your own Bot API server")
 
-
-TELEGRAM = web.AppKey("telegram", TelegramChannel)

@@ -21,8 +21,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
+from typing import Any, ClassVar
 
 import requests
 import vk_api
@@ -32,14 +34,13 @@ from requests.adapters import HTTPAdapter
 from vk_api.bot_longpoll import VkBotLongPoll
 from vk_api.exceptions import TOO_MANY_RPS_CODE, ApiError, ApiHttpError, VkApiError
 
-from seamline.bots.intake import Intake
-from seamline.bots.pipeline import Pipeline
+from seamline.bots.retry import Again, RetryPolicy
 from seamline.bots.vk_format import EventError, keyboard, random_id, split_text, to_message
 from seamline.shared.errors import ChannelError, ConfigError, StoreError, Unreachable
 from seamline.shared.history import StoredMessage
-from seamline.shared.message import Button, Reply
-from seamline.shared.settings import VkSettings
-from seamline.shared.storage.inbox import Entry, SqlInbox, Taken
+from seamline.shared.channel import ChannelConfig, ChannelContext, Setting, http_url, whole_number
+from seamline.shared.message import Button, Message, Reply
+from seamline.shared.storage.inbox import Entry, Taken
 
 __all__ = ["VkChannel", "VkTransport", "to_message"]
 
@@ -69,47 +70,93 @@ class VkTransport(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-class VkChannel:
-    channel = "vk"
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ValueError(f"{raw!r} is not true or false")
+    return value in ("true", "1", "yes", "on")
 
-    def __init__(self, *, pipeline: Pipeline, settings: VkSettings, wait: int = 25, rate_limit: float = 20.0,
-                 concurrency: int = 4, retries: int = 4, backoff: float = 0.5, callback_buttons: bool = False,
-                 shutdown_timeout: float = 10.0, state_file: Path | None = None,
-                 inbox: SqlInbox | None = None) -> None:
-        """``wait``: seconds a long poll is held; ``rate_limit``: API calls a second (VK allows a community
-        token 20; 0 = no limit); ``retries``, ``backoff``: for errors 6 and 10, 5xx and network errors;
-        ``callback_buttons``: reply buttons as callback buttons (message_event) instead of text buttons;
-        ``state_file``: where the long poll position is kept, so that after a restart the events that
-        came while Seamline was stopped are fetched (as long as VK still has them) instead of skipped."""
-        self._pipeline, self._settings = pipeline, settings
-        self._intake = Intake(inbox=inbox or SqlInbox(store=pipeline.store, channel="vk"),
-                              process=self._process_row)
-        self._state_file, self._saved_ts = state_file, None
-        self._wait, self._retries, self._backoff = wait, retries, backoff
-        self._callback_buttons, self._shutdown_timeout = callback_buttons, shutdown_timeout
+
+def _group_id(raw: str) -> int:
+    return whole_number(1, 10**12)(raw)
+
+
+class VkChannel:
+    """VK through vk_api: the Callback API when a confirmation string is given, else Bots Long Poll."""
+
+    name: ClassVar[str] = "vk"
+    channel: ClassVar[str] = "vk"
+    labels: ClassVar[Mapping[str, str]] = {"en": "VK", "ru": "ВКонтакте"}
+    icon: ClassVar[str] = "💬"
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting("token", "SEAMLINE_VK_TOKEN", help="the community access token", secret=True, enables=True,
+                fix="Set the community access token (Manage → API usage)"),
+        Setting("group_id", "SEAMLINE_VK_GROUP_ID", help="the community id", required=True, parse=_group_id,
+                example="123456 (the community id, without the minus)"),
+        Setting("api_base", "SEAMLINE_VK_API_BASE", help="a proxy for api.vk.ru; empty: VK itself", default="",
+                parse=http_url, example="https://vk-proxy.example.com"),
+        Setting("confirmation", "SEAMLINE_VK_CONFIRMATION", help="Callback API confirmation string", default=""),
+        Setting("secret", "SEAMLINE_VK_SECRET", help="Callback API secret", default="", secret=True),
+        Setting("rate_limit", "SEAMLINE_VK_RATE_LIMIT", help="API calls a second (VK allows a community 20; 0: "
+                "no limit)", default=20, parse=whole_number(0, 1000), example="20"),
+        Setting("callback_buttons", "SEAMLINE_VK_CALLBACK_BUTTONS", help="reply buttons as callback buttons",
+                default=False, parse=_flag, example="true"),
+    )
+
+    @classmethod
+    def check(cls, config: ChannelConfig) -> None:
+        """The Callback API needs both its confirmation string and its secret."""
+        if bool(config["confirmation"]) != bool(config["secret"]):
+            missing = "SEAMLINE_VK_SECRET" if config["confirmation"] else "SEAMLINE_VK_CONFIRMATION"
+            raise ConfigError(missing, "is not set, but the Callback API is half configured",
+                              "Set both SEAMLINE_VK_CONFIRMATION and SEAMLINE_VK_SECRET (Callback API), "
+                              "or neither (Bots Long Poll)")
+
+    def __init__(self, *, config: Mapping[str, Any], context: ChannelContext, wait: int = 25,
+                 concurrency: int = 4, shutdown_timeout: float = 10.0) -> None:
+        """``wait``: seconds a long poll is held; ``rate_limit`` (a setting): API calls a second; the retry
+        policy (bots/retry.py) covers errors 6 and 10, 5xx and network errors; ``callback_buttons``: reply
+        buttons as callback buttons (message_event) instead of text buttons. The long poll position is kept
+        in the data dir, so that after a restart the events that came while Seamline was stopped are
+        fetched (as long as VK still has them) instead of skipped."""
+        self._conversations, self._store = context.conversations, context.extras.get("store")
+        self._token, self._group_id = config["token"], int(config["group_id"])
+        self._api_base = config.get("api_base") or ""
+        self._confirmation, self._secret = config.get("confirmation") or "", config.get("secret") or ""
+        self._intake = context.extras["intake"]("vk", self._process_row)
+        self._state_file: Path | None = context.data_dir / f"vk-longpoll-{self._group_id}.json"
+        self._saved_ts: str | None = None
+        self._wait, self._retry = wait, context.extras.get("retry") or RetryPolicy()
+        self._callback_buttons, self._shutdown_timeout = bool(config.get("callback_buttons")), shutdown_timeout
+        rate_limit = config.get("rate_limit", 20)
         self._interval, self._next_call = (1 / rate_limit if rate_limit > 0 else 0.0), 0.0
         self._slots = asyncio.Semaphore(concurrency)  # never more than a few threads of the default pool
         self._http = requests.Session()
         for prefix in ("https://", "http://"):
-            self._http.mount(prefix, VkTransport(settings.api_base))
-        self._vk = vk_api.VkApi(token=settings.token, session=self._http, api_version=API_VERSION,
+            self._http.mount(prefix, VkTransport(self._api_base))
+        self._vk = vk_api.VkApi(token=self._token, session=self._http, api_version=API_VERSION,
                                 config=MemoryConfig)
         # vk_api spaces calls by sleeping under one lock, in whichever thread calls, and retries error 6
-        # for ever; here calls are spaced on the event loop and retried a bounded number of times.
+        # for ever; here calls are spaced on the event loop and retried by the policy.
         self._vk.RPS_DELAY = 0
         self._vk.lock = contextlib.nullcontext()
         self._vk.error_handlers.pop(TOO_MANY_RPS_CODE, None)
         self._poller: asyncio.Task | None = None
+        self._running = False
 
-    def install(self, app: web.Application) -> None:
-        if self._settings.callback:
-            app.router.add_post("/vk/callback", self._callback)
-        app.cleanup_ctx.append(self._running)
-        self._pipeline.register(self)
+    @property
+    def callback(self) -> bool:
+        return bool(self._confirmation)
+
+    def to_message(self, native: Any) -> Message | None:
+        return to_message(native)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/vk/callback", self._callback)] if self.callback else []
 
     def deep_link(self, token: str) -> str:
         """The vk.me link that opens the community's messages; the first message comes with ``ref`` = token."""
-        return f"https://vk.me/club{self._settings.group_id}?ref={token}"
+        return f"https://vk.me/club{self._group_id}?ref={token}"
 
     # -- out ---------------------------------------------------------------------------------------
 
@@ -129,33 +176,14 @@ class VkChannel:
         return await self._retrying(method, self._vk.method, method, params)
 
     async def _retrying(self, what: str, function, *args) -> object:
-        """``function(*args)`` in a thread, paced; errors 6 and 10, 5xx and network errors retried."""
-        for attempt in range(self._retries + 1):
-            last = attempt == self._retries
+        """``function(*args)`` in a thread, paced, under the retry policy (bots/retry.py)."""
+
+        async def attempt() -> object:
             await self._pace()
-            try:
-                async with self._slots:
-                    return await asyncio.to_thread(function, *args)
-            except ApiError as exc:
-                if exc.code in UNREACHABLE:
-                    raise Unreachable(f"VK {what}: {exc}") from exc
-                if exc.code not in RETRIED or last:
-                    raise ChannelError(f"VK {what}: {exc}") from exc
-                reason = str(exc)
-            except ApiHttpError as exc:
-                if (exc.response.status_code < 500 and exc.response.status_code != 429) or last:
-                    raise ChannelError(f"VK {what}: HTTP {exc.response.status_code}") from exc
-                reason = f"HTTP {exc.response.status_code}"
-            except requests.RequestException as exc:
-                if last:
-                    raise ChannelError(f"VK {what}: {type(exc).__name__}: {exc}") from exc
-                reason = type(exc).__name__
-            except VkApiError as exc:  # captcha and the like: nothing a retry fixes
-                raise ChannelError(f"VK {what}: {type(exc).__name__}: {exc}") from exc
-            delay = self._backoff * 2 ** attempt
-            log.warning("VK %s failed (%s); retry %d of %d in %.2fs", what, reason, attempt + 1, self._retries, delay)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+            async with self._slots:
+                return await asyncio.to_thread(function, *args)
+
+        return await self._retry.run(f"VK {what}", attempt, partial(_classify, what))
 
     async def _pace(self) -> None:
         """At most ``rate_limit`` calls a second, evenly spaced, waiting on the loop, not in a thread."""
@@ -181,15 +209,15 @@ class VkChannel:
             return web.Response(status=400, text="'group_id' must be a number")
         secret = event.get("secret")
         if (event["type"] != "confirmation" or secret is not None) and not hmac.compare_digest(
-                str(secret or "").encode("utf-8", "surrogatepass"), self._settings.secret.encode()):
+                str(secret or "").encode("utf-8", "surrogatepass"), self._secret.encode()):
             log.warning("VK callback with a wrong secret refused (type=%s, event=%s)", event["type"],
                         event.get("event_id"))
             return web.Response(status=403, text="wrong secret")
-        if event.get("group_id") != self._settings.group_id:
+        if event.get("group_id") != self._group_id:
             log.warning("VK callback for community %r refused (event=%s)", event.get("group_id"), event.get("event_id"))
-            return web.Response(status=403, text=f"this server answers community {self._settings.group_id}")
+            return web.Response(status=403, text=f"this server answers community {self._group_id}")
         if event["type"] == "confirmation":
-            return web.Response(text=self._settings.confirmation)
+            return web.Response(text=self._confirmation)
         try:
             entry = _entry(event, body)
         except EventError as exc:
@@ -210,13 +238,13 @@ class VkChannel:
         button = event["object"] if event.get("type") == "message_event" else None
         on_stored = partial(self._answer_button, button) if button else None
         # VK already has our acknowledgement: a storage outage is waited out, not lost.
-        handled = await self._pipeline.handle_retrying(message, on_stored=on_stored, attempts=self._retries + 1,
-                                                       backoff=self._backoff)
+        handled = await self._conversations.handle_retrying(message, on_stored=on_stored,
+                                                            attempts=self._retry.attempts, backoff=self._retry.base)
         if handled.duplicate and taken.attempts > 1:
             # Taken over after a crash or a failure: its turn was committed, but its answers may not have
             # gone out (a crash while they waited for their turn to be sent). Sent again with the same
             # random_id, VK drops those it already has.
-            for reply in await self._pipeline.store.replies_to("vk", message.external_id):
+            for reply in await self._store.replies_to("vk", message.external_id):
                 buttons = tuple(Button(b["title"], b["payload"]) for b in reply.buttons or ())
                 try:
                     await self.send(message.address, Reply(reply.text, buttons, id=reply.id, ts=reply.created_at))
@@ -242,7 +270,7 @@ class VkChannel:
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - the one broad except of the poll loop
                 failures += 1
-                delay = min(30.0, self._backoff * 2 ** min(failures, 6))
+                delay = self._retry.pause(failures)
                 log.warning("VK long poll failed (%s: %s); again in %.1fs", type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -260,7 +288,7 @@ class VkChannel:
             except StoreError as exc:
                 longpoll.ts = before
                 failures += 1
-                delay = min(30.0, self._backoff * 2 ** min(failures, 6))
+                delay = self._retry.pause(failures)
                 log.warning("VK events not stored (%s); fetching them again in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -298,14 +326,11 @@ class VkChannel:
 
     # -- start and stop ----------------------------------------------------------------------------
 
-    async def _running(self, app: web.Application):
-        await self._start()
-        yield
-        await self._stop()
-
-    async def _start(self) -> None:
+    async def start(self) -> None:
         """Check the token and community before serving; a wrong setting stops Seamline, named."""
-        group_id = self._settings.group_id
+        if self._running:
+            return
+        group_id = self._group_id
         try:
             found = await self._call("groups.getById")
             groups = found.get("groups", []) if isinstance(found, dict) else found
@@ -314,7 +339,7 @@ class VkChannel:
                 raise ConfigError("SEAMLINE_VK_GROUP_ID", f"the VK token belongs to community {token_group}, "
                                   f"not {group_id}", f"Set SEAMLINE_VK_GROUP_ID={token_group}, or use that "
                                   "community's token")
-            if not self._settings.callback:
+            if not self.callback:
                 longpoll = await self._retrying("groups.getLongPollServer", VkBotLongPoll, self._vk, group_id,
                                                 self._wait)
                 longpoll.session = self._http  # the long poll server through the same transport
@@ -322,9 +347,10 @@ class VkChannel:
                 self._poller = asyncio.create_task(self._poll(longpoll), name="seamline-vk-longpoll")
         except ChannelError as exc:
             raise self._startup_error(exc) from exc
+        self._running = True
         await self._intake.start()  # what a crash left stored but unprocessed
         log.info("VK channel: community %s, %s", group_id,
-                 "Callback API at /vk/callback" if self._settings.callback else "Bots Long Poll")
+                 "Callback API at /vk/callback" if self.callback else "Bots Long Poll")
 
     def _startup_error(self, exc: ChannelError) -> ConfigError:
         cause = exc.__cause__
@@ -335,23 +361,47 @@ class VkChannel:
                                "Create a community access token with access to messages and community "
                                "management (Manage → API usage → Access tokens)")
         if code == 100:
-            return ConfigError("SEAMLINE_VK_GROUP_ID", f"VK refused community {self._settings.group_id} ({reason})",
+            return ConfigError("SEAMLINE_VK_GROUP_ID", f"VK refused community {self._group_id} ({reason})",
                                "Set the community id (digits, without the minus)")
         if isinstance(cause, ApiError):
             return ConfigError("SEAMLINE_VK_TOKEN", f"VK refused to start the bot ({reason})",
                                "Check the token's rights, and enable Bots Long Poll (or the Callback API) "
                                "in Manage → API usage")
         return ConfigError("SEAMLINE_VK_API_BASE", f"cannot reach the VK API at "
-                           f"{self._settings.api_base or 'https://api.vk.ru'} ({exc})",
+                           f"{self._api_base or 'https://api.vk.ru'} ({exc})",
                            "Check the network, or set SEAMLINE_VK_API_BASE to a reachable proxy (empty for VK)")
 
-    async def _stop(self) -> None:
-        """Stop polling at once (its thread ends by itself within ``wait``); let queued events finish."""
+    async def stop(self) -> None:
+        """Stop polling at once (its thread ends by itself within ``wait``); let queued events finish.
+        Safe to call again (shutdown, then cleanup)."""
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
-        await self._intake.stop(self._shutdown_timeout)
+            self._poller = None
+        await self._intake.stop(self._shutdown_timeout if self._running else 0)
+        self._running = False
         self._http.close()
+
+
+def _classify(what: str, exc: Exception) -> Again:
+    """Errors 6 and 10, 5xx, 429 and network errors may pass on a retry; the rest is translated."""
+    if isinstance(exc, ApiError):
+        if exc.code in UNREACHABLE:
+            raise Unreachable(f"VK {what}: {exc}") from exc
+        if exc.code not in RETRIED:
+            raise ChannelError(f"VK {what}: {exc}") from exc
+        return Again(str(exc))
+    if isinstance(exc, ApiHttpError):
+        if exc.response.status_code < 500 and exc.response.status_code != 429:
+            raise ChannelError(f"VK {what}: HTTP {exc.response.status_code}") from exc
+        retry_after = exc.response.headers.get("Retry-After", "")
+        return Again(f"HTTP {exc.response.status_code}",
+                     retry_after=float(retry_after) if retry_after.isdigit() else None)
+    if isinstance(exc, requests.RequestException):
+        return Again(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, VkApiError):  # captcha and the like: nothing a retry fixes
+        raise ChannelError(f"VK {what}: {type(exc).__name__}: {exc}") from exc
+    raise exc
 
 
 def _entry(event: dict, body: str) -> Entry | None:

@@ -16,21 +16,21 @@ import math
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from seamline.bots.pipeline import Pipeline
 from seamline.bots.web_frames import (MAX_ID, MAX_TEXT, FrameError, checked_id, client_id, page, parse, to_frame,
                              to_message)
-from seamline.bots.web_limits import Connections, FrameBudget, MemoryConnections, address_key
+from seamline.bots.web_limits import (Connections, FrameBudget, MemoryConnections, RedisConnections, address_key,
+                                      limit_accept_errors)
 from seamline.shared.errors import ChannelError, SeamlineError, StoreError, Unreachable
 from seamline.shared.history import StoredMessage
-from seamline.shared.limits import Limiter, MemoryLimiter
+from seamline.shared.channel import ChannelContext, Setting
 from seamline.shared.linking import Linker, RateLimited
-from seamline.shared.message import Reply
-from seamline.shared.net import Network, client_address
-from seamline.shared.storage.sql import SqlChatStore
+from seamline.shared.message import Message, Reply
+from seamline.shared.net import client_address
 from seamline.shared.tokens import Signer
 
 __all__ = ["WebChannel", "FrameError", "to_message", "to_frame", "MAX_TEXT", "MAX_ID"]
@@ -41,50 +41,61 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_FRAME = 64 * 1024
 NO_HELLO = 4408  # close code: no ``hello`` within the deadline (docs/web-chat-protocol.md)
 MAX_EXTERNAL_ID = 256  # characters of a site's user id
-CHANNEL_ORDER = ("telegram", "vk")  # how the widget lists the messengers a visitor may continue in
-
-DeepLink = Callable[[str], str]  # a one-time link token → the URL that opens the messenger with it
 
 
 class WebChannel:
-    channel = "web"
+    """The chat widget. Its settings are the framework's own (``[web]`` of seamline.toml, read into
+    Settings: rate limits, origins, the identity secret), handed in as ``context.extras["settings"]``."""
 
-    def __init__(self, *, pipeline: Pipeline, signer: Signer, history_limit: int = 200,
-                 rate_limit: int = 30, allowed_origins: tuple[str, ...] = (), store: SqlChatStore | None = None,
-                 linker: Linker | None = None, identity_secret: str = "", limiter: Limiter | None = None,
-                 connections: Connections | None = None, address_rate_limit: int = 300,
-                 connections_per_address: int = 100, hello_timeout: float = 10.0, history_bytes: int = 65536,
-                 trusted_proxies: tuple[Network, ...] = ()) -> None:
-        """``store`` and ``linker`` enable deep links and signed site identities; ``identity_secret``
-        is the key the site signs its user ids with (empty: claims are ignored). ``limiter`` and
-        ``connections`` hold the per-visitor and per-address budgets (bots/web_limits.py); shared
-        through Redis they hold across processes."""
-        self._budget = FrameBudget(limiter=limiter or MemoryLimiter(), per_visitor=rate_limit,
-                                   per_address=address_rate_limit)
-        self._connections = connections or MemoryConnections()
-        self._connection_cap, self._hello_timeout = connections_per_address, hello_timeout
-        self._history_bytes, self._proxies = history_bytes, trusted_proxies
-        self._pipeline = pipeline
-        self._store, self._linker = store, linker
-        self._identity_key = identity_secret.encode()
-        # Messengers the visitor may continue in: channel → its deep-link builder (``TelegramChannel.deep_link``,
-        # ``VkChannel.deep_link``); filled by the composition root once those channels exist.
-        self.deep_links: dict[str, DeepLink] = {}
-        self._allowed_origins = frozenset(allowed_origins)
-        self._signer = signer
+    name: ClassVar[str] = "web"
+    channel: ClassVar[str] = "web"
+    labels: ClassVar[Mapping[str, str]] = {"en": "Website chat", "ru": "Чат на сайте"}
+    icon: ClassVar[str] = "🌐"
+    settings: ClassVar[tuple[Setting, ...]] = ()
+
+    def __init__(self, *, config: Mapping[str, Any], context: ChannelContext, history_limit: int = 200) -> None:
+        """``extras``: ``settings`` (Settings), ``store`` and ``linker`` (deep links and signed site
+        identities), ``redis`` (a client factory when Redis is configured: the per-visitor and per-address
+        budgets then hold across processes), ``channels`` (the other channels, for "continue in…")."""
+        extras, settings = context.extras, context.extras["settings"]
+        self._settings = settings
+        self._budget = FrameBudget(limiter=context.limiter, per_visitor=settings.web_rate_limit,
+                                   per_address=settings.web_address_rate_limit)
+        redis = extras.get("redis")
+        self._connections: Connections = RedisConnections(client=redis()) if redis else MemoryConnections()
+        self._connection_cap, self._hello_timeout = settings.web_connections_per_address, settings.web_hello_timeout
+        self._history_bytes, self._proxies = settings.web_history_bytes, settings.trusted_proxies
+        self._pipeline = context.conversations
+        self._store, self._linker = extras.get("store"), extras.get("linker")
+        self._identity_key = settings.web_identity_secret.encode()
+        self._channels: Mapping[str, Any] = extras.get("channels", {})  # the others, for their deep links
+        self._allowed_origins = frozenset(settings.web_allowed_origins)
+        self._signer = Signer(secret_key=settings.secret_key, purpose="web-visitor", old_keys=settings.old_secret_keys,
+                              max_age=settings.visitor_token_days * 86400)
         self._history_limit = history_limit
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
-
-    def install(self, app: web.Application) -> None:
-        app.router.add_get("/", self._page)
-        app.router.add_get("/widget.js", self._widget)
-        app.router.add_get("/chat/ws", self._websocket)
-        app.on_shutdown.append(self._close_all)
-        self._pipeline.register(self)
         if self._store is not None:  # a link confirmed on another channel: open widgets get the joined history
             self._pipeline.on_linked.append(self._refresh)
 
-    async def _close_all(self, app: web.Application) -> None:
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/", self._page), web.get("/widget.js", self._widget), web.get("/chat/ws", self._websocket)]
+
+    def to_message(self, native: Any) -> Message | None:
+        """A ``message`` frame of a visitor (``{"visitor": ..., "frame": {...}, "lang": ...}``) as a Message."""
+        return to_message(native["visitor"], native["frame"], native.get("lang"))
+
+    def deep_link(self, token: str) -> str | None:
+        return None  # the widget lives on the bot author's site: there is no link to open it
+
+    async def start(self) -> None:
+        limit_accept_errors()  # a client holding every descriptor must not fill the disk with tracebacks
+
+    async def stop(self) -> None:
+        """Say "going away" to every open widget (they reconnect by themselves); release the counters."""
+        await self._close_all()
+        await self._connections.close()
+
+    async def _close_all(self) -> None:
         """On shutdown say "going away" to every open widget; they reconnect by themselves."""
         sockets = [ws for group in self._sockets.values() for ws in group]
         await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
@@ -222,7 +233,7 @@ class WebChannel:
         # A fresh token on every welcome: a token dies after days unused, not days after it was made.
         await ws.send_json({"type": "welcome", "token": self._signer.sign(visitor),
                             **page(history, self._history_bytes), "identified": identified,
-                            "channels": self.channels})
+                            "channels": self.channels, "continue_in": self.continue_in(language)})
         return visitor, language
 
     async def _older(self, ws: web.WebSocketResponse, visitor: str, frame: dict, address: str) -> None:
@@ -242,9 +253,20 @@ class WebChannel:
 
     @property
     def channels(self) -> list[str]:
-        """The messengers a visitor may continue in, in the order the widget shows them."""
-        return sorted(self.deep_links, key=lambda c: (CHANNEL_ORDER.index(c) if c in CHANNEL_ORDER else 99, c)) \
-            if self._linker is not None and self._store is not None else []
+        """The channels a visitor may continue in (those with a deep link), in the registry's order."""
+        if self._linker is None or self._store is None:
+            return []
+        return [name for name, adapter in self._channels.items() if name != self.name and _links(adapter)]
+
+    def continue_in(self, language: str | None) -> list[dict[str, str]]:
+        """The "continue in…" buttons: each channel's label in the visitor's language (a project's
+        ``channel_buttons`` response may rename it) and its icon, as the server's adapters declare them."""
+        shown = []
+        for name in self.channels:
+            adapter = self._channels[name]
+            label = _label(adapter.labels, language)
+            shown.append({"channel": name, "label": label, "icon": adapter.icon})
+        return shown
 
     # -- the site's signed identity ----------------------------------------------------------------
 
@@ -304,8 +326,9 @@ class WebChannel:
             raise FrameError("bad_frame", f"'id' must be a string of 1-{MAX_ID} characters")
         channel = frame.get("channel")
         if not isinstance(channel, str):
-            raise FrameError("bad_frame", "'channel' must be a string: telegram or vk", frame_id)
-        build = self.deep_links.get(channel) if channel in self.channels else None
+            raise FrameError("bad_frame", f"'channel' must be a string: {' or '.join(self.channels) or 'a channel'}",
+                             frame_id)
+        build = self._channels[channel].deep_link if channel in self.channels else None
         if build is None:
             raise FrameError("link_unavailable", f"continuing in {channel[:32]!r} is not available here", frame_id)
         customer = await self._store.find_customer("web", visitor) or \
@@ -317,6 +340,8 @@ class WebChannel:
                                              "or try again later", frame_id) from None
         try:
             url = build(token)
+            if not url:
+                raise ChannelError(f"{channel} gave no link")
         except ChannelError as exc:
             log.warning("web visitor %s: no %s link: %s", visitor, channel, exc)
             raise FrameError("link_unavailable", f"continuing in {channel} is not available right now",
@@ -370,6 +395,21 @@ class WebChannel:
         history = page(await self._store.history(customer_id, self._history_limit), self._history_bytes)
         for visitor in visitors:
             await self._broadcast(visitor, {"type": "history", **history})
+
+
+def _links(adapter: Any) -> bool:
+    """Whether a channel offers deep links: its class overrides ``deep_link`` to return a URL. A
+    channel that returns None for every token (REST, the widget) is not listed."""
+    try:
+        return bool(adapter.deep_link("probe"))
+    except ChannelError:
+        return True  # it has links, just not yet (Telegram before getMe): asked again per frame
+    except Exception:  # noqa: BLE001 - a plug-in's bug must not break the welcome
+        return False
+
+
+def _label(labels: Mapping[str, str], language: str | None) -> str:
+    return labels.get(language or "en") or labels.get("en") or next(iter(labels.values()), "")
 
 
 def _parsed(raw, refused: float) -> dict:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -47,13 +48,42 @@ class Setting:
     enables: bool = False
     example: str = ""
     parse: Callable[[str], Any] = str
+    fix: str = ""  # how to put it right; default "Set it like ENV=example"
+
+    def remedy(self) -> str:
+        """The fix a ConfigError about this setting names."""
+        return self.fix or (f"Set it like {self.env}={self.example}" if self.example else f"Set {self.env}")
+
+
+def http_url(raw: str) -> str:
+    """A ``Setting.parse`` for an http(s) URL (an API base, a webhook); the trailing slash dropped."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{raw!r} is not an http(s) URL")
+    return raw.rstrip("/")
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """A ``Setting.parse`` for a whole number in ``low..high``."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
 
 
 class ChannelConfig(Mapping[str, Any]):
-    """The checked values of a channel's declared settings, by key; secrets are hidden in repr."""
+    """The checked values of a channel's declared settings, by key; secrets are hidden in repr.
+    ``given`` holds the keys set in the environment or seamline.toml (not left to their default)."""
 
-    def __init__(self, values: Mapping[str, Any], secret: Iterable[str] = ()) -> None:
-        self._values, self._secret = dict(values), frozenset(secret)
+    def __init__(self, values: Mapping[str, Any], secret: Iterable[str] = (), given: Iterable[str] = ()) -> None:
+        self._values, self._secret, self.given = dict(values), frozenset(secret), frozenset(given)
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -108,6 +138,10 @@ class ChannelAdapter(Protocol):
       the widget ("continue in…") and the console;
     - ``icon``: a short text or emoji shown beside the label;
     - ``settings``: what it reads (see ``Setting``).
+
+    Optional: a classmethod ``check(config: ChannelConfig) -> None`` raising ConfigError for what one
+    setting alone cannot tell (two settings that only make sense together); the framework calls it
+    after every setting parsed, for an enabled channel, before anything starts.
     """
 
     name: ClassVar[str]

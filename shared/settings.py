@@ -9,8 +9,10 @@ import os
 import re
 import secrets
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from seamline.shared.errors import ConfigError
@@ -19,35 +21,6 @@ from seamline.shared.net import Network, parse_networks
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 LANGUAGES = ("en", "ru")
-
-
-@dataclass(frozen=True)
-class TelegramSettings:
-    """Set when SEAMLINE_TELEGRAM_TOKEN is; webhook mode when a webhook URL is given, else long polling."""
-
-    token: str = field(repr=False)
-    api_base: str = "https://api.telegram.org"
-    webhook_url: str = ""
-    webhook_secret: str = field(default="", repr=False)
-
-    @property
-    def webhook(self) -> bool:
-        return bool(self.webhook_url)
-
-
-@dataclass(frozen=True)
-class VkSettings:
-    """Set when SEAMLINE_VK_TOKEN is; Callback API when a confirmation string is given, else Bots Long Poll."""
-
-    token: str = field(repr=False)
-    group_id: int = 0
-    api_base: str = ""  # empty: vk_api's own default
-    confirmation: str = ""
-    secret: str = field(default="", repr=False)
-
-    @property
-    def callback(self) -> bool:
-        return bool(self.confirmation)
 
 
 @dataclass(frozen=True)
@@ -73,8 +46,10 @@ class Settings:
     web_identity_secret: str = field(default="", repr=False)  # signs the site's logged-in user id; empty: off
     link_guesses_per_address: int = 20  # link codes one client address may type per hour (the widget)
     link_guesses_per_hour: int = 1000  # link codes typed per hour on every channel together
-    telegram: TelegramSettings | None = None
-    vk: VkSettings | None = None
+    # Channels are plug-ins (bots/channels.py): their settings are read by the registry from these,
+    # the [channels.<name>] tables of seamline.toml and the environment seen at load time.
+    channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold tokens
     log_level: str = "INFO"
     nlu_models: Path | None = None  # directory of trained models; None: DATA_DIR/models
     order_pattern: str = r"(?<![\d+])(?:№\s?|#\s?)?(\d{4,12})(?!\d)"
@@ -178,12 +153,6 @@ def _identity_secret(raw: str) -> str:
     return raw
 
 
-def _http_url(name: str, raw: str) -> str:
-    if urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc:
-        raise ConfigError(name, f"{raw!r} is not an http(s) URL", f"Set it like {name}=https://example.com")
-    return raw.rstrip("/")
-
-
 def _origins(raw: str, name: str = "SEAMLINE_WEB_ALLOWED_ORIGINS") -> tuple[str, ...]:
     origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
     for origin in origins:
@@ -192,52 +161,6 @@ def _origins(raw: str, name: str = "SEAMLINE_WEB_ALLOWED_ORIGINS") -> tuple[str,
             raise ConfigError(name, f"{origin!r} is not an origin",
                               "List origins like https://shop.example,https://www.shop.example (no paths)")
     return origins
-
-
-def _telegram(env: dict[str, str]) -> TelegramSettings | None:
-    token = env.get("SEAMLINE_TELEGRAM_TOKEN", "").strip()
-    url = env.get("SEAMLINE_TELEGRAM_WEBHOOK_URL", "").strip()
-    secret = env.get("SEAMLINE_TELEGRAM_WEBHOOK_SECRET", "").strip()
-    if not token:
-        if url or secret:
-            raise ConfigError("SEAMLINE_TELEGRAM_TOKEN", "is not set, but a Telegram webhook is configured",
-                              "Set the bot token from @BotFather, or unset the webhook settings")
-        return None
-    if not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
-        raise ConfigError("SEAMLINE_TELEGRAM_TOKEN", "does not look like a bot token (123456789:AAH...)",
-                          "Copy the token @BotFather gave you")
-    if url or secret:
-        if not url:
-            raise ConfigError("SEAMLINE_TELEGRAM_WEBHOOK_URL", "is not set, but a webhook secret is",
-                              "Set the public https URL of /telegram/webhook, or unset the secret for long polling")
-        if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", secret):
-            raise ConfigError("SEAMLINE_TELEGRAM_WEBHOOK_SECRET",
-                              "must be 16-256 characters of A-Z, a-z, 0-9, _ and - in webhook mode",
-                              'Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"')
-        url = _http_url("SEAMLINE_TELEGRAM_WEBHOOK_URL", url)
-    base = _http_url("SEAMLINE_TELEGRAM_API_BASE", env.get("SEAMLINE_TELEGRAM_API_BASE") or "https://api.telegram.org")
-    return TelegramSettings(token=token, api_base=base, webhook_url=url, webhook_secret=secret)
-
-
-def _vk(env: dict[str, str]) -> VkSettings | None:
-    token = env.get("SEAMLINE_VK_TOKEN", "").strip()
-    confirmation = env.get("SEAMLINE_VK_CONFIRMATION", "").strip()
-    secret = env.get("SEAMLINE_VK_SECRET", "").strip()
-    if not token:
-        if confirmation or secret or env.get("SEAMLINE_VK_GROUP_ID"):
-            raise ConfigError("SEAMLINE_VK_TOKEN", "is not set, but other VK settings are",
-                              "Set the community access token (Manage → API usage), or unset the VK settings")
-        return None
-    group_id = _int("SEAMLINE_VK_GROUP_ID", env.get("SEAMLINE_VK_GROUP_ID") or "missing", 1, 10**12,
-                    "SEAMLINE_VK_GROUP_ID=123456 (the community id, without the minus)")
-    if bool(confirmation) != bool(secret):
-        missing = "SEAMLINE_VK_SECRET" if confirmation else "SEAMLINE_VK_CONFIRMATION"
-        raise ConfigError(missing, "is not set, but the Callback API is half configured",
-                          "Set both SEAMLINE_VK_CONFIRMATION and SEAMLINE_VK_SECRET (Callback API), "
-                          "or neither (Bots Long Poll)")
-    base = env.get("SEAMLINE_VK_API_BASE", "").strip()
-    return VkSettings(token=token, group_id=group_id, api_base=_http_url("SEAMLINE_VK_API_BASE", base) if base else "",
-                      confirmation=confirmation, secret=secret)
 
 
 def load_settings(env: dict[str, str] | None = None, *, project: Path | None = None) -> Settings:
@@ -313,8 +236,8 @@ def load_settings(env: dict[str, str] | None = None, *, project: Path | None = N
         link_guesses_per_hour=_int("SEAMLINE_LINK_GUESSES_PER_HOUR", get(
             "SEAMLINE_LINK_GUESSES_PER_HOUR", dialogue, "link_guesses_per_hour", 1000), 1, 10_000_000,
             "SEAMLINE_LINK_GUESSES_PER_HOUR=1000"),
-        telegram=_telegram(env),
-        vk=_vk(env),
+        channels=_channel_tables(file.get("channels", {}), toml_path),
+        environ=env,
         log_level=level,
         nlu_models=inside(Path(str(get("SEAMLINE_NLU_MODELS", nlu, "models", ""))), "SEAMLINE_NLU_MODELS") if get(
             "SEAMLINE_NLU_MODELS", nlu, "models", "") else None,
@@ -329,6 +252,13 @@ def load_settings(env: dict[str, str] | None = None, *, project: Path | None = N
                                                                      "agent_grace_seconds", 90), 65, 86_400,
                                  "SEAMLINE_AGENT_GRACE_SECONDS=90 (more than a minute: open consoles report every 30-60 s)"),
     )
+
+
+def _channel_tables(raw: object, path: Path) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, dict) or not all(isinstance(t, dict) for t in raw.values()):
+        raise ConfigError(f"{path} [channels]", "must hold one table per channel",
+                          "Write [channels.telegram], [channels.vk], ... each with key = value lines")
+    return {name: dict(table) for name, table in raw.items()}
 
 
 def _cookie_secure(raw: str) -> str:
