@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from seamline.shared.settings import CONFIG_DIR
 from tests.conftest import _postgres_admin, _run_async, _service
 
 pytestmark = pytest.mark.slow
@@ -34,6 +35,7 @@ TIMEOUT = 180  # seconds; generous, only there so that a hang fails instead of b
 def env(tmp_path: Path, models_dir: Path) -> dict[str, str]:
     """The user's environment with no Seamline settings but where the data and the trained model live."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
+    clean["SEAMLINE_CONFIG_DIR"] = str(CONFIG_DIR)  # the retail template's config; no project in tmp_path
     clean["SEAMLINE_NLU_MODELS"] = str(models_dir)
     clean["SEAMLINE_DATA_DIR"] = str(tmp_path / "var")
     clean["SEAMLINE_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/var/seamline.db"
