@@ -16,16 +16,18 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql import Select
 
 from seamline.handoff.passwords import problem as password_problem
 from seamline.shared.errors import StoreError
 from seamline.shared.history import new_id
 from seamline.shared.message import utcnow
 from seamline.shared.storage.models import AgentRow, AgentTokenRow
-from seamline.shared.storage.sql import aware
+from seamline.shared.storage.sql import SqlChatStore, aware
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class Agent:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "email": self.email, "name": self.name, "role": self.role,
                 "queues": list(self.queues), "capacity": self.capacity, "status": self.status,
                 "seen_at": self.seen_at.isoformat() if self.seen_at else None}
@@ -89,28 +91,79 @@ class Login:
     kind: str
 
 
-def _agent(row) -> Agent:
+def _agent(row: Any) -> Agent:
     return Agent(row.id, row.email, row.name, row.role, tuple(row.queues or ()), row.capacity, row.status,
                  aware(row.seen_at))
 
 
+class AgentDirectory(Protocol):
+    """Who the agents are and whether they are there: what handoff routes by."""
+
+    async def get(self, agent_id: str) -> Agent | None: ...
+
+    async def by_email(self, email: str) -> Agent | None: ...
+
+    async def all(self) -> list[Agent]: ...
+
+    async def set_status(self, agent_id: str, status: str) -> None: ...
+
+    async def seen(self, agent_id: str) -> None: ...
+
+    async def gone(self, before: datetime) -> list[Agent]: ...
+
+
+class AgentLogins(Protocol):
+    """Console sessions and API tokens: made, checked (cached per process), ended."""
+
+    async def login(self, email: str, password: str, *, kind: str = "session") -> Login | None: ...
+
+    async def authenticate(self, token: str) -> tuple[Agent, str | None, str] | None: ...
+
+    async def logins(self, agent_id: str) -> int: ...
+
+    async def logout(self, token: str) -> None: ...
+
+    async def end_logins(self, agent_id: str) -> None: ...
+
+    def forget(self, agent_id: str | None = None, digest: str | None = None) -> None: ...
+
+
+class AgentAccounts(Protocol):
+    """Adding, changing and removing agents (``seamline agents``)."""
+
+    async def add(self, email: str, *, name: str, password: str, queues: list[str], role: str = "agent",
+                  capacity: int = 5) -> Agent: ...
+
+    async def change(self, email: str, *, name: str | None = None, queues: list[str] | None = None,
+                     role: str | None = None, capacity: int | None = None,
+                     password: str | None = None) -> Agent: ...
+
+    async def remove(self, email: str) -> Agent: ...
+
+
+class Agents(AgentDirectory, AgentLogins, Protocol):
+    """What handoff and the console need: the directory and the logins."""
+
+
 class AgentStore:
+    """The SQL backend of every agent protocol above (shares the chat store's engine and writer)."""
+
     # A checked token is trusted this long without asking the database again (per process; a
     # logout or a status change here forgets it at once).
     CACHE_SECONDS = 30.0
     # An agent's "last seen" (an open console or any API call) is written at most this often.
     SEEN_EVERY = 30.0
 
-    def __init__(self, chat) -> None:
+    def __init__(self, chat: SqlChatStore) -> None:
         self.engine = chat.engine
         self._writer = chat.writer
-        self._tokens: dict[str, tuple[float, tuple]] = {}
+        self._tokens: dict[str, tuple[float, tuple[Agent, str | None, str, datetime]]] = {}
         self._seen: dict[str, float] = {}
 
-    async def _all(self, query):
+    async def _all(self, query: Select[Any]) -> list[Any]:
         try:
             async with self.engine.connect() as conn:
-                return (await conn.execute(query)).all()
+                return list((await conn.execute(query)).all())
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read agents: {exc}") from exc
 
@@ -147,7 +200,7 @@ class AgentStore:
         agent = await self.by_email(email)
         if agent is None:
             raise LookupError(f"no agent {email.strip().lower()}")
-        values: dict = {}
+        values: dict[str, Any] = {}
         if name is not None:
             values["name"] = name.strip() or agent.email
         if queues is not None:
@@ -169,7 +222,10 @@ class AgentStore:
         await self._writer.write(update(AgentRow).where(AgentRow.id == agent.id).values(**values), {})
         if password is not None or role is not None:
             await self.end_logins(agent.id)
-        return await self.get(agent.id)
+        changed = await self.get(agent.id)
+        if changed is None:  # removed meanwhile by another process
+            raise LookupError(f"no agent {agent.email}")
+        return changed
 
     async def end_logins(self, agent_id: str) -> None:
         """Every login of the agent ends (a new password, a new role, removal)."""
@@ -281,3 +337,7 @@ class AgentStore:
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _serves(store: AgentStore) -> tuple[Agents, AgentAccounts]:
+    return store, store  # for mypy: the SQL store is every protocol it is used through

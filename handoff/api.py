@@ -21,7 +21,7 @@ from seamline.handoff.auth import number as _number
 from seamline.handoff.inbox import DROPPED, REVOKED
 from seamline.handoff.login import LoginGuard
 from seamline.handoff.machine import STATES
-from seamline.handoff.service import Forbidden, Handoff, NotFound
+from seamline.handoff.service import Forbidden, Handoff, NotFound, message_event
 from seamline.shared.errors import HandoffError, StoreError
 from seamline.shared.limits import Limiter, MemoryLimiter
 from seamline.shared.net import Network
@@ -170,11 +170,9 @@ class AgentApi:
             info = await self._handoff.conversation(conversation_id)
         except NotFound as exc:
             raise _error(404, str(exc)) from None
-        from seamline.handoff.service import _message
-
         profile = await self._customers.profile(info.customer_id)
-        history = await self._handoff._store.history(info.customer_id, limit=500)
-        session = await self._handoff._sessions.load(info.customer_id)
+        history = await self._handoff.history(info.customer_id, limit=500)
+        session = await self._handoff.customer_session(info.customer_id)
         events = await self._handoff.notes(conversation_id)
         return {
             **info.summary(),
@@ -187,7 +185,7 @@ class AgentApi:
                 "identities": [{"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
                                for i in (profile.identities if profile else ())],
             },
-            "messages": [_message(m) for m in history],
+            "messages": [message_event(m) for m in history],
             "slots": {k: v for k, v in (session.slots if session else {}).items() if k != "rating_for"},
             "active_form": session.active_form if session else None,
             "language": session.language if session else (profile.language if profile else None),
@@ -267,7 +265,7 @@ class AgentApi:
             counts = await self._customers.erase(request.match_info["id"], by=agent.email)
         except LookupError:
             raise _error(404, "no such customer") from None
-        await self._handoff._sessions.delete(request.match_info["id"])
+        await self._handoff.forget_customer(request.match_info["id"])
         return web.json_response({"erased": counts})
 
     async def unlink(self, request: web.Request) -> web.Response:

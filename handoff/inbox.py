@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any, Callable, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -39,18 +40,44 @@ class _Console:
         return audience is None and (queue is None or not self.skills or queue in self.skills)
 
 
-class Inbox:
-    def __init__(self, *, backlog: int = 1000) -> None:
-        self._subscribers: dict[asyncio.Queue, _Console] = {}
-        self._backlog = backlog
-        self._on_revoke: list = []
+class ConsoleInbox(Protocol):
+    """What handoff and the console API need of the live inbox, whichever backend relays it."""
 
     def subscribe(self, agent_id: str | None = None, *, admin: bool = False,
-                  session: str | None = None, skills: tuple[str, ...] = ()) -> asyncio.Queue:
+                  session: str | None = None, skills: tuple[str, ...] = ()) -> asyncio.Queue[str]: ...
+
+    def unsubscribe(self, queue: asyncio.Queue[str]) -> None: ...
+
+    def watch(self, queue: asyncio.Queue[str], conversation_id: str | None) -> None: ...
+
+    def agents_here(self) -> set[str]: ...
+
+    def on_revoke(self, callback: Callable[[str, str | None], None]) -> None: ...
+
+    async def publish(self, event: dict[str, Any], *, audience: str | None = None,
+                      queue: str | None = None) -> None: ...
+
+    async def revoke(self, agent_id: str, digest: str | None = None) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Inbox:
+    """The in-process backend of ``ConsoleInbox``."""
+
+    def __init__(self, *, backlog: int = 1000) -> None:
+        self._subscribers: dict[asyncio.Queue[str], _Console] = {}
+        self._backlog = backlog
+        self._on_revoke: list[Callable[[str, str | None], None]] = []
+
+    def subscribe(self, agent_id: str | None = None, *, admin: bool = False,
+                  session: str | None = None, skills: tuple[str, ...] = ()) -> asyncio.Queue[str]:
         """A queue of JSON texts, one per event for this agent, until ``unsubscribe`` (or ``REVOKED``,
         the last item, when the login ``session`` it was opened with ends). ``skills``: the agent's
         queues (empty: every queue)."""
-        queue: asyncio.Queue = asyncio.Queue(maxsize=self._backlog)
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=self._backlog)
         self._subscribers[queue] = _Console(agent_id, admin, session, skills=tuple(skills))
         return queue
 
@@ -58,7 +85,7 @@ class Inbox:
         """The agents with a console open in this process."""
         return {c.agent_id for c in self._subscribers.values() if c.agent_id}
 
-    def on_revoke(self, callback) -> None:
+    def on_revoke(self, callback: Callable[[str, str | None], None]) -> None:
         """``callback(agent_id, digest)`` runs in every process when a login ends."""
         self._on_revoke.append(callback)
 
@@ -77,16 +104,17 @@ class Inbox:
                         queue.get_nowait()
                 queue.put_nowait(REVOKED)
 
-    def watch(self, queue: asyncio.Queue, conversation_id: str | None) -> None:
+    def watch(self, queue: asyncio.Queue[str], conversation_id: str | None) -> None:
         """The console of ``queue`` shows this conversation now: it gets its events, whoever holds it."""
         console = self._subscribers.get(queue)
         if console is not None:
             console.watching = conversation_id
 
-    def unsubscribe(self, queue: asyncio.Queue) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
         self._subscribers.pop(queue, None)
 
-    async def publish(self, event: dict, *, audience: str | None = None, queue: str | None = None) -> None:
+    async def publish(self, event: dict[str, Any], *, audience: str | None = None,
+                      queue: str | None = None) -> None:
         """``audience``: the agent holding the conversation the event is about (None: everyone);
         ``queue``: when nobody holds it, only agents with this queue among their skills get it."""
         if self._subscribers:
@@ -129,10 +157,11 @@ class RedisInbox(Inbox):
         self._channel = channel
         self._control = channel + ":control"
         self._retry = retry_seconds
-        self._listener: asyncio.Task | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
-    async def publish(self, event: dict, *, audience: str | None = None, queue: str | None = None) -> None:
+    async def publish(self, event: dict[str, Any], *, audience: str | None = None,
+                      queue: str | None = None) -> None:
         text, conversation_id = _encode(event), event.get("conversation_id")
         # On the wire: "<audience>\t<conversation id>\t<queue>\n<event>", so relaying needs no JSON decoding.
         frame = f"{audience or ''}\t{conversation_id or ''}\t{queue or ''}\n{text}"
@@ -191,7 +220,7 @@ class RedisInbox(Inbox):
             await asyncio.sleep(self._retry)
 
 
-    def _control_frame(self, data) -> None:
+    def _control_frame(self, data: str | bytes) -> None:
         try:
             agent_id, digest = json.loads(data)["revoke"]
         except (ValueError, KeyError, TypeError):
@@ -200,9 +229,13 @@ class RedisInbox(Inbox):
         self._revoked(agent_id, digest)
 
 
-def _text(value) -> str | None:
+def _text(value: str | bytes | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _encode(event: dict) -> str:
+def _encode(event: dict[str, Any]) -> str:
     return json.dumps(event, ensure_ascii=False, default=str)  # once, however many consoles listen
+
+
+def _serves(memory: Inbox, redis: RedisInbox) -> tuple[ConsoleInbox, ConsoleInbox]:
+    return memory, redis  # for mypy: both backends are the protocol

@@ -1,34 +1,43 @@
 """Who is there to take a conversation, and giving it to them: agents' status, logging out,
 being connected (docs/handoff.md, "Presence"), and choosing the agent for a waiting conversation.
-
-A part of ``Handoff`` (it mixes this in), kept apart so each stays small; it uses Handoff's
-conversation reading, locking, moving and telling.
 """
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-
-from seamline.handoff.agents import Agent, token_digest
+from seamline.handoff.agents import Agent, Agents, token_digest
+from seamline.handoff.delivery import Delivery
+from seamline.handoff.inbox import ConsoleInbox
 from seamline.handoff.machine import BOT_SILENT
+from seamline.handoff.queries import Queries
+from seamline.handoff.storage import ConversationInfo, HandoffStore
+from seamline.handoff.transitions import Transitions
 from seamline.shared.message import utcnow
-from seamline.shared.storage.models import AgentRow, ConversationRow
+from seamline.shared.session import Session
 
 log = logging.getLogger(__name__)
 
 
 class Presence:
-    presence_grace: timedelta = timedelta(seconds=90)  # set by Handoff from SEAMLINE_AGENT_GRACE_SECONDS
+    def __init__(self, *, agents: Agents, inbox: ConsoleInbox, rows: HandoffStore, queries: Queries,
+                 transitions: Transitions, delivery: Delivery,
+                 grace: timedelta = timedelta(seconds=90)) -> None:
+        self.agents = agents
+        self.inbox = inbox
+        self.rows = rows
+        self.queries = queries
+        self.transitions = transitions
+        self.delivery = delivery
+        self.grace = grace  # see ``connected``; SEAMLINE_AGENT_GRACE_SECONDS
 
     async def set_status(self, agent: Agent, status: str) -> None:
         await self.agents.set_status(agent.id, status)
         await self.inbox.publish({"type": "agent", "agent": {**agent.to_dict(), "status": status}})
         if status == "offline":  # what they held (or was passed to them) goes back to its queue
             for state in ("with_agent", "transferred"):
-                for info in await self.conversations(state, agent_id=agent.id):
-                    await self._requeue(info, by=agent.email, reason="agent went offline")
+                for info in await self.queries.conversations(state, agent_id=agent.id):
+                    await self.requeue(info, by=agent.email, reason="agent went offline")
         elif status == "online":
             await self.offer_waiting()
 
@@ -45,11 +54,16 @@ class Presence:
 
     def connected(self, agent: Agent, *, now: datetime | None = None) -> bool:
         """A person is at the console: one is open in this process, or the agent was seen (a console
-        in another process, an API call) within ``presence_grace``. Only such an agent is given a
+        in another process, an API call) within ``grace``. Only such an agent is given a
         customer, so "<name> is with you now" is said only when someone is there."""
         if agent.id in self.inbox.agents_here():
             return True
-        return agent.seen_at is not None and agent.seen_at >= (now or utcnow()) - self.presence_grace
+        return agent.seen_at is not None and agent.seen_at >= (now or utcnow()) - self.grace
+
+    async def online(self, queue: str, *, now: datetime | None = None) -> list[Agent]:
+        """Agents online, at a console, with ``queue`` among their skills."""
+        return [a for a in await self.agents.all()
+                if a.status == "online" and (not a.queues or queue in a.queues) and self.connected(a, now=now)]
 
     async def set_gone_offline(self, after: timedelta, *, now: datetime | None = None) -> list[Agent]:
         """Agents who closed the console without logging out (no console open in any process, no API
@@ -60,50 +74,42 @@ class Presence:
         for agent in gone:
             log.info("agent %s not seen for %s: set offline", agent.email, after)
             await self.set_status(agent, "offline")
-        # Held by an agent who was removed (``seamline agents remove``): queued again too.
-        from seamline.handoff.service import _info  # the row -> ConversationInfo reading lives with Handoff
-
-        known = select(AgentRow.id)
-        for info in [_info(r) for r in await self._rows(
-                select(ConversationRow).where(ConversationRow.state.in_(list(BOT_SILENT)))
-                .where(ConversationRow.agent_id.is_not(None)).where(ConversationRow.agent_id.not_in(known)))]:
-            await self._requeue(info, by="seamline", reason="the agent was removed")
+        for info in await self.rows.orphaned():  # held by an agent who was removed: queued again too
+            await self.requeue(info, by="seamline", reason="the agent was removed")
         return gone
 
-    async def _requeue(self, info, *, by: str, reason: str) -> None:
+    async def requeue(self, info: ConversationInfo, *, by: str, reason: str) -> None:
         """Back to its queue and offered again; the customer is told when nobody takes it at once."""
-        async with self._session(info) as session:
-            now = await self.conversation(info.id)
+        async with self.transitions.session(info) as session:
+            now = await self.queries.conversation(info.id)
             if now.state not in BOT_SILENT or now.agent_id != info.agent_id:
                 return  # moved on meanwhile (resolved, released, queued by another process)
-            await self._move(session, "queued", by=by, reason=reason, queue=info.queue, agent_id=None)
-            taken = await self._assign(session, info.queue or self.routing.default_queue)
+            await self.transitions.move(session, "queued", by=by, reason=reason, queue=info.queue, agent_id=None)
+            taken = await self.assign(session, self.queries.queue_of(info))
         if taken is None:
-            await self._deliver(info.customer_id, self._say("handoff_requeued", await self._language(info)), info)
+            await self.delivery.tell(info, "handoff_requeued")
 
     async def offer_waiting(self) -> None:
         """Give waiting conversations to agents with free capacity (after an agent comes online)."""
-        for info in await self.conversations("queued"):
-            async with self._session(info) as session:
+        for info in await self.queries.conversations("queued"):
+            async with self.transitions.session(info) as session:
                 if session.handoff != "queued":
                     continue
-                agent = await self._assign(session, info.queue or self.routing.default_queue)
+                agent = await self.assign(session, self.queries.queue_of(info))
             if agent is not None:
-                await self._deliver(info.customer_id, self._say("handoff_assigned", await self._language(info),
-                                                               name=agent.name), info)
+                await self.delivery.tell(info, "handoff_assigned", name=agent.name)
 
-    async def _assign(self, session, queue: str) -> Agent | None:
+    async def assign(self, session: Session, queue: str) -> Agent | None:
         """Offer to the least-busy online agent with the queue among their skills and room left."""
-        async with self._assigning():
-            candidates = [a for a in await self.agents.all()
-                          if a.status == "online" and (not a.queues or queue in a.queues) and self.connected(a)]
+        async with self.transitions.assigning():
+            candidates = await self.online(queue)
             if not candidates:
                 return None
-            loads = await self.loads([a.id for a in candidates])
+            loads = await self.queries.loads([a.id for a in candidates])
             free = [a for a in candidates if loads.get(a.id, 0) < a.capacity]
             if not free:
                 return None
             best = min(free, key=lambda a: (loads.get(a.id, 0), a.name))
-            await self._move(session, "with_agent", by="router", reason="assigned to the least busy agent",
-                             queue=queue, agent_id=best.id)
+            await self.transitions.move(session, "with_agent", by="router", reason="assigned to the least busy agent",
+                                        queue=queue, agent_id=best.id)
             return best

@@ -1,13 +1,17 @@
-"""What is kept of every message, inbound and outbound, and the store protocol for it."""
+"""What is kept of every message, inbound and outbound, and the protocols of the stores keeping it.
+
+Small protocols by job (messages, conversations, identities in shared/identity.py), so a user names
+the part it needs; ``ChatStore`` is all of them, as the SQL store (shared/storage/sql.py) serves them.
+"""
 from __future__ import annotations
 
 import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from seamline.shared.identity import Customer
+from seamline.shared.identity import Customer, IdentityStore
 from seamline.shared.message import utcnow
 
 
@@ -39,20 +43,53 @@ class StoredMessage:
     created_at: datetime = field(default_factory=utcnow)
 
 
-class ChatStore(Protocol):
-    """Customers, conversations, messages and events. SQL today; the contract test pins it."""
+@dataclass(frozen=True)
+class Conversation:
+    """One stretch of a customer's talk with the bot and people, from its start until resolved."""
+    id: str
+    customer_id: str
+    state: str = "bot"  # bot | queued | with_agent | resolved
+    queue: str | None = None
+    started_at: datetime | None = None
 
-    async def resolve_customer(self, channel: str, sender: str, address: str,
-                               name: str | None = None, language: str | None = None) -> Customer: ...
 
-    async def open_conversation(self, customer_id: str) -> str: ...
+class MessageStore(Protocol):
+    """Every message kept, inbound and outbound, and which turns were answered (committed)."""
 
     async def append(self, message: StoredMessage) -> None: ...
 
-    async def annotate(self, message: StoredMessage, intent: str | None, confidence: float | None, nlu: dict,
-                       replies: tuple[StoredMessage, ...] = ()) -> None: ...
+    async def annotate(self, message: StoredMessage, intent: str | None, confidence: float | None,
+                       nlu: dict[str, Any], replies: tuple[StoredMessage, ...] = ()) -> None: ...
 
     async def history(self, customer_id: str, limit: int = 100) -> list[StoredMessage]: ...
 
+    async def recent_external_ids(self, customer_id: str, limit: int = 200) -> list[str]: ...
+
+    async def answered(self, channel: str, external_id: str) -> bool: ...
+
+    async def unanswered(self, channel: str, since: datetime, limit: int = 1000) -> list[StoredMessage]: ...
+
+    async def replies_to(self, channel: str, external_id: str) -> list[StoredMessage]: ...
+
+
+class ConversationStore(Protocol):
+    """A customer's conversations and what happened in them (events: who did what, when)."""
+
+    async def open_conversation(self, customer: Customer) -> Conversation: ...
+
+    async def open_conversation_for(self, customer_id: str) -> Conversation: ...
+
+    async def conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    async def set_conversation_state(self, conversation_id: str, state: str, queue: str | None = None) -> None: ...
+
     async def record_event(self, kind: str, customer_id: str | None, conversation_id: str | None,
-                           data: dict | None = None) -> None: ...
+                           data: dict[str, Any] | None = None) -> None: ...
+
+    async def events(self, customer_id: str) -> list[dict[str, Any]]: ...
+
+
+class ChatStore(MessageStore, ConversationStore, IdentityStore, Protocol):
+    """All the core keeps of a chat, as one backend serves it (the pipeline's store)."""
+
+    async def close(self) -> None: ...

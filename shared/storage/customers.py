@@ -6,6 +6,7 @@ chat store's cached identity → customer entries whenever identities change han
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -264,7 +265,7 @@ class SqlCustomerStore:
             counts[name] = int(found[0][0])
         return counts
 
-    async def export(self, customer_id: str) -> dict:
+    async def export(self, customer_id: str) -> dict[str, Any]:
         """Everything Seamline keeps about one customer, as plain JSON-able data."""
         profile = await self.profile(customer_id)
         if profile is None:
@@ -292,7 +293,7 @@ class SqlCustomerStore:
                       for l in await self.links(customer_id)],
         }
 
-    async def erase(self, customer_id: str, *, by: str) -> dict:
+    async def erase(self, customer_id: str, *, by: str) -> dict[str, Any]:
         """Remove the customer's messages, identities, profile and link proofs (and of every customer
         merged into it). Kept, without anything personal: the customer row as a tombstone, the
         conversations' states and times, and event kinds and times, so counts stay right."""

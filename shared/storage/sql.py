@@ -1,20 +1,22 @@
-"""The ChatStore on SQLAlchemy: SQLite by default, PostgreSQL when configured.
+"""The ChatStore (shared/history.py) on SQLAlchemy: SQLite by default, PostgreSQL when configured.
 
 Reads go straight to the database; every write goes through one GroupWriter (see writer.py).
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Any, Iterable
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
 
 from seamline.shared.errors import StoreError
-from seamline.shared.history import StoredMessage, new_id
+from seamline.shared.history import ChatStore, Conversation, StoredMessage, new_id
 from seamline.shared.identity import Customer, Identity
 from seamline.shared.message import storable, utcnow
 from seamline.shared.storage.models import Base, ConversationRow, CustomerRow, EventRow, IdentityRow, MessageRow
@@ -23,16 +25,7 @@ from seamline.shared.storage.writer import GroupWriter
 _MESSAGE_COLUMNS = [c.name for c in MessageRow.__table__.columns]
 
 
-@dataclass(frozen=True)
-class Conversation:
-    id: str
-    customer_id: str
-    state: str = "bot"  # bot | queued | with_agent | resolved
-    queue: str | None = None
-    started_at: datetime | None = None
-
-
-def _row(message: StoredMessage) -> dict:
+def _row(message: StoredMessage) -> dict[str, Any]:
     """A message's columns, with what no database keeps (NUL, lone surrogates) made U+FFFD."""
     return {name: storable(getattr(message, name)) for name in _MESSAGE_COLUMNS}
 
@@ -43,6 +36,9 @@ def aware(value: datetime | None) -> datetime | None:
 
 
 class SqlChatStore:
+    """Every protocol of shared/history.py and the ``IdentityStore``; ``engine`` and ``writer`` are
+    shared with the stores built on the same database (customers, agents, handoff's rows)."""
+
     def __init__(self, *, engine: AsyncEngine, cache_size: int = 100_000) -> None:
         self.engine = engine
         self.writer = GroupWriter(engine, Base.metadata)
@@ -95,7 +91,7 @@ class SqlChatStore:
             self._customers.popitem(last=False)
         return customer
 
-    def forget_identities(self, identities) -> None:
+    def forget_identities(self, identities: Iterable[Identity]) -> None:
         """Drop cached identity → customer entries (the identities changed customers)."""
         for identity in identities:
             customer = self._customers.pop((identity.channel, identity.external_id), None)
@@ -182,16 +178,16 @@ class SqlChatStore:
         return conversation
 
     @staticmethod
-    def _conversation_row(conversation: Conversation) -> dict:
+    def _conversation_row(conversation: Conversation) -> dict[str, Any]:
         return {"id": conversation.id, "customer_id": conversation.customer_id, "state": conversation.state,
                 "queue": conversation.queue, "started_at": conversation.started_at,
                 "updated_at": conversation.started_at, "closed_at": None}
 
-    async def run(self, statement) -> None:
+    async def run(self, statement: Executable) -> None:
         """One write statement with its values bound (through the group writer)."""
         await self.writer.write(statement, {})
 
-    async def write_all(self, writes: list[tuple]) -> None:
+    async def write_all(self, writes: list[tuple[Executable, dict[str, Any]]]) -> None:
         """(statement, values) pairs committed together, through the group writer."""
         await self.writer.write_all(writes)
 
@@ -217,7 +213,8 @@ class SqlChatStore:
         """Store one message; returns once it is committed. A repeated (channel, external_id) is skipped."""
         await self.writer.write(self._insert_message, _row(message))
 
-    async def annotate(self, message: StoredMessage, intent: str | None, confidence: float | None, nlu: dict,
+    async def annotate(self, message: StoredMessage, intent: str | None, confidence: float | None,
+                       nlu: dict[str, Any],
                        replies: tuple[StoredMessage, ...] = ()) -> None:
         """Keep what was understood of a message, and the replies to it, in one commit."""
         understood = {"intent": intent, "confidence": confidence, "nlu": nlu}
@@ -302,14 +299,19 @@ class SqlChatStore:
                                                        "reachable": reachable})
 
     async def record_event(self, kind: str, customer_id: str | None, conversation_id: str | None,
-                           data: dict | None = None) -> None:
+                           data: dict[str, Any] | None = None) -> None:
         await self.writer.write(self._insert_event, {"kind": kind, "customer_id": customer_id,
                                                       "conversation_id": conversation_id, "data": data or {},
                                                       "created_at": utcnow()})
 
-    async def events(self, customer_id: str) -> list[dict]:
+    async def events(self, customer_id: str) -> list[dict[str, Any]]:
         query = select(EventRow).where(EventRow.customer_id == customer_id).order_by(EventRow.id)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [{"kind": r.kind, "conversation_id": r.conversation_id, "data": r.data,
                  "created_at": aware(r.created_at)} for r in rows]
+
+
+# Written for mypy: the SQL store is every protocol it is used through.
+def _serves(store: SqlChatStore) -> ChatStore:
+    return store

@@ -1,0 +1,98 @@
+"""Saying something to a customer from the handoff side: an agent's reply, or what the bot tells
+them about the queue. Stored first, shown in the consoles, then sent to the channel the customer
+is on now (their last channel, if reachable; else the most recently active reachable one).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol, Sequence
+
+from seamline.handoff.agents import Agent
+from seamline.handoff.inbox import ConsoleInbox
+from seamline.handoff.machine import BOT_SILENT
+from seamline.handoff.storage import ConversationInfo, iso
+from seamline.shared.history import ChatStore, StoredMessage, new_id
+from seamline.shared.identity import Identity, ProfileStore
+from seamline.shared.message import Reply, Role, utcnow
+from seamline.shared.session import SessionStore
+
+log = logging.getLogger(__name__)
+
+
+class Phrases(Protocol):
+    """The bot's responses in every language (bots/dialogue.py ``Responses``)."""
+
+    def render(self, key: str, language: str, slots: dict[str, str]) -> Reply: ...
+
+
+class CustomerSender(Protocol):
+    """Sends to a customer through the first of ``identities`` whose channel is connected (the
+    pipeline); returns the channel used, None when none was reached."""
+
+    async def send_to_customer(self, customer_id: str, reply: Reply, identities: Sequence[Identity]) -> str | None: ...
+
+
+class Delivery:
+    def __init__(self, *, chat: ChatStore, customers: ProfileStore, sessions: SessionStore,
+                 inbox: ConsoleInbox, responses: Phrases, default_queue: str) -> None:
+        self.chat = chat
+        self.customers = customers
+        self.sessions = sessions
+        self.inbox = inbox
+        self.responses = responses
+        self.default_queue = default_queue
+        self.pipeline: CustomerSender | None = None  # set by the composition root
+
+    async def language(self, info: ConversationInfo) -> str:
+        session = await self.sessions.load(info.customer_id)
+        return session.language if session else "en"
+
+    def say(self, key: str, language: str, **slots: str) -> Reply:
+        return self.responses.render(key, language, slots)
+
+    async def tell(self, info: ConversationInfo, key: str, **slots: str) -> StoredMessage:
+        """One of the bot's responses, in the customer's language."""
+        return await self.deliver(info.customer_id, self.say(key, await self.language(info), **slots), info)
+
+    async def deliver(self, customer_id: str, reply: Reply, info: ConversationInfo,
+                      conversation_id: str | None = None, sender: Agent | None = None) -> StoredMessage:
+        session = await self.sessions.load(customer_id)
+        last = session.last_channel if session else None
+        identities = [i for i in await self.chat.identities(customer_id) if i.reachable]
+        if len(identities) > 1 and not any(i.channel == last for i in identities):
+            identities = await self.customers.reachable_identities(customer_id)  # most recently active first
+        identities.sort(key=lambda i: i.channel != last)  # stable: the last channel first
+        target = identities[0] if identities else None
+        stored = StoredMessage(
+            id=new_id(), conversation_id=conversation_id or info.id, customer_id=customer_id,
+            channel=target.channel if target else (last or "web"), direction="out", role=reply.role.value,
+            text=reply.text, identity=target.external_id if target else None,
+            buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+            nlu={"agent": sender.email, "agent_name": sender.name} if sender else None, created_at=utcnow())
+        await self.chat.append(stored)
+        holder = info.agent_id if info.state in BOT_SILENT else None
+        await self.inbox.publish({"type": "message", "conversation_id": info.id, "message": message_event(stored)},
+                                 audience=holder, queue=info.queue or self.default_queue)
+        if self.pipeline is not None and identities:
+            used = await self.pipeline.send_to_customer(
+                customer_id, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at), identities)
+            if used is None:
+                log.info("reply %s to %s is stored; no channel reached them now", stored.id, customer_id)
+        return stored
+
+    async def send_as_agent(self, info: ConversationInfo, text: str, agent: Agent) -> StoredMessage:
+        return await self.deliver(info.customer_id, Reply(text, role=Role.AGENT), info, sender=agent)
+
+
+def message_event(m: StoredMessage) -> dict[str, Any]:
+    """A stored message as the console shows it (the inbox event and the conversation's context)."""
+    out: dict[str, Any] = {"id": m.id, "conversation_id": m.conversation_id, "channel": m.channel, "role": m.role,
+                           "direction": m.direction, "text": m.text, "ts": iso(m.created_at)}
+    if m.role == "customer":
+        nlu = m.nlu or {}
+        out.update(intent=m.intent, confidence=m.confidence, entities=nlu.get("entities", []))
+    if m.role == "agent" and m.nlu:
+        out["agent"] = m.nlu.get("agent_name")
+    if m.buttons:
+        out["buttons"] = m.buttons
+    return out
