@@ -26,7 +26,7 @@ import pytest
 from seamline.bots.app import SEAMLINE
 from seamline.bots.vk_format import to_message as vk_message
 from seamline.shared.errors import ConfigError
-from seamline.shared.settings import TelegramSettings, VkSettings, load_settings
+from seamline.shared.settings import load_settings
 from tests.fakes.telegram import BOT, TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk
 
@@ -116,8 +116,8 @@ def production(settings, postgres_url, redis_url):
 async def seamline(telegram, vk, production, make_server):
     """Seamline with the web chat, Telegram (long polling) and VK (Bots Long Poll) against the fakes
     (requested after them, so stopped before them)."""
-    return await make_server(production, telegram=TelegramSettings(token=TOKEN, api_base=telegram.url),
-                             vk=VkSettings(token=vk.token, group_id=vk.group_id, api_base=vk.url))
+    return await make_server(production, channels={"telegram": dict(token=TOKEN, api_base=telegram.url),
+                             "vk": dict(token=vk.token, group_id=vk.group_id, api_base=vk.url)})
 
 
 def parts(server):

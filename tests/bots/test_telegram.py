@@ -20,11 +20,11 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import Update
 
 from seamline.bots.app import SEAMLINE
-from seamline.bots.telegram import TELEGRAM, WEBHOOK_PATH, to_message
+from seamline.bots.channels import CHANNELS
+from seamline.bots.telegram import WEBHOOK_PATH, to_message
 from seamline.bots.telegram_text import CallbackPayloads, split, utf16_len
 from seamline.shared.errors import ConfigError
 from seamline.shared.message import Attachment, Button, Reply
-from seamline.shared.settings import TelegramSettings
 from tests.conftest import Server, fail_storage_once
 from tests.fakes.telegram import CUSTOMER, SECRET_HEADER, TOKEN, FakeTelegram, load_fixture
 
@@ -171,16 +171,16 @@ async def telegram():
 @pytest.fixture
 async def polling(telegram, settings, make_server):
     """Seamline in long-polling mode against the fake (requested after it, so stopped before it)."""
-    return await make_server(settings, telegram=TelegramSettings(token=TOKEN, api_base=telegram.url))
+    return await make_server(settings, channels={"telegram": dict(token=TOKEN, api_base=telegram.url)})
 
 
 @pytest.fixture
 async def webhook(telegram, settings, understanding):
     """Seamline in webhook mode: its own URL must be known before it starts, so the port is chosen first."""
     port = free_port()
-    server = Server(replace(settings, telegram=TelegramSettings(
+    server = Server(replace(settings, channels={"telegram": dict(
         token=TOKEN, api_base=telegram.url, webhook_url=f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
-        webhook_secret=WEBHOOK_SECRET)), understanding)
+        webhook_secret=WEBHOOK_SECRET)}), understanding)
     server.port = port
     await server.start()
     yield server
@@ -213,7 +213,7 @@ async def test_a_button_press_is_answered_and_acts_on_its_payload(telegram, poll
 
 async def test_a_button_with_a_long_payload_reaches_the_bot_whole(telegram, polling):
     long = "/order_status " + "x" * 100
-    await polling.app[TELEGRAM].send("1003", Reply("Pick one", buttons=(Button("Track", long),)))
+    await polling.app[CHANNELS]["telegram"].send("1003", Reply("Pick one", buttons=(Button("Track", long),)))
     [sent] = await telegram.wait_for("sendMessage", chat_id=1003)
     assert len(sent.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"].encode()) <= 64
     telegram.enqueue(telegram.press(sent, "Track"))
@@ -249,7 +249,7 @@ async def test_server_errors_are_retried_with_backoff(telegram, polling):
 
 async def test_a_long_reply_is_sent_in_parts_in_order_with_the_buttons_on_the_last(telegram, polling):
     text = "\n\n".join(f"Part {n}: " + "We deliver in 1-3 days. " * 100 for n in range(6)).replace(" \n", "\n").strip()
-    await polling.app[TELEGRAM].send("1007", Reply(text, buttons=(Button("Delivery", "/delivery_info"),)))
+    await polling.app[CHANNELS]["telegram"].send("1007", Reply(text, buttons=(Button("Delivery", "/delivery_info"),)))
     sent = [c.params for c in telegram.calls_of("sendMessage", chat_id=1007)]
     assert len(sent) > 1 and all(utf16_len(p["text"]) <= 4096 for p in sent)
     assert "\n\n".join(p["text"] for p in sent) == text
@@ -258,7 +258,7 @@ async def test_a_long_reply_is_sent_in_parts_in_order_with_the_buttons_on_the_la
 
 async def test_text_is_never_sent_as_markup(telegram, polling):
     text = "<b>50% off</b> & <script>alert(1)</script> *now*"
-    await polling.app[TELEGRAM].send("1008", Reply(text))
+    await polling.app[CHANNELS]["telegram"].send("1008", Reply(text))
     [sent] = telegram.calls_of("sendMessage", chat_id=1008)
     assert sent.params["text"] == text and "parse_mode" not in sent.params
 
@@ -361,7 +361,7 @@ async def test_an_update_delivered_twice_is_processed_once(telegram, webhook):
 
 
 async def start_failing(settings, understanding, telegram_settings) -> ConfigError:
-    server = Server(replace(settings, telegram=telegram_settings), understanding)
+    server = Server(replace(settings, channels={"telegram": telegram_settings}), understanding)
     try:
         with pytest.raises(ConfigError) as error:
             await server.start()
@@ -372,21 +372,21 @@ async def start_failing(settings, understanding, telegram_settings) -> ConfigErr
 
 
 async def test_a_token_telegram_refuses_stops_the_start_naming_the_setting(telegram, settings, understanding):
-    error = await start_failing(settings, understanding, TelegramSettings(token="654321:" + "B" * 35,
+    error = await start_failing(settings, understanding, dict(token="654321:" + "B" * 35,
                                                                           api_base=telegram.url))
     assert error.setting == "SEAMLINE_TELEGRAM_TOKEN" and "401" in error.problem
     assert [c.status for c in telegram.calls_of("getMe", ok=None)] == [401]
 
 
 async def test_an_api_base_that_is_not_telegram_stops_the_start_naming_the_setting(telegram, settings, understanding):
-    error = await start_failing(settings, understanding, TelegramSettings(token=TOKEN,
+    error = await start_failing(settings, understanding, dict(token=TOKEN,
                                                                           api_base=f"{telegram.url}/not-telegram"))
     assert error.setting == "SEAMLINE_TELEGRAM_API_BASE"
 
 
 async def test_a_webhook_telegram_refuses_stops_the_start_naming_the_setting(telegram, settings, understanding):
     telegram.fail("setWebhook", status=400, description="Bad Request: bad webhook: Failed to resolve host")
-    error = await start_failing(settings, understanding, TelegramSettings(
+    error = await start_failing(settings, understanding, dict(
         token=TOKEN, api_base=telegram.url, webhook_url="https://shop.invalid/telegram/webhook",
         webhook_secret=WEBHOOK_SECRET))
     assert error.setting == "SEAMLINE_TELEGRAM_WEBHOOK_URL" and "Failed to resolve host" in error.problem
@@ -454,10 +454,9 @@ async def test_seamline_run_serves_the_web_chat_and_telegram_in_one_process(tele
 
 
 async def test_keys_that_send_text_or_share_a_phone_come_as_a_reply_keyboard(telegram, polling):
-    from seamline.bots.telegram import TELEGRAM
     from seamline.shared.message import Button, Reply
 
-    channel = polling.app[TELEGRAM]
+    channel = polling.app[CHANNELS]["telegram"]
     await channel.send("1010", Reply("Leave us your phone and we call you back",
                                      buttons=(Button("Share my phone", "", kind="contact"),
                                               Button("No, thanks", "No, thanks", kind="reply"))))

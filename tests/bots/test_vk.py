@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 
 from seamline.bots.app import SEAMLINE
-from seamline.bots.vk import VkChannel, to_message
+from seamline.bots.channels import CHANNELS
+from seamline.bots.vk import to_message
 from seamline.bots.vk_format import MAX_TEXT, keyboard, random_id, split_text
 from seamline.shared.errors import ConfigError
 from seamline.shared.message import Button, Reply
-from seamline.shared.settings import VkSettings
 from tests.fakes.vk import FakeVk
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vk"
@@ -165,18 +165,18 @@ async def fake():
         yield vk
 
 
-def vk_settings(fake: FakeVk, **changes) -> VkSettings:
-    return VkSettings(**{"token": fake.token, "group_id": fake.group_id, "api_base": fake.url, **changes})
+def vk_settings(fake: FakeVk, **changes) -> dict:
+    return dict(**{"token": fake.token, "group_id": fake.group_id, "api_base": fake.url, **changes})
 
 
 @pytest.fixture
 async def long_poll(fake, settings, make_server):
-    return await make_server(settings, vk=vk_settings(fake))
+    return await make_server(settings, channels={"vk": vk_settings(fake)})
 
 
 @pytest.fixture
 async def callback(fake, settings, make_server):
-    server = await make_server(settings, vk=vk_settings(fake, confirmation=CONFIRMATION, secret=CALLBACK_SECRET))
+    server = await make_server(settings, channels={"vk": vk_settings(fake, confirmation=CONFIRMATION, secret=CALLBACK_SECRET)})
     server.callback_url = f"{server.url}/vk/callback"
     return server
 
@@ -262,7 +262,7 @@ async def test_a_lost_answer_is_retried_without_a_second_message(long_poll, fake
 
 
 async def test_a_long_reply_goes_out_in_parts_in_order(long_poll, fake):
-    channel = VkChannel(pipeline=long_poll.app[SEAMLINE].pipeline, settings=vk_settings(fake))
+    channel = long_poll.app[CHANNELS]["vk"]
     paragraph = " ".join(f"Step {i}: check the parcel and keep the receipt." for i in range(60))
     text = "\n\n".join(f"{n}. {paragraph}" for n in range(1, 6))
     await channel.send("1005", Reply(text=text, buttons=(Button("Talk to a person", "/human_agent"),), id="r-long"))
@@ -335,7 +335,7 @@ async def test_messages_sent_while_seamline_was_stopped_are_answered_after_a_res
 async def test_an_unreadable_long_poll_position_starts_from_now(fake, settings, make_server, caplog):
     (settings.data_dir / f"vk-longpoll-{fake.group_id}.json").write_text("{not json")
     fake.push(fake.message_new(1012, "an old message"))
-    server = await make_server(settings, vk=vk_settings(fake))
+    server = await make_server(settings, channels={"vk": vk_settings(fake)})
     assert "unreadable" in caplog.text
     fake.push(fake.message_new(1013, "hello"))
     await answered(server, fake, 1013, 1)
@@ -344,14 +344,14 @@ async def test_an_unreadable_long_poll_position_starts_from_now(fake, settings, 
 
 async def test_a_bad_token_stops_the_start_naming_the_setting(fake, settings, make_server):
     with pytest.raises(ConfigError) as error:
-        await make_server(settings, vk=vk_settings(fake, token="vk1.a.not-the-token"))
+        await make_server(settings, channels={"vk": vk_settings(fake, token="vk1.a.not-the-token")})
     assert error.value.setting == "SEAMLINE_VK_TOKEN"
     assert "User authorization failed" in str(error.value)
 
 
 async def test_a_token_of_another_community_stops_the_start(fake, settings, make_server):
     with pytest.raises(ConfigError) as error:
-        await make_server(settings, vk=vk_settings(fake, group_id=1))
+        await make_server(settings, channels={"vk": vk_settings(fake, group_id=1)})
     assert error.value.setting == "SEAMLINE_VK_GROUP_ID"
     assert f"SEAMLINE_VK_GROUP_ID={fake.group_id}" in str(error.value)
 

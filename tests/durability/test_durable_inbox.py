@@ -17,7 +17,6 @@ from seamline.bots.app import SEAMLINE
 from seamline.bots.telegram import WEBHOOK_PATH
 from seamline.shared.errors import StoreError
 from seamline.shared.message import utcnow
-from seamline.shared.settings import TelegramSettings, VkSettings
 from seamline.shared.storage.database import create_engine
 from seamline.shared.storage.inbox import HOST, Entry, SqlInbox
 from seamline.shared.storage.models import InboxRow
@@ -87,9 +86,9 @@ async def test_a_row_given_up_is_not_taken_again_and_a_done_row_never(stores):
 async def test_a_telegram_update_that_cannot_be_stored_gets_503_and_its_resend_is_answered_once(
         settings, understanding, database_url, monkeypatch):
     async with FakeTelegram() as telegram:
-        server = Server(replace(settings, database_url=database_url, telegram=TelegramSettings(
+        server = Server(replace(settings, database_url=database_url, channels={"telegram": dict(
             token=TOKEN, api_base=telegram.url, webhook_url="http://127.0.0.1:9/telegram/webhook",
-            webhook_secret=WEBHOOK_SECRET)), understanding)
+            webhook_secret=WEBHOOK_SECRET)}), understanding)
         await server.start()
         try:
             store = server.app[SEAMLINE].store
@@ -120,8 +119,8 @@ async def test_a_telegram_update_that_cannot_be_stored_gets_503_and_its_resend_i
 async def test_a_vk_event_that_cannot_be_stored_gets_503_and_its_resend_is_answered_once(
         settings, understanding, database_url, monkeypatch):
     async with FakeVk() as vk:
-        server = Server(replace(settings, database_url=database_url, vk=VkSettings(
-            token=vk.token, group_id=vk.group_id, api_base=vk.url, confirmation="c0nf", secret="vk-secret-0123")),
+        server = Server(replace(settings, database_url=database_url, channels={"vk": dict(
+            token=vk.token, group_id=vk.group_id, api_base=vk.url, confirmation="c0nf", secret="vk-secret-0123")}),
             understanding)
         await server.start()
         try:

@@ -16,7 +16,6 @@ from seamline.bots.app import SEAMLINE, build
 from seamline.bots.telegram import WEBHOOK_PATH
 from seamline.shared.errors import StoreError
 from seamline.shared.message import Attachment, Message, Reply
-from seamline.shared.settings import TelegramSettings
 from tests.conftest import Server
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
 
@@ -63,9 +62,9 @@ async def test_a_message_with_unstorable_characters_is_stored_cleaned_and_answer
 
 async def test_a_telegram_update_with_unstorable_characters_is_answered(db_settings, understanding):
     async with FakeTelegram() as telegram:
-        server = Server(replace(db_settings, telegram=TelegramSettings(
+        server = Server(replace(db_settings, channels={"telegram": dict(
             token=TOKEN, api_base=telegram.url, webhook_url="http://127.0.0.1:9/telegram/webhook",
-            webhook_secret=WEBHOOK_SECRET)), understanding)
+            webhook_secret=WEBHOOK_SECRET)}), understanding)
         await server.start()
         try:
             update = telegram.update("message_text", chat_id=5100, text="x")

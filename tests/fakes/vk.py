@@ -1,7 +1,7 @@
 """A fake VK API on 127.0.0.1 that speaks VK's wire format, for tests and for trying a bot offline.
 
     async with FakeVk() as vk:                                   # aiohttp on a random port
-        settings = VkSettings(token=vk.token, group_id=vk.group_id, api_base=vk.url)
+        settings = replace(settings, channels={"vk": dict(token=vk.token, group_id=vk.group_id, api_base=vk.url)})
         ... start Seamline with those settings (Bots Long Poll) ...
         vk.push(vk.message_new(1001, "hello"))                   # a customer writes
         sent = await vk.wait_for(lambda: vk.sent_to(1001))       # what messages.send delivered

@@ -15,7 +15,6 @@ import aiohttp
 import pytest
 
 from seamline.bots.app import SEAMLINE
-from seamline.shared.settings import TelegramSettings
 from tests.fakes.telegram import TOKEN, FakeTelegram
 
 pytestmark = pytest.mark.browser
@@ -56,7 +55,7 @@ async def telegram():
 @pytest.fixture
 async def seamline(telegram, settings, make_server):
     """Seamline polling the fake Bot API (requested after it, so stopped before it), with one agent."""
-    server = await make_server(settings, telegram=TelegramSettings(token=TOKEN, api_base=telegram.url))
+    server = await make_server(settings, channels={"telegram": dict(token=TOKEN, api_base=telegram.url)})
     await server.app[SEAMLINE].handoff.agents.add(EMAIL, name="Olga", password=PASSWORD,
                                                   queues=["support", "delivery"])
     return server

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from seamline.bots.telegram import WEBHOOK_PATH
-from seamline.shared.settings import TelegramSettings, VkSettings
 from tests.conftest import Server
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk
@@ -58,10 +57,10 @@ garbage = st.one_of(DEPTHS.map(lambda d: ("[" * d + "]" * d).encode()),
 async def hooks(settings, understanding):
     """Seamline with the Telegram webhook and the VK Callback API, against the fakes."""
     async with FakeTelegram() as telegram, FakeVk() as vk:
-        server = Server(replace(settings, telegram=TelegramSettings(
+        server = Server(replace(settings, channels={"telegram": dict(
             token=TOKEN, api_base=telegram.url, webhook_url="http://127.0.0.1:9/telegram/webhook",
-            webhook_secret=WEBHOOK_SECRET), vk=VkSettings(token=vk.token, group_id=vk.group_id, api_base=vk.url,
-                                                         confirmation=CONFIRMATION, secret=VK_SECRET)),
+            webhook_secret=WEBHOOK_SECRET), "vk": dict(token=vk.token, group_id=vk.group_id, api_base=vk.url,
+                                                         confirmation=CONFIRMATION, secret=VK_SECRET)}),
             understanding)
         await server.start()
         try:
