@@ -139,7 +139,7 @@ class RestChannel:
     icon: ClassVar[str] = "🔌"
     settings: ClassVar[tuple[Setting, ...]] = (
         Setting("token", "SEAMLINE_REST_TOKEN", secret=True, enables=True, parse=_token,
-                example="a long random string (python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                example="$(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
                 help="the bearer token every request must carry (Authorization: Bearer …, or ?token=…)"),
         Setting("allow_anonymous", "SEAMLINE_REST_ALLOW_ANONYMOUS", default=False, enables=True, parse=_flag,
                 example="true", help="serve requests without a token: only behind your own auth or on a private network"),
