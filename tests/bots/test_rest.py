@@ -339,3 +339,33 @@ async def test_on_postgresql_and_redis_the_budget_is_shared_and_answers_hold(mak
     assert (await rest.say("pg", "hello"))[0]["recipient_id"] == "pg"
     status, _, headers = await rest.post({"sender": "pg", "message": "hello"})
     assert status == 429 and "Retry-After" in headers
+
+
+# -- through the framework's registry (seamline run) ------------------------------------------------
+
+async def test_the_app_serves_the_rest_channel_once_its_token_is_set(make_server, settings):
+    server = await make_server(settings, environ={"SEAMLINE_REST_TOKEN": TOKEN})
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server.url}/webhooks/rest/webhook", json={"sender": "s", "message": "hello"},
+                             headers=AUTH) as r:
+            assert r.status == 200 and (await r.json())[0]["recipient_id"] == "s"
+        async with http.get(f"{server.url}/api/v1/channels") as r:
+            listed = {c["name"]: c for c in (await r.json())["channels"]}
+        assert listed["rest"]["labels"]["en"] == "App chat"
+
+
+async def test_without_a_token_the_app_serves_no_rest_endpoint(server):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server.url}/webhooks/rest/webhook", json={"sender": "s", "message": "hi"}) as r:
+            assert r.status == 404
+
+
+@pytest.mark.parametrize("environ, problem", [
+    ({"SEAMLINE_REST_ALLOW_ANONYMOUS": "false"}, "no token"),
+    ({"SEAMLINE_REST_TOKEN": "short"}, "shorter than 16"),
+    ({"SEAMLINE_REST_TOKEN": TOKEN, "SEAMLINE_REST_RATE_LIMIT": "many"}, "not a whole number"),
+])
+async def test_a_wrong_rest_setting_stops_the_app_naming_it(make_server, settings, environ, problem):
+    with pytest.raises(ConfigError) as error:
+        await make_server(settings, environ=environ)
+    assert error.value.setting.startswith("SEAMLINE_REST_") and problem in error.value.problem
