@@ -16,13 +16,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# This repository's config/ is the retail template: a bot project like any `seamline init` makes
+# (data and models in var/ here).
 run: $(STAMP)
-	$(BIN)/seamline nlu train
-	$(BIN)/seamline run
+	$(BIN)/seamline --project . nlu train
+	$(BIN)/seamline --project . run
 
 shell: $(STAMP)
-	$(BIN)/seamline nlu train
-	$(BIN)/seamline shell
+	$(BIN)/seamline --project . nlu train
+	$(BIN)/seamline --project . shell
 
 test: $(STAMP)
 	bash tests/services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
