@@ -7,6 +7,8 @@ import asyncio
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -147,3 +149,51 @@ def test_the_doc_names_every_setting_of_the_rest_channel():
     doc = (ROOT / "docs" / "channels.md").read_text(encoding="utf-8")
     for setting in RestChannel.settings:
         assert setting.env in doc, setting.env
+
+
+@pytest.mark.slow
+async def test_seamline_run_serves_the_installed_channel(site, tmp_path, models_dir):
+    """The user's way: the package installed, two settings in the environment, `seamline run`."""
+    from seamline.shared.settings import CONFIG_DIR
+
+    messenger = Messenger()
+    messenger_app = web.Application()
+    messenger_app.router.add_post("/replies", messenger.receive)
+    messenger_runner, messenger_url = await serve(messenger_app)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
+    env.update(PYTHONPATH=str(site), SEAMLINE_CONFIG_DIR=str(CONFIG_DIR), SEAMLINE_NLU_MODELS=str(models_dir),
+               SEAMLINE_DATA_DIR=str(tmp_path / "var"), SEAMLINE_PORT=str(port), SEAMLINE_HOST="127.0.0.1",
+               SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/seamline.db",
+               SEAMLINE_CALLBACK_URL=f"{messenger_url}/replies", SEAMLINE_CALLBACK_TOKEN=TOKEN)
+    process = subprocess.Popen([str(Path(sys.executable).with_name("seamline")), "run"], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(600):  # up to a minute for the imports and the start
+                try:
+                    async with http.get(f"{url}/api/v1/channels") as r:
+                        listed = [c["name"] for c in (await r.json())["channels"]]
+                        break
+                except aiohttp.ClientError:
+                    assert process.poll() is None, process.stderr.read()
+                    await asyncio.sleep(0.1)
+            assert "callback" in listed
+            body = {"type": "message", "id": "a1", "sender": "u-9", "text": "hello"}
+            async with http.post(f"{url}/webhooks/callback/webhook", json=body,
+                                 headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+                assert r.status == 200
+            await asyncio.wait_for(messenger.arrived.wait(), 30)
+        assert messenger.replies[0]["recipient"] == "u-9" and messenger.replies[0]["buttons"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            _, errors = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, errors = process.communicate()
+        await messenger_runner.cleanup()
+    assert "Traceback" not in errors, errors
