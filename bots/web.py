@@ -233,7 +233,8 @@ class WebChannel:
         # A fresh token on every welcome: a token dies after days unused, not days after it was made.
         await ws.send_json({"type": "welcome", "token": self._signer.sign(visitor),
                             **page(history, self._history_bytes), "identified": identified,
-                            "channels": self.channels, "continue_in": self.continue_in(language)})
+                            "channels": self.channels, "continue_in": self.continue_in(language),
+                            "labels": {n: _label(a.labels, language) for n, a in self._channels.items()}})
         return visitor, language
 
     async def _older(self, ws: web.WebSocketResponse, visitor: str, frame: dict, address: str) -> None:

@@ -34,8 +34,7 @@
       openChat: "Open chat", closeChat: "Close chat", unread: "unread messages", agent: "Agent",
       messages: "Messages", quickReplies: "Quick replies", failed: "Not delivered",
       tooLong: "The message is too long: {n} characters, at most 4096 are allowed.",
-      continueIn: "Continue in", telegram: "Telegram", vk: "VK",
-      continueTelegram: "Continue in Telegram", continueVk: "Continue in VK",
+      continueIn: "Continue in", continueLabel: "Continue in {channel}",
       openLink: "Open {channel} to continue there", linkOffline: "No connection; try again in a moment.",
       linkUnavailable: "Continuing in {channel} is not available right now.",
       linkRateLimited: "Too many links were asked for; use the last one, or try again later.",
@@ -47,8 +46,7 @@
       openChat: "Открыть чат", closeChat: "Закрыть чат", unread: "непрочитанных сообщений", agent: "Оператор",
       messages: "Сообщения", quickReplies: "Быстрые ответы", failed: "Не доставлено",
       tooLong: "Сообщение слишком длинное: {n} символов, можно не больше 4096.",
-      continueIn: "Продолжить в", telegram: "Telegram", vk: "ВКонтакте",
-      continueTelegram: "Продолжить в Telegram", continueVk: "Продолжить во ВКонтакте",
+      continueIn: "Продолжить в", continueLabel: "Продолжить в {channel}",
       openLink: "Открыть {channel} и продолжить там", linkOffline: "Нет соединения; попробуйте через минуту.",
       linkUnavailable: "Продолжить в {channel} сейчас нельзя.",
       linkRateLimited: "Слишком много ссылок; используйте последнюю или попробуйте позже.",
@@ -160,7 +158,8 @@
     storageSet("localStorage", IDENTITY_KEY, null);
     saveOutbox();
   }
-  let channels = [];         // messengers the server offers to continue in (welcome.channels)
+  let channels = [];         // channels the server offers to continue in: {channel, label, icon} (welcome.continue_in)
+  let labels = {};           // every channel's name as the server calls it in this language (welcome.labels)
   const pendingLinks = {};   // link frame id -> {channel, win}: asked for, not yet answered
   let linkTimer = null;
   let failed = [];           // [{id, text, ts, error}] rejected by the server; local only
@@ -283,6 +282,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
 .sl-ch { padding: 2px 4px; border: 0; border-radius: 6px; cursor: pointer; background: transparent;
   color: var(--sl-accent); font-size: 13px; text-decoration: underline; text-underline-offset: 2px; }
 .sl-ch:hover { background: #eef2ff; }
+.sl-ch[data-icon]:not([data-icon=""])::before { content: attr(data-icon) " "; display: inline-block; margin-right: 2px; }
 .sl-link { margin: 0 14px 8px; padding: 8px 12px; border-radius: 10px; font-size: 13px; background: #eef2ff; }
 .sl-link a { color: var(--sl-accent); font-weight: 600; }
 .sl-via { font-style: italic; }
@@ -367,7 +367,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     // Said in a messenger before the chats were linked: say where.
     if (m.channel && m.channel !== "web") {
       node.setAttribute("data-channel", m.channel);
-      meta.appendChild(el("span", { class: "sl-via", text: T[m.channel] || m.channel }));
+      meta.appendChild(el("span", { class: "sl-via", text: labelOf(m.channel) }));
     }
     if (state === "pending") meta.appendChild(el("span", { class: "sl-state", text: T.sending }));
     node.appendChild(meta);
@@ -424,15 +424,19 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     });
   }
 
-  // "Continue in Telegram / VK": the messengers the server offers (welcome.channels).
+  // "Continue in …": the channels the server offers, with their labels and icons (welcome.continue_in);
+  // the widget knows no channel by name.
+  function labelOf(channel) {
+    return typeof labels[channel] === "string" && labels[channel] ? labels[channel] : channel;
+  }
+
   function renderChannels() {
     channelsBox.textContent = "";
-    const known = channels.filter((c) => c === "telegram" || c === "vk");
-    channelsBox.hidden = known.length === 0;
-    known.forEach((c) => {
-      const label = c === "telegram" ? T.continueTelegram : T.continueVk;
-      const btn = el("button", { type: "button", class: "sl-ch", "data-channel": c, text: label });
-      btn.addEventListener("click", () => askLink(c));
+    channelsBox.hidden = channels.length === 0;
+    channels.forEach((c) => {
+      const btn = el("button", { type: "button", class: "sl-ch", "data-channel": c.channel,
+        "data-icon": c.icon, text: T.continueLabel.replace("{channel}", c.label) });
+      btn.addEventListener("click", () => askLink(c.channel));
       channelsBox.appendChild(btn);
     });
   }
@@ -511,7 +515,10 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     if (f.identified === true && EXTERNAL_ID) storageSet("localStorage", IDENTITY_KEY, EXTERNAL_ID);
     applyHistory(f.history);
     olderCursor = cursorOf(f);
-    channels = Array.isArray(f.channels) ? f.channels.filter((c) => typeof c === "string") : [];
+    labels = f.labels && typeof f.labels === "object" ? f.labels : {};
+    channels = (Array.isArray(f.continue_in) ? f.continue_in : []).filter((c) =>
+      c && typeof c.channel === "string" && typeof c.label === "string").map((c) =>
+      ({ channel: c.channel, label: c.label, icon: typeof c.icon === "string" ? c.icon : "" }));
     renderChannels();
     ready = true;
     everOnline = true;
@@ -548,7 +555,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     if (!pending) return;
     delete pendingLinks[id];
     if (pending.win) { try { pending.win.close(); } catch (_) { /* already gone */ } }
-    showNotice(text.replace("{channel}", T[pending.channel] || pending.channel));
+    showNotice(text.replace("{channel}", labelOf(pending.channel)));
   }
 
   function onLink(f) {
@@ -560,7 +567,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     try { url = new URL(String(f.url)); } catch (_) { url = null; }
     if (!url || url.protocol !== "https:") { // never a javascript: or other scheme from the wire
       if (pending.win) { try { pending.win.close(); } catch (_) { /* gone */ } }
-      showNotice(T.linkUnavailable.replace("{channel}", T[pending.channel] || pending.channel));
+      showNotice(T.linkUnavailable.replace("{channel}", labelOf(pending.channel)));
       return;
     }
     if (pending.win && !pending.win.closed) {
@@ -572,7 +579,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
   function showLink(channel, href, seconds) {
     linkBox.textContent = "";
     const a = el("a", { href: href, target: "_blank", rel: "noopener noreferrer",
-      "data-channel": channel, text: T.openLink.replace("{channel}", T[channel] || channel) });
+      "data-channel": channel, text: T.openLink.replace("{channel}", labelOf(channel)) });
     a.addEventListener("click", () => { linkBox.hidden = true; });
     linkBox.appendChild(a);
     linkBox.hidden = false;
