@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -84,6 +85,8 @@ class Bot:
 
     def __init__(self, project: Path | str = ".") -> None:
         self.project = Path(project).resolve()
+        if str(self.project) not in sys.path:
+            sys.path.insert(0, str(self.project))  # its actions/ and own modules (steps) import, as under `seamline`
         key = secrets.token_urlsafe(32)  # given, so no key file is written into the project
         home = load_settings({"SEAMLINE_SECRET_KEY": key}, project=self.project)
         self._tmp = tempfile.TemporaryDirectory(prefix="seamline-test-")
@@ -113,12 +116,21 @@ class Bot:
     def say(self, text: str, *, customer: str = "customer", payload: str | None = None) -> Turn:
         """``customer`` writes ``text`` (or presses a button with ``payload``); each customer name
         is one conversation that goes on from call to call."""
-        parse = self._app.pipeline.understanding.parse(text, payload)
+        pipeline = self._app.pipeline
         before = len(self._recorder.sent.get(customer, []))
-        self._runner.run(self._app.pipeline.handle(Message(channel=CHANNEL, address=customer, sender=customer,
-                                                           text=text, payload=payload)))
+        self._runner.run(pipeline.handle(Message(channel=CHANNEL, address=customer, sender=customer,
+                                                 text=text, payload=payload)))
         replies = tuple(self._recorder.sent.get(customer, [])[before:])
-        return Turn(text=text, intent=parse.intent, confidence=parse.confidence, language=parse.language,
+        # What the bot recorded as understood (a project's step may have answered before the model).
+        history = self._runner.run(pipeline.history(CHANNEL, customer, 1000))
+        inbound = next((m for m in reversed(history) if m.direction == "in"), None)
+        parse = pipeline.understanding.parse(text, payload)
+        if inbound is not None and inbound.intent is not None:
+            intent, confidence = inbound.intent, float(inbound.confidence or 0.0)
+            language = (inbound.nlu or {}).get("language") or parse.language
+        else:
+            intent, confidence, language = parse.intent, parse.confidence, parse.language
+        return Turn(text=text, intent=intent, confidence=confidence, language=language,
                     replies=replies, responses=self.responses)
 
     def close(self) -> None:
