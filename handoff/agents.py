@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Executable
 
 from seamline.handoff.passwords import problem as password_problem
 from seamline.shared.errors import StoreError
@@ -160,7 +160,7 @@ class AgentStore:
         self._tokens: dict[str, tuple[float, tuple[Agent, str | None, str, datetime]]] = {}
         self._seen: dict[str, float] = {}
 
-    async def _all(self, query: Select[Any]) -> list[Any]:
+    async def _all(self, query: Executable) -> list[Any]:
         try:
             async with self.engine.connect() as conn:
                 return list((await conn.execute(query)).all())

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Executable
 
 from seamline.handoff.machine import BOT_SILENT
 from seamline.shared.errors import StoreError
@@ -119,7 +119,7 @@ class SqlConversationRows:
         self._engine = chat.engine
         self._chat = chat
 
-    async def _rows(self, query: Select[Any]) -> list[Any]:
+    async def _rows(self, query: Executable) -> list[Any]:
         try:
             async with self._engine.connect() as conn:
                 return list((await conn.execute(query)).all())
@@ -135,7 +135,7 @@ class SqlConversationRows:
         c = ConversationRow
         statement = select(c)
         if query.reader is not None:
-            skills = c.queue.in_(list(query.skills))
+            skills: ColumnElement[bool] = c.queue.in_(list(query.skills))
             if query.unqueued:
                 skills = skills | c.queue.is_(None)
             statement = statement.where((c.agent_id == query.reader) | skills)

@@ -33,13 +33,13 @@ class StoredMessage:
     role: str  # customer | bot | agent
     text: str
     payload: str | None = None
-    buttons: list[dict] = field(default_factory=list)
-    attachments: list[dict] = field(default_factory=list)
+    buttons: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
     external_id: str | None = None
     identity: str | None = None  # the sender (inbound) or recipient (outbound) on ``channel``
     intent: str | None = None
     confidence: float | None = None
-    nlu: dict | None = None
+    nlu: dict[str, Any] | None = None
     created_at: datetime = field(default_factory=utcnow)
 
 

@@ -28,7 +28,7 @@ class Customer:
     last_channel: str | None = None
     created_at: datetime | None = None
     identities: tuple[Identity, ...] = field(default=())
-    attributes: dict = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict[str, Any])
     new: bool = False  # created by this very resolution: nothing to look up about them yet
 
 
@@ -39,8 +39,8 @@ class Profile:
     name: str | None = None
     language: str | None = None
     last_channel: str | None = None
-    attributes: dict = field(default_factory=dict)  # phone, email, and custom ones set by actions or agents
-    attribute_meta: dict = field(default_factory=dict)  # key -> {"at", "source", "verified"}
+    attributes: dict[str, Any] = field(default_factory=dict[str, Any])  # phone, email, and custom ones set by actions or agents
+    attribute_meta: dict[str, Any] = field(default_factory=dict[str, Any])  # key -> {"at", "source", "verified"}
     identities: tuple[Identity, ...] = ()
     merged_into: str | None = None
     created_at: datetime | None = None
@@ -57,7 +57,7 @@ class LinkRecord:
     method: str  # code | deep_link | site_identity | admin
     created_at: datetime
     undone_at: datetime | None = None
-    conflicts: tuple[dict, ...] = ()
+    conflicts: tuple[dict[str, Any], ...] = ()
 
 
 class IdentityStore(Protocol):

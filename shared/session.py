@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol
+from typing import Any, AsyncIterator, Protocol
 
 SEEN_LIMIT = 200  # platform message ids remembered per session for de-duplication
 
@@ -20,19 +20,19 @@ class Session:
     customer_id: str
     conversation_id: str
     language: str = "en"
-    slots: dict[str, str] = field(default_factory=dict)
+    slots: dict[str, str] = field(default_factory=dict[str, Any])
     active_form: str | None = None
     fallbacks: int = 0  # misunderstandings in a row
     handoff: str = "bot"  # bot | queued | with_agent | transferred (handoff/machine.py)
     last_channel: str | None = None
-    attributes: dict = field(default_factory=dict)  # the customer's profile attributes routing looks at
+    attributes: dict[str, Any] = field(default_factory=dict[str, Any])  # the customer's profile attributes routing looks at
     seen: list[str] = field(default_factory=list)
 
     def remember(self, external_id: str) -> None:
         self.seen.append(external_id)
         del self.seen[:-SEEN_LIMIT]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"customer_id": self.customer_id, "conversation_id": self.conversation_id,
                 "language": self.language, "slots": dict(self.slots), "active_form": self.active_form,
                 "fallbacks": self.fallbacks, "handoff": self.handoff, "last_channel": self.last_channel,
@@ -40,7 +40,7 @@ class Session:
                 "seen": list(self.seen)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Session":
+    def from_dict(cls, data: dict[str, Any]) -> "Session":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -65,7 +65,7 @@ class MemorySessionStore:
     """
 
     def __init__(self, *, capacity: int = 100_000) -> None:
-        self._data: OrderedDict[str, dict] = OrderedDict()
+        self._data: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._capacity = capacity
 
@@ -105,5 +105,5 @@ class MemorySessionStore:
         self._data.clear()
 
 
-def _copy(data: dict) -> dict:
+def _copy(data: dict[str, Any]) -> dict[str, Any]:
     return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in data.items()}

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql import Executable
 
 from seamline.shared.errors import StoreError
 from seamline.shared.history import new_id
@@ -28,10 +29,10 @@ class SqlCustomerStore:
         self.engine = chat.engine
         self._writer = chat.writer
 
-    async def _all(self, query):
+    async def _all(self, query: Executable) -> list[Any]:
         try:
             async with self.engine.connect() as conn:
-                return (await conn.execute(query)).all()
+                return list((await conn.execute(query)).all())
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read customers: {exc}") from exc
 
@@ -167,7 +168,7 @@ class SqlCustomerStore:
             "survivor_before": _snapshot(survivor), "merged_before": _snapshot(merged),
             "conflicts": conflicts, "by": by,
         }
-        writes = [
+        writes: list[tuple[Executable, dict[str, Any]]] = [
             (update(IdentityRow).where(IdentityRow.customer_id == merged_id).values(customer_id=survivor_id), {}),
             (update(ConversationRow).where(ConversationRow.customer_id == merged_id).values(customer_id=survivor_id), {}),
             (update(MessageRow).where(MessageRow.customer_id == merged_id).values(customer_id=survivor_id), {}),
@@ -222,7 +223,7 @@ class SqlCustomerStore:
             if identities else None
         now = utcnow()
         before, survivor = data["merged_before"], await self.profile(survivor_id)
-        writes = [
+        writes: list[tuple[Executable, dict[str, Any]] | None] = [
             (update(IdentityRow).where(IdentityRow.customer_id == survivor_id, or_(*[
                 and_(IdentityRow.channel == c, IdentityRow.external_id == e) for c, e in identities])).values(
                 customer_id=merged_id), {}) if identities else None,
@@ -333,26 +334,28 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _snapshot(profile: Profile) -> dict:
+def _snapshot(profile: Profile) -> dict[str, Any]:
     return {"name": profile.name, "language": profile.language, "attributes": profile.attributes,
             "attribute_meta": profile.attribute_meta}
 
 
-def _merge_profiles(survivor: Profile, merged: Profile) -> tuple[dict, dict, dict, list[dict]]:
+def _merge_profiles(survivor: Profile, merged: Profile) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any],
+                                                                 list[dict[str, Any]]]:
     """The survivor's profile after taking in the merged one's. A key both have with different values
     keeps the most recent verified value (then the most recent); every such conflict is recorded."""
     values = {**{k: getattr(merged, k) for k in PROFILE_KEYS}, **merged.attributes}
     mine = {**{k: getattr(survivor, k) for k in PROFILE_KEYS}, **survivor.attributes}
     attributes, meta = dict(survivor.attributes), dict(survivor.attribute_meta)
     columns: dict[str, object] = {}
-    conflicts = []
+    conflicts: list[dict[str, Any]] = []
     for key, theirs in values.items():
         if theirs in (None, ""):
             continue
         ours = mine.get(key)
         take = ours in (None, "")
         if not take and ours != theirs:
-            rank = lambda m: (bool((m or {}).get("verified")), (m or {}).get("at") or "")  # noqa: E731
+            def rank(m: dict[str, Any] | None) -> tuple[bool, str]:
+                return bool((m or {}).get("verified")), str((m or {}).get("at") or "")
             take = rank(merged.attribute_meta.get(key)) > rank(survivor.attribute_meta.get(key))
             conflicts.append({"key": key, "kept": theirs if take else ours, "dropped": ours if take else theirs})
         if take:
@@ -362,7 +365,8 @@ def _merge_profiles(survivor: Profile, merged: Profile) -> tuple[dict, dict, dic
     return attributes, meta, columns, conflicts
 
 
-def _restore(survivor: Profile | None, before: dict, conflicts: list[dict], merged_before: dict) -> dict:
+def _restore(survivor: Profile | None, before: dict[str, Any], conflicts: list[dict[str, Any]],
+             merged_before: dict[str, Any]) -> dict[str, Any]:
     """The survivor's profile without what the merge brought in (values changed since are kept)."""
     if survivor is None:
         return {}

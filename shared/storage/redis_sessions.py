@@ -90,7 +90,7 @@ class RedisSessionStore:
         if not acquired:
             raise StoreError(f"session {key} stayed locked for {self._lock_wait}s")
         lost: list[bool] = []
-        keepers: list[asyncio.Task] = []  # started only by a turn that lasts a third of the timeout
+        keepers: list[asyncio.Task[None]] = []  # started only by a turn that lasts a third of the timeout
 
         def keep() -> None:
             keepers.append(asyncio.create_task(self._keep(lock, key, lost), name=f"session-lock:{key}"))

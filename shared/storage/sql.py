@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, cast, overload
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +30,10 @@ def _row(message: StoredMessage) -> dict[str, Any]:
     return {name: storable(getattr(message, name)) for name in _MESSAGE_COLUMNS}
 
 
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
 def aware(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; everything Seamline stores is UTC.
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
@@ -46,22 +50,23 @@ class SqlChatStore:
         self._cache_size = cache_size
         self._first_conversations: dict[str, Conversation] = {}  # created with a new customer, not yet opened
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        messages, customers, conversations = MessageRow.__table__, CustomerRow.__table__, ConversationRow.__table__
+        messages, customers, conversations = (cast(Table, row.__table__) for row in (MessageRow, CustomerRow,
+                                                                                  ConversationRow))
         # A platform message id or identity seen before is skipped by the database too, never an error.
         self._insert_message = dialect.insert(messages).on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        self._insert_identity = dialect.insert(IdentityRow.__table__).on_conflict_do_nothing(
+        self._insert_identity = dialect.insert(cast(Table, IdentityRow.__table__)).on_conflict_do_nothing(
             index_elements=["channel", "external_id"])
         self._insert_customer = insert(customers)
         self._insert_conversation = insert(conversations)
         self._delete_customer = delete(customers).where(customers.c.id == bindparam("customer_id"))
-        self._insert_event = insert(EventRow.__table__)
+        self._insert_event = insert(cast(Table, EventRow.__table__))
         self._annotate = update(messages).where(messages.c.id == bindparam("message_id")).values(
             intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
         # A message that came again (resent after a failure) was stored under its first row id.
         self._annotate_by_platform_id = update(messages).where(
             messages.c.channel == bindparam("m_channel"), messages.c.external_id == bindparam("m_external_id")
         ).values(intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
-        identities = IdentityRow.__table__
+        identities = cast(Table, IdentityRow.__table__)
         self._set_reachable = update(identities).where(
             identities.c.channel == bindparam("id_channel"), identities.c.external_id == bindparam("id_sender")
         ).values(reachable=bindparam("reachable"))
