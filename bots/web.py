@@ -49,7 +49,7 @@ class WebChannel:
 
     name: ClassVar[str] = "web"
     channel: ClassVar[str] = "web"
-    labels: ClassVar[Mapping[str, str]] = {"en": "Website chat", "ru": "Чат на сайте"}
+    labels: ClassVar[Mapping[str, str]] = {"en": "Web", "ru": "Сайт"}
     icon: ClassVar[str] = "🌐"
     settings: ClassVar[tuple[Setting, ...]] = ()
 

@@ -32,7 +32,6 @@
       customer: "Customer", bot: "Bot", agent: "Agent", note_by: "agent", understood: "Understood: ", nothing: "nothing",
       customer_heading: "Customer", channels: "Channels", slots: "Slots", escalation: "Escalation",
       unreachable: " (unreachable)",
-      channel_telegram: "Telegram", channel_vk: "VK", channel_web: "Web",
       Name: "Name", Language: "Language", "Last channel": "Last channel", Reason: "Reason", Queue: "Queue",
       "Routed by": "Routed by", "default queue": "default queue", rule: "rule {n}", Intent: "Intent", Channel: "Channel",
       "After hours": "After hours", yes: "yes", no: "no", At: "At",
@@ -70,7 +69,6 @@
       nothing: "ничего",
       customer_heading: "Клиент", channels: "Каналы", slots: "Собранные данные", escalation: "Передача оператору",
       unreachable: " (недоступен)",
-      channel_telegram: "Telegram", channel_vk: "ВКонтакте", channel_web: "Сайт",
       Name: "Имя", Language: "Язык", "Last channel": "Последний канал", Reason: "Причина", Queue: "Очередь",
       "Routed by": "Маршрутизация", "default queue": "очередь по умолчанию", rule: "правило {n}", Intent: "Намерение", Channel: "Канал",
       "After hours": "В нерабочее время", yes: "да", no: "нет", At: "Когда",
@@ -113,7 +111,13 @@
   // A channel, a state or an agent's status by its name ("channel_" + "web"), or the name if none.
   function named(prefix, name) { return TEXTS.en[prefix + name] !== undefined ? t(prefix + name) : name; }
 
-  function channelName(channel) { return named("channel_", channel); }
+  // Channels are plug-ins: their labels come from the server (GET /api/v1/channels), per language.
+  var channelLabels = {};
+
+  function channelName(channel) {
+    var labels = channelLabels[channel];
+    return labels ? (labels[lang] || labels.en || channel) : channel;
+  }
 
   // Why a conversation went to people: in the console's language when the server gave a known code
   // (config/routing.yml triggers), else the server's text (e.g. a custom action's reason).
@@ -768,10 +772,16 @@
 
   applyTexts();
   renderUnread();
+  var listed = fetch("/api/v1/channels").then(function (response) { return response.ok ? response.json() : {}; })
+    .then(function (data) {
+      (data.channels || []).forEach(function (c) { if (c && c.labels) channelLabels[c.name] = c.labels; });
+    }).catch(function () { /* the channels' own names are shown */ });
   try { state.csrf = sessionStorage.getItem(CSRF_KEY); } catch (e) { state.csrf = null; }
-  if (state.csrf) {
-    api("GET", "/api/v1/me").then(loggedIn).catch(function () { loggedOut(""); });
-  } else {
-    loggedOut("");
-  }
+  listed.then(function () {  // the labels first, so the first render names the channels
+    if (state.csrf) {
+      api("GET", "/api/v1/me").then(loggedIn).catch(function () { loggedOut(""); });
+    } else {
+      loggedOut("");
+    }
+  });
 })();
