@@ -26,6 +26,7 @@ from seamline.handoff.inbox import Inbox, RedisInbox
 from seamline.handoff.origin import origin_guard
 from seamline.handoff.routing import Routing
 from seamline.handoff.service import Handoff
+from seamline.handoff.storage import SqlConversationRows
 from seamline.nlu.data import fingerprint, load as load_data
 from seamline.nlu.lifecycle import latest
 from seamline.nlu.understanding import Understanding
@@ -132,7 +133,8 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
     handoff = Handoff(store=store, customers=customers, agents=AgentStore(store), sessions=sessions,
                       routing=Routing.load(settings.config_dir / "routing.yml"), responses=responses,
                       inbox=build_inbox(settings), canned=load_canned(settings.config_dir / "canned.yml"),
-                      presence_grace=timedelta(seconds=settings.agent_grace_seconds))
+                      presence_grace=timedelta(seconds=settings.agent_grace_seconds),
+                      rows=SqlConversationRows(store))
     pipeline = Pipeline(store=store, sessions=sessions, understanding=understanding or load_understanding(settings),
                         dialogue=dialogue, handoff=handoff, default_language=settings.default_language,
                         linker=linker)
