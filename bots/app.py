@@ -126,6 +126,7 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
     limiter = build_limiter(settings)
     responses = Responses.from_dir(settings.config_dir / "responses")
     dialogue = Dialogue(responses=responses, fallbacks_before_human=settings.fallbacks_before_human)
+    dialogue.labels = channels.labels()  # what a channel is called where the responses do not say
     customers = SqlCustomerStore(store)
     linker = Linker(customers=customers, sessions=sessions, secret_key=settings.secret_key, limiter=limiter,
                     policy=LinkPolicy(guesses_per_address=settings.link_guesses_per_address,

@@ -191,6 +191,11 @@ async def _stop(adapters: Iterable[ChannelAdapter]) -> None:
             log.warning("channel %s did not stop cleanly", adapter.name, exc_info=True)
 
 
+def labels(found: Mapping[str, type] | None = None) -> dict[str, dict[str, str]]:
+    """Every installed channel's labels per language (the dialogue names channels with them)."""
+    return {name: dict(cls.labels) for name, cls in (discover() if found is None else found).items()}
+
+
 def listing(adapters: Mapping[str, ChannelAdapter]) -> list[dict[str, Any]]:
     """What the widget and the console show about the channels: name, labels per language, icon."""
     return [{"name": name, "labels": dict(adapter.labels), "icon": adapter.icon} for name, adapter in adapters.items()]

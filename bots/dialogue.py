@@ -80,6 +80,9 @@ class Dialogue:
         self._responses = responses
         self._escalate = escalate_intents or {}
         self._fallbacks_before_human = fallbacks_before_human
+        # Each channel's labels per language, as its plug-in declares them (set by the composition
+        # root): what a channel is called when the project's responses do not name it.
+        self.labels: dict[str, dict[str, str]] = {}
 
     def decide(self, parse: Parse, session: Session) -> Decision:
         if parse.language in self._responses.languages:
@@ -137,8 +140,8 @@ class Dialogue:
         if not targets:
             return Decision((self._responses.render("link_nowhere", session.language, {}),))
         reply = self._responses.render("link_where", session.language, {})
-        buttons = tuple(Button(self._responses.phrase("channel_buttons", c, session.language) or c,
-                               f"/link_account {c}") for c in targets)
+        buttons = tuple(Button(self._named("channel_buttons", c, session.language), f"/link_account {c}")
+                        for c in targets)
         return Decision((Reply(reply.text, buttons),))
 
     def link_question(self, channel: str, ref: str, language: str) -> Reply:
@@ -151,7 +154,14 @@ class Dialogue:
         return self._responses.render("link_not_confirmed", language, {})
 
     def _channel(self, channel: str, language: str) -> str:
-        return self._responses.phrase("channels", channel, language) or channel
+        return self._named("channels", channel, language)
+
+    def _named(self, group: str, channel: str, language: str) -> str:
+        """A channel's name in a sentence or on a button: the project's responses first, then the
+        channel plug-in's label, then the bare name."""
+        labels = self.labels.get(channel, {})
+        return (self._responses.phrase(group, channel, language) or labels.get(language) or labels.get("en")
+                or channel)
 
     def has_topic(self, intent: str) -> bool:
         return self._responses.phrase("topics", intent, "en") is not None
@@ -172,7 +182,7 @@ class Dialogue:
                                           else "order_status_no_number", language) or topic
             replies.append(self._responses.render("link_done_context", language, {
                 "topic": name.format_map(_Slots(session.slots)),
-                "channel": self._responses.phrase("channels", from_channel, language) or from_channel}))
+                "channel": self._channel(from_channel, language)}))
         else:
             replies.append(self._responses.render("link_done", language, {}))
         if session.active_form == "order_status" and session.handoff != "with_agent":
