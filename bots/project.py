@@ -117,7 +117,8 @@ def _write(root: Path, template: str, langs: tuple[str, ...], *, name: str) -> N
     header = "".join(line for line in (extras / "conversations.yml").read_text(encoding="utf-8").splitlines(True)
                      if line.startswith("#"))
     (root / "tests" / "conversations.yml").write_text(
-        header + yaml.safe_dump({"conversations": kept}, allow_unicode=True, sort_keys=False, width=1000),
+        header + yaml.dump({"conversations": kept}, Dumper=_Indented, allow_unicode=True, sort_keys=False,
+                           width=1000, default_flow_style=None),
         encoding="utf-8")
     common = TEMPLATES_DIR / "project"
     for file in common.rglob("*.tmpl"):
@@ -129,6 +130,14 @@ def _write(root: Path, template: str, langs: tuple[str, ...], *, name: str) -> N
                            "language": langs[0]}.items():
             text = text.replace("{{" + key + "}}", value)
         target.write_text(text, encoding="utf-8")
+
+
+class _Indented(yaml.SafeDumper):
+    """Lists indented under their key, as people write YAML: an entry appended by hand with the
+    indentation of the guide (docs/build-your-bot.md) lands in the right list."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
 def _not_config(folder: str, names: list[str]) -> set[str]:
