@@ -23,7 +23,9 @@ from seamline.handoff.login import LoginGuard
 from seamline.handoff.machine import STATES
 from seamline.handoff.service import Forbidden, Handoff, NotFound, message_event
 from seamline.shared.errors import HandoffError, StoreError
+from seamline.shared.identity import CustomerStore
 from seamline.shared.limits import Limiter, MemoryLimiter
+from seamline.shared.linking import Linker
 from seamline.shared.net import Network
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ MAX_TEXT = 4096
 
 
 class AgentApi:
-    def __init__(self, *, handoff: Handoff, customers, linker, limiter: Limiter | None = None,
+    def __init__(self, *, handoff: Handoff, customers: CustomerStore, linker: Linker, limiter: Limiter | None = None,
                  guard: LoginGuard | None = None, cookie_secure: str = "auto",
                  trusted_proxies: tuple[Network, ...] = ()) -> None:
         self._handoff = handoff

@@ -120,3 +120,7 @@ class LinkStore(Protocol):
     async def links(self, customer_id: str) -> list[LinkRecord]: ...
 
     async def unlink(self, link_id: str, *, by: str) -> LinkRecord: ...
+
+
+class CustomerStore(ProfileStore, LinkStore, Protocol):
+    """Profiles and links, as one backend serves them (the agent API, the customers CLI, linking)."""

@@ -14,7 +14,7 @@ from sqlalchemy.sql import Executable
 
 from seamline.shared.errors import StoreError
 from seamline.shared.history import new_id
-from seamline.shared.identity import Customer, Identity, LinkRecord, Profile
+from seamline.shared.identity import Customer, CustomerStore, Identity, LinkRecord, Profile
 from seamline.shared.message import utcnow
 from seamline.shared.storage.models import (ConversationRow, CustomerRow, EventRow, IdentityRow, LinkCodeRow, LinkRow,
                                    MessageRow)
@@ -389,3 +389,7 @@ def _restore(survivor: Profile | None, before: dict[str, Any], conflicts: list[d
         else:
             meta.pop(key, None)
     return {"attributes": attributes, "attribute_meta": meta, **columns}
+
+
+def _serves(store: SqlCustomerStore) -> CustomerStore:
+    return store  # for mypy: the SQL store is every protocol it is used through
