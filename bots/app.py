@@ -14,6 +14,7 @@ from aiohttp import web
 from seamline.bots.dialogue import Dialogue, Responses
 from seamline.bots.headers import demo_page_policy, install as install_headers
 from seamline.bots.pipeline import Pipeline
+from seamline.bots.steps.load import configured_steps
 from seamline.bots.protocol_log import quiet_protocol_errors
 from seamline.bots import channels
 from seamline.bots.intake import intakes
@@ -121,6 +122,7 @@ def load_understanding(settings: Settings, path: Path | None = None) -> Understa
 
 
 async def build(settings: Settings, *, understanding: Understanding | None = None) -> Seamline:
+    project_steps = configured_steps(settings.config_dir)  # [pipeline] steps: the project's own, checked first
     store = SqlChatStore(engine=create_engine(settings.database_url))
     sessions = build_sessions(settings)
     limiter = build_limiter(settings)
@@ -139,6 +141,8 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
     pipeline = Pipeline(store=store, sessions=sessions, understanding=understanding or load_understanding(settings),
                         dialogue=dialogue, handoff=handoff, default_language=settings.default_language,
                         linker=linker)
+    for step, before, after in project_steps:
+        pipeline.add_step(step, before=before, after=after)
     handoff.pipeline = pipeline
     return Seamline(settings=settings, store=store, sessions=sessions, pipeline=pipeline, customers=customers,
                     linker=linker, handoff=handoff, limiter=limiter)

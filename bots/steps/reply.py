@@ -1,0 +1,81 @@
+"""``reply``: the one ending of every turn that was not a duplicate. After the steps inside it
+(unless one before it answered: ``turn.handled``), what was understood and the replies are
+stored together, the message counts as answered, the people on the conversation see the replies,
+and the replies go out through the adapter of the channel the customer wrote from.
+
+Stored before sent: if anything before failed, a resend is processed again; a reply that could
+not be delivered stays in the history the customer sees when they come back.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+
+from seamline.bots.steps.store import MASK
+from seamline.bots.steps.turn import Annotation, Next, Turn
+from seamline.shared.errors import ChannelError, Unreachable
+from seamline.shared.history import StoredMessage, new_id
+from seamline.shared.message import Message, Reply, utcnow
+from seamline.shared.session import Session
+from seamline.shared.storage.sql import SqlChatStore
+
+log = logging.getLogger(__name__)
+
+
+class SendReplies:
+    name = "reply"
+
+    def __init__(self, *, store: SqlChatStore, adapters: Mapping[str, object], handoff=None) -> None:
+        self._store = store
+        self._adapters = adapters  # by channel name (the pipeline's, live)
+        self._handoff = handoff
+
+    async def __call__(self, turn: Turn, call_next: Next) -> None:
+        if not turn.handled:
+            await call_next(turn)
+        await self.finish(turn)
+
+    async def finish(self, turn: Turn) -> None:
+        message, session = turn.message, turn.session
+        stored = outgoing(message, session, turn.replies, turn.secret)
+        note = turn.annotation
+        if note is None:
+            parse = turn.parse
+            note = Annotation(parse.intent, parse.confidence, parse.to_dict()) if parse else Annotation(None, 1.0, {})
+        await self._store.annotate(turn.inbound, note.intent, note.confidence, note.nlu, stored)
+        # Only now is the message done with.
+        if turn.seen_key:
+            session.remember(turn.seen_key)
+        turn.sent = stored
+        if self._handoff is not None and session.handoff != "bot":
+            for reply in stored:
+                await self._handoff.customer_wrote(session, reply)
+        for reply, row in zip(turn.replies, stored, strict=True):
+            await self.deliver(message, Reply(reply.text, reply.buttons, reply.role, row.id, row.created_at))
+
+    async def deliver(self, message: Message, reply: Reply) -> None:
+        adapter = self._adapters.get(message.channel)
+        if adapter is None:
+            log.error("no adapter registered for %s; reply %s stays stored only", message.channel, reply.id)
+            return
+        try:
+            await adapter.send(message.address, reply)
+        except Unreachable:
+            log.info("%s customer %s cannot be reached there any more", message.channel, message.sender)
+            await self._store.set_reachable(message.channel, message.sender, False)
+        except ChannelError:
+            log.warning("could not deliver reply %s on %s", reply.id, message.channel, exc_info=True)
+
+
+def outgoing(message: Message, session: Session, replies, secret: str | None = None) -> tuple[StoredMessage, ...]:
+    """The replies to ``message`` as stored: a microsecond apart, so that every history (the
+    widget's, the agent console's) shows them in the order they were said; a link code shown in a
+    reply is stored masked."""
+    now = utcnow()
+    return tuple(StoredMessage(
+        id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
+        channel=message.channel, direction="out", role=reply.role.value,
+        text=reply.text.replace(secret, MASK) if secret else reply.text, identity=message.sender,
+        buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+        created_at=now + timedelta(microseconds=n)) for n, reply in enumerate(replies))
