@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run shell test test-fast bench
+.PHONY: install run shell test test-fast lint bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: $(STAMP)
 # PostgreSQL skip themselves, browser and real-process tests are left out).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not browser and not services and not slow" $(PYTEST_ARGS)
+
+# The quality gate CI runs before the tests: ruff's linter, ruff's formatter (check only) and mypy.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	bash .ci/typecheck
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/web_chat.py
