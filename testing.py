@@ -28,11 +28,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import yaml
 
 from seamline.shared.message import Message, Reply
 from seamline.shared.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the app and the model load when a Bot is made, not when this module is imported
+    from seamline.bots.app import Seamline
+    from seamline.nlu.understanding import Understanding
 
 __all__ = ["Bot", "Turn"]
 
@@ -108,7 +113,7 @@ class Bot:
         self._app.pipeline.register(self._recorder)
         self.responses = _responses(self.settings.config_dir / "responses")
 
-    async def _build(self):
+    async def _build(self) -> Seamline:
         from seamline.bots.app import build
 
         return await build(self.settings, understanding=_understanding(self.settings))
@@ -140,14 +145,14 @@ class Bot:
             self._runner.close()
             self._tmp.cleanup()
 
-    def __enter__(self) -> "Bot":
+    def __enter__(self) -> Bot:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
         self.close()
 
 
-def _understanding(settings: Settings):
+def _understanding(settings: Settings) -> Understanding:
     """The trained model if it was trained on today's data, else one trained in memory now."""
     from seamline.nlu.data import fingerprint, load
     from seamline.nlu.understanding import Understanding
@@ -159,7 +164,7 @@ def _understanding(settings: Settings):
         trained = Understanding.from_file(latest(settings.models_dir), **options)
         if trained.model.metadata.get("fingerprint") == fingerprint(load(settings.intents_dir)):
             return trained
-    except Exception:  # noqa: BLE001 - no model, or an unreadable one: train instead
+    except Exception:
         pass
     return Understanding.from_config(settings.config_dir, **options)
 

@@ -15,7 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from seamline.bots import customers_cli, project as projects
+from seamline.bots import customers_cli
+from seamline.bots import project as projects
 from seamline.handoff import commands as agent_commands
 from seamline.nlu import commands as nlu_commands
 from seamline.shared.errors import ConfigError, SeamlineError
@@ -31,7 +32,7 @@ def _prepare_database(settings: Settings) -> None:
         return
     try:
         current, head = current_revision(settings.database_url)
-    except Exception as exc:  # noqa: BLE001 - any driver error means the same to the user
+    except Exception as exc:
         raise ConfigError("SEAMLINE_DATABASE_URL", f"cannot connect to the database ({exc.__class__.__name__}: "
                           f"{exc})", "Check the host, port, user, password and that the server runs") from exc
     if current != head:

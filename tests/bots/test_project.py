@@ -132,7 +132,7 @@ def test_from_inside_a_project_folder_the_project_is_found(tmp_path, monkeypatch
     assert (project / "var" / "seamline.db").is_file()
     __import__("importlib").invalidate_caches()
     sys.modules.pop("actions", None)
-    from actions import greeting  # noqa: PLC0415 - importable only once the command put the project on sys.path
+    from actions import greeting
 
     assert greeting.WORDS == "hello from the project"
     sys.modules.pop("actions", None)
