@@ -18,6 +18,7 @@ from seamline.shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from seamline.bots.app import create_app
+    from seamline.bots.steps import Step, Turn
 
 __version__ = "0.2.0"
 
@@ -35,13 +36,15 @@ __all__ = [
     "SeamlineError",
     "Setting",
     "Settings",
+    "Step",
+    "Turn",
     "Unreachable",
     "__version__",
     "create_app",
     "load_settings",
 ]
 
-_LAZY = {"create_app": "seamline.bots.app"}
+_LAZY = {"create_app": "seamline.bots.app", "Step": "seamline.bots.steps", "Turn": "seamline.bots.steps"}
 
 
 def __getattr__(name: str) -> Any:
