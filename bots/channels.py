@@ -160,7 +160,9 @@ def install(app: web.Application, adapters: Mapping[str, ChannelAdapter], pipeli
     """Register the adapters with the pipeline, mount their routes, start them with the server and
     stop them on shutdown, before the stores close (this context is entered after the stores')."""
     app[CHANNELS] = dict(adapters)
-    for adapter in adapters.values():
+    for name, adapter in adapters.items():
+        if getattr(adapter, "channel", None) != name:
+            adapter.channel = name  # type: ignore[attr-defined]  # Pipeline.register keys adapters by .channel
         pipeline.register(adapter)
         app.router.add_routes(list(adapter.routes()))
 
