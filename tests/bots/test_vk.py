@@ -413,7 +413,7 @@ async def test_callback_bad_requests(callback, fake):
 def _env(tmp_path: Path, fake: FakeVk, port: int, token: str, models: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
     env.update(SEAMLINE_DATA_DIR=str(tmp_path / "var"), SEAMLINE_PORT=str(port), PYTHONUNBUFFERED="1",
-               SEAMLINE_NLU_MODELS=str(models),
+               SEAMLINE_NLU_MODELS=str(models), SEAMLINE_CONFIG_DIR=str(Path(__file__).resolve().parents[2] / "config"),
                SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/var/seamline.db",
                SEAMLINE_VK_TOKEN=token, SEAMLINE_VK_GROUP_ID=str(fake.group_id), SEAMLINE_VK_API_BASE=fake.url)
     return env
