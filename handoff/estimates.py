@@ -40,11 +40,11 @@ class Estimates:
         for (queue, state), n in (await self.figures.counts(tuple(WITH_PEOPLE))).items():
             per_state = counts.setdefault(queue or self.routing.default_queue, {})
             per_state[state] = per_state.get(state, 0) + n
-        now = utcnow()
+        now, agents = utcnow(), await self.presence.agents.all()
         result = []
         for name in sorted(set(self.routing.queue_names) | set(counts)):
             hours = self.routing.hours(name)
-            online = await self.presence.online(name, now=now)
+            online = await self.presence.online(name, now=now, agents=agents)
             result.append({"name": name, "waiting": counts.get(name, {}).get("queued", 0),
                            "with_agents": counts.get(name, {}).get("with_agent", 0),
                            "transferred": counts.get(name, {}).get("transferred", 0),

@@ -60,9 +60,11 @@ class Presence:
             return True
         return agent.seen_at is not None and agent.seen_at >= (now or utcnow()) - self.grace
 
-    async def online(self, queue: str, *, now: datetime | None = None) -> list[Agent]:
-        """Agents online, at a console, with ``queue`` among their skills."""
-        return [a for a in await self.agents.all()
+    async def online(self, queue: str, *, now: datetime | None = None,
+                     agents: list[Agent] | None = None) -> list[Agent]:
+        """Agents online, at a console, with ``queue`` among their skills (of ``agents``, read once by
+        a caller asking for several queues; else of every agent)."""
+        return [a for a in (await self.agents.all() if agents is None else agents)
                 if a.status == "online" and (not a.queues or queue in a.queues) and self.connected(a, now=now)]
 
     async def set_gone_offline(self, after: timedelta, *, now: datetime | None = None) -> list[Agent]:
