@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -86,13 +86,18 @@ def init(path: Path, *, template: str = "minimal", langs: tuple[str, ...] = ("en
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise ConfigError("seamline init", f"{path} already exists and is not empty; nothing was changed",
                           "Choose a new folder, e.g. seamline init mybot")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draft = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    draft = path.parent / f".{path.name}-{secrets.token_hex(4)}"  # beside it: the rename stays on one disk
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft.mkdir()  # the user's umask, as any folder they make
         _write(draft, template, langs, name=path.name)
         if path.exists():
             path.rmdir()  # the empty folder the author made for it
         os.rename(draft, path)
+    except OSError as exc:
+        shutil.rmtree(draft, ignore_errors=True)
+        raise ConfigError("seamline init", f"cannot write {path} ({exc.strerror or exc})",
+                          "Choose a folder you can write to, e.g. seamline init mybot") from exc
     except BaseException:
         shutil.rmtree(draft, ignore_errors=True)
         raise

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from seamline.shared.settings import CONFIG_DIR
+
 from tests.conftest import _postgres_admin, _run_async, _service
 
 pytestmark = pytest.mark.slow
@@ -57,7 +58,7 @@ def free_port() -> int:
 def test_help_lists_the_commands(env, tmp_path):
     done = seamline(["--help"], env, tmp_path)
     assert done.returncode == 0, done.stderr
-    for command in ("run", "shell", "db"):
+    for command in ("init", "run", "shell", "db"):
         assert re.search(rf"^\s+{command}\s", done.stdout, re.MULTILINE), done.stdout
 
 

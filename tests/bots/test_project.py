@@ -5,6 +5,7 @@ the installed console script.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from seamline.shared.settings import CONFIG_DIR
 @pytest.fixture(autouse=True)
 def no_seamline_environment(monkeypatch):
     """A bot author's shell: no SEAMLINE_ variable, and sys.path restored after each test."""
-    for name in [n for n in __import__("os").environ if n.startswith("SEAMLINE_")]:
+    for name in [n for n in os.environ if n.startswith("SEAMLINE_")]:
         monkeypatch.delenv(name)
     monkeypatch.setattr(sys, "path", list(sys.path))
 
@@ -156,3 +157,20 @@ def test_a_new_project_passes_its_own_conversation_tests(tmp_path, template):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout and "failed" not in done.stdout
+
+
+def test_the_project_folder_is_made_as_any_folder_of_the_user(tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["init", str(tmp_path / "bot")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "bot").stat().st_mode & 0o777 == 0o755  # not a private temporary folder renamed
+
+
+def test_a_place_that_cannot_be_written_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    assert cli.main(["init", str(tmp_path / "file" / "bot")]) == 2
+    err = capsys.readouterr().err
+    assert "seamline init: cannot write" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
