@@ -22,14 +22,28 @@ from typing import TypeVar
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import (AiogramError, TelegramBadRequest, TelegramForbiddenError,
-                                TelegramNetworkError, TelegramNotFound, TelegramRetryAfter, TelegramServerError,
-                                TelegramUnauthorizedError)
-from aiogram.methods import (AnswerCallbackQuery, DeleteWebhook, GetMe, GetUpdates, SendChatAction, SendMessage,
-                             SetWebhook, TelegramMethod)
+from aiogram.exceptions import (
+    AiogramError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    DeleteWebhook,
+    GetMe,
+    GetUpdates,
+    SendChatAction,
+    SendMessage,
+    SetWebhook,
+    TelegramMethod,
+)
 from aiogram.methods.base import Response
-from aiogram.types import (InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup, Update,
-                           User)
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup, Update, User
 from aiogram.types import Message as Native
 from aiohttp import web
 from pydantic import ValidationError
@@ -37,8 +51,8 @@ from pydantic import ValidationError
 from seamline.bots.intake import IntakeFactory
 from seamline.bots.retry import Again, RetryPolicy
 from seamline.bots.telegram_text import CallbackPayloads, split
-from seamline.shared.errors import ChannelError, ConfigError, StoreError, Unreachable
 from seamline.shared.channel import Conversations
+from seamline.shared.errors import ChannelError, ConfigError, StoreError, Unreachable
 from seamline.shared.message import Attachment, Button, Message, Reply
 from seamline.shared.storage.inbox import Entry, Taken
 

@@ -1,7 +1,7 @@
 """The VK channel: Callback API at ``POST /vk/callback`` when configured, else Bots Long Poll.
 
 vk_api is synchronous, so every call to it runs in a thread, from here and nowhere else
-(``asyncio.to_thread``; the long poll in a daemon thread, see ``_in_daemon_thread``). vk_api always
+(``asyncio.to_thread``; the long poll in a daemon thread, see bots/vk_transport.py). vk_api always
 calls ``https://api.vk.ru`` and has no base URL option: ``VkTransport``, mounted on its requests
 session, sends those calls to ``SEAMLINE_VK_API_BASE`` instead (a proxy, or the local fake in
 tests/fakes/vk.py). An event is stored in the durable inbox before VK hears "ok" (or before the
@@ -18,56 +18,30 @@ import contextlib
 import hmac
 import json
 import logging
-import os
-import threading
 import time
 from collections.abc import Mapping
 from functools import partial
-from pathlib import Path
 from typing import Any, ClassVar
 
 import requests
 import vk_api
 from aiohttp import web
 from jconfig.memory import MemoryConfig
-from requests.adapters import HTTPAdapter
 from vk_api.bot_longpoll import VkBotLongPoll
-from vk_api.exceptions import TOO_MANY_RPS_CODE, ApiError, ApiHttpError, VkApiError
+from vk_api.exceptions import TOO_MANY_RPS_CODE
 
-from seamline.bots.retry import Again, RetryPolicy
+from seamline.bots.retry import RetryPolicy
 from seamline.bots.vk_format import EventError, keyboard, random_id, split_text, to_message
-from seamline.shared.errors import ChannelError, ConfigError, StoreError, Unreachable
-from seamline.shared.history import StoredMessage
+from seamline.bots.vk_transport import API_VERSION, PollPosition, VkTransport, classify, in_daemon_thread, startup_error
 from seamline.shared.channel import ChannelConfig, ChannelContext, Setting, http_url, whole_number
+from seamline.shared.errors import ChannelError, ConfigError, StoreError
+from seamline.shared.history import StoredMessage
 from seamline.shared.message import Button, Message, Reply
 from seamline.shared.storage.inbox import Entry, Taken
 
 __all__ = ["VkChannel", "VkTransport", "to_message"]
 
 log = logging.getLogger(__name__)
-
-API_VERSION = "5.199"
-VK_HOSTS = ("https://api.vk.ru", "https://api.vk.com")
-RETRIED = {6, 10}  # too many requests per second; VK's internal error
-UNREACHABLE = {900, 901, 902}  # blacklisted us; no permission to message; privacy settings
-TOKEN_REFUSED = {5, 15, 27, 28}  # authorization failed, access denied, group/app authorization failed
-
-
-class VkTransport(HTTPAdapter):
-    """Sends calls meant for api.vk.ru / api.vk.com to ``base``, and gives every call a timeout."""
-
-    def __init__(self, base: str = "", timeout: float = 30.0) -> None:
-        super().__init__()
-        self._base, self._timeout = base.rstrip("/"), timeout
-
-    def send(self, request, **kwargs):
-        for host in VK_HOSTS if self._base else ():
-            if request.url.startswith(host + "/"):
-                request.url = self._base + request.url[len(host):]
-                break
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().send(request, **kwargs)
 
 
 def _flag(raw: str) -> bool:
@@ -124,8 +98,7 @@ class VkChannel:
         self._api_base = config.get("api_base") or ""
         self._confirmation, self._secret = config.get("confirmation") or "", config.get("secret") or ""
         self._intake = context.extras["intake"]("vk", self._process_row)
-        self._state_file: Path | None = context.data_dir / f"vk-longpoll-{self._group_id}.json"
-        self._saved_ts: str | None = None
+        self._position = PollPosition(context.data_dir / f"vk-longpoll-{self._group_id}.json")
         self._wait, self._retry = wait, context.extras.get("retry") or RetryPolicy()
         self._callback_buttons, self._shutdown_timeout = bool(config.get("callback_buttons")), shutdown_timeout
         rate_limit = config.get("rate_limit", 20)
@@ -183,7 +156,7 @@ class VkChannel:
             async with self._slots:
                 return await asyncio.to_thread(function, *args)
 
-        return await self._retry.run(f"VK {what}", attempt, partial(_classify, what))
+        return await self._retry.run(f"VK {what}", attempt, partial(classify, what))
 
     async def _pace(self) -> None:
         """At most ``rate_limit`` calls a second, evenly spaced, waiting on the loop, not in a thread."""
@@ -266,7 +239,7 @@ class VkChannel:
         while True:
             before = longpoll.ts
             try:
-                events = await _in_daemon_thread(longpoll.check)
+                events = await in_daemon_thread(longpoll.check)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - the one broad except of the poll loop
                 failures += 1
@@ -292,37 +265,7 @@ class VkChannel:
                 log.warning("VK events not stored (%s); fetching them again in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 continue
-            self._remember(longpoll.ts)
-
-    def _resume(self, longpoll: VkBotLongPoll) -> None:
-        """Start from the position kept by the last run, if VK is not behind it."""
-        if self._state_file is None:
-            return
-        try:
-            saved = str(json.loads(self._state_file.read_text(encoding="utf-8"))["ts"])
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("VK long poll position in %s unreadable (%s); starting from now", self._state_file, exc)
-            return
-        current = str(longpoll.ts)
-        if saved.isdigit() and current.isdigit() and int(saved) <= int(current):
-            if saved != current:
-                log.info("VK long poll resumes at ts %s (VK is at %s): events from while Seamline was stopped "
-                         "are answered now", saved, current)
-            longpoll.ts = saved
-            self._saved_ts = saved
-
-    def _remember(self, ts) -> None:
-        if self._state_file is None or str(ts) == self._saved_ts:
-            return
-        try:
-            draft = self._state_file.with_name(self._state_file.name + ".partial")
-            draft.write_text(json.dumps({"ts": str(ts)}), encoding="utf-8")
-            os.replace(draft, self._state_file)  # whole or not at all
-            self._saved_ts = str(ts)
-        except OSError as exc:
-            log.warning("cannot keep the VK long poll position in %s: %s", self._state_file, exc)
+            self._position.remember(longpoll.ts)
 
     # -- start and stop ----------------------------------------------------------------------------
 
@@ -343,33 +286,14 @@ class VkChannel:
                 longpoll = await self._retrying("groups.getLongPollServer", VkBotLongPoll, self._vk, group_id,
                                                 self._wait)
                 longpoll.session = self._http  # the long poll server through the same transport
-                self._resume(longpoll)
+                self._position.resume(longpoll)
                 self._poller = asyncio.create_task(self._poll(longpoll), name="seamline-vk-longpoll")
         except ChannelError as exc:
-            raise self._startup_error(exc) from exc
+            raise startup_error(exc, self._group_id, self._api_base) from exc
         self._running = True
         await self._intake.start()  # what a crash left stored but unprocessed
         log.info("VK channel: community %s, %s", group_id,
                  "Callback API at /vk/callback" if self.callback else "Bots Long Poll")
-
-    def _startup_error(self, exc: ChannelError) -> ConfigError:
-        cause = exc.__cause__
-        code, method = getattr(cause, "code", None), getattr(cause, "method", None)
-        reason = str(cause).rstrip(".")
-        if code in TOKEN_REFUSED or (code == 100 and method == "groups.getById"):
-            return ConfigError("SEAMLINE_VK_TOKEN", f"VK refused the token ({reason})",
-                               "Create a community access token with access to messages and community "
-                               "management (Manage → API usage → Access tokens)")
-        if code == 100:
-            return ConfigError("SEAMLINE_VK_GROUP_ID", f"VK refused community {self._group_id} ({reason})",
-                               "Set the community id (digits, without the minus)")
-        if isinstance(cause, ApiError):
-            return ConfigError("SEAMLINE_VK_TOKEN", f"VK refused to start the bot ({reason})",
-                               "Check the token's rights, and enable Bots Long Poll (or the Callback API) "
-                               "in Manage → API usage")
-        return ConfigError("SEAMLINE_VK_API_BASE", f"cannot reach the VK API at "
-                           f"{self._api_base or 'https://api.vk.ru'} ({exc})",
-                           "Check the network, or set SEAMLINE_VK_API_BASE to a reachable proxy (empty for VK)")
 
     async def stop(self) -> None:
         """Stop polling at once (its thread ends by itself within ``wait``); let queued events finish.
@@ -381,27 +305,6 @@ class VkChannel:
         await self._intake.stop(self._shutdown_timeout if self._running else 0)
         self._running = False
         self._http.close()
-
-
-def _classify(what: str, exc: Exception) -> Again:
-    """Errors 6 and 10, 5xx, 429 and network errors may pass on a retry; the rest is translated."""
-    if isinstance(exc, ApiError):
-        if exc.code in UNREACHABLE:
-            raise Unreachable(f"VK {what}: {exc}") from exc
-        if exc.code not in RETRIED:
-            raise ChannelError(f"VK {what}: {exc}") from exc
-        return Again(str(exc))
-    if isinstance(exc, ApiHttpError):
-        if exc.response.status_code < 500 and exc.response.status_code != 429:
-            raise ChannelError(f"VK {what}: HTTP {exc.response.status_code}") from exc
-        retry_after = exc.response.headers.get("Retry-After", "")
-        return Again(f"HTTP {exc.response.status_code}",
-                     retry_after=float(retry_after) if retry_after.isdigit() else None)
-    if isinstance(exc, requests.RequestException):
-        return Again(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, VkApiError):  # captcha and the like: nothing a retry fixes
-        raise ChannelError(f"VK {what}: {type(exc).__name__}: {exc}") from exc
-    raise exc
 
 
 def _entry(event: dict, body: str) -> Entry | None:
@@ -416,33 +319,3 @@ def _entry(event: dict, body: str) -> Entry | None:
     if len(message.external_id) > 160:
         raise EventError("'event_id' is longer than 160 characters")
     return Entry(message.external_id, message.address, body)
-
-
-async def _in_daemon_thread(function):
-    """``asyncio.to_thread`` for the long poll, but in a daemon thread.
-
-    VK holds a long poll up to ``wait`` seconds and it cannot be interrupted; in the default executor
-    the abandoned call would keep a stopping process alive that long (Python joins executor threads at
-    exit). A daemon thread is simply left to finish, or to die with the process.
-    """
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-
-    def settle(result: object, error: BaseException | None) -> None:
-        if future.done():
-            return  # the poll was cancelled: Seamline is stopping
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def run() -> None:
-        try:
-            result, error = function(), None
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task as it is
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=run, name="seamline-vk-longpoll", daemon=True).start()
-    return await future

@@ -14,26 +14,41 @@ import hmac
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from seamline.bots.web_frames import (MAX_ID, MAX_TEXT, FrameError, checked_id, client_id, page, parse, to_frame,
-                             to_message)
-from seamline.bots.web_limits import (Connections, FrameBudget, MemoryConnections, RedisConnections, address_key,
-                                      limit_accept_errors)
+from seamline.bots.web_frames import (
+    MAX_ID,
+    MAX_TEXT,
+    FrameError,
+    checked_id,
+    client_id,
+    page,
+    parse,
+    to_frame,
+    to_message,
+)
+from seamline.bots.web_limits import (
+    Connections,
+    FrameBudget,
+    MemoryConnections,
+    RedisConnections,
+    address_key,
+    limit_accept_errors,
+)
+from seamline.shared.channel import ChannelContext, Setting
 from seamline.shared.errors import ChannelError, SeamlineError, StoreError, Unreachable
 from seamline.shared.history import StoredMessage
-from seamline.shared.channel import ChannelContext, Setting
 from seamline.shared.linking import Linker, RateLimited
 from seamline.shared.message import Message, Reply
 from seamline.shared.net import client_address
 from seamline.shared.tokens import Signer
 
-__all__ = ["WebChannel", "FrameError", "to_message", "to_frame", "MAX_TEXT", "MAX_ID"]
+__all__ = ["MAX_ID", "MAX_TEXT", "FrameError", "WebChannel", "to_frame", "to_message"]
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +182,7 @@ class WebChannel:
                 try:
                     raw = await ws.receive(
                         timeout=None if visitor else max(0.0, deadline - asyncio.get_running_loop().time()))
-                except asyncio.TimeoutError:  # a socket that never says hello holds a descriptor for nothing
+                except TimeoutError:  # a socket that never says hello holds a descriptor for nothing
                     await ws.close(code=NO_HELLO, message=b"no hello in time")
                     break
                 if raw.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):

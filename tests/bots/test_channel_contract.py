@@ -21,6 +21,7 @@ from seamline.bots.channels import CHANNELS, GROUP
 from seamline.shared.channel import ChannelAdapter, ChannelConfig, Setting
 from seamline.shared.errors import ConfigError
 from seamline.shared.message import Message
+
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk
 
