@@ -1,9 +1,10 @@
 """``seamline``: start a bot project, run the server, chat in the terminal, manage the database.
 
 Every command but ``init`` works on one bot project (bots/project.py): ``--project PATH`` anywhere
-on the line, else the working directory or the nearest folder above it holding config/seamline.toml,
-else the config/ named by SEAMLINE_CONFIG_DIR. The project's folder goes on sys.path, so its
-``actions`` and its own modules import.
+on the line, else the config/ named by SEAMLINE_CONFIG_DIR (an explicit setting, as every variable
+beats the files), else the working directory or the nearest folder above it holding
+config/seamline.toml. The project's folder goes on sys.path, so its ``actions`` and its own modules
+import.
 """
 from __future__ import annotations
 
@@ -141,10 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "init":
             return _init(args)
-        project = projects.resolve(project_path, dict(os.environ), Path.cwd())
+        env = dict(os.environ)
+        project = projects.resolve(project_path, env, Path.cwd())
         if project is not None:
             sys.path.insert(0, str(project))  # the project's actions/ and own modules import
-        settings = load_settings(project=project)
+        if project_path is not None:
+            env.pop("SEAMLINE_CONFIG_DIR", None)  # typed on this very line: it wins over the environment
+        settings = load_settings(env, project=project)
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
         if args.command == "run":

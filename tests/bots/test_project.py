@@ -174,3 +174,14 @@ def test_a_place_that_cannot_be_written_is_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "seamline init: cannot write" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_project_option_wins_over_seamline_config_dir(tmp_path, monkeypatch, capsys):
+    project = tmp_path / "mybot"
+    assert cli.main(["init", str(project), "--language", "ru"]) == 0
+    monkeypatch.setenv("SEAMLINE_CONFIG_DIR", str(CONFIG_DIR))  # the retail shop, in English by default
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--project", str(project), "nlu", "train"]) == 0
+    out = capsys.readouterr().out
+    assert "from 1 file(s)" in out  # the project's minimal.ru.yml, not the retail config's two files
+    assert list((project / "var" / "models").glob("nlu-*.npz"))
