@@ -1,7 +1,9 @@
-"""One contract for the ChatStore on SQLite and on a real PostgreSQL."""
+"""One contract for the ChatStore (shared/history.py: messages, conversations, identities) on SQLite
+and on a real PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -126,6 +128,43 @@ class TestChatStoreContract:
         await store.record_event("handoff_claimed", customer.id, None, {"agent": "a1"})
         assert [(e["kind"], e["data"]) for e in await store.events(customer.id)] == [
             ("handoff_requested", {"reason": "asked"}), ("handoff_claimed", {"agent": "a1"})]
+
+    async def test_a_linked_identity_finds_its_customer_once_the_cache_is_told(self, store):
+        customer = await store.resolve_customer("telegram", "l1", "l1")
+        other = await store.resolve_customer("vk", "l1", "l1")
+        await store.add_identity(customer.id, "site", "user-1", "user-1")
+        assert (await store.fresh_customer("site", "user-1")).id == customer.id
+        assert [i.channel for i in await store.identities(customer.id)] == ["telegram", "site"]
+        store.forget_identities(await store.identities(other.id))  # a forgotten identity is read again
+        assert (await store.find_customer("vk", "l1")).id == other.id
+
+    async def test_a_resolved_conversation_is_followed_by_a_new_one(self, store):
+        customer = await store.resolve_customer("web", "r1", "r1")
+        first = await store.open_conversation(customer)
+        await store.set_conversation_state(first.id, "resolved")
+        after = await store.open_conversation_for(customer.id)
+        assert after.id != first.id and (await store.conversation(after.id)).state == "bot"
+        assert await store.conversation("no-such-id") is None
+
+    async def test_a_turn_is_answered_once_it_is_annotated(self, store):
+        customer = await store.resolve_customer("telegram", "a1", "a1")
+        conversation = (await store.open_conversation(customer)).id
+        since = utcnow() - timedelta(minutes=1)
+        inbound = message(customer, conversation, "hello", channel="telegram", external_id="u-a1")
+        await store.append(inbound)
+        assert not await store.answered("telegram", "u-a1")
+        assert [m.id for m in await store.unanswered("telegram", since)] == [inbound.id]
+        reply = replace(message(customer, conversation, "hi!", channel="telegram", role="bot"),
+                        identity=inbound.identity, created_at=utcnow() + timedelta(seconds=1))
+        await store.annotate(inbound, "greet", 0.9, {"intent": "greet"}, (reply,))
+        assert await store.answered("telegram", "u-a1")
+        assert await store.unanswered("telegram", since) == []
+        assert [m.text for m in await store.replies_to("telegram", "u-a1")] == ["hi!"]
+
+    async def test_the_channel_a_customer_wrote_on_last_is_remembered(self, store):
+        customer = await store.resolve_customer("telegram", "t1", "t1")
+        await store.touch_customer(customer.id, "web")
+        assert (await store.fresh_customer("telegram", "t1")).last_channel == "web"
 
 
 async def test_a_broken_database_is_a_store_error(tmp_path):
