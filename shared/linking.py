@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from seamline.shared.handoff_states import MERGE_RANK
-from seamline.shared.identity import LinkRecord
+from seamline.shared.identity import CustomerStore, LinkRecord
 from seamline.shared.limits import Limiter, take_all
 from seamline.shared.message import utcnow
 from seamline.shared.session import Session, SessionStore
@@ -77,7 +77,7 @@ ISSUE_ATTEMPTS = 20
 
 
 class Linker:
-    def __init__(self, *, customers, sessions: SessionStore, secret_key: str, limiter: Limiter,
+    def __init__(self, *, customers: CustomerStore, sessions: SessionStore, secret_key: str, limiter: Limiter,
                  policy: LinkPolicy = LinkPolicy(), lock_timeout: float = 10.0) -> None:
         self._customers = customers
         self._sessions = sessions
