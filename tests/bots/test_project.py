@@ -6,6 +6,7 @@ the installed console script.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,14 @@ def test_project_option_wins_over_seamline_config_dir(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert "from 1 file(s)" in out  # the project's minimal.ru.yml, not the retail config's two files
     assert list((project / "var" / "models").glob("nlu-*.npz"))
+
+
+def test_the_framework_texts_list_names_every_response_the_code_says_by_name():
+    """FRAMEWORK_RESPONSES must not drift from the code: a key the framework renders by name is in it,
+    except the retail order form's (only an order_status intent starts that form)."""
+    root = Path(__file__).resolve().parents[2]
+    said = set()
+    for source in [*root.glob("bots/**/*.py"), *root.glob("handoff/**/*.py")]:
+        said |= set(re.findall(r"(?:render|say|phrase)\(\s*\"([a-z_]+)\"", source.read_text(encoding="utf-8")))
+    assert said, "the pattern no longer finds how the code says a response"
+    assert said - {"order_status", "ask_order_number"} <= set(FRAMEWORK_RESPONSES)
