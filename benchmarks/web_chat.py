@@ -135,9 +135,12 @@ def start_seamline(workdir: str) -> tuple[subprocess.Popen, str]:
            "SEAMLINE_DATA_DIR": workdir, "SEAMLINE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
            "SEAMLINE_LOG_LEVEL": "WARNING", "SEAMLINE_REDIS_URL": "",
            # one benchmark conversation sends far faster than a person types
-           "SEAMLINE_WEB_RATE_LIMIT": "0"}
+           "SEAMLINE_WEB_RATE_LIMIT": "0", "SEAMLINE_WEB_ADDRESS_RATE_LIMIT": "0"}
     for name in ("SEAMLINE_TELEGRAM_TOKEN", "SEAMLINE_VK_TOKEN"):
         env.pop(name, None)
+    # `seamline run` answers with a trained intent model only: train it into the data dir first.
+    subprocess.run([sys.executable, "-m", "seamline.bots.cli", "nlu", "train"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
     process = subprocess.Popen([sys.executable, "-m", "seamline.bots.cli", "run"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL)
     return process, f"ws://127.0.0.1:{port}/chat/ws"
