@@ -100,7 +100,7 @@ async def run(conversations: int, seconds: float) -> dict:
     {"messages_per_s", "p50_ms", "p99_ms"}."""
     from seamline.bots.app import create_app
     from seamline.nlu.understanding import Understanding
-    from seamline.shared.settings import CONFIG_DIR, Settings, TelegramSettings
+    from seamline.shared.settings import CONFIG_DIR, Settings
     from seamline.shared.storage.database import upgrade
 
     with tempfile.TemporaryDirectory(prefix="seamline-telegram-bench-") as workdir:
@@ -109,7 +109,7 @@ async def run(conversations: int, seconds: float) -> dict:
         async with FakeTelegram() as fake:
             settings = Settings(port=0, database_url=database, secret_key="benchmark-secret-key-0123456789",
                                 data_dir=Path(workdir), log_level="WARNING",
-                                telegram=TelegramSettings(token=TOKEN, api_base=fake.url))
+                                channels={"telegram": {"token": TOKEN, "api_base": fake.url}})
             runner = web.AppRunner(await create_app(settings, understanding=Understanding.from_config(CONFIG_DIR)))
             await runner.setup()  # starts the channel: getMe, deleteWebhook, long polling
             try:

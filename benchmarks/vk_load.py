@@ -29,10 +29,9 @@ if str(ROOT) not in sys.path:
 
 from aiohttp import web  # noqa: E402
 
-from seamline.bots.app import SEAMLINE, create_app  # noqa: E402
-from seamline.bots.vk import VkChannel  # noqa: E402
+from seamline.bots.app import create_app  # noqa: E402
 from seamline.nlu.understanding import Understanding  # noqa: E402
-from seamline.shared.settings import CONFIG_DIR, Settings, VkSettings  # noqa: E402
+from seamline.shared.settings import CONFIG_DIR, Settings  # noqa: E402
 from seamline.shared.storage.database import upgrade  # noqa: E402
 from tests.fakes.vk import FakeVk  # noqa: E402
 
@@ -47,11 +46,10 @@ async def run(conversations: int, seconds: float, *, rate_limit: float = 0.0) ->
         database = f"sqlite+aiosqlite:///{tmp}/seamline.db"
         await asyncio.to_thread(upgrade, database)
         async with FakeVk(hold=1.0) as fake:
-            vk = VkSettings(token=fake.token, group_id=fake.group_id, api_base=fake.url)
+            vk = {"token": fake.token, "group_id": fake.group_id, "api_base": fake.url, "rate_limit": int(rate_limit)}
             settings = Settings(host="127.0.0.1", port=0, database_url=database, secret_key="b" * 32,
-                                data_dir=Path(tmp))
-            app = await create_app(settings, understanding=Understanding.from_config(CONFIG_DIR))  # everything but the channel as `seamline run` builds it
-            VkChannel(pipeline=app[SEAMLINE].pipeline, settings=vk, rate_limit=rate_limit).install(app)
+                                data_dir=Path(tmp), channels={"vk": vk})  # as `seamline run` builds it
+            app = await create_app(settings, understanding=Understanding.from_config(CONFIG_DIR))
             runner = web.AppRunner(app, shutdown_timeout=1)
             await runner.setup()
             try:
