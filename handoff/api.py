@@ -147,7 +147,7 @@ class AgentApi:
         found = await self._handoff.conversations(state, queue=request.query.get("queue"),
                                                   agent_id=agent.id if mine else None, limit=limit + 1, offset=offset,
                                                   visible_to=agent)
-        page = {"conversations": [await self._summary(c) for c in found[:limit]]}
+        page: dict[str, object] = {"conversations": [await self._summary(c) for c in found[:limit]]}
         if len(found) > limit:
             page["next_offset"] = offset + limit
         return web.json_response(page)
@@ -279,7 +279,7 @@ class AgentApi:
         except ValueError as exc:
             raise _error(409, str(exc)) from None
         return web.json_response({"survivor_id": record.survivor_id, "merged_id": record.merged_id,
-                                  "undone_at": record.undone_at.isoformat()})
+                                  "undone_at": record.undone_at.isoformat() if record.undone_at else None})
 
     # -- live inbox ----------------------------------------------------------------------------
 
@@ -321,11 +321,11 @@ class AgentApi:
                     # agent as here, so an open console keeps them from being set offline.
                     check_at = loop.time() + RECHECK_SECONDS
                     try:
-                        still = await self._handoff.agents.authenticate(token)
+                        still = await self._handoff.agents.authenticate(token) is not None
                     except StoreError as exc:  # the database is away: keep serving, ask again later
                         log.warning("could not re-check an inbox login: %s", exc)
                         still = True
-                    if still is None:
+                    if not still:
                         await ws.send_str(REVOKED)
                         await ws.close(code=4401, message=b"session ended")
                         break

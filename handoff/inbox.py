@@ -215,7 +215,7 @@ class RedisInbox(Inbox):
                 log.warning("inbox relay lost Redis (%s); resubscribing in %.0f s", exc, self._retry)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                    await pubsub.aclose()
             self._ready.set()  # a start() waiting on a Redis that is down does not hang
             await asyncio.sleep(self._retry)
 

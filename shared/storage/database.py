@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
@@ -9,6 +10,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from seamline.shared.files import private_sqlite
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -36,7 +40,7 @@ def sqlite_sync_engine(url: URL) -> Engine | None:
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     # WAL: readers never block the writer; NORMAL: durable at checkpoints, no fsync per commit.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -46,8 +50,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def alembic_config(url: str):
-    from alembic.config import Config
+def alembic_config(url: str) -> Config:
+    from alembic.config import Config  # alembic only when migrating: it is slow to import
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -66,7 +70,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-def current_revision(url: str) -> tuple[str | None, str]:
+def current_revision(url: str) -> tuple[str | None, str | None]:
     """(revision the database is at, revision the code needs)."""
     import asyncio
 

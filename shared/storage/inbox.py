@@ -19,21 +19,26 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql import Executable
 
 from seamline.shared.errors import StoreError
 from seamline.shared.history import new_id
 from seamline.shared.message import utcnow
 from seamline.shared.storage.models import InboxRow
 
+if TYPE_CHECKING:
+    from seamline.shared.storage.sql import SqlChatStore
+
 log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()[:64]
 OWNER = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"  # this process, for this boot of it
-_table = InboxRow.__table__
+_table = cast(Table, InboxRow.__table__)
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def _dead(owner: str) -> bool:
 
 
 class SqlInbox:
-    def __init__(self, *, store, channel: str, lease: timedelta = timedelta(seconds=60),
+    def __init__(self, *, store: SqlChatStore, channel: str, lease: timedelta = timedelta(seconds=60),
                  owner: str = OWNER) -> None:
         """``store``: the SqlChatStore whose engine and group writer are used; ``lease``: how long a
         claim holds without being renewed."""
@@ -150,7 +155,7 @@ class SqlInbox:
         await self._store.run(delete(_table).where(_table.c.channel == self._channel, _table.c.error.is_(None),
                                                    _table.c.done_at < utcnow() - kept))
 
-    async def _read(self, query) -> list:
+    async def _read(self, query: Executable) -> list[Any]:
         try:
             async with self._store.engine.connect() as conn:
                 return list((await conn.execute(query)).all())

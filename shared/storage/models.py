@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -19,11 +20,11 @@ class CustomerRow(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(8))
     last_channel: Mapped[str | None] = mapped_column(String(16))
-    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # key -> {"at": ISO time, "source": who set it, "verified": bool}: decides merge conflicts
-    attribute_meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    attribute_meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     merged_into: Mapped[str | None] = mapped_column(ID, index=True)  # linked into another customer (undoable)
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -51,7 +52,7 @@ class ConversationRow(Base):
     state: Mapped[str] = mapped_column(String(16), default="bot", index=True)
     queue: Mapped[str | None] = mapped_column(String(64))
     agent_id: Mapped[str | None] = mapped_column(ID, index=True)  # who holds it (with_agent) or is offered it
-    escalation: Mapped[dict | None] = mapped_column(JSON)  # why and how it went to people
+    escalation: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # why and how it went to people
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a person took it
     position_told: Mapped[int | None] = mapped_column(Integer)  # the queue place the customer was last told
@@ -74,15 +75,15 @@ class MessageRow(Base):
     role: Mapped[str] = mapped_column(String(16))  # customer | bot | agent
     text: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[str | None] = mapped_column(String(256))
-    buttons: Mapped[list] = mapped_column(JSON, default=list)
-    attachments: Mapped[list] = mapped_column(JSON, default=list)
+    buttons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
     external_id: Mapped[str | None] = mapped_column(String(160))
     # the identity (external id on ``channel``) that wrote it or that it was sent to: undoing a
     # link gives each message back to the customer whose identity it belongs to
     identity: Mapped[str | None] = mapped_column(String(128))
     intent: Mapped[str | None] = mapped_column(String(64))
     confidence: Mapped[float | None] = mapped_column(Float)
-    nlu: Mapped[dict | None] = mapped_column(JSON)
+    nlu: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -93,7 +94,7 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(64), index=True)
     customer_id: Mapped[str | None] = mapped_column(ID)
     conversation_id: Mapped[str | None] = mapped_column(ID)
-    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -118,7 +119,7 @@ class LinkRow(Base):
     survivor_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     merged_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     method: Mapped[str] = mapped_column(String(32))  # code | deep_link | site_identity | admin
-    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     undone_by: Mapped[str | None] = mapped_column(String(200))
@@ -131,7 +132,7 @@ class AgentRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(300))
     role: Mapped[str] = mapped_column(String(16), default="agent")  # agent | admin
-    queues: Mapped[list] = mapped_column(JSON, default=list)
+    queues: Mapped[list[Any]] = mapped_column(JSON, default=list)
     capacity: Mapped[int] = mapped_column(Integer, default=5)
     status: Mapped[str] = mapped_column(String(16), default="offline")  # online | away | offline
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,8 +31,8 @@ from seamline.shared.storage.database import sqlite_sync_engine
 
 log = logging.getLogger(__name__)
 
-Write = tuple[Executable, dict]
-_Item = tuple[list[Write], asyncio.Future]
+Write = tuple[Executable, dict[str, Any]]
+_Item = tuple[list[Write], asyncio.Future[None]]
 
 
 class GroupWriter:
@@ -41,17 +42,17 @@ class GroupWriter:
         self._max_batch = max_batch
         self._table_order = {table.name: n for n, table in enumerate(metadata.sorted_tables)}
         self._queue: asyncio.Queue[_Item] | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
-    async def write(self, statement: Executable, params: dict) -> None:
+    async def write(self, statement: Executable, params: dict[str, Any]) -> None:
         await self.write_all([(statement, params)])
 
     async def write_all(self, writes: list[Write]) -> None:
         """Commit these statements together; returns once they are durable in the database."""
-        if self._task is None or self._task.done():
+        if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.create_task(self._run(self._queue), name="seamline-group-writer")
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((writes, future))
         await future
 
@@ -86,7 +87,8 @@ class GroupWriter:
                             item[1].set_exception(StoreError(f"database write failed: {exc}"))
 
     def _rank(self, statement: Executable) -> tuple[int, int]:
-        order = self._table_order.get(getattr(statement, "table", None).name, 0)
+        table = getattr(statement, "table", None)
+        order = self._table_order.get(table.name, 0) if table is not None else 0
         if isinstance(statement, Insert):
             return 0, order
         if isinstance(statement, Update):
@@ -94,7 +96,7 @@ class GroupWriter:
         return (2, -order) if isinstance(statement, Delete) else (3, order)
 
     async def _commit(self, batch: list[_Item]) -> None:
-        groups: dict[int, tuple[Executable, list[dict]]] = {}
+        groups: dict[int, tuple[Executable, list[dict[str, Any]]]] = {}
         for writes, _ in batch:
             for statement, params in writes:
                 groups.setdefault(id(statement), (statement, []))[1].append(params)
