@@ -152,7 +152,14 @@ def build(channels: Mapping[str, Enabled], context: ChannelContext) -> dict[str,
     adapters: dict[str, ChannelAdapter] = {}
     context.extras["channels"] = adapters
     for name, on in channels.items():
-        adapters[name] = on.cls(config=on.config, context=context)
+        try:
+            adapters[name] = on.cls(config=on.config, context=context)
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plug-in's failure is named, not a traceback
+            raise ConfigError(f"[channels.{name}]", f"the {name} channel could not be built "
+                              f"({type(exc).__name__}: {exc})", f"Check its settings; if they are right, "
+                              f"report it to the makers of {on.cls.__module__.split('.')[0]}") from exc
     return adapters
 
 

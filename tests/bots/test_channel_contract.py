@@ -276,3 +276,11 @@ async def test_an_installed_plug_in_is_served_and_offered_in_the_widget(tmp_path
             link = await ws.receive_json(timeout=10)
     assert welcome["continue_in"] == [{"channel": "pager", "label": "Пейджер", "icon": "📟"}]
     assert link["url"].startswith("https://pager.example/open?start=ln-")
+
+
+async def test_a_plug_in_failing_to_build_stops_the_start_naming_it(tmp_path, monkeypatch, settings, make_server):
+    plug_in(tmp_path, monkeypatch, "pager", "failing_channel:PagerChannel", "failing_channel", PAGER.replace(
+        "self.started = 0", 'raise RuntimeError("no modem found")'))
+    with pytest.raises(ConfigError) as caught:
+        await make_server(settings)
+    assert caught.value.setting == "[channels.pager]" and "RuntimeError: no modem found" in caught.value.problem
