@@ -21,26 +21,22 @@ from seamline.handoff.inbox import ConsoleInbox, Inbox
 from seamline.handoff.presence import Presence
 from seamline.handoff.queries import Forbidden, NotFound, Queries
 from seamline.handoff.routing import Routing
-from seamline.handoff.storage import ConversationInfo, ConversationRows, SqlConversationRows
+from seamline.handoff.storage import ConversationInfo, ConversationRows
 from seamline.handoff.transitions import Transitions
 from seamline.shared.history import ChatStore, StoredMessage
 from seamline.shared.identity import ProfileStore
 from seamline.shared.message import Message, Reply
 from seamline.shared.session import Session, SessionStore
-from seamline.shared.storage.sql import SqlChatStore
 
 __all__ = ["ConversationInfo", "Forbidden", "Handoff", "NotFound", "message_event"]
 
 
 class Handoff:
-    def __init__(self, *, store: ChatStore, customers: ProfileStore, agents: Agents, sessions: SessionStore,
-                 routing: Routing, responses: Phrases, inbox: ConsoleInbox | None = None,
-                 canned: tuple[Any, ...] = (), presence_grace: timedelta = timedelta(seconds=90),
-                 rows: ConversationRows | None = None) -> None:
-        if rows is None:
-            if not isinstance(store, SqlChatStore):
-                raise TypeError("give Handoff the rows= store of its conversations (handoff/storage.py)")
-            rows = SqlConversationRows(store)
+    def __init__(self, *, store: ChatStore, rows: ConversationRows, customers: ProfileStore, agents: Agents,
+                 sessions: SessionStore, routing: Routing, responses: Phrases, inbox: ConsoleInbox | None = None,
+                 canned: tuple[Any, ...] = (), presence_grace: timedelta = timedelta(seconds=90)) -> None:
+        """``store``: the chat (messages, conversations, identities); ``rows``: the conversations as
+        handoff reads and moves them (``SqlConversationRows(store)`` on the same database)."""
         self.agents = agents
         self._routing = routing
         self.canned = canned  # for the console (config/canned.yml)
