@@ -30,9 +30,11 @@ test: $(STAMP)
 	bash tests/services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # In-process tests only, no servers started: for everyday work (the tests needing Redis or
-# PostgreSQL skip themselves, browser and real-process tests are left out).
+# PostgreSQL skip themselves, browser and real-process tests are left out). They are safe in
+# parallel (every test has its own database, ports and temporary files); the services tests are
+# not (they share one Redis), so `make test` runs in one process.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not browser and not services and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 -m "not browser and not services and not slow" $(PYTEST_ARGS)
 
 # The quality gate CI runs before the tests: ruff's linter, ruff's formatter (check only) and mypy.
 lint: $(STAMP)

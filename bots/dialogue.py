@@ -16,6 +16,9 @@ from seamline.shared.errors import ConfigError
 from seamline.shared.message import Button, Reply
 from seamline.shared.session import Session
 
+# libyaml's parser when PyYAML has it: the responses are read at every start (and every test's app)
+_SAFE_YAML = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -41,7 +44,7 @@ class Responses:
         variants: dict[str, dict[str, list[dict]]] = {}
         for path in sorted(directory.glob("*.yml")):
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_YAML) or {}
             except yaml.YAMLError as exc:
                 raise ConfigError(str(path), f"is not valid YAML ({exc})", "Fix the file") from exc
             variants[str(data.get("language", path.stem))] = data.get("responses") or {}

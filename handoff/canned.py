@@ -10,6 +10,9 @@ import yaml
 
 from seamline.shared.errors import ConfigError
 
+# libyaml's parser when PyYAML has it: read at every start (and in every test's app)
+_SAFE_YAML = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 MAX_TEXT = 4096  # as long as an agent's reply may be
 
 
@@ -27,7 +30,7 @@ def load_canned(path: Path) -> tuple[Canned, ...]:
     if not path.exists():
         return ()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_YAML) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), f"is not valid YAML ({exc})", "Fix the file") from exc
     entries = data.get("canned") if isinstance(data, dict) else None

@@ -12,6 +12,9 @@ import yaml
 
 from seamline.shared.errors import ConfigError
 
+# libyaml's parser when PyYAML has it: read at every start (and in every test's app)
+_SAFE_YAML = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -100,7 +103,7 @@ class Routing:
         if not path.exists():
             return cls()
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_YAML) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(str(path), f"is not valid YAML ({exc})", "Fix the file") from exc
         try:

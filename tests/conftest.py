@@ -3,9 +3,12 @@
 Redis and PostgreSQL come from tests/services.sh (``make test``). Without them the tests that
 need them are skipped, unless SEAMLINE_REQUIRE_SERVICES=1 (as in CI), where they fail.
 """
+
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
 import os
 import shutil
 import uuid
@@ -17,8 +20,11 @@ import pytest
 import yaml
 from aiohttp import web
 
+from seamline.shared.files import SQLITE_COMPANIONS
 from seamline.shared.settings import CONFIG_DIR, Settings
 from seamline.shared.storage.database import upgrade
+
+from tests.support import CHROMIUM_ARGS, chromium_or_skip
 
 SECRET = "test-secret-key-0123456789abcdef"
 
@@ -33,15 +39,51 @@ def _service(name: str) -> str:
     return url
 
 
+MODEL_CACHE = Path(__file__).resolve().parent.parent / "build" / "test-models"
+
+
+def _nlu_code_digest() -> str:
+    """What a trained model depends on besides its data: the code of seamline.nlu."""
+    digest = hashlib.sha256()
+    for source in sorted((Path(__file__).resolve().parent.parent / "nlu").glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """A models directory holding a model trained once, as `seamline nlu train` does, on config/intents."""
+    """A models directory holding a model trained as `seamline nlu train` does, on config/intents.
+
+    Training takes seconds, so the model is kept between runs in build/test-models, under the
+    digest of seamline.nlu's code (train_to itself retrains when the data changed); each run, and
+    each xdist worker, gets a copy, so a test that trains into models_dir changes only its own."""
     from seamline.nlu.data import load
     from seamline.nlu.lifecycle import train_to
 
-    directory = tmp_path_factory.mktemp("models")
-    train_to(directory, load(CONFIG_DIR / "intents"))
+    cache = MODEL_CACHE / _nlu_code_digest()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process trains, the others wait and copy
+        model, _ = train_to(cache, load(CONFIG_DIR / "intents"))
+        directory = tmp_path_factory.mktemp("models")
+        shutil.copy2(model, directory / model.name)
     return directory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes():
+    """Agents' passwords hashed with scrypt at n=2**4 instead of 2**14 in this process: the tests log
+    in hundreds of times and each hash costs ~50 ms of CPU at the real cost. What is checked stays the
+    same (a hash records its own cost; tests/security/test_agent_passwords.py checks the real one)."""
+    from seamline.handoff import agents
+
+    real = dict(agents.SCRYPT)
+    agents.SCRYPT.update(n=2**4)
+    dummy = agents._DUMMY
+    agents._DUMMY = agents.hash_password("not a password of anyone")
+    yield real
+    agents.SCRYPT.update(real)
+    agents._DUMMY = dummy
 
 
 @pytest.fixture(scope="session")
@@ -52,12 +94,23 @@ def understanding(models_dir):
     return Understanding.from_file(latest(models_dir))
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path}/seamline.db"
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite database migrated to the newest revision once per run (alembic takes ~0.3 s)."""
+    path = tmp_path_factory.mktemp("template") / "seamline.db"
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade, url).result()
-    return url
+        pool.submit(upgrade, f"sqlite+aiosqlite:///{path}").result()
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    """A fresh, migrated SQLite database for one test: a copy of the session's migrated one."""
+    for companion in SQLITE_COMPANIONS:
+        source = migrated_sqlite.with_name(migrated_sqlite.name + companion)
+        if source.exists():
+            shutil.copy2(source, tmp_path / source.name)
+    return f"sqlite+aiosqlite:///{tmp_path}/seamline.db"
 
 
 def _run_async(coro):
@@ -128,8 +181,9 @@ def config_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_url: str, config_dir: Path) -> Settings:
-    return Settings(host="127.0.0.1", port=0, database_url=sqlite_url, secret_key=SECRET,
-                    config_dir=config_dir, data_dir=tmp_path)
+    return Settings(
+        host="127.0.0.1", port=0, database_url=sqlite_url, secret_key=SECRET, config_dir=config_dir, data_dir=tmp_path
+    )
 
 
 class Server:
@@ -148,7 +202,7 @@ class Server:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/chat/ws"
 
-    async def start(self) -> "Server":
+    async def start(self) -> Server:
         from seamline.bots.app import create_app
 
         self.app = await create_app(self.settings, understanding=self._understanding)
@@ -203,6 +257,27 @@ def fail_storage_once(server, monkeypatch) -> list[str]:
 
     monkeypatch.setattr(sessions, "lock", lock)
     return failed
+
+
+@pytest.fixture
+async def http():
+    """An HTTP client for one test (aiohttp: the same client the fakes and the app use)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+async def browser():
+    """One headless Debian Chromium for the whole run (Playwright); a test opens its own context, so
+    storage and cookies start empty. Skipped without Chromium, failed in CI."""
+    executable = chromium_or_skip()
+    playwright_api = pytest.importorskip("playwright.async_api")
+    async with playwright_api.async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
 
 
 SERVICE_FIXTURES = {"redis_url", "postgres_url"}

@@ -58,3 +58,15 @@ def test_good_passwords_pass(password):
     from seamline.handoff.passwords import problem
 
     assert problem(password, "olga@shop.example") is None
+
+
+def test_a_password_is_stored_at_the_production_cost(cheap_password_hashes, monkeypatch):
+    """The tests hash at a low cost (conftest.py); what Seamline stores outside them is scrypt at
+    n=2**14, r=8, p=1, and a hash is checked at the cost it records."""
+    from seamline.handoff import agents as store
+
+    monkeypatch.setattr(store, "SCRYPT", dict(cheap_password_hashes))
+    stored = store.hash_password("correct horse battery")
+    assert stored.startswith("scrypt$16384$8$1$")
+    assert store.check_password("correct horse battery", stored)
+    assert not store.check_password("correct horse batterz", stored)
