@@ -58,7 +58,7 @@ import yaml  # noqa: E402
 
 from tests.fakes.telegram import TOKEN, Call, FakeTelegram  # noqa: E402
 
-PASSWORD = "benchmark password 0123"
+PASSWORD = "correct horse load 0123"  # nothing of the agents' e-mail (bench.example) in it
 CAPACITY = 10
 ANSWER_TIMEOUT = 10.0
 SETUP_TIMEOUT = 60.0
