@@ -10,6 +10,7 @@ given; one without is always on.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -27,11 +28,12 @@ log = logging.getLogger(__name__)
 GROUP = "seamline.channels"
 NAME = re.compile(r"[a-z0-9_]{1,32}")
 CHANNELS = web.AppKey("seamline-channels", dict)  # name → the running adapter, in the registry's order
+ChannelClass = type[Any]  # a class implementing ChannelAdapter (a Protocol: checked by _load, not by type)
 
 
-def discover() -> dict[str, type]:
+def discover() -> dict[str, ChannelClass]:
     """Every installed channel class by name; a plug-in that cannot be loaded is a ConfigError naming it."""
-    found: dict[str, type] = {}
+    found: dict[str, ChannelClass] = {}
     seen: dict[str, str] = {}
     for point in sorted(entry_points(group=GROUP), key=lambda p: p.name):
         if point.name in seen:
@@ -45,26 +47,27 @@ def discover() -> dict[str, type]:
     return found
 
 
-def _load(point: EntryPoint) -> type:
+def _load(point: EntryPoint) -> ChannelClass:
     where = f"entry point {GROUP}:{point.name}"
     package = point.dist.name if point.dist is not None else "the package that declares it"
     try:
-        cls = point.load()
+        cls: Any = point.load()
     except Exception as exc:  # noqa: BLE001 - whatever a broken plug-in raises is named, not a traceback
         raise ConfigError(where, f"{point.value} cannot be loaded ({type(exc).__name__}: {exc})",
                           f"Reinstall {package} (pip install --force-reinstall {package}) or uninstall it") from exc
     missing = [attr for attr in ("name", "labels", "icon", "settings", "to_message", "send", "routes", "start",
                                  "stop", "deep_link") if not hasattr(cls, attr)]
-    if not isinstance(cls, type) or missing:
+    if not inspect.isclass(cls) or missing:
         raise ConfigError(where, f"{point.value} is not a channel adapter (missing {', '.join(missing) or 'a class'})",
                           "See docs/channels.md for what a channel class declares, or uninstall " + package)
-    if cls.name != point.name or not NAME.fullmatch(point.name):
-        raise ConfigError(where, f"{point.value} is named {cls.name!r}, not {point.name!r}",
+    named = getattr(cls, "name", None)
+    if named != point.name or not NAME.fullmatch(point.name):
+        raise ConfigError(where, f"{point.value} is named {named!r}, not {point.name!r}",
                           "Make the entry point's name and the class's name the same ([a-z0-9_], up to 32)")
     return cls
 
 
-def configure(cls: type, environ: Mapping[str, str], table: Mapping[str, Any]) -> ChannelConfig | None:
+def configure(cls: ChannelClass, environ: Mapping[str, str], table: Mapping[str, Any]) -> ChannelConfig | None:
     """The channel's checked settings, or None when it is off."""
     declared: tuple[Setting, ...] = tuple(cls.settings)
     unknown = sorted(set(table) - {s.key for s in declared})
@@ -114,7 +117,7 @@ def _raw(value: object) -> str | None:
     return text or None
 
 
-def _label(cls: type) -> str:
+def _label(cls: ChannelClass) -> str:
     return dict(cls.labels).get("en") or cls.name
 
 
@@ -122,12 +125,12 @@ def _label(cls: type) -> str:
 class Enabled:
     """A channel that is on: its class and its checked settings (not built yet)."""
 
-    cls: type
+    cls: ChannelClass
     config: ChannelConfig
 
 
 def enabled(environ: Mapping[str, str], tables: Mapping[str, Mapping[str, Any]],
-            found: Mapping[str, type] | None = None) -> dict[str, Enabled]:
+            found: Mapping[str, ChannelClass] | None = None) -> dict[str, Enabled]:
     """The channels that are on, by name, their settings checked. ``tables`` is ``[channels]`` of
     seamline.toml; a table for a channel that is not installed is an error (a typo would else be silent)."""
     found = discover() if found is None else found
@@ -200,7 +203,7 @@ async def _stop(adapters: Iterable[ChannelAdapter]) -> None:
             log.warning("channel %s did not stop cleanly", adapter.name, exc_info=True)
 
 
-def labels(found: Mapping[str, type] | None = None) -> dict[str, dict[str, str]]:
+def labels(found: Mapping[str, ChannelClass] | None = None) -> dict[str, dict[str, str]]:
     """Every installed channel's labels per language (the dialogue names channels with them)."""
     return {name: dict(cls.labels) for name, cls in (discover() if found is None else found).items()}
 

@@ -93,7 +93,7 @@ class VkChannel:
         buttons as callback buttons (message_event) instead of text buttons. The long poll position is kept
         in the data dir, so that after a restart the events that came while Seamline was stopped are
         fetched (as long as VK still has them) instead of skipped."""
-        self._conversations, self._store = context.conversations, context.extras.get("store")
+        self._conversations, self._store = context.conversations, context.extras["store"]
         self._token, self._group_id = config["token"], int(config["group_id"])
         self._api_base = config.get("api_base") or ""
         self._confirmation, self._secret = config.get("confirmation") or "", config.get("secret") or ""

@@ -36,7 +36,7 @@ class VkTransport(HTTPAdapter):
         super().__init__()
         self._base, self._timeout = base.rstrip("/"), timeout
 
-    def send(self, request, **kwargs):
+    def send(self, request, **kwargs):  # type: ignore[override]  # passes every argument on
         for host in VK_HOSTS if self._base else ():
             if request.url.startswith(host + "/"):
                 request.url = self._base + request.url[len(host):]
@@ -92,7 +92,8 @@ class PollPosition:
     while Seamline was stopped are fetched (as long as VK still has them) instead of skipped."""
 
     def __init__(self, file: Path | None) -> None:
-        self._file, self._saved_ts = file, None
+        self._file: Path | None = file
+        self._saved_ts: str | None = None
 
     def resume(self, longpoll: VkBotLongPoll) -> None:
         """Start from the position kept by the last run, if VK is not behind it."""

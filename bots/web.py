@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -78,7 +78,7 @@ class WebChannel(Linking):
         self._connections: Connections = RedisConnections(client=redis()) if redis else MemoryConnections()
         self._connection_cap, self._hello_timeout = settings.web_connections_per_address, settings.web_hello_timeout
         self._history_bytes, self._proxies = settings.web_history_bytes, settings.trusted_proxies
-        self._pipeline = context.conversations
+        self._pipeline: Any = cast(Any, context.conversations)  # the pipeline itself: history, on_linked
         self._store, self._linker = extras.get("store"), extras.get("linker")
         self._identity_key = settings.web_identity_secret.encode()
         self._channels: Mapping[str, Any] = extras.get("channels", {})  # the others, for their deep links
@@ -123,8 +123,8 @@ class WebChannel(Linking):
             "Access-Control-Allow-Origin": "*"})
 
     async def send(self, address: str, reply: Reply) -> None:
-        frame = {"type": "message", "id": reply.id, "role": reply.role.value, "text": reply.text,
-                 "channel": "web", "ts": reply.ts.isoformat()}
+        frame: dict[str, Any] = {"type": "message", "id": reply.id, "role": reply.role.value, "text": reply.text,
+                                 "channel": "web", "ts": reply.ts.isoformat()}
         if reply.buttons:
             frame["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
         if not any(not ws.closed for ws in self._sockets.get(address, ())):
@@ -156,7 +156,7 @@ class WebChannel(Linking):
         try:
             return await self._serve(request, address)
         finally:
-            if lease:
+            if isinstance(lease, str):
                 await self._connections.release(address, lease)
 
     async def _lease(self, address: str) -> str | bool | None:

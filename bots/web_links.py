@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -27,7 +27,7 @@ MAX_EXTERNAL_ID = 256  # characters of a site's user id
 class Linking:
     """Mixed into WebChannel, whose constructor sets what these use."""
 
-    name: str
+    name: ClassVar[str]
     _store: Any
     _linker: Any
     _signer: Any

@@ -180,7 +180,7 @@ def load_settings(env: dict[str, str] | None = None, *, project: Path | None = N
         raise ConfigError(str(toml_path), f"is not valid TOML ({exc})", "Fix the file or restore it from git") from exc
     server, storage, dialogue, webchat, nlu = (file.get(k, {}) for k in ("server", "storage", "dialogue", "web", "nlu"))
 
-    def get(name: str, section: dict, key: str, default: object) -> object:
+    def get(name: str, section: dict[str, Any], key: str, default: object) -> object:
         return env.get(name) if env.get(name) not in (None, "") else section.get(key, default)
 
     def inside(path: Path, name: str) -> Path:  # a path from the file, not one typed in the environment
