@@ -119,8 +119,11 @@ class ChannelContext:
     """What the framework hands every adapter. ``conversations`` is the pipeline; ``limiter`` keeps
     abuse budgets (shared through Redis when configured); ``data_dir`` is where the adapter may keep
     small state files; ``public_url`` is where the server is reached from outside, if known.
-    ``extras`` carries framework services a built-in channel needs (the durable inbox, the retry
-    policy, the ordering engine); third-party channels should not rely on their shape."""
+    ``extras`` carries framework services the built-in channels use; third-party channels should not
+    rely on their shape yet: ``intake`` (``intake(name, process)``: the durable inbox with per-chat
+    ordered processing, bots/intake.py), ``retry`` (the one retry policy, bots/retry.py), ``store``,
+    ``linker``, ``settings`` (the framework's Settings), ``redis`` (a client factory, or None) and
+    ``channels`` (every built adapter by name, complete once all are built)."""
 
     conversations: Conversations
     limiter: Limiter
