@@ -17,6 +17,7 @@ It understands with the project's trained model when that model matches the trai
 small bot). It is synchronous, so plain pytest runs it without an asyncio plugin; do not use it
 inside a running event loop.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -96,8 +97,13 @@ class Bot:
         home = load_settings({"SEAMLINE_SECRET_KEY": key}, project=self.project)
         self._tmp = tempfile.TemporaryDirectory(prefix="seamline-test-")
         data = Path(self._tmp.name)
-        self.settings: Settings = replace(home, data_dir=data, database_url=f"sqlite+aiosqlite:///{data}/seamline.db",
-                                          redis_url="", nlu_models=home.models_dir)
+        self.settings: Settings = replace(
+            home,
+            data_dir=data,
+            database_url=f"sqlite+aiosqlite:///{data}/seamline.db",
+            redis_url="",
+            nlu_models=home.models_dir,
+        )
         self._runner = asyncio.Runner()
         self._recorder = _Recorder()
         try:
@@ -123,8 +129,9 @@ class Bot:
         is one conversation that goes on from call to call."""
         pipeline = self._app.pipeline
         before = len(self._recorder.sent.get(customer, []))
-        self._runner.run(pipeline.handle(Message(channel=CHANNEL, address=customer, sender=customer,
-                                                 text=text, payload=payload)))
+        self._runner.run(
+            pipeline.handle(Message(channel=CHANNEL, address=customer, sender=customer, text=text, payload=payload))
+        )
         replies = tuple(self._recorder.sent.get(customer, [])[before:])
         # What the bot recorded as understood (a project's step may have answered before the model).
         history = self._runner.run(pipeline.history(CHANNEL, customer, 1000))
@@ -135,8 +142,14 @@ class Bot:
             language = (inbound.nlu or {}).get("language") or parse.language
         else:
             intent, confidence, language = parse.intent, parse.confidence, parse.language
-        return Turn(text=text, intent=intent, confidence=confidence, language=language,
-                    replies=replies, responses=self.responses)
+        return Turn(
+            text=text,
+            intent=intent,
+            confidence=confidence,
+            language=language,
+            replies=replies,
+            responses=self.responses,
+        )
 
     def close(self) -> None:
         try:
@@ -148,7 +161,9 @@ class Bot:
     def __enter__(self) -> Bot:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -175,5 +190,6 @@ def _responses(directory: Path) -> dict[str, dict[str, list[str]]]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         tables[str(data.get("language", path.stem))] = {
             key: [str(v["text"]) for v in variants if isinstance(v, dict) and "text" in v]
-            for key, variants in (data.get("responses") or {}).items()}
+            for key, variants in (data.get("responses") or {}).items()
+        }
     return tables

@@ -6,6 +6,7 @@ beats the files), else the working directory or the nearest folder above it hold
 config/seamline.toml. The project's folder goes on sys.path, so its ``actions`` and its own modules
 import.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,17 @@ def _prepare_database(settings: Settings) -> None:
     try:
         current, head = current_revision(settings.database_url)
     except Exception as exc:
-        raise ConfigError("SEAMLINE_DATABASE_URL", f"cannot connect to the database ({exc.__class__.__name__}: "
-                          f"{exc})", "Check the host, port, user, password and that the server runs") from exc
+        raise ConfigError(
+            "SEAMLINE_DATABASE_URL",
+            f"cannot connect to the database ({exc.__class__.__name__}: {exc})",
+            "Check the host, port, user, password and that the server runs",
+        ) from exc
     if current != head:
-        raise ConfigError("SEAMLINE_DATABASE_URL", f"the database schema is at {current or 'nothing'}, "
-                          f"this Seamline needs {head}", "Run: seamline db upgrade")
+        raise ConfigError(
+            "SEAMLINE_DATABASE_URL",
+            f"the database schema is at {current or 'nothing'}, this Seamline needs {head}",
+            "Run: seamline db upgrade",
+        )
 
 
 def _run(settings: Settings) -> None:
@@ -48,8 +55,11 @@ def _run(settings: Settings) -> None:
 
     _prepare_database(settings)
     url = f"http://{settings.host}:{settings.port}/"
-    print(f"Seamline is starting (database: {settings.database_url.split('@')[-1]}, sessions: "
-          f"{'redis' if settings.redis_url else 'in-process'}).", flush=True)
+    print(
+        f"Seamline is starting (database: {settings.database_url.split('@')[-1]}, sessions: "
+        f"{'redis' if settings.redis_url else 'in-process'}).",
+        flush=True,
+    )
 
     def announce(_aiohttp_banner: str) -> None:  # called once the port is bound
         print(f"Seamline is running. Open {url} in your browser (Ctrl+C to stop).", flush=True)
@@ -57,8 +67,11 @@ def _run(settings: Settings) -> None:
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=announce)
     except OSError as exc:
-        raise ConfigError("SEAMLINE_PORT", f"cannot listen on {settings.host}:{settings.port} ({exc.strerror})",
-                          "Stop the program using it or choose another port, e.g. SEAMLINE_PORT=8081") from exc
+        raise ConfigError(
+            "SEAMLINE_PORT",
+            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror})",
+            "Stop the program using it or choose another port, e.g. SEAMLINE_PORT=8081",
+        ) from exc
 
 
 async def _shell(settings: Settings) -> None:
@@ -88,8 +101,9 @@ async def _shell(settings: Settings) -> None:
             if not text.strip():
                 continue
             payload = text.strip() if text.strip().startswith("/") else None
-            await seamline.pipeline.handle(Message(channel="console", address=user, sender=user,
-                                                   text=text.strip(), payload=payload))
+            await seamline.pipeline.handle(
+                Message(channel="console", address=user, sender=user, text=text.strip(), payload=payload)
+            )
     finally:
         await seamline.close()
 
@@ -117,17 +131,27 @@ def _project_option(argv: list[str]) -> tuple[Path | None, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     project_path, argv = _project_option(list(sys.argv[1:] if argv is None else argv))
     parser = argparse.ArgumentParser(
-        prog="seamline", description="Omnichannel customer chat.",
+        prog="seamline",
+        description="Omnichannel customer chat.",
         epilog="Every command but init works on the bot project in this folder (or a folder above it); "
-               "--project PATH, anywhere on the line, names another.")
+        "--project PATH, anywhere on the line, names another.",
+    )
     parser.add_argument("--project", metavar="PATH", help="the bot project to work on (the folder holding config/)")
     commands = parser.add_subparsers(dest="command", required=True)
     init = commands.add_parser("init", help="write a new bot project: config, actions, tests, README")
     init.add_argument("path", type=Path, metavar="PATH", help="a new (or empty) folder")
-    init.add_argument("--template", choices=projects.TEMPLATES, default="minimal",
-                      help="minimal: greet, goodbye, thanks, a person; retail: the demo shop (default: minimal)")
-    init.add_argument("--language", default="en,ru", metavar="LANGS",
-                      help="ru, en or both, comma-separated; the first is the default language (default: en,ru)")
+    init.add_argument(
+        "--template",
+        choices=projects.TEMPLATES,
+        default="minimal",
+        help="minimal: greet, goodbye, thanks, a person; retail: the demo shop (default: minimal)",
+    )
+    init.add_argument(
+        "--language",
+        default="en,ru",
+        metavar="LANGS",
+        help="ru, en or both, comma-separated; the first is the default language (default: en,ru)",
+    )
     commands.add_parser("run", help="serve the web chat (and every configured channel)")
     commands.add_parser("shell", help="chat with the bot in this terminal")
     db = commands.add_parser("db", help="database schema")
@@ -185,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
 def _init(args: argparse.Namespace) -> int:
     path = projects.init(args.path, template=args.template, langs=projects.languages(args.language))
     where = args.path if not args.path.is_absolute() else path
-    print(f"A new Seamline bot ({args.template}) is in {path}. Next:\n"
-          f"  cd {where}\n  seamline nlu train\n  seamline shell      (or: seamline run, then open the printed address)\n"
-          f"  pytest              (its conversation tests)\nSee {where / 'README.md'} for adding an intent.")
+    print(
+        f"A new Seamline bot ({args.template}) is in {path}. Next:\n"
+        f"  cd {where}\n  seamline nlu train\n  seamline shell      (or: seamline run, then open the printed address)\n"
+        f"  pytest              (its conversation tests)\nSee {where / 'README.md'} for adding an intent."
+    )
     return 0
 
 

@@ -15,6 +15,7 @@ Framework texts (link codes, handoff notices, "did not understand", ratings) are
 template into the project's ``config/responses``: the author sees and words every sentence the bot
 can say. ``FRAMEWORK_RESPONSES`` names them; each template has them all in every language (tested).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,12 +35,37 @@ MARKER = Path("config") / "seamline.toml"  # what makes a folder a bot project
 
 # Responses the framework itself says, whatever the bot's intents (see the module docstring).
 FRAMEWORK_RESPONSES = (
-    "fallback", "fallback_offer_human",
-    "link_account", "link_rate_limited", "link_done", "link_done_context", "link_already", "link_invalid",
-    "link_expired", "link_used", "link_locked", "link_where", "link_nowhere", "link_pending", "link_question",
-    "link_confirmed", "link_declined", "link_not_confirmed", "link_stale", "topics", "channel_buttons", "channels",
-    "handoff_queued", "handoff_position", "handoff_assigned", "handoff_after_hours", "handoff_transferred",
-    "handoff_requeued", "handoff_back_to_bot", "handoff_rate", "handoff_rated",
+    "fallback",
+    "fallback_offer_human",
+    "link_account",
+    "link_rate_limited",
+    "link_done",
+    "link_done_context",
+    "link_already",
+    "link_invalid",
+    "link_expired",
+    "link_used",
+    "link_locked",
+    "link_where",
+    "link_nowhere",
+    "link_pending",
+    "link_question",
+    "link_confirmed",
+    "link_declined",
+    "link_not_confirmed",
+    "link_stale",
+    "topics",
+    "channel_buttons",
+    "channels",
+    "handoff_queued",
+    "handoff_position",
+    "handoff_assigned",
+    "handoff_after_hours",
+    "handoff_transferred",
+    "handoff_requeued",
+    "handoff_back_to_bot",
+    "handoff_rate",
+    "handoff_rated",
 )
 
 NO_PROJECT_FIX = "Run `seamline init mybot` or pass --project"
@@ -56,8 +82,11 @@ def resolve(explicit: Path | None, env: dict[str, str], cwd: Path) -> Path | Non
     (the older way, kept), else the working directory or a folder above it."""
     if explicit is not None:
         if not (explicit / MARKER).is_file():
-            raise ConfigError("--project", f"{explicit} is not a bot project (it has no {MARKER})",
-                              "Pass the folder `seamline init` made (the one holding config/)")
+            raise ConfigError(
+                "--project",
+                f"{explicit} is not a bot project (it has no {MARKER})",
+                "Pass the folder `seamline init` made (the one holding config/)",
+            )
         return explicit.resolve()
     if env.get("SEAMLINE_CONFIG_DIR"):
         return None
@@ -72,8 +101,11 @@ def languages(raw: str) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
     wrong = [lang for lang in chosen if lang not in LANGUAGES]
     if not chosen or wrong:
-        raise ConfigError("--language", f"{raw!r} is not a list of supported languages",
-                          "Use ru, en or ru,en (the first is the default language)")
+        raise ConfigError(
+            "--language",
+            f"{raw!r} is not a list of supported languages",
+            "Use ru, en or ru,en (the first is the default language)",
+        )
     return chosen
 
 
@@ -84,8 +116,11 @@ def init(path: Path, *, template: str = "minimal", langs: tuple[str, ...] = ("en
         raise ConfigError("--template", f"{template!r} is not a template", f"Use one of: {', '.join(TEMPLATES)}")
     path = path.resolve()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ConfigError("seamline init", f"{path} already exists and is not empty; nothing was changed",
-                          "Choose a new folder, e.g. seamline init mybot")
+        raise ConfigError(
+            "seamline init",
+            f"{path} already exists and is not empty; nothing was changed",
+            "Choose a new folder, e.g. seamline init mybot",
+        )
     draft = path.parent / f".{path.name}-{secrets.token_hex(4)}"  # beside it: the rename stays on one disk
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,8 +131,11 @@ def init(path: Path, *, template: str = "minimal", langs: tuple[str, ...] = ("en
         os.rename(draft, path)
     except OSError as exc:
         shutil.rmtree(draft, ignore_errors=True)
-        raise ConfigError("seamline init", f"cannot write {path} ({exc.strerror or exc})",
-                          "Choose a folder you can write to, e.g. seamline init mybot") from exc
+        raise ConfigError(
+            "seamline init",
+            f"cannot write {path} ({exc.strerror or exc})",
+            "Choose a folder you can write to, e.g. seamline init mybot",
+        ) from exc
     except BaseException:
         shutil.rmtree(draft, ignore_errors=True)
         raise
@@ -114,25 +152,48 @@ def _write(root: Path, template: str, langs: tuple[str, ...], *, name: str) -> N
         if lang in LANGUAGES and lang not in langs:
             file.unlink()
     toml = config / "seamline.toml"
-    toml.write_text(re.sub(r'^default_language = "\w+"', f'default_language = "{langs[0]}"',
-                           toml.read_text(encoding="utf-8"), count=1, flags=re.MULTILINE), encoding="utf-8")
+    toml.write_text(
+        re.sub(
+            r'^default_language = "\w+"',
+            f'default_language = "{langs[0]}"',
+            toml.read_text(encoding="utf-8"),
+            count=1,
+            flags=re.MULTILINE,
+        ),
+        encoding="utf-8",
+    )
     (root / "tests").mkdir()
     conversations = yaml.safe_load((extras / "conversations.yml").read_text(encoding="utf-8"))
     kept = [c for c in conversations["conversations"] if c.get("language") in langs]
-    header = "".join(line for line in (extras / "conversations.yml").read_text(encoding="utf-8").splitlines(True)
-                     if line.startswith("#"))
+    header = "".join(
+        line
+        for line in (extras / "conversations.yml").read_text(encoding="utf-8").splitlines(True)
+        if line.startswith("#")
+    )
     (root / "tests" / "conversations.yml").write_text(
-        header + yaml.dump({"conversations": kept}, Dumper=_Indented, allow_unicode=True, sort_keys=False,
-                           width=1000, default_flow_style=None),
-        encoding="utf-8")
+        header
+        + yaml.dump(
+            {"conversations": kept},
+            Dumper=_Indented,
+            allow_unicode=True,
+            sort_keys=False,
+            width=1000,
+            default_flow_style=None,
+        ),
+        encoding="utf-8",
+    )
     common = TEMPLATES_DIR / "project"
     for file in common.rglob("*.tmpl"):
         target = root / file.relative_to(common).with_suffix("")
-        target = target.with_name("." + target.name[len("dot-"):]) if target.name.startswith("dot-") else target
+        target = target.with_name("." + target.name[len("dot-") :]) if target.name.startswith("dot-") else target
         target.parent.mkdir(parents=True, exist_ok=True)
         text = file.read_text(encoding="utf-8")
-        for key, value in {"name": name, "template": template, "languages": ", ".join(langs),
-                           "language": langs[0]}.items():
+        for key, value in {
+            "name": name,
+            "template": template,
+            "languages": ", ".join(langs),
+            "language": langs[0],
+        }.items():
             text = text.replace("{{" + key + "}}", value)
         target.write_text(text, encoding="utf-8")
 

@@ -11,6 +11,7 @@ The comment above each code block says what to do with it:
 
 A block without such a comment fails the test, so nothing in the guide goes unchecked by accident.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "build-your-bot.md"
-BLOCK = re.compile(r"(?:<!-- test: (?P<marker>[^\n]*?) -->\n)?```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$",
-                   re.DOTALL | re.MULTILINE)
+BLOCK = re.compile(
+    r"(?:<!-- test: (?P<marker>[^\n]*?) -->\n)?```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.DOTALL | re.MULTILINE
+)
 TIMEOUT = 300  # seconds for any one block; only there so that a hang fails instead of blocking
 
 
@@ -39,7 +41,9 @@ def test_every_block_says_how_it_is_checked_and_parses():
     found = blocks()
     assert len(found) >= 10
     for marker, lang, body in found:
-        assert re.fullmatch(r"run|tree|skip \(.+\)|(write|append) \S+", marker), f"block without a test comment:\n{body}"
+        assert re.fullmatch(r"run|tree|skip \(.+\)|(write|append) \S+", marker), (
+            f"block without a test comment:\n{body}"
+        )
         if lang == "yaml":
             assert yaml.safe_load(body) is not None
         elif lang == "toml":
@@ -64,8 +68,15 @@ def test_following_the_guide_gives_a_bot_that_passes_its_tests(tmp_path):
     for marker, _lang, body in blocks():
         action, _, argument = marker.partition(" ")
         if action == "run":
-            done = subprocess.run(["bash", "-e", "-c", f"{body}\npwd > {state}"], cwd=here, env=env,
-                                  capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                ["bash", "-e", "-c", f"{body}\npwd > {state}"],
+                cwd=here,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                stdin=subprocess.DEVNULL,
+            )
             assert done.returncode == 0, f"{body}\n{done.stdout}\n{done.stderr}"
             assert "Traceback" not in done.stderr, done.stderr
             here = Path(state.read_text().strip())

@@ -9,6 +9,7 @@ conversation tests with pytest. The fresh environment gets the wheel only; the d
 from this interpreter's site-packages through a .pth file (nothing is downloaded but the build
 backend pip may need), and the test checks that the ``seamline`` imported there is the wheel's.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,19 @@ import yaml
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__",
-                                    ".pytest_cache", ".ruff_cache", ".mypy_cache", "node_modules")
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "var",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    "node_modules",
+)
 TIMEOUT = 240  # seconds for any one step; only there so that a hang fails instead of blocking
 
 
@@ -45,8 +57,12 @@ def wheel(tmp_path_factory) -> Path:
     """The wheel built from a copy of this working tree (the tree itself gets no build/ folder)."""
     tmp = tmp_path_factory.mktemp("wheel")
     source = Path(shutil.copytree(ROOT, tmp / "source", ignore=NOT_SOURCE))
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"),
-                           str(source)], capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     (built,) = (tmp / "dist").glob("seamline-*.whl")
     return built
@@ -61,11 +77,17 @@ def test_the_wheel_installs_one_top_level_name_with_types_and_templates(wheel):
     assert top_level == ["seamline"]
     assert {path.split("/")[0] for path in record} == {"seamline", dist_info}
     assert {path.split("/")[0] for path in names} == {"seamline", dist_info}
-    for shipped in ("seamline/py.typed", "seamline/testing.py", "seamline/config/seamline.toml",
-                    "seamline/config/intents/retail.ru.yml", "seamline/config/templates/minimal/intents/minimal.en.yml",
-                    "seamline/config/templates/minimal/conversations.yml", "seamline/config/templates/retail/conversations.yml",
-                    "seamline/config/templates/project/dot-gitignore.tmpl",
-                    "seamline/config/templates/project/tests/test_conversations.py.tmpl"):
+    for shipped in (
+        "seamline/py.typed",
+        "seamline/testing.py",
+        "seamline/config/seamline.toml",
+        "seamline/config/intents/retail.ru.yml",
+        "seamline/config/templates/minimal/intents/minimal.en.yml",
+        "seamline/config/templates/minimal/conversations.yml",
+        "seamline/config/templates/retail/conversations.yml",
+        "seamline/config/templates/project/dot-gitignore.tmpl",
+        "seamline/config/templates/project/tests/test_conversations.py.tmpl",
+    ):
         assert shipped in names, shipped
     assert not [n for n in names if n.startswith("seamline/tests/") or "__pycache__" in n]
 
@@ -75,8 +97,23 @@ def venv(wheel, tmp_path_factory) -> Path:
     """A fresh virtual environment holding the wheel, seeing this interpreter's dependencies."""
     root = tmp_path_factory.mktemp("venv") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=TIMEOUT)
-    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(root / "bin" / "python"), "install", "-q",
-                           "--no-deps", "--no-index", str(wheel)], capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(root / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     (packages,) = (root / "lib").glob("python3*/site-packages")
     # Path lines only: the editable install's finder in this interpreter's site-packages is not run.
@@ -86,8 +123,12 @@ def venv(wheel, tmp_path_factory) -> Path:
 
 def environment(venv: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_") and k != "PYTHONPATH"}
-    return {**env, "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "PYTHONUNBUFFERED": "1",
-            "VIRTUAL_ENV": str(venv)}
+    return {
+        **env,
+        "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+        "VIRTUAL_ENV": str(venv),
+    }
 
 
 def run(args: list[str], cwd: Path, venv: Path) -> subprocess.CompletedProcess:
@@ -124,8 +165,9 @@ def test_a_project_made_with_the_installed_wheel_trains_runs_chats_and_passes_it
 
     port = free_port()
     env = {**environment(venv), "SEAMLINE_PORT": str(port)}
-    process = subprocess.Popen([str(seamline), "run"], cwd=project, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(seamline), "run"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         for line in process.stdout:
             if "Seamline is running" in line:

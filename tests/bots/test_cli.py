@@ -3,6 +3,7 @@
 Every subprocess has a timeout and none outlives its test. Each start costs seconds (imports,
 training the intent model), so there are few of them.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,9 @@ def env(tmp_path: Path, models_dir: Path) -> dict[str, str]:
 
 
 def seamline(args: list[str], env: dict[str, str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([str(SEAMLINE), *args], input=stdin, capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=TIMEOUT)
+    return subprocess.run(
+        [str(SEAMLINE), *args], input=stdin, capture_output=True, text=True, env=env, cwd=cwd, timeout=TIMEOUT
+    )
 
 
 def free_port() -> int:
@@ -69,8 +71,10 @@ def test_db_upgrade_creates_the_database_and_is_harmless_to_repeat(env, tmp_path
     first = seamline(["db", "upgrade"], env, tmp_path)
     assert first.returncode == 0, first.stderr
     assert database.exists()
-    head = sorted(p.name[:4] for p in (Path(__file__).resolve().parents[2] / "shared" / "storage" / "migrations"
-                                        / "versions").glob("0*.py"))[-1]
+    head = sorted(
+        p.name[:4]
+        for p in (Path(__file__).resolve().parents[2] / "shared" / "storage" / "migrations" / "versions").glob("0*.py")
+    )[-1]
     assert f"database schema: {head} (latest: {head})" in first.stdout
 
     again = seamline(["db", "upgrade"], env, tmp_path)
@@ -122,8 +126,9 @@ def test_run_serves_on_embedded_defaults_reloads_its_model_on_sighup_and_stops_o
     env["SEAMLINE_PORT"] = str(port)
     url = f"http://127.0.0.1:{port}/"
     with open(tmp_path / "stderr.log", "w") as stderr:
-        process = subprocess.Popen([str(SEAMLINE), "run"], stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                   env=env, cwd=tmp_path)
+        process = subprocess.Popen(
+            [str(SEAMLINE), "run"], stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=tmp_path
+        )
     try:
         out: queue.Queue = queue.Queue()
         threading.Thread(target=_lines, args=(process.stdout, out), daemon=True).start()

@@ -3,6 +3,7 @@
 The commands run in process (``cli.main``) for speed; tests/test_wheel.py runs the same path with
 the installed console script.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,10 +35,20 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def test_init_writes_a_project_with_config_actions_tests_readme_and_gitignore(tmp_path, capsys):
     assert cli.main(["init", str(tmp_path / "mybot")]) == 0
     files = set(snapshot(tmp_path / "mybot"))
-    assert {"config/seamline.toml", "config/routing.yml", "config/canned.yml", "config/intents/minimal.en.yml",
-            "config/intents/minimal.ru.yml", "config/responses/en.yml", "config/responses/ru.yml",
-            "actions/__init__.py", "tests/test_conversations.py", "tests/conversations.yml", "README.md",
-            ".gitignore"} == files
+    assert {
+        "config/seamline.toml",
+        "config/routing.yml",
+        "config/canned.yml",
+        "config/intents/minimal.en.yml",
+        "config/intents/minimal.ru.yml",
+        "config/responses/en.yml",
+        "config/responses/ru.yml",
+        "actions/__init__.py",
+        "tests/test_conversations.py",
+        "tests/conversations.yml",
+        "README.md",
+        ".gitignore",
+    } == files
     readme = (tmp_path / "mybot" / "README.md").read_text()
     assert "# mybot" in readme and "seamline nlu train" in readme and "pytest" in readme and "{{" not in readme
     assert "var/" in (tmp_path / "mybot" / ".gitignore").read_text().split()
@@ -47,7 +58,9 @@ def test_init_writes_a_project_with_config_actions_tests_readme_and_gitignore(tm
 def test_the_retail_template_is_the_demo_shop(tmp_path):
     assert cli.main(["init", str(tmp_path / "shop"), "--template", "retail"]) == 0
     config = tmp_path / "shop" / "config"
-    assert (config / "intents" / "retail.en.yml").read_bytes() == (CONFIG_DIR / "intents" / "retail.en.yml").read_bytes()
+    assert (config / "intents" / "retail.en.yml").read_bytes() == (
+        CONFIG_DIR / "intents" / "retail.en.yml"
+    ).read_bytes()
     assert (config / "routing.yml").read_bytes() == (CONFIG_DIR / "routing.yml").read_bytes()
     assert not (config / "templates").exists() and not (config / "__init__.py").exists()
 
@@ -111,7 +124,8 @@ def test_a_folder_that_is_not_a_project_is_refused_as_project(tmp_path, capsys):
 
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_project_option_before_or_after_the_command_keeps_data_and_models_in_the_project(
-        tmp_path, monkeypatch, capsys, where):
+    tmp_path, monkeypatch, capsys, where
+):
     project = tmp_path / "mybot"
     assert cli.main(["init", str(project), "--language", "en"]) == 0
     elsewhere = tmp_path / "elsewhere"
@@ -154,8 +168,13 @@ def test_seamline_config_dir_still_names_the_config_outside_a_project(tmp_path, 
 def test_a_new_project_passes_its_own_conversation_tests(tmp_path, template):
     project = tmp_path / "bot"
     assert cli.main(["init", str(project), "--template", template]) == 0
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout and "failed" not in done.stdout
 
