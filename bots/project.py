@@ -121,16 +121,30 @@ def init(path: Path, *, template: str = "minimal", langs: tuple[str, ...] = ("en
             f"{path} already exists and is not empty; nothing was changed",
             "Choose a new folder, e.g. seamline init mybot",
         )
-    draft = path.parent / f".{path.name}-{secrets.token_hex(4)}"  # beside it: the rename stays on one disk
+    # Written aside on the same disk, then renamed into place. An empty folder that exists (often the
+    # one the author is in: `mkdir mybot && cd mybot && seamline init .`) is kept and filled.
+    existing = path.exists()
+    token = secrets.token_hex(4)
+    draft = path / f".seamline-init-{token}" if existing else path.parent / f".{path.name}-{token}"
+    moved: list[Path] = []
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         draft.mkdir()  # the user's umask, as any folder they make
         _write(draft, template, langs, name=path.name)
-        if path.exists():
-            path.rmdir()  # the empty folder the author made for it
-        os.rename(draft, path)
+        if existing:
+            for child in sorted(draft.iterdir()):
+                os.rename(child, path / child.name)
+                moved.append(path / child.name)
+            draft.rmdir()
+        else:
+            os.rename(draft, path)
     except OSError as exc:
         shutil.rmtree(draft, ignore_errors=True)
+        for child in moved:  # a half-filled folder is put back as it was: empty
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
         raise ConfigError(
             "seamline init",
             f"cannot write {path} ({exc.strerror or exc})",

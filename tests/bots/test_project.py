@@ -216,3 +216,12 @@ def test_the_framework_texts_list_names_every_response_the_code_says_by_name():
         said |= set(re.findall(r"(?:render|say|phrase)\(\s*\"([a-z_]+)\"", source.read_text(encoding="utf-8")))
     assert said, "the pattern no longer finds how the code says a response"
     assert said - {"order_status", "ask_order_number"} <= set(FRAMEWORK_RESPONSES)
+
+
+def test_init_dot_in_the_empty_folder_one_is_in_fills_that_very_folder(tmp_path, monkeypatch):
+    (tmp_path / "mybot").mkdir()
+    inode = (tmp_path / "mybot").stat().st_ino
+    monkeypatch.chdir(tmp_path / "mybot")
+    assert cli.main(["init", "."]) == 0
+    assert Path(".").stat().st_ino == inode  # the shell that typed it still sees the files
+    assert sorted(p.name for p in Path(".").iterdir()) == [".gitignore", "README.md", "actions", "config", "tests"]
