@@ -225,3 +225,8 @@ def test_init_dot_in_the_empty_folder_one_is_in_fills_that_very_folder(tmp_path,
     assert cli.main(["init", "."]) == 0
     assert Path(".").stat().st_ino == inode  # the shell that typed it still sees the files
     assert sorted(p.name for p in Path(".").iterdir()) == [".gitignore", "README.md", "actions", "config", "tests"]
+
+
+def test_the_templates_share_one_seamline_toml():
+    """Settings are the framework's, not the template's: one file, so the two cannot drift apart."""
+    assert (TEMPLATES_DIR / "minimal" / "seamline.toml").read_bytes() == (CONFIG_DIR / "seamline.toml").read_bytes()
