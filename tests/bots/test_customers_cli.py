@@ -19,21 +19,14 @@ import pytest
 
 from seamline.bots.app import build
 from seamline.bots.cli import main
-from seamline.shared.message import Message, Reply
+from seamline.shared.message import Message
+
 from tests.conftest import settings_in_environment
+from tests.support import Recorder
 
 pytestmark = pytest.mark.slow
 
 SEAMLINE = Path(sys.executable).with_name("seamline")
-
-
-class Recorder:
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
-        self.sent: list[tuple[str, Reply]] = []
-
-    async def send(self, address: str, reply: Reply) -> None:
-        self.sent.append((address, reply))
 
 
 _ids = iter(range(50_000, 10**9))
@@ -128,7 +121,7 @@ async def test_erase_without_yes_refuses_and_changes_nothing(seamline, capsys):
     await chat(seamline, "telegram", "701", "my phone is +7 916 123-45-67")
     _, before, _ = await cli(capsys, "export", "telegram:701")
 
-    code, out, err = await cli(capsys, "erase", "telegram:701")
+    code, _, err = await cli(capsys, "erase", "telegram:701")
 
     assert code == 2
     assert "--yes" in err and re.search(r"would delete \d+ messages, 1 identity,", err)

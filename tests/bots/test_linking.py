@@ -7,23 +7,13 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-
-from seamline.bots.app import build
-from seamline.shared.message import Message, Reply, utcnow
-from seamline.shared.storage.models import LinkCodeRow
 from sqlalchemy import select, update
 
+from seamline.bots.app import build
+from seamline.shared.message import Message, utcnow
+from seamline.shared.storage.models import LinkCodeRow
 
-class Recorder:
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
-        self.sent: list[tuple[str, Reply]] = []
-
-    async def send(self, address: str, reply: Reply) -> None:
-        self.sent.append((address, reply))
-
-    def texts(self, address: str) -> list[str]:
-        return [r.text for a, r in self.sent if a == address]
+from tests.support import Recorder
 
 
 @pytest.fixture(params=["sqlite", "postgres+redis"])

@@ -21,6 +21,7 @@ from seamline.shared.storage.database import create_engine
 from seamline.shared.storage.inbox import HOST, Entry, SqlInbox
 from seamline.shared.storage.models import InboxRow
 from seamline.shared.storage.sql import SqlChatStore
+
 from tests.conftest import Server
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk
@@ -150,7 +151,7 @@ async def test_a_vk_event_that_cannot_be_stored_gets_503_and_its_resend_is_answe
 
 async def test_a_lease_is_renewed_only_for_the_rows_a_process_holds(stores):
     inbox = SqlInbox(store=stores[0], channel="telegram", owner="host-a:1:x", lease=timedelta(seconds=30))
-    held, orphan = await inbox.put([Entry("h", "1", "{}"), Entry("o", "2", "{}")])
+    held, _orphan = await inbox.put([Entry("h", "1", "{}"), Entry("o", "2", "{}")])
     await stores[0].run(update(InboxRow).values(claimed_at=utcnow() - timedelta(minutes=5)))
     await inbox.renew([held.id])  # "o" was stored but never queued here (its read-back failed, say)
     taken = await SqlInbox(store=stores[1], channel="telegram", owner="host-b:1:x",

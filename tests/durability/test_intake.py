@@ -2,7 +2,6 @@
 one that keeps failing is given up after a bounded number of attempts, logged, and kept in the table."""
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from sqlalchemy import select
@@ -13,14 +12,7 @@ from seamline.shared.storage.inbox import Entry, SqlInbox
 from seamline.shared.storage.models import InboxRow
 from seamline.shared.storage.sql import SqlChatStore
 
-
-async def eventually(check, timeout: float = 10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := await check()):
-        assert loop.time() < deadline, f"not true after {timeout} s"
-        await asyncio.sleep(0.02)
-    return result
+from tests.support import eventually
 
 
 async def rows(store: SqlChatStore) -> dict[str, tuple]:

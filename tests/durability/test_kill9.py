@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -24,20 +23,16 @@ from sqlalchemy import func, select
 
 from seamline.shared.storage.database import create_engine
 from seamline.shared.storage.models import InboxRow, MessageRow
+
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram  # noqa: F401 - the header the fake sends
 from tests.fakes.vk import FakeVk
+from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 
 CHATS, PER_CHAT = 10, 10  # 100 updates
 WEBHOOK_SECRET = "kill9-webhook-secret-0123"
 CONFIRMATION, VK_SECRET = "c0nf1rm", "kill9-vk-secret-0123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,7 +49,7 @@ class Seamline:
         self.env, self.log = env, log
         self.process: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> "Seamline":
+    async def start(self) -> Seamline:
         with open(self.log, "ab") as stderr:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "seamline.bots.cli", "run", env=self.env, stdout=asyncio.subprocess.PIPE, stderr=stderr)

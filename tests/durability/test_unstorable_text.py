@@ -15,9 +15,11 @@ import pytest
 from seamline.bots.app import SEAMLINE, build
 from seamline.bots.telegram import WEBHOOK_PATH
 from seamline.shared.errors import StoreError
-from seamline.shared.message import Attachment, Message, Reply
+from seamline.shared.message import Attachment, Message
+
 from tests.conftest import Server
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
+from tests.support import Recorder
 
 BROKEN = "hello \ud800 wor\x00ld"  # a lone surrogate (SQLite refuses it) and a NUL (PostgreSQL refuses it)
 CLEAN = "hello \ufffd wor\ufffdld"
@@ -29,14 +31,6 @@ def db_settings(request, settings):
     if request.param == "postgresql":
         return replace(settings, database_url=request.getfixturevalue("postgres_url"))
     return settings
-
-
-class Recorder:
-    def __init__(self, channel: str) -> None:
-        self.channel, self.sent = channel, []
-
-    async def send(self, address: str, reply: Reply) -> None:
-        self.sent.append((address, reply))
 
 
 async def test_a_message_with_unstorable_characters_is_stored_cleaned_and_answered(db_settings, understanding):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import logging
 
-import aiohttp
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.handoff.test_api import agent, escalated, http, seamline, telegram  # noqa: F401  (fixtures)
+from tests.handoff.test_api import escalated
 
 ENDPOINTS = [
     ("POST", "/auth/login"), ("POST", "/auth/logout"), ("GET", "/me"), ("POST", "/me/status"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.bots.test_widget_browser import TIMEOUT, browser  # noqa: F401  (fixture)
+from tests.bots.test_widget_browser import TIMEOUT
 from tests.handoff.test_api import PASSWORD
 
 pytestmark = pytest.mark.browser

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
-import aiohttp
 import pytest
 
 import seamline.handoff.agents as agents_module
 from seamline.handoff.login import LoginGuard
-from tests.handoff.test_api import PASSWORD, agent, http, seamline  # noqa: F401  (fixtures)
+
+from tests.handoff.test_api import PASSWORD
 
 LOGIN = "/api/v1/auth/login"
 PROXY = (ipaddress.ip_network("127.0.0.1/32"),)
@@ -112,7 +112,7 @@ async def test_a_login_not_sent_as_json_is_refused_415(server, http, content_typ
     """A form on another site can post text/plain or a form with the browser's cookies and no
     preflight (login CSRF); application/json cannot be sent cross-site without our consent."""
     await _add(server, "olga@shop.example")
-    body = '{"email": "olga@shop.example", "password": "%s"}' % PASSWORD
+    body = f'{{"email": "olga@shop.example", "password": "{PASSWORD}"}}'
     async with http.post(server.url + LOGIN, data=body, headers={"Content-Type": content_type}) as response:
         assert response.status == 415
         assert "application/json" in (await response.json())["error"]
@@ -132,6 +132,7 @@ async def test_the_cookie_is_secure_behind_a_trusted_https_proxy(make_server, se
     server = await make_server(settings, trusted_proxies=PROXY)
     await _add(server, "olga@shop.example")
     status, _, _ = await login(http, server.url, "olga@shop.example", PASSWORD)
+    assert status == 200
     async with http.post(server.url + LOGIN, json={"email": "olga@shop.example", "password": PASSWORD},
                          headers={"X-Forwarded-Proto": "https"}) as response:
         assert response.status == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.handoff.test_agents_cli import agents, env, logs_in  # noqa: F401  (fixtures and helpers)
+from tests.handoff.test_agents_cli import agents, logs_in
 
 WEAK = [
     ("aaaaaaaaaa", "too repetitive"),

@@ -8,8 +8,8 @@ from sqlalchemy import update
 
 from seamline.shared.message import utcnow
 from seamline.shared.storage.models import AgentRow
-from tests.handoff.test_api import (  # noqa: F401  (fixtures)
-    agent, escalated, http, seamline, telegram)
+
+from tests.handoff.test_api import escalated
 
 
 async def _state(seamline, conversation: str) -> tuple[str, str | None]:
@@ -76,6 +76,7 @@ async def test_the_agents_list_says_who_is_not_here(seamline, agent, server, mon
     import asyncio
 
     from seamline.bots.cli import main
+
     from tests.conftest import settings_in_environment
 
     here, gone = await agent(status="online"), await agent(status="online")

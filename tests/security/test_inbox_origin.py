@@ -8,8 +8,8 @@ import pytest
 
 from seamline.shared.errors import ConfigError
 from seamline.shared.settings import load_settings
-from tests.handoff.test_api import (  # noqa: F401  (fixtures)
-    PASSWORD, agent, escalated, http, say, seamline, telegram)
+
+from tests.handoff.test_api import PASSWORD, escalated, say
 
 
 async def _cookie_login(http, server, api) -> tuple[dict, str]:

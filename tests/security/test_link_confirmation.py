@@ -15,8 +15,9 @@ from sqlalchemy import update
 from seamline.bots.app import SEAMLINE
 from seamline.shared.message import Message, utcnow
 from seamline.shared.storage.models import LinkCodeRow
+
 from tests.bots.test_linking import Recorder
-from tests.bots.test_web_protocol import Client, http  # noqa: F401 - http is a fixture
+from tests.bots.test_web_protocol import Client
 
 _ids = itertools.count(1)
 

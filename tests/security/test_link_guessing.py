@@ -6,15 +6,14 @@ token) for every guess, and, behind a trusted proxy, a new address too.
 """
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from seamline.bots.app import SEAMLINE
 from seamline.shared.message import Message
 from seamline.shared.net import parse_networks
+
 from tests.bots.test_linking import Recorder
-from tests.bots.test_web_protocol import Client, http  # noqa: F401 - http is a fixture
+from tests.bots.test_web_protocol import Client
 
 PROXY = parse_networks(["127.0.0.1"])  # the test client plays a reverse proxy speaking for many addresses
 LOCKED = "too many wrong codes"

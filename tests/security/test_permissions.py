@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.handoff.test_api import (  # noqa: F401  (fixtures)
-    agent, escalated, eventually, http, say, seamline, telegram)
-from tests.handoff.test_inbox import make_inbox  # noqa: F401  (fixture: the in-process and the Redis inbox)
+from tests.handoff.test_api import escalated, say
+from tests.support import eventually
 
 
 async def test_a_sales_only_agent_cannot_act_on_a_waiting_support_conversation(seamline, telegram, agent):

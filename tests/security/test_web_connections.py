@@ -14,7 +14,9 @@ import aiohttp
 import pytest
 
 from seamline.shared.net import parse_networks
-from tests.bots.test_web_protocol import Client, http  # noqa: F401 - http is a fixture
+
+from tests.bots.test_web_protocol import Client
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY = parse_networks(["127.0.0.1"])  # the test client plays a reverse proxy to speak for many addresses
@@ -82,17 +84,11 @@ async def test_the_address_cap_holds_across_processes_sharing_redis(http, make_s
     assert (await (await _retry_connect(http, first, "203.0.113.7")).hello())["type"] == "welcome"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow  # a real seamline process
 def test_running_out_of_descriptors_logs_a_line_not_a_flood(tmp_path, models_dir):
     """A real `seamline run` with few descriptors, flooded with connections: the accept error is
     logged once, not thousands of times (the old server wrote ~500 tracebacks a second)."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
     env.update(SEAMLINE_DATA_DIR=str(tmp_path), SEAMLINE_NLU_MODELS=str(models_dir), SEAMLINE_PORT=str(port),
                SEAMLINE_SECRET_KEY="s" * 32)

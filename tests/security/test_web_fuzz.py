@@ -9,9 +9,10 @@ import logging
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.bots.test_web_protocol import Client, http  # noqa: F401 - http is a fixture
+from tests.bots.test_web_protocol import Client
 
 TYPES = ["hello", "message", "link", "ping", "older"]
 FIELDS = ["id", "text", "payload", "token", "lang", "external_id", "signature", "channel", "before"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from tests.bots.test_web_protocol import Client, http  # noqa: F401 - http is a fixture
+from tests.bots.test_web_protocol import Client
 from tests.security.test_web_connections import PROXY, connect
 
 
@@ -99,7 +99,7 @@ async def test_a_second_hello_on_one_socket_is_an_error(http, server):
 
 async def test_the_welcome_is_capped_in_bytes_and_older_pages_bring_the_rest(http, make_server, settings):
     server = await make_server(settings, web_history_bytes=16_384)
-    c, token, said, seen = await long_history(http, server)
+    _, token, said, seen = await long_history(http, server)
     again = await connect(http, server)
     await again.ws.send_json({"type": "hello", "token": token})
     raw = await again.ws.receive_str(timeout=10)

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.bots.test_web_protocol import http  # noqa: F401 - http is a fixture
-from tests.bots.test_widget_browser import Visitor, browser, expect  # noqa: F401 - browser is a fixture
+from tests.bots.test_widget_browser import Visitor, expect
 from tests.security.test_web_limits import long_history
 
 pytestmark = pytest.mark.browser

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from seamline.shared.tokens import Signer
-from tests.bots.test_web_protocol import http  # noqa: F401 - http is a fixture
+
 from tests.conftest import SECRET
 from tests.security.test_web_connections import connect
 

@@ -10,9 +10,11 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from seamline.bots.telegram import WEBHOOK_PATH
+
 from tests.conftest import Server
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk
@@ -111,7 +113,7 @@ async def test_no_vk_callback_body_gets_a_5xx_or_logs_an_error(hooks, caplog, ev
                                   b'{"update_id": 1, "message": ' * 4000 + b"1" + b"}" * 4000],
                          ids=["nested-100000", "not-utf8", "nested-objects"])
 async def test_malformed_bodies_get_400(hooks, caplog, body):
-    server, http, group_id = hooks
+    server, http, _ = hooks
     assert await post(http, f"{server.url}{WEBHOOK_PATH}", body, {SECRET_HEADER: WEBHOOK_SECRET}) == 400
     assert await post(http, f"{server.url}/vk/callback", body) == 400
     no_errors_logged(caplog)
