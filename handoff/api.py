@@ -16,7 +16,10 @@ from aiohttp import WSMsgType, web
 
 from seamline.handoff.agents import Agent, token_digest
 from seamline.handoff.auth import COOKIE, Login
-from seamline.handoff.auth import bearer as _bearer, body as _body, error as _error, first_token as _first_token
+from seamline.handoff.auth import bearer as _bearer
+from seamline.handoff.auth import body as _body
+from seamline.handoff.auth import error as _error
+from seamline.handoff.auth import first_token as _first_token
 from seamline.handoff.auth import number as _number
 from seamline.handoff.inbox import DROPPED, REVOKED
 from seamline.handoff.login import LoginGuard
@@ -250,9 +253,10 @@ class AgentApi:
             "last_channel": profile.last_channel, "merged_into": profile.merged_into,
             "identities": [{"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
                            for i in profile.identities],
-            "links": [{"id": l.id, "survivor_id": l.survivor_id, "merged_id": l.merged_id, "method": l.method,
-                       "created_at": l.created_at.isoformat(), "undone": l.undone_at is not None}
-                      for l in await self._customers.links(profile.id)]})
+            "links": [{"id": link.id, "survivor_id": link.survivor_id, "merged_id": link.merged_id,
+                       "method": link.method, "created_at": link.created_at.isoformat(),
+                       "undone": link.undone_at is not None}
+                      for link in await self._customers.links(profile.id)]})
 
     async def export(self, request: web.Request) -> web.Response:
         await self._admin(request)

@@ -5,7 +5,8 @@ is on now (their last channel, if reachable; else the most recently active reach
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from seamline.handoff.agents import Agent
 from seamline.handoff.inbox import ConsoleInbox

@@ -16,8 +16,15 @@ from seamline.shared.errors import StoreError
 from seamline.shared.history import new_id
 from seamline.shared.identity import Customer, CustomerStore, Identity, LinkRecord, Profile
 from seamline.shared.message import utcnow
-from seamline.shared.storage.models import (ConversationRow, CustomerRow, EventRow, IdentityRow, LinkCodeRow, LinkRow,
-                                   MessageRow)
+from seamline.shared.storage.models import (
+    ConversationRow,
+    CustomerRow,
+    EventRow,
+    IdentityRow,
+    LinkCodeRow,
+    LinkRow,
+    MessageRow,
+)
 from seamline.shared.storage.sql import SqlChatStore, aware
 
 PROFILE_KEYS = ("name", "language")  # columns; everything else lives in ``attributes``
@@ -289,9 +296,9 @@ class SqlCustomerStore:
                          for m in messages],
             "events": [{"kind": e["kind"], "conversation_id": e["conversation_id"], "data": e["data"],
                         "created_at": _iso(e["created_at"])} for e in events],
-            "links": [{"id": l.id, "survivor_id": l.survivor_id, "merged_id": l.merged_id, "method": l.method,
-                       "created_at": _iso(l.created_at), "undone_at": _iso(l.undone_at)}
-                      for l in await self.links(customer_id)],
+            "links": [{"id": link.id, "survivor_id": link.survivor_id, "merged_id": link.merged_id,
+                       "method": link.method, "created_at": _iso(link.created_at), "undone_at": _iso(link.undone_at)}
+                      for link in await self.links(customer_id)],
         }
 
     async def erase(self, customer_id: str, *, by: str) -> dict[str, Any]:

@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from typing import AsyncIterator
 
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
@@ -24,7 +24,7 @@ from seamline.shared.session import Session
 log = logging.getLogger(__name__)
 
 # The locks the running task holds, by lock key: a save under one of them is fenced on its token.
-_held: ContextVar[dict[str, Lock]] = ContextVar("seamline_session_locks", default={})
+_held: ContextVar[dict[str, Lock]] = ContextVar("seamline_session_locks")
 
 # Set the session only while the lock (KEYS[1]) still holds our token (ARGV[1]).
 _FENCED_SET = """
@@ -59,7 +59,7 @@ class RedisSessionStore:
 
     async def save(self, session: Session) -> None:
         key, data = session.customer_id, json.dumps(session.to_dict())
-        lock = _held.get().get(self._lock_key(key))
+        lock = _held.get({}).get(self._lock_key(key))
         token = lock.local.token if lock is not None else None
         try:
             if token is None:
@@ -96,7 +96,7 @@ class RedisSessionStore:
             keepers.append(asyncio.create_task(self._keep(lock, key, lost), name=f"session-lock:{key}"))
 
         started = asyncio.get_running_loop().call_later(self._lock_timeout / 3, keep)
-        outer = _held.get()
+        outer = _held.get({})
         _held.set({**outer, name: lock})
         try:
             yield

@@ -5,9 +5,10 @@ Reads go straight to the database; every write goes through one GroupWriter (see
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime, timezone
-from typing import Any, Iterable, cast, overload
+from datetime import UTC, datetime
+from typing import Any, cast, overload
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,7 +37,7 @@ def aware(value: datetime) -> datetime: ...
 def aware(value: None) -> None: ...
 def aware(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; everything Seamline stores is UTC.
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class SqlChatStore:

@@ -58,8 +58,8 @@ class GroupWriter:
 
     async def close(self) -> None:
         if self._task is not None:
-            while self._queue is not None and not self._queue.empty():
-                await asyncio.sleep(0.01)
+            if self._queue is not None and not self._task.done():
+                await self._queue.join()  # every write handed in is committed (or failed), the last batch too
             self._task.cancel()
             try:
                 await self._task
@@ -75,16 +75,24 @@ class GroupWriter:
             while len(batch) < self._max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
             try:
-                await self._commit(batch)
-            except Exception:  # noqa: BLE001 - one failing write must not fail its neighbours
-                if len(batch) > 1:
-                    log.warning("group commit of %d writes failed; retrying one by one", len(batch), exc_info=True)
-                for item in batch:
-                    try:
-                        await self._commit([item])
-                    except Exception as exc:  # noqa: BLE001
-                        if not item[1].done():
-                            item[1].set_exception(StoreError(f"database write failed: {exc}"))
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    async def _write(self, batch: list[_Item]) -> None:
+        """The batch in one commit; if that fails, each write on its own, so one bad write fails alone."""
+        try:
+            await self._commit(batch)
+        except Exception:  # one failing write must not fail its neighbours
+            if len(batch) > 1:
+                log.warning("group commit of %d writes failed; retrying one by one", len(batch), exc_info=True)
+            for item in batch:
+                try:
+                    await self._commit([item])
+                except Exception as exc:
+                    if not item[1].done():
+                        item[1].set_exception(StoreError(f"database write failed: {exc}"))
 
     def _rank(self, statement: Executable) -> tuple[int, int]:
         table = getattr(statement, "table", None)

@@ -54,7 +54,7 @@ class TestHandoffStoreContract:
     async def test_waiting_conversations_are_listed_in_the_order_they_queued(self, chat, rows):
         start = utcnow()
         ids = [(await conversation(chat, s))[1] for s in ("a", "b", "c")]
-        for n, cid in zip((2, 0, 1), ids):
+        for n, cid in zip((2, 0, 1), ids, strict=True):
             await queued(rows, cid, at=start + timedelta(seconds=n))
         found = await rows.find(ConversationQuery(state="queued"))
         assert [c.id for c in found] == [ids[1], ids[2], ids[0]]

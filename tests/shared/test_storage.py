@@ -88,7 +88,7 @@ class TestChatStoreContract:
     async def test_concurrent_appends_of_many_customers_are_all_kept(self, store):
         customers = [await store.resolve_customer("web", f"v{n}", f"v{n}") for n in range(20)]
         conversations = [(await store.open_conversation(c)).id for c in customers]
-        await asyncio.gather(*(store.append(message(c, v, f"from {c.id}")) for c, v in zip(customers, conversations)))
+        await asyncio.gather(*(store.append(message(c, v, f"from {c.id}")) for c, v in zip(customers, conversations, strict=True)))
         for customer in customers:
             assert [m.text for m in await store.history(customer.id)] == [f"from {customer.id}"]
 
