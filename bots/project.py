@@ -7,7 +7,7 @@
       var/           the database, the secret key and the trained models (not in git)
 
 ``seamline init`` writes one from a template; every other command finds the project it works on
-(``find``) so a bot author never edits or even sees the framework's files. The templates ship inside
+(``resolve``) so a bot author never edits or even sees the framework's files. The templates ship inside
 the package: ``retail`` is this repository's own ``config/`` (the demo shop), ``minimal`` lives in
 ``config/templates/minimal/``, and ``config/templates/project/`` holds the files every project gets.
 
@@ -27,11 +27,11 @@ from pathlib import Path
 import yaml
 
 from seamline.shared.errors import ConfigError
-from seamline.shared.settings import CONFIG_DIR, LANGUAGES
+from seamline.shared.settings import CONFIG_DIR, LANGUAGES, PROJECT_MARKER, find_project
 
 TEMPLATES_DIR = CONFIG_DIR / "templates"
 TEMPLATES = ("minimal", "retail")
-MARKER = Path("config") / "seamline.toml"  # what makes a folder a bot project
+MARKER = PROJECT_MARKER  # config/seamline.toml: what makes a folder a bot project
 
 # Responses the framework itself says, whatever the bot's intents (see the module docstring).
 FRAMEWORK_RESPONSES = (
@@ -71,12 +71,6 @@ FRAMEWORK_RESPONSES = (
 NO_PROJECT_FIX = "Run `seamline init mybot` or pass --project"
 
 
-def find(start: Path) -> Path | None:
-    """The nearest folder from ``start`` upwards holding config/seamline.toml (as git finds .git)."""
-    start = start.resolve()
-    return next((folder for folder in (start, *start.parents) if (folder / MARKER).is_file()), None)
-
-
 def resolve(explicit: Path | None, env: dict[str, str], cwd: Path) -> Path | None:
     """The project a command works on: --project, else none when SEAMLINE_CONFIG_DIR names the config
     (the older way, kept), else the working directory or a folder above it."""
@@ -90,7 +84,7 @@ def resolve(explicit: Path | None, env: dict[str, str], cwd: Path) -> Path | Non
         return explicit.resolve()
     if env.get("SEAMLINE_CONFIG_DIR"):
         return None
-    project = find(cwd)
+    project = find_project(cwd)
     if project is None:
         raise ConfigError("no bot project here", f"no {MARKER} in {cwd} or a folder above it", NO_PROJECT_FIX)
     return project

@@ -21,6 +21,13 @@ from seamline.shared.net import Network, parse_networks
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 LANGUAGES = ("en", "ru")
+PROJECT_MARKER = Path("config") / "seamline.toml"  # what makes a folder a bot project (bots/project.py)
+
+
+def find_project(start: Path) -> Path | None:
+    """The nearest folder from ``start`` upwards holding config/seamline.toml (as git finds .git)."""
+    start = start.resolve()
+    return next((folder for folder in (start, *start.parents) if (folder / PROJECT_MARKER).is_file()), None)
 
 
 @dataclass(frozen=True)
@@ -169,8 +176,12 @@ def load_settings(env: dict[str, str] | None = None, *, project: Path | None = N
     ``project`` is a bot project's folder (the one holding ``config/``, see bots/project.py): its
     config/ is read unless SEAMLINE_CONFIG_DIR says otherwise, and a relative ``data_dir`` or
     ``models`` from the file lands inside the project, wherever the command was started from.
-    Without a project they stay relative to the working directory, as before.
+    Without a project they stay relative to the working directory, as before. Called with nothing
+    (``seamline.load_settings()`` in a bot's own code), it finds the project as the command does: the
+    working folder or one above it, unless SEAMLINE_CONFIG_DIR names the config.
     """
+    if env is None and project is None and not os.environ.get("SEAMLINE_CONFIG_DIR"):
+        project = find_project(Path.cwd())
     env = dict(os.environ if env is None else env)
     config_dir = Path(env.get("SEAMLINE_CONFIG_DIR") or (project / "config" if project else CONFIG_DIR))
     toml_path = config_dir / "seamline.toml"

@@ -230,3 +230,13 @@ def test_init_dot_in_the_empty_folder_one_is_in_fills_that_very_folder(tmp_path,
 def test_the_templates_share_one_seamline_toml():
     """Settings are the framework's, not the template's: one file, so the two cannot drift apart."""
     assert (TEMPLATES_DIR / "minimal" / "seamline.toml").read_bytes() == (CONFIG_DIR / "seamline.toml").read_bytes()
+
+
+def test_load_settings_in_a_bots_own_code_finds_its_project(tmp_path, monkeypatch):
+    from seamline import load_settings
+
+    project = tmp_path / "mybot"
+    assert cli.main(["init", str(project), "--language", "en"]) == 0
+    monkeypatch.chdir(project / "actions")
+    settings = load_settings()
+    assert (settings.config_dir, settings.data_dir) == (project / "config", project / "var")
