@@ -17,6 +17,7 @@ Then (unless ``--no-messengers``) Telegram and VK, each a fresh `seamline run` l
 local fake (tests/fakes/) with as many conversations, latency from the update queued at the fake to
 the fake recording the answer (benchmarks/telegram_load.py, benchmarks/vk_load.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,18 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TOKEN = "benchmark-token-0123456789abcdef"
-TEXTS = ["hello", "where is my order", "48213", "how much is delivery", "спасибо", "когда вы работаете",
-         "хочу вернуть товар", "thanks!", "what's the weather like", "оплата не проходит"]
+TEXTS = [
+    "hello",
+    "where is my order",
+    "48213",
+    "how much is delivery",
+    "спасибо",
+    "когда вы работаете",
+    "хочу вернуть товар",
+    "thanks!",
+    "what's the weather like",
+    "оплата не проходит",
+]
 
 # One customer's conversation: ``open`` makes it (returns a ``say`` coroutine factory), ``say`` sends a
 # text and returns once the bot answered it.
@@ -54,11 +65,22 @@ def free_port() -> int:
 def start_seamline(workdir: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
-    env.update({"SEAMLINE_PORT": str(port), "SEAMLINE_HOST": "127.0.0.1", "SEAMLINE_DATA_DIR": workdir,
-                "SEAMLINE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db", "SEAMLINE_LOG_LEVEL": "WARNING",
-                "SEAMLINE_CONFIG_DIR": str(ROOT / "config"), "SEAMLINE_NLU_MODELS": f"{workdir}/models",
-                "SEAMLINE_WEB_RATE_LIMIT": "0", "SEAMLINE_WEB_ADDRESS_RATE_LIMIT": "0",
-                "SEAMLINE_REST_TOKEN": TOKEN, "SEAMLINE_REST_RATE_LIMIT": "0", "SEAMLINE_REST_ADDRESS_RATE_LIMIT": "0"})
+    env.update(
+        {
+            "SEAMLINE_PORT": str(port),
+            "SEAMLINE_HOST": "127.0.0.1",
+            "SEAMLINE_DATA_DIR": workdir,
+            "SEAMLINE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
+            "SEAMLINE_LOG_LEVEL": "WARNING",
+            "SEAMLINE_CONFIG_DIR": str(ROOT / "config"),
+            "SEAMLINE_NLU_MODELS": f"{workdir}/models",
+            "SEAMLINE_WEB_RATE_LIMIT": "0",
+            "SEAMLINE_WEB_ADDRESS_RATE_LIMIT": "0",
+            "SEAMLINE_REST_TOKEN": TOKEN,
+            "SEAMLINE_REST_RATE_LIMIT": "0",
+            "SEAMLINE_REST_ADDRESS_RATE_LIMIT": "0",
+        }
+    )
     cli = [sys.executable, "-m", "seamline.bots.cli"]
     subprocess.run([*cli, "nlu", "train"], cwd=workdir, env=env, check=True, stdout=subprocess.DEVNULL)
     return subprocess.Popen([*cli, "run"], cwd=workdir, env=env, stdout=subprocess.DEVNULL), port
@@ -82,8 +104,11 @@ async def wait_up(base: str, process: subprocess.Popen, seconds: float = 90) -> 
 
 def rest_customer(http: aiohttp.ClientSession, base: str, sender: str) -> Say:
     async def say(text: str) -> None:
-        async with http.post(f"{base}/webhooks/rest/webhook", json={"sender": sender, "message": text},
-                             headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+        async with http.post(
+            f"{base}/webhooks/rest/webhook",
+            json={"sender": sender, "message": text},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as r:
             answer = await r.json()
             if r.status != 200 or not answer:
                 raise SystemExit(f"the REST channel answered {r.status}: {answer}")
@@ -142,8 +167,13 @@ async def drive(customers: list[Say], seconds: float, max_messages: int) -> dict
     await asyncio.gather(*(talk(n, say) for n, say in enumerate(customers)))
     elapsed = time.monotonic() - begin
     q = statistics.quantiles(latencies, n=100)
-    return {"messages": len(latencies), "messages_per_s": len(latencies) / elapsed, "p50_ms": q[49],
-            "p95_ms": q[94], "p99_ms": q[98]}
+    return {
+        "messages": len(latencies),
+        "messages_per_s": len(latencies) / elapsed,
+        "p50_ms": q[49],
+        "p95_ms": q[94],
+        "p99_ms": q[98],
+    }
 
 
 async def measure(base: str, senders: int, seconds: float, max_messages: int, rounds: int) -> dict[str, list[dict]]:
@@ -152,8 +182,10 @@ async def measure(base: str, senders: int, seconds: float, max_messages: int, ro
     work in one stretch of time weighs on both alike."""
     opened: list = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        customers = {"rest": [rest_customer(http, base, f"bench-{n}") for n in range(senders)],
-                     "web": list(await asyncio.gather(*(web_customer(http, base, opened) for _ in range(senders))))}
+        customers = {
+            "rest": [rest_customer(http, base, f"bench-{n}") for n in range(senders)],
+            "web": list(await asyncio.gather(*(web_customer(http, base, opened) for _ in range(senders)))),
+        }
         try:
             first = {kind: await opening(c) for kind, c in customers.items()}
             for c in customers.values():
@@ -169,8 +201,10 @@ async def measure(base: str, senders: int, seconds: float, max_messages: int, ro
 
 
 def report(name: str, r: dict) -> None:
-    print(f"{name:<26} {r['messages_per_s']:8.0f} msg/s   p50 {r['p50_ms']:7.2f} ms   p95 {r['p95_ms']:7.2f} ms   "
-          f"p99 {r['p99_ms']:7.2f} ms   ({r['messages']} messages; first message p50 {r['first_p50_ms']:.1f} ms)")
+    print(
+        f"{name:<26} {r['messages_per_s']:8.0f} msg/s   p50 {r['p50_ms']:7.2f} ms   p95 {r['p95_ms']:7.2f} ms   "
+        f"p99 {r['p99_ms']:7.2f} ms   ({r['messages']} messages; first message p50 {r['first_p50_ms']:.1f} ms)"
+    )
 
 
 async def main() -> None:
@@ -187,14 +221,18 @@ async def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_up(base, process)
-        print(f"{args.senders} concurrent customers per channel, {args.seconds:.0f} s each, one seamline run "
-              f"(SQLite, in-process sessions), {os.cpu_count()} cores")
+        print(
+            f"{args.senders} concurrent customers per channel, {args.seconds:.0f} s each, one seamline run "
+            f"(SQLite, in-process sessions), {os.cpu_count()} cores"
+        )
         results = await measure(base, args.senders, args.seconds, args.max_messages, args.rounds)
-        for n, (rest, web) in enumerate(zip(results["rest"], results["web"]), 1):
+        for n, (rest, web) in enumerate(zip(results["rest"], results["web"], strict=True), 1):
             report(f"round {n}: REST (POST)", rest)
             report(f"round {n}: web chat (WS)", web)
-            print(f"round {n}: ratio REST / web chat: {rest['messages_per_s'] / web['messages_per_s']:.2f} msg/s, "
-                  f"{rest['p50_ms'] / web['p50_ms']:.2f} p50")
+            print(
+                f"round {n}: ratio REST / web chat: {rest['messages_per_s'] / web['messages_per_s']:.2f} msg/s, "
+                f"{rest['p50_ms'] / web['p50_ms']:.2f} p50"
+            )
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -205,8 +243,10 @@ async def main() -> None:
 
         for name, run in (("telegram (long poll)", telegram_load.run), ("vk (bots long poll)", vk_load.run)):
             figures = await run(args.senders, args.seconds)
-            print(f"{name:<26} {figures['messages_per_s']:8.0f} msg/s   p50 {figures['p50_ms']:7.2f} ms   "
-                  f"p99 {figures['p99_ms']:7.2f} ms   (its own seamline run and fake)")
+            print(
+                f"{name:<26} {figures['messages_per_s']:8.0f} msg/s   p50 {figures['p50_ms']:7.2f} ms   "
+                f"p99 {figures['p99_ms']:7.2f} ms   (its own seamline run and fake)"
+            )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ docs/channels.md ("The REST channel") for the security model and every status co
 REST has no push: what is said to a sender outside one of its requests (an agent's reply, a link
 question) waits in a bounded mailbox in this process and comes first in that sender's next answer.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -138,27 +139,60 @@ class RestChannel:
     labels: ClassVar[Mapping[str, str]] = {"en": "App chat", "ru": "Чат в приложении"}
     icon: ClassVar[str] = "🔌"
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting("token", "SEAMLINE_REST_TOKEN", secret=True, enables=True, parse=_token,
-                example="$(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
-                help="the bearer token every request must carry (Authorization: Bearer …, or ?token=…)"),
-        Setting("allow_anonymous", "SEAMLINE_REST_ALLOW_ANONYMOUS", default=False, enables=True, parse=_flag,
-                example="true", help="serve requests without a token: only behind your own auth or on a private network"),
-        Setting("rate_limit", "SEAMLINE_REST_RATE_LIMIT", default=30, parse=_count, example="30",
-                help="messages per 10 s per sender (0: no limit)"),
-        Setting("address_rate_limit", "SEAMLINE_REST_ADDRESS_RATE_LIMIT", default=300, parse=_count,
-                example="300", help="requests per 10 s per client address (0: no limit)"),
-        Setting("mailbox", "SEAMLINE_REST_MAILBOX", default=50, parse=_count, example="50",
-                help="replies kept per sender between its requests (0: none; they go to another channel)"),
+        Setting(
+            "token",
+            "SEAMLINE_REST_TOKEN",
+            secret=True,
+            enables=True,
+            parse=_token,
+            example="$(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            help="the bearer token every request must carry (Authorization: Bearer …, or ?token=…)",
+        ),
+        Setting(
+            "allow_anonymous",
+            "SEAMLINE_REST_ALLOW_ANONYMOUS",
+            default=False,
+            enables=True,
+            parse=_flag,
+            example="true",
+            help="serve requests without a token: only behind your own auth or on a private network",
+        ),
+        Setting(
+            "rate_limit",
+            "SEAMLINE_REST_RATE_LIMIT",
+            default=30,
+            parse=_count,
+            example="30",
+            help="messages per 10 s per sender (0: no limit)",
+        ),
+        Setting(
+            "address_rate_limit",
+            "SEAMLINE_REST_ADDRESS_RATE_LIMIT",
+            default=300,
+            parse=_count,
+            example="300",
+            help="requests per 10 s per client address (0: no limit)",
+        ),
+        Setting(
+            "mailbox",
+            "SEAMLINE_REST_MAILBOX",
+            default=50,
+            parse=_count,
+            example="50",
+            help="replies kept per sender between its requests (0: none; they go to another channel)",
+        ),
     )
 
     @classmethod
     def check(cls, config: Mapping[str, Any]) -> None:
         """On without a token only when anonymous requests were asked for in so many words."""
         if not config.get("token") and not config.get("allow_anonymous"):
-            raise ConfigError("SEAMLINE_REST_TOKEN", "the REST channel is on but has no token, so anyone "
-                              "could write as any sender and read their replies",
-                              "set SEAMLINE_REST_TOKEN (or [channels.rest] token) to a long random string, or "
-                              "SEAMLINE_REST_ALLOW_ANONYMOUS=true if your own proxy authenticates requests")
+            raise ConfigError(
+                "SEAMLINE_REST_TOKEN",
+                "the REST channel is on but has no token, so anyone could write as any sender and read their replies",
+                "set SEAMLINE_REST_TOKEN (or [channels.rest] token) to a long random string, or "
+                "SEAMLINE_REST_ALLOW_ANONYMOUS=true if your own proxy authenticates requests",
+            )
 
     def __init__(self, *, config: Mapping[str, Any], context: ChannelContext) -> None:
         self.check(config)
@@ -202,10 +236,15 @@ class RestChannel:
         text = text.strip()
         payload = text if text.startswith("/") and len(text) <= MAX_PAYLOAD else None
         language = (metadata or {}).get("language")
-        return Message(channel=self.name, address=sender, sender=sender,
-                       text=text.split(maxsplit=1)[0] if payload else text, payload=payload,
-                       external_id=_external_id(sender, message_id) if message_id else None,
-                       language=language if isinstance(language, str) and LANGUAGE.fullmatch(language) else None)
+        return Message(
+            channel=self.name,
+            address=sender,
+            sender=sender,
+            text=text.split(maxsplit=1)[0] if payload else text,
+            payload=payload,
+            external_id=_external_id(sender, message_id) if message_id else None,
+            language=language if isinstance(language, str) and LANGUAGE.fullmatch(language) else None,
+        )
 
     async def send(self, address: str, reply: Reply) -> None:
         item = rasa_item(address, reply)
@@ -222,8 +261,10 @@ class RestChannel:
 
     async def start(self) -> None:
         if self._anonymous and not self._token:
-            log.warning("REST channel: requests without a token are accepted (SEAMLINE_REST_ALLOW_ANONYMOUS): "
-                        "anyone reaching /webhooks/rest/webhook can write as any sender and read its replies")
+            log.warning(
+                "REST channel: requests without a token are accepted (SEAMLINE_REST_ALLOW_ANONYMOUS): "
+                "anyone reaching /webhooks/rest/webhook can write as any sender and read its replies"
+            )
 
     async def stop(self) -> None:
         self._answers.clear()
@@ -253,8 +294,11 @@ class RestChannel:
         if wait:
             return _error(429, "too many requests from your address", retry_after=wait)
         if not self._authorized(request):
-            return _error(401, "missing or wrong token: send Authorization: Bearer <SEAMLINE_REST_TOKEN>",
-                          headers={"WWW-Authenticate": "Bearer"})
+            return _error(
+                401,
+                "missing or wrong token: send Authorization: Bearer <SEAMLINE_REST_TOKEN>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if request.content_type != "application/json":
             return _error(415, "the body must be JSON (Content-Type: application/json)")
         if (request.content_length or 0) > MAX_BODY:

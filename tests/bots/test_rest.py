@@ -1,6 +1,7 @@
 """The Rasa-compatible REST channel (bots/rest.py) through a real HTTP client: Rasa's request and
 answer shapes, payloads, refusals (400/401/413/415/429), resends, linking to a Telegram customer and
 an agent's reply waiting in the mailbox."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,9 +56,10 @@ async def serve(settings, understanding, **config):
     seamline = await build(settings, understanding=understanding)
     telegram = Recorder()
     seamline.pipeline.register(telegram)
-    channel = RestChannel(config={"token": TOKEN, **config},
-                          context=ChannelContext(conversations=seamline.pipeline, limiter=seamline.limiter,
-                                                 data_dir=settings.data_dir))
+    channel = RestChannel(
+        config={"token": TOKEN, **config},
+        context=ChannelContext(conversations=seamline.pipeline, limiter=seamline.limiter, data_dir=settings.data_dir),
+    )
     seamline.pipeline.register(channel)
     app = web.Application()
     app.add_routes(channel.routes())
@@ -92,6 +94,7 @@ async def rest(make_rest) -> Rest:
 
 
 # -- Rasa's shapes ----------------------------------------------------------------------------------
+
 
 async def test_a_message_is_answered_with_rasas_array_of_bot_messages_with_buttons(rest):
     answer = await rest.say("user-1", "hello")
@@ -135,11 +138,17 @@ def test_image_and_custom_are_shown_as_rasa_shows_them():
         custom: dict | None = None
 
     item = rasa_item("u", Rich("look", (Button("Yes", "/affirm"),), image="https://x/y.png", custom={"k": 1}))
-    assert item == {"recipient_id": "u", "text": "look", "buttons": [{"title": "Yes", "payload": "/affirm"}],
-                    "image": "https://x/y.png", "custom": {"k": 1}}
+    assert item == {
+        "recipient_id": "u",
+        "text": "look",
+        "buttons": [{"title": "Yes", "payload": "/affirm"}],
+        "image": "https://x/y.png",
+        "custom": {"k": 1},
+    }
 
 
 # -- the message is stored first, resends are answered once --------------------------------------
+
 
 async def test_a_resent_message_id_gets_the_same_answer_and_is_stored_once(rest):
     first = await rest.say("user-5", "how much is delivery", message_id="m-1")
@@ -157,17 +166,21 @@ async def test_the_same_message_id_from_two_senders_is_two_messages(rest):
 
 # -- refusals -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, reason", [
-    ({"message": "hi"}, "sender"),
-    ({"sender": "", "message": "hi"}, "sender"),
-    ({"sender": "x" * 129, "message": "hi"}, "sender"),
-    ({"sender": ["a"], "message": "hi"}, "sender"),
-    ({"sender": "a", "message": "x" * 4097}, "longer than 4096"),
-    ({"sender": "a", "message": 5}, "message must be a string"),
-    ({"sender": "a", "message": "hi", "metadata": "x"}, "metadata must be a JSON object"),
-    ({"sender": "a", "message": "hi", "metadata": {"message_id": {"x": 1}}}, "message_id"),
-    (["sender", "a"], "JSON object"),
-])
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ({"message": "hi"}, "sender"),
+        ({"sender": "", "message": "hi"}, "sender"),
+        ({"sender": "x" * 129, "message": "hi"}, "sender"),
+        ({"sender": ["a"], "message": "hi"}, "sender"),
+        ({"sender": "a", "message": "x" * 4097}, "longer than 4096"),
+        ({"sender": "a", "message": 5}, "message must be a string"),
+        ({"sender": "a", "message": "hi", "metadata": "x"}, "metadata must be a JSON object"),
+        ({"sender": "a", "message": "hi", "metadata": {"message_id": {"x": 1}}}, "message_id"),
+        (["sender", "a"], "JSON object"),
+    ],
+)
 async def test_a_malformed_request_is_a_400_with_the_reason(rest, body, reason):
     status, answer, _ = await rest.post(body)
     assert status == 400 and reason in answer["error"]
@@ -175,8 +188,9 @@ async def test_a_malformed_request_is_a_400_with_the_reason(rest, body, reason):
 
 async def test_invalid_json_and_deep_nesting_are_400_not_500(rest):
     for data in (b"{not json", b"[" * 50_000, b"\xff\xfe"):
-        async with rest.http.post(f"{rest.url}/webhooks/rest/webhook", data=data,
-                                  headers={**AUTH, "Content-Type": "application/json"}) as r:
+        async with rest.http.post(
+            f"{rest.url}/webhooks/rest/webhook", data=data, headers={**AUTH, "Content-Type": "application/json"}
+        ) as r:
             assert r.status in (400, 413) and "error" in await r.json()
 
 
@@ -188,10 +202,15 @@ async def test_a_body_that_is_not_json_is_415_and_a_huge_one_413(rest):
 
 
 async def test_without_the_token_nothing_is_stored(rest):
-    for headers, query in [({}, ""), ({"Authorization": "Bearer wrong-token-0123456789"}, ""),
-                           ({}, "?token=wrong"), ({"Authorization": f"Basic {TOKEN}"}, "")]:
-        async with rest.http.post(f"{rest.url}/webhooks/rest/webhook{query}", json={"sender": "a", "message": "hi"},
-                                  headers=headers) as r:
+    for headers, query in [
+        ({}, ""),
+        ({"Authorization": "Bearer wrong-token-0123456789"}, ""),
+        ({}, "?token=wrong"),
+        ({"Authorization": f"Basic {TOKEN}"}, ""),
+    ]:
+        async with rest.http.post(
+            f"{rest.url}/webhooks/rest/webhook{query}", json={"sender": "a", "message": "hi"}, headers=headers
+        ) as r:
             assert r.status == 401 and r.headers["WWW-Authenticate"] == "Bearer"
             assert "token" in (await r.json())["error"]
     assert await rest.seamline.store.find_customer("rest", "a") is None
@@ -243,20 +262,29 @@ async def test_anonymous_mode_serves_requests_without_a_token(make_rest):
 def test_to_message_is_pure_and_reads_rasas_body():
     channel = RestChannel(config={"token": TOKEN}, context=None)  # type: ignore[arg-type]
     message = channel.to_message({"sender": 42, "message": " /link_yes abc ", "metadata": {"language": "ru"}})
-    assert message == Message(channel="rest", address="42", sender="42", text="/link_yes", payload="/link_yes abc",
-                              language="ru", ts=message.ts)
+    assert message == Message(
+        channel="rest",
+        address="42",
+        sender="42",
+        text="/link_yes",
+        payload="/link_yes abc",
+        language="ru",
+        ts=message.ts,
+    )
     assert channel.to_message({"sender": "a", "message": None}) is None  # a poll for waiting replies
     assert channel.to_message({"sender": "a", "message": "/" + "x" * 300}).payload is None  # too long: text
 
 
 # -- replies outside a request --------------------------------------------------------------------
 
+
 async def agent_replies(seamline, sender: str, text: str) -> None:
     """Olga (an admin) takes the sender's conversation, if nobody has, and writes ``text``."""
     customer = await seamline.store.find_customer("rest", sender)
     conversation = (await seamline.sessions.load(customer.id)).conversation_id
     agent = await seamline.handoff.agents.by_email("olga@shop.example") or await seamline.handoff.agents.add(
-        "olga@shop.example", name="Olga", password="a long pass phrase 42", queues=[], role="admin")
+        "olga@shop.example", name="Olga", password="a long pass phrase 42", queues=[], role="admin"
+    )
     await seamline.handoff.claim(agent, conversation)
     await seamline.handoff.reply(agent, conversation, text)
 
@@ -288,23 +316,28 @@ def test_the_mailbox_is_bounded_per_sender_and_in_senders():
 
 # -- linking --------------------------------------------------------------------------------------
 
+
 async def test_a_rest_sender_links_to_a_telegram_customer_with_a_code(rest):
-    await rest.seamline.pipeline.handle(Message(channel="telegram", address="900", sender="900",
-                                                text="where is my order", external_id="1"))
-    await rest.seamline.pipeline.handle(Message(channel="telegram", address="900", sender="900", text="48213",
-                                                external_id="2"))
+    await rest.seamline.pipeline.handle(
+        Message(channel="telegram", address="900", sender="900", text="where is my order", external_id="1")
+    )
+    await rest.seamline.pipeline.handle(
+        Message(channel="telegram", address="900", sender="900", text="48213", external_id="2")
+    )
     answer = await rest.say("app-user", "link my account")  # one other channel: the code is for it
     code = re.search(r"\b(\d{6})\b", answer[0]["text"]).group(1)
-    await rest.seamline.pipeline.handle(Message(channel="telegram", address="900", sender="900", text=code,
-                                                external_id="3"))
+    await rest.seamline.pipeline.handle(
+        Message(channel="telegram", address="900", sender="900", text=code, external_id="3")
+    )
     # The REST sender issued the code, so it is asked to confirm; it has no request open: the mailbox.
     question = (await rest.say("app-user", None))[-1]
     yes = question["buttons"][0]
     assert yes["payload"].startswith("/link_yes ")
     answer = await rest.say("app-user", yes["payload"])  # the client sends the button's payload, as in Rasa
     assert "linked" in " ".join(item["text"] for item in answer).lower()
-    assert (await rest.seamline.store.find_customer("rest", "app-user")).id == \
-        (await rest.seamline.store.find_customer("telegram", "900")).id
+    assert (await rest.seamline.store.find_customer("rest", "app-user")).id == (
+        await rest.seamline.store.find_customer("telegram", "900")
+    ).id
     history = await rest.seamline.pipeline.history("rest", "app-user")
     assert "48213" in [m.text for m in history if m.channel == "telegram"]
     assert not any(yes["payload"] in (m.text or "") for m in history)  # the reference is not stored in clear
@@ -324,6 +357,7 @@ async def test_a_storage_outage_is_a_503_with_retry_after_and_the_resend_is_answ
         if not failed:
             failed.append(key)
             from seamline.shared.errors import StoreError
+
             raise StoreError("Redis failed locking session: connection refused")
         return real_lock(key)
 
@@ -333,8 +367,9 @@ async def test_a_storage_outage_is_a_503_with_retry_after_and_the_resend_is_answ
     assert (await rest.say("down", "hello", message_id="7"))[0]["recipient_id"] == "down"
 
 
-async def test_on_postgresql_and_redis_the_budget_is_shared_and_answers_hold(make_rest, settings, postgres_url,
-                                                                           redis_url):
+async def test_on_postgresql_and_redis_the_budget_is_shared_and_answers_hold(
+    make_rest, settings, postgres_url, redis_url
+):
     rest = await make_rest(replace(settings, database_url=postgres_url, redis_url=redis_url), rate_limit=1)
     assert (await rest.say("pg", "hello"))[0]["recipient_id"] == "pg"
     status, _, headers = await rest.post({"sender": "pg", "message": "hello"})
@@ -343,11 +378,13 @@ async def test_on_postgresql_and_redis_the_budget_is_shared_and_answers_hold(mak
 
 # -- through the framework's registry (seamline run) ------------------------------------------------
 
+
 async def test_the_app_serves_the_rest_channel_once_its_token_is_set(make_server, settings):
     server = await make_server(settings, environ={"SEAMLINE_REST_TOKEN": TOKEN})
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{server.url}/webhooks/rest/webhook", json={"sender": "s", "message": "hello"},
-                             headers=AUTH) as r:
+        async with http.post(
+            f"{server.url}/webhooks/rest/webhook", json={"sender": "s", "message": "hello"}, headers=AUTH
+        ) as r:
             assert r.status == 200 and (await r.json())[0]["recipient_id"] == "s"
         async with http.get(f"{server.url}/api/v1/channels") as r:
             listed = {c["name"]: c for c in (await r.json())["channels"]}
@@ -360,11 +397,14 @@ async def test_without_a_token_the_app_serves_no_rest_endpoint(server):
             assert r.status == 404
 
 
-@pytest.mark.parametrize("environ, problem", [
-    ({"SEAMLINE_REST_ALLOW_ANONYMOUS": "false"}, "no token"),
-    ({"SEAMLINE_REST_TOKEN": "short"}, "shorter than 16"),
-    ({"SEAMLINE_REST_TOKEN": TOKEN, "SEAMLINE_REST_RATE_LIMIT": "many"}, "not a whole number"),
-])
+@pytest.mark.parametrize(
+    "environ, problem",
+    [
+        ({"SEAMLINE_REST_ALLOW_ANONYMOUS": "false"}, "no token"),
+        ({"SEAMLINE_REST_TOKEN": "short"}, "shorter than 16"),
+        ({"SEAMLINE_REST_TOKEN": TOKEN, "SEAMLINE_REST_RATE_LIMIT": "many"}, "not a whole number"),
+    ],
+)
 async def test_a_wrong_rest_setting_stops_the_app_naming_it(make_server, settings, environ, problem):
     with pytest.raises(ConfigError) as error:
         await make_server(settings, environ=environ)

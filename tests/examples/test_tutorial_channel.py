@@ -1,6 +1,7 @@
 """The tutorial channel (examples/callback_channel, docs/channels.md) as a user gets it: installed with
 pip as a package of its own, found through its entry point, a message through it answered by the bot;
 and the doc shows the example's real code."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,8 +33,23 @@ def site(tmp_path_factory) -> Path:
     target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "callback_channel"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     # A copy: setuptools builds in the source folder, and a build left in examples/ would go stale.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(source)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return target
 
 
@@ -48,8 +64,10 @@ def installed(site, monkeypatch):
 
 def test_pip_installs_the_distribution_with_its_entry_point(site):
     dist = next(site.glob("seamline_callback_channel-*.dist-info"))
-    assert "[seamline.channels]\ncallback = seamline_callback.channel:CallbackChannel" in \
-        (dist / "entry_points.txt").read_text()
+    assert (
+        "[seamline.channels]\ncallback = seamline_callback.channel:CallbackChannel"
+        in (dist / "entry_points.txt").read_text()
+    )
 
 
 def test_the_installed_channel_is_found_by_its_entry_point(installed):
@@ -69,9 +87,25 @@ def test_the_example_uses_only_the_public_api():
 
 def test_the_examples_own_tests_pass_against_the_installed_package(installed):
     env = {**os.environ, "PYTHONPATH": str(installed)}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(EXAMPLE),
-                             "-c", os.devnull, str(EXAMPLE / "tests")], env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(EXAMPLE),
+            "-c",
+            os.devnull,
+            str(EXAMPLE / "tests"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -104,9 +138,10 @@ async def test_a_message_through_the_installed_channel_is_answered_by_the_bot(in
     messenger_runner, messenger_url = await serve(messenger_app)
     seamline = await build(settings, understanding=understanding)
     cls = next(ep for ep in entry_points(group="seamline.channels") if ep.name == "callback").load()
-    channel = cls(config={"url": f"{messenger_url}/replies", "token": TOKEN},
-                  context=ChannelContext(conversations=seamline.pipeline, limiter=seamline.limiter,
-                                         data_dir=settings.data_dir))
+    channel = cls(
+        config={"url": f"{messenger_url}/replies", "token": TOKEN},
+        context=ChannelContext(conversations=seamline.pipeline, limiter=seamline.limiter, data_dir=settings.data_dir),
+    )
     seamline.pipeline.register(channel)
     app = web.Application()
     app.add_routes(channel.routes())
@@ -117,8 +152,9 @@ async def test_a_message_through_the_installed_channel_is_answered_by_the_bot(in
             body = {"type": "message", "id": 7, "sender": "u-1", "text": "how much is delivery"}
             async with http.post(f"{url}/webhooks/callback/webhook", json=body) as r:
                 assert r.status == 401  # no token, nothing stored
-            async with http.post(f"{url}/webhooks/callback/webhook", json=body,
-                                 headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+            async with http.post(
+                f"{url}/webhooks/callback/webhook", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as r:
                 assert r.status == 200 and await r.json() == {"ok": True}
             # Acknowledged means stored: the message is in the history already.
             assert [m.text for m in await seamline.pipeline.history("callback", "u-1")][:1] == ["how much is delivery"]
@@ -137,8 +173,10 @@ def test_the_docs_show_the_examples_real_code():
     """Every file docs/channels.md shows under a "<!-- file: path -->" marker is that file, verbatim."""
     doc = (ROOT / "docs" / "channels.md").read_text(encoding="utf-8")
     shown = re.findall(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```", doc, re.S)
-    assert {path for path, _ in shown} >= {"examples/callback_channel/seamline_callback/channel.py",
-                                           "examples/callback_channel/pyproject.toml"}
+    assert {path for path, _ in shown} >= {
+        "examples/callback_channel/seamline_callback/channel.py",
+        "examples/callback_channel/pyproject.toml",
+    }
     for path, code in shown:
         assert code == (ROOT / path).read_text(encoding="utf-8"), f"docs/channels.md shows an old {path}"
 
@@ -164,12 +202,25 @@ async def test_seamline_run_serves_the_installed_channel(site, tmp_path, models_
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
-    env.update(PYTHONPATH=str(site), SEAMLINE_CONFIG_DIR=str(CONFIG_DIR), SEAMLINE_NLU_MODELS=str(models_dir),
-               SEAMLINE_DATA_DIR=str(tmp_path / "var"), SEAMLINE_PORT=str(port), SEAMLINE_HOST="127.0.0.1",
-               SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/seamline.db",
-               SEAMLINE_CALLBACK_URL=f"{messenger_url}/replies", SEAMLINE_CALLBACK_TOKEN=TOKEN)
-    process = subprocess.Popen([str(Path(sys.executable).with_name("seamline")), "run"], cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env.update(
+        PYTHONPATH=str(site),
+        SEAMLINE_CONFIG_DIR=str(CONFIG_DIR),
+        SEAMLINE_NLU_MODELS=str(models_dir),
+        SEAMLINE_DATA_DIR=str(tmp_path / "var"),
+        SEAMLINE_PORT=str(port),
+        SEAMLINE_HOST="127.0.0.1",
+        SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/seamline.db",
+        SEAMLINE_CALLBACK_URL=f"{messenger_url}/replies",
+        SEAMLINE_CALLBACK_TOKEN=TOKEN,
+    )
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("seamline")), "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
@@ -183,8 +234,9 @@ async def test_seamline_run_serves_the_installed_channel(site, tmp_path, models_
                     await asyncio.sleep(0.1)
             assert "callback" in listed
             body = {"type": "message", "id": "a1", "sender": "u-9", "text": "hello"}
-            async with http.post(f"{url}/webhooks/callback/webhook", json=body,
-                                 headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+            async with http.post(
+                f"{url}/webhooks/callback/webhook", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as r:
                 assert r.status == 200
             await asyncio.wait_for(messenger.arrived.wait(), 30)
         assert messenger.replies[0]["recipient"] == "u-9" and messenger.replies[0]["buttons"]

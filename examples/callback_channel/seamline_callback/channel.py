@@ -5,6 +5,7 @@ are posted to the messenger's URL (``SEAMLINE_CALLBACK_URL``). Both directions c
 token (``Authorization: Bearer …``), so each side knows the other. This is the tutorial channel of
 docs/channels.md: it uses only names exported by ``seamline``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,12 +45,30 @@ class CallbackChannel:
     labels: ClassVar[Mapping[str, str]] = {"en": "Callback messenger", "ru": "Мессенджер"}
     icon: ClassVar[str] = "↩"
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting("url", "SEAMLINE_CALLBACK_URL", enables=True, parse=_url,
-                example="https://messenger.example/bot/replies", help="where replies are posted"),
-        Setting("token", "SEAMLINE_CALLBACK_TOKEN", required=True, secret=True, parse=_token,
-                example="a-long-random-shared-secret", help="carried by both directions"),
-        Setting("link", "SEAMLINE_CALLBACK_LINK", default="",
-                example="https://messenger.example/bot?start={token}", help="opens the bot with a token"),
+        Setting(
+            "url",
+            "SEAMLINE_CALLBACK_URL",
+            enables=True,
+            parse=_url,
+            example="https://messenger.example/bot/replies",
+            help="where replies are posted",
+        ),
+        Setting(
+            "token",
+            "SEAMLINE_CALLBACK_TOKEN",
+            required=True,
+            secret=True,
+            parse=_token,
+            example="a-long-random-shared-secret",
+            help="carried by both directions",
+        ),
+        Setting(
+            "link",
+            "SEAMLINE_CALLBACK_LINK",
+            default="",
+            example="https://messenger.example/bot?start={token}",
+            help="opens the bot with a token",
+        ),
     )
 
     def __init__(self, *, config: Mapping[str, Any], context: ChannelContext) -> None:
@@ -75,21 +94,31 @@ class CallbackChannel:
         if payload is not None and (not isinstance(payload, str) or len(payload) > 256):
             raise ValueError("payload must be a string of at most 256 characters")
         message_id = native.get("id")
-        return Message(channel=self.name, address=sender, sender=sender, text=text, payload=payload,
-                       external_id=str(message_id) if message_id is not None else None)
+        return Message(
+            channel=self.name,
+            address=sender,
+            sender=sender,
+            text=text,
+            payload=payload,
+            external_id=str(message_id) if message_id is not None else None,
+        )
 
     async def send(self, address: str, reply: Reply) -> None:
         if self._http is None:
             raise ChannelError("the callback channel is not started")
-        body = {"recipient": address, "text": reply.text, "role": reply.role.value,
-                "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons]}
+        body = {
+            "recipient": address,
+            "text": reply.text,
+            "role": reply.role.value,
+            "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
+        }
         try:
             async with self._http.post(self._url, json=body, headers={"Authorization": self._auth}) as answer:
                 if answer.status in (404, 410):  # the messenger no longer knows this recipient
                     raise Unreachable(f"callback recipient {address} is gone ({answer.status})")
                 if answer.status >= 300:
                     raise ChannelError(f"the messenger answered {answer.status} to a reply for {address}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise ChannelError(f"could not post a reply for {address}: {exc!r}") from exc
 
     def routes(self) -> Iterable[web.AbstractRouteDef]:

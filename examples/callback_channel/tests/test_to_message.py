@@ -1,9 +1,9 @@
 """to_message is pure: each recorded payload of the messenger becomes the Message it should."""
+
 import json
 from pathlib import Path
 
 import pytest
-
 from seamline_callback import CallbackChannel
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -17,7 +17,11 @@ def recorded(name: str):
 def test_a_text_message():
     message = channel.to_message(recorded("message.json"))
     assert (message.channel, message.sender, message.text, message.external_id) == (
-        "callback", "u-42", "where is my order", "1001")
+        "callback",
+        "u-42",
+        "where is my order",
+        "1001",
+    )
 
 
 def test_a_button_press_carries_its_payload():
