@@ -30,6 +30,7 @@ from seamline.shared.errors import StoreError
 from seamline.shared.storage.database import sqlite_sync_engine
 
 log = logging.getLogger(__name__)
+CLOSE_WAIT_SECONDS = 10.0  # a database that hangs must not hang the shutdown
 
 Write = tuple[Executable, dict[str, Any]]
 _Item = tuple[list[Write], asyncio.Future[None]]
@@ -59,7 +60,11 @@ class GroupWriter:
     async def close(self) -> None:
         if self._task is not None:
             if self._queue is not None and not self._task.done():
-                await self._queue.join()  # every write handed in is committed (or failed), the last batch too
+                try:  # every write handed in is committed (or failed), the batch in flight too
+                    await asyncio.wait_for(self._queue.join(), CLOSE_WAIT_SECONDS)
+                except TimeoutError:
+                    log.warning("the database took over %.0f s to commit the last writes; they are abandoned",
+                                CLOSE_WAIT_SECONDS)
             self._task.cancel()
             try:
                 await self._task
