@@ -54,7 +54,6 @@ class Handled:
     replies: tuple[StoredMessage, ...] = field(default=())
 
 
-
 class Pipeline:
     def __init__(self, *, store: SqlChatStore, sessions: SessionStore, understanding: Understanding,
                  dialogue: Dialogue, handoff=None, default_language: str = "en",

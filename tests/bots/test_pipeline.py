@@ -124,3 +124,48 @@ async def test_a_customer_who_blocked_the_bot_is_marked_unreachable(seamline):
     handled = await seamline.pipeline.handle(telegram("hello", 1))
     assert [i.reachable for i in await seamline.store.identities(handled.inbound.customer_id)] == [False]
     assert [m.role for m in await seamline.store.history(handled.inbound.customer_id)] == ["customer", "bot"]
+
+
+async def test_a_step_handed_to_the_pipeline_goes_where_its_before_says_and_answers_instead_of_the_dialogue(
+        settings, understanding):
+    from seamline.bots.pipeline import Pipeline
+
+    class OrdersClosed:
+        """The shop's order system is down: questions about orders get a notice, not the form."""
+        name = "orders_closed"
+        before = "decide"
+
+        async def __call__(self, turn, call_next):
+            if turn.parse.intent == "order_status":
+                turn.answer(Reply("Order lookups are down for an hour, sorry."))
+                return
+            await call_next(turn)
+
+    built = await build(settings, understanding=understanding)
+    try:
+        pipeline = Pipeline(store=built.store, sessions=built.sessions, understanding=understanding,
+                            dialogue=built.pipeline._dialogue, steps=[OrdersClosed()])
+        adapter = Recorder("telegram")
+        pipeline.register(adapter)
+        names = [s.name for s in pipeline.steps]
+        assert names.index("orders_closed") == names.index("decide") - 1
+        handled = await pipeline.handle(telegram("where is my order", 1))
+        assert [r.text for _, r in adapter.sent] == ["Order lookups are down for an hour, sorry."]
+        [inbound, _] = await built.store.history(handled.inbound.customer_id)
+        assert inbound.intent == "order_status"  # what was understood is kept for the agent
+    finally:
+        await built.close()
+
+
+async def test_a_step_placed_next_to_an_unknown_step_is_refused_naming_the_steps_there_are(seamline):
+    from seamline.shared.errors import ConfigError
+
+    async def audit(turn, call_next):
+        await call_next(turn)
+
+    with pytest.raises(ConfigError) as error:
+        seamline.pipeline.add_step(audit, after="understnad")
+    assert "understand" in error.value.fix
+    seamline.pipeline.add_step(audit, after="understand")
+    removed = seamline.pipeline.remove_step("audit")
+    assert removed.name == "audit" and "audit" not in [s.name for s in seamline.pipeline.steps]
