@@ -285,6 +285,16 @@ class RestChannel:
         except StoreError:
             log.warning("REST channel: storage failed", exc_info=True)
             return _error(503, "the message could not be stored now; send it again", retry_after=5)
+        except ConnectionError:
+            raise  # the client went away: nobody to answer
+        except Exception:  # the one broad except of this receive path: a bug is logged, not a 500
+            log.exception("REST channel: a request failed")
+            return _error(
+                503,
+                "the message could not be answered now; send it again (with the same "
+                "metadata.message_id, it is not answered twice)",
+                retry_after=5,
+            )
 
     async def _answer(self, request: web.Request) -> web.Response:
         if request.query.get("stream", "").lower() in ("true", "1"):

@@ -409,3 +409,37 @@ async def test_a_wrong_rest_setting_stops_the_app_naming_it(make_server, setting
     with pytest.raises(ConfigError) as error:
         await make_server(settings, environ=environ)
     assert error.value.setting.startswith("SEAMLINE_REST_") and problem in error.value.problem
+
+
+async def test_whatever_a_client_posts_the_answer_is_never_a_500(rest):
+    """Random bodies, as an attacker's script would post them: every answer is one of the documented ones."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+    values = st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=8,
+    )
+    bodies = (
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "sender": values | st.text(min_size=1, max_size=130),
+                "message": values | st.text(max_size=60),
+                "metadata": values | st.dictionaries(st.sampled_from(["message_id", "language", "x"]), values),
+            },
+        )
+        | values
+    )
+    statuses: list[int] = []
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(bodies)
+    def check(body) -> None:
+        statuses.append(asyncio.run_coroutine_threadsafe(rest.post(body), loop).result(timeout=30)[0])
+
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(check)
+    assert set(statuses) <= {200, 400, 413, 415} and 400 in statuses and 200 in statuses  # 415: json=None sends no body
