@@ -21,13 +21,13 @@ class Decide:
     async def __call__(self, turn: Turn, call_next: Next) -> None:
         if turn.parse is not None:
             if turn.parse.intent == "link_account" and self._linker is not None:
-                turn.secret, turn.decision = await self._link_code(turn)
+                turn.secret, turn.decision = await self._link_code(turn, self._linker)
             else:
                 turn.decision = self._dialogue.decide(turn.parse, turn.session)
             turn.replies.extend(turn.decision.replies)
         await call_next(turn)
 
-    async def _link_code(self, turn: Turn) -> tuple[str, Decision]:
+    async def _link_code(self, turn: Turn, linker: Linker) -> tuple[str, Decision]:
         """With one other channel connected, a code for that one; with several, the customer picks
         (``/link_account <channel>``)."""
         message, session = turn.message, turn.session
@@ -38,7 +38,7 @@ class Decide:
         if target is None:
             return "", self._dialogue.link_where(targets, session)
         try:
-            secret = await self._linker.issue_code(session.customer_id, here, message.sender, target=target)
+            secret = await linker.issue_code(session.customer_id, here, message.sender, target=target)
         except RateLimited:
             secret = ""
         return secret, self._dialogue.link_code(secret, session, target)

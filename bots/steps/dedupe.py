@@ -27,4 +27,5 @@ class Dedupe:
             return True
         # A window not full holds every id the customer's messages were answered under: nothing to
         # look up. A full one may have forgotten an old answered message.
-        return len(seen) >= SEEN_LIMIT and await self._store.answered(turn.message.channel, turn.message.external_id)
+        return len(seen) >= SEEN_LIMIT and await self._store.answered(turn.message.channel,
+                                                                 turn.message.external_id or "")

@@ -15,12 +15,14 @@ class Escalate:
     async def __call__(self, turn: Turn, call_next: Next) -> None:
         session, parse = turn.session, turn.parse
         # Not while a link code is shown: the customer is about to type it elsewhere.
-        if self._handoff is not None and session.handoff == "bot" and turn.secret is None and parse is not None:
+        inbound = turn.inbound
+        if (self._handoff is not None and session.handoff == "bot" and turn.secret is None and parse is not None
+                and inbound is not None):
             decided = turn.decision.escalate if turn.decision is not None else None
             reason = decided or self._handoff.trigger(
                 intent=parse.intent if parse.understood else None, text=turn.message.text,
                 fallbacks=session.fallbacks, attributes=session.attributes)
             if reason:
                 turn.replies.extend(await self._handoff.escalate(
-                    session, reason=reason, parse=parse, message=turn.message, inbound_id=turn.inbound.id))
+                    session, reason=reason, parse=parse, message=turn.message, inbound_id=inbound.id))
         await call_next(turn)

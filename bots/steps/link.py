@@ -33,7 +33,7 @@ async def redeem(linker: Linker | None, *, store: SqlChatStore, sessions: Sessio
     seen_key = f"{message.channel}:{message.external_id}" if message.external_id else None
     if peek is not None and seen_key and seen_key in peek.seen:
         return None
-    if seen_key and len(peek.seen if peek else ()) >= SEEN_LIMIT and await store.answered(
+    if message.external_id and len(peek.seen if peek else ()) >= SEEN_LIMIT and await store.answered(
             message.channel, message.external_id):
         return None  # resent after more messages than the session remembers
     channel, sender = message.channel, message.sender
@@ -43,6 +43,8 @@ async def redeem(linker: Linker | None, *, store: SqlChatStore, sessions: Sessio
         return await linker.redeem_token(token, customer.id, channel, sender)
     # When the bot asked for an order number, six digits are checked as a code only while the
     # guessing budgets have room (they are counted all the same); no live code: the order number.
+    if code is None:
+        return None
     asked_for_number = peek is not None and peek.active_form == "order_status"
     return await linker.redeem_code(code, customer.id, channel, sender, address=message.client_address,
                                     strict=not asked_for_number)

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 
 from seamline.bots.steps.order import as_step, place
-from seamline.bots.steps.turn import BUILTIN, Step
+from seamline.bots.steps.turn import BUILTIN, Next, Step, Turn
 from seamline.shared.errors import ConfigError
 
 KEYS = {"use", "before", "after", "options"}
@@ -41,8 +41,13 @@ def configured_steps(config_dir: Path) -> list[tuple[Step, str | None, str | Non
 
 
 class _Named:
+    """A built-in step's place, for checking where the project's steps go before the app is built."""
+
     def __init__(self, name: str) -> None:
         self.name = name
+
+    async def __call__(self, turn: Turn, call_next: Next) -> None:
+        raise NotImplementedError
 
 
 def load_entry(entry: object, setting: str) -> tuple[Step, str | None, str | None]:

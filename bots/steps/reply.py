@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Protocol
 
 from seamline.bots.steps.store import MASK
 from seamline.bots.steps.turn import Annotation, Next, Turn
@@ -23,10 +24,16 @@ from seamline.shared.storage.sql import SqlChatStore
 log = logging.getLogger(__name__)
 
 
+class Sender(Protocol):
+    """What this step needs of a channel adapter."""
+
+    async def send(self, address: str, reply: Reply) -> None: ...
+
+
 class SendReplies:
     name = "reply"
 
-    def __init__(self, *, store: SqlChatStore, adapters: Mapping[str, object], handoff=None) -> None:
+    def __init__(self, *, store: SqlChatStore, adapters: Mapping[str, Sender], handoff=None) -> None:
         self._store = store
         self._adapters = adapters  # by channel name (the pipeline's, live)
         self._handoff = handoff
@@ -43,14 +50,16 @@ class SendReplies:
         if note is None:
             parse = turn.parse
             note = Annotation(parse.intent, parse.confidence, parse.to_dict()) if parse else Annotation(None, 1.0, {})
+        if turn.inbound is None:
+            raise RuntimeError("the reply step needs the message stored first: keep the store step before it")
         await self._store.annotate(turn.inbound, note.intent, note.confidence, note.nlu, stored)
         # Only now is the message done with.
         if turn.seen_key:
             session.remember(turn.seen_key)
         turn.sent = stored
         if self._handoff is not None and session.handoff != "bot":
-            for reply in stored:
-                await self._handoff.customer_wrote(session, reply)
+            for row in stored:
+                await self._handoff.customer_wrote(session, row)
         for reply, row in zip(turn.replies, stored, strict=True):
             await self.deliver(message, Reply(reply.text, reply.buttons, reply.role, row.id, row.created_at))
 
