@@ -166,6 +166,15 @@ class TestChatStoreContract:
         await store.touch_customer(customer.id, "web")
         assert (await store.fresh_customer("telegram", "t1")).last_channel == "web"
 
+    async def test_closing_commits_every_write_handed_in_first(self, store):
+        customer = await store.resolve_customer("web", "c1", "c1")
+        conversation = (await store.open_conversation(customer)).id
+        writes = [asyncio.create_task(store.append(message(customer, conversation, f"m{n}"))) for n in range(50)]
+        await asyncio.sleep(0)  # handed in: queued, a batch under way
+        await store.close()
+        await asyncio.wait_for(asyncio.gather(*writes), 10)  # none left waiting (a batch cancelled mid-commit was)
+        assert len(await store.history(customer.id)) == 50
+
 
 async def test_a_broken_database_is_a_store_error(tmp_path):
     from seamline.shared.errors import StoreError
