@@ -20,15 +20,13 @@ import json
 import logging
 import math
 import re
-import time
-from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from aiohttp import web
 
+from seamline.bots.rest_replies import Answers, Mailbox, answering, collecting, rasa_item
 from seamline.shared.channel import ChannelContext, Setting
 from seamline.shared.errors import ChannelError, ConfigError, StoreError
 from seamline.shared.message import Message, Reply, storable
@@ -41,9 +39,6 @@ MAX_TEXT = 4096  # characters of one message
 MAX_PAYLOAD = 256  # a "/command" longer than this is plain text (what a stored payload holds)
 MAX_MESSAGE_ID = 128
 WINDOW = 10.0  # seconds the request budgets count over
-MAILBOX_SENDERS = 10_000  # senders with waiting replies kept per process (the stalest go first)
-MAILBOX_TTL = 24 * 3600.0  # seconds a waiting reply is kept
-REMEMBERED = 10_000  # answers kept for resent message ids
 LANGUAGE = re.compile(r"[a-z]{2}")
 
 
@@ -73,61 +68,8 @@ def _count(raw: str) -> int:
     return value
 
 
-@dataclass
-class _Collector:
-    """The replies of one request's turn, for its sender only."""
-
-    address: str
-    items: list[dict[str, Any]] = field(default_factory=list)
-    open: bool = True
-
-
-# Set by the request handler around its turn. The pipeline awaits ``send`` within the same task, so a
-# send sees the collector of the request it answers; a send from anywhere else sees none (or one for
-# another sender) and goes to the mailbox.
-_COLLECTING: ContextVar[_Collector | None] = ContextVar("seamline_rest_collecting", default=None)
-
-
-class Mailbox:
-    """Replies waiting for senders that have no request open: at most ``size`` per sender (the oldest
-    are dropped), ``senders`` senders (the stalest are dropped), each kept ``ttl`` seconds. In memory,
-    per process: a restart forgets them (they stay in the conversation's history)."""
-
-    def __init__(self, *, size: int, senders: int = MAILBOX_SENDERS, ttl: float = MAILBOX_TTL) -> None:
-        self._size, self._senders, self._ttl = size, senders, ttl
-        self._boxes: OrderedDict[str, deque[tuple[float, dict[str, Any]]]] = OrderedDict()
-
-    def put(self, sender: str, item: dict[str, Any]) -> None:
-        box = self._boxes.get(sender)
-        if box is None:
-            box = self._boxes[sender] = deque(maxlen=self._size)
-            while len(self._boxes) > self._senders:
-                self._boxes.popitem(last=False)
-        self._boxes.move_to_end(sender)
-        box.append((time.monotonic(), item))
-
-    def take(self, sender: str) -> list[dict[str, Any]]:
-        box = self._boxes.pop(sender, None)
-        fresh = time.monotonic() - self._ttl
-        return [item for at, item in box or () if at >= fresh]
-
-
 class BadRequest(ValueError):
     """A request the channel refuses; the message is the reason the client is told."""
-
-
-def rasa_item(recipient_id: str, reply: Reply) -> dict[str, Any]:
-    """One reply in the shape of Rasa's ``CollectingOutputChannel``: keys without a value are left out."""
-    item: dict[str, Any] = {"recipient_id": recipient_id}
-    if reply.text:
-        item["text"] = reply.text
-    if reply.buttons:
-        item["buttons"] = [{"title": b.title, "payload": b.payload or b.title} for b in reply.buttons]
-    for key in ("image", "custom"):  # not on Reply today; a reply type that carries them is shown as Rasa does
-        value = getattr(reply, key, None)
-        if value:
-            item[key] = value
-    return item
 
 
 class RestChannel:
@@ -203,7 +145,7 @@ class RestChannel:
         self._per_address = int(config.get("address_rate_limit", 300))
         size = int(config.get("mailbox", 50))
         self._mailbox = Mailbox(size=size) if size else None
-        self._answers: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._answers = Answers()
 
     # -- the contract ----------------------------------------------------------------------------
 
@@ -248,10 +190,9 @@ class RestChannel:
 
     async def send(self, address: str, reply: Reply) -> None:
         item = rasa_item(address, reply)
-        collector = _COLLECTING.get()
-        if collector is not None and collector.open and collector.address == address:
-            collector.items.append(item)
-        elif self._mailbox is not None:
+        if answering(address, item):
+            return
+        if self._mailbox is not None:
             self._mailbox.put(address, item)
         else:  # no push and no mailbox: let the framework try the customer's other channels
             raise ChannelError(f"rest sender {address} has no request open and the mailbox is off")
@@ -333,23 +274,17 @@ class RestChannel:
 
     async def _turn(self, message: Message) -> list[dict[str, Any]]:
         """Walk the message (stored before anything else happens to it) and collect what it was answered."""
-        if message.external_id and message.external_id in self._answers:
-            self._answers.move_to_end(message.external_id)
-            return list(self._answers[message.external_id])  # a resend: the same answer, no second turn
-        collector = _Collector(address=message.address)
-        reset = _COLLECTING.set(collector)
-        try:
+        if message.external_id:
+            again = self._answers.get(message.external_id)
+            if again is not None:
+                return again  # a resend: the same answer, no second turn
+        with collecting(message.address) as items:
             handled = await self._context.conversations.handle(message)
-        finally:
-            collector.open = False
-            _COLLECTING.reset(reset)
         if message.external_id:
             if getattr(handled, "duplicate", False):  # answered before this process remembered it
                 return []
-            self._answers[message.external_id] = collector.items
-            while len(self._answers) > REMEMBERED:
-                self._answers.popitem(last=False)
-        return collector.items
+            self._answers.keep(message.external_id, items)
+        return items
 
     def _authorized(self, request: web.Request) -> bool:
         if not self._token:

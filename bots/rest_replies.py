@@ -1,0 +1,120 @@
+"""Where the REST channel's replies go. REST has no push: a reply reaches a sender only in the answer to
+one of its requests. So a reply said during a request's turn is collected into that request's answer
+(``collecting`` / ``answering``); one said at any other time (an agent's, a link question) waits in
+the sender's ``Mailbox`` for its next request; and the answer to a message with an id is kept a
+while (``Answers``), so a client that resends it gets the same answer without a second turn.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from seamline.shared.message import Reply
+
+MAILBOX_SENDERS = 10_000  # senders with waiting replies kept per process (the stalest go first)
+MAILBOX_TTL = 24 * 3600.0  # seconds a waiting reply is kept
+REMEMBERED = 10_000  # answers kept for resent message ids
+
+
+@dataclass
+class _Collector:
+    """The replies of one request's turn, for its sender only."""
+
+    address: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+    open: bool = True
+
+
+# Set by ``collecting`` around a request's turn. The pipeline awaits ``send`` within the same task, so a
+# send sees the collector of the request it answers; a send from anywhere else sees none (or one for
+# another sender) and goes to the mailbox.
+_COLLECTING: ContextVar[_Collector | None] = ContextVar("seamline_rest_collecting", default=None)
+
+
+class Mailbox:
+    """Replies waiting for senders that have no request open: at most ``size`` per sender (the oldest
+    are dropped), ``senders`` senders (the stalest are dropped), each kept ``ttl`` seconds. In memory,
+    per process: a restart forgets them (they stay in the conversation's history)."""
+
+    def __init__(self, *, size: int, senders: int = MAILBOX_SENDERS, ttl: float = MAILBOX_TTL) -> None:
+        self._size, self._senders, self._ttl = size, senders, ttl
+        self._boxes: OrderedDict[str, deque[tuple[float, dict[str, Any]]]] = OrderedDict()
+
+    def put(self, sender: str, item: dict[str, Any]) -> None:
+        box = self._boxes.get(sender)
+        if box is None:
+            box = self._boxes[sender] = deque(maxlen=self._size)
+            while len(self._boxes) > self._senders:
+                self._boxes.popitem(last=False)
+        self._boxes.move_to_end(sender)
+        box.append((time.monotonic(), item))
+
+    def take(self, sender: str) -> list[dict[str, Any]]:
+        box = self._boxes.pop(sender, None)
+        fresh = time.monotonic() - self._ttl
+        return [item for at, item in box or () if at >= fresh]
+
+
+@contextmanager
+def collecting(address: str) -> Iterator[list[dict[str, Any]]]:
+    """Within the block, replies to ``address`` from this task (the pipeline's turn) are collected
+    into the yielded list; after it, none are."""
+    collector = _Collector(address=address)
+    reset = _COLLECTING.set(collector)
+    try:
+        yield collector.items
+    finally:
+        collector.open = False
+        _COLLECTING.reset(reset)
+
+
+def answering(address: str, item: dict[str, Any]) -> bool:
+    """Add ``item`` to the answer of a request of ``address`` under way in this task; False if none is."""
+    collector = _COLLECTING.get()
+    if collector is None or not collector.open or collector.address != address:
+        return False
+    collector.items.append(item)
+    return True
+
+
+class Answers:
+    """The answers to the latest ``size`` messages that had an id, by that id (in memory, per process)."""
+
+    def __init__(self, size: int = REMEMBERED) -> None:
+        self._size = size
+        self._answers: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    def get(self, message_id: str) -> list[dict[str, Any]] | None:
+        answer = self._answers.get(message_id)
+        if answer is None:
+            return None
+        self._answers.move_to_end(message_id)
+        return list(answer)
+
+    def keep(self, message_id: str, answer: list[dict[str, Any]]) -> None:
+        self._answers[message_id] = list(answer)
+        while len(self._answers) > self._size:
+            self._answers.popitem(last=False)
+
+    def clear(self) -> None:
+        self._answers.clear()
+
+
+def rasa_item(recipient_id: str, reply: Reply) -> dict[str, Any]:
+    """One reply in the shape of Rasa's ``CollectingOutputChannel``: keys without a value are left out."""
+    item: dict[str, Any] = {"recipient_id": recipient_id}
+    if reply.text:
+        item["text"] = reply.text
+    if reply.buttons:
+        item["buttons"] = [{"title": b.title, "payload": b.payload or b.title} for b in reply.buttons]
+    for key in ("image", "custom"):  # not on Reply today; a reply type that carries them is shown as Rasa does
+        value = getattr(reply, key, None)
+        if value:
+            item[key] = value
+    return item
