@@ -443,3 +443,28 @@ async def test_whatever_a_client_posts_the_answer_is_never_a_500(rest):
     loop = asyncio.get_running_loop()
     await asyncio.to_thread(check)
     assert set(statuses) <= {200, 400, 413, 415} and 400 in statuses and 200 in statuses  # 415: json=None sends no body
+
+
+async def test_without_a_mailbox_an_agents_reply_goes_to_the_customers_other_channel(make_rest):
+    rest = await make_rest(mailbox=0)
+    telegram = rest.telegram
+    await rest.seamline.pipeline.handle(
+        Message(channel="telegram", address="901", sender="901", text="link my account", external_id="11")
+    )
+    code = re.search(r"\b(\d{6})\b", telegram.sent[-1][1].text).group(1)  # for the one other channel: rest
+    assert "waiting for confirmation" in (await rest.say("app-2", code))[0]["text"].lower()
+    question = next(r for a, r in reversed(telegram.sent) if a == "901" and r.buttons)
+    await rest.seamline.pipeline.handle(
+        Message(
+            channel="telegram",
+            address="901",
+            sender="901",
+            text="Yes",
+            payload=question.buttons[0].payload,
+            external_id="12",
+        )
+    )
+    await rest.say("app-2", "talk to a person")  # now the customer was last on REST
+    await agent_replies(rest.seamline, "app-2", "Olga here: your parcel left today.")
+    assert ("901", "Olga here: your parcel left today.") in [(a, r.text) for a, r in telegram.sent]
+    assert await rest.say("app-2", None) == []  # nothing kept back for a poll
