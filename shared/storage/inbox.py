@@ -19,7 +19,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -77,7 +77,29 @@ def _dead(owner: str) -> bool:
     return False
 
 
+class DurableInbox(Protocol):
+    """One channel's rows of the durable inbox: stored before acknowledged, claimed by one process,
+    done once; what a dead process held is taken over (docs/architecture.md)."""
+
+    @property
+    def channel(self) -> str: ...
+
+    async def put(self, entries: list[Entry]) -> list[Taken]: ...
+
+    async def done(self, taken: Taken, error: str | None = None) -> None: ...
+
+    async def release(self, taken: Taken) -> None: ...
+
+    async def renew(self, ids: list[int]) -> None: ...
+
+    async def take_over(self, limit: int = 1000) -> list[Taken]: ...
+
+    async def purge(self, kept: timedelta = timedelta(days=1)) -> None: ...
+
+
 class SqlInbox:
+    """The ``DurableInbox`` on the chat store's database and group writer."""
+
     def __init__(self, *, store: SqlChatStore, channel: str, lease: timedelta = timedelta(seconds=60),
                  owner: str = OWNER) -> None:
         """``store``: the SqlChatStore whose engine and group writer are used; ``lease``: how long a
@@ -161,3 +183,7 @@ class SqlInbox:
                 return list((await conn.execute(query)).all())
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read the {self._channel} inbox: {exc}") from exc
+
+
+def _serves(inbox: SqlInbox) -> DurableInbox:
+    return inbox  # for mypy: the SQL inbox is the protocol

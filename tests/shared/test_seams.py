@@ -1,7 +1,7 @@
 """Every store is used through a protocol (shared/history.py, shared/identity.py, shared/session.py,
-handoff/agents.py, handoff/inbox.py, handoff/storage.py); each implementation must match its
-protocol exactly, method by method, so a caller typed against the protocol can be handed any
-backend. mypy checks the same in CI; this test names the method that drifted, without mypy."""
+shared/limits.py, shared/storage/inbox.py, handoff/agents.py, handoff/inbox.py, handoff/storage.py);
+each implementation must match its protocol exactly, method by method, so a caller typed against the
+protocol can be handed any backend. mypy checks the same in CI; this test names the method that drifted, without mypy."""
 from __future__ import annotations
 
 import inspect
@@ -17,6 +17,7 @@ from seamline.shared.identity import CustomerStore
 from seamline.shared.limits import Limiter, MemoryLimiter, RedisLimiter
 from seamline.shared.session import MemorySessionStore, SessionStore
 from seamline.shared.storage.customers import SqlCustomerStore
+from seamline.shared.storage.inbox import DurableInbox, SqlInbox
 from seamline.shared.storage.redis_sessions import RedisSessionStore
 from seamline.shared.storage.sql import SqlChatStore
 
@@ -28,6 +29,7 @@ SEAMS = [
     (ConsoleInbox, Inbox), (ConsoleInbox, RedisInbox),
     (ConversationRows, SqlConversationRows),
     (Limiter, MemoryLimiter), (Limiter, RedisLimiter),
+    (DurableInbox, SqlInbox),
 ]
 
 
