@@ -11,11 +11,9 @@ Nothing sleeps and hopes: every wait is for a condition, bounded.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
-import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +25,7 @@ from seamline.bots.app import SEAMLINE
 from seamline.bots.vk_format import to_message as vk_message
 from seamline.shared.errors import ConfigError
 from seamline.shared.settings import load_settings
+
 from tests.fakes.telegram import BOT, TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk
 
@@ -34,24 +33,12 @@ pytestmark = pytest.mark.browser
 
 IDENTITY_SECRET = "site-identity-secret-0123456789"
 VK_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vk"
-CHROMIUM = os.environ.get("SEAMLINE_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 TIMEOUT = 10_000  # ms, for every wait on a page
 
 
 def sign(external_id: str, secret: str = IDENTITY_SECRET) -> str:
     """What the site's server computes for its logged-in user (docs/web-chat-protocol.md)."""
     return hmac.new(secret.encode(), external_id.encode(), hashlib.sha256).hexdigest()
-
-
-async def eventually(check, timeout: float = 10.0):
-    """Wait until ``await check()`` is truthy (and return it); fail after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := await check()):
-        assert asyncio.get_running_loop().time() < deadline, f"not true after {timeout} s: {check.__doc__ or check}"
-        await asyncio.sleep(0.02)
-    return result
 
 
 # -- pure: VK's ref and the setting ----------------------------------------------------------------
@@ -175,19 +162,13 @@ async def connect():
 
 # -- the widget in Chromium ------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-async def browser():
-    playwright_api = pytest.importorskip("playwright.async_api")
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium is not installed at {CHROMIUM} (tests/services.sh installs it)"
-        if os.environ.get("SEAMLINE_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    playwright_api.expect.set_options(timeout=TIMEOUT)
-    async with playwright_api.async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+@pytest.fixture
+def browser(browser):
+    """The run's Chromium (tests/conftest.py), with this module's wait for every expect."""
+    from playwright.async_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=TIMEOUT)
+    return browser
 
 
 def expect(locator):

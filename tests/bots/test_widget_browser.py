@@ -7,9 +7,7 @@ its own server and database (the ``server`` fixture). Waiting is Playwright's au
 """
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -22,9 +20,6 @@ pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.async_api")
 async_playwright, expect = playwright_api.async_playwright, playwright_api.expect
 
-CHROMIUM = os.environ.get("SEAMLINE_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 TIMEOUT = 10_000  # ms, for every wait on the page
 RECONNECT_TIMEOUT = 20_000  # ms: the widget's backoff may be a few seconds into its schedule
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
@@ -39,19 +34,6 @@ def _responses(key: str, language: str = "en") -> list[str]:
 
 def _one_of(texts: list[str]) -> re.Pattern:
     return re.compile("^(?:" + "|".join(re.escape(t) for t in texts) + ")$")
-
-
-@pytest.fixture(scope="module")
-async def browser():
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium is not installed at {CHROMIUM} (tests/services.sh installs it)"
-        if os.environ.get("SEAMLINE_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 class Visitor:
@@ -72,7 +54,7 @@ class Visitor:
         self.status = page.locator('[data-seamline="status"]')
 
     @classmethod
-    async def new(cls, browser) -> "Visitor":
+    async def new(cls, browser) -> Visitor:
         context = await browser.new_context()
         context.set_default_timeout(TIMEOUT)
         return cls(context, await context.new_page())
