@@ -18,20 +18,10 @@ from seamline.shared.channel import ChannelContext
 from seamline.shared.errors import ConfigError
 from seamline.shared.message import Button, Message, Reply
 
+from tests.support import Recorder
+
 TOKEN = "rest-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class Recorder:
-    """Stands in for Telegram: keeps what the bot says there."""
-
-    channel = "telegram"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Reply]] = []
-
-    async def send(self, address: str, reply: Reply) -> None:
-        self.sent.append((address, reply))
 
 
 @dataclass

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -21,6 +20,8 @@ from aiohttp import web
 
 from seamline.bots.app import build
 from seamline.shared.channel import ChannelContext
+
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "callback_channel"
@@ -198,9 +199,7 @@ async def test_seamline_run_serves_the_installed_channel(site, tmp_path, models_
     messenger_app = web.Application()
     messenger_app.router.add_post("/replies", messenger.receive)
     messenger_runner, messenger_url = await serve(messenger_app)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
     env.update(
         PYTHONPATH=str(site),
