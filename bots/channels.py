@@ -139,7 +139,9 @@ def enabled(environ: Mapping[str, str], tables: Mapping[str, Mapping[str, Any]],
             raise ConfigError(f"[channels.{name}]", f"no channel named {name!r} is installed",
                               f"Use one of: {', '.join(found)}; or install the package that provides it")
     on: dict[str, Enabled] = {}
-    for name, cls in found.items():
+    # Always-on channels (the widget) first, then the configured ones by name: the order the
+    # "which channel?" buttons and the widget's "continue in…" show them in.
+    for name, cls in sorted(found.items(), key=lambda item: (any(s.enables for s in item[1].settings), item[0])):
         table = tables.get(name, {})
         if not isinstance(table, Mapping):
             raise ConfigError(f"[channels.{name}]", "is not a table", f"Write it as [channels.{name}] with key = value lines")

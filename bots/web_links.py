@@ -19,7 +19,7 @@ from seamline.bots.web_frames import MAX_ID, FrameError
 from seamline.shared.errors import ChannelError, SeamlineError
 from seamline.shared.linking import RateLimited
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("seamline.bots.web")  # the widget logs under one name
 
 MAX_EXTERNAL_ID = 256  # characters of a site's user id
 
