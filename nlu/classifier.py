@@ -14,11 +14,13 @@ model is a handful of arrays and vocabularies, so it is saved without pickle (se
 """
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import snowballstemmer
@@ -38,11 +40,11 @@ def stems(text: str) -> list[str]:
     """Stems of the words (Russian or English Snowball by the word's letters) and stem pairs."""
     words = _WORD.findall(text)
     out = [(_STEMMERS["ru"] if _CYRILLIC.search(w) else _STEMMERS["en"]).stemWord(w) for w in words]
-    return out + [f"{a} {b}" for a, b in zip(out, out[1:])]
+    return out + [f"{a} {b}" for a, b in itertools.pairwise(out)]
 
 
 # The feature blocks: (kind, options for scikit-learn's TfidfVectorizer).
-FEATURES: tuple[tuple[str, dict], ...] = (
+FEATURES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("char", dict(analyzer="char_wb", ngram_range=(2, 5))),
     ("word", dict(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b")),
     ("stem", dict(analyzer=stems)),
@@ -74,7 +76,7 @@ class IntentModel:
     intercept: np.ndarray     # intents
     scale: float = 1.0        # softmax(scale * scores): the fitted inverse temperature
     threshold: float = 0.0    # below this confidence: out-of-scope
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def scores(self, text: str) -> np.ndarray:
         text = normalize(text)
@@ -92,11 +94,12 @@ class IntentModel:
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         logits = self.scale * (scores - scores.max(axis=-1, keepdims=True))
         exp = np.exp(logits)
-        return exp / exp.sum(axis=-1, keepdims=True)
+        normalized: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+        return normalized
 
     def rank(self, text: str) -> list[tuple[str, float]]:
         probabilities = self.probabilities(self.scores(text))
-        return sorted(zip(self.intents, probabilities.tolist()), key=lambda pair: -pair[1])
+        return sorted(zip(self.intents, probabilities.tolist(), strict=True), key=lambda pair: -pair[1])
 
     def decide(self, ranking: Sequence[tuple[str, float]]) -> str:
         intent, confidence = ranking[0]
@@ -135,7 +138,7 @@ def fit(texts: Sequence[str], labels: Sequence[str], *, progress: Progress | Non
     coef = np.ascontiguousarray(np.stack([c for c, _ in results], axis=1))
     intercept = np.array([b for _, b in results])
     blocks, offset = [], 0
-    for (kind, _), vectorizer in zip(FEATURES, vectorizers):
+    for (kind, _), vectorizer in zip(FEATURES, vectorizers, strict=True):
         blocks.append(Block(kind, {str(t): int(i) for t, i in vectorizer.vocabulary_.items()},
                             vectorizer.idf_.astype(np.float64), offset))
         offset += len(vectorizer.vocabulary_)
@@ -143,13 +146,14 @@ def fit(texts: Sequence[str], labels: Sequence[str], *, progress: Progress | Non
 
     def reference(batch: Sequence[str]) -> np.ndarray:
         features = hstack([v.transform([normalize(t) for t in batch]) for v in vectorizers]).tocsr()
-        return features @ coef.astype(np.float64) + intercept
+        scored: np.ndarray = features @ coef.astype(np.float64) + intercept
+        return scored
 
     return model, reference
 
 
 def calibrate(model: IntentModel, texts: Sequence[str], labels: Sequence[str], *,
-              oos_recall: float = 0.6, max_rejected: float = 0.02) -> dict:
+              oos_recall: float = 0.6, max_rejected: float = 0.02) -> dict[str, Any]:
     """Fit the softmax scale and the out-of-scope threshold on held-out examples (never the
     training ones). The scale minimises the log-loss of the held-out labels the model knows.
     The threshold is the lowest that sends at least ``oos_recall`` of the held-out out-of-scope
@@ -200,7 +204,7 @@ def _whole_text(kind: str, vocabulary: dict[str, int]) -> Callable[[str], list[i
     def features(text: str) -> list[int]:
         tokens = words.findall(text)
         found = [vocabulary[t] for t in tokens if t in vocabulary]
-        found += [vocabulary[p] for p in (f"{a} {b}" for a, b in zip(tokens, tokens[1:])) if p in vocabulary]
+        found += [vocabulary[p] for p in (f"{a} {b}" for a, b in itertools.pairwise(tokens)) if p in vocabulary]
         return found
 
     return features

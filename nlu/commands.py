@@ -6,8 +6,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seamline.shared.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: `seamline --help` does not load the classifier
+    from seamline.nlu.understanding import Understanding
 
 EVALUATE_HELP = """Measure the classifier. With --train and --test: train on one file, report on the other
 (thresholds tuned on --validation, or a split of train). With --test only: the model trained from
@@ -15,7 +19,7 @@ the shipped config/intents, on that file. With no files: cross-validate config/i
 Files may be CSV (text,intent; 'oos' or 'out_of_scope' mark out-of-scope), Rasa nlu.yml or our YAML."""
 
 
-def add_parser(commands) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     nlu = commands.add_parser("nlu", help="train, try and measure the intent classifier")
     sub = nlu.add_subparsers(dest="nlu_command", required=True)
     train = sub.add_parser("train", help="train a model from config/intents (only when the data changed)")
@@ -69,7 +73,7 @@ class Bar:
               file=sys.stderr, flush=True)
 
 
-def _train(args, settings: Settings) -> int:
+def _train(args: argparse.Namespace, settings: Settings) -> int:
     from seamline.nlu.data import load
     from seamline.nlu.lifecycle import train_to
 
@@ -86,7 +90,7 @@ def _train(args, settings: Settings) -> int:
     return 0
 
 
-def _parse(args, settings: Settings) -> int:
+def _parse(args: argparse.Namespace, settings: Settings) -> int:
     from seamline.nlu.lifecycle import latest
     from seamline.nlu.understanding import Understanding
 
@@ -105,7 +109,7 @@ def _parse(args, settings: Settings) -> int:
     return 0
 
 
-def _evaluate(args, settings: Settings) -> int:
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from seamline.nlu import evaluate
     from seamline.nlu.data import load
 
@@ -135,7 +139,7 @@ def _evaluate(args, settings: Settings) -> int:
     return 0
 
 
-def _shipped(settings: Settings):
+def _shipped(settings: Settings) -> Understanding:
     """The model of the shipped data: the newest model file when it matches the data, else trained now."""
     from seamline.nlu.data import load
     from seamline.nlu.lifecycle import is_current, train_data

@@ -29,9 +29,10 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, cast
 
 import yaml
 
@@ -66,7 +67,7 @@ class TrainingData:
     def all_examples(self) -> list[Example]:
         return self.examples + self.out_of_scope
 
-    def merge(self, other: "TrainingData") -> "TrainingData":
+    def merge(self, other: TrainingData) -> TrainingData:
         """A new TrainingData with both; a variant mapped to two different canonicals is an error."""
         merged = TrainingData(list(self.examples) + list(other.examples),
                               list(self.out_of_scope) + list(other.out_of_scope),
@@ -185,7 +186,7 @@ class _Str(str):
     block: bool = False
 
 
-class _Map(dict):
+class _Map(dict[str, Any]):
     line: int | None = None
 
 
@@ -195,7 +196,7 @@ except ImportError:  # PyYAML built without libyaml
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 
-class _Seq(list):
+class _Seq(list[Any]):
     line: int | None = None
 
 
@@ -219,14 +220,14 @@ def _construct_str(loader: _Loader, node: yaml.ScalarNode) -> _Str:
     return value
 
 
-def _construct_seq(loader: _Loader, node: yaml.SequenceNode):
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[_Seq]:
     data = _Seq()
     data.line = node.start_mark.line + 1
     yield data
     data.extend(loader.construct_sequence(node))
 
 
-def _construct_map(loader: _Loader, node: yaml.MappingNode):
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Map]:
     data = _Map()
     data.line = node.start_mark.line + 1
     yield data
@@ -239,7 +240,8 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode):
                     f"the key {key_node.value!r} appears twice (first on line {seen[key_node.value]})",
                     key_node.start_mark)
             seen[key_node.value] = key_node.start_mark.line + 1
-    data.update(loader.construct_mapping(node))
+    # every plain key is a _Str here (the resolvers above make all scalars text), kept with its line
+    data.update(cast("dict[str, Any]", loader.construct_mapping(node)))
 
 
 _Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
@@ -249,7 +251,7 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 def _parse_yaml(path: Path, text: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)  # a safe loader: _Loader derives from (C)SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
         where = f" on line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -297,7 +299,7 @@ def _from_yaml(path: Path, document: Any) -> TrainingData:
 
 # Our format ---------------------------------------------------------------------------------------
 
-def _from_ours(path: Path, document: dict) -> TrainingData:
+def _from_ours(path: Path, document: dict[str, Any]) -> TrainingData:
     setting = str(path)
     unknown = [key for key in document if key not in OUR_KEYS]
     if unknown:
@@ -340,7 +342,7 @@ def _from_ours(path: Path, document: dict) -> TrainingData:
                 _example(setting, item, OUT_OF_SCOPE, language, "`out_of_scope_examples:`", data.synonyms))
     if document.get("synonyms") is not None:
         _add_synonym_map(setting, document["synonyms"], data.synonyms, "`synonyms:`")
-    for key, target in (("regexes", data.regexes), ("lookups", data.lookups)):
+    for key, into in (("regexes", data.regexes), ("lookups", data.lookups)):
         table = document.get(key)
         if table is None:
             continue
@@ -351,11 +353,11 @@ def _from_ours(path: Path, document: dict) -> TrainingData:
             values = _text_list(setting, values, f"`{key}:` {str(name)!r}{_line(name)}")
             if key == "regexes":
                 _check_regexes(setting, str(name), values)
-            _extend_unique(target.setdefault(str(name), []), values)
+            _extend_unique(into.setdefault(str(name), []), values)
     return data
 
 
-def _language_of(path: Path, document: dict) -> str | None:
+def _language_of(path: Path, document: dict[str, Any]) -> str | None:
     declared = document.get("language")
     declared = str(declared).strip().lower() if declared else None
     named = _language_from_name(path)
@@ -405,7 +407,7 @@ def _example(setting: str, item: Any, intent: str, language: str | None, where: 
 
 # Rasa ---------------------------------------------------------------------------------------------
 
-def _from_rasa(path: Path, document: dict) -> TrainingData:
+def _from_rasa(path: Path, document: dict[str, Any]) -> TrainingData:
     setting = str(path)
     items = document.get("nlu")
     if items is None:
@@ -473,12 +475,12 @@ def _rasa_examples(setting: str, examples: Any, where: str) -> Iterable[tuple[st
             yield text, line
     elif isinstance(examples, list):
         for entry in examples:
-            text = entry.get("text") if isinstance(entry, dict) else entry
+            value = entry.get("text") if isinstance(entry, dict) else entry
             line = f"{where}{_line(entry)}"
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(value, str) or not value.strip():
                 raise ConfigError(setting, f"{line} has an example without text",
                                   "Each list entry needs `text:` (and optionally `metadata:`)")
-            yield text.strip(), line
+            yield value.strip(), line
     elif examples is not None:
         raise ConfigError(setting, f"{where}: `examples:` must be a `|` block or a list",
                           "Write `examples: |` and one `- text` line per example under it")
@@ -519,7 +521,7 @@ def _strip_markup(setting: str, raw: str, where: str, synonyms: dict[str, str]) 
     return "".join(parts), tuple(entities)
 
 
-def _annotations(setting: str, match: re.Match, where: str) -> list[tuple[str, str]]:
+def _annotations(setting: str, match: re.Match[str], where: str) -> list[tuple[str, str]]:
     text = match.group("text")
     if match.group("type"):
         return [(match.group("type").strip(), (match.group("value") or text).strip())]
@@ -614,7 +616,9 @@ def _from_csv(path: Path, text: str) -> TrainingData:
     for number, row in enumerate(rows[1:], start=2):  # row 1 is the header, as a spreadsheet counts
         if not any(cell.strip() for cell in row):
             continue
-        cell = lambda at: row[at].strip() if at is not None and at < len(row) else ""  # noqa: E731
+        def cell(at: int | None, row: list[str] = row) -> str:
+            return row[at].strip() if at is not None and at < len(row) else ""
+
         sample, label = cell(text_at), cell(intent_at)
         if not sample:
             raise ConfigError(setting, f"row {number} has an empty text", "Fill in the text or delete the row")

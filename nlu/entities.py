@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime
 import re
 from calendar import monthrange
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -67,7 +67,7 @@ class _Found(NamedTuple):
     end: int
 
 
-def _alternation(words) -> str:
+def _alternation(words: Iterable[str]) -> str:
     """A regex alternation of literal words, longest first, any whitespace between words."""
     ordered = sorted(set(words), key=len, reverse=True)
     return "|".join(r"\s+".join(map(re.escape, word.split())) for word in ordered)
@@ -152,7 +152,7 @@ def _next_occurrence(today: datetime.date, month: int, day: int) -> datetime.dat
     return None
 
 
-def _calendar_date(today: datetime.date, match: re.Match) -> datetime.date | None:
+def _calendar_date(today: datetime.date, match: re.Match[str]) -> datetime.date | None:
     month = match["month"]
     month = int(month) if month.isdigit() else _MONTHS[month.lower()]
     day, year = int(match["day"]), match["year"]
@@ -167,7 +167,7 @@ def _add_months(start: datetime.date, months: int) -> datetime.date:
     return start.replace(year=year, month=month + 1, day=min(start.day, monthrange(year, month + 1)[1]))
 
 
-def _shifted_date(today: datetime.date, match: re.Match) -> datetime.date:
+def _shifted_date(today: datetime.date, match: re.Match[str]) -> datetime.date:
     count = match["count"]
     count = 1 if count is None else int(count) if count.isdigit() else _COUNTS[count.lower()]
     unit = match["unit"].lower()
@@ -177,24 +177,24 @@ def _shifted_date(today: datetime.date, match: re.Match) -> datetime.date:
     return today + datetime.timedelta(days=count * (7 if unit == "week" else 1))
 
 
-def _weekday_date(today: datetime.date, match: re.Match) -> datetime.date:
+def _weekday_date(today: datetime.date, match: re.Match[str]) -> datetime.date:
     ahead = (_WEEKDAYS[match["weekday"].lower()] - today.weekday()) % 7 or 7
     return today + datetime.timedelta(days=ahead)
 
 
-def _day_shift_date(today: datetime.date, match: re.Match) -> datetime.date:
+def _day_shift_date(today: datetime.date, match: re.Match[str]) -> datetime.date:
     return today + datetime.timedelta(days=_DAY_SHIFTS[" ".join(match["word"].lower().split())])
 
 
-def _names_a_month(match: re.Match) -> bool:
+def _names_a_month(match: re.Match[str]) -> bool:
     """Month names are matched as any word, which is much faster than an alternation of them all."""
     month = match.groupdict().get("month")
     return month is None or month.isdigit() or month.lower() in _MONTHS
 
 
 class _DateForm(NamedTuple):
-    pattern: re.Pattern
-    to_date: Callable[[datetime.date, re.Match], datetime.date | None]
+    pattern: re.Pattern[str]
+    to_date: Callable[[datetime.date, re.Match[str]], datetime.date | None]
     needs_digits: bool
     needs_one_of: frozenset[str] | None  # words the text must contain for the pattern to be worth running
 
@@ -257,7 +257,7 @@ _MONEY_FORMS = (  # "$20", "USD 20"; "20 $", "1 500 руб", "20 usd"
 )
 
 
-def _amount(match: re.Match) -> str:
+def _amount(match: re.Match[str]) -> str:
     whole = re.sub(r"\D", "", match["whole"])
     amount = Decimal(f"{whole}.{match['cents'] or 0}")
     if match["multiplier"]:
@@ -304,7 +304,7 @@ def _phones(scan: _Scan, region: str) -> Iterator[_Found]:
 
 class _Lookup(NamedTuple):
     type: str
-    pattern: re.Pattern
+    pattern: re.Pattern[str]
     written: dict[str, str]  # folded value -> the value as written
     needs_one_of: frozenset[str] | None  # a word every match contains; None when a value has no letters
 
@@ -337,7 +337,7 @@ def _resolve(found: list[_Found], kinds: Mapping[str, int]) -> tuple[Entity, ...
         if not any(overlaps(candidate, other) for other in blockers):
             kept.append(candidate)
     kept.sort(key=lambda f: f.start)
-    return tuple(Entity(f.type, f.value, f.text, f.start, f.end) for f in kept)
+    return tuple(Entity(f.type, f.value, f.text, f.start, f.end) for f in kept if f.value is not None)
 
 
 class PatternEntities:
@@ -379,6 +379,6 @@ class PatternEntities:
             for match in lookup.pattern.finditer(scan.text):
                 yield self._named(lookup.type, lookup.written.get(_fold(match[0]), match[0]), match)
 
-    def _named(self, name: str, value: str, match: re.Match) -> _Found:
+    def _named(self, name: str, value: str, match: re.Match[str]) -> _Found:
         return _Found(name, self._synonyms.get(_fold(value), value), match[0], match.start(), match.end())
 

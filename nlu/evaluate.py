@@ -11,7 +11,9 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from typing import Any
 
+from seamline.nlu.classifier import Progress
 from seamline.nlu.data import Example, TrainingData
 from seamline.nlu.parse import OUT_OF_SCOPE
 from seamline.nlu.training import train
@@ -28,16 +30,16 @@ def predict(understanding: Understanding, test: Sequence[Example]) -> tuple[list
     return predicted, latencies
 
 
-def report(understanding: Understanding, test: Sequence[Example], **extra) -> dict:
+def report(understanding: Understanding, test: Sequence[Example], **extra: Any) -> dict[str, Any]:
     predicted, latencies = predict(understanding, test)
     return scores([e.intent for e in test], predicted, latencies, threshold=understanding.threshold, **extra)
 
 
-def scores(gold: Sequence[str], predicted: Sequence[str], latencies: Sequence[float], **extra) -> dict:
-    in_scope = [(g, p) for g, p in zip(gold, predicted) if g != OUT_OF_SCOPE]
-    oos = [p for g, p in zip(gold, predicted) if g == OUT_OF_SCOPE]
-    confusions = Counter((g, p) for g, p in zip(gold, predicted) if g != p)
-    result = {
+def scores(gold: Sequence[str], predicted: Sequence[str], latencies: Sequence[float], **extra: Any) -> dict[str, Any]:
+    in_scope = [(g, p) for g, p in zip(gold, predicted, strict=True) if g != OUT_OF_SCOPE]
+    oos = [p for g, p in zip(gold, predicted, strict=True) if g == OUT_OF_SCOPE]
+    confusions = Counter((g, p) for g, p in zip(gold, predicted, strict=True) if g != p)
+    result: dict[str, Any] = {
         "in_scope_accuracy": _share(sum(g == p for g, p in in_scope), len(in_scope)),
         "oos_recall": _share(sum(p == OUT_OF_SCOPE for p in oos), len(oos)),
         "macro_f1": macro_f1(gold, predicted),
@@ -52,19 +54,21 @@ def scores(gold: Sequence[str], predicted: Sequence[str], latencies: Sequence[fl
 def macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> float:
     """Mean F1 over the labels of the gold data (out-of-scope included as a label)."""
     labels = sorted(set(gold))
-    tp, fp, fn = Counter(), Counter(), Counter()
-    for g, p in zip(gold, predicted):
+    tp: Counter[str] = Counter()
+    fp: Counter[str] = Counter()
+    fn: Counter[str] = Counter()
+    for g, p in zip(gold, predicted, strict=True):
         if g == p:
             tp[g] += 1
         else:
             fp[p] += 1
             fn[g] += 1
-    f1 = [2 * tp[l] / (2 * tp[l] + fp[l] + fn[l]) if tp[l] + fp[l] + fn[l] else 0.0 for l in labels]
+    f1 = [2 * tp[x] / (2 * tp[x] + fp[x] + fn[x]) if tp[x] + fp[x] + fn[x] else 0.0 for x in labels]
     return round(sum(f1) / len(f1), 4) if f1 else 0.0
 
 
 def fit_understanding(data: TrainingData, validation: Sequence[Example] | None = None, *, oos_recall: float = 0.6,
-                      progress=None) -> tuple[Understanding, float]:
+                      progress: Progress | None = None) -> tuple[Understanding, float]:
     """A model trained on ``data`` (thresholds tuned on ``validation`` or a split of ``data``), and the seconds it took."""
     started = time.perf_counter()
     model = train(data.all_examples, validation=validation, oos_recall=oos_recall, progress=progress)
@@ -73,13 +77,13 @@ def fit_understanding(data: TrainingData, validation: Sequence[Example] | None =
 
 
 def train_and_report(data: TrainingData, test: Sequence[Example], validation: Sequence[Example] | None = None,
-                     *, oos_recall: float = 0.6, progress=None) -> dict:
+                     *, oos_recall: float = 0.6, progress: Progress | None = None) -> dict[str, Any]:
     understanding, seconds = fit_understanding(data, validation, oos_recall=oos_recall, progress=progress)
     return report(understanding, test, train_seconds=seconds, n_train=len(data.all_examples))
 
 
 def cross_validate(data: TrainingData, *, folds: int = 5, seed: int = 7, oos_recall: float = 0.6,
-                   progress=None) -> dict:
+                   progress: Progress | None = None) -> dict[str, Any]:
     """Stratified k-fold over the data; each fold's threshold tuned on a split of its own train part.
     Predictions of all folds are pooled into one report."""
     by_intent: dict[str, list[Example]] = defaultdict(list)
@@ -91,7 +95,10 @@ def cross_validate(data: TrainingData, *, folds: int = 5, seed: int = 7, oos_rec
         group = by_intent[intent][:]
         rng.shuffle(group)
         assigned += [(i % folds, example) for i, example in enumerate(group)]
-    gold, predicted, latencies, seconds = [], [], [], []
+    gold: list[str] = []
+    predicted: list[str] = []
+    latencies: list[float] = []
+    seconds: list[float] = []
     for k in range(folds):
         rest = [e for fold, e in assigned if fold != k]
         part = TrainingData(examples=[e for e in rest if e.intent != OUT_OF_SCOPE],
@@ -110,8 +117,8 @@ def cross_validate(data: TrainingData, *, folds: int = 5, seed: int = 7, oos_rec
                   n_train=len(data.all_examples))
 
 
-def format_report(result: dict) -> str:
-    def pct(value):
+def format_report(result: dict[str, Any]) -> str:
+    def pct(value: float | None) -> str:
         return "n/a (no such rows)" if value is None else f"{value * 100:.2f}%"
 
     lines = [
@@ -138,4 +145,4 @@ def _percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))], 3)
+    return round(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))], 3)

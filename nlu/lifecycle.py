@@ -8,7 +8,7 @@ knows when the newest model already matches the data. The newest few are kept fo
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from seamline.nlu import store
@@ -61,7 +61,7 @@ def train_to(directory: Path, data: TrainingData, *, force: bool = False, progre
         return current, False
     model = train_data(data, progress=progress, oos_recall=oos_recall)
     digest = fingerprint(data)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = store.save(model, directory / f"nlu-{stamp}-{digest[:12]}.npz", fingerprint=digest)
     for old in model_files(directory)[KEEP:]:
         old.unlink(missing_ok=True)

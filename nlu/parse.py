@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 OUT_OF_SCOPE = "out_of_scope"
 
@@ -31,7 +31,7 @@ class Parse:
     def entity(self, kind: str) -> str | None:
         return next((e.value for e in self.entities if e.type == kind), None)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "intent": self.intent, "confidence": self.confidence, "language": self.language,
             "ranking": [{"intent": i, "confidence": round(c, 4)} for i, c in self.ranking],

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,17 +30,17 @@ class ModelFileError(NluError):
         self.path = path
 
 
-def save(model: IntentModel, path: Path, *, fingerprint: str, extra: dict | None = None) -> Path:
+def save(model: IntentModel, path: Path, *, fingerprint: str, extra: dict[str, Any] | None = None) -> Path:
     """Write atomically (a temporary file renamed over the old one): a reader never sees half a model."""
     private_dir(path.parent)  # in the data dir, for Seamline's user only
     header = {
         "format": FORMAT, "fingerprint": fingerprint, "intents": list(model.intents),
         "scale": model.scale, "threshold": model.threshold,
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "blocks": [{"kind": b.kind, "offset": b.offset} for b in model.blocks],
         "metadata": {**model.metadata, **(extra or {})},
     }
-    arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+    arrays: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
               "coef": model.coef, "intercept": model.intercept}
     for i, block in enumerate(model.blocks):
         terms = sorted(block.vocabulary, key=block.vocabulary.__getitem__)
@@ -52,7 +53,7 @@ def save(model: IntentModel, path: Path, *, fingerprint: str, extra: dict | None
     return path
 
 
-def read_header(path: Path) -> dict:
+def read_header(path: Path) -> dict[str, Any]:
     with _open(path) as archive:
         return _header(path, archive)
 
@@ -80,7 +81,7 @@ def load(path: Path) -> IntentModel:
     return model
 
 
-def _open(path: Path):
+def _open(path: Path) -> np.lib.npyio.NpzFile:
     if not path.exists():
         raise ModelFileError(path, "does not exist")
     try:
@@ -92,9 +93,9 @@ def _open(path: Path):
     return archive
 
 
-def _header(path: Path, archive) -> dict:
+def _header(path: Path, archive: np.lib.npyio.NpzFile) -> dict[str, Any]:
     try:
-        header = json.loads(archive["header"].tobytes().decode())
+        header: dict[str, Any] = json.loads(archive["header"].tobytes().decode())
     except (KeyError, ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ModelFileError(path, f"is damaged ({exc.__class__.__name__})") from exc
     if header.get("format") != FORMAT:

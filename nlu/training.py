@@ -23,7 +23,7 @@ def split(examples: Sequence[Example], share: float = HELD_OUT, seed: int = 13) 
     for intent in sorted(by_intent):
         group = by_intent[intent][:]
         rng.shuffle(group)
-        n = int(round(len(group) * share)) if len(group) >= 3 else 0
+        n = round(len(group) * share) if len(group) >= 3 else 0
         n = max(n, 1) if len(group) >= 3 else 0
         held += group[:n]
         kept += group[n:]

@@ -22,7 +22,7 @@ class Understanding:
 
     @classmethod
     def from_model(cls, model: IntentModel, *, order_pattern: str = DEFAULT_ORDER_PATTERN,
-                   phone_region: str = "RU") -> "Understanding":
+                   phone_region: str = "RU") -> Understanding:
         spec = model.metadata.get("entities") or {}
         entities = PatternEntities(order_pattern=order_pattern, default_region=phone_region,
                                    regexes=spec.get("regexes") or {}, lookups=spec.get("lookups") or {},
@@ -30,16 +30,16 @@ class Understanding:
         return cls(model=model, entities=entities)
 
     @classmethod
-    def from_file(cls, path: Path, **options) -> "Understanding":
+    def from_file(cls, path: Path, **options: str) -> Understanding:
         from seamline.nlu import store
 
         return cls.from_model(store.load(path), **options)
 
     @classmethod
-    def from_config(cls, config_dir: Path, **options) -> "Understanding":
+    def from_config(cls, config_dir: Path, **options: str) -> Understanding:
         """Train in memory from ``config_dir/intents`` (tests, and evaluation without a model file)."""
-        from seamline.nlu.lifecycle import train_data
         from seamline.nlu.data import load
+        from seamline.nlu.lifecycle import train_data
 
         return cls.from_model(train_data(load(config_dir / "intents")), **options)
 
@@ -51,7 +51,7 @@ class Understanding:
     def threshold(self) -> float:
         return self.model.threshold
 
-    def swap(self, other: "Understanding") -> None:
+    def swap(self, other: Understanding) -> None:
         """Serve ``other``'s model and entities from now on (one assignment each: no half state)."""
         self.model, self._entities = other.model, other._entities
 
@@ -61,8 +61,9 @@ class Understanding:
         # A pressed button or a command carrying "/intent" means exactly that intent (Rasa's
         # convention); "/start" (a messenger's first contact or deep link) is a greeting.
         command = payload.split(maxsplit=1)[0][1:] if payload and payload.startswith("/") else None
-        command = COMMAND_INTENTS.get(command, command)
-        if command in self.intents:
+        if command is not None:
+            command = COMMAND_INTENTS.get(command, command)
+        if command is not None and command in self.intents:
             return Parse(command, 1.0, ((command, 1.0),), entities, language)
         if not text.strip():
             return Parse(OUT_OF_SCOPE, 1.0, (), entities, language)
