@@ -284,3 +284,34 @@ async def test_a_plug_in_failing_to_build_stops_the_start_naming_it(tmp_path, mo
     with pytest.raises(ConfigError) as caught:
         await make_server(settings)
     assert caught.value.setting == "[channels.pager]" and "RuntimeError: no modem found" in caught.value.problem
+
+
+def test_the_widget_comes_first_then_the_configured_channels_by_name():
+    on = enabled({"SEAMLINE_VK_TOKEN": "vk1.a.token", "SEAMLINE_VK_GROUP_ID": "7", "SEAMLINE_TELEGRAM_TOKEN": TG_TOKEN})
+    assert list(on) == ["web", "telegram", "vk"]
+
+
+async def test_telegram_and_vk_share_the_frameworks_ordering_engine_and_retry_policy(tmp_path):
+    """Neither channel builds its own: both take the context's intake factory and retry policy."""
+    from seamline.bots.intake import Intake
+    from seamline.bots.retry import RetryPolicy
+    from seamline.shared.channel import ChannelContext
+    from seamline.shared.limits import MemoryLimiter
+
+    asked: list[str] = []
+
+    def intake(channel, process):
+        asked.append(channel)
+        return Intake(inbox=None, process=process)  # type: ignore[arg-type]  # never started here
+
+    policy = RetryPolicy(attempts=2)
+    context = ChannelContext(conversations=None, limiter=MemoryLimiter(), data_dir=tmp_path,  # type: ignore[arg-type]
+                             extras={"intake": intake, "retry": policy, "store": None})
+    on = enabled({"SEAMLINE_VK_TOKEN": "vk1.a.token", "SEAMLINE_VK_GROUP_ID": "7", "SEAMLINE_TELEGRAM_TOKEN": TG_TOKEN})
+    built = channels.build({name: on[name] for name in ("telegram", "vk")}, context)
+    try:
+        assert asked == ["telegram", "vk"]
+        assert built["telegram"].bot._retry is policy and built["vk"]._retry is policy
+    finally:
+        await built["telegram"].bot._bot.session.close()
+        await built["vk"].stop()
