@@ -458,3 +458,8 @@ async def test_without_a_mailbox_an_agents_reply_goes_to_the_customers_other_cha
     await agent_replies(rest.seamline, "app-2", "Olga here: your parcel left today.")
     assert ("901", "Olga here: your parcel left today.") in [(a, r.text) for a, r in telegram.sent]
     assert await rest.say("app-2", None) == []  # nothing kept back for a poll
+
+
+async def test_the_language_hint_picks_the_reply_language_and_an_unknown_one_falls_back(rest):
+    assert "заказ" in (await rest.say("ru-user", "привет", language="ru"))[0]["text"].lower()
+    assert (await rest.say("de-user", "hello", language="de"))[0]["text"]  # no German responses: English
