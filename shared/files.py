@@ -31,7 +31,7 @@ def private_dir(path: Path) -> Path:
     return missing[0] if missing else path
 
 
-def private_sqlite(database: str | os.PathLike) -> None:
+def private_sqlite(database: str | os.PathLike[str]) -> None:
     """Before SQLite opens ``database``: its directory exists (created 0700), the file exists 0600
     (created empty, which SQLite takes as a new database), and files of ours left 0644 by an older
     Seamline are made 0600."""

@@ -24,8 +24,10 @@ import logging
 import math
 import re
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from seamline.shared.handoff_states import MERGE_RANK
 from seamline.shared.identity import CustomerStore, LinkRecord
@@ -62,7 +64,7 @@ class Outcome:
     survivor_id: str | None = None
     from_channel: str | None = None  # the other side's channel
     record: LinkRecord | None = None
-    context: dict = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def linked(self) -> bool:
@@ -199,8 +201,8 @@ class Linker:
                    method: str) -> Outcome:
         """A live proof was typed: nothing is merged yet. A request is kept (as a proof only the issuing
         identity can answer) and the pipeline asks the issuer; ``context["ask"]`` says whom and ``ref``."""
-        issuer_id, issuer_channel, issuer_sender = claimed
-        issuer_id = await self._current(issuer_id)
+        claimed_id, issuer_channel, issuer_sender = claimed
+        issuer_id = await self._current(claimed_id)
         if issuer_id is None:
             return Outcome("invalid")
         if issuer_id == customer_id:
@@ -225,9 +227,10 @@ class Linker:
         if not yes:
             log.info("%s %s declined a link from %s %s", channel, sender, redeemer_channel, redeemer_sender)
             return Outcome("declined", from_channel=redeemer_channel, context=context)
-        redeemer_id = await self._current(redeemer_id)
-        if redeemer_id is None:
+        current_id = await self._current(redeemer_id)
+        if current_id is None:
             return Outcome("stale")
+        redeemer_id = current_id
         if redeemer_id == customer_id:
             return Outcome("already", survivor_id=customer_id, from_channel=redeemer_channel, context=context)
         record, merged = await self.merge(customer_id, redeemer_id, method="code" if ref[0] == "c" else "deep_link",
@@ -251,8 +254,8 @@ class Linker:
 
     async def _link(self, claimed: tuple[str, str, str], customer_id: str, *, method: str, by: str) -> Outcome:
         """Merge at once: for a site's signed identity, which the site vouched for."""
-        issuer_id, issuer_channel, _ = claimed
-        issuer_id = await self._current(issuer_id)  # the owner was itself linked since
+        claimed_id, issuer_channel, _ = claimed
+        issuer_id = await self._current(claimed_id)  # the owner was itself linked since
         if issuer_id is None:
             return Outcome("invalid")
         if issuer_id == customer_id:
@@ -263,14 +266,14 @@ class Linker:
     # -- merging ---------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _both(self, a: str, b: str):
+    async def _both(self, a: str, b: str) -> AsyncIterator[None]:
         first, second = sorted((a, b))  # one order everywhere: two links cannot deadlock
         async with contextlib.AsyncExitStack() as stack:
             for key in (first, second):
                 await asyncio.wait_for(stack.enter_async_context(self._sessions.lock(key)), self._lock_timeout)
             yield
 
-    async def merge(self, survivor_id: str, merged_id: str, *, method: str, by: str) -> tuple[LinkRecord, dict]:
+    async def merge(self, survivor_id: str, merged_id: str, *, method: str, by: str) -> tuple[LinkRecord, dict[str, Any]]:
         """Merge ``merged_id`` into ``survivor_id`` holding both customers' session locks: database
         rows in one commit, then one session with the union of their state."""
         async with self._both(survivor_id, merged_id):
@@ -302,7 +305,8 @@ def merge_sessions(keep: Session | None, gone: Session | None, survivor_id: str)
     if keep is None and gone is None:
         return None
     if keep is None or gone is None:
-        only = keep or gone
+        only = keep if keep is not None else gone
+        assert only is not None  # one of the two, by the test above
         only.customer_id = survivor_id
         return only
     lead = gone if MERGE_RANK.get(gone.handoff, 0) > MERGE_RANK.get(keep.handoff, 0) else keep

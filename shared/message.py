@@ -8,7 +8,8 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
 
 class Role(str, enum.Enum):
@@ -18,23 +19,24 @@ class Role(str, enum.Enum):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
+T = TypeVar("T")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def storable(value):
+def storable(value: T) -> T:
     """``value`` with what no database keeps made U+FFFD: NUL (PostgreSQL refuses it) and lone UTF-16
     surrogates (not UTF-8: SQLite and the drivers refuse them), in strings, and in lists and dicts of
     them (JSON). A platform's JSON may carry both (``"\\ud800"``, ``"\\u0000"``); cleaned here, at the
     edge, a message is stored and answered instead of failing every write of its batch."""
     if isinstance(value, str):
-        return value if value.isascii() and "\x00" not in value else _UNSTORABLE.sub("\ufffd", value)
+        return value if value.isascii() and "\x00" not in value else cast(T, _UNSTORABLE.sub("\ufffd", value))
     if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
+        return cast(T, {storable(k): storable(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        return type(value)(storable(v) for v in value)
+        return cast(T, type(value)(storable(v) for v in value))
     return value
 
 
@@ -58,7 +60,7 @@ class Attachment:
     kind: str  # photo, document, voice, location, contact, ...
     url: str | None = None
     name: str | None = None
-    data: dict | None = None
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
