@@ -8,6 +8,7 @@ channel's settings come from the environment, else from ``[channels.<name>]`` in
 the fix, before anything starts. A channel with an ``enables`` setting is on when one of those is
 given; one without is always on.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -38,9 +39,11 @@ def discover() -> dict[str, ChannelClass]:
     for point in sorted(entry_points(group=GROUP), key=lambda p: p.name):
         if point.name in seen:
             if seen[point.name] != point.value:
-                raise ConfigError(f"entry point {GROUP}:{point.name}", f"two installed packages declare the channel "
-                                  f"{point.name!r} ({seen[point.name]} and {point.value})",
-                                  "Uninstall one of them (pip list shows what is installed)")
+                raise ConfigError(
+                    f"entry point {GROUP}:{point.name}",
+                    f"two installed packages declare the channel {point.name!r} ({seen[point.name]} and {point.value})",
+                    "Uninstall one of them (pip list shows what is installed)",
+                )
             continue  # the same declaration seen twice (an editable install and its metadata)
         seen[point.name] = point.value
         found[point.name] = _load(point)
@@ -53,17 +56,29 @@ def _load(point: EntryPoint) -> ChannelClass:
     try:
         cls: Any = point.load()
     except Exception as exc:  # noqa: BLE001 - whatever a broken plug-in raises is named, not a traceback
-        raise ConfigError(where, f"{point.value} cannot be loaded ({type(exc).__name__}: {exc})",
-                          f"Reinstall {package} (pip install --force-reinstall {package}) or uninstall it") from exc
-    missing = [attr for attr in ("name", "labels", "icon", "settings", "to_message", "send", "routes", "start",
-                                 "stop", "deep_link") if not hasattr(cls, attr)]
+        raise ConfigError(
+            where,
+            f"{point.value} cannot be loaded ({type(exc).__name__}: {exc})",
+            f"Reinstall {package} (pip install --force-reinstall {package}) or uninstall it",
+        ) from exc
+    missing = [
+        attr
+        for attr in ("name", "labels", "icon", "settings", "to_message", "send", "routes", "start", "stop", "deep_link")
+        if not hasattr(cls, attr)
+    ]
     if not inspect.isclass(cls) or missing:
-        raise ConfigError(where, f"{point.value} is not a channel adapter (missing {', '.join(missing) or 'a class'})",
-                          "See docs/channels.md for what a channel class declares, or uninstall " + package)
+        raise ConfigError(
+            where,
+            f"{point.value} is not a channel adapter (missing {', '.join(missing) or 'a class'})",
+            "See docs/channels.md for what a channel class declares, or uninstall " + package,
+        )
     named = getattr(cls, "name", None)
     if named != point.name or not NAME.fullmatch(point.name):
-        raise ConfigError(where, f"{point.value} is named {named!r}, not {point.name!r}",
-                          "Make the entry point's name and the class's name the same ([a-z0-9_], up to 32)")
+        raise ConfigError(
+            where,
+            f"{point.value} is named {named!r}, not {point.name!r}",
+            "Make the entry point's name and the class's name the same ([a-z0-9_], up to 32)",
+        )
     return cls
 
 
@@ -72,8 +87,11 @@ def configure(cls: ChannelClass, environ: Mapping[str, str], table: Mapping[str,
     declared: tuple[Setting, ...] = tuple(cls.settings)
     unknown = sorted(set(table) - {s.key for s in declared})
     if unknown:
-        raise ConfigError(f"[channels.{cls.name}] {unknown[0]}", f"is not a setting of the {cls.name} channel",
-                          f"Use one of: {', '.join(s.key for s in declared) or '(it has none)'}")
+        raise ConfigError(
+            f"[channels.{cls.name}] {unknown[0]}",
+            f"is not a setting of the {cls.name} channel",
+            f"Use one of: {', '.join(s.key for s in declared) or '(it has none)'}",
+        )
     values: dict[str, Any] = {}
     given: set[str] = set()
     for setting in declared:
@@ -93,8 +111,11 @@ def configure(cls: ChannelClass, environ: Mapping[str, str], table: Mapping[str,
         if given:
             first = enabling[0]
             others = ", ".join(s.env for s in declared if s.key in given)
-            raise ConfigError(first.env, f"is not set, but other {_label(cls)} settings are ({others})",
-                              f"{first.remedy()}; or unset {others}")
+            raise ConfigError(
+                first.env,
+                f"is not set, but other {_label(cls)} settings are ({others})",
+                f"{first.remedy()}; or unset {others}",
+            )
         return None
     for setting in declared:
         if setting.required and setting.key not in given:
@@ -129,22 +150,28 @@ class Enabled:
     config: ChannelConfig
 
 
-def enabled(environ: Mapping[str, str], tables: Mapping[str, Mapping[str, Any]],
-            found: Mapping[str, ChannelClass] | None = None) -> dict[str, Enabled]:
+def enabled(
+    environ: Mapping[str, str], tables: Mapping[str, Mapping[str, Any]], found: Mapping[str, ChannelClass] | None = None
+) -> dict[str, Enabled]:
     """The channels that are on, by name, their settings checked. ``tables`` is ``[channels]`` of
     seamline.toml; a table for a channel that is not installed is an error (a typo would else be silent)."""
     found = discover() if found is None else found
     for name in tables:
         if name not in found:
-            raise ConfigError(f"[channels.{name}]", f"no channel named {name!r} is installed",
-                              f"Use one of: {', '.join(found)}; or install the package that provides it")
+            raise ConfigError(
+                f"[channels.{name}]",
+                f"no channel named {name!r} is installed",
+                f"Use one of: {', '.join(found)}; or install the package that provides it",
+            )
     on: dict[str, Enabled] = {}
     # Always-on channels (the widget) first, then the configured ones by name: the order the
     # "which channel?" buttons and the widget's "continue in…" show them in.
     for name, cls in sorted(found.items(), key=lambda item: (any(s.enables for s in item[1].settings), item[0])):
         table = tables.get(name, {})
         if not isinstance(table, Mapping):
-            raise ConfigError(f"[channels.{name}]", "is not a table", f"Write it as [channels.{name}] with key = value lines")
+            raise ConfigError(
+                f"[channels.{name}]", "is not a table", f"Write it as [channels.{name}] with key = value lines"
+            )
         config = configure(cls, environ, table)
         if config is not None:
             on[name] = Enabled(cls, config)
@@ -162,9 +189,11 @@ def build(channels: Mapping[str, Enabled], context: ChannelContext) -> dict[str,
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - a plug-in's failure is named, not a traceback
-            raise ConfigError(f"[channels.{name}]", f"the {name} channel could not be built "
-                              f"({type(exc).__name__}: {exc})", f"Check its settings; if they are right, "
-                              f"report it to the makers of {on.cls.__module__.split('.')[0]}") from exc
+            raise ConfigError(
+                f"[channels.{name}]",
+                f"the {name} channel could not be built ({type(exc).__name__}: {exc})",
+                f"Check its settings; if they are right, report it to the makers of {on.cls.__module__.split('.')[0]}",
+            ) from exc
     return adapters
 
 

@@ -8,6 +8,7 @@ released and tried again by the next sweep, up to ``max_attempts`` times. At sta
 ``sweep_every`` seconds the rows nobody alive holds (left by a crash, or released) are taken over,
 and this process's leases renewed; rows done a day ago are forgotten.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,7 @@ def intakes(store: object) -> IntakeFactory:
 
 
 class Intake:
-    def __init__(self, *, inbox: SqlInbox, process: Process, sweep_every: float = 15.0,
-                 max_attempts: int = 5) -> None:
+    def __init__(self, *, inbox: SqlInbox, process: Process, sweep_every: float = 15.0, max_attempts: int = 5) -> None:
         self._inbox, self._process = inbox, process
         self._sweep_every, self._max_attempts = sweep_every, max_attempts
         self._queues: dict[str, deque[Taken]] = {}
@@ -54,8 +54,11 @@ class Intake:
         try:
             await self._take_over()
         except Exception:  # noqa: BLE001 - the sweep tries again; a start must not fail on it
-            log.warning("%s inbox: taking over unprocessed updates failed; the sweep tries again",
-                        self._inbox.channel, exc_info=True)
+            log.warning(
+                "%s inbox: taking over unprocessed updates failed; the sweep tries again",
+                self._inbox.channel,
+                exc_info=True,
+            )
         self._sweeper = asyncio.create_task(self._sweep(), name=f"seamline-{self._inbox.channel}-inbox")
 
     async def stop(self, drain: float = 5.0) -> None:
@@ -79,14 +82,23 @@ class Intake:
                 await self._take_over()
                 await self._inbox.purge()
             except Exception:  # noqa: BLE001 - the one broad except of the sweep loop
-                log.warning("%s inbox sweep failed; trying again in %.0f s", self._inbox.channel,
-                            self._sweep_every, exc_info=True)
+                log.warning(
+                    "%s inbox sweep failed; trying again in %.0f s",
+                    self._inbox.channel,
+                    self._sweep_every,
+                    exc_info=True,
+                )
 
     async def _take_over(self) -> None:
         for taken in await self._inbox.take_over():
             if taken.attempts > self._max_attempts:
-                log.error("%s update %s in chat %s given up after %d attempts; it stays in the inbox table",
-                          self._inbox.channel, taken.platform_id, taken.chat, taken.attempts - 1)
+                log.error(
+                    "%s update %s in chat %s given up after %d attempts; it stays in the inbox table",
+                    self._inbox.channel,
+                    taken.platform_id,
+                    taken.chat,
+                    taken.attempts - 1,
+                )
                 await self._inbox.done(taken, error=f"given up after {taken.attempts - 1} attempts")
             else:
                 self._queue(taken)
@@ -99,8 +111,9 @@ class Intake:
         queue = self._queues.get(taken.chat)
         if queue is None:
             queue = self._queues[taken.chat] = deque()
-            worker = asyncio.create_task(self._work(taken.chat, queue),
-                                         name=f"seamline-{self._inbox.channel}-chat-{taken.chat}")
+            worker = asyncio.create_task(
+                self._work(taken.chat, queue), name=f"seamline-{self._inbox.channel}-chat-{taken.chat}"
+            )
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
         queue.append(taken)
@@ -122,16 +135,24 @@ class Intake:
         except asyncio.CancelledError:
             raise  # stopping: the row stays, not done, for the next start
         except Exception:  # noqa: BLE001 - the one broad except of a chat's worker
-            log.exception("%s update %s in chat %s failed (attempt %d of %d); it stays in the inbox",
-                          self._inbox.channel, taken.platform_id, taken.chat, taken.attempts, self._max_attempts)
+            log.exception(
+                "%s update %s in chat %s failed (attempt %d of %d); it stays in the inbox",
+                self._inbox.channel,
+                taken.platform_id,
+                taken.chat,
+                taken.attempts,
+                self._max_attempts,
+            )
             try:
                 await self._inbox.release(taken)
             except Exception:  # noqa: BLE001 - its lease runs out instead
-                log.warning("%s inbox: could not release update %s", self._inbox.channel, taken.platform_id,
-                            exc_info=True)
+                log.warning(
+                    "%s inbox: could not release update %s", self._inbox.channel, taken.platform_id, exc_info=True
+                )
             return
         try:
             await self._inbox.done(taken)
         except Exception:  # noqa: BLE001 - processed; taken over later, it is a duplicate the pipeline drops
-            log.warning("%s inbox: could not mark update %s done", self._inbox.channel, taken.platform_id,
-                        exc_info=True)
+            log.warning(
+                "%s inbox: could not mark update %s done", self._inbox.channel, taken.platform_id, exc_info=True
+            )

@@ -6,6 +6,7 @@ same moment (a platform hiccup) from all coming back at the same moment. A chann
 may pass on a retry and translates the rest (``classify``); the policy only counts and waits. Written
 out rather than built on tenacity: with the translation every channel needs, it is shorter.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -65,8 +66,9 @@ class RetryPolicy:
                 raise ChannelError(f"{what}: the platform asks to wait {again.retry_after} s") from last
             if attempt < self.attempts:
                 wait = self.delay(attempt, again.retry_after)
-                log.warning("%s failed (%s); attempt %d of %d in %.2f s", what, reason, attempt + 1,
-                            self.attempts, wait)
+                log.warning(
+                    "%s failed (%s); attempt %d of %d in %.2f s", what, reason, attempt + 1, self.attempts, wait
+                )
                 await asyncio.sleep(wait)
         raise ChannelError(f"{what} failed {self.attempts} times; last: {reason}") from last
 

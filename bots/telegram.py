@@ -10,6 +10,7 @@ retry policy of every channel (bots/retry.py): 429 waits ``retry_after``, 5xx an
 back off with jitter (bounded), 403 and "chat not found" become ``Unreachable``. The plug-in class
 is bots/telegram_channel.py; updates become Messages in bots/telegram_format.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -62,19 +63,41 @@ T = TypeVar("T")
 # aiogram parses every answer as ``Response[<the method's return type>]``, a pydantic generic that
 # pydantic caches only weakly: once collected, the next call builds its schema again (milliseconds
 # of CPU per Bot API call, measured as the top cost under load). Holding the ones we use keeps them.
-_RESPONSE_TYPES = tuple(Response[method.__returning__] for method in (  # type: ignore[name-defined]
-    AnswerCallbackQuery, DeleteWebhook, GetMe, GetUpdates, SendChatAction, SendMessage, SetWebhook))
+_RESPONSE_TYPES = tuple(
+    Response[method.__returning__]
+    for method in (  # type: ignore[name-defined]
+        AnswerCallbackQuery,
+        DeleteWebhook,
+        GetMe,
+        GetUpdates,
+        SendChatAction,
+        SendMessage,
+        SetWebhook,
+    )
+)
 
 __all__ = ["WEBHOOK_PATH", "TelegramBot", "to_message"]
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
 class TelegramBot:
     """The Telegram side of the ``telegram`` channel (bots/telegram_channel.py is the plug-in, which
     imports this, and aiogram, only when the channel is on: aiogram takes seconds to import)."""
 
-    def __init__(self, *, conversations: Conversations, token: str, api_base: str, intake: IntakeFactory,
-                 retry: RetryPolicy, webhook_url: str = "", webhook_secret: str = "", poll_timeout: int = 25) -> None:
+    def __init__(
+        self,
+        *,
+        conversations: Conversations,
+        token: str,
+        api_base: str,
+        intake: IntakeFactory,
+        retry: RetryPolicy,
+        webhook_url: str = "",
+        webhook_secret: str = "",
+        poll_timeout: int = 25,
+    ) -> None:
         self._conversations = conversations
         self._intake = intake("telegram", self._process_row)
         self._api_base, self._webhook_url, self._webhook_secret = api_base, webhook_url, webhook_secret
@@ -134,8 +157,14 @@ class TelegramBot:
         keyboard = self._keyboard(reply.buttons)
         for index, part in enumerate(parts):
             # No parse mode: whatever the text holds (<b>, &, *) is shown as it is, never as markup.
-            await self._call(SendMessage(chat_id=address, text=part, parse_mode=None,
-                                         reply_markup=keyboard if index == len(parts) - 1 else None))
+            await self._call(
+                SendMessage(
+                    chat_id=address,
+                    text=part,
+                    parse_mode=None,
+                    reply_markup=keyboard if index == len(parts) - 1 else None,
+                )
+            )
 
     def _keyboard(self, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
         """Inline buttons for actions; a reply keyboard (hidden after use) when any key sends text,
@@ -143,11 +172,25 @@ class TelegramBot:
         if not buttons:
             return None
         if all(b.kind == "action" for b in buttons):
-            return InlineKeyboardMarkup(inline_keyboard=[
-                [InlineKeyboardButton(text=b.title, callback_data=self._payloads.pack(b.payload))] for b in buttons])
-        return ReplyKeyboardMarkup(keyboard=[[KeyboardButton(text=b.title, request_contact=b.kind == "contact" or None,
-                                                             request_location=b.kind == "location" or None)]
-                                             for b in buttons], resize_keyboard=True, one_time_keyboard=True)
+            return InlineKeyboardMarkup(
+                inline_keyboard=[
+                    [InlineKeyboardButton(text=b.title, callback_data=self._payloads.pack(b.payload))] for b in buttons
+                ]
+            )
+        return ReplyKeyboardMarkup(
+            keyboard=[
+                [
+                    KeyboardButton(
+                        text=b.title,
+                        request_contact=b.kind == "contact" or None,
+                        request_location=b.kind == "location" or None,
+                    )
+                ]
+                for b in buttons
+            ],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
 
     # Receiving
 
@@ -164,8 +207,11 @@ class TelegramBot:
         try:
             await self._store([(update, body)])
         except StoreError as exc:
-            log.warning("telegram update %s not stored, so not acknowledged (Telegram sends it again): %s",
-                        update.update_id, exc)
+            log.warning(
+                "telegram update %s not stored, so not acknowledged (Telegram sends it again): %s",
+                update.update_id,
+                exc,
+            )
             return web.json_response({"error": "the update could not be stored; send it again"}, status=503)
         return web.Response()
 
@@ -185,8 +231,9 @@ class TelegramBot:
         failures = 0
         while True:
             try:
-                updates = await self._bot(GetUpdates(offset=offset, timeout=self._poll_timeout),
-                                          request_timeout=self._poll_timeout + 10)
+                updates = await self._bot(
+                    GetUpdates(offset=offset, timeout=self._poll_timeout), request_timeout=self._poll_timeout + 10
+                )
                 failures = 0
             except TelegramRetryAfter as exc:
                 await asyncio.sleep(exc.retry_after)
@@ -194,8 +241,12 @@ class TelegramBot:
             except Exception as exc:  # noqa: BLE001 - the one broad except of the polling loop
                 failures += 1
                 delay = self._retry.pause(failures)
-                log.warning("telegram getUpdates failed (offset=%s); retrying in %.1f s", offset, delay,
-                            exc_info=not isinstance(exc, AiogramError))  # a trace only for the unexpected
+                log.warning(
+                    "telegram getUpdates failed (offset=%s); retrying in %.1f s",
+                    offset,
+                    delay,
+                    exc_info=not isinstance(exc, AiogramError),
+                )  # a trace only for the unexpected
                 await asyncio.sleep(delay)
                 continue
             if not updates:
@@ -227,15 +278,17 @@ class TelegramBot:
             await self._quietly(SendChatAction(chat_id=message.address, action="typing"))
 
         # Telegram already has our acknowledgement: a storage outage is waited out, not lost.
-        await self._conversations.handle_retrying(message, on_answering=typing, attempts=self._retry.attempts,
-                                                  backoff=self._retry.base)
+        await self._conversations.handle_retrying(
+            message, on_answering=typing, attempts=self._retry.attempts, backoff=self._retry.base
+        )
 
     # Calling Telegram
 
     async def _call(self, method: TelegramMethod[T]) -> T:
         """Call the Bot API under the retry policy (bots/retry.py); translate errors to Seamline's."""
-        return await self._retry.run(f"Telegram {type(method).__name__}", lambda: self._bot(method),
-                                     partial(_classify, type(method).__name__))
+        return await self._retry.run(
+            f"Telegram {type(method).__name__}", lambda: self._bot(method), partial(_classify, type(method).__name__)
+        )
 
     async def _quietly(self, method: TelegramMethod) -> None:
         """A courtesy call (typing, a button's spinner): one attempt, a failure is only logged."""
@@ -270,11 +323,19 @@ def _classify(name: str, exc: Exception) -> Again:
 def _config_error(exc: ChannelError, api_base: str) -> ConfigError:
     cause = exc.__cause__
     if isinstance(cause, TelegramUnauthorizedError):
-        return ConfigError("SEAMLINE_TELEGRAM_TOKEN", "Telegram refused the token (401 Unauthorized)",
-                           "Copy the token @BotFather gave you (or /revoke it there and set the new one)")
+        return ConfigError(
+            "SEAMLINE_TELEGRAM_TOKEN",
+            "Telegram refused the token (401 Unauthorized)",
+            "Copy the token @BotFather gave you (or /revoke it there and set the new one)",
+        )
     if isinstance(cause, TelegramBadRequest) and isinstance(cause.method, SetWebhook):
-        return ConfigError("SEAMLINE_TELEGRAM_WEBHOOK_URL", f"Telegram refused the webhook ({cause.message})",
-                           "Use the public https URL of /telegram/webhook on this server")
-    return ConfigError("SEAMLINE_TELEGRAM_API_BASE", f"{api_base} did not answer like the Telegram Bot API "
-                       f"({exc})", "Use https://api.telegram.org or the URL of your own Bot API server")
-
+        return ConfigError(
+            "SEAMLINE_TELEGRAM_WEBHOOK_URL",
+            f"Telegram refused the webhook ({cause.message})",
+            "Use the public https URL of /telegram/webhook on this server",
+        )
+    return ConfigError(
+        "SEAMLINE_TELEGRAM_API_BASE",
+        f"{api_base} did not answer like the Telegram Bot API ({exc})",
+        "Use https://api.telegram.org or the URL of your own Bot API server",
+    )

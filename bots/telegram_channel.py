@@ -5,6 +5,7 @@ checking their settings does not import aiogram, which takes seconds: it is impo
 channel is built, that is only when ``SEAMLINE_TELEGRAM_TOKEN`` (or ``[channels.telegram] token``) is
 set. Webhook mode when a webhook URL is given, else long polling.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,34 +43,66 @@ class TelegramChannel:
     labels: ClassVar[Mapping[str, str]] = {"en": "Telegram", "ru": "Telegram"}
     icon: ClassVar[str] = "✈️"
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting("token", "SEAMLINE_TELEGRAM_TOKEN", help="the bot token from @BotFather", secret=True, enables=True,
-                parse=_token, fix="Copy the token @BotFather gave you"),
-        Setting("api_base", "SEAMLINE_TELEGRAM_API_BASE", help="the Bot API server", default="https://api.telegram.org",
-                parse=http_url, example="https://api.telegram.org"),
-        Setting("webhook_url", "SEAMLINE_TELEGRAM_WEBHOOK_URL", help="public https URL of /telegram/webhook; "
-                "empty: long polling", default="", parse=http_url,
-                example="https://bot.example.com/telegram/webhook"),
-        Setting("webhook_secret", "SEAMLINE_TELEGRAM_WEBHOOK_SECRET", help="checked on every webhook call",
-                default="", secret=True, parse=_secret, fix=SECRET_FIX),
+        Setting(
+            "token",
+            "SEAMLINE_TELEGRAM_TOKEN",
+            help="the bot token from @BotFather",
+            secret=True,
+            enables=True,
+            parse=_token,
+            fix="Copy the token @BotFather gave you",
+        ),
+        Setting(
+            "api_base",
+            "SEAMLINE_TELEGRAM_API_BASE",
+            help="the Bot API server",
+            default="https://api.telegram.org",
+            parse=http_url,
+            example="https://api.telegram.org",
+        ),
+        Setting(
+            "webhook_url",
+            "SEAMLINE_TELEGRAM_WEBHOOK_URL",
+            help="public https URL of /telegram/webhook; empty: long polling",
+            default="",
+            parse=http_url,
+            example="https://bot.example.com/telegram/webhook",
+        ),
+        Setting(
+            "webhook_secret",
+            "SEAMLINE_TELEGRAM_WEBHOOK_SECRET",
+            help="checked on every webhook call",
+            default="",
+            secret=True,
+            parse=_secret,
+            fix=SECRET_FIX,
+        ),
     )
 
     @classmethod
     def check(cls, config: ChannelConfig) -> None:
         """A webhook needs both its URL and its secret."""
         if config["webhook_secret"] and not config["webhook_url"]:
-            raise ConfigError("SEAMLINE_TELEGRAM_WEBHOOK_URL", "is not set, but a webhook secret is",
-                              "Set the public https URL of /telegram/webhook, or unset the secret for long polling")
+            raise ConfigError(
+                "SEAMLINE_TELEGRAM_WEBHOOK_URL",
+                "is not set, but a webhook secret is",
+                "Set the public https URL of /telegram/webhook, or unset the secret for long polling",
+            )
         if config["webhook_url"] and not config["webhook_secret"]:
             raise ConfigError("SEAMLINE_TELEGRAM_WEBHOOK_SECRET", SECRET_PROBLEM, SECRET_FIX)
 
     def __init__(self, *, config: Mapping[str, Any], context: ChannelContext) -> None:
         from seamline.bots.telegram import TelegramBot  # aiogram: only once the channel is on
 
-        self.bot = TelegramBot(conversations=context.conversations, token=config["token"],
-                               api_base=config.get("api_base") or "https://api.telegram.org",
-                               webhook_url=config.get("webhook_url") or "",
-                               webhook_secret=config.get("webhook_secret") or "",
-                               intake=context.extras["intake"], retry=context.extras.get("retry") or RetryPolicy())
+        self.bot = TelegramBot(
+            conversations=context.conversations,
+            token=config["token"],
+            api_base=config.get("api_base") or "https://api.telegram.org",
+            webhook_url=config.get("webhook_url") or "",
+            webhook_secret=config.get("webhook_secret") or "",
+            intake=context.extras["intake"],
+            retry=context.extras.get("retry") or RetryPolicy(),
+        )
 
     def to_message(self, native: Any) -> Message | None:
         return self.bot.to_message(native)

@@ -2,6 +2,7 @@
 tests/fixtures/telegram/. The Telegram channel (bots/telegram.py) stores an update first and
 converts it when its chat's turn comes.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,9 +26,16 @@ def to_message(update: Update, payloads: CallbackPayloads | None = None) -> Mess
             return None  # a game button: nothing to say to it
         payload = payloads.unpack(query.data) if payloads else query.data
         chat = query.message.chat.id if query.message is not None else query.from_user.id
-        return Message(channel="telegram", address=str(chat), sender=str(query.from_user.id),
-                       text=_title(query.message, query.data), payload=payload, external_id=str(update.update_id),
-                       sender_name=_name(query.from_user), language=_language(query.from_user))
+        return Message(
+            channel="telegram",
+            address=str(chat),
+            sender=str(query.from_user.id),
+            text=_title(query.message, query.data),
+            payload=payload,
+            external_id=str(update.update_id),
+            sender_name=_name(query.from_user),
+            language=_language(query.from_user),
+        )
     native = update.message or update.edited_message
     if native is None:
         return None
@@ -38,10 +46,17 @@ def to_message(update: Update, payloads: CallbackPayloads | None = None) -> Mess
     user = native.from_user
     # ts stays the time of arrival: Telegram's date has whole seconds on another clock, and the
     # history is ordered by time, so two quick messages and their answers would interleave.
-    return Message(channel="telegram", address=str(native.chat.id),
-                   sender=str(user.id if user else native.chat.id), text=text, payload=_command(native),
-                   attachments=attachments, external_id=str(update.update_id), sender_name=_name(user),
-                   language=_language(user))
+    return Message(
+        channel="telegram",
+        address=str(native.chat.id),
+        sender=str(user.id if user else native.chat.id),
+        text=text,
+        payload=_command(native),
+        attachments=attachments,
+        external_id=str(update.update_id),
+        sender_name=_name(user),
+        language=_language(user),
+    )
 
 
 def _command(native: Native) -> str | None:
@@ -63,15 +78,36 @@ def _attachments(native: Native) -> tuple[Attachment, ...]:
             found.append(Attachment(kind, name=getattr(media, "file_name", None), data=_file(media)))
     if native.location is not None:
         place = native.location
-        found.append(Attachment("location", data={k: v for k, v in (
-            ("latitude", place.latitude), ("longitude", place.longitude),
-            ("horizontal_accuracy", place.horizontal_accuracy)) if v is not None}))
+        found.append(
+            Attachment(
+                "location",
+                data={
+                    k: v
+                    for k, v in (
+                        ("latitude", place.latitude),
+                        ("longitude", place.longitude),
+                        ("horizontal_accuracy", place.horizontal_accuracy),
+                    )
+                    if v is not None
+                },
+            )
+        )
     if native.contact is not None:
         contact = native.contact
         own = native.from_user is not None and contact.user_id == native.from_user.id
-        found.append(Attachment("contact", name=" ".join(filter(None, (contact.first_name, contact.last_name))),
-                                data={"phone_number": contact.phone_number, "first_name": contact.first_name,
-                                      "last_name": contact.last_name, "user_id": contact.user_id, "own": own}))
+        found.append(
+            Attachment(
+                "contact",
+                name=" ".join(filter(None, (contact.first_name, contact.last_name))),
+                data={
+                    "phone_number": contact.phone_number,
+                    "first_name": contact.first_name,
+                    "last_name": contact.last_name,
+                    "user_id": contact.user_id,
+                    "own": own,
+                },
+            )
+        )
     return tuple(found)
 
 

@@ -11,6 +11,7 @@ the restart. A malformed event gets 400; when it cannot be stored, 503, and VK s
 Replies go out with a ``random_id`` derived from the stored reply, so a retried
 ``messages.send`` (error 6 or 10, HTTP 5xx, a lost connection) never makes a second message.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,18 +64,48 @@ class VkChannel:
     labels: ClassVar[Mapping[str, str]] = {"en": "VK", "ru": "ВКонтакте"}
     icon: ClassVar[str] = "💬"
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting("token", "SEAMLINE_VK_TOKEN", help="the community access token", secret=True, enables=True,
-                fix="Set the community access token (Manage → API usage)"),
-        Setting("group_id", "SEAMLINE_VK_GROUP_ID", help="the community id", required=True, parse=_group_id,
-                example="123456 (the community id, without the minus)"),
-        Setting("api_base", "SEAMLINE_VK_API_BASE", help="a proxy for api.vk.ru; empty: VK itself", default="",
-                parse=http_url, example="https://vk-proxy.example.com"),
+        Setting(
+            "token",
+            "SEAMLINE_VK_TOKEN",
+            help="the community access token",
+            secret=True,
+            enables=True,
+            fix="Set the community access token (Manage → API usage)",
+        ),
+        Setting(
+            "group_id",
+            "SEAMLINE_VK_GROUP_ID",
+            help="the community id",
+            required=True,
+            parse=_group_id,
+            example="123456 (the community id, without the minus)",
+        ),
+        Setting(
+            "api_base",
+            "SEAMLINE_VK_API_BASE",
+            help="a proxy for api.vk.ru; empty: VK itself",
+            default="",
+            parse=http_url,
+            example="https://vk-proxy.example.com",
+        ),
         Setting("confirmation", "SEAMLINE_VK_CONFIRMATION", help="Callback API confirmation string", default=""),
         Setting("secret", "SEAMLINE_VK_SECRET", help="Callback API secret", default="", secret=True),
-        Setting("rate_limit", "SEAMLINE_VK_RATE_LIMIT", help="API calls a second (VK allows a community 20; 0: "
-                "no limit)", default=20, parse=whole_number(0, 1000), example="20"),
-        Setting("callback_buttons", "SEAMLINE_VK_CALLBACK_BUTTONS", help="reply buttons as callback buttons",
-                default=False, parse=_flag, example="true"),
+        Setting(
+            "rate_limit",
+            "SEAMLINE_VK_RATE_LIMIT",
+            help="API calls a second (VK allows a community 20; 0: no limit)",
+            default=20,
+            parse=whole_number(0, 1000),
+            example="20",
+        ),
+        Setting(
+            "callback_buttons",
+            "SEAMLINE_VK_CALLBACK_BUTTONS",
+            help="reply buttons as callback buttons",
+            default=False,
+            parse=_flag,
+            example="true",
+        ),
     )
 
     @classmethod
@@ -82,12 +113,21 @@ class VkChannel:
         """The Callback API needs both its confirmation string and its secret."""
         if bool(config["confirmation"]) != bool(config["secret"]):
             missing = "SEAMLINE_VK_SECRET" if config["confirmation"] else "SEAMLINE_VK_CONFIRMATION"
-            raise ConfigError(missing, "is not set, but the Callback API is half configured",
-                              "Set both SEAMLINE_VK_CONFIRMATION and SEAMLINE_VK_SECRET (Callback API), "
-                              "or neither (Bots Long Poll)")
+            raise ConfigError(
+                missing,
+                "is not set, but the Callback API is half configured",
+                "Set both SEAMLINE_VK_CONFIRMATION and SEAMLINE_VK_SECRET (Callback API), or neither (Bots Long Poll)",
+            )
 
-    def __init__(self, *, config: Mapping[str, Any], context: ChannelContext, wait: int = 25,
-                 concurrency: int = 4, shutdown_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        config: Mapping[str, Any],
+        context: ChannelContext,
+        wait: int = 25,
+        concurrency: int = 4,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
         """``wait``: seconds a long poll is held; ``rate_limit`` (a setting): API calls a second; the retry
         policy (bots/retry.py) covers errors 6 and 10, 5xx and network errors; ``callback_buttons``: reply
         buttons as callback buttons (message_event) instead of text buttons. The long poll position is kept
@@ -107,8 +147,7 @@ class VkChannel:
         self._http = requests.Session()
         for prefix in ("https://", "http://"):
             self._http.mount(prefix, VkTransport(self._api_base))
-        self._vk = vk_api.VkApi(token=self._token, session=self._http, api_version=API_VERSION,
-                                config=MemoryConfig)
+        self._vk = vk_api.VkApi(token=self._token, session=self._http, api_version=API_VERSION, config=MemoryConfig)
         # vk_api spaces calls by sleeping under one lock, in whichever thread calls, and retries error 6
         # for ever; here calls are spaced on the event loop and retried by the policy.
         self._vk.RPS_DELAY = 0
@@ -182,9 +221,11 @@ class VkChannel:
             return web.Response(status=400, text="'group_id' must be a number")
         secret = event.get("secret")
         if (event["type"] != "confirmation" or secret is not None) and not hmac.compare_digest(
-                str(secret or "").encode("utf-8", "surrogatepass"), self._secret.encode()):
-            log.warning("VK callback with a wrong secret refused (type=%s, event=%s)", event["type"],
-                        event.get("event_id"))
+            str(secret or "").encode("utf-8", "surrogatepass"), self._secret.encode()
+        ):
+            log.warning(
+                "VK callback with a wrong secret refused (type=%s, event=%s)", event["type"], event.get("event_id")
+            )
             return web.Response(status=403, text="wrong secret")
         if event.get("group_id") != self._group_id:
             log.warning("VK callback for community %r refused (event=%s)", event.get("group_id"), event.get("event_id"))
@@ -211,8 +252,9 @@ class VkChannel:
         button = event["object"] if event.get("type") == "message_event" else None
         on_stored = partial(self._answer_button, button) if button else None
         # VK already has our acknowledgement: a storage outage is waited out, not lost.
-        handled = await self._conversations.handle_retrying(message, on_stored=on_stored,
-                                                            attempts=self._retry.attempts, backoff=self._retry.base)
+        handled = await self._conversations.handle_retrying(
+            message, on_stored=on_stored, attempts=self._retry.attempts, backoff=self._retry.base
+        )
         if handled.duplicate and taken.attempts > 1:
             # Taken over after a crash or a failure: its turn was committed, but its answers may not have
             # gone out (a crash while they waited for their turn to be sent). Sent again with the same
@@ -227,11 +269,16 @@ class VkChannel:
     async def _answer_button(self, button: dict, stored: StoredMessage) -> None:
         """Stop the pressed callback button's spinner once the press is stored; the answer follows."""
         try:
-            await self._call("messages.sendMessageEventAnswer", event_id=button["event_id"],
-                             user_id=button["user_id"], peer_id=button["peer_id"])
+            await self._call(
+                "messages.sendMessageEventAnswer",
+                event_id=button["event_id"],
+                user_id=button["user_id"],
+                peer_id=button["peer_id"],
+            )
         except ChannelError as exc:
-            log.warning("VK button answer failed (peer=%s, event=%s): %s", button.get("peer_id"),
-                        button.get("event_id"), exc)
+            log.warning(
+                "VK button answer failed (peer=%s, event=%s): %s", button.get("peer_id"), button.get("event_id"), exc
+            )
 
     async def _poll(self, longpoll: VkBotLongPoll) -> None:
         """Bots Long Poll; vk_api's ``check`` handles ``failed`` 1 (new ts), 2 (new key), 3 (new key and ts)."""
@@ -279,12 +326,15 @@ class VkChannel:
             groups = found.get("groups", []) if isinstance(found, dict) else found
             token_group = groups[0]["id"] if groups else None
             if token_group != group_id:
-                raise ConfigError("SEAMLINE_VK_GROUP_ID", f"the VK token belongs to community {token_group}, "
-                                  f"not {group_id}", f"Set SEAMLINE_VK_GROUP_ID={token_group}, or use that "
-                                  "community's token")
+                raise ConfigError(
+                    "SEAMLINE_VK_GROUP_ID",
+                    f"the VK token belongs to community {token_group}, not {group_id}",
+                    f"Set SEAMLINE_VK_GROUP_ID={token_group}, or use that community's token",
+                )
             if not self.callback:
-                longpoll = await self._retrying("groups.getLongPollServer", VkBotLongPoll, self._vk, group_id,
-                                                self._wait)
+                longpoll = await self._retrying(
+                    "groups.getLongPollServer", VkBotLongPoll, self._vk, group_id, self._wait
+                )
                 longpoll.session = self._http  # the long poll server through the same transport
                 self._position.resume(longpoll)
                 self._poller = asyncio.create_task(self._poll(longpoll), name="seamline-vk-longpoll")
@@ -292,8 +342,11 @@ class VkChannel:
             raise startup_error(exc, self._group_id, self._api_base) from exc
         self._running = True
         await self._intake.start()  # what a crash left stored but unprocessed
-        log.info("VK channel: community %s, %s", group_id,
-                 "Callback API at /vk/callback" if self.callback else "Bots Long Poll")
+        log.info(
+            "VK channel: community %s, %s",
+            group_id,
+            "Callback API at /vk/callback" if self.callback else "Bots Long Poll",
+        )
 
     async def stop(self) -> None:
         """Stop polling at once (its thread ends by itself within ``wait``); let queued events finish.

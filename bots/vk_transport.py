@@ -2,6 +2,7 @@
 (``classify``), the long poll position kept across restarts (``PollPosition``), and the thread a long
 poll waits in. vk_api is synchronous; bots/vk.py calls it through ``asyncio.to_thread`` only.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,7 +40,7 @@ class VkTransport(HTTPAdapter):
     def send(self, request, **kwargs):  # type: ignore[override]  # passes every argument on
         for host in VK_HOSTS if self._base else ():
             if request.url.startswith(host + "/"):
-                request.url = self._base + request.url[len(host):]
+                request.url = self._base + request.url[len(host) :]
                 break
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeout
@@ -58,8 +59,9 @@ def classify(what: str, exc: Exception) -> Again:
         if exc.response.status_code < 500 and exc.response.status_code != 429:
             raise ChannelError(f"VK {what}: HTTP {exc.response.status_code}") from exc
         retry_after = exc.response.headers.get("Retry-After", "")
-        return Again(f"HTTP {exc.response.status_code}",
-                     retry_after=float(retry_after) if retry_after.isdigit() else None)
+        return Again(
+            f"HTTP {exc.response.status_code}", retry_after=float(retry_after) if retry_after.isdigit() else None
+        )
     if isinstance(exc, requests.RequestException):
         return Again(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, VkApiError):  # captcha and the like: nothing a retry fixes
@@ -72,19 +74,29 @@ def startup_error(exc: ChannelError, group_id: int, api_base: str) -> ConfigErro
     code, method = getattr(cause, "code", None), getattr(cause, "method", None)
     reason = str(cause).rstrip(".")
     if code in TOKEN_REFUSED or (code == 100 and method == "groups.getById"):
-        return ConfigError("SEAMLINE_VK_TOKEN", f"VK refused the token ({reason})",
-                           "Create a community access token with access to messages and community "
-                           "management (Manage → API usage → Access tokens)")
+        return ConfigError(
+            "SEAMLINE_VK_TOKEN",
+            f"VK refused the token ({reason})",
+            "Create a community access token with access to messages and community "
+            "management (Manage → API usage → Access tokens)",
+        )
     if code == 100:
-        return ConfigError("SEAMLINE_VK_GROUP_ID", f"VK refused community {group_id} ({reason})",
-                           "Set the community id (digits, without the minus)")
+        return ConfigError(
+            "SEAMLINE_VK_GROUP_ID",
+            f"VK refused community {group_id} ({reason})",
+            "Set the community id (digits, without the minus)",
+        )
     if isinstance(cause, ApiError):
-        return ConfigError("SEAMLINE_VK_TOKEN", f"VK refused to start the bot ({reason})",
-                           "Check the token's rights, and enable Bots Long Poll (or the Callback API) "
-                           "in Manage → API usage")
-    return ConfigError("SEAMLINE_VK_API_BASE", f"cannot reach the VK API at "
-                       f"{api_base or 'https://api.vk.ru'} ({exc})",
-                       "Check the network, or set SEAMLINE_VK_API_BASE to a reachable proxy (empty for VK)")
+        return ConfigError(
+            "SEAMLINE_VK_TOKEN",
+            f"VK refused to start the bot ({reason})",
+            "Check the token's rights, and enable Bots Long Poll (or the Callback API) in Manage → API usage",
+        )
+    return ConfigError(
+        "SEAMLINE_VK_API_BASE",
+        f"cannot reach the VK API at {api_base or 'https://api.vk.ru'} ({exc})",
+        "Check the network, or set SEAMLINE_VK_API_BASE to a reachable proxy (empty for VK)",
+    )
 
 
 class PollPosition:
@@ -109,8 +121,12 @@ class PollPosition:
         current = str(longpoll.ts)
         if saved.isdigit() and current.isdigit() and int(saved) <= int(current):
             if saved != current:
-                log.info("VK long poll resumes at ts %s (VK is at %s): events from while Seamline was stopped "
-                         "are answered now", saved, current)
+                log.info(
+                    "VK long poll resumes at ts %s (VK is at %s): events from while Seamline was stopped "
+                    "are answered now",
+                    saved,
+                    current,
+                )
             longpoll.ts = saved
             self._saved_ts = saved
 

@@ -6,6 +6,7 @@ token the server hands out; everything a connection may see is that visitor's ow
 for a deep link to continue in a messenger (a ``link`` frame), and a site may vouch for its
 logged-in user by signing the user's id (``external_id`` + ``signature`` in ``hello``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -72,8 +73,9 @@ class WebChannel(Linking):
         budgets then hold across processes), ``channels`` (the other channels, for "continue in…")."""
         extras, settings = context.extras, context.extras["settings"]
         self._settings = settings
-        self._budget = FrameBudget(limiter=context.limiter, per_visitor=settings.web_rate_limit,
-                                   per_address=settings.web_address_rate_limit)
+        self._budget = FrameBudget(
+            limiter=context.limiter, per_visitor=settings.web_rate_limit, per_address=settings.web_address_rate_limit
+        )
         redis = extras.get("redis")
         self._connections: Connections = RedisConnections(client=redis()) if redis else MemoryConnections()
         self._connection_cap, self._hello_timeout = settings.web_connections_per_address, settings.web_hello_timeout
@@ -83,8 +85,12 @@ class WebChannel(Linking):
         self._identity_key = settings.web_identity_secret.encode()
         self._channels: Mapping[str, Any] = extras.get("channels", {})  # the others, for their deep links
         self._allowed_origins = frozenset(settings.web_allowed_origins)
-        self._signer = Signer(secret_key=settings.secret_key, purpose="web-visitor", old_keys=settings.old_secret_keys,
-                              max_age=settings.visitor_token_days * 86400)
+        self._signer = Signer(
+            secret_key=settings.secret_key,
+            purpose="web-visitor",
+            old_keys=settings.old_secret_keys,
+            max_age=settings.visitor_token_days * 86400,
+        )
         self._history_limit = history_limit
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         if self._store is not None:  # a link confirmed on another channel: open widgets get the joined history
@@ -111,20 +117,33 @@ class WebChannel(Linking):
     async def _close_all(self) -> None:
         """On shutdown say "going away" to every open widget; they reconnect by themselves."""
         sockets = [ws for group in self._sockets.values() for ws in group]
-        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
-                               for ws in sockets), return_exceptions=True)
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting") for ws in sockets),
+            return_exceptions=True,
+        )
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
     async def _widget(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC / "widget.js", headers={
-            "Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "public, max-age=300",
-            "Access-Control-Allow-Origin": "*"})
+        return web.FileResponse(
+            STATIC / "widget.js",
+            headers={
+                "Content-Type": "application/javascript; charset=utf-8",
+                "Cache-Control": "public, max-age=300",
+                "Access-Control-Allow-Origin": "*",
+            },
+        )
 
     async def send(self, address: str, reply: Reply) -> None:
-        frame: dict[str, Any] = {"type": "message", "id": reply.id, "role": reply.role.value, "text": reply.text,
-                                 "channel": "web", "ts": reply.ts.isoformat()}
+        frame: dict[str, Any] = {
+            "type": "message",
+            "id": reply.id,
+            "role": reply.role.value,
+            "text": reply.text,
+            "channel": "web",
+            "ts": reply.ts.isoformat(),
+        }
         if reply.buttons:
             frame["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
         if not any(not ws.closed for ws in self._sockets.get(address, ())):
@@ -149,8 +168,11 @@ class WebChannel(Linking):
         address = address_key(client_address(request.remote, request.headers.get("X-Forwarded-For"), self._proxies))
         lease = await self._lease(address)
         if lease is False:
-            refused = web.json_response({"error": "too many chat connections from your address; close some tabs "
-                                                  "or try again later"}, status=429, headers={"Retry-After": "10"})
+            refused = web.json_response(
+                {"error": "too many chat connections from your address; close some tabs or try again later"},
+                status=429,
+                headers={"Retry-After": "10"},
+            )
             refused.force_close()
             return refused
         try:
@@ -179,7 +201,8 @@ class WebChannel(Linking):
             while True:
                 try:
                     raw = await ws.receive(
-                        timeout=None if visitor else max(0.0, deadline - asyncio.get_running_loop().time()))
+                        timeout=None if visitor else max(0.0, deadline - asyncio.get_running_loop().time())
+                    )
                 except TimeoutError:  # a socket that never says hello holds a descriptor for nothing
                     await ws.close(code=NO_HELLO, message=b"no hello in time")
                     break
@@ -215,8 +238,12 @@ class WebChannel(Linking):
                     break  # the client went away mid-answer
                 except Exception:  # noqa: BLE001 - the one broad except of this receive loop
                     log.exception("web chat frame failed (visitor=%s, id=%s)", visitor, frame_id)
-                    await _error(ws, "internal", "the server failed on this message; it is kept, "
-                                                 "and you may resend it with the same id", frame_id)
+                    await _error(
+                        ws,
+                        "internal",
+                        "the server failed on this message; it is kept, and you may resend it with the same id",
+                        frame_id,
+                    )
         finally:
             if visitor:
                 self._sockets[visitor].discard(ws)
@@ -224,8 +251,9 @@ class WebChannel(Linking):
                     del self._sockets[visitor]
         return ws
 
-    async def _hello(self, ws: web.WebSocketResponse, frame: dict, address: str,
-                     frame_id: str | None) -> tuple[str, str | None]:
+    async def _hello(
+        self, ws: web.WebSocketResponse, frame: dict, address: str, frame_id: str | None
+    ) -> tuple[str, str | None]:
         token, language = frame.get("token"), frame.get("lang")
         language = language if language in ("ru", "en") else None
         visitor = self._signer.verify(token) if token else None
@@ -244,18 +272,24 @@ class WebChannel(Linking):
         if history and self._store is not None:  # a known visitor is back: reachable on the web again
             await self._store.set_reachable("web", visitor, True)
         # A fresh token on every welcome: a token dies after days unused, not days after it was made.
-        await ws.send_json({"type": "welcome", "token": self._signer.sign(visitor),
-                            **page(history, self._history_bytes), "identified": identified,
-                            "channels": self.channels, "continue_in": self.continue_in(language),
-                            "labels": {n: label(a.labels, language) for n, a in self._channels.items()}})
+        await ws.send_json(
+            {
+                "type": "welcome",
+                "token": self._signer.sign(visitor),
+                **page(history, self._history_bytes),
+                "identified": identified,
+                "channels": self.channels,
+                "continue_in": self.continue_in(language),
+                "labels": {n: label(a.labels, language) for n, a in self._channels.items()},
+            }
+        )
         return visitor, language
 
     async def _older(self, ws: web.WebSocketResponse, visitor: str, frame: dict, address: str) -> None:
         """An ``older`` frame: the page of history before the cursor a welcome (or older page) gave."""
         frame_id, before = checked_id(frame), frame.get("before")
         if not isinstance(before, str) or not 0 < len(before) <= MAX_ID:
-            raise FrameError("bad_frame", "'before' must be the cursor from the last welcome or older frame",
-                             frame_id)
+            raise FrameError("bad_frame", "'before' must be the cursor from the last welcome or older frame", frame_id)
         wait = await self._budget.page(address, visitor)
         if wait:
             raise FrameError("rate_limited", f"too many pages of history; wait {math.ceil(wait)} s", frame_id)
@@ -267,8 +301,9 @@ class WebChannel(Linking):
 
     # -- messages ----------------------------------------------------------------------------------
 
-    async def _message(self, ws: web.WebSocketResponse, visitor: str, frame: dict, language: str | None,
-                       address: str | None = None) -> None:
+    async def _message(
+        self, ws: web.WebSocketResponse, visitor: str, frame: dict, language: str | None, address: str | None = None
+    ) -> None:
         # The socket's client address goes along: link-code guesses are counted per address.
         message = replace(to_message(visitor, frame, language), client_address=address)
 
@@ -289,8 +324,9 @@ class WebChannel(Linking):
             if kept:
                 raise
             log.exception("web chat message not stored (visitor=%s, id=%s)", visitor, frame.get("id"))
-            raise FrameError("internal", "the server could not store this message; resend it with the same id",
-                             frame.get("id")) from None
+            raise FrameError(
+                "internal", "the server could not store this message; resend it with the same id", frame.get("id")
+            ) from None
         if handled.duplicate:
             await ws.send_json({"type": "ack", "id": frame["id"], "duplicate": True})
         elif maybe_link:
@@ -301,8 +337,11 @@ class WebChannel(Linking):
     async def _refresh(self, customer_id: str) -> None:
         """Send a customer's history to every open widget of theirs (a ``history`` frame): after a link
         it holds what was said on the other channels, or in the other browser."""
-        visitors = [i.external_id for i in await self._store.identities(customer_id)
-                    if i.channel == "web" and self._sockets.get(i.external_id)]
+        visitors = [
+            i.external_id
+            for i in await self._store.identities(customer_id)
+            if i.channel == "web" and self._sockets.get(i.external_id)
+        ]
         if not visitors:
             return
         history = page(await self._store.history(customer_id, self._history_limit), self._history_bytes)

@@ -5,6 +5,7 @@ frame). A part of WebChannel (bots/web.py), apart to keep each module readable.
 The channels offered are whichever running channel plug-ins make deep links, with the labels and
 icons they declare: the widget learns them from the server, never from a list of its own.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,28 +66,40 @@ class Linking:
         elif not self._identity_key or self._linker is None or self._store is None:
             reason = "no SEAMLINE_WEB_IDENTITY_SECRET is configured"
         elif not isinstance(signature, str) or not hmac.compare_digest(
-                signature.strip().lower().encode("utf-8", "surrogatepass"),
-                hmac.new(self._identity_key, site_user.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest().encode()):
+            signature.strip().lower().encode("utf-8", "surrogatepass"),
+            hmac.new(self._identity_key, site_user.encode("utf-8", "surrogatepass"), hashlib.sha256)
+            .hexdigest()
+            .encode(),
+        ):
             reason = "missing or wrong signature"
         else:
             return site_user
         # Never the signature itself in the log: with the id it would be a working claim.
-        log.info("web visitor %s: site identity claim %.64r ignored (%s); the chat goes on anonymous",
-                 visitor, site_user, reason)
+        log.info(
+            "web visitor %s: site identity claim %.64r ignored (%s); the chat goes on anonymous",
+            visitor,
+            site_user,
+            reason,
+        )
         return None
 
-    async def _identify(self, visitor: str, token: str, site_user: str,
-                        language: str | None) -> tuple[str, str, bool]:
+    async def _identify(self, visitor: str, token: str, site_user: str, language: str | None) -> tuple[str, str, bool]:
         """Link the visitor's customer to the site's user (merging with that user's earlier customer, on
         any browser). A browser whose conversation belongs to another site user (a shared computer, a
         different login) starts a new conversation instead: one site user never sees another's."""
         customer = await self._store.find_customer("web", visitor)
         if customer is not None:
-            others = [i for i in await self._store.identities(customer.id)
-                      if i.channel == "site" and i.external_id != site_user]
+            others = [
+                i
+                for i in await self._store.identities(customer.id)
+                if i.channel == "site" and i.external_id != site_user
+            ]
             if others:
-                log.info("web visitor %s belongs to another site user; a new conversation is started for %.64r",
-                         visitor, site_user)
+                log.info(
+                    "web visitor %s belongs to another site user; a new conversation is started for %.64r",
+                    visitor,
+                    site_user,
+                )
                 visitor, token = self._signer.new()
                 customer = None
         try:
@@ -94,8 +107,12 @@ class Linking:
                 customer = await self._store.resolve_customer("web", visitor, visitor, language=language)
             outcome = await self._linker.link_site_identity(customer.id, site_user, address=visitor)
         except (SeamlineError, TimeoutError) as exc:  # storage down, a merge lock not free in time
-            log.warning("web visitor %s: site identity %.64r not linked (%s); the chat goes on anonymous",
-                        visitor, site_user, exc)
+            log.warning(
+                "web visitor %s: site identity %.64r not linked (%s); the chat goes on anonymous",
+                visitor,
+                site_user,
+                exc,
+            )
             return visitor, token, False
         if outcome.record is not None:  # two customers became one: the other tabs and browsers see it all now
             await self._refresh(outcome.survivor_id)
@@ -110,28 +127,38 @@ class Linking:
             raise FrameError("bad_frame", f"'id' must be a string of 1-{MAX_ID} characters")
         channel = frame.get("channel")
         if not isinstance(channel, str):
-            raise FrameError("bad_frame", f"'channel' must be a string: {' or '.join(self.channels) or 'a channel'}",
-                             frame_id)
+            raise FrameError(
+                "bad_frame", f"'channel' must be a string: {' or '.join(self.channels) or 'a channel'}", frame_id
+            )
         build = self._channels[channel].deep_link if channel in self.channels else None
         if build is None:
             raise FrameError("link_unavailable", f"continuing in {channel[:32]!r} is not available here", frame_id)
-        customer = await self._store.find_customer("web", visitor) or \
-            await self._store.resolve_customer("web", visitor, visitor, language=language)
+        customer = await self._store.find_customer("web", visitor) or await self._store.resolve_customer(
+            "web", visitor, visitor, language=language
+        )
         try:
             token = await self._linker.issue_token(customer.id, "web", visitor, target=channel)
         except RateLimited:
-            raise FrameError("rate_limited", "too many links were asked for in an hour; use the last one, "
-                                             "or try again later", frame_id) from None
+            raise FrameError(
+                "rate_limited",
+                "too many links were asked for in an hour; use the last one, or try again later",
+                frame_id,
+            ) from None
         try:
             url = build(token)
             if not url:
                 raise ChannelError(f"{channel} gave no link")
         except ChannelError as exc:
             log.warning("web visitor %s: no %s link: %s", visitor, channel, exc)
-            raise FrameError("link_unavailable", f"continuing in {channel} is not available right now",
-                             frame_id) from None
-        answer = {"type": "link", "channel": channel, "url": url,
-                  "expires_in": int(self._linker.policy.ttl.total_seconds())}
+            raise FrameError(
+                "link_unavailable", f"continuing in {channel} is not available right now", frame_id
+            ) from None
+        answer = {
+            "type": "link",
+            "channel": channel,
+            "url": url,
+            "expires_in": int(self._linker.policy.ttl.total_seconds()),
+        }
         if frame_id:
             answer["id"] = frame_id
         await ws.send_json(answer)

@@ -15,6 +15,7 @@ platform-specific (SDK types, HTTP calls, frames) stays inside the adapter.
 
 This module is part of the public API (re-exported from ``seamline``); see docs/channels.md.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -106,12 +107,22 @@ class Conversations(Protocol):
     the turn reach the adapter's ``send`` before ``handle`` returns. ``handle_retrying`` is the same
     for a message the platform was already told "ok" for: a storage outage is waited out, bounded."""
 
-    async def handle(self, message: Message, on_stored: Callable[[Any], Awaitable[None]] | None = None,
-                     on_answering: Callable[[Any], Awaitable[None]] | None = None) -> Any: ...
+    async def handle(
+        self,
+        message: Message,
+        on_stored: Callable[[Any], Awaitable[None]] | None = None,
+        on_answering: Callable[[Any], Awaitable[None]] | None = None,
+    ) -> Any: ...
 
-    async def handle_retrying(self, message: Message, on_stored: Callable[[Any], Awaitable[None]] | None = None,
-                              *, attempts: int = 5, backoff: float = 0.5,
-                              on_answering: Callable[[Any], Awaitable[None]] | None = None) -> Any: ...
+    async def handle_retrying(
+        self,
+        message: Message,
+        on_stored: Callable[[Any], Awaitable[None]] | None = None,
+        *,
+        attempts: int = 5,
+        backoff: float = 0.5,
+        on_answering: Callable[[Any], Awaitable[None]] | None = None,
+    ) -> Any: ...
 
 
 @dataclass

@@ -5,6 +5,7 @@ One contract class runs over every built-in channel: what it declares, ``to_mess
 payloads in tests/fixtures/<channel>/ (pure: the same answer twice, but for the time of arrival), its routes, its
 deep links, and start/stop done twice against the local fakes.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,9 +45,13 @@ async def vk():
 @pytest.fixture
 async def running(telegram, vk, settings, make_server):
     """Seamline with every built-in channel on, against the fakes; its adapters by name."""
-    server = await make_server(settings, channels={"telegram": {"token": TOKEN, "api_base": telegram.url},
-                                                    "vk": {"token": vk.token, "group_id": vk.group_id,
-                                                           "api_base": vk.url}})
+    server = await make_server(
+        settings,
+        channels={
+            "telegram": {"token": TOKEN, "api_base": telegram.url},
+            "vk": {"token": vk.token, "group_id": vk.group_id, "api_base": vk.url},
+        },
+    )
     return server.app[CHANNELS]
 
 
@@ -108,15 +113,21 @@ async def test_the_channels_served_are_listed_with_labels_and_icons(settings, ma
 
 
 async def test_the_widget_is_offered_the_channels_with_deep_links_in_its_language(settings, make_server, telegram, vk):
-    server = await make_server(settings, channels={"telegram": {"token": TOKEN, "api_base": telegram.url},
-                                                    "vk": {"token": vk.token, "group_id": vk.group_id,
-                                                           "api_base": vk.url}})
+    server = await make_server(
+        settings,
+        channels={
+            "telegram": {"token": TOKEN, "api_base": telegram.url},
+            "vk": {"token": vk.token, "group_id": vk.group_id, "api_base": vk.url},
+        },
+    )
     async with aiohttp.ClientSession() as http, http.ws_connect(server.ws_url) as ws:
         await ws.send_json({"type": "hello", "token": None, "lang": "ru"})
         welcome = await ws.receive_json(timeout=10)
     assert welcome["channels"] == ["telegram", "vk"]
-    assert [(c["channel"], c["label"]) for c in welcome["continue_in"]] == [("telegram", "Telegram"),
-                                                                           ("vk", "ВКонтакте")]
+    assert [(c["channel"], c["label"]) for c in welcome["continue_in"]] == [
+        ("telegram", "Telegram"),
+        ("vk", "ВКонтакте"),
+    ]
     assert welcome["labels"]["web"] == "Сайт"
 
 
@@ -142,26 +153,74 @@ def test_only_the_channels_whose_settings_are_given_are_on():
     assert on["telegram"].config["api_base"] == "https://api.telegram.org"
 
 
-@pytest.mark.parametrize("env, setting, problem, fix", [
-    ({"SEAMLINE_TELEGRAM_TOKEN": "not-a-token"}, "SEAMLINE_TELEGRAM_TOKEN",
-     "does not look like a bot token", "Copy the token @BotFather gave you"),
-    ({"SEAMLINE_TELEGRAM_TOKEN": TG_TOKEN, "SEAMLINE_TELEGRAM_API_BASE": "ftp://x"}, "SEAMLINE_TELEGRAM_API_BASE",
-     "'ftp://x' is not an http(s) URL", "SEAMLINE_TELEGRAM_API_BASE=https://api.telegram.org"),
-    ({"SEAMLINE_TELEGRAM_TOKEN": TG_TOKEN, "SEAMLINE_TELEGRAM_WEBHOOK_SECRET": "s" * 20},
-     "SEAMLINE_TELEGRAM_WEBHOOK_URL", "is not set, but a webhook secret is", "unset the secret for long polling"),
-    ({"SEAMLINE_TELEGRAM_TOKEN": TG_TOKEN, "SEAMLINE_TELEGRAM_WEBHOOK_URL": "https://bot.example/telegram/webhook"},
-     "SEAMLINE_TELEGRAM_WEBHOOK_SECRET", "must be 16-256 characters", "secrets.token_urlsafe"),
-    ({"SEAMLINE_TELEGRAM_WEBHOOK_URL": "https://bot.example/telegram/webhook"}, "SEAMLINE_TELEGRAM_TOKEN",
-     "is not set, but other Telegram settings are", "SEAMLINE_TELEGRAM_WEBHOOK_URL"),
-    ({"SEAMLINE_VK_TOKEN": "vk1.a.token"}, "SEAMLINE_VK_GROUP_ID", "is not set", "SEAMLINE_VK_GROUP_ID=123456"),
-    ({"SEAMLINE_VK_TOKEN": "vk1.a.token", "SEAMLINE_VK_GROUP_ID": "abc"}, "SEAMLINE_VK_GROUP_ID",
-     "'abc' is not a whole number", "SEAMLINE_VK_GROUP_ID=123456"),
-    ({"SEAMLINE_VK_TOKEN": "vk1.a.token", "SEAMLINE_VK_GROUP_ID": "7", "SEAMLINE_VK_CONFIRMATION": "abc"},
-     "SEAMLINE_VK_SECRET", "the Callback API is half configured", "or neither (Bots Long Poll)"),
-    ({"SEAMLINE_VK_GROUP_ID": "7"}, "SEAMLINE_VK_TOKEN", "is not set, but other VK settings are",
-     "community access token"),
-], ids=["telegram-token", "telegram-api-base", "secret-without-url", "url-without-secret", "webhook-without-token",
-        "vk-no-group", "vk-group-not-a-number", "vk-half-callback", "vk-without-token"])
+@pytest.mark.parametrize(
+    "env, setting, problem, fix",
+    [
+        (
+            {"SEAMLINE_TELEGRAM_TOKEN": "not-a-token"},
+            "SEAMLINE_TELEGRAM_TOKEN",
+            "does not look like a bot token",
+            "Copy the token @BotFather gave you",
+        ),
+        (
+            {"SEAMLINE_TELEGRAM_TOKEN": TG_TOKEN, "SEAMLINE_TELEGRAM_API_BASE": "ftp://x"},
+            "SEAMLINE_TELEGRAM_API_BASE",
+            "'ftp://x' is not an http(s) URL",
+            "SEAMLINE_TELEGRAM_API_BASE=https://api.telegram.org",
+        ),
+        (
+            {"SEAMLINE_TELEGRAM_TOKEN": TG_TOKEN, "SEAMLINE_TELEGRAM_WEBHOOK_SECRET": "s" * 20},
+            "SEAMLINE_TELEGRAM_WEBHOOK_URL",
+            "is not set, but a webhook secret is",
+            "unset the secret for long polling",
+        ),
+        (
+            {
+                "SEAMLINE_TELEGRAM_TOKEN": TG_TOKEN,
+                "SEAMLINE_TELEGRAM_WEBHOOK_URL": "https://bot.example/telegram/webhook",
+            },
+            "SEAMLINE_TELEGRAM_WEBHOOK_SECRET",
+            "must be 16-256 characters",
+            "secrets.token_urlsafe",
+        ),
+        (
+            {"SEAMLINE_TELEGRAM_WEBHOOK_URL": "https://bot.example/telegram/webhook"},
+            "SEAMLINE_TELEGRAM_TOKEN",
+            "is not set, but other Telegram settings are",
+            "SEAMLINE_TELEGRAM_WEBHOOK_URL",
+        ),
+        ({"SEAMLINE_VK_TOKEN": "vk1.a.token"}, "SEAMLINE_VK_GROUP_ID", "is not set", "SEAMLINE_VK_GROUP_ID=123456"),
+        (
+            {"SEAMLINE_VK_TOKEN": "vk1.a.token", "SEAMLINE_VK_GROUP_ID": "abc"},
+            "SEAMLINE_VK_GROUP_ID",
+            "'abc' is not a whole number",
+            "SEAMLINE_VK_GROUP_ID=123456",
+        ),
+        (
+            {"SEAMLINE_VK_TOKEN": "vk1.a.token", "SEAMLINE_VK_GROUP_ID": "7", "SEAMLINE_VK_CONFIRMATION": "abc"},
+            "SEAMLINE_VK_SECRET",
+            "the Callback API is half configured",
+            "or neither (Bots Long Poll)",
+        ),
+        (
+            {"SEAMLINE_VK_GROUP_ID": "7"},
+            "SEAMLINE_VK_TOKEN",
+            "is not set, but other VK settings are",
+            "community access token",
+        ),
+    ],
+    ids=[
+        "telegram-token",
+        "telegram-api-base",
+        "secret-without-url",
+        "url-without-secret",
+        "webhook-without-token",
+        "vk-no-group",
+        "vk-group-not-a-number",
+        "vk-half-callback",
+        "vk-without-token",
+    ],
+)
 def test_a_bad_channel_setting_names_itself_the_problem_and_the_fix(env, setting, problem, fix):
     error = refused(env)
     assert error.setting == setting
@@ -203,6 +262,7 @@ def test_load_settings_keeps_the_channel_tables_of_seamline_toml(tmp_path):
 
 # -- third-party plug-ins -------------------------------------------------------------------------
 
+
 def plug_in(root: Path, monkeypatch, name: str, target: str, module: str = "", source: str = "") -> None:
     """Install a plug-in the way pip would, as far as entry points go: a dist-info on sys.path."""
     info = root / f"{name}_channel-0.1.dist-info"
@@ -223,8 +283,14 @@ def test_a_plug_in_that_cannot_be_imported_is_named_with_its_package(tmp_path, m
 
 
 def test_a_plug_in_whose_class_has_another_name_is_refused(tmp_path, monkeypatch):
-    plug_in(tmp_path, monkeypatch, "pager", "misnamed_channel:PagerChannel", "misnamed_channel", PAGER.replace(
-        'name = "pager"', 'name = "beeper"'))
+    plug_in(
+        tmp_path,
+        monkeypatch,
+        "pager",
+        "misnamed_channel:PagerChannel",
+        "misnamed_channel",
+        PAGER.replace('name = "pager"', 'name = "beeper"'),
+    )
     with pytest.raises(ConfigError, match="is named 'beeper', not 'pager'"):
         channels.discover()
 
@@ -279,8 +345,14 @@ async def test_an_installed_plug_in_is_served_and_offered_in_the_widget(tmp_path
 
 
 async def test_a_plug_in_failing_to_build_stops_the_start_naming_it(tmp_path, monkeypatch, settings, make_server):
-    plug_in(tmp_path, monkeypatch, "pager", "failing_channel:PagerChannel", "failing_channel", PAGER.replace(
-        "self.started = 0", 'raise RuntimeError("no modem found")'))
+    plug_in(
+        tmp_path,
+        monkeypatch,
+        "pager",
+        "failing_channel:PagerChannel",
+        "failing_channel",
+        PAGER.replace("self.started = 0", 'raise RuntimeError("no modem found")'),
+    )
     with pytest.raises(ConfigError) as caught:
         await make_server(settings)
     assert caught.value.setting == "[channels.pager]" and "RuntimeError: no modem found" in caught.value.problem
@@ -305,8 +377,12 @@ async def test_telegram_and_vk_share_the_frameworks_ordering_engine_and_retry_po
         return Intake(inbox=None, process=process)  # type: ignore[arg-type]  # never started here
 
     policy = RetryPolicy(attempts=2)
-    context = ChannelContext(conversations=None, limiter=MemoryLimiter(), data_dir=tmp_path,  # type: ignore[arg-type]
-                             extras={"intake": intake, "retry": policy, "store": None})
+    context = ChannelContext(
+        conversations=None,
+        limiter=MemoryLimiter(),
+        data_dir=tmp_path,  # type: ignore[arg-type]
+        extras={"intake": intake, "retry": policy, "store": None},
+    )
     on = enabled({"SEAMLINE_VK_TOKEN": "vk1.a.token", "SEAMLINE_VK_GROUP_ID": "7", "SEAMLINE_TELEGRAM_TOKEN": TG_TOKEN})
     built = channels.build({name: on[name] for name in ("telegram", "vk")}, context)
     try:

@@ -1,5 +1,6 @@
 """The one retry policy of every channel (bots/retry.py): what is retried, how long it waits (full
 jitter under an exponential cap, or exactly the platform's retry-after), and when it gives up."""
+
 from __future__ import annotations
 
 import pytest
@@ -56,8 +57,8 @@ async def test_waits_are_full_jitter_under_an_exponential_cap(waits):
     policy = RetryPolicy(attempts=8, base=0.5, cap=3.0)
     with pytest.raises(ChannelError, match="ping failed 8 times; last: busy"):
         await policy.run("ping", Flaky(*[Busy() for _ in range(8)]), classify)
-    ceilings = [min(3.0, 0.5 * 2 ** n) for n in range(7)]
-    assert len(waits) == 7 and all(0 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings))
+    ceilings = [min(3.0, 0.5 * 2**n) for n in range(7)]
+    assert len(waits) == 7 and all(0 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings, strict=True))
 
 
 async def test_the_platforms_retry_after_is_waited_exactly(waits):
