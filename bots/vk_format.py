@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import re
+from typing import Any
 
 from seamline.shared.message import Attachment, Button, Message
 
@@ -57,7 +58,7 @@ def to_message(event: dict) -> Message | None:
     # so a message sent in the same second as the bot's previous answer would be listed before it.
     return Message(channel="vk", address=str(peer), sender=str(sender), text=(message.get("text") or "").strip(),
                    payload=payload, attachments=attachments,
-                   external_id=str(external_id), language=LANGUAGES.get(client.get("lang_id")))
+                   external_id=str(external_id), language=LANGUAGES.get(client.get("lang_id", -1)))
 
 
 def _button_event(event: dict, obj: dict) -> Message:
@@ -95,7 +96,7 @@ def to_payload(raw: object) -> str | None:
 
 def keyboard(buttons: tuple[Button, ...], *, callback: bool = False) -> str | None:
     """An inline keyboard (VK allows 10 buttons in 6 rows) as the JSON string messages.send takes."""
-    cells = []
+    cells: list[dict[str, Any]] = []
     for button in buttons[:MAX_INLINE_BUTTONS]:
         if button.kind == "location":
             cells.append({"action": {"type": "location"}})  # VK draws its own "send location" key
@@ -104,7 +105,8 @@ def keyboard(buttons: tuple[Button, ...], *, callback: bool = False) -> str | No
             cells.append({"action": {"type": "text", "label": _label(button.title)}, "color": "secondary"})
             continue
         payload = json.dumps({"command": button.payload}, ensure_ascii=False, separators=(",", ":"))
-        action = {"type": "callback" if callback else "text", "label": _label(button.title), "payload": payload}
+        action: dict[str, str] = {"type": "callback" if callback else "text", "label": _label(button.title),
+                                  "payload": payload}
         if len(payload.encode()) > MAX_PAYLOAD:
             log.warning("VK button %r: payload over %d bytes dropped; its label is sent as text",
                         button.title, MAX_PAYLOAD)
@@ -145,13 +147,15 @@ def random_id(reply_id: str, part: int) -> int:
 
 def _attachment(item: dict) -> Attachment | None:
     kind = item.get("type")
-    obj = item.get(kind) if isinstance(kind, str) else None
+    if not isinstance(kind, str):
+        return None
+    obj = item.get(kind)
     if not isinstance(obj, dict):
         return None
     ref = _ref(kind, obj)
     if kind == "photo":
         sizes = [s for s in obj.get("sizes") or () if s.get("url")]
-        best = obj.get("orig_photo") or max(sizes, key=lambda s: s.get("width", 0) * s.get("height", 0), default={})
+        best: dict[str, Any] = obj.get("orig_photo") or max(sizes, key=lambda s: s.get("width", 0) * s.get("height", 0), default={})
         return Attachment("photo", url=best.get("url"), name=obj.get("text") or None,
                           data={"vk": ref, "width": best.get("width"), "height": best.get("height")})
     if kind == "doc":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from seamline.shared.history import StoredMessage
 from seamline.shared.message import Message
@@ -77,7 +78,7 @@ def to_frame(message: StoredMessage) -> dict:
     frame_id = message.id
     if message.role == "customer" and message.channel == "web" and message.external_id:
         frame_id = message.external_id.split(":", 1)[1]
-    frame = {"type": "message", "id": frame_id, "role": message.role, "text": message.text,
+    frame: dict[str, Any] = {"type": "message", "id": frame_id, "role": message.role, "text": message.text,
              "channel": message.channel, "ts": message.created_at.isoformat()}
     if message.buttons:
         frame["buttons"] = message.buttons
