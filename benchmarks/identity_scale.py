@@ -271,7 +271,7 @@ def _redis_database(url: str, offset: int) -> str:
 
 def run_backend(name: str, urls: list[str], redis_url: str, understanding, args) -> list[Population]:
     populations = []
-    for size, url, offset in zip((args.small, args.large), urls, (1, 0)):
+    for size, url, offset in zip((args.small, args.large), urls, (1, 0), strict=True):
         settings = Settings(database_url=url, redis_url=_redis_database(redis_url, offset) if redis_url else "",
                             secret_key="benchmark-secret-key-0123456789", config_dir=CONFIG_DIR,
                             data_dir=Path(tempfile.gettempdir()))

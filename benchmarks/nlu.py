@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from seamline.nlu import store  # noqa: E402
-from seamline.nlu.data import Example, TrainingData  # noqa: E402
+from seamline.nlu.data import Example  # noqa: E402
 from seamline.nlu.evaluate import format_report, report, scores  # noqa: E402
 from seamline.nlu.parse import OUT_OF_SCOPE  # noqa: E402
 from seamline.nlu.training import train  # noqa: E402

@@ -33,6 +33,7 @@ from seamline.bots.app import create_app  # noqa: E402
 from seamline.nlu.understanding import Understanding  # noqa: E402
 from seamline.shared.settings import CONFIG_DIR, Settings  # noqa: E402
 from seamline.shared.storage.database import upgrade  # noqa: E402
+
 from tests.fakes.vk import FakeVk  # noqa: E402
 
 TEXTS = ["hello", "where is my order", "48213", "how much is delivery", "спасибо", "когда вы работаете",
@@ -71,7 +72,7 @@ async def _drive(fake: FakeVk, conversations: int, seconds: float) -> dict:
                 return
             before = len(fake.sent_to(peer))
             event = fake.push(fake.message_new(peer, TEXTS[(peer + turn) % len(TEXTS)]))
-            await fake.wait_for(lambda: len(fake.sent_to(peer)) > before, timeout=seconds + 60)
+            await fake.wait_for(lambda before=before: len(fake.sent_to(peer)) > before, timeout=seconds + 60)
             answered_at = fake.sent_to(peer)[before]["at"]
             if start <= answered_at <= end:
                 latencies.append(answered_at - fake.pushed[event["event_id"]])

@@ -40,7 +40,7 @@ class Responses:
         self._choose = choose
 
     @classmethod
-    def from_dir(cls, directory: Path) -> "Responses":
+    def from_dir(cls, directory: Path) -> Responses:
         variants: dict[str, dict[str, list[dict]]] = {}
         for path in sorted(directory.glob("*.yml")):
             try:

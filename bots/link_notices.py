@@ -10,7 +10,7 @@ other side's session is only read, for its conversation and language.
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from seamline.bots.dialogue import Dialogue
 from seamline.shared.history import StoredMessage, new_id
@@ -44,7 +44,7 @@ class LinkNotices:
     async def _tell(self, customer_id: str, identity: Identity, session: Session | None, replies) -> None:
         """Store each reply in the customer's conversation (when there is a session to say which), then
         send it to that one identity only."""
-        for n, reply in enumerate(replies):
+        for reply in replies:
             stored_id, now = new_id(), utcnow()
             if session is not None:
                 await self._store.append(StoredMessage(

@@ -7,7 +7,6 @@ trusted proxies' (shared/net.py). See docs/handoff.md, "Logging in".
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -96,7 +95,7 @@ async def first_token(ws: web.WebSocketResponse) -> str:
     within 10 s, not JSON, nested too deep, a token that is not a string): the caller refuses it."""
     try:
         first = await ws.receive(timeout=10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return ""
     if first.type != WSMsgType.TEXT or len(first.data) > 4096:
         return ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from seamline.shared.errors import HandoffError
 from seamline.shared.handoff_states import BOT_SILENT, STATES, WITH_PEOPLE
 
-__all__ = ["BOT_SILENT", "STATES", "WITH_PEOPLE", "TRANSITIONS", "IllegalTransition", "check"]
+__all__ = ["BOT_SILENT", "STATES", "TRANSITIONS", "WITH_PEOPLE", "IllegalTransition", "check"]
 TRANSITIONS = frozenset({
     ("bot", "queued"),
     ("queued", "with_agent"), ("queued", "abandoned"), ("queued", "bot"), ("queued", "resolved"),

@@ -8,6 +8,7 @@ refuses what such a list tries, without a large dependency (zxcvbn's data would 
 """
 from __future__ import annotations
 
+import itertools
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -57,9 +58,9 @@ def _repeats(text: str) -> bool:
 def _sequence(text: str) -> bool:
     """All of it along the alphabet, the digits or a keyboard row, either way ("abcdefghij", "0987654321",
     "qwertyuiopasdf")."""
-    steps = {ord(b) - ord(a) for a, b in zip(text, text[1:])}
+    steps = {ord(b) - ord(a) for a, b in itertools.pairwise(text)}
     if steps in ({1}, {-1}):
         return True
     stripped = re.sub(r"[\W_]", "", text)
     return len(stripped) >= 6 and any(stripped in row * 2 or stripped in (row * 2)[::-1]
-                                      for row in ROWS + ("".join(ROWS[:4]),))
+                                      for row in (*ROWS, "".join(ROWS[:4])))

@@ -83,7 +83,7 @@ class Reason(str):
     code: str
     params: dict
 
-    def __new__(cls, text: str, code: str, **params) -> "Reason":
+    def __new__(cls, text: str, code: str, **params) -> Reason:
         reason = super().__new__(cls, text)
         reason.code, reason.params = code, params
         return reason
@@ -99,7 +99,7 @@ class Routing:
     agent_offline_after: timedelta = timedelta(minutes=5)  # no console, no API call: the agent is offline
 
     @classmethod
-    def load(cls, path: Path) -> "Routing":
+    def load(cls, path: Path) -> Routing:
         if not path.exists():
             return cls()
         try:
@@ -205,6 +205,6 @@ def _hours(queue: str, spec: dict) -> Hours:
                 opening = (time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
             except ValueError:
                 raise ValueError(f"queue {queue}: {span!r} is not like 09:00-18:00") from None
-            for day in range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]:
+            for day in range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)]:
                 week[day].append(opening)
     return Hours(zone, tuple(tuple(d) for d in week))

@@ -12,6 +12,7 @@ import pytest
 from seamline.bots.cli import main
 from seamline.nlu.data import load
 from seamline.shared.settings import CONFIG_DIR
+
 from tests.nlu.test_lifecycle import SMALL_INTENTS, SMALL_OUT_OF_SCOPE, write_small_data
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 
 import pytest
 
@@ -148,7 +149,7 @@ def test_a_message_with_everything_is_sorted_and_non_overlapping():
         ("phone", "+79161234567"), ("email", "a.b@mail.ru"),
     ]
     assert all(e.text == text[e.start:e.end] for e in entities)
-    assert all(a.end <= b.start for a, b in zip(entities, entities[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(entities))
 
 
 def test_amount_and_date_digits_are_not_order_numbers():

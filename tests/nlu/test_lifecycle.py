@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import zipfile
 from dataclasses import replace
 from pathlib import Path

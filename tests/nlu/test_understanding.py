@@ -61,7 +61,7 @@ def test_the_fast_scores_equal_scikit_learns():
     model, reference = fit(texts, labels)
     probes = ["where is my order 12345", "Здравствуйте, хочу вернуть товар", "zzzz", "оператор!!!"]
     expected = reference(probes)
-    for row, text in zip(expected, probes):
+    for row, text in zip(expected, probes, strict=True):
         assert abs(model.scores(text) - row).max() < 1e-5
 
 
