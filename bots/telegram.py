@@ -25,13 +25,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     AiogramError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramNotFound,
     TelegramRetryAfter,
-    TelegramServerError,
-    TelegramUnauthorizedError,
 )
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -49,11 +43,12 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from seamline.bots.intake import IntakeFactory
-from seamline.bots.retry import Again, RetryPolicy
+from seamline.bots.retry import RetryPolicy
+from seamline.bots.telegram_errors import classify, config_error
 from seamline.bots.telegram_format import chat_of, to_message
 from seamline.bots.telegram_text import CallbackPayloads, split
 from seamline.shared.channel import Conversations
-from seamline.shared.errors import ChannelError, ConfigError, StoreError, Unreachable
+from seamline.shared.errors import ChannelError, StoreError
 from seamline.shared.message import Button, Message, Reply
 from seamline.shared.storage.inbox import Entry, Taken
 
@@ -127,7 +122,7 @@ class TelegramBot:
             else:
                 await self._call(DeleteWebhook())  # getUpdates is refused while a webhook is set
         except ChannelError as exc:
-            raise _config_error(exc, self._api_base) from exc
+            raise config_error(exc, self._api_base) from exc
         self._started, self._username = True, me.username
         mode = f"webhook {self._webhook_url}" if self._webhook_url else "long polling"
         await self._intake.start()  # what a crash left stored but unprocessed goes first
@@ -287,7 +282,7 @@ class TelegramBot:
     async def _call(self, method: TelegramMethod[T]) -> T:
         """Call the Bot API under the retry policy (bots/retry.py); translate errors to Seamline's."""
         return await self._retry.run(
-            f"Telegram {type(method).__name__}", lambda: self._bot(method), partial(_classify, type(method).__name__)
+            f"Telegram {type(method).__name__}", lambda: self._bot(method), partial(classify, type(method).__name__)
         )
 
     async def _quietly(self, method: TelegramMethod) -> None:
@@ -301,41 +296,3 @@ class TelegramBot:
 def _raw(update: Update) -> str:
     """A polled update as the JSON Telegram sent (ASCII: any text stores, even a lone surrogate)."""
     return json.dumps(update.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True))
-
-
-def _classify(name: str, exc: Exception) -> Again:
-    """What may pass on a retry (flood control, 5xx, the network) and the rest translated."""
-    if isinstance(exc, TelegramRetryAfter):
-        return Again(f"flood control: retry after {exc.retry_after} s", retry_after=float(exc.retry_after))
-    if isinstance(exc, (TelegramServerError, TelegramNetworkError)):
-        return Again(str(exc))
-    if isinstance(exc, TelegramForbiddenError):  # blocked by the user, user deactivated, kicked from the group
-        raise Unreachable(f"Telegram {name}: {exc.message}") from exc
-    if isinstance(exc, (TelegramBadRequest, TelegramNotFound)):
-        if "chat not found" in exc.message.lower():
-            raise Unreachable(f"Telegram {name}: {exc.message}") from exc
-        raise ChannelError(f"Telegram {name}: {exc.message}") from exc
-    if isinstance(exc, AiogramError):  # unauthorized, an answer that is not the Bot API's, ...
-        raise ChannelError(f"Telegram {name}: {exc}") from exc
-    raise exc
-
-
-def _config_error(exc: ChannelError, api_base: str) -> ConfigError:
-    cause = exc.__cause__
-    if isinstance(cause, TelegramUnauthorizedError):
-        return ConfigError(
-            "SEAMLINE_TELEGRAM_TOKEN",
-            "Telegram refused the token (401 Unauthorized)",
-            "Copy the token @BotFather gave you (or /revoke it there and set the new one)",
-        )
-    if isinstance(cause, TelegramBadRequest) and isinstance(cause.method, SetWebhook):
-        return ConfigError(
-            "SEAMLINE_TELEGRAM_WEBHOOK_URL",
-            f"Telegram refused the webhook ({cause.message})",
-            "Use the public https URL of /telegram/webhook on this server",
-        )
-    return ConfigError(
-        "SEAMLINE_TELEGRAM_API_BASE",
-        f"{api_base} did not answer like the Telegram Bot API ({exc})",
-        "Use https://api.telegram.org or the URL of your own Bot API server",
-    )
