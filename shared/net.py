@@ -7,7 +7,7 @@ per-address limits. The rightmost address that is not a trusted proxy is the cli
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

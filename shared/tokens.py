@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 UNDATED_ISSUED_AT = 1_796_256_000  # 2026-12-03 00:00 UTC: when tokens started carrying their issue time
 _STAMP = 5  # bytes of issued-at

@@ -120,7 +120,7 @@ class FakeVk:
         """The API base: give it to Seamline as SEAMLINE_VK_API_BASE."""
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> "FakeVk":
+    async def start(self) -> FakeVk:
         app = web.Application()
         app.router.add_route("*", "/method/{name}", self._method)
         app.router.add_get("/whp/{group_id}", self._long_poll)
@@ -140,7 +140,7 @@ class FakeVk:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "FakeVk":
+    async def __aenter__(self) -> FakeVk:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:
