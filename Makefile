@@ -38,9 +38,11 @@ test-fast: $(STAMP)
 
 # The quality gate CI runs before the tests: ruff's linter, ruff's formatter (check only) and mypy.
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	bash .ci/typecheck
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	MYPY=$(BIN)/mypy bash .ci/typecheck || status=1; \
+	exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/web_chat.py
