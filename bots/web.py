@@ -267,7 +267,7 @@ class WebChannel(Linking):
         identified = False
         site_user = self._claim(frame, visitor)
         if site_user is not None:
-            visitor, token, identified = await self._identify(visitor, token, site_user, language)
+            visitor, token, identified = await self._identify(visitor, str(token), site_user, language)
         history = await self._pipeline.history("web", visitor, self._history_limit)
         if history and self._store is not None:  # a known visitor is back: reachable on the web again
             await self._store.set_reachable("web", visitor, True)
@@ -333,20 +333,6 @@ class WebChannel(Linking):
             after = await self._store.find_customer("web", visitor)
             if after is not None and (before is None or after.id != before.id):
                 await self._refresh(after.id)
-
-    async def _refresh(self, customer_id: str) -> None:
-        """Send a customer's history to every open widget of theirs (a ``history`` frame): after a link
-        it holds what was said on the other channels, or in the other browser."""
-        visitors = [
-            i.external_id
-            for i in await self._store.identities(customer_id)
-            if i.channel == "web" and self._sockets.get(i.external_id)
-        ]
-        if not visitors:
-            return
-        history = page(await self._store.history(customer_id, self._history_limit), self._history_bytes)
-        for visitor in visitors:
-            await self._broadcast(visitor, {"type": "history", **history})
 
 
 def _parsed(raw, refused: float) -> dict:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from seamline.bots.web_frames import MAX_ID, FrameError
+from seamline.bots.web_frames import MAX_ID, FrameError, page
 from seamline.shared.errors import ChannelError, SeamlineError
 from seamline.shared.linking import RateLimited
 
@@ -35,7 +35,25 @@ class Linking:
     _identity_key: bytes
     _channels: Mapping[str, Any]
 
-    async def _refresh(self, customer_id: str) -> None: ...
+    _sockets: dict[str, set[web.WebSocketResponse]]
+    _history_limit: int
+    _history_bytes: int
+
+    async def _broadcast(self, visitor: str, frame: dict[str, Any]) -> None: ...
+
+    async def _refresh(self, customer_id: str) -> None:
+        """Send a customer's history to every open widget of theirs (a ``history`` frame): after a link
+        it holds what was said on the other channels, or in the other browser."""
+        visitors = [
+            i.external_id
+            for i in await self._store.identities(customer_id)
+            if i.channel == "web" and self._sockets.get(i.external_id)
+        ]
+        if not visitors:
+            return
+        history = page(await self._store.history(customer_id, self._history_limit), self._history_bytes)
+        for visitor in visitors:
+            await self._broadcast(visitor, {"type": "history", **history})
 
     @property
     def channels(self) -> list[str]:
