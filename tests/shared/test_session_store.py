@@ -97,11 +97,15 @@ def test_a_session_remembers_a_bounded_number_of_message_ids():
 
 async def test_a_dead_redis_is_a_clear_store_error():
     from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     from seamline.shared.errors import StoreError
     from seamline.shared.storage.redis_sessions import RedisSessionStore
 
-    store = RedisSessionStore(client=Redis(host="127.0.0.1", port=1, socket_connect_timeout=1))
+    # no retries: redis-py's default backoff would spend seconds before the same error
+    store = RedisSessionStore(client=Redis(host="127.0.0.1", port=1, socket_connect_timeout=1,
+                                           retry=Retry(NoBackoff(), 0)))
     with pytest.raises(StoreError, match="Redis failed loading session c1"):
         await store.load("c1")
     await store.close()
