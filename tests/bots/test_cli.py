@@ -26,6 +26,7 @@ import pytest
 from seamline.shared.settings import CONFIG_DIR
 
 from tests.conftest import _postgres_admin, _run_async, _service
+from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -49,12 +50,6 @@ def seamline(args: list[str], env: dict[str, str], cwd: Path, stdin: str = "") -
     return subprocess.run(
         [str(SEAMLINE), *args], input=stdin, capture_output=True, text=True, env=env, cwd=cwd, timeout=TIMEOUT
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_help_lists_the_commands(env, tmp_path):

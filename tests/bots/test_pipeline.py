@@ -6,16 +6,7 @@ import pytest
 from seamline.bots.app import build
 from seamline.shared.message import Message, Reply
 
-
-class Recorder:
-    """An adapter that keeps what it was asked to send."""
-
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
-        self.sent: list[tuple[str, Reply]] = []
-
-    async def send(self, address: str, reply: Reply) -> None:
-        self.sent.append((address, reply))
+from tests.support import Recorder
 
 
 @pytest.fixture

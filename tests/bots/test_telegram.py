@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import sys
 from dataclasses import replace
 
@@ -25,29 +24,16 @@ from seamline.bots.telegram import WEBHOOK_PATH, to_message
 from seamline.bots.telegram_text import CallbackPayloads, split, utf16_len
 from seamline.shared.errors import ConfigError
 from seamline.shared.message import Attachment, Button, Reply
+
 from tests.conftest import Server, fail_storage_once
 from tests.fakes.telegram import CUSTOMER, SECRET_HEADER, TOKEN, FakeTelegram, load_fixture
+from tests.support import eventually, free_port
 
 WEBHOOK_SECRET = "webhook-secret-0123456789"
 
 
 def native(fixture: str) -> Update:
     return Update.model_validate(load_fixture(fixture))
-
-
-async def eventually(check, timeout: float = 10.0):
-    """Wait until ``await check()`` is truthy (and return it); fail after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := await check()):
-        assert asyncio.get_running_loop().time() < deadline, f"not true after {timeout} s: {check.__doc__ or check}"
-        await asyncio.sleep(0.02)
-    return result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # to_message: every recorded update kind, pure

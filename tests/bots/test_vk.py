@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -19,7 +18,9 @@ from seamline.bots.vk import to_message
 from seamline.bots.vk_format import MAX_TEXT, keyboard, random_id, split_text
 from seamline.shared.errors import ConfigError
 from seamline.shared.message import Button, Reply
+
 from tests.fakes.vk import FakeVk
+from tests.support import eventually, free_port
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vk"
 CONFIRMATION = "3f9a1c2e"
@@ -29,19 +30,6 @@ SEAMLINE_BIN = Path(sys.executable).with_name("seamline")
 
 def fixture(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-async def eventually(condition, timeout: float = 10.0):
-    """Poll an async condition until it returns something truthy; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await condition()
-        if result:
-            return result
-        if loop.time() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 # -- to_message on recorded events (pure) ---------------------------------------------------------
@@ -126,8 +114,8 @@ def test_without_an_event_id_the_message_is_known_by_peer_and_conversation_messa
 
 
 def test_the_keyboard_is_inline_with_command_payloads_within_vk_limits():
-    buttons = tuple(Button(f"Button number {i} with a title far longer than forty characters", f"/intent_{i}")
-                    for i in range(12)) + (Button("Big", "/" + "x" * 300),)
+    buttons = (*(Button(f"Button number {i} with a title far longer than forty characters", f"/intent_{i}")
+                 for i in range(12)), Button("Big", "/" + "x" * 300))
     board = json.loads(keyboard(buttons))
     cells = [cell for row in board["buttons"] for cell in row]
     assert board["inline"] is True
@@ -417,12 +405,6 @@ def _env(tmp_path: Path, fake: FakeVk, port: int, token: str, models: Path) -> d
                SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/var/seamline.db",
                SEAMLINE_VK_TOKEN=token, SEAMLINE_VK_GROUP_ID=str(fake.group_id), SEAMLINE_VK_API_BASE=fake.url)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow  # a real seamline process

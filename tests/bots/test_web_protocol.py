@@ -17,7 +17,7 @@ class Client:
         self._session, self._url = session, url
         self.ws: aiohttp.ClientWebSocketResponse | None = None
 
-    async def connect(self) -> "Client":
+    async def connect(self) -> Client:
         self.ws = await self._session.ws_connect(self._url)
         return self
 
@@ -38,12 +38,6 @@ class Client:
         while frames[-1]["type"] == "message" and frames[-1]["role"] == "customer":
             frames.append(await self.receive())
         return frames
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def client(http, server) -> Client:
@@ -147,7 +141,7 @@ async def test_a_malformed_frame_gets_an_error_and_the_connection_stays_up(http,
     await c.ws.send_str(raw)
     error = await c.receive()
     assert (error["type"], error["code"]) == ("error", code) and error["message"]
-    echo, answer = await c.say("hello", id="c-ok")
+    _, answer = await c.say("hello", id="c-ok")
     assert answer["role"] == "bot"
 
 

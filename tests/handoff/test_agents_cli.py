@@ -15,6 +15,7 @@ import pytest
 
 from seamline.bots.app import SEAMLINE as SEAMLINE_APP
 from seamline.bots.cli import main
+
 from tests.conftest import SECRET, settings_in_environment
 
 pytestmark = pytest.mark.slow

@@ -9,31 +9,17 @@ import asyncio
 import dataclasses
 import itertools
 import re
-import time
 
 import aiohttp
 import pytest
 
 from seamline.bots.app import SEAMLINE
-from seamline.shared.message import Message, Reply
+from seamline.shared.message import Message
+
+from tests.support import Recorder, eventually
 
 PASSWORD = "correct horse battery"
 _updates = itertools.count(1)
-
-
-class Recorder:
-    """A Telegram adapter that keeps what it was asked to send."""
-
-    channel = "telegram"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Reply]] = []
-
-    async def send(self, address: str, reply: Reply) -> None:
-        self.sent.append((address, reply))
-
-    def texts(self, chat: str) -> list[str]:
-        return [r.text for a, r in self.sent if a == chat]
 
 
 @pytest.fixture
@@ -49,12 +35,6 @@ def telegram(seamline) -> Recorder:
     adapter = Recorder()
     seamline.pipeline.register(adapter)
     return adapter
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 class Api:
@@ -113,14 +93,6 @@ async def escalated(seamline, chat: str, text: str = "I want to talk to a human"
     conversation = await seamline.store.conversation(handled.inbound.conversation_id)
     assert conversation.state in ("queued", "with_agent")
     return conversation.id
-
-
-async def eventually(check, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "not in time"
-        await asyncio.sleep(0.02)
-    return result
 
 
 # -- auth ------------------------------------------------------------------------------------------
@@ -441,7 +413,8 @@ async def test_the_wait_estimate_comes_from_how_long_people_take(seamline, teleg
 
 async def test_after_hours_the_customer_is_told_when_people_are_back_and_a_callback_number_shows(
         seamline, telegram, agent):
-    from datetime import time as clock, timedelta
+    from datetime import time as clock
+    from datetime import timedelta
 
     from seamline.handoff.routing import Hours
     from seamline.shared.message import utcnow
@@ -691,7 +664,6 @@ async def test_the_agents_reply_follows_the_customer_to_the_channel_they_are_on(
     from seamline.shared.errors import Unreachable
 
     class Web(Recorder):
-        channel = "web"
         closed = False
 
         async def send(self, address, reply):
@@ -699,7 +671,7 @@ async def test_the_agents_reply_follows_the_customer_to_the_channel_they_are_on(
                 raise Unreachable("no tab open")
             await super().send(address, reply)
 
-    web = Web()
+    web = Web("web")
     seamline.pipeline.register(web)
     api = await agent()
     conversation = await escalated(seamline, "270")

@@ -7,14 +7,13 @@ Waiting is Playwright's ``expect`` and the fake's ``wait_for``; nothing sleeps.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from seamline.bots.app import SEAMLINE
+
 from tests.fakes.telegram import TOKEN, FakeTelegram
 
 pytestmark = pytest.mark.browser
@@ -22,28 +21,12 @@ pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.async_api")
 async_playwright, expect = playwright_api.async_playwright, playwright_api.expect
 
-CHROMIUM = os.environ.get("SEAMLINE_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 TIMEOUT = 10_000  # ms, for every wait on a page
 CHAT = 4242001
 EMAIL, PASSWORD = "olga@shop.example", "correct horse battery"
 EVIL = '<img src=x onerror="window.__xss=1">'
 
 expect.set_options(timeout=TIMEOUT)
-
-
-@pytest.fixture(scope="module")
-async def browser():
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium is not installed at {CHROMIUM} (tests/services.sh installs it)"
-        if os.environ.get("SEAMLINE_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

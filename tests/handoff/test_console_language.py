@@ -11,18 +11,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-# The fixtures and helpers of the console's browser tests (pytest finds fixtures imported here).
-from tests.handoff.test_console_browser import (  # noqa: F401
-    TIMEOUT,
-    browser,
-    customer_says,
-    expect,
-    log_in,
-    pages,
-    seamline,
-    telegram,
-    tid,
-)
+from tests.handoff import test_console_browser as console
+from tests.handoff.test_console_browser import TIMEOUT, customer_says, expect, log_in, tid
+
+# The console's fixtures, shared with its browser tests: Seamline polling the fake Telegram, with one agent.
+seamline, telegram = console.seamline, console.telegram
 
 pytestmark = pytest.mark.browser
 

@@ -224,7 +224,7 @@ async def test_capacity_holds_when_two_processes_assign_at_once(pair):
         handoff.loads = slow_loads
     chats = [f"visitor-{n}" for n in range(12)]
     await asyncio.gather(*(say(server, chat, "I want to talk to a human", 1)
-                           for server, chat in zip([one, two] * 6, chats)))
+                           for server, chat in zip([one, two] * 6, chats, strict=True)))
     handoff = one.app[SEAMLINE].handoff
     held = await handoff.conversations("with_agent")
     waiting = await handoff.conversations("queued")

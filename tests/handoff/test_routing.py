@@ -1,7 +1,7 @@
 """Routing: when the bot passes a conversation to people, to which queue, and whether people are there."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -11,7 +11,7 @@ from seamline.handoff.routing import Hours, Routing
 from seamline.shared.errors import ConfigError
 from seamline.shared.settings import CONFIG_DIR
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture(scope="module")
