@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from seamline.shared.errors import SeamlineError
 from seamline.shared.message import Message, Reply
 from seamline.shared.settings import Settings, load_settings
 
@@ -179,7 +180,7 @@ def _understanding(settings: Settings) -> Understanding:
         trained = Understanding.from_file(latest(settings.models_dir), **options)
         if trained.model.metadata.get("fingerprint") == fingerprint(load(settings.intents_dir)):
             return trained
-    except Exception:
+    except SeamlineError:  # no model, a damaged one, or data that does not load: train in memory
         pass
     return Understanding.from_config(settings.config_dir, **options)
 

@@ -11,14 +11,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from seamline.bots.dialogue import Dialogue, Responses
-from seamline.bots.headers import demo_page_policy, install as install_headers
-from seamline.bots.pipeline import Pipeline
-from seamline.bots.steps.load import configured_steps
-from seamline.bots.protocol_log import quiet_protocol_errors
 from seamline.bots import channels
+from seamline.bots.dialogue import Dialogue, Responses
+from seamline.bots.headers import demo_page_policy
+from seamline.bots.headers import install as install_headers
 from seamline.bots.intake import intakes
+from seamline.bots.pipeline import Pipeline
+from seamline.bots.protocol_log import quiet_protocol_errors
 from seamline.bots.retry import RetryPolicy
+from seamline.bots.steps.load import configured_steps
 from seamline.handoff.agents import AgentStore
 from seamline.handoff.api import AgentApi
 from seamline.handoff.canned import load_canned
@@ -28,20 +29,22 @@ from seamline.handoff.origin import origin_guard
 from seamline.handoff.routing import Routing
 from seamline.handoff.service import Handoff
 from seamline.handoff.storage import SqlConversationRows
-from seamline.nlu.data import fingerprint, load as load_data
+from seamline.nlu.data import fingerprint
+from seamline.nlu.data import load as load_data
 from seamline.nlu.lifecycle import latest
 from seamline.nlu.understanding import Understanding
 from seamline.shared.channel import ChannelContext
 from seamline.shared.errors import SeamlineError
-from seamline.shared.session import MemorySessionStore, SessionStore
 from seamline.shared.limits import Limiter, MemoryLimiter, RedisLimiter
+from seamline.shared.linking import Linker, LinkPolicy
+from seamline.shared.session import MemorySessionStore, SessionStore
 from seamline.shared.settings import Settings
-from seamline.shared.storage.database import create_engine
-from seamline.shared.linking import LinkPolicy, Linker
 from seamline.shared.storage.customers import SqlCustomerStore
+from seamline.shared.storage.database import create_engine
 from seamline.shared.storage.sql import SqlChatStore
 
 log = logging.getLogger(__name__)
+DEMO_PAGE = Path(__file__).resolve().parent / "static" / "index.html"  # found once, not in the event loop
 
 
 @dataclass
@@ -172,8 +175,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
              limiter=seamline.limiter, cookie_secure=settings.cookie_secure,
              trusted_proxies=settings.trusted_proxies).install(app)
     install_console(app)
-    install_headers(app, pages={"/": demo_page_policy(Path(__file__).resolve().parent / "static" / "index.html",
-                                                      settings.web_allowed_origins)})
+    install_headers(app, pages={"/": demo_page_policy(DEMO_PAGE, settings.web_allowed_origins)})
     quiet_protocol_errors()  # a malformed request is the client's error: one line, no traceback
     app.router.add_get("/healthz", _health)
     app.on_startup.append(_reload_on_sighup)
@@ -215,7 +217,7 @@ async def _sweeping(app: web.Application):
                     log.info("%d waiting conversations abandoned", abandoned)
                 await handoff.set_gone_offline(handoff.routing.agent_offline_after)
                 await customers.purge_proofs(PROOFS_KEPT)
-            except Exception:  # noqa: BLE001 - the sweeper must outlive a database hiccup
+            except Exception:
                 log.warning("the minute's sweep (stale conversations, dead link codes) failed", exc_info=True)
 
     task = asyncio.create_task(sweep(), name="seamline-handoff-sweeper")
@@ -233,7 +235,7 @@ async def _answering_unanswered(app: web.Application):
             answered = await pipeline.answer_unanswered("web")
             if answered:
                 log.info("%d widget messages left unanswered by the last run were answered", answered)
-        except Exception:  # noqa: BLE001 - the next start tries again; a resend is answered meanwhile
+        except Exception:
             log.warning("answering the widget messages left by the last run failed", exc_info=True)
 
     task = asyncio.create_task(answer(), name="seamline-answer-unanswered")

@@ -65,7 +65,7 @@ def _command(native: Native) -> str | None:
     entities = native.entities or ()
     if not any(e.type == "bot_command" and e.offset == 0 for e in entities):
         return None
-    return re.sub(r"^(/[^\s@]+)@\w+", r"\1", native.text.strip())
+    return re.sub(r"^(/[^\s@]+)@\w+", r"\1", (native.text or "").strip())
 
 
 def _attachments(native: Native) -> tuple[Attachment, ...]:

@@ -125,10 +125,10 @@ class VkChannel:
                 params["keyboard"] = board
             await self._call("messages.send", **params)
 
-    async def _call(self, method: str, **params) -> object:
+    async def _call(self, method: str, **params: Any) -> Any:  # vk_api answers untyped JSON
         return await self._retrying(method, self._vk.method, method, params)
 
-    async def _retrying(self, what: str, function, *args) -> object:
+    async def _retrying(self, what: str, function: Any, *args: Any) -> Any:
         """``function(*args)`` in a thread, paced, under the retry policy (bots/retry.py)."""
 
         async def attempt() -> object:
@@ -180,7 +180,8 @@ class VkChannel:
         try:
             await self._intake.take([entry] if entry else [])
         except StoreError as exc:
-            log.warning("VK event %s not stored, so not acknowledged (VK sends it again): %s", entry.platform_id, exc)
+            log.warning("VK event %s not stored, so not acknowledged (VK sends it again): %s",
+                        entry.platform_id if entry else "-", exc)
             return web.Response(status=503, text="the event could not be stored; send it again")
         return web.Response(text="ok")
 
@@ -310,6 +311,8 @@ def _entry(event: dict, body: str) -> Entry | None:
     if message is None:
         log.info("VK %s event %.40s ignored", event.get("type"), event.get("event_id"))
         return None
+    if message.external_id is None:  # to_message gives every event it keeps an id
+        raise EventError("the event has no 'event_id'")
     if len(message.external_id) > 160:
         raise EventError("'event_id' is longer than 160 characters")
     return Entry(message.external_id, message.address, body)

@@ -95,7 +95,7 @@ class GroupWriter:
             for item in batch:
                 try:
                     await self._commit([item])
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting writer as a StoreError
                     if not item[1].done():
                         item[1].set_exception(StoreError(f"database write failed: {exc}"))
 
