@@ -7,6 +7,7 @@ is internal and may change between releases. See docs/build-your-bot.md.
 The heavy parts (the web application, aiogram) load only when asked for, so ``import seamline``
 stays cheap for a channel plug-in or an action package.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -1,4 +1,5 @@
 """``python -m seamline`` is the ``seamline`` command."""
+
 import sys
 
 from seamline.bots.cli import main

@@ -32,6 +32,7 @@ The CPU time each process used during the measured window is printed too.
 Bounded: each set-up step waits at most 60 s, an answer not seen in 10 s ends its conversation,
 the child is always stopped (SIGTERM, SIGKILL after 10 s). Only 127.0.0.1 is used.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,8 +110,14 @@ class Child:
     async def call(self, *args: str, env: dict[str, str] | None = None) -> str:
         """A one-off command; its output, or SystemExit with it when it fails."""
         process = await asyncio.create_subprocess_exec(
-            *self.command, *args, cwd=ROOT, env={**self.env, **(env or {})}, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            *self.command,
+            *args,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         try:
             out, _ = await asyncio.wait_for(process.communicate(), SETUP_TIMEOUT)
         except BaseException as exc:  # too slow, or the benchmark is interrupted: the command goes too
@@ -127,8 +134,14 @@ class Child:
 
     def start(self) -> None:
         with open(self.log, "wb") as log:  # the child holds its own descriptor
-            self.process = subprocess.Popen([*self.command, "run"], cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [*self.command, "run"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def died(self) -> bool:
         return self.process is not None and self.process.poll() is not None
@@ -141,10 +154,12 @@ class Child:
 
     async def wait_up(self, base: str) -> None:
         async with aiohttp.ClientSession() as http:
+
             async def answers() -> bool:
                 if self.died():
-                    raise SystemExit(f"seamline run exited ({self.process.returncode}) while starting:\n"
-                                     f"{self.output()}")
+                    raise SystemExit(
+                        f"seamline run exited ({self.process.returncode}) while starting:\n{self.output()}"
+                    )
                 try:
                     async with http.get(f"{base}/healthz", timeout=aiohttp.ClientTimeout(total=2)) as response:
                         return response.status == 200
@@ -168,16 +183,25 @@ class Child:
             await asyncio.to_thread(self.process.wait)
 
 
-async def _drive(child: Child, fake: FakeTelegram, base: str, emails: list[str], conversations: int,
-                 first_chat: int, seconds: float, pace: float) -> dict:
+async def _drive(
+    child: Child,
+    fake: FakeTelegram,
+    base: str,
+    emails: list[str],
+    conversations: int,
+    first_chat: int,
+    seconds: float,
+    pace: float,
+) -> dict:
     loop = asyncio.get_running_loop()
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     sockets: list[aiohttp.ClientWebSocketResponse] = []
     readers: list[asyncio.Task] = []
 
     async def call(method: str, path: str, token: str, **kwargs) -> dict:
-        async with http.request(method, f"{base}{path}", headers={"Authorization": f"Bearer {token}"},
-                                **kwargs) as response:
+        async with http.request(
+            method, f"{base}{path}", headers={"Authorization": f"Bearer {token}"}, **kwargs
+        ) as response:
             if response.status >= 400:
                 raise SystemExit(f"set-up: {method} {path} answered {response.status}: {await response.text()}")
             return await response.json()
@@ -186,8 +210,9 @@ async def _drive(child: Child, fake: FakeTelegram, base: str, emails: list[str],
         # Agents (created by `seamline agents add` before the server started): logged in through the API, online.
         tokens: dict[str, str] = {}
         for email in emails:
-            async with http.post(f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD,
-                                                                     "kind": "api"}) as response:
+            async with http.post(
+                f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD, "kind": "api"}
+            ) as response:
                 response.raise_for_status()
                 login = await response.json()
             if login["agent"]["capacity"] != CAPACITY:
@@ -247,8 +272,11 @@ async def _drive(child: Child, fake: FakeTelegram, base: str, emails: list[str],
             mine = (await call("GET", "/api/v1/conversations?state=with_agent&mine=1", token))["conversations"]
             for summary in mine:
                 context = await call("GET", f"/api/v1/conversations/{summary['id']}", token)
-                chats = [int(i["external_id"]) for i in context["customer"]["identities"]
-                         if i["channel"] == "telegram" and i["reachable"]]
+                chats = [
+                    int(i["external_id"])
+                    for i in context["customer"]["identities"]
+                    if i["channel"] == "telegram" and i["reachable"]
+                ]
                 if len(chats) == 1 and first_chat <= chats[0] < first_chat + conversations:
                     held[chats[0]] = (summary["id"], agent_id)
         if len(held) != conversations:
@@ -283,8 +311,9 @@ async def _drive(child: Child, fake: FakeTelegram, base: str, emails: list[str],
                     reply = f"agent reply {i} to {chat}: it is on its way"
                     future = sent[(str(chat), reply)] = loop.create_future()
                     begin = time.monotonic()
-                    async with http.post(f"{base}/api/v1/conversations/{conversation_id}/messages",
-                                         json={"text": reply}, headers=headers) as response:
+                    async with http.post(
+                        f"{base}/api/v1/conversations/{conversation_id}/messages", json={"text": reply}, headers=headers
+                    ) as response:
                         response.raise_for_status()
                     arrived = await asyncio.wait_for(future, ANSWER_TIMEOUT)
                     del sent[(str(chat), reply)]
@@ -302,15 +331,25 @@ async def _drive(child: Child, fake: FakeTelegram, base: str, emails: list[str],
         started.set()
         await asyncio.sleep(seconds)  # the measured window; then the last answers are awaited
         cpu_child_after = _cpu_seconds(child.process.pid)
-        cpu = {"generator": time.process_time() - cpu_self, "window": time.monotonic() - begin,
-               "seamline": None if cpu_child is None or cpu_child_after is None else cpu_child_after - cpu_child}
+        cpu = {
+            "generator": time.process_time() - cpu_self,
+            "window": time.monotonic() - begin,
+            "seamline": None if cpu_child is None or cpu_child_after is None else cpu_child_after - cpu_child,
+        }
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - begin
         if child.died():
             raise SystemExit(f"seamline run exited ({child.process.returncode}) during the run:\n{child.output()}")
-        return {"to_agent": _figures(to_agent), "to_customer": _figures(to_customer), "lost": lost,
-                "elapsed": elapsed, "conversations": len(held), "agents": len(tokens),
-                "load": (min(loads), max(loads)), "cpu": cpu}
+        return {
+            "to_agent": _figures(to_agent),
+            "to_customer": _figures(to_customer),
+            "lost": lost,
+            "elapsed": elapsed,
+            "conversations": len(held),
+            "agents": len(tokens),
+            "load": (min(loads), max(loads)),
+            "cpu": cpu,
+        }
     finally:
         for ws in sockets:
             await ws.close()
@@ -322,14 +361,25 @@ def _always_open(config: Path) -> None:
     """routing.yml of the copied config with every queue kept (its time zone too) but no business hours."""
     path = config / "routing.yml"
     routing = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    routing["queues"] = {name: {k: v for k, v in (spec or {}).items() if k != "hours"}
-                         for name, spec in (routing.get("queues") or {}).items()}
-    path.write_text("# benchmarks/handoff.py: config/routing.yml with every queue always open\n"
-                    + yaml.safe_dump(routing, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    routing["queues"] = {
+        name: {k: v for k, v in (spec or {}).items() if k != "hours"}
+        for name, spec in (routing.get("queues") or {}).items()
+    }
+    path.write_text(
+        "# benchmarks/handoff.py: config/routing.yml with every queue always open\n"
+        + yaml.safe_dump(routing, allow_unicode=True, sort_keys=False),
+        encoding="utf-8",
+    )
 
 
-async def run(conversations: int, agents: int, seconds: float, pace: float = 10.0, database: str | None = None,
-              redis: str | None = None) -> dict:
+async def run(
+    conversations: int,
+    agents: int,
+    seconds: float,
+    pace: float = 10.0,
+    database: str | None = None,
+    redis: str | None = None,
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="seamline-handoff-bench-") as name:
         workdir = Path(name)
         config = workdir / "config"
@@ -343,14 +393,21 @@ async def run(conversations: int, agents: int, seconds: float, pace: float = 10.
         base = f"http://127.0.0.1:{port}"
         async with FakeTelegram() as fake:
             env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
-            env.update({
-                "SEAMLINE_HOST": "127.0.0.1", "SEAMLINE_PORT": str(port), "SEAMLINE_CONFIG_DIR": str(config),
-                "SEAMLINE_DATA_DIR": str(workdir), "SEAMLINE_NLU_MODELS": str(workdir / "models"),
-                "SEAMLINE_DATABASE_URL": database or f"sqlite+aiosqlite:///{workdir}/bench.db",
-                "SEAMLINE_REDIS_URL": redis or "", "SEAMLINE_SECRET_KEY": secrets.token_urlsafe(32),
-                "SEAMLINE_LOG_LEVEL": "WARNING", "SEAMLINE_TELEGRAM_TOKEN": TOKEN,
-                "SEAMLINE_TELEGRAM_API_BASE": fake.url,
-            })
+            env.update(
+                {
+                    "SEAMLINE_HOST": "127.0.0.1",
+                    "SEAMLINE_PORT": str(port),
+                    "SEAMLINE_CONFIG_DIR": str(config),
+                    "SEAMLINE_DATA_DIR": str(workdir),
+                    "SEAMLINE_NLU_MODELS": str(workdir / "models"),
+                    "SEAMLINE_DATABASE_URL": database or f"sqlite+aiosqlite:///{workdir}/bench.db",
+                    "SEAMLINE_REDIS_URL": redis or "",
+                    "SEAMLINE_SECRET_KEY": secrets.token_urlsafe(32),
+                    "SEAMLINE_LOG_LEVEL": "WARNING",
+                    "SEAMLINE_TELEGRAM_TOKEN": TOKEN,
+                    "SEAMLINE_TELEGRAM_API_BASE": fake.url,
+                }
+            )
             child = Child(workdir, env)
             await child.call("nlu", "train")
             await child.call("db", "upgrade")
@@ -358,8 +415,18 @@ async def run(conversations: int, agents: int, seconds: float, pace: float = 10.
 
             async def add(n: int, email: str) -> None:
                 async with limit:
-                    await child.call("agents", "add", email, "--name", f"Agent {n}", "--queues", "",
-                                     "--capacity", str(CAPACITY), env={"SEAMLINE_AGENT_PASSWORD": PASSWORD})
+                    await child.call(
+                        "agents",
+                        "add",
+                        email,
+                        "--name",
+                        f"Agent {n}",
+                        "--queues",
+                        "",
+                        "--capacity",
+                        str(CAPACITY),
+                        env={"SEAMLINE_AGENT_PASSWORD": PASSWORD},
+                    )
 
             await asyncio.gather(*(add(n, email) for n, email in enumerate(emails)))
             try:
@@ -377,13 +444,22 @@ async def main() -> None:
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--pace", type=float, default=10.0,
-                        help="mean seconds a customer takes to read and write the next message (0: flat out)")
-    parser.add_argument("--database", help="SEAMLINE_DATABASE_URL for the server, e.g. "
-                                           "postgresql+asyncpg://user:pass@127.0.0.1:5432/db (default: SQLite in "
-                                           "a temporary directory); the schema is upgraded")
-    parser.add_argument("--redis", help="SEAMLINE_REDIS_URL for the server, e.g. redis://127.0.0.1:6379/0 "
-                                        "(default: in-process sessions)")
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=10.0,
+        help="mean seconds a customer takes to read and write the next message (0: flat out)",
+    )
+    parser.add_argument(
+        "--database",
+        help="SEAMLINE_DATABASE_URL for the server, e.g. "
+        "postgresql+asyncpg://user:pass@127.0.0.1:5432/db (default: SQLite in "
+        "a temporary directory); the schema is upgraded",
+    )
+    parser.add_argument(
+        "--redis",
+        help="SEAMLINE_REDIS_URL for the server, e.g. redis://127.0.0.1:6379/0 (default: in-process sessions)",
+    )
     args = parser.parse_args()
     if not (1 <= args.conversations <= 1000 and 1 <= args.agents <= 100 and 0 < args.seconds <= 120):
         raise SystemExit("bounds: 1..1000 conversations, 1..100 agents, up to 120 seconds")
@@ -393,13 +469,22 @@ async def main() -> None:
         raise SystemExit(f"{args.agents} agents of capacity {CAPACITY} hold at most {args.agents * CAPACITY}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     figures = await run(args.conversations, args.agents, args.seconds, args.pace, args.database, args.redis)
-    storage = ("PostgreSQL" if args.database and "postgres" in args.database.split(":", 1)[0] else
-               "SQLite" if not args.database or args.database.startswith("sqlite") else "database")
-    print(f"Seamline in its own process (`{figures['command']} run`, pid {figures['pid']}, {storage}, "
-          f"{'Redis' if args.redis else 'in-process'} sessions); fake Bot API and load generator in this process")
-    print(f"{figures['conversations']} Telegram conversations held by {figures['agents']} agents "
-          f"({figures['load'][0]}-{figures['load'][1]} each), {figures['elapsed']:.1f} s, a message every "
-          f"~{args.pace:g} s per conversation")
+    storage = (
+        "PostgreSQL"
+        if args.database and "postgres" in args.database.split(":", 1)[0]
+        else "SQLite"
+        if not args.database or args.database.startswith("sqlite")
+        else "database"
+    )
+    print(
+        f"Seamline in its own process (`{figures['command']} run`, pid {figures['pid']}, {storage}, "
+        f"{'Redis' if args.redis else 'in-process'} sessions); fake Bot API and load generator in this process"
+    )
+    print(
+        f"{figures['conversations']} Telegram conversations held by {figures['agents']} agents "
+        f"({figures['load'][0]}-{figures['load'][1]} each), {figures['elapsed']:.1f} s, a message every "
+        f"~{args.pace:g} s per conversation"
+    )
     for key, name in (("to_agent", "customer -> agent inbox WS"), ("to_customer", "agent reply -> sendMessage")):
         f = figures[key]
         print(f"{name:<28} {f['count']:6d} messages   p50 {f['p50_ms']:7.2f} ms   p99 {f['p99_ms']:7.2f} ms")
@@ -407,8 +492,10 @@ async def main() -> None:
     cpu = figures["cpu"]
     window = cpu["window"]
     seamline = "?" if cpu["seamline"] is None else f"{cpu['seamline']:.1f} s ({cpu['seamline'] / window:.0%} of a core)"
-    print(f"CPU in the {window:.0f} s measured: seamline {seamline}, load generator {cpu['generator']:.1f} s "
-          f"({cpu['generator'] / window:.0%} of a core)")
+    print(
+        f"CPU in the {window:.0f} s measured: seamline {seamline}, load generator {cpu['generator']:.1f} s "
+        f"({cpu['generator'] / window:.0%} of a core)"
+    )
 
 
 if __name__ == "__main__":

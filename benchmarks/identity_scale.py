@@ -27,6 +27,7 @@ same run. PostgreSQL works in two scratch databases with unique names, dropped a
 only the sessions made here are written and they are deleted after. Bounded: the population is
 bulk inserts and every measurement is a fixed number of messages; progress goes to stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,13 @@ CHUNK = 5_000  # rows per executemany
 SENDER_BASE = 700_000_000  # Telegram user ids of the customers made here: SENDER_BASE + n
 ROUNDS = 10
 WARMUP = 100  # resolve + session calls per population before measuring (connections, code paths)
-MEASURES = ("resolve (no cache)", "session lock+load+save", "resolve + session",
-            "pipeline, cold identity cache", "pipeline, warm identity cache")
+MEASURES = (
+    "resolve (no cache)",
+    "session lock+load+save",
+    "resolve + session",
+    "pipeline, cold identity cache",
+    "pipeline, warm identity cache",
+)
 
 
 def progress(text: str) -> None:
@@ -87,6 +93,7 @@ class Population:
 
 # -- filling ------------------------------------------------------------------------------------------------
 
+
 async def populate(population: Population) -> float:
     """Customers 0 .. size - 1 as rows straight into the tables, CHUNK at a time; returns seconds."""
     started, now = time.perf_counter(), utcnow()
@@ -98,21 +105,67 @@ async def populate(population: Population) -> float:
                 customer_id, conversation_id, sender = new_id(), new_id(), str(SENDER_BASE + n)
                 population.ids.append(customer_id)
                 population.conversations.append(conversation_id)
-                customers.append({"id": customer_id, "name": f"Customer {n}", "language": "en",
-                                  "last_channel": "telegram", "attributes": {}, "attribute_meta": {},
-                                  "created_at": now, "last_seen_at": now})
-                identities.append({"customer_id": customer_id, "channel": "telegram", "external_id": sender,
-                                   "address": sender, "reachable": True, "created_at": now, "link_failures": 0})
-                threads.append({"id": conversation_id, "customer_id": customer_id, "state": "bot", "queue": None,
-                                "started_at": now, "updated_at": now, "closed_at": None})
-                messages.append({"id": new_id(), "conversation_id": conversation_id, "customer_id": customer_id,
-                                 "channel": "telegram", "direction": "in", "role": "customer", "text": "hello",
-                                 "payload": None, "buttons": [], "attachments": [], "external_id": f"seed-{n}",
-                                 "identity": sender, "intent": "greet", "confidence": None, "nlu": None,
-                                 "created_at": now})
+                customers.append(
+                    {
+                        "id": customer_id,
+                        "name": f"Customer {n}",
+                        "language": "en",
+                        "last_channel": "telegram",
+                        "attributes": {},
+                        "attribute_meta": {},
+                        "created_at": now,
+                        "last_seen_at": now,
+                    }
+                )
+                identities.append(
+                    {
+                        "customer_id": customer_id,
+                        "channel": "telegram",
+                        "external_id": sender,
+                        "address": sender,
+                        "reachable": True,
+                        "created_at": now,
+                        "link_failures": 0,
+                    }
+                )
+                threads.append(
+                    {
+                        "id": conversation_id,
+                        "customer_id": customer_id,
+                        "state": "bot",
+                        "queue": None,
+                        "started_at": now,
+                        "updated_at": now,
+                        "closed_at": None,
+                    }
+                )
+                messages.append(
+                    {
+                        "id": new_id(),
+                        "conversation_id": conversation_id,
+                        "customer_id": customer_id,
+                        "channel": "telegram",
+                        "direction": "in",
+                        "role": "customer",
+                        "text": "hello",
+                        "payload": None,
+                        "buttons": [],
+                        "attachments": [],
+                        "external_id": f"seed-{n}",
+                        "identity": sender,
+                        "intent": "greet",
+                        "confidence": None,
+                        "nlu": None,
+                        "created_at": now,
+                    }
+                )
             async with engine.begin() as conn:
-                for table, rows in ((CustomerRow, customers), (IdentityRow, identities),
-                                    (ConversationRow, threads), (MessageRow, messages)):
+                for table, rows in (
+                    (CustomerRow, customers),
+                    (IdentityRow, identities),
+                    (ConversationRow, threads),
+                    (MessageRow, messages),
+                ):
                     await conn.execute(insert(table.__table__), rows)
         async with engine.begin() as conn:
             await conn.execute(text("ANALYZE"))  # as autovacuum / a maintained database would have
@@ -122,8 +175,13 @@ async def populate(population: Population) -> float:
 
 
 def _session(population: Population, n: int) -> Session:
-    return Session(customer_id=population.ids[n], conversation_id=population.conversations[n], language="en",
-                   last_channel="telegram", seen=[f"telegram:seed-{n}"])
+    return Session(
+        customer_id=population.ids[n],
+        conversation_id=population.conversations[n],
+        language="en",
+        last_channel="telegram",
+        seen=[f"telegram:seed-{n}"],
+    )
 
 
 async def fill_sessions(population: Population) -> float:
@@ -142,14 +200,15 @@ async def fill_sessions(population: Population) -> float:
             for first in range(0, population.size, 1000):
                 pipe = client.pipeline(transaction=False)
                 for n in range(first, min(population.size, first + 1000)):
-                    pipe.set(sessions._key(population.ids[n]), json.dumps(_session(population, n).to_dict()),
-                             ex=3600)
+                    pipe.set(sessions._key(population.ids[n]), json.dumps(_session(population, n).to_dict()), ex=3600)
                 await pipe.execute()
         finally:
             await client.aclose()
     for n in (0, population.size - 1):
         loaded = await sessions.load(population.ids[n])
-        assert loaded is not None and loaded.conversation_id == population.conversations[n], "sessions not stored (more than the in-process store holds, 100k?)"
+        assert loaded is not None and loaded.conversation_id == population.conversations[n], (
+            "sessions not stored (more than the in-process store holds, 100k?)"
+        )
     return time.perf_counter() - started
 
 
@@ -163,13 +222,14 @@ async def drop_sessions(population: Population) -> None:
     sessions, client = build_sessions(population.settings), Redis.from_url(population.settings.redis_url)
     try:
         for first in range(0, len(population.ids), 1000):
-            await client.delete(*(sessions._key(i) for i in population.ids[first:first + 1000]))
+            await client.delete(*(sessions._key(i) for i in population.ids[first : first + 1000]))
     finally:
         await client.aclose()
         await sessions.close()
 
 
 # -- measuring ----------------------------------------------------------------------------------------------
+
 
 class Discard:
     channel = "telegram"
@@ -186,8 +246,9 @@ _message_ids = iter(range(1, 10**12))
 
 def hello(n: int) -> Message:
     sender = str(SENDER_BASE + n)
-    return Message(channel="telegram", address=sender, sender=sender, text="hello",
-                   external_id=f"bench-{next(_message_ids)}")
+    return Message(
+        channel="telegram", address=sender, sender=sender, text="hello", external_id=f"bench-{next(_message_ids)}"
+    )
 
 
 async def resolve_and_session(population: Population, picks: list[int], record: bool) -> None:
@@ -252,6 +313,7 @@ async def compare(populations: list[Population], understanding, args, rng: rando
 
 # -- backends -----------------------------------------------------------------------------------------------
 
+
 async def _admin(dsn: str, statement: str) -> None:
     import asyncpg
 
@@ -272,9 +334,13 @@ def _redis_database(url: str, offset: int) -> str:
 def run_backend(name: str, urls: list[str], redis_url: str, understanding, args) -> list[Population]:
     populations = []
     for size, url, offset in zip((args.small, args.large), urls, (1, 0), strict=True):
-        settings = Settings(database_url=url, redis_url=_redis_database(redis_url, offset) if redis_url else "",
-                            secret_key="benchmark-secret-key-0123456789", config_dir=CONFIG_DIR,
-                            data_dir=Path(tempfile.gettempdir()))
+        settings = Settings(
+            database_url=url,
+            redis_url=_redis_database(redis_url, offset) if redis_url else "",
+            secret_key="benchmark-secret-key-0123456789",
+            config_dir=CONFIG_DIR,
+            data_dir=Path(tempfile.gettempdir()),
+        )
         upgrade(url)
         populations.append(Population(size=size, settings=settings))
     progress(f"{name}: schemas migrated")
@@ -283,15 +349,20 @@ def run_backend(name: str, urls: list[str], redis_url: str, understanding, args)
 
 
 def report(name: str, small: Population, large: Population) -> list[str]:
-    lines = [f"\n{name}: µs per message (mean / p50 / p99)",
-             f"{'':<32}{small.size:>9,} customers{'':>6}{large.size:>9,} customers{'':>4}ratio of means, p50s"]
+    lines = [
+        f"\n{name}: µs per message (mean / p50 / p99)",
+        f"{'':<32}{small.size:>9,} customers{'':>6}{large.size:>9,} customers{'':>4}ratio of means, p50s",
+    ]
     for measure in MEASURES:
         a, b = stats(small.samples[measure]), stats(large.samples[measure])
-        lines.append(f"{measure:<32}{a[0]:>6.0f} /{a[1]:>6.0f} /{a[2]:>6.0f}"
-                     f"{'':>5}{b[0]:>6.0f} /{b[1]:>6.0f} /{b[2]:>6.0f}{'':>5}{b[0] / a[0]:>5.2f}  {b[1] / a[1]:>5.2f}")
+        lines.append(
+            f"{measure:<32}{a[0]:>6.0f} /{a[1]:>6.0f} /{a[2]:>6.0f}"
+            f"{'':>5}{b[0]:>6.0f} /{b[1]:>6.0f} /{b[2]:>6.0f}{'':>5}{b[0] / a[0]:>5.2f}  {b[1] / a[1]:>5.2f}"
+        )
     counts = {m: len(small.samples[m]) for m in (MEASURES[0], MEASURES[3])}
-    lines.append(f"({counts[MEASURES[0]]} resolve + session and 2 x {counts[MEASURES[3]]} pipeline messages "
-                 f"per population)")
+    lines.append(
+        f"({counts[MEASURES[0]]} resolve + session and 2 x {counts[MEASURES[3]]} pipeline messages per population)"
+    )
     return lines
 
 
@@ -300,21 +371,29 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=1_000, help="customers in the small population (default 1000)")
     parser.add_argument("--large", type=int, default=100_000, help="customers in the large one (default 100000)")
     parser.add_argument("--messages", type=int, default=2_000, help="resolve + session measurements per population")
-    parser.add_argument("--sample", type=int, default=500,
-                        help="customers per population sending a message through the pipeline (twice)")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=500,
+        help="customers per population sending a message through the pipeline (twice)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--postgres", help="a PostgreSQL URL (postgresql+asyncpg://...) allowed to create databases")
     parser.add_argument("--redis", help="a Redis URL for the sessions (with --postgres)")
-    parser.add_argument("--postgres-from-env", action="store_true",
-                        help="take both from SEAMLINE_TEST_DATABASE_URL / SEAMLINE_TEST_REDIS_URL (tests/services.sh)")
+    parser.add_argument(
+        "--postgres-from-env",
+        action="store_true",
+        help="take both from SEAMLINE_TEST_DATABASE_URL / SEAMLINE_TEST_REDIS_URL (tests/services.sh)",
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
     if args.postgres_from_env:
         args.postgres = os.environ.get("SEAMLINE_TEST_DATABASE_URL")
         args.redis = os.environ.get("SEAMLINE_TEST_REDIS_URL")
         if not args.postgres or not args.redis:
-            parser.error("SEAMLINE_TEST_DATABASE_URL and SEAMLINE_TEST_REDIS_URL are not set: "
-                         "run through bash tests/services.sh")
+            parser.error(
+                "SEAMLINE_TEST_DATABASE_URL and SEAMLINE_TEST_REDIS_URL are not set: run through bash tests/services.sh"
+            )
     if bool(args.postgres) != bool(args.redis):
         parser.error("give both --postgres and --redis")
     if not 0 < args.small < args.large or args.sample > args.small or args.messages < ROUNDS:
@@ -324,8 +403,10 @@ def main() -> int:
 
     started = time.perf_counter()
     understanding = Understanding.from_config(CONFIG_DIR)
-    progress(f"intent model trained on config/intents ({time.perf_counter() - started:.1f} s); "
-             f"load average {os.getloadavg()[0]:.1f}")
+    progress(
+        f"intent model trained on config/intents ({time.perf_counter() - started:.1f} s); "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     lines = []
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory(prefix="seamline-scale-") as tmp:
@@ -344,8 +425,10 @@ def main() -> int:
             for name in names:
                 asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print("\n".join(lines))
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}; "
-          f"target: under 1.5x growth of the per-message cost from the small to the large population")
+    print(
+        f"\nload average at the end: {os.getloadavg()[0]:.1f}; "
+        f"target: under 1.5x growth of the per-message cost from the small to the large population"
+    )
     return 0
 
 

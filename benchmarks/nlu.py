@@ -9,6 +9,7 @@ model file size and load time, parse latency per message (entities and language 
 baseline from the same run: plain word TF-IDF + linear SVM with out-of-scope trained as a class
 and no threshold (the floor the issue names). Nothing here is tuned on test.csv.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,9 @@ def run(folder: Path) -> dict:
         load_seconds = time.perf_counter() - started
     understanding = Understanding.from_model(loaded)
     result = report(understanding, test, train_seconds=train_seconds, n_train=len(train_rows))
-    result.update(load_seconds=round(load_seconds, 3), model_mb=round(size_mb, 1),
-                  calibration=model.metadata.get("calibration"))
+    result.update(
+        load_seconds=round(load_seconds, 3), model_mb=round(size_mb, 1), calibration=model.metadata.get("calibration")
+    )
     result["baseline"] = baseline(train_rows, test)
     return result
 
@@ -97,15 +99,21 @@ def main() -> None:
         result = run(folder)
         print(format_report(result))
         base = result["baseline"]
-        print(f"model file {result['model_mb']} MB, load {result['load_seconds']:.2f} s; "
-              f"calibration {result['calibration']}")
-        print(f"baseline (word TF-IDF + linear SVM, oos as a class, no threshold): in-scope "
-              f"{base['in_scope_accuracy'] * 100:.2f}%, out-of-scope recall {base['oos_recall'] * 100:.2f}%, "
-              f"train {base['train_seconds']:.1f} s")
-        print(f"targets: in-scope >= {accuracy_target * 100:.1f}% (measured {result['in_scope_accuracy'] * 100:.2f}%), "
-              f"out-of-scope recall >= {recall_target * 100:.0f}% (measured {result['oos_recall'] * 100:.2f}%); "
-              f"{LIMITS}: measured train {result['train_seconds']:.1f} s, p99 {result['latency_ms']['p99']:.2f} ms, "
-              f"load {result['load_seconds']:.2f} s")
+        print(
+            f"model file {result['model_mb']} MB, load {result['load_seconds']:.2f} s; "
+            f"calibration {result['calibration']}"
+        )
+        print(
+            f"baseline (word TF-IDF + linear SVM, oos as a class, no threshold): in-scope "
+            f"{base['in_scope_accuracy'] * 100:.2f}%, out-of-scope recall {base['oos_recall'] * 100:.2f}%, "
+            f"train {base['train_seconds']:.1f} s"
+        )
+        print(
+            f"targets: in-scope >= {accuracy_target * 100:.1f}% (measured {result['in_scope_accuracy'] * 100:.2f}%), "
+            f"out-of-scope recall >= {recall_target * 100:.0f}% (measured {result['oos_recall'] * 100:.2f}%); "
+            f"{LIMITS}: measured train {result['train_seconds']:.1f} s, p99 {result['latency_ms']['p99']:.2f} ms, "
+            f"load {result['load_seconds']:.2f} s"
+        )
         print()
 
 

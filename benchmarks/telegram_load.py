@@ -12,6 +12,7 @@ the customer) is sent before the clock starts. As a baseline in the same run, a 
 Bounded: each target is measured for ``seconds``; an answer not seen in 10 s ends its chat.
 Only 127.0.0.1 is used.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,16 @@ from aiohttp import web  # noqa: E402
 from tests.fakes.telegram import TOKEN, Call, FakeTelegram  # noqa: E402
 
 # Each of these gets exactly one message back (no escalation), so "the answer" is one sendMessage.
-TEXTS = ["hello", "where is my order", "48213", "how much is delivery", "thank you", "when do you open",
-         "what time do you work", "goodbye"]
+TEXTS = [
+    "hello",
+    "where is my order",
+    "48213",
+    "how much is delivery",
+    "thank you",
+    "when do you open",
+    "what time do you work",
+    "goodbye",
+]
 ANSWER_TIMEOUT = 10.0
 
 
@@ -91,8 +100,13 @@ async def _drive(fake: FakeTelegram, conversations: int, seconds: float) -> dict
     if len(latencies) < 2:
         raise SystemExit(f"only {len(latencies)} answers in {seconds} s ({lost} chats got no answer)")
     q = statistics.quantiles(latencies, n=100)
-    return {"messages_per_s": len(latencies) / elapsed, "p50_ms": q[49], "p99_ms": q[98],
-            "messages": len(latencies), "lost": lost}
+    return {
+        "messages_per_s": len(latencies) / elapsed,
+        "p50_ms": q[49],
+        "p99_ms": q[98],
+        "messages": len(latencies),
+        "lost": lost,
+    }
 
 
 async def run(conversations: int, seconds: float) -> dict:
@@ -107,9 +121,14 @@ async def run(conversations: int, seconds: float) -> dict:
         database = f"sqlite+aiosqlite:///{workdir}/bench.db"
         await asyncio.to_thread(upgrade, database)
         async with FakeTelegram() as fake:
-            settings = Settings(port=0, database_url=database, secret_key="benchmark-secret-key-0123456789",
-                                data_dir=Path(workdir), log_level="WARNING",
-                                channels={"telegram": {"token": TOKEN, "api_base": fake.url}})
+            settings = Settings(
+                port=0,
+                database_url=database,
+                secret_key="benchmark-secret-key-0123456789",
+                data_dir=Path(workdir),
+                log_level="WARNING",
+                channels={"telegram": {"token": TOKEN, "api_base": fake.url}},
+            )
             runner = web.AppRunner(await create_app(settings, understanding=Understanding.from_config(CONFIG_DIR)))
             await runner.setup()  # starts the channel: getMe, deleteWebhook, long polling
             try:
@@ -149,8 +168,10 @@ async def run_baseline(conversations: int, seconds: float) -> dict:
 
 
 def _print(name: str, figures: dict) -> None:
-    print(f"{name:<26} {figures['messages_per_s']:8.0f} msg/s   p50 {figures['p50_ms']:7.2f} ms   "
-          f"p99 {figures['p99_ms']:7.2f} ms")
+    print(
+        f"{name:<26} {figures['messages_per_s']:8.0f} msg/s   p50 {figures['p50_ms']:7.2f} ms   "
+        f"p99 {figures['p99_ms']:7.2f} ms"
+    )
 
 
 async def main() -> None:

@@ -11,6 +11,7 @@ first message (which creates the customer) is left out. Runs twice: with no limi
 (the cost of Seamline, vk_api and the fake) and at VK's limit of 20 calls a second for a community
 token (what production gets). Bounded: each run stops after --seconds. Only 127.0.0.1 is used.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,18 @@ from seamline.shared.storage.database import upgrade  # noqa: E402
 
 from tests.fakes.vk import FakeVk  # noqa: E402
 
-TEXTS = ["hello", "where is my order", "48213", "how much is delivery", "спасибо", "когда вы работаете",
-         "хочу вернуть товар", "thanks!", "what's the weather like", "оплата не проходит"]
+TEXTS = [
+    "hello",
+    "where is my order",
+    "48213",
+    "how much is delivery",
+    "спасибо",
+    "когда вы работаете",
+    "хочу вернуть товар",
+    "thanks!",
+    "what's the weather like",
+    "оплата не проходит",
+]
 VK_RATE_LIMIT = 20.0  # API calls a second allowed to a community token
 
 
@@ -48,8 +59,14 @@ async def run(conversations: int, seconds: float, *, rate_limit: float = 0.0) ->
         await asyncio.to_thread(upgrade, database)
         async with FakeVk(hold=1.0) as fake:
             vk = {"token": fake.token, "group_id": fake.group_id, "api_base": fake.url, "rate_limit": int(rate_limit)}
-            settings = Settings(host="127.0.0.1", port=0, database_url=database, secret_key="b" * 32,
-                                data_dir=Path(tmp), channels={"vk": vk})  # as `seamline run` builds it
+            settings = Settings(
+                host="127.0.0.1",
+                port=0,
+                database_url=database,
+                secret_key="b" * 32,
+                data_dir=Path(tmp),
+                channels={"vk": vk},
+            )  # as `seamline run` builds it
             app = await create_app(settings, understanding=Understanding.from_config(CONFIG_DIR))
             runner = web.AppRunner(app, shutdown_timeout=1)
             await runner.setup()
@@ -92,10 +109,11 @@ async def _drive(fake: FakeVk, conversations: int, seconds: float) -> dict:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     latencies.sort()
-    return {"messages_per_s": len(latencies) / seconds,
-            "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
-            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies
-            else float("nan")}
+    return {
+        "messages_per_s": len(latencies) / seconds,
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
+    }
 
 
 def main() -> None:
@@ -104,12 +122,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    print(f"VK long poll, {args.conversations} conversations, {args.seconds:g} s each run "
-          "(fake VK API and Seamline in one process, SQLite)")
+    print(
+        f"VK long poll, {args.conversations} conversations, {args.seconds:g} s each run "
+        "(fake VK API and Seamline in one process, SQLite)"
+    )
     for label, rate in (("no API call limit", 0.0), (f"VK limit {VK_RATE_LIMIT:g} calls/s", VK_RATE_LIMIT)):
         figures = asyncio.run(run(args.conversations, args.seconds, rate_limit=rate))
-        print(f"  {label:>24}: {figures['messages_per_s']:8.1f} messages/s   p50 {figures['p50_ms']:7.1f} ms"
-              f"   p99 {figures['p99_ms']:7.1f} ms")
+        print(
+            f"  {label:>24}: {figures['messages_per_s']:8.1f} messages/s   p50 {figures['p50_ms']:7.1f} ms"
+            f"   p99 {figures['p99_ms']:7.1f} ms"
+        )
 
 
 if __name__ == "__main__":

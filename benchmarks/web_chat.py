@@ -8,6 +8,7 @@ the same way, then prints messages/s and p50/p99 latency of both and their ratio
 conversation sends a message and waits for the bot's answer (or the echo) before the next one.
 Bounded: it stops after --seconds of measurement per target. Only 127.0.0.1 is used.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,18 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXTS = ["hello", "where is my order", "48213", "how much is delivery", "спасибо", "когда вы работаете",
-         "хочу вернуть товар", "thanks!", "what's the weather like", "оплата не проходит"]
+TEXTS = [
+    "hello",
+    "where is my order",
+    "48213",
+    "how much is delivery",
+    "спасибо",
+    "когда вы работаете",
+    "хочу вернуть товар",
+    "thanks!",
+    "what's the weather like",
+    "оплата не проходит",
+]
 
 ECHO_SERVER = """
 import sys
@@ -112,8 +123,10 @@ async def drive(url: str, conversations: int, seconds: float, seamline: bool) ->
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - begin
     if first_latencies:
-        print(f"{'  first message (new customer)':<22}  p50 {statistics.median(first_latencies):7.2f} ms   "
-              f"max {max(first_latencies):7.2f} ms")
+        print(
+            f"{'  first message (new customer)':<22}  p50 {statistics.median(first_latencies):7.2f} ms   "
+            f"max {max(first_latencies):7.2f} ms"
+        )
     return len(latencies), latencies, elapsed
 
 
@@ -124,30 +137,45 @@ def figures(count: int, latencies: list[float], elapsed: float) -> dict:
 
 def report(name: str, count: int, latencies: list[float], elapsed: float) -> float:
     result = figures(count, latencies, elapsed)
-    print(f"{name:<22} {result['messages_per_s']:10.0f} msg/s   p50 {result['p50_ms']:7.2f} ms   "
-          f"p99 {result['p99_ms']:7.2f} ms   ({count} messages)")
+    print(
+        f"{name:<22} {result['messages_per_s']:10.0f} msg/s   p50 {result['p50_ms']:7.2f} ms   "
+        f"p99 {result['p99_ms']:7.2f} ms   ({count} messages)"
+    )
     return result["messages_per_s"]
 
 
 def start_seamline(workdir: str) -> tuple[subprocess.Popen, str]:
     """`seamline run` on embedded defaults in ``workdir``; (process, ws URL)."""
     port = free_port()
-    env = {**os.environ, "SEAMLINE_PORT": str(port), "SEAMLINE_HOST": "127.0.0.1",
-           "SEAMLINE_DATA_DIR": workdir, "SEAMLINE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
-           "SEAMLINE_LOG_LEVEL": "WARNING", "SEAMLINE_REDIS_URL": "",
-           # one benchmark conversation sends far faster than a person types
-           "SEAMLINE_WEB_RATE_LIMIT": "0", "SEAMLINE_WEB_ADDRESS_RATE_LIMIT": "0",
-           # every conversation comes from 127.0.0.1, so each says (X-Forwarded-For, as behind a proxy)
-           # which address it is from: from one address, the hellos per minute (120) would refuse some of
-           # the warm-up's and the measured run's together, and that conversation would wait forever
-           "SEAMLINE_TRUSTED_PROXIES": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "SEAMLINE_PORT": str(port),
+        "SEAMLINE_HOST": "127.0.0.1",
+        "SEAMLINE_DATA_DIR": workdir,
+        "SEAMLINE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
+        "SEAMLINE_LOG_LEVEL": "WARNING",
+        "SEAMLINE_REDIS_URL": "",
+        # one benchmark conversation sends far faster than a person types
+        "SEAMLINE_WEB_RATE_LIMIT": "0",
+        "SEAMLINE_WEB_ADDRESS_RATE_LIMIT": "0",
+        # every conversation comes from 127.0.0.1, so each says (X-Forwarded-For, as behind a proxy)
+        # which address it is from: from one address, the hellos per minute (120) would refuse some of
+        # the warm-up's and the measured run's together, and that conversation would wait forever
+        "SEAMLINE_TRUSTED_PROXIES": "127.0.0.1",
+    }
     for name in ("SEAMLINE_TELEGRAM_TOKEN", "SEAMLINE_VK_TOKEN"):
         env.pop(name, None)
     # `seamline run` answers with a trained intent model only: train it into the data dir first.
-    subprocess.run([sys.executable, "-m", "seamline.bots.cli", "nlu", "train"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    process = subprocess.Popen([sys.executable, "-m", "seamline.bots.cli", "run"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "seamline.bots.cli", "nlu", "train"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seamline.bots.cli", "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+    )
     return process, f"ws://127.0.0.1:{port}/chat/ws"
 
 

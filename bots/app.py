@@ -1,4 +1,5 @@
 """The composition root: the only place that reads settings and wires real stores and channels."""
+
 from __future__ import annotations
 
 import asyncio
@@ -113,12 +114,16 @@ def load_understanding(settings: Settings, path: Path | None = None) -> Understa
     """The newest trained model (``seamline nlu train``); a missing or damaged file is an error
     naming the file and the command. A model older than the training data is served with a warning."""
     path = path or latest(settings.models_dir)
-    understanding = Understanding.from_file(path, order_pattern=settings.order_pattern,
-                                            phone_region=settings.phone_region)
+    understanding = Understanding.from_file(
+        path, order_pattern=settings.order_pattern, phone_region=settings.phone_region
+    )
     try:
         if understanding.model.metadata.get("fingerprint") != fingerprint(load_data(settings.intents_dir)):
-            log.warning("NLU model %s was trained on other data than %s now holds; run: seamline nlu train",
-                        path, settings.intents_dir)
+            log.warning(
+                "NLU model %s was trained on other data than %s now holds; run: seamline nlu train",
+                path,
+                settings.intents_dir,
+            )
     except SeamlineError as exc:  # the model still works; the data is for the next training
         log.warning("cannot read the training data to check the model against it: %s", exc)
     return understanding
@@ -133,22 +138,49 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
     dialogue = Dialogue(responses=responses, fallbacks_before_human=settings.fallbacks_before_human)
     dialogue.labels = channels.labels()  # what a channel is called where the responses do not say
     customers = SqlCustomerStore(store)
-    linker = Linker(customers=customers, sessions=sessions, secret_key=settings.secret_key, limiter=limiter,
-                    policy=LinkPolicy(guesses_per_address=settings.link_guesses_per_address,
-                                      guesses_total=settings.link_guesses_per_hour))
-    handoff = Handoff(store=store, customers=customers, agents=AgentStore(store), sessions=sessions,
-                      routing=Routing.load(settings.config_dir / "routing.yml"), responses=responses,
-                      inbox=build_inbox(settings), canned=load_canned(settings.config_dir / "canned.yml"),
-                      presence_grace=timedelta(seconds=settings.agent_grace_seconds),
-                      rows=SqlConversationRows(store))
-    pipeline = Pipeline(store=store, sessions=sessions, understanding=understanding or load_understanding(settings),
-                        dialogue=dialogue, handoff=handoff, default_language=settings.default_language,
-                        linker=linker)
+    linker = Linker(
+        customers=customers,
+        sessions=sessions,
+        secret_key=settings.secret_key,
+        limiter=limiter,
+        policy=LinkPolicy(
+            guesses_per_address=settings.link_guesses_per_address, guesses_total=settings.link_guesses_per_hour
+        ),
+    )
+    handoff = Handoff(
+        store=store,
+        customers=customers,
+        agents=AgentStore(store),
+        sessions=sessions,
+        routing=Routing.load(settings.config_dir / "routing.yml"),
+        responses=responses,
+        inbox=build_inbox(settings),
+        canned=load_canned(settings.config_dir / "canned.yml"),
+        presence_grace=timedelta(seconds=settings.agent_grace_seconds),
+        rows=SqlConversationRows(store),
+    )
+    pipeline = Pipeline(
+        store=store,
+        sessions=sessions,
+        understanding=understanding or load_understanding(settings),
+        dialogue=dialogue,
+        handoff=handoff,
+        default_language=settings.default_language,
+        linker=linker,
+    )
     for step, before, after in project_steps:
         pipeline.add_step(step, before=before, after=after)
     handoff.pipeline = pipeline
-    return Seamline(settings=settings, store=store, sessions=sessions, pipeline=pipeline, customers=customers,
-                    linker=linker, handoff=handoff, limiter=limiter)
+    return Seamline(
+        settings=settings,
+        store=store,
+        sessions=sessions,
+        pipeline=pipeline,
+        customers=customers,
+        linker=linker,
+        handoff=handoff,
+        limiter=limiter,
+    )
 
 
 SEAMLINE = web.AppKey("seamline", Seamline)
@@ -171,9 +203,14 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     app.cleanup_ctx.append(lifetime)  # first in, so channels are closed before the stores
     app.cleanup_ctx.append(_sweeping)
     app.cleanup_ctx.append(_answering_unanswered)
-    AgentApi(handoff=seamline.handoff, customers=seamline.customers, linker=seamline.linker,
-             limiter=seamline.limiter, cookie_secure=settings.cookie_secure,
-             trusted_proxies=settings.trusted_proxies).install(app)
+    AgentApi(
+        handoff=seamline.handoff,
+        customers=seamline.customers,
+        linker=seamline.linker,
+        limiter=seamline.limiter,
+        cookie_secure=settings.cookie_secure,
+        trusted_proxies=settings.trusted_proxies,
+    ).install(app)
     install_console(app)
     install_headers(app, pages={"/": demo_page_policy(DEMO_PAGE, settings.web_allowed_origins)})
     quiet_protocol_errors()  # a malformed request is the client's error: one line, no traceback
@@ -189,10 +226,19 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
 def install_channels(app: web.Application, settings: Settings, seamline: Seamline) -> None:
     """Every installed channel that is on (bots/channels.py), built and mounted; ``GET
     /api/v1/channels`` tells the console (and anyone) which are served, with their labels and icons."""
-    context = ChannelContext(conversations=seamline.pipeline, limiter=seamline.limiter, data_dir=settings.data_dir,
-                             extras={"settings": settings, "store": seamline.store, "linker": seamline.linker,
-                                     "intake": intakes(seamline.store), "retry": RetryPolicy(),
-                                     "redis": (lambda: redis_client(settings)) if settings.redis_url else None})
+    context = ChannelContext(
+        conversations=seamline.pipeline,
+        limiter=seamline.limiter,
+        data_dir=settings.data_dir,
+        extras={
+            "settings": settings,
+            "store": seamline.store,
+            "linker": seamline.linker,
+            "intake": intakes(seamline.store),
+            "retry": RetryPolicy(),
+            "redis": (lambda: redis_client(settings)) if settings.redis_url else None,
+        },
+    )
     adapters = channels.build(channels.enabled(settings.environ, settings.channels), context)
     channels.install(app, adapters, seamline.pipeline)
 

@@ -55,7 +55,7 @@ def _load(point: EntryPoint) -> ChannelClass:
     package = point.dist.name if point.dist is not None else "the package that declares it"
     try:
         cls: Any = point.load()
-    except Exception as exc:  # noqa: BLE001 - whatever a broken plug-in raises is named, not a traceback
+    except Exception as exc:
         raise ConfigError(
             where,
             f"{point.value} cannot be loaded ({type(exc).__name__}: {exc})",
@@ -188,7 +188,7 @@ def build(channels: Mapping[str, Enabled], context: ChannelContext) -> dict[str,
             adapters[name] = on.cls(config=on.config, context=context)
         except ConfigError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a plug-in's failure is named, not a traceback
+        except Exception as exc:
             raise ConfigError(
                 f"[channels.{name}]",
                 f"the {name} channel could not be built ({type(exc).__name__}: {exc})",
@@ -230,7 +230,7 @@ async def _stop(adapters: Iterable[ChannelAdapter]) -> None:
     for adapter in adapters:
         try:
             await adapter.stop()
-        except Exception:  # noqa: BLE001 - one channel failing to stop must not keep the others running
+        except Exception:
             log.warning("channel %s did not stop cleanly", adapter.name, exc_info=True)
 
 

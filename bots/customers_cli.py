@@ -4,6 +4,7 @@ A customer is named by its id or by one of its identities, ``CHANNEL:EXTERNAL_ID
 ``web:<visitor id>``, ``site:<user>``). The commands read and change the database directly and,
 when Redis is configured, the shared sessions; no model is loaded and no message is parsed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,18 @@ def add_parser(commands) -> None:
     links.add_argument("who", metavar="WHO", help=WHO_HELP)
     unlink = sub.add_parser("unlink", help="undo a link: both customers get back what was theirs")
     unlink.add_argument("link_id", metavar="LINK_ID")
-    unlink.add_argument("--by", metavar="NAME", default=None, help="who undoes it, for the record (default: your user name)")
+    unlink.add_argument(
+        "--by", metavar="NAME", default=None, help="who undoes it, for the record (default: your user name)"
+    )
     export = sub.add_parser("export", help="everything kept about a customer, as JSON")
     export.add_argument("who", metavar="WHO", help=WHO_HELP)
     export.add_argument("--output", "-o", type=Path, help="write to this file (created readable by you only)")
     erase = sub.add_parser("erase", help="delete a customer's messages, identities and profile")
     erase.add_argument("who", metavar="WHO", help=WHO_HELP)
     erase.add_argument("--yes", action="store_true", help="really erase (without it: say what would be erased)")
-    erase.add_argument("--by", metavar="NAME", default=None, help="who erases it, for the record (default: your user name)")
+    erase.add_argument(
+        "--by", metavar="NAME", default=None, help="who erases it, for the record (default: your user name)"
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,8 +92,12 @@ async def _stores(settings: Settings):
     customers = SqlCustomerStore(chat)
     limiter = build_limiter(settings)  # the Linker's guessing budgets; undo and erase take none
     try:
-        yield _Stores(chat, customers, sessions, Linker(customers=customers, sessions=sessions,
-                                                        secret_key=settings.secret_key, limiter=limiter))
+        yield _Stores(
+            chat,
+            customers,
+            sessions,
+            Linker(customers=customers, sessions=sessions, secret_key=settings.secret_key, limiter=limiter),
+        )
     finally:
         try:
             await chat.close()
@@ -117,8 +126,11 @@ async def _profile(stores: _Stores, who: str):
 def _note_in_process(settings: Settings) -> None:
     """Without Redis a running server keeps sessions and identities of its own that this process cannot reach."""
     if not settings.redis_url:
-        print("seamline: note: sessions live inside the server process (no SEAMLINE_REDIS_URL): restart a running "
-              "'seamline run' now, so that it forgets what it holds about these customers", file=sys.stderr)
+        print(
+            "seamline: note: sessions live inside the server process (no SEAMLINE_REDIS_URL): restart a running "
+            "'seamline run' now, so that it forgets what it holds about these customers",
+            file=sys.stderr,
+        )
 
 
 def _n(count: int, one: str, many: str | None = None) -> str:
@@ -162,8 +174,9 @@ async def _show(args, settings: Settings) -> int:
     for key in keys:
         value = getattr(profile, key) if key in ("name", "language") else profile.attributes[key]
         meta = profile.attribute_meta.get(key) or {}
-        source = ", ".join(part for part in (meta.get("source"), "verified" if meta.get("verified") else None,
-                                             meta.get("at")) if part)
+        source = ", ".join(
+            part for part in (meta.get("source"), "verified" if meta.get("verified") else None, meta.get("at")) if part
+        )
         print(f"    {key}: {json.dumps(value, ensure_ascii=False)}" + (f"  ({source})" if source else ""))
     print(f"identities ({len(profile.identities)}):")
     for identity in profile.identities:
@@ -198,8 +211,10 @@ async def _unlink(args, settings: Settings) -> int:
         survivor = await stores.chat.identities(record.survivor_id)
         merged = await stores.chat.identities(record.merged_id)
     print(f"link {record.id} undone by {by}")
-    for label, customer_id, identities in (("kept", record.survivor_id, survivor),
-                                           ("restored", record.merged_id, merged)):
+    for label, customer_id, identities in (
+        ("kept", record.survivor_id, survivor),
+        ("restored", record.merged_id, merged),
+    ):
         names = " ".join(f"{i.channel}:{i.external_id}" for i in identities) or "-"
         print(f"{label:<8}  {customer_id}  {names}")
     _note_in_process(settings)
@@ -221,8 +236,10 @@ async def _export(args, settings: Settings) -> int:
             file.write(text)
     except OSError as exc:
         raise SeamlineError(f"cannot write {args.output}: {exc.strerror}") from None
-    print(f"exported customer {profile.id} ({len(data['messages'])} messages, {len(data['identities'])} "
-          f"identities) to {args.output}")
+    print(
+        f"exported customer {profile.id} ({len(data['messages'])} messages, {len(data['identities'])} "
+        f"identities) to {args.output}"
+    )
     return 0
 
 
@@ -230,25 +247,32 @@ async def _erase(args, settings: Settings) -> int:
     async with _stores(settings) as stores:
         profile = await _profile(stores, args.who)
         if profile.merged_into:
-            raise SeamlineError(f"customer {profile.id} was linked into {profile.merged_into}, which holds its "
-                                f"identities and messages now: erase that one, or undo the link first")
+            raise SeamlineError(
+                f"customer {profile.id} was linked into {profile.merged_into}, which holds its "
+                f"identities and messages now: erase that one, or undo the link first"
+            )
         counts = await stores.customers.counts(profile.id)
         if not args.yes:
-            print(f"seamline: not erased. Erasing customer {profile.id} would delete "
-                  f"{_n(counts['messages'], 'message')}, {_n(counts['identities'], 'identity', 'identities')}, "
-                  f"the profile and any link codes, and keep "
-                  f"{_n(counts['conversations'], 'conversation')} and {_n(counts['events'], 'event')} without "
-                  f"personal data. Run again with --yes to erase.", file=sys.stderr)
+            print(
+                f"seamline: not erased. Erasing customer {profile.id} would delete "
+                f"{_n(counts['messages'], 'message')}, {_n(counts['identities'], 'identity', 'identities')}, "
+                f"the profile and any link codes, and keep "
+                f"{_n(counts['conversations'], 'conversation')} and {_n(counts['events'], 'event')} without "
+                f"personal data. Run again with --yes to erase.",
+                file=sys.stderr,
+            )
             return 2
         by = args.by or _user()
         erased = await stores.customers.erase(profile.id, by=by)
         # The session may hold slots (an order number, a phone): it goes too, under the customer's lock.
         async with stores.sessions.lock(profile.id):
             await stores.sessions.delete(profile.id)
-    print(f"erased customer {profile.id} (by {by}): deleted {_n(erased['messages'], 'message')}, "
-          f"{_n(erased['identities'], 'identity', 'identities')} and the profile; kept anonymously: "
-          f"{_n(erased['conversations'], 'conversation')} (state and times), "
-          f"{_n(counts['events'] + 1, 'event')} (kind and time), the customer id")
+    print(
+        f"erased customer {profile.id} (by {by}): deleted {_n(erased['messages'], 'message')}, "
+        f"{_n(erased['identities'], 'identity', 'identities')} and the profile; kept anonymously: "
+        f"{_n(erased['conversations'], 'conversation')} (state and times), "
+        f"{_n(counts['events'] + 1, 'event')} (kind and time), the customer id"
+    )
     _note_in_process(settings)
     return 0
 

@@ -3,6 +3,7 @@
 The decision is pure: it reads the parse and changes the session; storing and sending are
 the pipeline's job.
 """
+
 from __future__ import annotations
 
 import random
@@ -72,14 +73,17 @@ class Responses:
         if not options:
             raise ConfigError(f"config/responses/{language}.yml", f"has no response {key!r}", "Add it")
         variant = self._choose(options)
-        buttons = tuple(Button(str(b["title"]), str(b.get("payload", b["title"])), str(b.get("kind", "action")))
-                        for b in variant.get("buttons") or [])
+        buttons = tuple(
+            Button(str(b["title"]), str(b.get("payload", b["title"])), str(b.get("kind", "action")))
+            for b in variant.get("buttons") or []
+        )
         return Reply(text=str(variant["text"]).format_map(_Slots(slots)), buttons=buttons)
 
 
 class Dialogue:
-    def __init__(self, *, responses: Responses, escalate_intents: dict[str, str] | None = None,
-                 fallbacks_before_human: int = 2) -> None:
+    def __init__(
+        self, *, responses: Responses, escalate_intents: dict[str, str] | None = None, fallbacks_before_human: int = 2
+    ) -> None:
         self._responses = responses
         self._escalate = escalate_intents or {}
         self._fallbacks_before_human = fallbacks_before_human
@@ -134,8 +138,15 @@ class Dialogue:
         (asked too often)."""
         if not code:
             return Decision((self._responses.render("link_rate_limited", session.language, {}),))
-        return Decision((self._responses.render("link_account", session.language, {
-            "code": code, "channel": self._channel(target or "", session.language)}),))
+        return Decision(
+            (
+                self._responses.render(
+                    "link_account",
+                    session.language,
+                    {"code": code, "channel": self._channel(target or "", session.language)},
+                ),
+            )
+        )
 
     def link_where(self, targets: list[str], session: Session) -> Decision:
         """Which channel will the code be typed on? A code is valid on that one only. No other
@@ -143,8 +154,9 @@ class Dialogue:
         if not targets:
             return Decision((self._responses.render("link_nowhere", session.language, {}),))
         reply = self._responses.render("link_where", session.language, {})
-        buttons = tuple(Button(self._named("channel_buttons", c, session.language), f"/link_account {c}")
-                        for c in targets)
+        buttons = tuple(
+            Button(self._named("channel_buttons", c, session.language), f"/link_account {c}") for c in targets
+        )
         return Decision((Reply(reply.text, buttons),))
 
     def link_question(self, channel: str, ref: str, language: str) -> Reply:
@@ -163,29 +175,57 @@ class Dialogue:
         """A channel's name in a sentence or on a button: the project's responses first, then the
         channel plug-in's label, then the bare name."""
         labels = self.labels.get(channel, {})
-        return (self._responses.phrase(group, channel, language) or labels.get(language) or labels.get("en")
-                or channel)
+        return self._responses.phrase(group, channel, language) or labels.get(language) or labels.get("en") or channel
 
     def has_topic(self, intent: str) -> bool:
         return self._responses.phrase("topics", intent, "en") is not None
 
-    def link_outcome(self, status: str, session: Session, *, topic: str | None = None,
-                     from_channel: str | None = None, minutes: int | None = None) -> Decision:
+    def link_outcome(
+        self,
+        status: str,
+        session: Session,
+        *,
+        topic: str | None = None,
+        from_channel: str | None = None,
+        minutes: int | None = None,
+    ) -> Decision:
         language = session.language
         if status != "linked":
-            key = {"already": "link_already", "expired": "link_expired", "used": "link_used",
-                   "locked": "link_locked", "pending": "link_pending", "declined": "link_declined",
-                   "stale": "link_stale", "confirmed": "link_confirmed"}.get(status, "link_invalid")
-            return Decision((self._responses.render(key, language, {
-                "minutes": str(minutes or ""), "channel": self._channel(from_channel or "", language)}),))
+            key = {
+                "already": "link_already",
+                "expired": "link_expired",
+                "used": "link_used",
+                "locked": "link_locked",
+                "pending": "link_pending",
+                "declined": "link_declined",
+                "stale": "link_stale",
+                "confirmed": "link_confirmed",
+            }.get(status, "link_invalid")
+            return Decision(
+                (
+                    self._responses.render(
+                        key,
+                        language,
+                        {"minutes": str(minutes or ""), "channel": self._channel(from_channel or "", language)},
+                    ),
+                )
+            )
         replies = []
         if topic and from_channel:
             number = session.slots.get("order_number")
-            name = self._responses.phrase("topics", topic if number or topic != "order_status"
-                                          else "order_status_no_number", language) or topic
-            replies.append(self._responses.render("link_done_context", language, {
-                "topic": name.format_map(_Slots(session.slots)),
-                "channel": self._channel(from_channel, language)}))
+            name = (
+                self._responses.phrase(
+                    "topics", topic if number or topic != "order_status" else "order_status_no_number", language
+                )
+                or topic
+            )
+            replies.append(
+                self._responses.render(
+                    "link_done_context",
+                    language,
+                    {"topic": name.format_map(_Slots(session.slots)), "channel": self._channel(from_channel, language)},
+                )
+            )
         else:
             replies.append(self._responses.render("link_done", language, {}))
         if session.active_form == "order_status" and session.handoff != "with_agent":

@@ -11,6 +11,7 @@ lives in a shadow root of the host page, no iframe), so ``frame-ancestors 'none'
 costs it nothing; ``/widget.js`` is served with ``Cross-Origin-Resource-Policy: cross-origin`` so
 any site may load it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,17 +33,19 @@ NOTHING = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 def _inline_hashes(page: Path) -> str:
     """CSP hashes of a page's inline scripts, so they run and nothing else inline does."""
     scripts = re.findall(r"<script>(.*?)</script>", page.read_text(encoding="utf-8"), flags=re.S)
-    return " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
-                    for s in scripts)
+    return " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'" for s in scripts)
 
 
 def demo_page_policy(page: Path, frame_origins: tuple[str, ...] = ()) -> str:
     """The demo shop page (``/``): its own inline script (by hash), the widget from here, the chat's
     WebSocket (``connect-src 'self'`` covers ws: and wss: of this origin in current browsers); framed
     only by this origin and ``frame_origins``."""
-    return ("default-src 'self'; script-src 'self' " + _inline_hashes(page) + "; style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' data:; connect-src 'self'; frame-ancestors " + " ".join(("'self'", *frame_origins))
-            + "; base-uri 'none'; form-action 'self'")
+    return (
+        "default-src 'self'; script-src 'self' " + _inline_hashes(page) + "; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors "
+        + " ".join(("'self'", *frame_origins))
+        + "; base-uri 'none'; form-action 'self'"
+    )
 
 
 def install(app: web.Application, *, pages: dict[str, str]) -> None:

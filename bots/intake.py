@@ -53,7 +53,7 @@ class Intake:
         """Take over what earlier runs left (before anything new is received), then sweep periodically."""
         try:
             await self._take_over()
-        except Exception:  # noqa: BLE001 - the sweep tries again; a start must not fail on it
+        except Exception:
             log.warning(
                 "%s inbox: taking over unprocessed updates failed; the sweep tries again",
                 self._inbox.channel,
@@ -81,7 +81,7 @@ class Intake:
                 await self._inbox.renew(sorted(self._held))
                 await self._take_over()
                 await self._inbox.purge()
-            except Exception:  # noqa: BLE001 - the one broad except of the sweep loop
+            except Exception:
                 log.warning(
                     "%s inbox sweep failed; trying again in %.0f s",
                     self._inbox.channel,
@@ -134,7 +134,7 @@ class Intake:
             await self._process(taken)
         except asyncio.CancelledError:
             raise  # stopping: the row stays, not done, for the next start
-        except Exception:  # noqa: BLE001 - the one broad except of a chat's worker
+        except Exception:
             log.exception(
                 "%s update %s in chat %s failed (attempt %d of %d); it stays in the inbox",
                 self._inbox.channel,
@@ -145,14 +145,14 @@ class Intake:
             )
             try:
                 await self._inbox.release(taken)
-            except Exception:  # noqa: BLE001 - its lease runs out instead
+            except Exception:
                 log.warning(
                     "%s inbox: could not release update %s", self._inbox.channel, taken.platform_id, exc_info=True
                 )
             return
         try:
             await self._inbox.done(taken)
-        except Exception:  # noqa: BLE001 - processed; taken over later, it is a duplicate the pipeline drops
+        except Exception:
             log.warning(
                 "%s inbox: could not mark update %s done", self._inbox.channel, taken.platform_id, exc_info=True
             )

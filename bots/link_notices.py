@@ -7,6 +7,7 @@ The pipeline's turn belongs to one side; these go to the other side through its 
 session lock is taken here (the turn holds its own; taking the other's could deadlock): the
 other side's session is only read, for its conversation and language.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,15 @@ Send = Callable[[str, Reply, list[Identity]], Awaitable[str | None]]
 
 
 class LinkNotices:
-    def __init__(self, *, store: SqlChatStore, sessions: SessionStore, dialogue: Dialogue, send: Send,
-                 default_language: str = "en") -> None:
+    def __init__(
+        self,
+        *,
+        store: SqlChatStore,
+        sessions: SessionStore,
+        dialogue: Dialogue,
+        send: Send,
+        default_language: str = "en",
+    ) -> None:
         self._store = store
         self._sessions = sessions
         self._dialogue = dialogue
@@ -38,7 +46,9 @@ class LinkNotices:
         customer = await self._store.find_customer(channel, sender)
         if customer is None:
             return None
-        found = [i for i in await self._store.identities(customer.id) if (i.channel, i.external_id) == (channel, sender)]
+        found = [
+            i for i in await self._store.identities(customer.id) if (i.channel, i.external_id) == (channel, sender)
+        ]
         return (customer.id, found[0]) if found else None
 
     async def _tell(self, customer_id: str, identity: Identity, session: Session | None, replies) -> None:
@@ -47,13 +57,24 @@ class LinkNotices:
         for reply in replies:
             stored_id, now = new_id(), utcnow()
             if session is not None:
-                await self._store.append(StoredMessage(
-                    id=stored_id, conversation_id=session.conversation_id, customer_id=customer_id,
-                    channel=identity.channel, direction="out", role=reply.role.value, text=reply.text,
-                    identity=identity.external_id, created_at=now,
-                    buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons]))
-            if await self._send(customer_id, Reply(reply.text, reply.buttons, reply.role, stored_id, now),
-                                [identity]) is None:
+                await self._store.append(
+                    StoredMessage(
+                        id=stored_id,
+                        conversation_id=session.conversation_id,
+                        customer_id=customer_id,
+                        channel=identity.channel,
+                        direction="out",
+                        role=reply.role.value,
+                        text=reply.text,
+                        identity=identity.external_id,
+                        created_at=now,
+                        buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+                    )
+                )
+            if (
+                await self._send(customer_id, Reply(reply.text, reply.buttons, reply.role, stored_id, now), [identity])
+                is None
+            ):
                 log.info("link notice for %s %s kept for when they come back", identity.channel, identity.external_id)
 
     async def ask(self, link: Outcome, asker_channel: str) -> None:

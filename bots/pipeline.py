@@ -5,6 +5,7 @@ session's lock), then walks the message through an ordered list of steps (bots/s
 each; docs/pipeline.md lists them); a bot project adds its own with ``add_step`` or in
 config/seamline.toml. Replies go out through the adapter of the channel the message came from.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -55,9 +56,18 @@ class Handled:
 
 
 class Pipeline:
-    def __init__(self, *, store: SqlChatStore, sessions: SessionStore, understanding: Understanding,
-                 dialogue: Dialogue, handoff=None, default_language: str = "en",
-                 linker: Linker | None = None, steps: Iterable[Step] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        store: SqlChatStore,
+        sessions: SessionStore,
+        understanding: Understanding,
+        dialogue: Dialogue,
+        handoff=None,
+        default_language: str = "en",
+        linker: Linker | None = None,
+        steps: Iterable[Step] = (),
+    ) -> None:
         """``steps``: a project's own steps, each placed by its ``before`` / ``after`` attribute
         (a step name) if it has one, else at the end of the walk."""
         self._store = store
@@ -68,8 +78,13 @@ class Pipeline:
         self._handoff = handoff  # handoff.service.Handoff: escalation, queues, agents
         self._default_language = default_language
         self._adapters: dict[str, Adapter] = {}
-        self._link_notices = LinkNotices(store=store, sessions=sessions, dialogue=dialogue, send=self.send_to_customer,
-                                         default_language=default_language)
+        self._link_notices = LinkNotices(
+            store=store,
+            sessions=sessions,
+            dialogue=dialogue,
+            send=self.send_to_customer,
+            default_language=default_language,
+        )
         # Called with the survivor's id when two customers became one (the widget refreshes its history).
         self.on_linked: list[Callable[[str], Awaitable[None]]] = []
         self._steps: list[Step] = self._builtin()
@@ -84,8 +99,13 @@ class Pipeline:
             Dedupe(store=store),
             StoreInbound(store=store),
             ToAgents(handoff=handoff),
-            AnswerLink(store=store, dialogue=self._dialogue, notices=self._link_notices, handoff=handoff,
-                       on_linked=self.on_linked),
+            AnswerLink(
+                store=store,
+                dialogue=self._dialogue,
+                notices=self._link_notices,
+                handoff=handoff,
+                on_linked=self.on_linked,
+            ),
             SendReplies(store=store, adapters=self._adapters, handoff=handoff),
             Understand(understanding=self.understanding),
             Silence(linking=self._linker is not None),
@@ -130,14 +150,17 @@ class Pipeline:
         customer = await self._store.find_customer(channel, sender)
         return [] if customer is None else await self._store.history(customer.id, limit)
 
-    async def handle(self, message: Message, on_stored: OnStored | None = None,
-                     on_answering: OnStored | None = None) -> Handled:
+    async def handle(
+        self, message: Message, on_stored: OnStored | None = None, on_answering: OnStored | None = None
+    ) -> Handled:
         """Walk one message. ``on_stored`` runs once it is durable (the widget's acknowledgement);
         ``on_answering`` once it is clear the bot will answer it (a messenger's "typing…")."""
-        customer = await self._store.resolve_customer(message.channel, message.sender, message.address,
-                                                      message.sender_name, message.language)
-        link = await redeem(self._linker, store=self._store, sessions=self._sessions, message=message,
-                            customer=customer)
+        customer = await self._store.resolve_customer(
+            message.channel, message.sender, message.address, message.sender_name, message.language
+        )
+        link = await redeem(
+            self._linker, store=self._store, sessions=self._sessions, message=message, customer=customer
+        )
         if link is not None and link.linked and link.survivor_id != customer.id:
             customer = await self._store.fresh_customer(message.channel, message.sender) or customer
         for _ in range(3):
@@ -148,16 +171,15 @@ class Pipeline:
                     # another process): ask the database who it belongs to before rebuilding.
                     fresh = await self._store.fresh_customer(message.channel, message.sender)
                     if fresh is None:  # erased: whoever writes now is a new customer
-                        fresh = await self._store.resolve_customer(message.channel, message.sender,
-                                                                   message.address, message.sender_name,
-                                                                   message.language)
+                        fresh = await self._store.resolve_customer(
+                            message.channel, message.sender, message.address, message.sender_name, message.language
+                        )
                     if fresh.id != customer.id:
                         customer = fresh
                         continue
                 if session is None:
                     session = await self._rebuild_session(customer, message)
-                turn = Turn(message=message, session=session, link=link, on_stored=on_stored,
-                            on_answering=on_answering)
+                turn = Turn(message=message, session=session, link=link, on_stored=on_stored, on_answering=on_answering)
                 try:
                     await self._walk(turn)
                 finally:
@@ -167,8 +189,15 @@ class Pipeline:
                 return Handled(inbound=turn.inbound, replies=turn.sent)
         raise StoreError(f"{message.channel} {message.sender}: the customer kept changing while loading")
 
-    async def handle_retrying(self, message: Message, on_stored: OnStored | None = None, *, attempts: int = 5,
-                              backoff: float = 0.5, on_answering: OnStored | None = None) -> Handled:
+    async def handle_retrying(
+        self,
+        message: Message,
+        on_stored: OnStored | None = None,
+        *,
+        attempts: int = 5,
+        backoff: float = 0.5,
+        on_answering: OnStored | None = None,
+    ) -> Handled:
         """``handle`` for a message the platform was already told we have: a storage outage (database or
         Redis down) is waited out, bounded, instead of losing what the customer wrote. Safe to repeat:
         a platform id counts as seen only once its turn is committed."""
@@ -179,8 +208,9 @@ class Pipeline:
                 if attempt == attempts:
                     raise
                 delay = min(backoff * 2 ** (attempt - 1), 30.0)
-                log.warning("%s message %s: storage failed, retrying in %.1f s", message.channel,
-                            message.external_id, delay)
+                log.warning(
+                    "%s message %s: storage failed, retrying in %.1f s", message.channel, message.external_id, delay
+                )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -191,10 +221,16 @@ class Pipeline:
         messengers' updates through their inbox (bots/intake.py)."""
         answered = 0
         for stored in await self._store.unanswered(channel, utcnow() - within):
-            message = Message(channel=channel, address=stored.identity or "", sender=stored.identity or "",
-                              text=stored.text, payload=stored.payload, external_id=stored.external_id,
-                              attachments=tuple(Attachment(**a) for a in stored.attachments or ()),
-                              ts=stored.created_at)
+            message = Message(
+                channel=channel,
+                address=stored.identity or "",
+                sender=stored.identity or "",
+                text=stored.text,
+                payload=stored.payload,
+                external_id=stored.external_id,
+                attachments=tuple(Attachment(**a) for a in stored.attachments or ()),
+                ts=stored.created_at,
+            )
             try:
                 handled = await self.handle(message)
             except Exception:
@@ -223,9 +259,11 @@ class Pipeline:
         """New, expired or evicted: rebuild what the database knows."""
         conversation = await self._store.open_conversation(customer)
         return Session(
-            customer_id=customer.id, conversation_id=conversation.id,
+            customer_id=customer.id,
+            conversation_id=conversation.id,
             language=customer.language or message.language or self._default_language,
             handoff=conversation.state if conversation.state in WITH_PEOPLE else "bot",
-            last_channel=customer.last_channel, attributes=dict(customer.attributes),
+            last_channel=customer.last_channel,
+            attributes=dict(customer.attributes),
             seen=[] if customer.new else await self._store.recent_external_ids(customer.id),
         )

@@ -4,6 +4,7 @@ runs, but logs it as an ERROR with a full traceback. One script could fill the l
 errors) that way. This filter turns those records into one WARNING line each; a handler's own
 exception (a real 500) still logs its traceback.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,9 +16,10 @@ class ProtocolErrorFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
-            record.msg, record.args = "bad HTTP request (%s): %s", (
-                record.args[0] if isinstance(record.args, tuple) and record.args else "?",
-                type(exc).__name__)
+            record.msg, record.args = (
+                "bad HTTP request (%s): %s",
+                (record.args[0] if isinstance(record.args, tuple) and record.args else "?", type(exc).__name__),
+            )
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info, record.exc_text = None, None
         return True

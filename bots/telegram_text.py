@@ -2,6 +2,7 @@
 
 Pure and free of aiogram, so the rules are tested on their own (tests/bots/test_telegram.py).
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,7 @@ CALLBACK_LIMIT = 64  # bytes of callback_data
 HASHED = "#h:"  # prefix of a callback_data that stands for a longer payload
 
 # Where a long text may be cut, best first: between paragraphs, lines, sentences, words.
-_BOUNDARIES = (re.compile(r"\n[ \t]*\n"), re.compile(r"\n"), re.compile(r"[.!?…][\"'»”)\]]*(?=\s)"),
-               re.compile(r"\s"))
+_BOUNDARIES = (re.compile(r"\n[ \t]*\n"), re.compile(r"\n"), re.compile(r"[.!?…][\"'»”)\]]*(?=\s)"), re.compile(r"\s"))
 
 
 def utf16_len(text: str) -> int:

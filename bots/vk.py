@@ -180,8 +180,11 @@ class VkChannel:
         try:
             await self._intake.take([entry] if entry else [])
         except StoreError as exc:
-            log.warning("VK event %s not stored, so not acknowledged (VK sends it again): %s",
-                        entry.platform_id if entry else "-", exc)
+            log.warning(
+                "VK event %s not stored, so not acknowledged (VK sends it again): %s",
+                entry.platform_id if entry else "-",
+                exc,
+            )
             return web.Response(status=503, text="the event could not be stored; send it again")
         return web.Response(text="ok")
 

@@ -3,6 +3,7 @@
 Kept apart from ``bots/vk.py`` so the mapping can be read, and tested on recorded events, on its own:
 the same event dicts arrive through the Callback API and through Bots Long Poll.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,9 +57,16 @@ def to_message(event: dict) -> Message | None:
         payload = f"/start {ref.strip()[:250]}"
     # ts stays the time of arrival: VK's ``date`` has whole seconds, and the history is ordered by time,
     # so a message sent in the same second as the bot's previous answer would be listed before it.
-    return Message(channel="vk", address=str(peer), sender=str(sender), text=(message.get("text") or "").strip(),
-                   payload=payload, attachments=attachments,
-                   external_id=str(external_id), language=LANGUAGES.get(client.get("lang_id", -1)))
+    return Message(
+        channel="vk",
+        address=str(peer),
+        sender=str(sender),
+        text=(message.get("text") or "").strip(),
+        payload=payload,
+        attachments=attachments,
+        external_id=str(external_id),
+        language=LANGUAGES.get(client.get("lang_id", -1)),
+    )
 
 
 def _button_event(event: dict, obj: dict) -> Message:
@@ -66,8 +74,13 @@ def _button_event(event: dict, obj: dict) -> Message:
     peer, user = _int(obj, "peer_id"), _int(obj, "user_id")
     if not obj.get("event_id"):
         raise EventError("message_event without 'object.event_id'")
-    return Message(channel="vk", address=str(peer), sender=str(user), payload=to_payload(obj.get("payload")),
-                   external_id=str(event.get("event_id") or obj["event_id"]))
+    return Message(
+        channel="vk",
+        address=str(peer),
+        sender=str(user),
+        payload=to_payload(obj.get("payload")),
+        external_id=str(event.get("event_id") or obj["event_id"]),
+    )
 
 
 def to_payload(raw: object) -> str | None:
@@ -105,17 +118,21 @@ def keyboard(buttons: tuple[Button, ...], *, callback: bool = False) -> str | No
             cells.append({"action": {"type": "text", "label": _label(button.title)}, "color": "secondary"})
             continue
         payload = json.dumps({"command": button.payload}, ensure_ascii=False, separators=(",", ":"))
-        action: dict[str, str] = {"type": "callback" if callback else "text", "label": _label(button.title),
-                                  "payload": payload}
+        action: dict[str, str] = {
+            "type": "callback" if callback else "text",
+            "label": _label(button.title),
+            "payload": payload,
+        }
         if len(payload.encode()) > MAX_PAYLOAD:
-            log.warning("VK button %r: payload over %d bytes dropped; its label is sent as text",
-                        button.title, MAX_PAYLOAD)
+            log.warning(
+                "VK button %r: payload over %d bytes dropped; its label is sent as text", button.title, MAX_PAYLOAD
+            )
             action = {"type": "text", "label": action["label"]}
         cells.append({"action": action, "color": "secondary"})
     if not cells:
         return None
     per_row = 1 if len(cells) <= MAX_INLINE_ROWS else 2
-    rows = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
+    rows = [cells[i : i + per_row] for i in range(0, len(cells), per_row)]
     return json.dumps({"inline": True, "buttons": rows}, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -124,7 +141,7 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     parts: list[str] = []
     rest = text.strip()
     while len(rest) > limit:
-        window = rest[:limit + 1]
+        window = rest[: limit + 1]
         cut = 0
         for pattern in (r"\n\s*\n", r"\n", r"[.!?…](?=\s)", r"\s"):
             ends = [m.end() for m in re.finditer(pattern, window) if m.end() <= limit]
@@ -155,12 +172,22 @@ def _attachment(item: dict) -> Attachment | None:
     ref = _ref(kind, obj)
     if kind == "photo":
         sizes = [s for s in obj.get("sizes") or () if s.get("url")]
-        best: dict[str, Any] = obj.get("orig_photo") or max(sizes, key=lambda s: s.get("width", 0) * s.get("height", 0), default={})
-        return Attachment("photo", url=best.get("url"), name=obj.get("text") or None,
-                          data={"vk": ref, "width": best.get("width"), "height": best.get("height")})
+        best: dict[str, Any] = obj.get("orig_photo") or max(
+            sizes, key=lambda s: s.get("width", 0) * s.get("height", 0), default={}
+        )
+        return Attachment(
+            "photo",
+            url=best.get("url"),
+            name=obj.get("text") or None,
+            data={"vk": ref, "width": best.get("width"), "height": best.get("height")},
+        )
     if kind == "doc":
-        return Attachment("document", url=obj.get("url"), name=obj.get("title"),
-                          data={"vk": ref, "ext": obj.get("ext"), "size": obj.get("size")})
+        return Attachment(
+            "document",
+            url=obj.get("url"),
+            name=obj.get("title"),
+            data={"vk": ref, "ext": obj.get("ext"), "size": obj.get("size")},
+        )
     if kind == "audio_message":
         data = {"vk": ref, "duration": obj.get("duration"), "mp3": obj.get("link_mp3")}
         if obj.get("transcript"):
@@ -171,7 +198,7 @@ def _attachment(item: dict) -> Attachment | None:
 
 def _label(title: str) -> str:
     title = " ".join(title.split()) or "…"
-    return title if len(title) <= MAX_LABEL else title[:MAX_LABEL - 1].rstrip() + "…"
+    return title if len(title) <= MAX_LABEL else title[: MAX_LABEL - 1].rstrip() + "…"
 
 
 def _location(geo: dict) -> Attachment:
@@ -194,4 +221,3 @@ def _int(obj: dict, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise EventError(f"'{key}' must be a number, got {value!r}")
     return value
-

@@ -236,7 +236,7 @@ class WebChannel(Linking):
                     await _error(ws, exc.code, exc.message, exc.frame_id)
                 except ConnectionError:
                     break  # the client went away mid-answer
-                except Exception:  # noqa: BLE001 - the one broad except of this receive loop
+                except Exception:
                     log.exception("web chat frame failed (visitor=%s, id=%s)", visitor, frame_id)
                     await _error(
                         ws,
@@ -320,7 +320,7 @@ class WebChannel(Linking):
         before = await self._store.find_customer("web", visitor) if maybe_link else None
         try:
             handled = await self._pipeline.handle(message, on_stored=acknowledge)
-        except Exception:  # noqa: BLE001 - not stored: the "it is kept" of the receive loop would be untrue
+        except Exception:
             if kept:
                 raise
             log.exception("web chat message not stored (visitor=%s, id=%s)", visitor, frame.get("id"))

@@ -4,6 +4,7 @@ Everything a client can get wrong is a ``FrameError`` with a documented code
 (docs/web-chat-protocol.md), never an exception that reaches the log: a script sending garbage must
 not be able to fill the disk with tracebacks.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,15 @@ def to_message(visitor: str, frame: dict, language: str | None = None) -> Messag
     payload = _UNSTORABLE.sub("\ufffd", payload) if payload else payload
     if not text.strip() and not payload:
         raise FrameError("empty", "text is empty", frame_id)
-    return Message(channel="web", address=visitor, sender=visitor, text=text.strip(), payload=payload,
-                   external_id=f"{visitor}:{frame_id}" if frame_id else None, language=language)
+    return Message(
+        channel="web",
+        address=visitor,
+        sender=visitor,
+        text=text.strip(),
+        payload=payload,
+        external_id=f"{visitor}:{frame_id}" if frame_id else None,
+        language=language,
+    )
 
 
 def to_frame(message: StoredMessage) -> dict:
@@ -78,8 +86,14 @@ def to_frame(message: StoredMessage) -> dict:
     frame_id = message.id
     if message.role == "customer" and message.channel == "web" and message.external_id:
         frame_id = message.external_id.split(":", 1)[1]
-    frame: dict[str, Any] = {"type": "message", "id": frame_id, "role": message.role, "text": message.text,
-             "channel": message.channel, "ts": message.created_at.isoformat()}
+    frame: dict[str, Any] = {
+        "type": "message",
+        "id": frame_id,
+        "role": message.role,
+        "text": message.text,
+        "channel": message.channel,
+        "ts": message.created_at.isoformat(),
+    }
     if message.buttons:
         frame["buttons"] = message.buttons
     return frame
@@ -91,7 +105,7 @@ def page(history: list[StoredMessage], budget: int, before: str | None = None) -
     next older page (null when there is none). At least one message, however long, so paging moves."""
     if before is not None:
         ids = [m.id for m in history]
-        history = history[:ids.index(before)] if before in ids else []
+        history = history[: ids.index(before)] if before in ids else []
     frames: list[dict] = []
     used = 0
     for message in reversed(history):

@@ -15,6 +15,7 @@ server that other customers are chatting on (issue 10, items 3, 8 and 13):
 - When Redis fails, the widget stays open (fail open, logged once a minute): the chat is already
   degraded then, and a limit is no reason to turn every customer away.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -117,8 +118,9 @@ class RedisConnections:
     async def acquire(self, address: str, cap: int) -> str | None:
         lease = f"{self._tag}-{next(self._ids)}"
         try:
-            taken = await self._script(keys=[self._prefix + address],
-                                       args=[await self._now(), int(self._lease * 1000), cap, lease])
+            taken = await self._script(
+                keys=[self._prefix + address], args=[await self._now(), int(self._lease * 1000), cap, lease]
+            )
         except RedisError as exc:
             raise StoreError(f"Redis failed counting the sockets of {address}: {exc}") from exc
         if not int(taken):
@@ -207,7 +209,8 @@ class AcceptErrorLimit(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if not (isinstance(exc, OSError) and exc.errno in self.ERRNOS) and "out of system resource" not in str(
-                record.msg):
+            record.msg
+        ):
             return True
         now = time.monotonic()
         if now - self._last < self._every:

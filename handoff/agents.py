@@ -4,6 +4,7 @@ Passwords are hashed with scrypt (memory-hard, from the standard library): 16 Mi
 salt per password. Console sessions and API tokens are random 256-bit values; only their
 SHA-256 digests are stored, with an expiry. Console sessions also carry a CSRF token.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,12 @@ API_TTL = timedelta(days=90)
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, maxmem=64 * 1024 * 1024, dklen=32, **SCRYPT)
-    return "scrypt${n}${r}${p}$".format(**SCRYPT) + base64.b64encode(salt).decode() + "$" + \
-        base64.b64encode(digest).decode()
+    return (
+        "scrypt${n}${r}${p}$".format(**SCRYPT)
+        + base64.b64encode(salt).decode()
+        + "$"
+        + base64.b64encode(digest).decode()
+    )
 
 
 def check_password(password: str, stored: str) -> bool:
@@ -51,8 +56,15 @@ def check_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        again = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                               maxmem=64 * 1024 * 1024, dklen=32)
+        again = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=64 * 1024 * 1024,
+            dklen=32,
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(again, base64.b64decode(digest))
@@ -78,9 +90,16 @@ class Agent:
         return self.role == "admin"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "email": self.email, "name": self.name, "role": self.role,
-                "queues": list(self.queues), "capacity": self.capacity, "status": self.status,
-                "seen_at": self.seen_at.isoformat() if self.seen_at else None}
+        return {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "role": self.role,
+            "queues": list(self.queues),
+            "capacity": self.capacity,
+            "status": self.status,
+            "seen_at": self.seen_at.isoformat() if self.seen_at else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -92,8 +111,9 @@ class Login:
 
 
 def _agent(row: Any) -> Agent:
-    return Agent(row.id, row.email, row.name, row.role, tuple(row.queues or ()), row.capacity, row.status,
-                 aware(row.seen_at))
+    return Agent(
+        row.id, row.email, row.name, row.role, tuple(row.queues or ()), row.capacity, row.status, aware(row.seen_at)
+    )
 
 
 class AgentDirectory(Protocol):
@@ -131,12 +151,20 @@ class AgentLogins(Protocol):
 class AgentAccounts(Protocol):
     """Adding, changing and removing agents (``seamline agents``)."""
 
-    async def add(self, email: str, *, name: str, password: str, queues: list[str], role: str = "agent",
-                  capacity: int = 5) -> Agent: ...
+    async def add(
+        self, email: str, *, name: str, password: str, queues: list[str], role: str = "agent", capacity: int = 5
+    ) -> Agent: ...
 
-    async def change(self, email: str, *, name: str | None = None, queues: list[str] | None = None,
-                     role: str | None = None, capacity: int | None = None,
-                     password: str | None = None) -> Agent: ...
+    async def change(
+        self,
+        email: str,
+        *,
+        name: str | None = None,
+        queues: list[str] | None = None,
+        role: str | None = None,
+        capacity: int | None = None,
+        password: str | None = None,
+    ) -> Agent: ...
 
     async def remove(self, email: str) -> Agent: ...
 
@@ -167,8 +195,9 @@ class AgentStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read agents: {exc}") from exc
 
-    async def add(self, email: str, *, name: str, password: str, queues: list[str], role: str = "agent",
-                  capacity: int = 5) -> Agent:
+    async def add(
+        self, email: str, *, name: str, password: str, queues: list[str], role: str = "agent", capacity: int = 5
+    ) -> Agent:
         email = email.strip().lower()
         if not EMAIL.match(email):
             raise ValueError(f"{email!r} is not an e-mail address")
@@ -178,23 +207,47 @@ class AgentStore:
             raise ValueError(weak)
         if not 1 <= capacity <= 100:
             raise ValueError("capacity must be 1..100")
-        agent = Agent(new_id(), email, name.strip() or email, role, tuple(q.strip() for q in queues if q.strip()),
-                      capacity, "offline")
+        agent = Agent(
+            new_id(),
+            email,
+            name.strip() or email,
+            role,
+            tuple(q.strip() for q in queues if q.strip()),
+            capacity,
+            "offline",
+        )
         hashed = await asyncio.to_thread(hash_password, password)
         try:
-            await self._writer.write(insert(AgentRow), {
-                "id": agent.id, "email": email, "name": agent.name, "password_hash": hashed,
-                "role": role, "queues": list(agent.queues), "capacity": capacity, "status": "offline",
-                "created_at": utcnow()})
+            await self._writer.write(
+                insert(AgentRow),
+                {
+                    "id": agent.id,
+                    "email": email,
+                    "name": agent.name,
+                    "password_hash": hashed,
+                    "role": role,
+                    "queues": list(agent.queues),
+                    "capacity": capacity,
+                    "status": "offline",
+                    "created_at": utcnow(),
+                },
+            )
         except StoreError as exc:
             if await self.by_email(email):
                 raise ValueError(f"an agent with the e-mail {email} exists already") from exc
             raise
         return agent
 
-    async def change(self, email: str, *, name: str | None = None, queues: list[str] | None = None,
-                     role: str | None = None, capacity: int | None = None,
-                     password: str | None = None) -> Agent:
+    async def change(
+        self,
+        email: str,
+        *,
+        name: str | None = None,
+        queues: list[str] | None = None,
+        role: str | None = None,
+        capacity: int | None = None,
+        password: str | None = None,
+    ) -> Agent:
         """Change what is given; a new password also ends every login of the agent (the caller tells
         the serving processes: ``Inbox.revoke``)."""
         agent = await self.by_email(email)
@@ -265,8 +318,9 @@ class AgentStore:
         if agent_id is None and digest is None:
             self._tokens = {}
             return
-        self._tokens = {k: v for k, v in self._tokens.items()
-                        if not (k == digest or (digest is None and v[1][0].id == agent_id))}
+        self._tokens = {
+            k: v for k, v in self._tokens.items() if not (k == digest or (digest is None and v[1][0].id == agent_id))
+        }
 
     async def seen(self, agent_id: str) -> None:
         """The agent is here (a console is open, or they called the API); written at most every
@@ -282,9 +336,14 @@ class AgentStore:
 
     async def gone(self, before: datetime) -> list[Agent]:
         """Agents not offline who were last seen before ``before`` (or never)."""
-        return [_agent(r) for r in await self._all(
-            select(AgentRow).where(AgentRow.status != "offline")
-            .where((AgentRow.seen_at.is_(None)) | (AgentRow.seen_at < before)))]
+        return [
+            _agent(r)
+            for r in await self._all(
+                select(AgentRow)
+                .where(AgentRow.status != "offline")
+                .where((AgentRow.seen_at.is_(None)) | (AgentRow.seen_at < before))
+            )
+        ]
 
     async def login(self, email: str, password: str, *, kind: str = "session") -> Login | None:
         rows = await self._all(select(AgentRow).where(AgentRow.email == (email or "").strip().lower()))
@@ -295,9 +354,17 @@ class AgentStore:
             return None
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24) if kind == "session" else None
         now = utcnow()
-        await self._writer.write(insert(AgentTokenRow), {
-            "digest": token_digest(token), "agent_id": rows[0].id, "kind": kind, "csrf": csrf, "created_at": now,
-            "expires_at": now + (SESSION_TTL if kind == "session" else API_TTL)})
+        await self._writer.write(
+            insert(AgentTokenRow),
+            {
+                "digest": token_digest(token),
+                "agent_id": rows[0].id,
+                "kind": kind,
+                "csrf": csrf,
+                "created_at": now,
+                "expires_at": now + (SESSION_TTL if kind == "session" else API_TTL),
+            },
+        )
         await self.seen(rows[0].id)
         return Login(_agent(rows[0]), token, csrf, kind)
 
@@ -311,10 +378,16 @@ class AgentStore:
             await self.seen(cached[1][0].id)
             return cached[1][:3]
         # Core rows are flat (no entity attributes): the agent's columns plus the token's, labelled.
-        rows = await self._all(select(AgentRow, AgentTokenRow.expires_at.label("token_expires_at"),
-                                      AgentTokenRow.csrf.label("token_csrf"), AgentTokenRow.kind.label("token_kind"))
-                               .join(AgentTokenRow, AgentRow.id == AgentTokenRow.agent_id)
-                               .where(AgentTokenRow.digest == token_digest(token)))
+        rows = await self._all(
+            select(
+                AgentRow,
+                AgentTokenRow.expires_at.label("token_expires_at"),
+                AgentTokenRow.csrf.label("token_csrf"),
+                AgentTokenRow.kind.label("token_kind"),
+            )
+            .join(AgentTokenRow, AgentRow.id == AgentTokenRow.agent_id)
+            .where(AgentTokenRow.digest == token_digest(token))
+        )
         if not rows or aware(rows[0].token_expires_at) <= utcnow():
             self._tokens.pop(digest, None)
             return None

@@ -6,6 +6,7 @@ Errors are JSON ``{"error": "..."}``: 400 bad body, 401 no or wrong token, 403 n
 allowed, 404 unknown id, 409 not now, 415 a body not sent as application/json, 429 too many
 logins (``Retry-After``), 503 a login that could not be counted (docs/handoff.md).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,12 +38,24 @@ MAX_TEXT = 4096
 
 
 class AgentApi:
-    def __init__(self, *, handoff: Handoff, customers: CustomerStore, linker: Linker, limiter: Limiter | None = None,
-                 guard: LoginGuard | None = None, cookie_secure: str = "auto",
-                 trusted_proxies: tuple[Network, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        handoff: Handoff,
+        customers: CustomerStore,
+        linker: Linker,
+        limiter: Limiter | None = None,
+        guard: LoginGuard | None = None,
+        cookie_secure: str = "auto",
+        trusted_proxies: tuple[Network, ...] = (),
+    ) -> None:
         self._handoff = handoff
-        self._login = Login(agents=handoff.agents, guard=guard or LoginGuard(limiter=limiter or MemoryLimiter()),
-                            cookie_secure=cookie_secure, trusted_proxies=trusted_proxies)
+        self._login = Login(
+            agents=handoff.agents,
+            guard=guard or LoginGuard(limiter=limiter or MemoryLimiter()),
+            cookie_secure=cookie_secure,
+            trusted_proxies=trusted_proxies,
+        )
         self._customers = customers
         self._linker = linker
 
@@ -123,8 +136,13 @@ class AgentApi:
         await self._agent(request)
         agents = await self._handoff.agents.all()
         loads = await self._handoff.loads([a.id for a in agents])
-        return web.json_response({"agents": [{**a.to_dict(), "load": loads.get(a.id, 0),
-                                              "connected": self._handoff.connected(a)} for a in agents]})
+        return web.json_response(
+            {
+                "agents": [
+                    {**a.to_dict(), "load": loads.get(a.id, 0), "connected": self._handoff.connected(a)} for a in agents
+                ]
+            }
+        )
 
     async def agent_status(self, request: web.Request) -> web.Response:
         """An admin sets another agent's status (e.g. offline for someone who left: what they held
@@ -147,9 +165,14 @@ class AgentApi:
             raise _error(400, f"state must be one of {', '.join(STATES)}")
         mine = request.query.get("mine") in ("1", "true")
         limit, offset = _number(request, "limit", 200, 1, 1000), _number(request, "offset", 0, 0, 10**9)
-        found = await self._handoff.conversations(state, queue=request.query.get("queue"),
-                                                  agent_id=agent.id if mine else None, limit=limit + 1, offset=offset,
-                                                  visible_to=agent)
+        found = await self._handoff.conversations(
+            state,
+            queue=request.query.get("queue"),
+            agent_id=agent.id if mine else None,
+            limit=limit + 1,
+            offset=offset,
+            visible_to=agent,
+        )
         page: dict[str, object] = {"conversations": [await self._summary(c) for c in found[:limit]]}
         if len(found) > limit:
             page["next_offset"] = offset + limit
@@ -157,8 +180,14 @@ class AgentApi:
 
     async def _summary(self, info) -> dict:
         profile = await self._customers.profile(info.customer_id)
-        return {**info.summary(), "customer": {"id": info.customer_id, "name": profile.name if profile else None,
-                                               "last_channel": profile.last_channel if profile else None}}
+        return {
+            **info.summary(),
+            "customer": {
+                "id": info.customer_id,
+                "name": profile.name if profile else None,
+                "last_channel": profile.last_channel if profile else None,
+            },
+        }
 
     async def conversation(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)
@@ -183,12 +212,15 @@ class AgentApi:
             **info.summary(),
             "escalation": info.escalation,
             "customer": {
-                "id": info.customer_id, "name": profile.name if profile else None,
+                "id": info.customer_id,
+                "name": profile.name if profile else None,
                 "language": profile.language if profile else None,
                 "last_channel": profile.last_channel if profile else None,
                 "attributes": profile.attributes if profile else {},
-                "identities": [{"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
-                               for i in (profile.identities if profile else ())],
+                "identities": [
+                    {"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
+                    for i in (profile.identities if profile else ())
+                ],
             },
             "messages": [message_event(m) for m in history],
             "slots": {k: v for k, v in (session.slots if session else {}).items() if k != "rating_for"},
@@ -224,8 +256,15 @@ class AgentApi:
         return await self._act(request, lambda a, c, text: self._handoff.note(a, c, text), _text)
 
     async def do_transfer(self, request):
-        return await self._act(request, lambda a, c, body: self._summarised(self._handoff.transfer(
-            a, c, to_agent=body.get("agent"), to_queue=body.get("queue"), note=body.get("note") or "")), _transfer)
+        return await self._act(
+            request,
+            lambda a, c, body: self._summarised(
+                self._handoff.transfer(
+                    a, c, to_agent=body.get("agent"), to_queue=body.get("queue"), note=body.get("note") or ""
+                )
+            ),
+            _transfer,
+        )
 
     async def do_release(self, request):
         return await self._act(request, lambda a, c: self._summarised(self._handoff.release(a, c)))
@@ -248,15 +287,31 @@ class AgentApi:
             await self._handoff.customer_readable(agent, profile.id)
         except Forbidden as exc:
             raise _error(403, str(exc)) from None
-        return web.json_response({
-            "id": profile.id, "name": profile.name, "language": profile.language, "attributes": profile.attributes,
-            "last_channel": profile.last_channel, "merged_into": profile.merged_into,
-            "identities": [{"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
-                           for i in profile.identities],
-            "links": [{"id": link.id, "survivor_id": link.survivor_id, "merged_id": link.merged_id,
-                       "method": link.method, "created_at": link.created_at.isoformat(),
-                       "undone": link.undone_at is not None}
-                      for link in await self._customers.links(profile.id)]})
+        return web.json_response(
+            {
+                "id": profile.id,
+                "name": profile.name,
+                "language": profile.language,
+                "attributes": profile.attributes,
+                "last_channel": profile.last_channel,
+                "merged_into": profile.merged_into,
+                "identities": [
+                    {"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
+                    for i in profile.identities
+                ],
+                "links": [
+                    {
+                        "id": link.id,
+                        "survivor_id": link.survivor_id,
+                        "merged_id": link.merged_id,
+                        "method": link.method,
+                        "created_at": link.created_at.isoformat(),
+                        "undone": link.undone_at is not None,
+                    }
+                    for link in await self._customers.links(profile.id)
+                ],
+            }
+        )
 
     async def export(self, request: web.Request) -> web.Response:
         await self._admin(request)
@@ -282,8 +337,13 @@ class AgentApi:
             raise _error(404, "no such link") from None
         except ValueError as exc:
             raise _error(409, str(exc)) from None
-        return web.json_response({"survivor_id": record.survivor_id, "merged_id": record.merged_id,
-                                  "undone_at": record.undone_at.isoformat() if record.undone_at else None})
+        return web.json_response(
+            {
+                "survivor_id": record.survivor_id,
+                "merged_id": record.merged_id,
+                "undone_at": record.undone_at.isoformat() if record.undone_at else None,
+            }
+        )
 
     # -- live inbox ----------------------------------------------------------------------------
 
@@ -334,8 +394,9 @@ class AgentApi:
                         await ws.close(code=4401, message=b"session ended")
                         break
                 getter = asyncio.create_task(queue.get())
-                done, _ = await asyncio.wait((getter, reader), timeout=max(0.0, check_at - loop.time()),
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    (getter, reader), timeout=max(0.0, check_at - loop.time()), return_when=asyncio.FIRST_COMPLETED
+                )
                 if getter not in done:
                     getter.cancel()
                     continue
@@ -375,7 +436,7 @@ async def _transfer(request: web.Request) -> dict:
     body = await _body(request)
     to_agent, to_queue, note = body.get("agent"), body.get("queue"), body.get("note", "")
     if not (isinstance(to_agent, str) or isinstance(to_queue, str)) or not isinstance(note, (str, type(None))):
-        raise _error(400, "send {\"agent\": id or e-mail} or {\"queue\": name}, and optionally \"note\"")
+        raise _error(400, 'send {"agent": id or e-mail} or {"queue": name}, and optionally "note"')
     if note and len(note) > MAX_TEXT:
         raise _error(400, f"the note is longer than {MAX_TEXT} characters")
     return body
@@ -384,7 +445,7 @@ async def _transfer(request: web.Request) -> dict:
 async def _text(request: web.Request) -> str:
     text = (await _body(request)).get("text")
     if not isinstance(text, str) or not text.strip():
-        raise _error(400, "send {\"text\": \"...\"} with some text")
+        raise _error(400, 'send {"text": "..."} with some text')
     if len(text) > MAX_TEXT:
         raise _error(400, f"the text is longer than {MAX_TEXT} characters")
     return text.strip()

@@ -5,6 +5,7 @@ Login attempts are counted before the password is hashed (``LoginGuard``, handof
 console cookie is ``Secure`` per SEAMLINE_COOKIE_SECURE; the client address and scheme are the
 trusted proxies' (shared/net.py). See docs/handoff.md, "Logging in".
 """
+
 from __future__ import annotations
 
 import json
@@ -22,16 +23,24 @@ COOKIE = "seamline_session"
 
 
 def error(status: int, message: str) -> web.HTTPException:
-    kinds = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-             409: web.HTTPConflict, 415: web.HTTPUnsupportedMediaType, 429: web.HTTPTooManyRequests}
+    kinds = {
+        400: web.HTTPBadRequest,
+        401: web.HTTPUnauthorized,
+        403: web.HTTPForbidden,
+        404: web.HTTPNotFound,
+        409: web.HTTPConflict,
+        415: web.HTTPUnsupportedMediaType,
+        429: web.HTTPTooManyRequests,
+    }
     return kinds[status](text=json.dumps({"error": message}), content_type="application/json")
 
 
 class Login:
     """``POST /api/v1/auth/login``: e-mail and password for a token (and, for the console, a cookie)."""
 
-    def __init__(self, *, agents, guard: LoginGuard, cookie_secure: str = "auto",
-                 trusted_proxies: tuple[Network, ...] = ()) -> None:
+    def __init__(
+        self, *, agents, guard: LoginGuard, cookie_secure: str = "auto", trusted_proxies: tuple[Network, ...] = ()
+    ) -> None:
         self._agents = agents
         self._guard = guard
         self._cookie_secure = cookie_secure  # "auto" (https, directly or via a trusted proxy), "true", "false"
@@ -41,7 +50,7 @@ class Login:
         said = await body(request)
         email, password = said.get("email"), said.get("password")
         if not isinstance(email, str) or not isinstance(password, str):
-            raise error(400, "send {\"email\": ..., \"password\": ...}")
+            raise error(400, 'send {"email": ..., "password": ...}')
         kind = "api" if said.get("kind") == "api" else "session"
         who = email.strip().lower()[:320]
         address = client_address(request.remote, request.headers.get("X-Forwarded-For"), self._proxies)
@@ -49,8 +58,11 @@ class Login:
             verdict = await self._guard.attempt(who, address)  # reserved before hashing: see handoff/login.py
         except StoreError as exc:  # no budget to count in: refuse rather than hash uncounted
             log.warning("login refused, its attempt could not be counted: %s", exc)
-            raise web.HTTPServiceUnavailable(text=json.dumps({"error": "try again in a moment"}),
-                                             content_type="application/json", headers={"Retry-After": "5"}) from None
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps({"error": "try again in a moment"}),
+                content_type="application/json",
+                headers={"Retry-After": "5"},
+            ) from None
         if not verdict.check:
             refused = error(429, f"too many failed logins; try again in {math.ceil(verdict.wait)} s")
             refused.headers["Retry-After"] = str(math.ceil(verdict.wait))
@@ -61,8 +73,15 @@ class Login:
         await self._guard.succeeded(who, address)
         response = web.json_response({"token": login.token, "csrf": login.csrf, "agent": login.agent.to_dict()})
         if kind == "session":
-            response.set_cookie(COOKIE, login.token, httponly=True, samesite="Strict", secure=self._secure(request),
-                                max_age=12 * 3600, path="/")
+            response.set_cookie(
+                COOKIE,
+                login.token,
+                httponly=True,
+                samesite="Strict",
+                secure=self._secure(request),
+                max_age=12 * 3600,
+                path="/",
+            )
         return response
 
     def _secure(self, request: web.Request) -> bool:

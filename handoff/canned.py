@@ -1,6 +1,7 @@
 """Canned responses for agents, from ``config/canned.yml``: a title and a text per language. The
 console offers them in the customer's language and fills in ``{name}`` and the conversation's slots;
 the agent reads and edits the text before sending it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,8 +48,9 @@ def load_canned(path: Path) -> tuple[Canned, ...]:
         titles.add(title)
         texts = {str(k): str(v).strip() for k, v in entry.items() if k != "title" and v is not None}
         if not texts or not all(texts.values()):
-            raise ConfigError(str(path), f"{where} ({title}) has no text",
-                              "Add a text per language, e.g. `en: ...` and `ru: ...`")
+            raise ConfigError(
+                str(path), f"{where} ({title}) has no text", "Add a text per language, e.g. `en: ...` and `ru: ...`"
+            )
         if any(len(t) > MAX_TEXT for t in texts.values()):
             raise ConfigError(str(path), f"{where} ({title}) is longer than {MAX_TEXT} characters", "Shorten it")
         found.append(Canned(title, texts))

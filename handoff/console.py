@@ -1,4 +1,5 @@
 """The agent console: static files served at ``/console/`` (no build step); it talks to ``/api/v1``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,8 @@ def install(app: web.Application) -> None:
         response = web.FileResponse(STATIC / "console.html")
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
-            "img-src 'self' data:; frame-ancestors 'none'")
+            "img-src 'self' data:; frame-ancestors 'none'"
+        )
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 

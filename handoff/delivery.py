@@ -2,6 +2,7 @@
 them about the queue. Stored first, shown in the consoles, then sent to the channel the customer
 is on now (their last channel, if reachable; else the most recently active reachable one).
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,16 @@ class CustomerSender(Protocol):
 
 
 class Delivery:
-    def __init__(self, *, chat: ChatStore, customers: ProfileStore, sessions: SessionStore,
-                 inbox: ConsoleInbox, responses: Phrases, default_queue: str) -> None:
+    def __init__(
+        self,
+        *,
+        chat: ChatStore,
+        customers: ProfileStore,
+        sessions: SessionStore,
+        inbox: ConsoleInbox,
+        responses: Phrases,
+        default_queue: str,
+    ) -> None:
         self.chat = chat
         self.customers = customers
         self.sessions = sessions
@@ -55,8 +64,14 @@ class Delivery:
         """One of the bot's responses, in the customer's language."""
         return await self.deliver(info.customer_id, self.say(key, await self.language(info), **slots), info)
 
-    async def deliver(self, customer_id: str, reply: Reply, info: ConversationInfo,
-                      conversation_id: str | None = None, sender: Agent | None = None) -> StoredMessage:
+    async def deliver(
+        self,
+        customer_id: str,
+        reply: Reply,
+        info: ConversationInfo,
+        conversation_id: str | None = None,
+        sender: Agent | None = None,
+    ) -> StoredMessage:
         session = await self.sessions.load(customer_id)
         last = session.last_channel if session else None
         identities = [i for i in await self.chat.identities(customer_id) if i.reachable]
@@ -65,18 +80,29 @@ class Delivery:
         identities.sort(key=lambda i: i.channel != last)  # stable: the last channel first
         target = identities[0] if identities else None
         stored = StoredMessage(
-            id=new_id(), conversation_id=conversation_id or info.id, customer_id=customer_id,
-            channel=target.channel if target else (last or "web"), direction="out", role=reply.role.value,
-            text=reply.text, identity=target.external_id if target else None,
+            id=new_id(),
+            conversation_id=conversation_id or info.id,
+            customer_id=customer_id,
+            channel=target.channel if target else (last or "web"),
+            direction="out",
+            role=reply.role.value,
+            text=reply.text,
+            identity=target.external_id if target else None,
             buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
-            nlu={"agent": sender.email, "agent_name": sender.name} if sender else None, created_at=utcnow())
+            nlu={"agent": sender.email, "agent_name": sender.name} if sender else None,
+            created_at=utcnow(),
+        )
         await self.chat.append(stored)
         holder = info.agent_id if info.state in BOT_SILENT else None
-        await self.inbox.publish({"type": "message", "conversation_id": info.id, "message": message_event(stored)},
-                                 audience=holder, queue=info.queue or self.default_queue)
+        await self.inbox.publish(
+            {"type": "message", "conversation_id": info.id, "message": message_event(stored)},
+            audience=holder,
+            queue=info.queue or self.default_queue,
+        )
         if self.pipeline is not None and identities:
             used = await self.pipeline.send_to_customer(
-                customer_id, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at), identities)
+                customer_id, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at), identities
+            )
             if used is None:
                 log.info("reply %s to %s is stored; no channel reached them now", stored.id, customer_id)
         return stored
@@ -87,8 +113,15 @@ class Delivery:
 
 def message_event(m: StoredMessage) -> dict[str, Any]:
     """A stored message as the console shows it (the inbox event and the conversation's context)."""
-    out: dict[str, Any] = {"id": m.id, "conversation_id": m.conversation_id, "channel": m.channel, "role": m.role,
-                           "direction": m.direction, "text": m.text, "ts": iso(m.created_at)}
+    out: dict[str, Any] = {
+        "id": m.id,
+        "conversation_id": m.conversation_id,
+        "channel": m.channel,
+        "role": m.role,
+        "direction": m.direction,
+        "text": m.text,
+        "ts": iso(m.created_at),
+    }
     if m.role == "customer":
         nlu = m.nlu or {}
         out.update(intent=m.intent, confidence=m.confidence, entities=nlu.get("entities", []))

@@ -4,6 +4,7 @@ The wait per place is measured: how long people held the queue's last resolved c
 (the median), divided by how many conversations the online agents with the skill hold at once.
 Before there is any history, MINUTES_PER_CUSTOMER per online agent.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,16 @@ HANDLING_SAMPLES, HANDLING_MIN_SAMPLES = 50, 5
 
 
 class Estimates:
-    def __init__(self, *, rows: HandoffStore, figures: HandoffFigures, queries: Queries, presence: Presence,
-                 delivery: Delivery, routing: Routing) -> None:
+    def __init__(
+        self,
+        *,
+        rows: HandoffStore,
+        figures: HandoffFigures,
+        queries: Queries,
+        presence: Presence,
+        delivery: Delivery,
+        routing: Routing,
+    ) -> None:
         self.rows = rows
         self.figures = figures
         self.queries = queries
@@ -45,11 +54,17 @@ class Estimates:
         for name in sorted(set(self.routing.queue_names) | set(counts)):
             hours = self.routing.hours(name)
             online = await self.presence.online(name, now=now, agents=agents)
-            result.append({"name": name, "waiting": counts.get(name, {}).get("queued", 0),
-                           "with_agents": counts.get(name, {}).get("with_agent", 0),
-                           "transferred": counts.get(name, {}).get("transferred", 0),
-                           "agents_online": len(online), "open": hours.is_open(now),
-                           "opens_at": iso(None if hours.is_open(now) else hours.next_open(now))})
+            result.append(
+                {
+                    "name": name,
+                    "waiting": counts.get(name, {}).get("queued", 0),
+                    "with_agents": counts.get(name, {}).get("with_agent", 0),
+                    "transferred": counts.get(name, {}).get("transferred", 0),
+                    "agents_online": len(online),
+                    "open": hours.is_open(now),
+                    "opens_at": iso(None if hours.is_open(now) else hours.next_open(now)),
+                }
+            )
         return result
 
     async def handling_minutes(self, queue: str) -> float | None:

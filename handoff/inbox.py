@@ -11,6 +11,7 @@ token and ends the consoles opened with it, at once.
 ``Inbox`` fans events out inside one process (the embedded default). ``RedisInbox`` relays them
 through Redis pub/sub, so a console connected to one Seamline process sees what happens in every
 other process sharing the same Redis (several workers behind a load balancer)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,14 @@ class _Console:
 class ConsoleInbox(Protocol):
     """What handoff and the console API need of the live inbox, whichever backend relays it."""
 
-    def subscribe(self, agent_id: str | None = None, *, admin: bool = False,
-                  session: str | None = None, skills: tuple[str, ...] = ()) -> asyncio.Queue[str]: ...
+    def subscribe(
+        self,
+        agent_id: str | None = None,
+        *,
+        admin: bool = False,
+        session: str | None = None,
+        skills: tuple[str, ...] = (),
+    ) -> asyncio.Queue[str]: ...
 
     def unsubscribe(self, queue: asyncio.Queue[str]) -> None: ...
 
@@ -55,8 +62,9 @@ class ConsoleInbox(Protocol):
 
     def on_revoke(self, callback: Callable[[str, str | None], None]) -> None: ...
 
-    async def publish(self, event: dict[str, Any], *, audience: str | None = None,
-                      queue: str | None = None) -> None: ...
+    async def publish(
+        self, event: dict[str, Any], *, audience: str | None = None, queue: str | None = None
+    ) -> None: ...
 
     async def revoke(self, agent_id: str, digest: str | None = None) -> None: ...
 
@@ -73,8 +81,14 @@ class Inbox:
         self._backlog = backlog
         self._on_revoke: list[Callable[[str, str | None], None]] = []
 
-    def subscribe(self, agent_id: str | None = None, *, admin: bool = False,
-                  session: str | None = None, skills: tuple[str, ...] = ()) -> asyncio.Queue[str]:
+    def subscribe(
+        self,
+        agent_id: str | None = None,
+        *,
+        admin: bool = False,
+        session: str | None = None,
+        skills: tuple[str, ...] = (),
+    ) -> asyncio.Queue[str]:
         """A queue of JSON texts, one per event for this agent, until ``unsubscribe`` (or ``REVOKED``,
         the last item, when the login ``session`` it was opened with ends). ``skills``: the agent's
         queues (empty: every queue)."""
@@ -114,8 +128,7 @@ class Inbox:
     def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
         self._subscribers.pop(queue, None)
 
-    async def publish(self, event: dict[str, Any], *, audience: str | None = None,
-                      queue: str | None = None) -> None:
+    async def publish(self, event: dict[str, Any], *, audience: str | None = None, queue: str | None = None) -> None:
         """``audience``: the agent holding the conversation the event is about (None: everyone);
         ``queue``: when nobody holds it, only agents with this queue among their skills get it."""
         if self._subscribers:
@@ -127,8 +140,9 @@ class Inbox:
     async def close(self) -> None:
         self._subscribers.clear()
 
-    def _fan_out(self, text: str, audience: str | None = None, conversation_id: str | None = None,
-                 skill: str | None = None) -> None:
+    def _fan_out(
+        self, text: str, audience: str | None = None, conversation_id: str | None = None, skill: str | None = None
+    ) -> None:
         for queue, console in list(self._subscribers.items()):
             if not console.wants(audience, conversation_id, skill):
                 continue
@@ -151,8 +165,9 @@ class RedisInbox(Inbox):
     receives to its own consoles. If Redis cannot take an event, this process's consoles still get
     it; consoles of other processes catch up when they reload."""
 
-    def __init__(self, *, client: Redis, channel: str = "seamline:inbox", backlog: int = 1000,
-                 retry_seconds: float = 1.0) -> None:
+    def __init__(
+        self, *, client: Redis, channel: str = "seamline:inbox", backlog: int = 1000, retry_seconds: float = 1.0
+    ) -> None:
         super().__init__(backlog=backlog)
         self._redis = client
         self._channel = channel
@@ -161,8 +176,7 @@ class RedisInbox(Inbox):
         self._listener: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
-    async def publish(self, event: dict[str, Any], *, audience: str | None = None,
-                      queue: str | None = None) -> None:
+    async def publish(self, event: dict[str, Any], *, audience: str | None = None, queue: str | None = None) -> None:
         text, conversation_id = _encode(event), event.get("conversation_id")
         # On the wire: "<audience>\t<conversation id>\t<queue>\n<event>", so relaying needs no JSON decoding.
         frame = f"{audience or ''}\t{conversation_id or ''}\t{queue or ''}\n{text}"
@@ -177,8 +191,9 @@ class RedisInbox(Inbox):
         try:
             await self._redis.publish(self._control, json.dumps({"revoke": [agent_id, digest]}))
         except RedisError as exc:
-            log.warning("Redis did not take a logout (%s); other processes trust the token until their "
-                        "cache expires", exc)
+            log.warning(
+                "Redis did not take a logout (%s); other processes trust the token until their cache expires", exc
+            )
 
     async def start(self) -> None:
         if self._listener is None:
@@ -219,7 +234,6 @@ class RedisInbox(Inbox):
                     await pubsub.aclose()
             self._ready.set()  # a start() waiting on a Redis that is down does not hang
             await asyncio.sleep(self._retry)
-
 
     def _control_frame(self, data: str | bytes) -> None:
         try:

@@ -12,6 +12,7 @@ When a budget is spent the login is slowed, not refused for good: one attempt pe
 (per e-mail + address, and per address) is still hashed, so the right password gets in after a
 short wait, while further guesses are refused (429 with ``Retry-After``) without hashing anything.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,23 +31,37 @@ class Verdict:
 class LoginGuard:
     SLOW_SECONDS = 30.0  # over budget: one hashed attempt this often (per e-mail + address, per address)
 
-    def __init__(self, *, limiter: Limiter, per_pair: int = 5, per_address: int = 20, per_email: int = 50,
-                 window: float = 15 * 60, slow: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limiter: Limiter,
+        per_pair: int = 5,
+        per_address: int = 20,
+        per_email: int = 50,
+        window: float = 15 * 60,
+        slow: float | None = None,
+    ) -> None:
         self._limiter = limiter
         self._pair, self._address, self._email = per_pair, per_address, per_email
         self._window, self._slow = window, self.SLOW_SECONDS if slow is None else slow
 
     async def attempt(self, email: str, address: str) -> Verdict:
         """Reserve one attempt for ``email`` from ``address`` (before hashing)."""
-        spent = await take_all(self._limiter, [
-            (f"login:pair:{email}|{address}", self._pair, self._window),
-            (f"login:address:{address}", self._address, self._window),
-            (f"login:email:{email}", self._email, self._window)])
+        spent = await take_all(
+            self._limiter,
+            [
+                (f"login:pair:{email}|{address}", self._pair, self._window),
+                (f"login:address:{address}", self._address, self._window),
+                (f"login:email:{email}", self._email, self._window),
+            ],
+        )
         if not spent:
             return Verdict(True)
         # Over budget: the slow lane, one hashed attempt per ``slow`` seconds for this pair and address.
-        wait = await take_all(self._limiter, [(f"login:slow:{email}|{address}", 1, self._slow),
-                                              (f"login:slow-address:{address}", 1, self._slow)])
+        wait = await take_all(
+            self._limiter,
+            [(f"login:slow:{email}|{address}", 1, self._slow), (f"login:slow-address:{address}", 1, self._slow)],
+        )
         return Verdict(True) if not wait else Verdict(False, wait)
 
     async def succeeded(self, email: str, address: str) -> None:

@@ -8,18 +8,30 @@
 While a person holds the conversation (with_agent, transferred) the bot stays silent on every
 channel. Every transition is an event with who, why and when (see ``handoff/service.py``).
 """
+
 from __future__ import annotations
 
 from seamline.shared.errors import HandoffError
 from seamline.shared.handoff_states import BOT_SILENT, STATES, WITH_PEOPLE
 
 __all__ = ["BOT_SILENT", "STATES", "TRANSITIONS", "WITH_PEOPLE", "IllegalTransition", "check"]
-TRANSITIONS = frozenset({
-    ("bot", "queued"),
-    ("queued", "with_agent"), ("queued", "abandoned"), ("queued", "bot"), ("queued", "resolved"),
-    ("with_agent", "bot"), ("with_agent", "resolved"), ("with_agent", "transferred"), ("with_agent", "queued"),
-    ("transferred", "with_agent"), ("transferred", "queued"), ("transferred", "bot"), ("transferred", "resolved"),
-})
+TRANSITIONS = frozenset(
+    {
+        ("bot", "queued"),
+        ("queued", "with_agent"),
+        ("queued", "abandoned"),
+        ("queued", "bot"),
+        ("queued", "resolved"),
+        ("with_agent", "bot"),
+        ("with_agent", "resolved"),
+        ("with_agent", "transferred"),
+        ("with_agent", "queued"),
+        ("transferred", "with_agent"),
+        ("transferred", "queued"),
+        ("transferred", "bot"),
+        ("transferred", "resolved"),
+    }
+)
 
 
 class IllegalTransition(HandoffError):

@@ -15,6 +15,7 @@ has no CORS to stop it reading what comes back. So:
   login, and is not checked: a page on another origin cannot add that header without CORS,
   which the API does not grant.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,23 +54,26 @@ def own_origin(request: web.Request, proxies: tuple[Network, ...] = ()) -> str |
     return _normal(f"{scheme}://{request.host}")
 
 
-def foreign_origin(request: web.Request, *, allowed: tuple[str, ...] = (), proxies: tuple[Network, ...] = (),
-                   required: bool) -> str | None:
+def foreign_origin(
+    request: web.Request, *, allowed: tuple[str, ...] = (), proxies: tuple[Network, ...] = (), required: bool
+) -> str | None:
     """Why the request's ``Origin`` is refused, or None when it is the console's own or allowed.
     ``required``: a missing ``Origin`` is refused too."""
     raw = request.headers.get("Origin")
     if raw is None:
         return "a request with the console's cookie must carry an Origin header" if required else None
     origin = _normal(raw)
-    if origin is not None and (origin == own_origin(request, proxies)
-                               or origin in {_normal(a) for a in allowed}):
+    if origin is not None and (origin == own_origin(request, proxies) or origin in {_normal(a) for a in allowed}):
         return None
-    return (f"the origin {raw[:100]!r} may not use the console's login; list it in "
-            "SEAMLINE_CONSOLE_ALLOWED_ORIGINS if it is yours")
+    return (
+        f"the origin {raw[:100]!r} may not use the console's login; list it in "
+        "SEAMLINE_CONSOLE_ALLOWED_ORIGINS if it is yours"
+    )
 
 
-def check_cookie_request(request: web.Request, *, allowed: tuple[str, ...] = (),
-                         proxies: tuple[Network, ...] = (), websocket: bool = False) -> str | None:
+def check_cookie_request(
+    request: web.Request, *, allowed: tuple[str, ...] = (), proxies: tuple[Network, ...] = (), websocket: bool = False
+) -> str | None:
     """For a request authenticated by the session cookie (not by a Bearer header): why it must be
     refused with 403, or None. Reading with GET is not checked (nothing changes, and a foreign page
     cannot read the answer); the inbox WebSocket is, because it streams what it reads."""
@@ -85,10 +89,12 @@ def origin_guard(*, allowed: tuple[str, ...] = (), proxies: tuple[Network, ...] 
 
     @web.middleware
     async def guard(request: web.Request, handler):
-        if (request.path.startswith(API) and request.cookies.get(COOKIE)
-                and not request.headers.get("Authorization", "").lower().startswith("bearer ")):
-            refused = check_cookie_request(request, allowed=allowed, proxies=proxies,
-                                           websocket=request.path == INBOX)
+        if (
+            request.path.startswith(API)
+            and request.cookies.get(COOKIE)
+            and not request.headers.get("Authorization", "").lower().startswith("bearer ")
+        ):
+            refused = check_cookie_request(request, allowed=allowed, proxies=proxies, websocket=request.path == INBOX)
             if refused:
                 raise web.HTTPForbidden(text=json.dumps({"error": refused}), content_type="application/json")
         return await handler(request)

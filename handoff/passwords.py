@@ -6,6 +6,7 @@ stranger try a handful of passwords per address: those guesses are the most comm
 A list of them (``common_passwords.txt``, shipped with the package) plus a few structural checks
 refuses what such a list tries, without a large dependency (zxcvbn's data would be most of it).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -15,8 +16,17 @@ from pathlib import Path
 
 MIN_LENGTH, MAX_LENGTH = 10, 1024
 # Rows of the keyboards our agents type on (Latin and Russian), and the digit row.
-ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm", "йцукенгшщзхъ", "фывапролджэ", "ячсмитьбю",
-        "qazwsxedcrfvtgbyhnujmikolp", "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p")
+ROWS = (
+    "1234567890",
+    "qwertyuiop",
+    "asdfghjkl",
+    "zxcvbnm",
+    "йцукенгшщзхъ",
+    "фывапролджэ",
+    "ячсмитьбю",
+    "qazwsxedcrfvtgbyhnujmikolp",
+    "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p",
+)
 LEET = str.maketrans({"@": "a", "4": "a", "0": "o", "1": "i", "!": "i", "3": "e", "$": "s", "5": "s", "7": "t"})
 EDGES = re.compile(r"^[\W\d_]+|[\W\d_]+$")  # digits and symbols around a word: "Password2024!"
 
@@ -24,8 +34,11 @@ EDGES = re.compile(r"^[\W\d_]+|[\W\d_]+$")  # digits and symbols around a word: 
 @lru_cache(maxsize=1)
 def common() -> frozenset[str]:
     path = Path(__file__).with_name("common_passwords.txt")
-    return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-                     if line.strip() and not line.startswith("#"))
+    return frozenset(
+        line.strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
 
 
 def problem(password: str, email: str = "") -> str | None:
@@ -52,7 +65,7 @@ def problem(password: str, email: str = "") -> str | None:
 
 def _repeats(text: str) -> bool:
     """The same short piece over and over ("abcabcabcabc", "2024202420")."""
-    return any(text == (text[:n] * (len(text) // n + 1))[:len(text)] for n in range(1, len(text) // 2 + 1))
+    return any(text == (text[:n] * (len(text) // n + 1))[: len(text)] for n in range(1, len(text) // 2 + 1))
 
 
 def _sequence(text: str) -> bool:
@@ -62,5 +75,6 @@ def _sequence(text: str) -> bool:
     if steps in ({1}, {-1}):
         return True
     stripped = re.sub(r"[\W_]", "", text)
-    return len(stripped) >= 6 and any(stripped in row * 2 or stripped in (row * 2)[::-1]
-                                      for row in (*ROWS, "".join(ROWS[:4])))
+    return len(stripped) >= 6 and any(
+        stripped in row * 2 or stripped in (row * 2)[::-1] for row in (*ROWS, "".join(ROWS[:4]))
+    )

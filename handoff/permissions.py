@@ -11,6 +11,7 @@
 
 Each refusal says why; the API answers it with 403 and that reason.
 """
+
 from __future__ import annotations
 
 from seamline.handoff.agents import Agent

@@ -1,6 +1,7 @@
 """Who is there to take a conversation, and giving it to them: agents' status, logging out,
 being connected (docs/handoff.md, "Presence"), and choosing the agent for a waiting conversation.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,9 +21,17 @@ log = logging.getLogger(__name__)
 
 
 class Presence:
-    def __init__(self, *, agents: Agents, inbox: ConsoleInbox, rows: HandoffStore, queries: Queries,
-                 transitions: Transitions, delivery: Delivery,
-                 grace: timedelta = timedelta(seconds=90)) -> None:
+    def __init__(
+        self,
+        *,
+        agents: Agents,
+        inbox: ConsoleInbox,
+        rows: HandoffStore,
+        queries: Queries,
+        transitions: Transitions,
+        delivery: Delivery,
+        grace: timedelta = timedelta(seconds=90),
+    ) -> None:
         self.agents = agents
         self.inbox = inbox
         self.rows = rows
@@ -60,12 +69,16 @@ class Presence:
             return True
         return agent.seen_at is not None and agent.seen_at >= (now or utcnow()) - self.grace
 
-    async def online(self, queue: str, *, now: datetime | None = None,
-                     agents: list[Agent] | None = None) -> list[Agent]:
+    async def online(
+        self, queue: str, *, now: datetime | None = None, agents: list[Agent] | None = None
+    ) -> list[Agent]:
         """Agents online, at a console, with ``queue`` among their skills (of ``agents``, read once by
         a caller asking for several queues; else of every agent)."""
-        return [a for a in (await self.agents.all() if agents is None else agents)
-                if a.status == "online" and (not a.queues or queue in a.queues) and self.connected(a, now=now)]
+        return [
+            a
+            for a in (await self.agents.all() if agents is None else agents)
+            if a.status == "online" and (not a.queues or queue in a.queues) and self.connected(a, now=now)
+        ]
 
     async def set_gone_offline(self, after: timedelta, *, now: datetime | None = None) -> list[Agent]:
         """Agents who closed the console without logging out (no console open in any process, no API
@@ -112,6 +125,12 @@ class Presence:
             if not free:
                 return None
             best = min(free, key=lambda a: (loads.get(a.id, 0), a.name))
-            await self.transitions.move(session, "with_agent", by="router", reason="assigned to the least busy agent",
-                                        queue=queue, agent_id=best.id)
+            await self.transitions.move(
+                session,
+                "with_agent",
+                by="router",
+                reason="assigned to the least busy agent",
+                queue=queue,
+                agent_id=best.id,
+            )
             return best

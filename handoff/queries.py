@@ -3,6 +3,7 @@
 What an agent may read is decided in handoff/permissions.py; here it becomes the filter of a
 query (``visible_to``) or a ``Forbidden`` naming why.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,15 +35,29 @@ class Queries:
             raise NotFound(f"no conversation {conversation_id}")
         return info
 
-    async def conversations(self, state: str | None = None, *, queue: str | None = None,
-                            agent_id: str | None = None, limit: int = 200, offset: int = 0,
-                            visible_to: Agent | None = None) -> list[ConversationInfo]:
+    async def conversations(
+        self,
+        state: str | None = None,
+        *,
+        queue: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 200,
+        offset: int = 0,
+        visible_to: Agent | None = None,
+    ) -> list[ConversationInfo]:
         """``visible_to``: only what that agent may read (handoff/permissions.py)."""
         query = ConversationQuery(state=state, queue=queue, agent_id=agent_id, limit=limit, offset=offset)
         if visible_to is not None and not visible_to.is_admin and visible_to.queues:
-            query = ConversationQuery(state=state, queue=queue, agent_id=agent_id, limit=limit, offset=offset,
-                                      reader=visible_to.id, skills=tuple(visible_to.queues),
-                                      unqueued=self.routing.default_queue in visible_to.queues)
+            query = ConversationQuery(
+                state=state,
+                queue=queue,
+                agent_id=agent_id,
+                limit=limit,
+                offset=offset,
+                reader=visible_to.id,
+                skills=tuple(visible_to.queues),
+                unqueued=self.routing.default_queue in visible_to.queues,
+            )
         return await self.rows.find(query)
 
     async def waiting(self, queue: str | None = None) -> list[ConversationInfo]:
@@ -66,8 +81,10 @@ class Queries:
         conversations (``Forbidden`` otherwise); an admin always."""
         if agent.is_admin:
             return
-        if not any(refusal(agent, queue=queue, agent_id=holder, default_queue=self.routing.default_queue) is None
-                   for queue, holder in await self.rows.placements(customer_id)):
+        if not any(
+            refusal(agent, queue=queue, agent_id=holder, default_queue=self.routing.default_queue) is None
+            for queue, holder in await self.rows.placements(customer_id)
+        ):
             raise Forbidden("none of this customer's conversations is in a queue among your skills")
 
     def allowed(self, agent: Agent, info: ConversationInfo) -> None:

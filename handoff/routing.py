@@ -1,5 +1,6 @@
 """When the bot passes a conversation to people (triggers), to which queue (rules), and whether
 people are there (business hours). Read from ``config/routing.yml``; pure, no I/O after loading."""
+
 from __future__ import annotations
 
 import re
@@ -31,18 +32,22 @@ class Rule:
     languages: frozenset[str] = frozenset()
     attributes: tuple[tuple[str, object], ...] = ()
 
-    def matches(self, *, intent: str | None, words: set[str], channel: str, language: str | None,
-                attributes: dict) -> bool:
-        return ((not self.intents or intent in self.intents)
-                and (not self.keywords or bool(self.keywords & words))
-                and (not self.channels or channel in self.channels)
-                and (not self.languages or language in self.languages)
-                and all(attributes.get(k) == v for k, v in self.attributes))
+    def matches(
+        self, *, intent: str | None, words: set[str], channel: str, language: str | None, attributes: dict
+    ) -> bool:
+        return (
+            (not self.intents or intent in self.intents)
+            and (not self.keywords or bool(self.keywords & words))
+            and (not self.channels or channel in self.channels)
+            and (not self.languages or language in self.languages)
+            and all(attributes.get(k) == v for k, v in self.attributes)
+        )
 
 
 @dataclass(frozen=True)
 class Hours:
     """Opening hours of one queue: per weekday a list of (start, end) in the queue's time zone."""
+
     timezone: str = "UTC"
     week: tuple[tuple[tuple[time, time], ...], ...] = ()  # 7 entries, Monday first; empty: always open
 
@@ -127,8 +132,9 @@ class Routing:
             return Reason(f"the bot did not understand {fallbacks} messages in a row", "fallbacks", count=fallbacks)
         return None
 
-    def route(self, *, intent: str | None, text: str, channel: str, language: str | None,
-              attributes: dict) -> tuple[str, str]:
+    def route(
+        self, *, intent: str | None, text: str, channel: str, language: str | None, attributes: dict
+    ) -> tuple[str, str]:
         """(queue, why): the first rule that matches, else the default queue."""
         words = _words(text)
         for number, rule in enumerate(self.rules, start=1):
@@ -169,13 +175,27 @@ def _parse(data: dict) -> Routing:
         unknown = set(r) - {"queue", "intents", "keywords", "channels", "languages", "attributes"}
         if unknown:
             raise ValueError(f"rule {n} has unknown keys {sorted(unknown)}")
-        rules.append(Rule(str(r["queue"]), _set(r.get("intents")), _set(r.get("keywords")), _set(r.get("channels")),
-                          _set(r.get("languages")), tuple(sorted((r.get("attributes") or {}).items()))))
+        rules.append(
+            Rule(
+                str(r["queue"]),
+                _set(r.get("intents")),
+                _set(r.get("keywords")),
+                _set(r.get("channels")),
+                _set(r.get("languages")),
+                tuple(sorted((r.get("attributes") or {}).items())),
+            )
+        )
     queues = {str(name): _hours(str(name), spec or {}) for name, spec in (data.get("queues") or {}).items()}
     minutes = _minutes(data, "abandon_after_minutes", 24 * 60)
     offline = _minutes(data, "agent_offline_after_minutes", 5)
-    return Routing(str(data.get("default_queue", "support")), triggers, tuple(rules), queues,
-                   timedelta(minutes=minutes), timedelta(minutes=offline))
+    return Routing(
+        str(data.get("default_queue", "support")),
+        triggers,
+        tuple(rules),
+        queues,
+        timedelta(minutes=minutes),
+        timedelta(minutes=offline),
+    )
 
 
 def _minutes(data: dict, key: str, default: int) -> int:

@@ -8,6 +8,7 @@ agents do), presence.py (who is there, choosing one), estimates.py (places and w
 delivery.py (saying it to the customer on their current channel); the rows are read and written
 through handoff/storage.py's protocols.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -32,9 +33,20 @@ __all__ = ["ConversationInfo", "Forbidden", "Handoff", "NotFound", "message_even
 
 
 class Handoff:
-    def __init__(self, *, store: ChatStore, rows: ConversationRows, customers: ProfileStore, agents: Agents,
-                 sessions: SessionStore, routing: Routing, responses: Phrases, inbox: ConsoleInbox | None = None,
-                 canned: tuple[Any, ...] = (), presence_grace: timedelta = timedelta(seconds=90)) -> None:
+    def __init__(
+        self,
+        *,
+        store: ChatStore,
+        rows: ConversationRows,
+        customers: ProfileStore,
+        agents: Agents,
+        sessions: SessionStore,
+        routing: Routing,
+        responses: Phrases,
+        inbox: ConsoleInbox | None = None,
+        canned: tuple[Any, ...] = (),
+        presence_grace: timedelta = timedelta(seconds=90),
+    ) -> None:
         """``store``: the chat (messages, conversations, identities); ``rows``: the conversations as
         handoff reads and moves them (``SqlConversationRows(store)`` on the same database)."""
         self.agents = agents
@@ -46,15 +58,45 @@ class Handoff:
         self.chat = store
         self.queries = Queries(rows=rows, figures=rows, routing=routing)
         self.transitions = Transitions(rows=rows, chat=store, sessions=sessions, inbox=self.inbox)
-        self.delivery = Delivery(chat=store, customers=customers, sessions=sessions, inbox=self.inbox,
-                                 responses=responses, default_queue=routing.default_queue)
-        self.presence = Presence(agents=agents, inbox=self.inbox, rows=rows, queries=self.queries,
-                                 transitions=self.transitions, delivery=self.delivery, grace=presence_grace)
-        self.estimates = Estimates(rows=rows, figures=rows, queries=self.queries, presence=self.presence,
-                                   delivery=self.delivery, routing=routing)
-        self.actions = Actions(chat=store, customers=customers, agents=agents, inbox=self.inbox, rows=rows,
-                               figures=rows, routing=routing, queries=self.queries, transitions=self.transitions,
-                               delivery=self.delivery, presence=self.presence, estimates=self.estimates)
+        self.delivery = Delivery(
+            chat=store,
+            customers=customers,
+            sessions=sessions,
+            inbox=self.inbox,
+            responses=responses,
+            default_queue=routing.default_queue,
+        )
+        self.presence = Presence(
+            agents=agents,
+            inbox=self.inbox,
+            rows=rows,
+            queries=self.queries,
+            transitions=self.transitions,
+            delivery=self.delivery,
+            grace=presence_grace,
+        )
+        self.estimates = Estimates(
+            rows=rows,
+            figures=rows,
+            queries=self.queries,
+            presence=self.presence,
+            delivery=self.delivery,
+            routing=routing,
+        )
+        self.actions = Actions(
+            chat=store,
+            customers=customers,
+            agents=agents,
+            inbox=self.inbox,
+            rows=rows,
+            figures=rows,
+            routing=routing,
+            queries=self.queries,
+            transitions=self.transitions,
+            delivery=self.delivery,
+            presence=self.presence,
+            estimates=self.estimates,
+        )
 
     @property
     def pipeline(self) -> CustomerSender | None:
@@ -88,11 +130,19 @@ class Handoff:
     async def conversation(self, conversation_id: str) -> ConversationInfo:
         return await self.queries.conversation(conversation_id)
 
-    async def conversations(self, state: str | None = None, *, queue: str | None = None,
-                            agent_id: str | None = None, limit: int = 200, offset: int = 0,
-                            visible_to: Agent | None = None) -> list[ConversationInfo]:
-        return await self.queries.conversations(state, queue=queue, agent_id=agent_id, limit=limit, offset=offset,
-                                                visible_to=visible_to)
+    async def conversations(
+        self,
+        state: str | None = None,
+        *,
+        queue: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 200,
+        offset: int = 0,
+        visible_to: Agent | None = None,
+    ) -> list[ConversationInfo]:
+        return await self.queries.conversations(
+            state, queue=queue, agent_id=agent_id, limit=limit, offset=offset, visible_to=visible_to
+        )
 
     async def queues(self) -> list[dict[str, Any]]:
         return await self.estimates.queues()
@@ -131,10 +181,10 @@ class Handoff:
     def trigger(self, *, intent: str | None, text: str, fallbacks: int, attributes: dict[str, Any]) -> str | None:
         return self.routing.escalation(intent=intent, text=text, fallbacks=fallbacks, attributes=attributes)
 
-    async def escalate(self, session: Session, *, reason: str, parse: Any, message: Message,
-                       inbound_id: str) -> list[Reply]:
-        return await self.actions.escalate(session, reason=reason, parse=parse, message=message,
-                                           inbound_id=inbound_id)
+    async def escalate(
+        self, session: Session, *, reason: str, parse: Any, message: Message, inbound_id: str
+    ) -> list[Reply]:
+        return await self.actions.escalate(session, reason=reason, parse=parse, message=message, inbound_id=inbound_id)
 
     async def customer_wrote(self, session: Session, stored: StoredMessage) -> None:
         await self.actions.customer_wrote(session, stored)
@@ -162,8 +212,15 @@ class Handoff:
     async def note(self, agent: Agent, conversation_id: str, text: str) -> dict[str, Any]:
         return await self.actions.note(agent, conversation_id, text)
 
-    async def transfer(self, agent: Agent, conversation_id: str, *, to_agent: str | None = None,
-                       to_queue: str | None = None, note: str = "") -> ConversationInfo:
+    async def transfer(
+        self,
+        agent: Agent,
+        conversation_id: str,
+        *,
+        to_agent: str | None = None,
+        to_queue: str | None = None,
+        note: str = "",
+    ) -> ConversationInfo:
         return await self.actions.transfer(agent, conversation_id, to_agent=to_agent, to_queue=to_queue, note=note)
 
     async def release(self, agent: Agent, conversation_id: str) -> ConversationInfo:

@@ -6,6 +6,7 @@ estimates), so the rest of handoff never writes SQL and a test can run one contr
 backend. The SQL implementation shares the chat store's engine and group writer: a move commits
 in the same queue of writes as the messages around it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,16 +41,24 @@ class ConversationInfo:
     position_told: int | None = None  # the queue position the customer was last told
 
     def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "customer_id": self.customer_id, "state": self.state, "queue": self.queue,
-                "agent_id": self.agent_id, "escalation": self.escalation,
-                "started_at": iso(self.started_at), "queued_at": iso(self.queued_at),
-                "updated_at": iso(self.updated_at)}
+        return {
+            "id": self.id,
+            "customer_id": self.customer_id,
+            "state": self.state,
+            "queue": self.queue,
+            "agent_id": self.agent_id,
+            "escalation": self.escalation,
+            "started_at": iso(self.started_at),
+            "queued_at": iso(self.queued_at),
+            "updated_at": iso(self.updated_at),
+        }
 
 
 @dataclass(frozen=True)
 class ConversationQuery:
     """Which conversations to list. ``reader``/``skills``: only those held by ``reader`` or waiting in
     one of ``skills`` (``unqueued``: a conversation with no queue counts as one of them)."""
+
     state: str | None = None
     queue: str | None = None
     agent_id: str | None = None
@@ -64,6 +73,7 @@ class ConversationQuery:
 class Move:
     """A conversation's new handoff state. ``escalation``/``queued_at`` of None keep what is there;
     ``assigned``: a person takes it now (handling time is measured from ``at``)."""
+
     state: str
     queue: str | None
     agent_id: str | None
@@ -110,8 +120,18 @@ class ConversationRows(HandoffStore, HandoffFigures, Protocol):
 
 
 def _info(row: Any) -> ConversationInfo:
-    return ConversationInfo(row.id, row.customer_id, row.state, row.queue, row.agent_id, row.escalation,
-                            aware(row.started_at), aware(row.queued_at), aware(row.updated_at), row.position_told)
+    return ConversationInfo(
+        row.id,
+        row.customer_id,
+        row.state,
+        row.queue,
+        row.agent_id,
+        row.escalation,
+        aware(row.started_at),
+        aware(row.queued_at),
+        aware(row.updated_at),
+        row.position_told,
+    )
 
 
 class SqlConversationRows:
@@ -151,21 +171,32 @@ class SqlConversationRows:
 
     async def placements(self, customer_id: str) -> list[tuple[str | None, str | None]]:
         """(queue, agent id) of every conversation of the customer: who may read their profile."""
-        rows = await self._rows(select(ConversationRow.queue, ConversationRow.agent_id)
-                                .where(ConversationRow.customer_id == customer_id))
+        rows = await self._rows(
+            select(ConversationRow.queue, ConversationRow.agent_id).where(ConversationRow.customer_id == customer_id)
+        )
         return [(queue, agent_id) for queue, agent_id in rows]
 
     async def orphaned(self) -> list[ConversationInfo]:
         """Held by an agent who no longer exists (``seamline agents remove``)."""
         c = ConversationRow
-        return [_info(r) for r in await self._rows(
-            select(c).where(c.state.in_(list(BOT_SILENT)), c.agent_id.is_not(None),
-                            c.agent_id.not_in(select(AgentRow.id))))]
+        return [
+            _info(r)
+            for r in await self._rows(
+                select(c).where(
+                    c.state.in_(list(BOT_SILENT)), c.agent_id.is_not(None), c.agent_id.not_in(select(AgentRow.id))
+                )
+            )
+        ]
 
     async def move(self, conversation_id: str, move: Move) -> None:
         values: dict[str, Any] = {
-            "state": move.state, "queue": move.queue, "agent_id": move.agent_id, "updated_at": move.at,
-            "closed_at": move.at if move.state in ("resolved", "abandoned") else None, "position_told": None}
+            "state": move.state,
+            "queue": move.queue,
+            "agent_id": move.agent_id,
+            "updated_at": move.at,
+            "closed_at": move.at if move.state in ("resolved", "abandoned") else None,
+            "position_told": None,
+        }
         if move.escalation is not None:
             values["escalation"] = move.escalation
         if move.queued_at is not None:
@@ -175,31 +206,37 @@ class SqlConversationRows:
         await self._chat.run(update(ConversationRow).where(ConversationRow.id == conversation_id).values(**values))
 
     async def set_position_told(self, conversation_id: str, position: int) -> None:
-        await self._chat.run(update(ConversationRow).where(ConversationRow.id == conversation_id)
-                             .values(position_told=position))
+        await self._chat.run(
+            update(ConversationRow).where(ConversationRow.id == conversation_id).values(position_told=position)
+        )
 
     async def set_escalation(self, conversation_id: str, escalation: dict[str, Any]) -> None:
-        await self._chat.run(update(ConversationRow).where(ConversationRow.id == conversation_id)
-                             .values(escalation=escalation))
+        await self._chat.run(
+            update(ConversationRow).where(ConversationRow.id == conversation_id).values(escalation=escalation)
+        )
 
     async def notes(self, conversation_id: str) -> list[dict[str, Any]]:
         """The conversation's events (moves, notes, ratings), oldest first."""
-        rows = await self._rows(select(EventRow).where(EventRow.conversation_id == conversation_id)
-                                .order_by(EventRow.id))
+        rows = await self._rows(
+            select(EventRow).where(EventRow.conversation_id == conversation_id).order_by(EventRow.id)
+        )
         return [{"kind": r.kind, "data": r.data, "at": iso(aware(r.created_at))} for r in rows]
 
     async def counts(self, states: tuple[str, ...]) -> dict[tuple[str | None, str], int]:
         c = ConversationRow
-        rows = await self._rows(select(c.queue, c.state, func.count()).where(c.state.in_(list(states)))
-                                .group_by(c.queue, c.state))
+        rows = await self._rows(
+            select(c.queue, c.state, func.count()).where(c.state.in_(list(states))).group_by(c.queue, c.state)
+        )
         return {(queue, state): int(n) for queue, state, n in rows}
 
     async def loads(self, agent_ids: list[str]) -> dict[str, int]:
         """How many conversations each agent holds (or is offered); an agent holding none is absent."""
         c = ConversationRow
-        rows = await self._rows(select(c.agent_id, func.count())
-                                .where(c.agent_id.in_(agent_ids), c.state.in_(list(BOT_SILENT)))
-                                .group_by(c.agent_id))
+        rows = await self._rows(
+            select(c.agent_id, func.count())
+            .where(c.agent_id.in_(agent_ids), c.state.in_(list(BOT_SILENT)))
+            .group_by(c.agent_id)
+        )
         return {agent_id: int(n) for agent_id, n in rows}
 
     async def handling_minutes(self, queue: str, since: datetime, limit: int) -> list[float]:
@@ -209,11 +246,19 @@ class SqlConversationRows:
         rows = await self._rows(
             select(c.assigned_at, c.closed_at)
             .where(c.queue == queue, c.closed_at >= since, c.state == "resolved", c.assigned_at.is_not(None))
-            .order_by(c.closed_at.desc()).limit(limit))
-        return [(closed - assigned).total_seconds() / 60
-                for assigned, closed in ((aware(a), aware(c)) for a, c in rows) if assigned and closed]
+            .order_by(c.closed_at.desc())
+            .limit(limit)
+        )
+        return [
+            (closed - assigned).total_seconds() / 60
+            for assigned, closed in ((aware(a), aware(c)) for a, c in rows)
+            if assigned and closed
+        ]
 
     async def last_customer_message(self, conversation_id: str) -> datetime | None:
-        rows = await self._rows(select(func.max(MessageRow.created_at)).where(
-            MessageRow.conversation_id == conversation_id, MessageRow.direction == "in"))
+        rows = await self._rows(
+            select(func.max(MessageRow.created_at)).where(
+                MessageRow.conversation_id == conversation_id, MessageRow.direction == "in"
+            )
+        )
         return aware(rows[0][0]) if rows and rows[0][0] else None

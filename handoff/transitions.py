@@ -5,6 +5,7 @@ together, records an event (who, why, when) and tells the live inboxes. Choosing
 giving them the conversation holds one more lock (``assigning``), so two escalations or claims at
 the same moment never both see the same free place.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,25 +36,62 @@ class Transitions:
         """``async with``: the conversation's customer session, locked, saved after."""
         return Locked(self, info)
 
-    async def move(self, session: Session, state: str, *, by: str, reason: str, queue: str | None,
-                   agent_id: str | None, escalation: dict[str, Any] | None = None,
-                   queued_at: datetime | None = None) -> None:
+    async def move(
+        self,
+        session: Session,
+        state: str,
+        *,
+        by: str,
+        reason: str,
+        queue: str | None,
+        agent_id: str | None,
+        escalation: dict[str, Any] | None = None,
+        queued_at: datetime | None = None,
+    ) -> None:
         current = session.handoff
         check(current, state)
         now = utcnow()
-        await self.rows.move(session.conversation_id, Move(
-            state, queue, agent_id, now, escalation=escalation, queued_at=queued_at,
-            assigned=state == "with_agent" and current != "with_agent"))
+        await self.rows.move(
+            session.conversation_id,
+            Move(
+                state,
+                queue,
+                agent_id,
+                now,
+                escalation=escalation,
+                queued_at=queued_at,
+                assigned=state == "with_agent" and current != "with_agent",
+            ),
+        )
         session.handoff = state
         data = {"from": current, "to": state, "by": by, "reason": reason, "queue": queue, "agent_id": agent_id}
         await self.chat.record_event("handoff", session.customer_id, session.conversation_id, data)
         if state == "queued" and current == "bot":
-            await self.chat.record_event("handoff_requested", session.customer_id, session.conversation_id,
-                                         {"reason": reason, "queue": queue, "from": by,
-                                          **({"intent": escalation.get("intent")} if escalation else {})})
-        await self.inbox.publish({"type": "conversation", "conversation": {
-            "id": session.conversation_id, "customer_id": session.customer_id, "state": state, "queue": queue,
-            "agent_id": agent_id, "escalation": escalation, "updated_at": now.isoformat()}})
+            await self.chat.record_event(
+                "handoff_requested",
+                session.customer_id,
+                session.conversation_id,
+                {
+                    "reason": reason,
+                    "queue": queue,
+                    "from": by,
+                    **({"intent": escalation.get("intent")} if escalation else {}),
+                },
+            )
+        await self.inbox.publish(
+            {
+                "type": "conversation",
+                "conversation": {
+                    "id": session.conversation_id,
+                    "customer_id": session.customer_id,
+                    "state": state,
+                    "queue": queue,
+                    "agent_id": agent_id,
+                    "escalation": escalation,
+                    "updated_at": now.isoformat(),
+                },
+            }
+        )
 
 
 class Locked:
@@ -75,9 +113,14 @@ class Locked:
             if session is None or session.conversation_id != info.id:
                 kept = session
                 seen = kept.seen if kept else await self._transitions.chat.recent_external_ids(info.customer_id)
-                session = Session(customer_id=info.customer_id, conversation_id=info.id,
-                                  language=kept.language if kept else "en", handoff=info.state,
-                                  last_channel=kept.last_channel if kept else None, seen=seen)
+                session = Session(
+                    customer_id=info.customer_id,
+                    conversation_id=info.id,
+                    language=kept.language if kept else "en",
+                    handoff=info.state,
+                    last_channel=kept.last_channel if kept else None,
+                    seen=seen,
+                )
                 self._detached = kept is not None and kept.conversation_id != info.id
         except BaseException:
             await self._lock.__aexit__(None, None, None)
@@ -86,8 +129,9 @@ class Locked:
         self.session = session
         return session
 
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         assert self._lock is not None and self.session is not None
         try:
             if kind is None and not self._detached:

@@ -12,6 +12,7 @@ scikit-learn fits; parsing one message then runs on plain dictionaries and a Num
 (tens of microseconds instead of the milliseconds scikit-learn's per-call checks cost). The
 model is a handful of arrays and vocabularies, so it is saved without pickle (see ``nlu.store``).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -55,6 +56,7 @@ SVM_C = 1.0  # chosen on the CLINC150 validation splits (0.3, 1.0 tried)
 @dataclass
 class Block:
     """One feature block as parsing needs it: its kind, vocabulary and IDF weights."""
+
     kind: str
     vocabulary: dict[str, int]
     idf: np.ndarray
@@ -63,8 +65,9 @@ class Block:
 
     def features(self, text: str) -> list[int]:
         if self._features is None:
-            self._features = _per_word(self.vocabulary) if self.kind == "char" else _whole_text(
-                self.kind, self.vocabulary)
+            self._features = (
+                _per_word(self.vocabulary) if self.kind == "char" else _whole_text(self.kind, self.vocabulary)
+            )
         return self._features(text)
 
 
@@ -72,10 +75,10 @@ class Block:
 class IntentModel:
     intents: tuple[str, ...]
     blocks: list[Block]
-    coef: np.ndarray          # features x intents, float32
-    intercept: np.ndarray     # intents
-    scale: float = 1.0        # softmax(scale * scores): the fitted inverse temperature
-    threshold: float = 0.0    # below this confidence: out-of-scope
+    coef: np.ndarray  # features x intents, float32
+    intercept: np.ndarray  # intents
+    scale: float = 1.0  # softmax(scale * scores): the fitted inverse temperature
+    threshold: float = 0.0  # below this confidence: out-of-scope
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def scores(self, text: str) -> np.ndarray:
@@ -109,8 +112,9 @@ class IntentModel:
 Progress = Callable[[int, int], None]
 
 
-def fit(texts: Sequence[str], labels: Sequence[str], *, progress: Progress | None = None,
-        workers: int = 2) -> tuple[IntentModel, Callable[[Sequence[str]], np.ndarray]]:
+def fit(
+    texts: Sequence[str], labels: Sequence[str], *, progress: Progress | None = None, workers: int = 2
+) -> tuple[IntentModel, Callable[[Sequence[str]], np.ndarray]]:
     """Train on (text, label) pairs. Returns the model (scale 1, threshold 0: calibrate next)
     and a reference scorer through scikit-learn, for checking the fast path."""
     from scipy.sparse import hstack
@@ -139,8 +143,14 @@ def fit(texts: Sequence[str], labels: Sequence[str], *, progress: Progress | Non
     intercept = np.array([b for _, b in results])
     blocks, offset = [], 0
     for (kind, _), vectorizer in zip(FEATURES, vectorizers, strict=True):
-        blocks.append(Block(kind, {str(t): int(i) for t, i in vectorizer.vocabulary_.items()},
-                            vectorizer.idf_.astype(np.float64), offset))
+        blocks.append(
+            Block(
+                kind,
+                {str(t): int(i) for t, i in vectorizer.vocabulary_.items()},
+                vectorizer.idf_.astype(np.float64),
+                offset,
+            )
+        )
         offset += len(vectorizer.vocabulary_)
     model = IntentModel(intents, blocks, coef, intercept)
 
@@ -152,8 +162,14 @@ def fit(texts: Sequence[str], labels: Sequence[str], *, progress: Progress | Non
     return model, reference
 
 
-def calibrate(model: IntentModel, texts: Sequence[str], labels: Sequence[str], *,
-              oos_recall: float = 0.6, max_rejected: float = 0.02) -> dict[str, Any]:
+def calibrate(
+    model: IntentModel,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    oos_recall: float = 0.6,
+    max_rejected: float = 0.02,
+) -> dict[str, Any]:
     """Fit the softmax scale and the out-of-scope threshold on held-out examples (never the
     training ones). The scale minimises the log-loss of the held-out labels the model knows.
     The threshold is the lowest that sends at least ``oos_recall`` of the held-out out-of-scope
@@ -167,7 +183,9 @@ def calibrate(model: IntentModel, texts: Sequence[str], labels: Sequence[str], *
     target = np.array([index.get(label, 0) for label in labels])
     best_scale, best_loss = 1.0, np.inf
     if known.any():
-        for scale in np.geomspace(0.5, 50, 50):  # capped: a tiny held-out set that is all right must not make every answer 0.999
+        for scale in np.geomspace(
+            0.5, 50, 50
+        ):  # capped: a tiny held-out set that is all right must not make every answer 0.999
             model.scale = float(scale)
             p = model.probabilities(scores[known])[np.arange(int(known.sum())), target[known]]
             loss = float(-np.log(np.clip(p, 1e-12, None)).mean())
@@ -192,8 +210,7 @@ def calibrate(model: IntentModel, texts: Sequence[str], labels: Sequence[str], *
         rule = f"reject at most {max_rejected:.0%} of held-out in-scope"
         threshold = float(np.quantile(confidence[~is_oos], max_rejected))
     model.threshold = threshold
-    return {"scale": round(best_scale, 4), "threshold": round(threshold, 4), "held_out": len(texts),
-            "rule": rule}
+    return {"scale": round(best_scale, 4), "threshold": round(threshold, 4), "held_out": len(texts), "rule": rule}
 
 
 def _whole_text(kind: str, vocabulary: dict[str, int]) -> Callable[[str], list[int]]:
@@ -216,7 +233,7 @@ def _char_wb(word: str) -> list[str]:
     grams = []
     for n in range(2, 6):
         for start in range(len(padded) - n + 1):
-            grams.append(padded[start:start + n])
+            grams.append(padded[start : start + n])
         if len(padded) <= n:
             break
     return grams

@@ -1,4 +1,5 @@
 """``seamline nlu train | parse | evaluate``."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parse = sub.add_parser("parse", help="show how the current model understands a text")
     parse.add_argument("text")
     parse.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate = sub.add_parser("evaluate", help="measure accuracy, out-of-scope recall and speed",
-                              description=EVALUATE_HELP)
+    evaluate = sub.add_parser(
+        "evaluate", help="measure accuracy, out-of-scope recall and speed", description=EVALUATE_HELP
+    )
     evaluate.add_argument("--train", type=Path)
     evaluate.add_argument("--test", type=Path)
     evaluate.add_argument("--validation", type=Path)
-    evaluate.add_argument("--folds", type=_folds, default=5, help="cross-validation folds without files (2-20, default 5)")
+    evaluate.add_argument(
+        "--folds", type=_folds, default=5, help="cross-validation folds without files (2-20, default 5)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -67,10 +71,16 @@ class Bar:
             return
         self._last = int(share * 10)
         filled = int(share * 30)
-        line = (f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} "
-                f"{time.perf_counter() - self.started:5.1f}s")
-        print(("\r" + line) if self.tty else line, end="" if self.tty and done < total else "\n",
-              file=sys.stderr, flush=True)
+        line = (
+            f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} "
+            f"{time.perf_counter() - self.started:5.1f}s"
+        )
+        print(
+            ("\r" + line) if self.tty else line,
+            end="" if self.tty and done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,10 +88,13 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     from seamline.nlu.lifecycle import train_to
 
     data = load(args.data or settings.intents_dir)
-    print(f"training data: {len(data.examples)} examples of {len({e.intent for e in data.examples})} intents, "
-          f"{len(data.out_of_scope)} out-of-scope, from {len(data.sources)} file(s)")
-    path, trained = train_to(settings.models_dir, data, force=args.force, progress=Bar("training"),
-                             oos_recall=settings.oos_recall)
+    print(
+        f"training data: {len(data.examples)} examples of {len({e.intent for e in data.examples})} intents, "
+        f"{len(data.out_of_scope)} out-of-scope, from {len(data.sources)} file(s)"
+    )
+    path, trained = train_to(
+        settings.models_dir, data, force=args.force, progress=Bar("training"), oos_recall=settings.oos_recall
+    )
     if trained:
         print(f"model written: {path}")
         print("a running Seamline picks it up on SIGHUP (kill -HUP <pid>)")
@@ -94,14 +107,17 @@ def _parse(args: argparse.Namespace, settings: Settings) -> int:
     from seamline.nlu.lifecycle import latest
     from seamline.nlu.understanding import Understanding
 
-    understanding = Understanding.from_file(latest(settings.models_dir), order_pattern=settings.order_pattern,
-                                            phone_region=settings.phone_region)
+    understanding = Understanding.from_file(
+        latest(settings.models_dir), order_pattern=settings.order_pattern, phone_region=settings.phone_region
+    )
     parse = understanding.parse(args.text)
     if args.json:
         print(json.dumps(parse.to_dict(), ensure_ascii=False))
         return 0
-    print(f"intent: {parse.intent} (confidence {parse.confidence:.3f}, threshold {understanding.threshold:.3f})"
-          f"   language: {parse.language or '?'}")
+    print(
+        f"intent: {parse.intent} (confidence {parse.confidence:.3f}, threshold {understanding.threshold:.3f})"
+        f"   language: {parse.language or '?'}"
+    )
     for intent, confidence in parse.ranking:
         print(f"  {confidence:6.3f}  {intent}")
     for entity in parse.entities:
@@ -118,8 +134,9 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         if args.validation:
             print("seamline: --validation needs --train and --test", file=sys.stderr)
             return 2
-        result = evaluate.cross_validate(load(settings.intents_dir), folds=args.folds,
-                                         oos_recall=settings.oos_recall, progress=Bar("folds", quiet))
+        result = evaluate.cross_validate(
+            load(settings.intents_dir), folds=args.folds, oos_recall=settings.oos_recall, progress=Bar("folds", quiet)
+        )
     elif args.test is None:
         print("seamline: --train needs --test (the file to report on)", file=sys.stderr)
         return 2
@@ -128,13 +145,16 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         validation = load(args.validation).all_examples if args.validation else None
         if args.train is None:
             if args.validation:
-                print("seamline: --validation tunes a model trained with --train; the shipped model is already "
-                      "tuned", file=sys.stderr)
+                print(
+                    "seamline: --validation tunes a model trained with --train; the shipped model is already tuned",
+                    file=sys.stderr,
+                )
                 return 2
             result = evaluate.report(_shipped(settings), test)
         else:
-            result = evaluate.train_and_report(load(args.train), test, validation, oos_recall=settings.oos_recall,
-                                               progress=Bar("training", quiet))
+            result = evaluate.train_and_report(
+                load(args.train), test, validation, oos_recall=settings.oos_recall, progress=Bar("training", quiet)
+            )
     print(json.dumps(result, ensure_ascii=False) if args.json else evaluate.format_report(result))
     return 0
 

@@ -22,6 +22,7 @@ the spans are kept on the example; an annotation with a value is also a synonym.
 Every problem is a :class:`shared.errors.ConfigError` naming the file, and the line or row where
 one is known: nothing in the data is dropped silently.
 """
+
 from __future__ import annotations
 
 import csv
@@ -56,12 +57,12 @@ class Example:
 
 @dataclass
 class TrainingData:
-    examples: list[Example] = field(default_factory=list)        # in scope
-    out_of_scope: list[Example] = field(default_factory=list)    # intent == OUT_OF_SCOPE
-    synonyms: dict[str, str] = field(default_factory=dict)       # variant (lowercased) -> canonical
+    examples: list[Example] = field(default_factory=list)  # in scope
+    out_of_scope: list[Example] = field(default_factory=list)  # intent == OUT_OF_SCOPE
+    synonyms: dict[str, str] = field(default_factory=dict)  # variant (lowercased) -> canonical
     regexes: dict[str, list[str]] = field(default_factory=dict)  # name -> patterns
     lookups: dict[str, list[str]] = field(default_factory=dict)  # entity -> values
-    sources: list[Path] = field(default_factory=list)            # files read, in order
+    sources: list[Path] = field(default_factory=list)  # files read, in order
 
     @property
     def all_examples(self) -> list[Example]:
@@ -69,12 +70,14 @@ class TrainingData:
 
     def merge(self, other: TrainingData) -> TrainingData:
         """A new TrainingData with both; a variant mapped to two different canonicals is an error."""
-        merged = TrainingData(list(self.examples) + list(other.examples),
-                              list(self.out_of_scope) + list(other.out_of_scope),
-                              dict(self.synonyms),
-                              {name: list(patterns) for name, patterns in self.regexes.items()},
-                              {name: list(values) for name, values in self.lookups.items()},
-                              list(self.sources) + list(other.sources))
+        merged = TrainingData(
+            list(self.examples) + list(other.examples),
+            list(self.out_of_scope) + list(other.out_of_scope),
+            dict(self.synonyms),
+            {name: list(patterns) for name, patterns in self.regexes.items()},
+            {name: list(values) for name, values in self.lookups.items()},
+            list(self.sources) + list(other.sources),
+        )
         setting = ", ".join(str(p) for p in other.sources) or "training data"
         for variant, canonical in other.synonyms.items():
             _add_synonym(merged.synonyms, variant, canonical, setting)
@@ -89,14 +92,21 @@ def load(path: Path | str) -> TrainingData:
     """Training data from one file, or from every data file in a directory (sorted by name)."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(str(path), "does not exist",
-                          "Check the path; the shipped training data is in config/intents/")
+        raise ConfigError(
+            str(path), "does not exist", "Check the path; the shipped training data is in config/intents/"
+        )
     if path.is_dir():
-        files = sorted(p for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith("."))
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.is_file() and p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith(".")
+        )
         if not files:
-            raise ConfigError(str(path), "has no training data files (*.yml, *.yaml or *.csv)",
-                              "Put the intent files there (restore config/intents from git)")
+            raise ConfigError(
+                str(path),
+                "has no training data files (*.yml, *.yaml or *.csv)",
+                "Put the intent files there (restore config/intents from git)",
+            )
     else:
         files = [path]
     data = TrainingData()
@@ -106,8 +116,11 @@ def load(path: Path | str) -> TrainingData:
         _check_labels(part, file, labelled)
         data = data.merge(part)
     if not data.examples:
-        raise ConfigError(str(path), "contains no intent examples",
-                          "Add examples under `intents:` (our YAML), `nlu:` (Rasa) or rows (CSV)")
+        raise ConfigError(
+            str(path),
+            "contains no intent examples",
+            "Add examples under `intents:` (our YAML), `nlu:` (Rasa) or rows (CSV)",
+        )
     return data
 
 
@@ -115,8 +128,11 @@ def load_file(path: Path | str) -> TrainingData:
     """One file, in the format its content says (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(str(path), "does not exist" if not path.exists() else "is not a file",
-                          "Check the path; the shipped training data is in config/intents/")
+        raise ConfigError(
+            str(path),
+            "does not exist" if not path.exists() else "is not a file",
+            "Check the path; the shipped training data is in config/intents/",
+        )
     text = _read(path)
     if path.suffix.lower() == ".csv":
         data = _from_csv(path, text)
@@ -135,9 +151,11 @@ def load_intents(directory: Path) -> tuple[list[Example], list[Example]]:
 
 def fingerprint(data: TrainingData) -> str:
     """A sha256 of what training sees; equal for the same data in any file order or dict order."""
+
     def example(e: Example) -> str:
-        return json.dumps([e.text, e.intent, e.language, [list(span) for span in sorted(e.entities)]],
-                          ensure_ascii=False)
+        return json.dumps(
+            [e.text, e.intent, e.language, [list(span) for span in sorted(e.entities)]], ensure_ascii=False
+        )
 
     canonical = {
         "format": 1,
@@ -153,18 +171,25 @@ def fingerprint(data: TrainingData) -> str:
 
 # --- reading ------------------------------------------------------------------------------------
 
+
 def _read(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(str(path), f"cannot be read ({exc.strerror or exc})",
-                          "Check that the file exists and is readable by the bot's user") from exc
+        raise ConfigError(
+            str(path),
+            f"cannot be read ({exc.strerror or exc})",
+            "Check that the file exists and is readable by the bot's user",
+        ) from exc
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ConfigError(str(path), f"is not UTF-8 text (undecodable byte on line {line})",
-                          "Save it as UTF-8 (in Excel: 'CSV UTF-8'; in an editor: encoding UTF-8)") from exc
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            str(path),
+            f"is not UTF-8 text (undecodable byte on line {line})",
+            "Save it as UTF-8 (in Excel: 'CSV UTF-8'; in an editor: encoding UTF-8)",
+        ) from exc
 
 
 def _language_from_name(path: Path) -> str | None:
@@ -180,8 +205,10 @@ def _intent_label(label: str) -> str:
 
 # --- YAML ---------------------------------------------------------------------------------------
 
+
 class _Str(str):
     """A string that remembers the line it was on (1-based) and whether it was a ``|`` block."""
+
     line: int | None = None
     block: bool = False
 
@@ -206,8 +233,7 @@ class _Loader(_SafeLoader):
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers
-            if tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
@@ -236,9 +262,11 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Map]:
         if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
             if key_node.value in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None,
+                    None,
+                    None,
                     f"the key {key_node.value!r} appears twice (first on line {seen[key_node.value]})",
-                    key_node.start_mark)
+                    key_node.start_mark,
+                )
             seen[key_node.value] = key_node.start_mark.line + 1
     # every plain key is a _Str here (the resolvers above make all scalars text), kept with its line
     data.update(cast("dict[str, Any]", loader.construct_mapping(node)))
@@ -258,9 +286,12 @@ def _parse_yaml(path: Path, text: str) -> Any:
         problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         if context is not None and mark is not None and context.line != mark.line:
             problem += f" (the part that starts on line {context.line + 1})"
-        raise ConfigError(str(path), f"is not valid YAML{where}: {problem}",
-                          "Fix that line: keep the indentation of its neighbours, and put a text "
-                          "containing ': ', '#' or starting with a quote or bracket in double quotes") from exc
+        raise ConfigError(
+            str(path),
+            f"is not valid YAML{where}: {problem}",
+            "Fix that line: keep the indentation of its neighbours, and put a text "
+            "containing ': ', '#' or starting with a quote or bracket in double quotes",
+        ) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), f"is not valid YAML: {exc}", "Fix the file") from exc
 
@@ -272,8 +303,18 @@ def _line(value: Any) -> str:
 
 OUR_KEYS = ("language", "intents", "out_of_scope_examples", "synonyms", "regexes", "lookups")
 # Top-level keys of Rasa's other files (domain, stories, rules), which hold no NLU data.
-RASA_OTHER_KEYS = ("version", "responses", "stories", "rules", "entities", "slots", "actions", "forms",
-                   "session_config", "e2e_actions")
+RASA_OTHER_KEYS = (
+    "version",
+    "responses",
+    "stories",
+    "rules",
+    "entities",
+    "slots",
+    "actions",
+    "forms",
+    "session_config",
+    "e2e_actions",
+)
 
 
 def _from_yaml(path: Path, document: Any) -> TrainingData:
@@ -281,9 +322,11 @@ def _from_yaml(path: Path, document: Any) -> TrainingData:
         raise ConfigError(str(path), "is empty", "Add training data to it or delete it")
     if not isinstance(document, dict):
         kind = "a list" if isinstance(document, list) else "plain text"
-        raise ConfigError(str(path), f"is not training data: its top level is {kind}",
-                          "Start it with `intents:` (Seamline's format, see config/intents/retail.en.yml) "
-                          "or `nlu:` (Rasa's format)")
+        raise ConfigError(
+            str(path),
+            f"is not training data: its top level is {kind}",
+            "Start it with `intents:` (Seamline's format, see config/intents/retail.en.yml) or `nlu:` (Rasa's format)",
+        )
     if "nlu" in document:
         return _from_rasa(path, document)
     ours_only = [key for key in OUR_KEYS if key != "intents" and key in document]
@@ -292,41 +335,57 @@ def _from_yaml(path: Path, document: Any) -> TrainingData:
     if any(key in document for key in OUR_KEYS):
         return _from_ours(path, document)
     keys = ", ".join(str(k) for k in document) or "none"
-    raise ConfigError(str(path), f"has an unknown structure (top-level keys: {keys})",
-                      "Use `intents:` (Seamline's format, see config/intents/retail.en.yml) "
-                      "or `nlu:` (Rasa's format)")
+    raise ConfigError(
+        str(path),
+        f"has an unknown structure (top-level keys: {keys})",
+        "Use `intents:` (Seamline's format, see config/intents/retail.en.yml) or `nlu:` (Rasa's format)",
+    )
 
 
 # Our format ---------------------------------------------------------------------------------------
+
 
 def _from_ours(path: Path, document: dict[str, Any]) -> TrainingData:
     setting = str(path)
     unknown = [key for key in document if key not in OUR_KEYS]
     if unknown:
-        raise ConfigError(setting, f"has an unknown top-level key {str(unknown[0])!r}{_line(unknown[0])}",
-                          f"Use only: {', '.join(OUR_KEYS)} (check the spelling and indentation)")
+        raise ConfigError(
+            setting,
+            f"has an unknown top-level key {str(unknown[0])!r}{_line(unknown[0])}",
+            f"Use only: {', '.join(OUR_KEYS)} (check the spelling and indentation)",
+        )
     language = _language_of(path, document)
     data = TrainingData()
     intents = document.get("intents") or {}
     if not isinstance(intents, dict):
-        raise ConfigError(setting, f"`intents:` must map intent names to their examples{_line(intents)}",
-                          "Write `intents:` then, indented, `greet:` and under it `examples:` with a `- ` list")
+        raise ConfigError(
+            setting,
+            f"`intents:` must map intent names to their examples{_line(intents)}",
+            "Write `intents:` then, indented, `greet:` and under it `examples:` with a `- ` list",
+        )
     for name, body in intents.items():
         intent = _intent_label(str(name))
         where = f"intent {str(name)!r}{_line(name)}"
         if not intent:
             raise ConfigError(setting, f"has an intent with an empty name{_line(name)}", "Give the intent a name")
         if not isinstance(body, dict) or "examples" not in body:
-            raise ConfigError(setting, f"{where} has no `examples:` list",
-                              "Under the intent name write `examples:` and then one `- \"text\"` per line")
+            raise ConfigError(
+                setting,
+                f"{where} has no `examples:` list",
+                'Under the intent name write `examples:` and then one `- "text"` per line',
+            )
         extra = [key for key in body if key not in ("examples", "synonyms")]
         if extra:
-            raise ConfigError(setting, f"{where} has an unknown key {str(extra[0])!r}{_line(extra[0])}",
-                              "An intent has only `examples:` and optionally `synonyms:`")
+            raise ConfigError(
+                setting,
+                f"{where} has an unknown key {str(extra[0])!r}{_line(extra[0])}",
+                "An intent has only `examples:` and optionally `synonyms:`",
+            )
         texts = body["examples"]
         if not isinstance(texts, list) or not texts:
-            raise ConfigError(setting, f"{where} has no examples",
-                              "List its examples under `examples:`, one `- \"text\"` per line")
+            raise ConfigError(
+                setting, f"{where} has no examples", 'List its examples under `examples:`, one `- "text"` per line'
+            )
         target = data.out_of_scope if intent == OUT_OF_SCOPE else data.examples
         for item in texts:
             target.append(_example(setting, item, intent, language, where, data.synonyms))
@@ -335,11 +394,15 @@ def _from_ours(path: Path, document: dict[str, Any]) -> TrainingData:
     oos = document.get("out_of_scope_examples")
     if oos is not None:
         if not isinstance(oos, list):
-            raise ConfigError(setting, f"`out_of_scope_examples:` must be a list{_line(oos)}",
-                              "Write one `- \"text\"` per line under it")
+            raise ConfigError(
+                setting,
+                f"`out_of_scope_examples:` must be a list{_line(oos)}",
+                'Write one `- "text"` per line under it',
+            )
         for item in oos:
             data.out_of_scope.append(
-                _example(setting, item, OUT_OF_SCOPE, language, "`out_of_scope_examples:`", data.synonyms))
+                _example(setting, item, OUT_OF_SCOPE, language, "`out_of_scope_examples:`", data.synonyms)
+            )
     if document.get("synonyms") is not None:
         _add_synonym_map(setting, document["synonyms"], data.synonyms, "`synonyms:`")
     for key, into in (("regexes", data.regexes), ("lookups", data.lookups)):
@@ -347,8 +410,11 @@ def _from_ours(path: Path, document: dict[str, Any]) -> TrainingData:
         if table is None:
             continue
         if not isinstance(table, dict):
-            raise ConfigError(setting, f"`{key}:` must map names to lists{_line(table)}",
-                              f"Write `{key}:` then, indented, `name:` and a `- ` list under it")
+            raise ConfigError(
+                setting,
+                f"`{key}:` must map names to lists{_line(table)}",
+                f"Write `{key}:` then, indented, `name:` and a `- ` list under it",
+            )
         for name, values in table.items():
             values = _text_list(setting, values, f"`{key}:` {str(name)!r}{_line(name)}")
             if key == "regexes":
@@ -362,8 +428,11 @@ def _language_of(path: Path, document: dict[str, Any]) -> str | None:
     declared = str(declared).strip().lower() if declared else None
     named = _language_from_name(path)
     if declared and named and declared != named:
-        raise ConfigError(str(path), f"says `language: {declared}` but its name says {named!r}",
-                          "Fix one of them (files are named <domain>.<language>.yml)")
+        raise ConfigError(
+            str(path),
+            f"says `language: {declared}` but its name says {named!r}",
+            "Fix one of them (files are named <domain>.<language>.yml)",
+        )
     return declared or named
 
 
@@ -375,31 +444,42 @@ def _text_list(setting: str, values: Any, where: str) -> list[str]:
     out = []
     for value in values:
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(setting, f"{where} has an empty or non-text value{_line(value)}",
-                              "Write one non-empty `- value` per line (quote it if it has ': ' or '#')")
+            raise ConfigError(
+                setting,
+                f"{where} has an empty or non-text value{_line(value)}",
+                "Write one non-empty `- value` per line (quote it if it has ': ' or '#')",
+            )
         out.append(str(value).strip())
     return out
 
 
 def _add_synonym_map(setting: str, table: Any, synonyms: dict[str, str], where: str) -> None:
     if not isinstance(table, dict):
-        raise ConfigError(setting, f"{where} must map each canonical value to its variants{_line(table)}",
-                          "Write `canonical value:` and under it `- variant` lines")
+        raise ConfigError(
+            setting,
+            f"{where} must map each canonical value to its variants{_line(table)}",
+            "Write `canonical value:` and under it `- variant` lines",
+        )
     for canonical, variants in table.items():
         canonical_text = str(canonical).strip()
         if not canonical_text:
-            raise ConfigError(setting, f"{where} has an empty canonical value{_line(canonical)}",
-                              "Write the value the variants mean")
+            raise ConfigError(
+                setting, f"{where} has an empty canonical value{_line(canonical)}", "Write the value the variants mean"
+            )
         for variant in _text_list(setting, variants, f"{where} {canonical_text!r}{_line(canonical)}"):
             _add_synonym(synonyms, variant, canonical_text, setting)
 
 
-def _example(setting: str, item: Any, intent: str, language: str | None, where: str,
-             synonyms: dict[str, str]) -> Example:
+def _example(
+    setting: str, item: Any, intent: str, language: str | None, where: str, synonyms: dict[str, str]
+) -> Example:
     line = getattr(item, "line", None)
     if not isinstance(item, str) or not item.strip():
-        raise ConfigError(setting, f"{where} has an empty example" + (f" on line {line}" if line else ""),
-                          "Write the text after `- `, or delete the line")
+        raise ConfigError(
+            setting,
+            f"{where} has an empty example" + (f" on line {line}" if line else ""),
+            "Write the text after `- `, or delete the line",
+        )
     place = f"{where}, example on line {line}" if line else where
     text, entities = _strip_markup(setting, str(item).strip(), place, synonyms)
     return Example(text, intent, language, entities)
@@ -407,37 +487,49 @@ def _example(setting: str, item: Any, intent: str, language: str | None, where: 
 
 # Rasa ---------------------------------------------------------------------------------------------
 
+
 def _from_rasa(path: Path, document: dict[str, Any]) -> TrainingData:
     setting = str(path)
     items = document.get("nlu")
     if items is None:
         items = []
     if not isinstance(items, list):
-        raise ConfigError(setting, f"`nlu:` must be a list of items{_line(items)}",
-                          "Write items like `- intent: greet` with `examples: |` under them")
+        raise ConfigError(
+            setting,
+            f"`nlu:` must be a list of items{_line(items)}",
+            "Write items like `- intent: greet` with `examples: |` under them",
+        )
     language = _language_from_name(path)
     data = TrainingData()
     for item in items:
         if not isinstance(item, dict):
-            raise ConfigError(setting, f"`nlu:` has an item that is not `- intent:`, `- synonym:`, "
-                              f"`- regex:` or `- lookup:`{_line(item)}", "Fix or delete that item")
+            raise ConfigError(
+                setting,
+                f"`nlu:` has an item that is not `- intent:`, `- synonym:`, `- regex:` or `- lookup:`{_line(item)}",
+                "Fix or delete that item",
+            )
         kinds = [kind for kind in ("intent", "synonym", "regex", "lookup") if kind in item]
         if len(kinds) != 1:
             found = ", ".join(str(k) for k in item)
-            raise ConfigError(setting, f"`nlu:` item{_line(item)} must have exactly one of intent, synonym, "
-                              f"regex or lookup (it has: {found})", "Fix or delete that item")
+            raise ConfigError(
+                setting,
+                f"`nlu:` item{_line(item)} must have exactly one of intent, synonym, regex or lookup (it has: {found})",
+                "Fix or delete that item",
+            )
         kind = kinds[0]
         name = str(item[kind] or "").strip()
         where = f"{kind} {name!r}{_line(item)}"
         if not name:
             raise ConfigError(setting, f"`nlu:` has an empty {kind} name{_line(item)}", f"Write the {kind}'s name")
         if "examples" not in item:
-            raise ConfigError(setting, f"{where} has no `examples:`",
-                              "Add `examples: |` with one `- text` line per example")
+            raise ConfigError(
+                setting, f"{where} has no `examples:`", "Add `examples: |` with one `- text` line per example"
+            )
         lines = list(_rasa_examples(setting, item["examples"], where))
         if not lines:
-            raise ConfigError(setting, f"{where} has no examples",
-                              "Add `examples: |` with one `- text` line per example")
+            raise ConfigError(
+                setting, f"{where} has no examples", "Add `examples: |` with one `- text` line per example"
+            )
         if kind == "intent":
             intent = _intent_label(name)
             target = data.out_of_scope if intent == OUT_OF_SCOPE else data.examples
@@ -467,23 +559,34 @@ def _rasa_examples(setting: str, examples: Any, where: str) -> Iterable[tuple[st
             if not stripped:
                 continue
             if not stripped.startswith("-"):
-                raise ConfigError(setting, f"{line}: {stripped!r} does not start with '- '",
-                                  "Start every example with '- ' (a dash and a space)")
+                raise ConfigError(
+                    setting,
+                    f"{line}: {stripped!r} does not start with '- '",
+                    "Start every example with '- ' (a dash and a space)",
+                )
             text = stripped[1:].strip()
             if not text:
-                raise ConfigError(setting, f"{line} has an empty example", "Write the text after '- ' or delete the line")
+                raise ConfigError(
+                    setting, f"{line} has an empty example", "Write the text after '- ' or delete the line"
+                )
             yield text, line
     elif isinstance(examples, list):
         for entry in examples:
             value = entry.get("text") if isinstance(entry, dict) else entry
             line = f"{where}{_line(entry)}"
             if not isinstance(value, str) or not value.strip():
-                raise ConfigError(setting, f"{line} has an example without text",
-                                  "Each list entry needs `text:` (and optionally `metadata:`)")
+                raise ConfigError(
+                    setting,
+                    f"{line} has an example without text",
+                    "Each list entry needs `text:` (and optionally `metadata:`)",
+                )
             yield value.strip(), line
     elif examples is not None:
-        raise ConfigError(setting, f"{where}: `examples:` must be a `|` block or a list",
-                          "Write `examples: |` and one `- text` line per example under it")
+        raise ConfigError(
+            setting,
+            f"{where}: `examples:` must be a `|` block or a list",
+            "Write `examples: |` and one `- text` line per example under it",
+        )
 
 
 # Entity markup ------------------------------------------------------------------------------------
@@ -505,7 +608,7 @@ def _strip_markup(setting: str, raw: str, where: str, synonyms: dict[str, str]) 
     entities: list[EntitySpan] = []
     position = length = 0
     for match in ENTITY_MARKUP.finditer(raw):
-        before = raw[position:match.start()]
+        before = raw[position : match.start()]
         parts.append(before)
         length += len(before)
         text = match.group("text")
@@ -529,19 +632,26 @@ def _annotations(setting: str, match: re.Match[str], where: str) -> list[tuple[s
     try:
         parsed = json.loads(source)
     except json.JSONDecodeError as exc:
-        raise ConfigError(setting, f"{where}: the entity annotation {source} is not valid JSON ({exc.msg})",
-                          'Write it like [text]{"entity": "type", "value": "canonical"} with double quotes') from exc
+        raise ConfigError(
+            setting,
+            f"{where}: the entity annotation {source} is not valid JSON ({exc.msg})",
+            'Write it like [text]{"entity": "type", "value": "canonical"} with double quotes',
+        ) from exc
     out = []
     for annotation in parsed if isinstance(parsed, list) else [parsed]:
         if not isinstance(annotation, dict) or not str(annotation.get("entity") or "").strip():
-            raise ConfigError(setting, f"{where}: the entity annotation {source} has no \"entity\"",
-                              'Write it like [text]{"entity": "type", "value": "canonical"}')
+            raise ConfigError(
+                setting,
+                f'{where}: the entity annotation {source} has no "entity"',
+                'Write it like [text]{"entity": "type", "value": "canonical"}',
+            )
         value = annotation.get("value")
         out.append((str(annotation["entity"]).strip(), text if value is None else str(value)))
     return out
 
 
 # Shared helpers -----------------------------------------------------------------------------------
+
 
 def _add_synonym(synonyms: dict[str, str], variant: str, canonical: str, setting: str) -> None:
     key = str(variant).strip().lower()
@@ -550,8 +660,11 @@ def _add_synonym(synonyms: dict[str, str], variant: str, canonical: str, setting
         return
     existing = synonyms.get(key)
     if existing is not None and existing != canonical:
-        raise ConfigError(setting, f"the synonym {key!r} means both {existing!r} and {canonical!r}",
-                          "Keep the variant under one canonical value only")
+        raise ConfigError(
+            setting,
+            f"the synonym {key!r} means both {existing!r} and {canonical!r}",
+            "Keep the variant under one canonical value only",
+        )
     synonyms[key] = canonical
 
 
@@ -566,8 +679,11 @@ def _check_regexes(setting: str, name: str, patterns: list[str]) -> None:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(setting, f"the regex {name!r} has an invalid pattern '{pattern}' ({exc})",
-                              "Fix the pattern (Python `re` syntax; in YAML use single quotes around it)") from exc
+            raise ConfigError(
+                setting,
+                f"the regex {name!r} has an invalid pattern '{pattern}' ({exc})",
+                "Fix the pattern (Python `re` syntax; in YAML use single quotes around it)",
+            ) from exc
 
 
 def _check_labels(data: TrainingData, path: Path, labelled: dict[str, tuple[str, Path]]) -> None:
@@ -577,9 +693,11 @@ def _check_labels(data: TrainingData, path: Path, labelled: dict[str, tuple[str,
         first = labelled.setdefault(key, (example.intent, path))
         if first[0] != example.intent:
             elsewhere = "" if first[1] == path else f" in {first[1]}"
-            raise ConfigError(str(path), f"the example {example.text!r} is under {example.intent!r} "
-                              f"and under {first[0]!r}{elsewhere}",
-                              "Keep it under the one intent it means, or reword one of them")
+            raise ConfigError(
+                str(path),
+                f"the example {example.text!r} is under {example.intent!r} and under {first[0]!r}{elsewhere}",
+                "Keep it under the one intent it means, or reword one of them",
+            )
 
 
 def _csv_delimiter(header: str) -> str:
@@ -602,13 +720,17 @@ def _from_csv(path: Path, text: str) -> TrainingData:
     try:
         rows = list(reader)
     except csv.Error as exc:
-        raise ConfigError(setting, f"is not valid CSV on line {reader.line_num} ({exc})",
-                          "Check the quotes on that line") from exc
+        raise ConfigError(
+            setting, f"is not valid CSV on line {reader.line_num} ({exc})", "Check the quotes on that line"
+        ) from exc
     columns = [c.strip().lower() for c in rows[0]]
     if "text" not in columns or "intent" not in columns:
         found = ", ".join(repr(c) for c in rows[0]) or "none"
-        raise ConfigError(setting, f"has no `text` and `intent` columns (its columns are: {found})",
-                          "Make the first row the header `text,intent`")
+        raise ConfigError(
+            setting,
+            f"has no `text` and `intent` columns (its columns are: {found})",
+            "Make the first row the header `text,intent`",
+        )
     text_at, intent_at = columns.index("text"), columns.index("intent")
     language_at = columns.index("language") if "language" in columns else None
     default_language = _language_from_name(path)
@@ -616,6 +738,7 @@ def _from_csv(path: Path, text: str) -> TrainingData:
     for number, row in enumerate(rows[1:], start=2):  # row 1 is the header, as a spreadsheet counts
         if not any(cell.strip() for cell in row):
             continue
+
         def cell(at: int | None, row: list[str] = row) -> str:
             return row[at].strip() if at is not None and at < len(row) else ""
 

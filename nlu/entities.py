@@ -26,6 +26,7 @@ order numbers last: every other entity is considered by earliest start, then lon
 nothing kept so far. An order number is then kept only if it overlaps no kept entity and no date-shaped
 text, so the digits of a phone, an amount or a date (even an impossible one) never come out as an order.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -49,6 +50,7 @@ _DIGIT = re.compile(r"\d")
 
 class _Scan(NamedTuple):
     """A message and a cheap first look at it, so that patterns that cannot match it are not run."""
+
     text: str
     words: frozenset[str]  # its runs of letters, folded
     digits: int
@@ -60,6 +62,7 @@ def _scan(text: str) -> _Scan:
 
 class _Found(NamedTuple):
     """A candidate entity, or (with value None) text shaped like one that must not become an order."""
+
     type: str
     value: str | None
     text: str
@@ -81,39 +84,100 @@ def _fold(text: str) -> str:
 # ---------------------------------------------------------------------------------------------- dates
 
 _MONTH_WORDS = {
-    1: "январь января январе янв january jan", 2: "февраль февраля феврале фев февр february feb",
-    3: "март марта марте мар march mar", 4: "апрель апреля апреле апр april apr",
-    5: "май мая мае may", 6: "июнь июня июне июн june jun", 7: "июль июля июле июл july jul",
-    8: "август августа августе авг august aug", 9: "сентябрь сентября сентябре сен сент september sep sept",
-    10: "октябрь октября октябре окт october oct", 11: "ноябрь ноября ноябре ноя нояб november nov",
+    1: "январь января январе янв january jan",
+    2: "февраль февраля феврале фев февр february feb",
+    3: "март марта марте мар march mar",
+    4: "апрель апреля апреле апр april apr",
+    5: "май мая мае may",
+    6: "июнь июня июне июн june jun",
+    7: "июль июля июле июл july jul",
+    8: "август августа августе авг august aug",
+    9: "сентябрь сентября сентябре сен сент september sep sept",
+    10: "октябрь октября октябре окт october oct",
+    11: "ноябрь ноября ноябре ноя нояб november nov",
     12: "декабрь декабря декабре дек december dec",
 }
 _MONTHS = {word: number for number, words in _MONTH_WORDS.items() for word in words.split()}
 
 _WEEKDAY_WORDS = {
-    0: "понедельник понедельника понедельнику monday mon", 1: "вторник вторника вторнику tuesday tue tues",
-    2: "среда среду среды wednesday wed", 3: "четверг четверга четвергу thursday thu thur thurs",
-    4: "пятница пятницу пятницы пятнице friday fri", 5: "суббота субботу субботы субботе saturday sat",
+    0: "понедельник понедельника понедельнику monday mon",
+    1: "вторник вторника вторнику tuesday tue tues",
+    2: "среда среду среды wednesday wed",
+    3: "четверг четверга четвергу thursday thu thur thurs",
+    4: "пятница пятницу пятницы пятнице friday fri",
+    5: "суббота субботу субботы субботе saturday sat",
     6: "воскресенье воскресенья воскресенью sunday sun",
 }
 _WEEKDAYS = {word: number for number, words in _WEEKDAY_WORDS.items() for word in words.split()}
-_WEEKDAY_PREPOSITIONS = ("в", "во", "на", "к", "ко", "до", "с", "со", "по", "в следующий", "в следующую",
-                         "в следующее", "в этот", "в эту", "в это", "on", "next", "this", "by", "until", "till",
-                         "on next", "this coming")
+_WEEKDAY_PREPOSITIONS = (
+    "в",
+    "во",
+    "на",
+    "к",
+    "ко",
+    "до",
+    "с",
+    "со",
+    "по",
+    "в следующий",
+    "в следующую",
+    "в следующее",
+    "в этот",
+    "в эту",
+    "в это",
+    "on",
+    "next",
+    "this",
+    "by",
+    "until",
+    "till",
+    "on next",
+    "this coming",
+)
 
 _DAY_SHIFTS = {
-    "сегодня": 0, "завтра": 1, "послезавтра": 2, "вчера": -1, "позавчера": -2,
-    "today": 0, "tomorrow": 1, "day after tomorrow": 2, "the day after tomorrow": 2, "yesterday": -1,
-    "day before yesterday": -2, "the day before yesterday": -2,
+    "сегодня": 0,
+    "завтра": 1,
+    "послезавтра": 2,
+    "вчера": -1,
+    "позавчера": -2,
+    "today": 0,
+    "tomorrow": 1,
+    "day after tomorrow": 2,
+    "the day after tomorrow": 2,
+    "yesterday": -1,
+    "day before yesterday": -2,
+    "the day before yesterday": -2,
 }
 _COUNTS = {
-    "один": 1, "одну": 1, "одна": 1, "два": 2, "две": 2, "пару": 2, "три": 3, "четыре": 4, "пять": 5,
-    "шесть": 6, "семь": 7, "восемь": 8, "девять": 9, "десять": 10,
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10,
+    "один": 1,
+    "одну": 1,
+    "одна": 1,
+    "два": 2,
+    "две": 2,
+    "пару": 2,
+    "три": 3,
+    "четыре": 4,
+    "пять": 5,
+    "шесть": 6,
+    "семь": 7,
+    "восемь": 8,
+    "девять": 9,
+    "десять": 10,
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
 }
-_UNITS = {"д": "day", "day": "day", "недел": "week", "week": "week", "месяц": "month",
-          "month": "month"}
+_UNITS = {"д": "day", "day": "day", "недел": "week", "week": "week", "месяц": "month", "month": "month"}
 
 _MONTH = rf"{_NO_LETTER_BEFORE}(?P<month>[^\W\d_]{{3,9}}){_NO_LETTER_AFTER}"  # any word; checked in _MONTHS
 _YEAR = r"(?:,?\s*(?P<year>(?:19|20)\d\d)(?!\d))?"
@@ -123,17 +187,22 @@ _COUNT = rf"(?:(?P<count>\d{{1,3}}|{_alternation(_COUNTS)})\s+)"
 _ISO_DATE = re.compile(r"(?<![\d.])(?P<year>\d{4})-(?P<month>\d\d)-(?P<day>\d\d)(?![\d])")
 _NUMERIC_DATE = re.compile(
     r"(?<![\w.,/])(?P<day>\d{1,2})(?P<sep>[./])(?P<month>\d\d|\d(?=(?P=sep)\d))"  # "4.5" is a number
-    r"(?:(?P=sep)(?P<year>\d{4}|\d\d))?(?![.,/]?\d)")
+    r"(?:(?P=sep)(?P<year>\d{4}|\d\d))?(?![.,/]?\d)"
+)
 _DAY_MONTH = re.compile(rf"(?<!\d)(?P<day>\d{{1,2}}){_ORDINAL}?\s*(?:of\s+)?{_MONTH}{_YEAR}", re.IGNORECASE)
 _MONTH_DAY = re.compile(rf"{_MONTH}\.?\s*(?P<day>\d{{1,2}})(?:{_ORDINAL}|(?!\d)){_YEAR}", re.IGNORECASE)
-_DAY_SHIFT = re.compile(rf"{_NO_LETTER_BEFORE}(?P<word>{_alternation(_DAY_SHIFTS)}){_NO_LETTER_AFTER}",
-                        re.IGNORECASE)
-_RU_IN = re.compile(rf"{_NO_LETTER_BEFORE}через\s+{_COUNT}?(?P<unit>день|дн(?:я|ей)|недел(?:ю|и|ь)|"
-                    rf"месяц(?:а|ев)?){_NO_LETTER_AFTER}", re.IGNORECASE)
-_EN_IN = re.compile(rf"{_NO_LETTER_BEFORE}in\s+{_COUNT}(?P<unit>days?|weeks?|months?){_NO_LETTER_AFTER}",
-                    re.IGNORECASE)
-_WEEKDAY = re.compile(rf"{_NO_LETTER_BEFORE}(?:{_alternation(_WEEKDAY_PREPOSITIONS)})\s+"
-                      rf"(?P<weekday>{_alternation(_WEEKDAYS)}){_NO_LETTER_AFTER}", re.IGNORECASE)
+_DAY_SHIFT = re.compile(rf"{_NO_LETTER_BEFORE}(?P<word>{_alternation(_DAY_SHIFTS)}){_NO_LETTER_AFTER}", re.IGNORECASE)
+_RU_IN = re.compile(
+    rf"{_NO_LETTER_BEFORE}через\s+{_COUNT}?(?P<unit>день|дн(?:я|ей)|недел(?:ю|и|ь)|"
+    rf"месяц(?:а|ев)?){_NO_LETTER_AFTER}",
+    re.IGNORECASE,
+)
+_EN_IN = re.compile(rf"{_NO_LETTER_BEFORE}in\s+{_COUNT}(?P<unit>days?|weeks?|months?){_NO_LETTER_AFTER}", re.IGNORECASE)
+_WEEKDAY = re.compile(
+    rf"{_NO_LETTER_BEFORE}(?:{_alternation(_WEEKDAY_PREPOSITIONS)})\s+"
+    rf"(?P<weekday>{_alternation(_WEEKDAYS)}){_NO_LETTER_AFTER}",
+    re.IGNORECASE,
+)
 
 
 def _checked(year: int, month: int, day: int) -> datetime.date | None:
@@ -215,7 +284,8 @@ def _dates(scan: _Scan, today: Callable[[], datetime.date]) -> Iterator[_Found]:
     day = None
     for form in _DATE_FORMS:
         if (form.needs_digits and not scan.digits) or (
-                form.needs_one_of is not None and form.needs_one_of.isdisjoint(scan.words)):
+            form.needs_one_of is not None and form.needs_one_of.isdisjoint(scan.words)
+        ):
             continue
         day = day or today()
         for match in form.pattern.finditer(scan.text):
@@ -242,18 +312,36 @@ _CURRENCY_SYMBOLS = {symbol: iso for iso, (symbol, _) in _CURRENCIES.items() if 
 _CURRENCY_CODES = {iso.lower(): iso for iso in _CURRENCIES}
 _CURRENCY_WORDS = {word: iso for iso, (_, words) in _CURRENCIES.items() for word in words.split()}
 _CURRENCY_NAMES = {**_CURRENCY_SYMBOLS, **_CURRENCY_CODES, **_CURRENCY_WORDS}
-_MULTIPLIERS = {"k": 1000, "к": 1000, "тыс": 1000, "тысяч": 1000, "тысяча": 1000, "тысячи": 1000,
-                "thousand": 1000, "млн": 10**6, "mln": 10**6, "million": 10**6, "миллион": 10**6,
-                "миллиона": 10**6, "миллионов": 10**6}
+_MULTIPLIERS = {
+    "k": 1000,
+    "к": 1000,
+    "тыс": 1000,
+    "тысяч": 1000,
+    "тысяча": 1000,
+    "тысячи": 1000,
+    "thousand": 1000,
+    "млн": 10**6,
+    "mln": 10**6,
+    "million": 10**6,
+    "миллион": 10**6,
+    "миллиона": 10**6,
+    "миллионов": 10**6,
+}
 
 _SYMBOL = f"[{''.join(_CURRENCY_SYMBOLS)}]"
-_AMOUNT = (r"(?<![\d.,])(?P<whole>\d{1,3}(?:[ \u00a0\u202f,.]\d{3})+|\d+)(?:[.,](?P<cents>\d{1,2}))?(?!\d)"
-           rf"(?:\s?(?P<multiplier>{_alternation(_MULTIPLIERS)})\.?{_NO_LETTER_AFTER})?")
+_AMOUNT = (
+    r"(?<![\d.,])(?P<whole>\d{1,3}(?:[ \u00a0\u202f,.]\d{3})+|\d+)(?:[.,](?P<cents>\d{1,2}))?(?!\d)"
+    rf"(?:\s?(?P<multiplier>{_alternation(_MULTIPLIERS)})\.?{_NO_LETTER_AFTER})?"
+)
 _MONEY_FORMS = (  # "$20", "USD 20"; "20 $", "1 500 руб", "20 usd"
-    re.compile(rf"(?P<currency>{_SYMBOL}|{_NO_LETTER_BEFORE}(?:{_alternation(_CURRENCY_CODES)}))\s?{_AMOUNT}",
-               re.IGNORECASE),
-    re.compile(rf"{_AMOUNT}[ \u00a0\u202f]?(?P<currency>{_SYMBOL}|"
-               rf"(?:{_alternation([*_CURRENCY_CODES, *_CURRENCY_WORDS])}){_NO_LETTER_AFTER})", re.IGNORECASE),
+    re.compile(
+        rf"(?P<currency>{_SYMBOL}|{_NO_LETTER_BEFORE}(?:{_alternation(_CURRENCY_CODES)}))\s?{_AMOUNT}", re.IGNORECASE
+    ),
+    re.compile(
+        rf"{_AMOUNT}[ \u00a0\u202f]?(?P<currency>{_SYMBOL}|"
+        rf"(?:{_alternation([*_CURRENCY_CODES, *_CURRENCY_WORDS])}){_NO_LETTER_AFTER})",
+        re.IGNORECASE,
+    ),
 )
 
 
@@ -266,8 +354,9 @@ def _amount(match: re.Match[str]) -> str:
 
 
 def _money(scan: _Scan) -> Iterator[_Found]:
-    if not scan.digits or (scan.words.isdisjoint(_CURRENCY_NAMES)
-                           and not any(symbol in scan.text for symbol in _CURRENCY_SYMBOLS)):
+    if not scan.digits or (
+        scan.words.isdisjoint(_CURRENCY_NAMES) and not any(symbol in scan.text for symbol in _CURRENCY_SYMBOLS)
+    ):
         return
     for pattern in _MONEY_FORMS:
         for match in pattern.finditer(scan.text):
@@ -302,6 +391,7 @@ def _phones(scan: _Scan, region: str) -> Iterator[_Found]:
 
 # ------------------------------------------------------------------------------------ custom entities
 
+
 class _Lookup(NamedTuple):
     type: str
     pattern: re.Pattern[str]
@@ -311,9 +401,10 @@ class _Lookup(NamedTuple):
 
 def _lookup(name: str, values: Sequence[str]) -> _Lookup:
     """One regex for a lookup: whole words, any case, ё and е alike, any whitespace between words."""
+
     def loose(value: str) -> str:
-        return r"\s+".join("".join("[её]" if ch == "е" else re.escape(ch) for ch in word)
-                           for word in value.split())
+        return r"\s+".join("".join("[её]" if ch == "е" else re.escape(ch) for ch in word) for word in value.split())
+
     written = {_fold(v): v for v in reversed(values) if v.strip()}
     alternatives = sorted(written, key=len, reverse=True)
     pattern = re.compile(rf"(?<!\w)(?:{'|'.join(map(loose, alternatives))})(?!\w)", re.IGNORECASE)
@@ -324,13 +415,15 @@ def _lookup(name: str, values: Sequence[str]) -> _Lookup:
 
 def _resolve(found: list[_Found], kinds: Mapping[str, int]) -> tuple[Entity, ...]:
     """Non-overlapping entities sorted by start; see the module docstring for who wins."""
+
     def overlaps(a: _Found, b: _Found) -> bool:
         return a.start < b.end and b.start < a.end
 
     not_orders = [f for f in found if f.value is None]  # date-shaped text that is no real date
-    candidates = sorted((f for f in found if f.value is not None),
-                        key=lambda f: (f.type == "order_number", f.start, f.start - f.end,
-                                       kinds.get(f.type, len(kinds))))
+    candidates = sorted(
+        (f for f in found if f.value is not None),
+        key=lambda f: (f.type == "order_number", f.start, f.start - f.end, kinds.get(f.type, len(kinds))),
+    )
     kept: list[_Found] = []
     for candidate in candidates:
         blockers = kept + not_orders if candidate.type == "order_number" else kept
@@ -343,10 +436,16 @@ def _resolve(found: list[_Found], kinds: Mapping[str, int]) -> tuple[Entity, ...
 class PatternEntities:
     """Finds the entities described in the module docstring; everything is compiled once, here."""
 
-    def __init__(self, *, order_pattern: str = DEFAULT_ORDER_PATTERN, default_region: str = "RU",
-                 regexes: Mapping[str, Sequence[str]] = {}, lookups: Mapping[str, Sequence[str]] = {},
-                 synonyms: Mapping[str, str] = {},
-                 today: Callable[[], datetime.date] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        order_pattern: str = DEFAULT_ORDER_PATTERN,
+        default_region: str = "RU",
+        regexes: Mapping[str, Sequence[str]] = {},
+        lookups: Mapping[str, Sequence[str]] = {},
+        synonyms: Mapping[str, str] = {},
+        today: Callable[[], datetime.date] | None = None,
+    ) -> None:
         self._order = re.compile(order_pattern)
         self._region = default_region
         self._today = today or datetime.date.today
@@ -359,8 +458,14 @@ class PatternEntities:
     def extract(self, text: str) -> tuple[Entity, ...]:
         """The entities in text, sorted by start and non-overlapping."""
         scan = _scan(text)
-        found = [*_phones(scan, self._region), *_emails(scan), *_money(scan), *_dates(scan, self._today),
-                 *self._custom(scan), *self._orders(text)]
+        found = [
+            *_phones(scan, self._region),
+            *_emails(scan),
+            *_money(scan),
+            *_dates(scan, self._today),
+            *self._custom(scan),
+            *self._orders(text),
+        ]
         return _resolve(found, self._kinds)
 
     def _orders(self, text: str) -> Iterator[_Found]:
@@ -381,4 +486,3 @@ class PatternEntities:
 
     def _named(self, name: str, value: str, match: re.Match[str]) -> _Found:
         return _Found(name, self._synonyms.get(_fold(value), value), match[0], match.start(), match.end())
-

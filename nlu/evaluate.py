@@ -4,6 +4,7 @@ The standard of Larson et al. (2019): in-scope accuracy over the test rows whose
 out-of-scope, out-of-scope recall over the rows that are. Thresholds are tuned on validation
 data or a split of train, never on the test rows.
 """
+
 from __future__ import annotations
 
 import random
@@ -43,7 +44,9 @@ def scores(gold: Sequence[str], predicted: Sequence[str], latencies: Sequence[fl
         "in_scope_accuracy": _share(sum(g == p for g, p in in_scope), len(in_scope)),
         "oos_recall": _share(sum(p == OUT_OF_SCOPE for p in oos), len(oos)),
         "macro_f1": macro_f1(gold, predicted),
-        "n_test": len(gold), "n_in_scope": len(in_scope), "n_oos": len(oos),
+        "n_test": len(gold),
+        "n_in_scope": len(in_scope),
+        "n_oos": len(oos),
         "latency_ms": {"p50": _percentile(latencies, 50), "p99": _percentile(latencies, 99)},
         "confused": [{"intent": g, "predicted": p, "count": n} for (g, p), n in confusions.most_common(10)],
     }
@@ -67,8 +70,13 @@ def macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> float:
     return round(sum(f1) / len(f1), 4) if f1 else 0.0
 
 
-def fit_understanding(data: TrainingData, validation: Sequence[Example] | None = None, *, oos_recall: float = 0.6,
-                      progress: Progress | None = None) -> tuple[Understanding, float]:
+def fit_understanding(
+    data: TrainingData,
+    validation: Sequence[Example] | None = None,
+    *,
+    oos_recall: float = 0.6,
+    progress: Progress | None = None,
+) -> tuple[Understanding, float]:
     """A model trained on ``data`` (thresholds tuned on ``validation`` or a split of ``data``), and the seconds it took."""
     started = time.perf_counter()
     model = train(data.all_examples, validation=validation, oos_recall=oos_recall, progress=progress)
@@ -76,14 +84,21 @@ def fit_understanding(data: TrainingData, validation: Sequence[Example] | None =
     return Understanding.from_model(model), time.perf_counter() - started
 
 
-def train_and_report(data: TrainingData, test: Sequence[Example], validation: Sequence[Example] | None = None,
-                     *, oos_recall: float = 0.6, progress: Progress | None = None) -> dict[str, Any]:
+def train_and_report(
+    data: TrainingData,
+    test: Sequence[Example],
+    validation: Sequence[Example] | None = None,
+    *,
+    oos_recall: float = 0.6,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     understanding, seconds = fit_understanding(data, validation, oos_recall=oos_recall, progress=progress)
     return report(understanding, test, train_seconds=seconds, n_train=len(data.all_examples))
 
 
-def cross_validate(data: TrainingData, *, folds: int = 5, seed: int = 7, oos_recall: float = 0.6,
-                   progress: Progress | None = None) -> dict[str, Any]:
+def cross_validate(
+    data: TrainingData, *, folds: int = 5, seed: int = 7, oos_recall: float = 0.6, progress: Progress | None = None
+) -> dict[str, Any]:
     """Stratified k-fold over the data; each fold's threshold tuned on a split of its own train part.
     Predictions of all folds are pooled into one report."""
     by_intent: dict[str, list[Example]] = defaultdict(list)
@@ -101,9 +116,14 @@ def cross_validate(data: TrainingData, *, folds: int = 5, seed: int = 7, oos_rec
     seconds: list[float] = []
     for k in range(folds):
         rest = [e for fold, e in assigned if fold != k]
-        part = TrainingData(examples=[e for e in rest if e.intent != OUT_OF_SCOPE],
-                            out_of_scope=[e for e in rest if e.intent == OUT_OF_SCOPE],
-                            synonyms=data.synonyms, regexes=data.regexes, lookups=data.lookups, sources=data.sources)
+        part = TrainingData(
+            examples=[e for e in rest if e.intent != OUT_OF_SCOPE],
+            out_of_scope=[e for e in rest if e.intent == OUT_OF_SCOPE],
+            synonyms=data.synonyms,
+            regexes=data.regexes,
+            lookups=data.lookups,
+            sources=data.sources,
+        )
         test = [e for fold, e in assigned if fold == k]
         understanding, took = fit_understanding(part, oos_recall=oos_recall)
         fold_predicted, fold_latencies = predict(understanding, test)
@@ -113,8 +133,9 @@ def cross_validate(data: TrainingData, *, folds: int = 5, seed: int = 7, oos_rec
         seconds.append(took)
         if progress:
             progress(k + 1, folds)
-    return scores(gold, predicted, latencies, folds=folds, train_seconds=statistics.mean(seconds),
-                  n_train=len(data.all_examples))
+    return scores(
+        gold, predicted, latencies, folds=folds, train_seconds=statistics.mean(seconds), n_train=len(data.all_examples)
+    )
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -128,9 +149,13 @@ def format_report(result: dict[str, Any]) -> str:
         f"macro F1:             {result['macro_f1']:.4f}",
     ]
     if "train_seconds" in result:
-        lines.append(f"train time:           {result['train_seconds']:.1f} s"
-                     + (f" per fold ({result['folds']} folds)" if "folds" in result else ""))
-    lines.append(f"latency per message:  p50 {result['latency_ms']['p50']:.2f} ms, p99 {result['latency_ms']['p99']:.2f} ms")
+        lines.append(
+            f"train time:           {result['train_seconds']:.1f} s"
+            + (f" per fold ({result['folds']} folds)" if "folds" in result else "")
+        )
+    lines.append(
+        f"latency per message:  p50 {result['latency_ms']['p50']:.2f} ms, p99 {result['latency_ms']['p99']:.2f} ms"
+    )
     if result["confused"]:
         lines.append("most confused (expected -> predicted: count):")
         lines += [f"  {c['intent']} -> {c['predicted']}: {c['count']}" for c in result["confused"]]

@@ -3,6 +3,7 @@
 Russian speakers often mix in Latin words ("статус order pls"); English speakers hardly ever
 type Cyrillic. So a message with a fair share of Cyrillic letters is Russian.
 """
+
 from __future__ import annotations
 
 import re

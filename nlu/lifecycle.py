@@ -5,6 +5,7 @@ Model files live in one directory (``SEAMLINE_NLU_MODELS``, default ``DATA_DIR/m
 ``nlu-<UTC time>-<fingerprint>.npz``. The fingerprint is of the training data, so ``train``
 knows when the newest model already matches the data. The newest few are kept for rollback.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,8 +54,14 @@ def is_current(directory: Path, data: TrainingData) -> Path | None:
     return files[0] if header.get("fingerprint") == fingerprint(data) else None
 
 
-def train_to(directory: Path, data: TrainingData, *, force: bool = False, progress: Progress | None = None,
-             oos_recall: float = 0.6) -> tuple[Path, bool]:
+def train_to(
+    directory: Path,
+    data: TrainingData,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+    oos_recall: float = 0.6,
+) -> tuple[Path, bool]:
     """(model file, whether it was trained now). Skips training when the newest model matches the data."""
     current = None if force else is_current(directory, data)
     if current is not None:

@@ -1,4 +1,5 @@
 """What understanding a message yields, and the interface every classifier implements."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,10 +34,14 @@ class Parse:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "intent": self.intent, "confidence": self.confidence, "language": self.language,
+            "intent": self.intent,
+            "confidence": self.confidence,
+            "language": self.language,
             "ranking": [{"intent": i, "confidence": round(c, 4)} for i, c in self.ranking],
-            "entities": [{"type": e.type, "value": e.value, "text": e.text, "start": e.start, "end": e.end}
-                         for e in self.entities],
+            "entities": [
+                {"type": e.type, "value": e.value, "text": e.text, "start": e.start, "end": e.end}
+                for e in self.entities
+            ],
         }
 
 

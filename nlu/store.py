@@ -5,6 +5,7 @@ version, the fingerprint of the training data, when and with what it was trained
 checksums catch a damaged file; every problem is a ``ModelFileError`` naming the file and the
 command that makes a good one.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,14 +35,20 @@ def save(model: IntentModel, path: Path, *, fingerprint: str, extra: dict[str, A
     """Write atomically (a temporary file renamed over the old one): a reader never sees half a model."""
     private_dir(path.parent)  # in the data dir, for Seamline's user only
     header = {
-        "format": FORMAT, "fingerprint": fingerprint, "intents": list(model.intents),
-        "scale": model.scale, "threshold": model.threshold,
+        "format": FORMAT,
+        "fingerprint": fingerprint,
+        "intents": list(model.intents),
+        "scale": model.scale,
+        "threshold": model.threshold,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "blocks": [{"kind": b.kind, "offset": b.offset} for b in model.blocks],
         "metadata": {**model.metadata, **(extra or {})},
     }
-    arrays: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-              "coef": model.coef, "intercept": model.intercept}
+    arrays: dict[str, Any] = {
+        "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+        "coef": model.coef,
+        "intercept": model.intercept,
+    }
     for i, block in enumerate(model.blocks):
         terms = sorted(block.vocabulary, key=block.vocabulary.__getitem__)
         arrays[f"terms{i}"] = np.frombuffer("\n".join(terms).encode(), dtype=np.uint8)
@@ -75,8 +82,15 @@ def load(path: Path) -> IntentModel:
     intents = tuple(header["intents"])
     if coef.shape[1] != len(intents) or sum(len(b.vocabulary) for b in blocks) != coef.shape[0]:
         raise ModelFileError(path, "is damaged (weights do not match the vocabulary)")
-    model = IntentModel(intents, blocks, np.ascontiguousarray(coef), intercept, scale=float(header["scale"]),
-                        threshold=float(header["threshold"]), metadata=dict(header.get("metadata") or {}))
+    model = IntentModel(
+        intents,
+        blocks,
+        np.ascontiguousarray(coef),
+        intercept,
+        scale=float(header["scale"]),
+        threshold=float(header["threshold"]),
+        metadata=dict(header.get("metadata") or {}),
+    )
     model.metadata.update(fingerprint=header["fingerprint"], trained_at=header.get("trained_at"), path=str(path))
     return model
 

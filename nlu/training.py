@@ -1,4 +1,5 @@
 """Training a model from examples: hold some out, fit, calibrate on the held-out part, refit on all."""
+
 from __future__ import annotations
 
 import random
@@ -30,8 +31,14 @@ def split(examples: Sequence[Example], share: float = HELD_OUT, seed: int = 13) 
     return kept, held
 
 
-def train(examples: Sequence[Example], *, validation: Sequence[Example] | None = None, oos_recall: float = 0.6,
-          progress: Progress | None = None, workers: int = 2) -> IntentModel:
+def train(
+    examples: Sequence[Example],
+    *,
+    validation: Sequence[Example] | None = None,
+    oos_recall: float = 0.6,
+    progress: Progress | None = None,
+    workers: int = 2,
+) -> IntentModel:
     """Train on ``examples``. With ``validation``, calibrate on it; without, hold out a stratified
     share of the examples, calibrate on it, and refit on everything with that calibration."""
     started = time.perf_counter()
@@ -49,9 +56,11 @@ def train(examples: Sequence[Example], *, validation: Sequence[Example] | None =
     calibration = calibrate(model, [e.text for e in held_out], [e.intent for e in held_out], oos_recall=oos_recall)
     if steps == 2:
         scale, threshold = model.scale, model.threshold
-        model, _ = fit([e.text for e in examples], [e.intent for e in examples],
-                       progress=stage(total // 2), workers=workers)
+        model, _ = fit(
+            [e.text for e in examples], [e.intent for e in examples], progress=stage(total // 2), workers=workers
+        )
         model.scale, model.threshold = scale, threshold
-    model.metadata.update(calibration=calibration, examples=len(examples),
-                          train_seconds=round(time.perf_counter() - started, 2))
+    model.metadata.update(
+        calibration=calibration, examples=len(examples), train_seconds=round(time.perf_counter() - started, 2)
+    )
     return model

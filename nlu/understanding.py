@@ -3,6 +3,7 @@
 It holds a trained model (``nlu.classifier.IntentModel``) and the entity extractor configured
 from the same training data, and can swap both for a newly trained model while serving.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,12 +22,17 @@ class Understanding:
         self._entities = entities
 
     @classmethod
-    def from_model(cls, model: IntentModel, *, order_pattern: str = DEFAULT_ORDER_PATTERN,
-                   phone_region: str = "RU") -> Understanding:
+    def from_model(
+        cls, model: IntentModel, *, order_pattern: str = DEFAULT_ORDER_PATTERN, phone_region: str = "RU"
+    ) -> Understanding:
         spec = model.metadata.get("entities") or {}
-        entities = PatternEntities(order_pattern=order_pattern, default_region=phone_region,
-                                   regexes=spec.get("regexes") or {}, lookups=spec.get("lookups") or {},
-                                   synonyms=spec.get("synonyms") or {})
+        entities = PatternEntities(
+            order_pattern=order_pattern,
+            default_region=phone_region,
+            regexes=spec.get("regexes") or {},
+            lookups=spec.get("lookups") or {},
+            synonyms=spec.get("synonyms") or {},
+        )
         return cls(model=model, entities=entities)
 
     @classmethod

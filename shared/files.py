@@ -2,6 +2,7 @@
 the user Seamline runs as only. A directory Seamline creates is 0700 and its SQLite database 0600
 (SQLite gives the -wal/-shm/-journal files the database's own mode). A directory that already
 exists is left as its owner made it; the database files are tightened at every start."""
+
 from __future__ import annotations
 
 import contextlib

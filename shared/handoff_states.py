@@ -4,6 +4,7 @@
 the names too but must not import ``handoff``, so they live here and the machine uses them.
 Adding a state means giving it a rank: a test checks that every state has one.
 """
+
 from __future__ import annotations
 
 STATES = ("bot", "queued", "with_agent", "transferred", "resolved", "abandoned")

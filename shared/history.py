@@ -3,6 +3,7 @@
 Small protocols by job (messages, conversations, identities in shared/identity.py), so a user names
 the part it needs; ``ChatStore`` is all of them, as the SQL store (shared/storage/sql.py) serves them.
 """
+
 from __future__ import annotations
 
 import random
@@ -46,6 +47,7 @@ class StoredMessage:
 @dataclass(frozen=True)
 class Conversation:
     """One stretch of a customer's talk with the bot and people, from its start until resolved."""
+
     id: str
     customer_id: str
     state: str = "bot"  # bot | queued | with_agent | resolved
@@ -58,8 +60,14 @@ class MessageStore(Protocol):
 
     async def append(self, message: StoredMessage) -> None: ...
 
-    async def annotate(self, message: StoredMessage, intent: str | None, confidence: float | None,
-                       nlu: dict[str, Any], replies: tuple[StoredMessage, ...] = ()) -> None: ...
+    async def annotate(
+        self,
+        message: StoredMessage,
+        intent: str | None,
+        confidence: float | None,
+        nlu: dict[str, Any],
+        replies: tuple[StoredMessage, ...] = (),
+    ) -> None: ...
 
     async def history(self, customer_id: str, limit: int = 100) -> list[StoredMessage]: ...
 
@@ -83,8 +91,9 @@ class ConversationStore(Protocol):
 
     async def set_conversation_state(self, conversation_id: str, state: str, queue: str | None = None) -> None: ...
 
-    async def record_event(self, kind: str, customer_id: str | None, conversation_id: str | None,
-                           data: dict[str, Any] | None = None) -> None: ...
+    async def record_event(
+        self, kind: str, customer_id: str | None, conversation_id: str | None, data: dict[str, Any] | None = None
+    ) -> None: ...
 
     async def events(self, customer_id: str) -> list[dict[str, Any]]: ...
 

@@ -5,6 +5,7 @@ that points at exactly one customer. Linking identities across channels is done 
 proof (a one-time code, a deep link, a site's signed identity; see docs/linking.md); until
 then every new identity is a new customer, whatever phone or e-mail two customers share.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -36,11 +37,14 @@ class Customer:
 @dataclass(frozen=True)
 class Profile:
     """Everything known about a customer: the profile an agent sees and an export contains."""
+
     id: str
     name: str | None = None
     language: str | None = None
     last_channel: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict[str, Any])  # phone, email, and custom ones set by actions or agents
+    attributes: dict[str, Any] = field(
+        default_factory=dict[str, Any]
+    )  # phone, email, and custom ones set by actions or agents
     attribute_meta: dict[str, Any] = field(default_factory=dict[str, Any])  # key -> {"at", "source", "verified"}
     identities: tuple[Identity, ...] = ()
     merged_into: str | None = None
@@ -52,6 +56,7 @@ class Profile:
 @dataclass(frozen=True)
 class LinkRecord:
     """Two customers linked into one (``merged_id`` into ``survivor_id``), undoable."""
+
     id: str
     survivor_id: str
     merged_id: str
@@ -64,8 +69,9 @@ class LinkRecord:
 class IdentityStore(Protocol):
     """Who is behind a (channel, sender): found or made once, cached, told when identities move."""
 
-    async def resolve_customer(self, channel: str, sender: str, address: str,
-                               name: str | None = None, language: str | None = None) -> Customer: ...
+    async def resolve_customer(
+        self, channel: str, sender: str, address: str, name: str | None = None, language: str | None = None
+    ) -> Customer: ...
 
     async def find_customer(self, channel: str, sender: str) -> Customer | None: ...
 
@@ -89,8 +95,9 @@ class ProfileStore(Protocol):
 
     async def fresh_customer(self, channel: str, sender: str) -> Customer | None: ...
 
-    async def set_attributes(self, customer_id: str, values: dict[str, object], *, source: str,
-                             verified: bool = False) -> None: ...
+    async def set_attributes(
+        self, customer_id: str, values: dict[str, object], *, source: str, verified: bool = False
+    ) -> None: ...
 
     async def reachable_identities(self, customer_id: str) -> list[Identity]: ...
 
@@ -104,8 +111,9 @@ class ProfileStore(Protocol):
 class LinkStore(Protocol):
     """Proofs (one-time codes, deep links) and the links they make between customers, undoable."""
 
-    async def save_proof(self, *, kind: str, digest: str, customer_id: str, channel: str, external_id: str,
-                         ttl: timedelta) -> bool: ...
+    async def save_proof(
+        self, *, kind: str, digest: str, customer_id: str, channel: str, external_id: str, ttl: timedelta
+    ) -> bool: ...
 
     async def claim_proof(self, kind: str, digest: str) -> tuple[str, str, str] | str: ...
 
@@ -115,8 +123,16 @@ class LinkStore(Protocol):
 
     async def add_identity(self, customer_id: str, channel: str, external_id: str, address: str) -> None: ...
 
-    async def merge(self, survivor_id: str, merged_id: str, *, method: str, by: str,
-                    keep_conversation: str | None, keep_state: str | None = None) -> LinkRecord: ...
+    async def merge(
+        self,
+        survivor_id: str,
+        merged_id: str,
+        *,
+        method: str,
+        by: str,
+        keep_conversation: str | None,
+        keep_state: str | None = None,
+    ) -> LinkRecord: ...
 
     async def links(self, customer_id: str) -> list[LinkRecord]: ...
 

@@ -10,6 +10,7 @@ Two backends behind one protocol: ``MemoryLimiter`` (one process, the embedded d
 ``RedisLimiter`` (a sorted set per key, changed by one Lua script, so every process shares the
 budget). Both are checked by one contract test (tests/shared/test_limits.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -125,8 +126,9 @@ class RedisLimiter:
             seconds, micros = await self._redis.time()
             now = seconds * 1000 + micros // 1000
             member = f"{now}-{self._tag}-{next(self._ids)}"
-            wait = await self._script(keys=[self._prefix + key],
-                                      args=[now, int(window * 1000), limit, member, "1" if take else "0"])
+            wait = await self._script(
+                keys=[self._prefix + key], args=[now, int(window * 1000), limit, member, "1" if take else "0"]
+            )
         except RedisError as exc:
             raise StoreError(f"Redis failed counting {key}: {exc}") from exc
         return int(wait) / 1000

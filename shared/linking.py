@@ -14,6 +14,7 @@ yes / no"). Only on yes are the customers merged (the newer, redeeming one into 
 gave the proof: identities, profile, conversations, messages, session); every link is recorded
 and undoable.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,11 +49,11 @@ ANSWER = re.compile(r"^/link_(yes|no)\s+([ct][A-Za-z0-9_-]{20,40})\s*$")
 @dataclass(frozen=True)
 class LinkPolicy:
     ttl: timedelta = timedelta(minutes=10)  # a code's or token's life, and the time to confirm a hit
-    max_failures: int = 5          # codes one identity may try in a row (a success starts again) ...
+    max_failures: int = 5  # codes one identity may try in a row (a success starts again) ...
     lockout: timedelta = timedelta(minutes=15)  # ... within this window
-    max_issued_per_hour: int = 5   # codes and tokens one identity may ask for
+    max_issued_per_hour: int = 5  # codes and tokens one identity may ask for
     guesses_per_address: int = 20  # codes typed per client address (the widget's) per guess_window
-    guesses_total: int = 1000      # codes typed on every channel together per guess_window
+    guesses_total: int = 1000  # codes typed on every channel together per guess_window
     guess_window: timedelta = timedelta(hours=1)
 
 
@@ -60,6 +61,7 @@ class LinkPolicy:
 class Outcome:
     """What a link attempt came to. ``status``: linked | already | pending (the issuer was asked) |
     invalid | expired | used | locked; for the issuer's answer also declined | stale."""
+
     status: str
     survivor_id: str | None = None
     from_channel: str | None = None  # the other side's channel
@@ -79,8 +81,16 @@ ISSUE_ATTEMPTS = 20
 
 
 class Linker:
-    def __init__(self, *, customers: CustomerStore, sessions: SessionStore, secret_key: str, limiter: Limiter,
-                 policy: LinkPolicy = LinkPolicy(), lock_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        customers: CustomerStore,
+        sessions: SessionStore,
+        secret_key: str,
+        limiter: Limiter,
+        policy: LinkPolicy = LinkPolicy(),
+        lock_timeout: float = 10.0,
+    ) -> None:
         self._customers = customers
         self._sessions = sessions
         self._limiter = limiter
@@ -107,9 +117,14 @@ class Linker:
         await self._check_issue_rate(channel, sender)
         for _ in range(ISSUE_ATTEMPTS):  # another live code drawn the same: draw again
             code = f"{secrets.randbelow(10**6):06d}"
-            if await self._customers.save_proof(kind="code", digest=self._digest("code", target, code),
-                                                customer_id=customer_id, channel=channel, external_id=sender,
-                                                ttl=self.policy.ttl):
+            if await self._customers.save_proof(
+                kind="code",
+                digest=self._digest("code", target, code),
+                customer_id=customer_id,
+                channel=channel,
+                external_id=sender,
+                ttl=self.policy.ttl,
+            ):
                 log.info("link code for %s issued to %s %s", target, channel, sender)  # never the code itself
                 return code
         raise RateLimited(f"no free link code after {ISSUE_ATTEMPTS} draws; too many live codes")
@@ -119,9 +134,14 @@ class Linker:
         start parameter)."""
         await self._check_issue_rate(channel, sender)
         token = TOKEN_PREFIX + secrets.token_urlsafe(24)
-        await self._customers.save_proof(kind="token", digest=self._digest("token", target, token),
-                                         customer_id=customer_id, channel=channel, external_id=sender,
-                                         ttl=self.policy.ttl)
+        await self._customers.save_proof(
+            kind="token",
+            digest=self._digest("token", target, token),
+            customer_id=customer_id,
+            channel=channel,
+            external_id=sender,
+            ttl=self.policy.ttl,
+        )
         return token
 
     # -- redeeming -------------------------------------------------------------------------
@@ -146,8 +166,9 @@ class Linker:
         """The budgets of one guesser: its identity's, and its address's when the channel has one."""
         budgets = [(f"link:identity:{channel}:{sender}", self.policy.max_failures, self.policy.lockout.total_seconds())]
         if address:
-            budgets.append((f"link:address:{address}", self.policy.guesses_per_address,
-                            self.policy.guess_window.total_seconds()))
+            budgets.append(
+                (f"link:address:{address}", self.policy.guesses_per_address, self.policy.guess_window.total_seconds())
+            )
         return budgets
 
     async def _take(self, channel: str, sender: str, address: str | None) -> float:
@@ -156,11 +177,13 @@ class Linker:
         wait = await take_all(self._limiter, self._budgets(channel, sender, address))
         if wait > 0:
             return wait
-        return await self._limiter.take("link:all", limit=self.policy.guesses_total,
-                                        window=self.policy.guess_window.total_seconds())
+        return await self._limiter.take(
+            "link:all", limit=self.policy.guesses_total, window=self.policy.guess_window.total_seconds()
+        )
 
-    async def redeem_code(self, code: str, customer_id: str, channel: str, sender: str, *,
-                          address: str | None = None, strict: bool = True) -> Outcome | None:
+    async def redeem_code(
+        self, code: str, customer_id: str, channel: str, sender: str, *, address: str | None = None, strict: bool = True
+    ) -> Outcome | None:
         """Try a code typed on ``channel``. One unit of every budget (identity, ``address``, total) is
         taken before the code is looked at; with one spent, nothing is looked at ("locked").
         Not ``strict`` (six digits the bot asked for as an order number): counted all the same, but
@@ -169,8 +192,9 @@ class Linker:
         wait = await self._take(channel, sender, address)
         if wait > 0:
             # debug: under attack this is every frame; the wrong guesses that were checked are logged
-            log.debug("link code from %s %s (address %s) not checked: guessing budget spent", channel, sender,
-                      address or "-")
+            log.debug(
+                "link code from %s %s (address %s) not checked: guessing budget spent", channel, sender, address or "-"
+            )
             return None if not strict else Outcome("locked", context={"minutes": max(1, math.ceil(wait / 60))})
         claimed = await self._customers.claim_proof("code", self._digest("code", channel, code))
         if isinstance(claimed, str):
@@ -197,8 +221,9 @@ class Linker:
     def _answer_digest(self, channel: str, sender: str, ref: str) -> str:
         return self._digest("confirm", f"{channel}:{sender}", ref)
 
-    async def _ask(self, claimed: tuple[str, str, str], customer_id: str, channel: str, sender: str, *,
-                   method: str) -> Outcome:
+    async def _ask(
+        self, claimed: tuple[str, str, str], customer_id: str, channel: str, sender: str, *, method: str
+    ) -> Outcome:
         """A live proof was typed: nothing is merged yet. A request is kept (as a proof only the issuing
         identity can answer) and the pipeline asks the issuer; ``context["ask"]`` says whom and ``ref``."""
         claimed_id, issuer_channel, issuer_sender = claimed
@@ -208,13 +233,23 @@ class Linker:
         if issuer_id == customer_id:
             return Outcome("already", survivor_id=issuer_id, from_channel=issuer_channel)
         ref = ("c" if method == "code" else "t") + secrets.token_urlsafe(18)
-        await self._customers.save_proof(kind="confirm", digest=self._answer_digest(issuer_channel, issuer_sender, ref),
-                                         customer_id=customer_id, channel=channel, external_id=sender,
-                                         ttl=self.policy.ttl)
-        log.info("link by %s from %s %s waits for %s %s to confirm", method, channel, sender, issuer_channel,
-                 issuer_sender)
-        return Outcome("pending", survivor_id=issuer_id, from_channel=issuer_channel,
-                       context={"ask": (issuer_id, issuer_channel, issuer_sender), "ref": ref})
+        await self._customers.save_proof(
+            kind="confirm",
+            digest=self._answer_digest(issuer_channel, issuer_sender, ref),
+            customer_id=customer_id,
+            channel=channel,
+            external_id=sender,
+            ttl=self.policy.ttl,
+        )
+        log.info(
+            "link by %s from %s %s waits for %s %s to confirm", method, channel, sender, issuer_channel, issuer_sender
+        )
+        return Outcome(
+            "pending",
+            survivor_id=issuer_id,
+            from_channel=issuer_channel,
+            context={"ask": (issuer_id, issuer_channel, issuer_sender), "ref": ref},
+        )
 
     async def answer(self, ref: str, yes: bool, customer_id: str, channel: str, sender: str) -> Outcome:
         """The issuer pressed yes or no. Only the identity that was asked can answer (the request's
@@ -233,10 +268,19 @@ class Linker:
         redeemer_id = current_id
         if redeemer_id == customer_id:
             return Outcome("already", survivor_id=customer_id, from_channel=redeemer_channel, context=context)
-        record, merged = await self.merge(customer_id, redeemer_id, method="code" if ref[0] == "c" else "deep_link",
-                                          by=f"{redeemer_channel}:{redeemer_sender}, confirmed by {channel}:{sender}")
-        return Outcome("linked", survivor_id=customer_id, from_channel=redeemer_channel, record=record,
-                       context={**merged, **context})
+        record, merged = await self.merge(
+            customer_id,
+            redeemer_id,
+            method="code" if ref[0] == "c" else "deep_link",
+            by=f"{redeemer_channel}:{redeemer_sender}, confirmed by {channel}:{sender}",
+        )
+        return Outcome(
+            "linked",
+            survivor_id=customer_id,
+            from_channel=redeemer_channel,
+            record=record,
+            context={**merged, **context},
+        )
 
     async def link_site_identity(self, customer_id: str, site_user: str, address: str) -> Outcome:
         """The site vouched (by signature) that this visitor is its user ``site_user``."""
@@ -249,8 +293,9 @@ class Linker:
             # another browser of the same user claimed it in the same instant: join that customer
         if owner.id == customer_id:
             return Outcome("already", survivor_id=customer_id)
-        return await self._link((owner.id, "site", site_user), customer_id, method="site_identity",
-                                by=f"site:{site_user}")
+        return await self._link(
+            (owner.id, "site", site_user), customer_id, method="site_identity", by=f"site:{site_user}"
+        )
 
     async def _link(self, claimed: tuple[str, str, str], customer_id: str, *, method: str, by: str) -> Outcome:
         """Merge at once: for a site's signed identity, which the site vouched for."""
@@ -273,16 +318,22 @@ class Linker:
                 await asyncio.wait_for(stack.enter_async_context(self._sessions.lock(key)), self._lock_timeout)
             yield
 
-    async def merge(self, survivor_id: str, merged_id: str, *, method: str, by: str) -> tuple[LinkRecord, dict[str, Any]]:
+    async def merge(
+        self, survivor_id: str, merged_id: str, *, method: str, by: str
+    ) -> tuple[LinkRecord, dict[str, Any]]:
         """Merge ``merged_id`` into ``survivor_id`` holding both customers' session locks: database
         rows in one commit, then one session with the union of their state."""
         async with self._both(survivor_id, merged_id):
             keep, gone = await self._sessions.load(survivor_id), await self._sessions.load(merged_id)
             session = merge_sessions(keep, gone, survivor_id)
             record = await self._customers.merge(
-                survivor_id, merged_id, method=method, by=by,
+                survivor_id,
+                merged_id,
+                method=method,
+                by=by,
                 keep_conversation=session.conversation_id if session else None,
-                keep_state=session.handoff if session else None)
+                keep_state=session.handoff if session else None,
+            )
             if session is not None:
                 await self._sessions.save(session)
             await self._sessions.delete(merged_id)
@@ -310,8 +361,16 @@ def merge_sessions(keep: Session | None, gone: Session | None, survivor_id: str)
         only.customer_id = survivor_id
         return only
     lead = gone if MERGE_RANK.get(gone.handoff, 0) > MERGE_RANK.get(keep.handoff, 0) else keep
-    merged = Session(customer_id=survivor_id, conversation_id=lead.conversation_id, language=gone.language,
-                     slots={**gone.slots, **keep.slots}, active_form=gone.active_form or keep.active_form,
-                     fallbacks=0, handoff=lead.handoff, last_channel=gone.last_channel,
-                     attributes={**gone.attributes, **keep.attributes}, seen=(keep.seen + gone.seen)[-200:])
+    merged = Session(
+        customer_id=survivor_id,
+        conversation_id=lead.conversation_id,
+        language=gone.language,
+        slots={**gone.slots, **keep.slots},
+        active_form=gone.active_form or keep.active_form,
+        fallbacks=0,
+        handoff=lead.handoff,
+        last_channel=gone.last_channel,
+        attributes={**gone.attributes, **keep.attributes},
+        seen=(keep.seen + gone.seen)[-200:],
+    )
     return merged

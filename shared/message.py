@@ -3,6 +3,7 @@
 Adapters turn their native updates into ``Message`` and send ``Reply`` back; nothing
 channel-specific crosses this line.
 """
+
 from __future__ import annotations
 
 import enum
@@ -92,8 +93,13 @@ class Message:
             if value is not None and storable(value) is not value:
                 object.__setattr__(self, name, storable(value))
         if self.attachments:
-            object.__setattr__(self, "attachments", tuple(
-                Attachment(a.kind, storable(a.url), storable(a.name), storable(a.data)) for a in self.attachments))
+            object.__setattr__(
+                self,
+                "attachments",
+                tuple(
+                    Attachment(a.kind, storable(a.url), storable(a.name), storable(a.data)) for a in self.attachments
+                ),
+            )
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
 (``SEAMLINE_TRUSTED_PROXIES``); otherwise any client could claim any address and slip past
 per-address limits. The rightmost address that is not a trusted proxy is the client.
 """
+
 from __future__ import annotations
 
 import ipaddress

@@ -4,6 +4,7 @@ A session belongs to a customer, not to a channel: whichever channel the custome
 from, the same slots, open form and handoff state apply. The pipeline holds ``lock(key)``
 while it loads, changes and saves a session, so two messages of one customer never race.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +27,9 @@ class Session:
     fallbacks: int = 0  # misunderstandings in a row
     handoff: str = "bot"  # bot | queued | with_agent | transferred (handoff/machine.py)
     last_channel: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict[str, Any])  # the customer's profile attributes routing looks at
+    attributes: dict[str, Any] = field(
+        default_factory=dict[str, Any]
+    )  # the customer's profile attributes routing looks at
     seen: list[str] = field(default_factory=list)
 
     def remember(self, external_id: str) -> None:
@@ -34,11 +37,18 @@ class Session:
         del self.seen[:-SEEN_LIMIT]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"customer_id": self.customer_id, "conversation_id": self.conversation_id,
-                "language": self.language, "slots": dict(self.slots), "active_form": self.active_form,
-                "fallbacks": self.fallbacks, "handoff": self.handoff, "last_channel": self.last_channel,
-                "attributes": dict(self.attributes),
-                "seen": list(self.seen)}
+        return {
+            "customer_id": self.customer_id,
+            "conversation_id": self.conversation_id,
+            "language": self.language,
+            "slots": dict(self.slots),
+            "active_form": self.active_form,
+            "fallbacks": self.fallbacks,
+            "handoff": self.handoff,
+            "last_channel": self.last_channel,
+            "attributes": dict(self.attributes),
+            "seen": list(self.seen),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Session:

@@ -3,6 +3,7 @@
 Only the composition root (``bots/app.py``) and the CLI read settings; everything else gets
 what it needs handed in. Every error names the setting, what is wrong and how to fix it.
 """
+
 from __future__ import annotations
 
 import os
@@ -93,9 +94,9 @@ def _database_url(raw: str) -> str:
     name = "SEAMLINE_DATABASE_URL"
     scheme = urlsplit(raw).scheme
     if scheme in ("postgres", "postgresql"):
-        return "postgresql+asyncpg" + raw[len(scheme):]
+        return "postgresql+asyncpg" + raw[len(scheme) :]
     if scheme in ("sqlite", "sqlite+aiosqlite"):
-        return "sqlite+aiosqlite" + raw[len(scheme):]
+        return "sqlite+aiosqlite" + raw[len(scheme) :]
     if scheme == "postgresql+asyncpg":
         return raw
     raise ConfigError(
@@ -108,7 +109,8 @@ def _database_url(raw: str) -> str:
 def _redis_url(raw: str) -> str:
     if raw and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(
-            "SEAMLINE_REDIS_URL", f"a {urlsplit(raw).scheme}:// URL is not a Redis URL",
+            "SEAMLINE_REDIS_URL",
+            f"a {urlsplit(raw).scheme}:// URL is not a Redis URL",
             "Use redis://127.0.0.1:6379/0, or leave it empty for the in-process session store",
         )
     return raw
@@ -118,7 +120,8 @@ def _secret_key(raw: str, data_dir: Path) -> str:
     if raw:
         if len(raw) < 16:
             raise ConfigError(
-                "SEAMLINE_SECRET_KEY", "is shorter than 16 characters",
+                "SEAMLINE_SECRET_KEY",
+                "is shorter than 16 characters",
                 'Use a long random value, e.g. python -c "import secrets; print(secrets.token_urlsafe(32))"',
             )
         return raw
@@ -130,8 +133,11 @@ def _secret_key(raw: str, data_dir: Path) -> str:
     except FileExistsError:
         key = path.read_text().strip()
         if len(key) < 16:
-            raise ConfigError(str(path), "holds no usable key (shorter than 16 characters)",
-                              "Delete the file to have a new key made, or set SEAMLINE_SECRET_KEY") from None
+            raise ConfigError(
+                str(path),
+                "holds no usable key (shorter than 16 characters)",
+                "Delete the file to have a new key made, or set SEAMLINE_SECRET_KEY",
+            ) from None
         return key
     key = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w") as file:
@@ -143,8 +149,11 @@ def _old_secret_keys(raw: str) -> tuple[str, ...]:
     """Keys that signed visitor tokens before a rotation: they verify, SEAMLINE_SECRET_KEY signs."""
     keys = tuple(k.strip() for k in raw.split(",") if k.strip())
     if any(len(k) < 16 for k in keys):
-        raise ConfigError("SEAMLINE_OLD_SECRET_KEYS", "holds a key shorter than 16 characters",
-                          "List the previous SEAMLINE_SECRET_KEY values, comma-separated, exactly as they were")
+        raise ConfigError(
+            "SEAMLINE_OLD_SECRET_KEYS",
+            "holds a key shorter than 16 characters",
+            "List the previous SEAMLINE_SECRET_KEY values, comma-separated, exactly as they were",
+        )
     return keys
 
 
@@ -153,7 +162,8 @@ def _identity_secret(raw: str) -> str:
     raw = raw.strip()
     if raw and len(raw) < 16:
         raise ConfigError(
-            "SEAMLINE_WEB_IDENTITY_SECRET", "is shorter than 16 characters",
+            "SEAMLINE_WEB_IDENTITY_SECRET",
+            "is shorter than 16 characters",
             'Use a long random value shared with the site, e.g. python -c "import secrets; '
             'print(secrets.token_urlsafe(32))", or leave it empty to turn signed identities off',
         )
@@ -165,8 +175,11 @@ def _origins(raw: str, name: str = "SEAMLINE_WEB_ALLOWED_ORIGINS") -> tuple[str,
     for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise ConfigError(name, f"{origin!r} is not an origin",
-                              "List origins like https://shop.example,https://www.shop.example (no paths)")
+            raise ConfigError(
+                name,
+                f"{origin!r} is not an origin",
+                "List origins like https://shop.example,https://www.shop.example (no paths)",
+            )
     return origins
 
 
@@ -207,8 +220,12 @@ def load_settings(env: dict[str, str] | None = None, *, project: Path | None = N
     return Settings(
         host=str(get("SEAMLINE_HOST", server, "host", "127.0.0.1")),
         port=_int("SEAMLINE_PORT", get("SEAMLINE_PORT", server, "port", 8080), 1, 65535, "SEAMLINE_PORT=8080"),
-        database_url=_database_url(str(get("SEAMLINE_DATABASE_URL", storage, "database_url", "")
-                                       or f"sqlite+aiosqlite:///{data_dir.as_posix()}/seamline.db")),
+        database_url=_database_url(
+            str(
+                get("SEAMLINE_DATABASE_URL", storage, "database_url", "")
+                or f"sqlite+aiosqlite:///{data_dir.as_posix()}/seamline.db"
+            )
+        ),
         redis_url=_redis_url(str(get("SEAMLINE_REDIS_URL", storage, "redis_url", ""))),
         secret_key=_secret_key(env.get("SEAMLINE_SECRET_KEY", ""), data_dir),
         config_dir=config_dir,
@@ -216,68 +233,123 @@ def load_settings(env: dict[str, str] | None = None, *, project: Path | None = N
         default_language=language,
         fallbacks_before_human=_int(
             "SEAMLINE_FALLBACKS_BEFORE_HUMAN",
-            get("SEAMLINE_FALLBACKS_BEFORE_HUMAN", dialogue, "fallbacks_before_human", 2), 1, 100,
+            get("SEAMLINE_FALLBACKS_BEFORE_HUMAN", dialogue, "fallbacks_before_human", 2),
+            1,
+            100,
             "SEAMLINE_FALLBACKS_BEFORE_HUMAN=2",
         ),
-        web_rate_limit=_int("SEAMLINE_WEB_RATE_LIMIT", get("SEAMLINE_WEB_RATE_LIMIT", webchat, "rate_limit", 30),
-                            0, 100_000, "SEAMLINE_WEB_RATE_LIMIT=30"),
-        web_address_rate_limit=_int("SEAMLINE_WEB_ADDRESS_RATE_LIMIT", get(
-            "SEAMLINE_WEB_ADDRESS_RATE_LIMIT", webchat, "address_rate_limit", 300), 0, 1_000_000,
-            "SEAMLINE_WEB_ADDRESS_RATE_LIMIT=300"),
-        web_connections_per_address=_int("SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS", get(
-            "SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS", webchat, "connections_per_address", 100), 0, 1_000_000,
-            "SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS=100"),
-        web_hello_timeout=_int("SEAMLINE_WEB_HELLO_TIMEOUT", get("SEAMLINE_WEB_HELLO_TIMEOUT", webchat,
-                                                                 "hello_timeout", 10), 1, 300,
-                               "SEAMLINE_WEB_HELLO_TIMEOUT=10 (seconds)"),
-        web_history_bytes=_int("SEAMLINE_WEB_HISTORY_BYTES", get("SEAMLINE_WEB_HISTORY_BYTES", webchat,
-                                                                 "history_bytes", 65536), 16_384, 16_777_216,
-                               "SEAMLINE_WEB_HISTORY_BYTES=65536"),
-        visitor_token_days=_int("SEAMLINE_VISITOR_TOKEN_DAYS", get("SEAMLINE_VISITOR_TOKEN_DAYS", webchat,
-                                                                   "token_days", 90), 1, 3650,
-                                "SEAMLINE_VISITOR_TOKEN_DAYS=90"),
+        web_rate_limit=_int(
+            "SEAMLINE_WEB_RATE_LIMIT",
+            get("SEAMLINE_WEB_RATE_LIMIT", webchat, "rate_limit", 30),
+            0,
+            100_000,
+            "SEAMLINE_WEB_RATE_LIMIT=30",
+        ),
+        web_address_rate_limit=_int(
+            "SEAMLINE_WEB_ADDRESS_RATE_LIMIT",
+            get("SEAMLINE_WEB_ADDRESS_RATE_LIMIT", webchat, "address_rate_limit", 300),
+            0,
+            1_000_000,
+            "SEAMLINE_WEB_ADDRESS_RATE_LIMIT=300",
+        ),
+        web_connections_per_address=_int(
+            "SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS",
+            get("SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS", webchat, "connections_per_address", 100),
+            0,
+            1_000_000,
+            "SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS=100",
+        ),
+        web_hello_timeout=_int(
+            "SEAMLINE_WEB_HELLO_TIMEOUT",
+            get("SEAMLINE_WEB_HELLO_TIMEOUT", webchat, "hello_timeout", 10),
+            1,
+            300,
+            "SEAMLINE_WEB_HELLO_TIMEOUT=10 (seconds)",
+        ),
+        web_history_bytes=_int(
+            "SEAMLINE_WEB_HISTORY_BYTES",
+            get("SEAMLINE_WEB_HISTORY_BYTES", webchat, "history_bytes", 65536),
+            16_384,
+            16_777_216,
+            "SEAMLINE_WEB_HISTORY_BYTES=65536",
+        ),
+        visitor_token_days=_int(
+            "SEAMLINE_VISITOR_TOKEN_DAYS",
+            get("SEAMLINE_VISITOR_TOKEN_DAYS", webchat, "token_days", 90),
+            1,
+            3650,
+            "SEAMLINE_VISITOR_TOKEN_DAYS=90",
+        ),
         old_secret_keys=_old_secret_keys(env.get("SEAMLINE_OLD_SECRET_KEYS", "")),
         web_allowed_origins=_origins(str(get("SEAMLINE_WEB_ALLOWED_ORIGINS", webchat, "allowed_origins", ""))),
-        console_allowed_origins=_origins(str(get("SEAMLINE_CONSOLE_ALLOWED_ORIGINS", server,
-                                                 "console_allowed_origins", "")), "SEAMLINE_CONSOLE_ALLOWED_ORIGINS"),
+        console_allowed_origins=_origins(
+            str(get("SEAMLINE_CONSOLE_ALLOWED_ORIGINS", server, "console_allowed_origins", "")),
+            "SEAMLINE_CONSOLE_ALLOWED_ORIGINS",
+        ),
         web_identity_secret=_identity_secret(str(get("SEAMLINE_WEB_IDENTITY_SECRET", webchat, "identity_secret", ""))),
-        link_guesses_per_address=_int("SEAMLINE_LINK_GUESSES_PER_ADDRESS", get(
-            "SEAMLINE_LINK_GUESSES_PER_ADDRESS", dialogue, "link_guesses_per_address", 20), 1, 100_000,
-            "SEAMLINE_LINK_GUESSES_PER_ADDRESS=20"),
-        link_guesses_per_hour=_int("SEAMLINE_LINK_GUESSES_PER_HOUR", get(
-            "SEAMLINE_LINK_GUESSES_PER_HOUR", dialogue, "link_guesses_per_hour", 1000), 1, 10_000_000,
-            "SEAMLINE_LINK_GUESSES_PER_HOUR=1000"),
+        link_guesses_per_address=_int(
+            "SEAMLINE_LINK_GUESSES_PER_ADDRESS",
+            get("SEAMLINE_LINK_GUESSES_PER_ADDRESS", dialogue, "link_guesses_per_address", 20),
+            1,
+            100_000,
+            "SEAMLINE_LINK_GUESSES_PER_ADDRESS=20",
+        ),
+        link_guesses_per_hour=_int(
+            "SEAMLINE_LINK_GUESSES_PER_HOUR",
+            get("SEAMLINE_LINK_GUESSES_PER_HOUR", dialogue, "link_guesses_per_hour", 1000),
+            1,
+            10_000_000,
+            "SEAMLINE_LINK_GUESSES_PER_HOUR=1000",
+        ),
         channels=_channel_tables(file.get("channels", {}), toml_path),
         environ=env,
         log_level=level,
-        nlu_models=inside(Path(str(get("SEAMLINE_NLU_MODELS", nlu, "models", ""))), "SEAMLINE_NLU_MODELS") if get(
-            "SEAMLINE_NLU_MODELS", nlu, "models", "") else None,
-        order_pattern=_pattern("SEAMLINE_ORDER_PATTERN", str(get("SEAMLINE_ORDER_PATTERN", nlu, "order_pattern",
-                                                                 Settings.order_pattern))),
+        nlu_models=inside(Path(str(get("SEAMLINE_NLU_MODELS", nlu, "models", ""))), "SEAMLINE_NLU_MODELS")
+        if get("SEAMLINE_NLU_MODELS", nlu, "models", "")
+        else None,
+        order_pattern=_pattern(
+            "SEAMLINE_ORDER_PATTERN", str(get("SEAMLINE_ORDER_PATTERN", nlu, "order_pattern", Settings.order_pattern))
+        ),
         phone_region=_region(str(get("SEAMLINE_PHONE_REGION", nlu, "phone_region", "RU"))),
-        oos_recall=_int("SEAMLINE_OOS_RECALL", get("SEAMLINE_OOS_RECALL", nlu, "oos_recall_percent", 60), 0, 100,
-                        "SEAMLINE_OOS_RECALL=60") / 100,
+        oos_recall=_int(
+            "SEAMLINE_OOS_RECALL",
+            get("SEAMLINE_OOS_RECALL", nlu, "oos_recall_percent", 60),
+            0,
+            100,
+            "SEAMLINE_OOS_RECALL=60",
+        )
+        / 100,
         trusted_proxies=_proxies(str(get("SEAMLINE_TRUSTED_PROXIES", server, "trusted_proxies", ""))),
         cookie_secure=_cookie_secure(str(get("SEAMLINE_COOKIE_SECURE", server, "cookie_secure", "auto"))),
-        agent_grace_seconds=_int("SEAMLINE_AGENT_GRACE_SECONDS", get("SEAMLINE_AGENT_GRACE_SECONDS", server,
-                                                                     "agent_grace_seconds", 90), 65, 86_400,
-                                 "SEAMLINE_AGENT_GRACE_SECONDS=90 (more than a minute: open consoles report every 30-60 s)"),
+        agent_grace_seconds=_int(
+            "SEAMLINE_AGENT_GRACE_SECONDS",
+            get("SEAMLINE_AGENT_GRACE_SECONDS", server, "agent_grace_seconds", 90),
+            65,
+            86_400,
+            "SEAMLINE_AGENT_GRACE_SECONDS=90 (more than a minute: open consoles report every 30-60 s)",
+        ),
     )
 
 
 def _channel_tables(raw: object, path: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict) or not all(isinstance(t, dict) for t in raw.values()):
-        raise ConfigError(f"{path} [channels]", "must hold one table per channel",
-                          "Write [channels.telegram], [channels.vk], ... each with key = value lines")
+        raise ConfigError(
+            f"{path} [channels]",
+            "must hold one table per channel",
+            "Write [channels.telegram], [channels.vk], ... each with key = value lines",
+        )
     return {name: dict(table) for name, table in raw.items()}
 
 
 def _cookie_secure(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("auto", "true", "false"):
-        raise ConfigError("SEAMLINE_COOKIE_SECURE", f"{raw!r} is not auto, true or false",
-                          "Use auto (Secure when the console is reached over https, directly or through a "
-                          "trusted proxy), true (always; the console then works only over https) or false")
+        raise ConfigError(
+            "SEAMLINE_COOKIE_SECURE",
+            f"{raw!r} is not auto, true or false",
+            "Use auto (Secure when the console is reached over https, directly or through a "
+            "trusted proxy), true (always; the console then works only over https) or false",
+        )
     return value
 
 
@@ -285,9 +357,12 @@ def _proxies(raw: str) -> tuple[Network, ...]:
     try:
         return parse_networks(raw.split(","))
     except ValueError as exc:
-        raise ConfigError("SEAMLINE_TRUSTED_PROXIES", str(exc),
-                          "List the addresses or networks of your reverse proxies, e.g. "
-                          "SEAMLINE_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8 (empty: no proxy is trusted)") from None
+        raise ConfigError(
+            "SEAMLINE_TRUSTED_PROXIES",
+            str(exc),
+            "List the addresses or networks of your reverse proxies, e.g. "
+            "SEAMLINE_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8 (empty: no proxy is trusted)",
+        ) from None
 
 
 def _pattern(name: str, raw: str) -> str:
@@ -305,5 +380,7 @@ def _region(raw: str) -> str:
 
     region = raw.strip().upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ConfigError("SEAMLINE_PHONE_REGION", f"{raw!r} is not a country code", "Use a two-letter code: RU, US, DE...")
+        raise ConfigError(
+            "SEAMLINE_PHONE_REGION", f"{raw!r} is not a country code", "Use a two-letter code: RU, US, DE..."
+        )
     return region

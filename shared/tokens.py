@@ -12,6 +12,7 @@ at ``UNDATED_ISSUED_AT``, so they stop working ``max_age`` after this change shi
 replaced on their first use before that. A hand-rolled 40 lines instead of itsdangerous: the
 format stays the one widgets already store (the value before the last dot), and the code is small.
 """
+
 from __future__ import annotations
 
 import base64
@@ -39,8 +40,15 @@ def _unb64(text: str) -> bytes | None:
 
 
 class Signer:
-    def __init__(self, *, secret_key: str, purpose: str, old_keys: Iterable[str] = (),
-                 max_age: float | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        secret_key: str,
+        purpose: str,
+        old_keys: Iterable[str] = (),
+        max_age: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         """``max_age`` in seconds (None: tokens never expire)."""
         if not secret_key:
             raise ValueError("a secret key is required")
@@ -49,7 +57,12 @@ class Signer:
         self._max_age, self._clock = max_age, clock
 
     def _mac(self, key: bytes, value: str, issued: bytes | None) -> bytes:
-        signed = self._purpose + b"\0" + value.encode("utf-8", "surrogatepass") + (b"\0" + issued if issued is not None else b"")
+        signed = (
+            self._purpose
+            + b"\0"
+            + value.encode("utf-8", "surrogatepass")
+            + (b"\0" + issued if issued is not None else b"")
+        )
         return hmac.new(key, signed, hashlib.sha256).digest()
 
     def sign(self, value: str) -> str:

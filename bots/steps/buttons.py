@@ -5,6 +5,7 @@ for, and nothing else is done with the message.
 ``callback``: a customer waiting in the queue (after hours, say) who leaves a phone number gets
 it on the conversation, so the queue shows whom to call back.
 """
+
 from __future__ import annotations
 
 from seamline.bots.dialogue import Dialogue
@@ -13,7 +14,7 @@ from seamline.shared.handoff_states import BOT_SILENT
 
 
 def rating(payload: str | None) -> int | None:
-    """"/rate 4" (a rating button) → 4."""
+    """ "/rate 4" (a rating button) → 4."""
     if payload and payload.startswith("/rate "):
         value = payload[6:].strip()
         if value in ("1", "2", "3", "4", "5"):

@@ -1,6 +1,7 @@
 """``decide``: what the bot says to what it understood (bots/dialogue.py: responses, the order
 form, fallbacks). "Link my account" is answered here too: a code valid only on the channel it
 will be typed on, shown to the customer and stored masked."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -13,7 +14,9 @@ from seamline.shared.linking import Linker, RateLimited
 class Decide:
     name = "decide"
 
-    def __init__(self, *, dialogue: Dialogue, linker: Linker | None = None, channels: Mapping[str, object] = {}) -> None:
+    def __init__(
+        self, *, dialogue: Dialogue, linker: Linker | None = None, channels: Mapping[str, object] = {}
+    ) -> None:
         self._dialogue = dialogue
         self._linker = linker
         self._channels = channels  # the connected channels by name (the pipeline's adapters, live)

@@ -1,6 +1,7 @@
 """``dedupe``: a message the platform delivered again (a Telegram update retried, a widget frame
 resent after a reconnect) is answered once. The session remembers recent platform ids; past its
 window the database says whether that message's turn was committed."""
+
 from __future__ import annotations
 
 from seamline.bots.steps.turn import Next, Turn
@@ -27,5 +28,6 @@ class Dedupe:
             return True
         # A window not full holds every id the customer's messages were answered under: nothing to
         # look up. A full one may have forgotten an old answered message.
-        return len(seen) >= SEEN_LIMIT and await self._store.answered(turn.message.channel,
-                                                                 turn.message.external_id or "")
+        return len(seen) >= SEEN_LIMIT and await self._store.answered(
+            turn.message.channel, turn.message.external_id or ""
+        )

@@ -1,6 +1,7 @@
 """``escalate``: the conversation goes to people when the dialogue says so (an intent configured
 to escalate) or a routing rule matches (words, fallbacks in a row, a profile attribute such as
 ``vip``); the customer is told who took it, or their place in the queue, or when people are back."""
+
 from __future__ import annotations
 
 from seamline.bots.steps.turn import Next, Turn
@@ -16,13 +17,24 @@ class Escalate:
         session, parse = turn.session, turn.parse
         # Not while a link code is shown: the customer is about to type it elsewhere.
         inbound = turn.inbound
-        if (self._handoff is not None and session.handoff == "bot" and turn.secret is None and parse is not None
-                and inbound is not None):
+        if (
+            self._handoff is not None
+            and session.handoff == "bot"
+            and turn.secret is None
+            and parse is not None
+            and inbound is not None
+        ):
             decided = turn.decision.escalate if turn.decision is not None else None
             reason = decided or self._handoff.trigger(
-                intent=parse.intent if parse.understood else None, text=turn.message.text,
-                fallbacks=session.fallbacks, attributes=session.attributes)
+                intent=parse.intent if parse.understood else None,
+                text=turn.message.text,
+                fallbacks=session.fallbacks,
+                attributes=session.attributes,
+            )
             if reason:
-                turn.replies.extend(await self._handoff.escalate(
-                    session, reason=reason, parse=parse, message=turn.message, inbound_id=inbound.id))
+                turn.replies.extend(
+                    await self._handoff.escalate(
+                        session, reason=reason, parse=parse, message=turn.message, inbound_id=inbound.id
+                    )
+                )
         await call_next(turn)

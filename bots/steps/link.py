@@ -4,6 +4,7 @@ before the turn (``redeem``, outside the session lock: linking may merge two cus
 step answers it here, then tells the other side: asks the issuer (pending), or tells the side
 that typed the code how it ended (linked, declined).
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -18,8 +19,9 @@ from seamline.shared.session import SEEN_LIMIT, SessionStore
 from seamline.shared.storage.sql import SqlChatStore
 
 
-async def redeem(linker: Linker | None, *, store: SqlChatStore, sessions: SessionStore, message: Message,
-                 customer: Customer) -> Outcome | None:
+async def redeem(
+    linker: Linker | None, *, store: SqlChatStore, sessions: SessionStore, message: Message, customer: Customer
+) -> Outcome | None:
     """The link proof in ``message`` redeemed, or None (no proof, or a resent message: the walk
     drops it as a duplicate)."""
     if linker is None:
@@ -33,8 +35,11 @@ async def redeem(linker: Linker | None, *, store: SqlChatStore, sessions: Sessio
     seen_key = f"{message.channel}:{message.external_id}" if message.external_id else None
     if peek is not None and seen_key and seen_key in peek.seen:
         return None
-    if message.external_id and len(peek.seen if peek else ()) >= SEEN_LIMIT and await store.answered(
-            message.channel, message.external_id):
+    if (
+        message.external_id
+        and len(peek.seen if peek else ()) >= SEEN_LIMIT
+        and await store.answered(message.channel, message.external_id)
+    ):
         return None  # resent after more messages than the session remembers
     channel, sender = message.channel, message.sender
     if answer:
@@ -46,15 +51,23 @@ async def redeem(linker: Linker | None, *, store: SqlChatStore, sessions: Sessio
     if code is None:
         return None
     asked_for_number = peek is not None and peek.active_form == "order_status"
-    return await linker.redeem_code(code, customer.id, channel, sender, address=message.client_address,
-                                    strict=not asked_for_number)
+    return await linker.redeem_code(
+        code, customer.id, channel, sender, address=message.client_address, strict=not asked_for_number
+    )
 
 
 class AnswerLink:
     name = "link"
 
-    def __init__(self, *, store: SqlChatStore, dialogue: Dialogue, notices: LinkNotices, handoff=None,
-                 on_linked: list[Callable[[str], Awaitable[None]]]) -> None:
+    def __init__(
+        self,
+        *,
+        store: SqlChatStore,
+        dialogue: Dialogue,
+        notices: LinkNotices,
+        handoff=None,
+        on_linked: list[Callable[[str], Awaitable[None]]],
+    ) -> None:
         self._store = store
         self._dialogue = dialogue
         self._notices = notices
@@ -67,8 +80,9 @@ class AnswerLink:
             return await call_next(turn)
         session, here = turn.session, turn.message.channel
         shown = "confirmed" if link.status == "linked" else link.status  # the issuer said yes, here
-        decision = self._dialogue.link_outcome(shown, session, from_channel=link.from_channel,
-                                               minutes=link.context.get("minutes"))
+        decision = self._dialogue.link_outcome(
+            shown, session, from_channel=link.from_channel, minutes=link.context.get("minutes")
+        )
         turn.decision = decision
         turn.answer(*decision.replies, intent="link_account", link=link.status)
         turn.handled = True
@@ -87,7 +101,11 @@ class AnswerLink:
     async def _topic(self, customer_id: str, channel: str) -> str | None:
         """The last thing the customer asked about on ``channel`` (an intent), to pick up from."""
         for stored in reversed(await self._store.history(customer_id, 50)):
-            if (stored.direction == "in" and stored.channel == channel and stored.intent
-                    and self._dialogue.has_topic(stored.intent)):
+            if (
+                stored.direction == "in"
+                and stored.channel == channel
+                and stored.intent
+                and self._dialogue.has_topic(stored.intent)
+            ):
                 return stored.intent
         return None

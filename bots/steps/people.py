@@ -5,6 +5,7 @@ it, or the consoles of the queue it waits in), whatever the bot does with it.
 ``silence``: while a person holds the conversation the bot says nothing; what it understood is
 still stored for the agent. A customer asking to link another channel still gets their code.
 """
+
 from __future__ import annotations
 
 from seamline.bots.steps.turn import Next, Turn

@@ -6,6 +6,7 @@ and the replies go out through the adapter of the channel the customer wrote fro
 Stored before sent: if anything before failed, a resend is processed again; a reply that could
 not be delivered stays in the history the customer sees when they come back.
 """
+
 from __future__ import annotations
 
 import logging
@@ -82,9 +83,18 @@ def outgoing(message: Message, session: Session, replies, secret: str | None = N
     widget's, the agent console's) shows them in the order they were said; a link code shown in a
     reply is stored masked."""
     now = utcnow()
-    return tuple(StoredMessage(
-        id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
-        channel=message.channel, direction="out", role=reply.role.value,
-        text=reply.text.replace(secret, MASK) if secret else reply.text, identity=message.sender,
-        buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
-        created_at=now + timedelta(microseconds=n)) for n, reply in enumerate(replies))
+    return tuple(
+        StoredMessage(
+            id=new_id(),
+            conversation_id=session.conversation_id,
+            customer_id=session.customer_id,
+            channel=message.channel,
+            direction="out",
+            role=reply.role.value,
+            text=reply.text.replace(secret, MASK) if secret else reply.text,
+            identity=message.sender,
+            buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+            created_at=now + timedelta(microseconds=n),
+        )
+        for n, reply in enumerate(replies)
+    )

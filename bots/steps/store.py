@@ -1,6 +1,7 @@
 """``store``: the message is stored before anything else happens to it, so nothing the customer
 wrote is lost if a later step fails (a resend is processed again; the database keeps the first
 copy). A link proof (a code, a token, a yes/no answer) is never stored in clear, even a used one."""
+
 from __future__ import annotations
 
 from seamline.bots.steps.turn import Next, Turn
@@ -30,10 +31,18 @@ class StoreInbound:
             else:
                 text = MASK
         turn.inbound = StoredMessage(
-            id=new_id(), conversation_id=session.conversation_id, customer_id=session.customer_id,
-            channel=message.channel, direction="in", role=Role.CUSTOMER.value, text=text,
-            payload=payload, attachments=[a.__dict__ for a in message.attachments],
-            external_id=message.external_id, identity=message.sender, created_at=message.ts,
+            id=new_id(),
+            conversation_id=session.conversation_id,
+            customer_id=session.customer_id,
+            channel=message.channel,
+            direction="in",
+            role=Role.CUSTOMER.value,
+            text=text,
+            payload=payload,
+            attachments=[a.__dict__ for a in message.attachments],
+            external_id=message.external_id,
+            identity=message.sender,
+            created_at=message.ts,
         )
         await self._store.append(turn.inbound)
         if session.last_channel != message.channel:

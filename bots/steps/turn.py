@@ -5,6 +5,7 @@ As in aiogram's middlewares, a step is called with the turn and the rest of the 
 (a duplicate, a filter that answers itself), or act after it (the ``reply`` step stores and
 sends whatever the steps inside it decided). So there is one ending, whatever step answered.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,8 +28,20 @@ if TYPE_CHECKING:
     from seamline.shared.linking import Outcome
 
 # The built-in steps, in the order they walk (docs/pipeline.md says what each does).
-BUILTIN = ("dedupe", "store", "agents", "link", "reply", "understand", "silence", "typing", "rate", "callback",
-           "decide", "escalate")
+BUILTIN = (
+    "dedupe",
+    "store",
+    "agents",
+    "link",
+    "reply",
+    "understand",
+    "silence",
+    "typing",
+    "rate",
+    "callback",
+    "decide",
+    "escalate",
+)
 
 OnStored = Callable[[StoredMessage], Awaitable[None]]
 

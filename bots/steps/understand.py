@@ -1,6 +1,7 @@
 """``understand``: the intent, its confidence and the entities of the message (nlu/), kept on the
 turn for the steps after it and stored with the message.
 ``typing``: once it is clear the bot will answer, the channel may show "typing…"."""
+
 from __future__ import annotations
 
 from seamline.bots.steps.turn import Next, Turn

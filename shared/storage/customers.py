@@ -3,6 +3,7 @@
 Shares the chat store's engine and group writer (every write goes through it), and drops the
 chat store's cached identity → customer entries whenever identities change hands.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -55,13 +56,23 @@ class SqlCustomerStore:
             return None
         row = rows[0]
         identities = await self._chat.identities(customer_id)
-        return Profile(id=row.id, name=row.name, language=row.language, last_channel=row.last_channel,
-                       attributes=dict(row.attributes or {}), attribute_meta=dict(row.attribute_meta or {}),
-                       identities=tuple(identities), merged_into=row.merged_into, created_at=aware(row.created_at),
-                       last_seen_at=aware(row.last_seen_at), erased_at=aware(row.erased_at))
+        return Profile(
+            id=row.id,
+            name=row.name,
+            language=row.language,
+            last_channel=row.last_channel,
+            attributes=dict(row.attributes or {}),
+            attribute_meta=dict(row.attribute_meta or {}),
+            identities=tuple(identities),
+            merged_into=row.merged_into,
+            created_at=aware(row.created_at),
+            last_seen_at=aware(row.last_seen_at),
+            erased_at=aware(row.erased_at),
+        )
 
-    async def set_attributes(self, customer_id: str, values: dict[str, object], *, source: str,
-                             verified: bool = False) -> None:
+    async def set_attributes(
+        self, customer_id: str, values: dict[str, object], *, source: str, verified: bool = False
+    ) -> None:
         """Set profile attributes (``name`` and ``language`` are columns, the rest free-form), remembering
         when, by whom and whether verified: a later merge keeps the most recent verified value."""
         profile = await self.profile(customer_id)
@@ -76,8 +87,12 @@ class SqlCustomerStore:
             else:
                 attributes[key] = value
             meta[key] = {"at": now, "source": source, "verified": verified}
-        await self._writer.write(update(CustomerRow).where(CustomerRow.id == customer_id).values(
-            attributes=attributes, attribute_meta=meta, **columns), {})
+        await self._writer.write(
+            update(CustomerRow)
+            .where(CustomerRow.id == customer_id)
+            .values(attributes=attributes, attribute_meta=meta, **columns),
+            {},
+        )
 
     async def reachable_identities(self, customer_id: str) -> list[Identity]:
         """Reachable identities, the most recently active first (by the last message from each)."""
@@ -85,15 +100,17 @@ class SqlCustomerStore:
         rows = await self._all(
             select(MessageRow.channel, MessageRow.identity, func.max(MessageRow.created_at).label("last"))
             .where(MessageRow.customer_id == customer_id, MessageRow.direction == "in")
-            .group_by(MessageRow.channel, MessageRow.identity))
+            .group_by(MessageRow.channel, MessageRow.identity)
+        )
         last = {(r.channel, r.identity): aware(r.last) for r in rows}
         floor = datetime.min.replace(tzinfo=utcnow().tzinfo)
         return sorted(identities, key=lambda i: last.get((i.channel, i.external_id)) or floor, reverse=True)
 
     # -- one-time proofs -------------------------------------------------------------------
 
-    async def save_proof(self, *, kind: str, digest: str, customer_id: str, channel: str, external_id: str,
-                         ttl: timedelta) -> bool:
+    async def save_proof(
+        self, *, kind: str, digest: str, customer_id: str, channel: str, external_id: str, ttl: timedelta
+    ) -> bool:
         """Keep a new proof. False when a live proof has the same digest (a 6-digit code drawn twice
         within its 10 minutes): the caller draws another. A dead one (used or expired) with the same
         digest is replaced: there are only a million codes, and each is drawn again sooner or later."""
@@ -101,8 +118,15 @@ class SqlCustomerStore:
         rows = await self._all(select(LinkCodeRow.used_at, LinkCodeRow.expires_at).where(LinkCodeRow.digest == digest))
         if rows and rows[0].used_at is None and aware(rows[0].expires_at) > now:
             return False
-        values = {"kind": kind, "customer_id": customer_id, "channel": channel, "external_id": external_id,
-                  "created_at": now, "expires_at": now + ttl, "used_at": None}
+        values = {
+            "kind": kind,
+            "customer_id": customer_id,
+            "channel": channel,
+            "external_id": external_id,
+            "created_at": now,
+            "expires_at": now + ttl,
+            "used_at": None,
+        }
         if rows:  # the dead proof's row becomes the new one
             await self._writer.write(update(LinkCodeRow).where(LinkCodeRow.digest == digest).values(**values), {})
         else:
@@ -119,9 +143,16 @@ class SqlCustomerStore:
 
     async def proofs_issued_since(self, channel: str, external_id: str, since: datetime) -> int:
         """Codes and tokens this identity asked for (not the requests to confirm a link it made)."""
-        rows = await self._all(select(func.count()).select_from(LinkCodeRow).where(
-            LinkCodeRow.channel == channel, LinkCodeRow.external_id == external_id, LinkCodeRow.created_at >= since,
-            LinkCodeRow.kind.in_(("code", "token"))))
+        rows = await self._all(
+            select(func.count())
+            .select_from(LinkCodeRow)
+            .where(
+                LinkCodeRow.channel == channel,
+                LinkCodeRow.external_id == external_id,
+                LinkCodeRow.created_at >= since,
+                LinkCodeRow.kind.in_(("code", "token")),
+            )
+        )
         return int(rows[0][0])
 
     async def claim_proof(self, kind: str, digest: str) -> tuple[str, str, str] | str:
@@ -136,8 +167,10 @@ class SqlCustomerStore:
             return "used"
         if aware(row.expires_at) <= now:
             return "expired"
-        await self._writer.write(update(LinkCodeRow).where(LinkCodeRow.digest == digest,
-                                                           LinkCodeRow.used_at.is_(None)).values(used_at=now), {})
+        await self._writer.write(
+            update(LinkCodeRow).where(LinkCodeRow.digest == digest, LinkCodeRow.used_at.is_(None)).values(used_at=now),
+            {},
+        )
         again = await self._all(select(LinkCodeRow.used_at).where(LinkCodeRow.digest == digest))
         if not again or aware(again[0].used_at) != now:
             return "used"  # another claim won the race
@@ -148,22 +181,33 @@ class SqlCustomerStore:
 
     # -- merging and undoing ----------------------------------------------------------------
 
-    async def merge(self, survivor_id: str, merged_id: str, *, method: str, by: str,
-                    keep_conversation: str | None, keep_state: str | None = None) -> LinkRecord:
+    async def merge(
+        self,
+        survivor_id: str,
+        merged_id: str,
+        *,
+        method: str,
+        by: str,
+        keep_conversation: str | None,
+        keep_state: str | None = None,
+    ) -> LinkRecord:
         """Move everything of ``merged_id`` to ``survivor_id`` in one commit and record how to undo it.
         ``keep_conversation`` (default: the survivor's latest open one) continues, in ``keep_state``
         (the handoff state the merged session settled on); every other open one is closed as merged."""
         survivor, merged = await self.profile(survivor_id), await self.profile(merged_id)
         if survivor is None or merged is None:
             raise StoreError("both customers must exist to be linked")
-        rows = await self._all(select(ConversationRow.id, ConversationRow.customer_id, ConversationRow.state)
-                               .where(ConversationRow.customer_id.in_([survivor_id, merged_id]))
-                               .order_by(ConversationRow.started_at))
+        rows = await self._all(
+            select(ConversationRow.id, ConversationRow.customer_id, ConversationRow.state)
+            .where(ConversationRow.customer_id.in_([survivor_id, merged_id]))
+            .order_by(ConversationRow.started_at)
+        )
         conversations = [r.id for r in rows if r.customer_id == merged_id]
         open_ones = {r.id: r.state for r in rows if r.state not in ("resolved", "merged")}
         if keep_conversation is None:
-            keep_conversation = next((r.id for r in reversed(rows) if r.customer_id == survivor_id
-                                      and r.id in open_ones), None)
+            keep_conversation = next(
+                (r.id for r in reversed(rows) if r.customer_id == survivor_id and r.id in open_ones), None
+            )
         closed = {cid: state for cid, state in open_ones.items() if cid != keep_conversation}
         states = {keep_conversation: open_ones.get(keep_conversation)}
         attributes, meta, columns, conflicts = _merge_profiles(survivor, merged)
@@ -171,41 +215,99 @@ class SqlCustomerStore:
         data = {
             "identities": [[i.channel, i.external_id] for i in merged.identities],
             "conversations": conversations,
-            "closed": closed, "kept_conversation": keep_conversation, "kept_state": states.get(keep_conversation),
-            "survivor_before": _snapshot(survivor), "merged_before": _snapshot(merged),
-            "conflicts": conflicts, "by": by,
+            "closed": closed,
+            "kept_conversation": keep_conversation,
+            "kept_state": states.get(keep_conversation),
+            "survivor_before": _snapshot(survivor),
+            "merged_before": _snapshot(merged),
+            "conflicts": conflicts,
+            "by": by,
         }
         writes: list[tuple[Executable, dict[str, Any]]] = [
             (update(IdentityRow).where(IdentityRow.customer_id == merged_id).values(customer_id=survivor_id), {}),
-            (update(ConversationRow).where(ConversationRow.customer_id == merged_id).values(customer_id=survivor_id), {}),
+            (
+                update(ConversationRow).where(ConversationRow.customer_id == merged_id).values(customer_id=survivor_id),
+                {},
+            ),
             (update(MessageRow).where(MessageRow.customer_id == merged_id).values(customer_id=survivor_id), {}),
             (update(LinkCodeRow).where(LinkCodeRow.customer_id == merged_id).values(customer_id=survivor_id), {}),
-            (update(CustomerRow).where(CustomerRow.id == survivor_id).values(
-                attributes=attributes, attribute_meta=meta, **columns), {}),
+            (
+                update(CustomerRow)
+                .where(CustomerRow.id == survivor_id)
+                .values(attributes=attributes, attribute_meta=meta, **columns),
+                {},
+            ),
             (update(CustomerRow).where(CustomerRow.id == merged_id).values(merged_into=survivor_id), {}),
-            (insert(LinkRow), {"id": link_id, "survivor_id": survivor_id, "merged_id": merged_id, "method": method,
-                               "data": data, "created_at": now, "undone_at": None, "undone_by": None}),
-            (insert(EventRow), {"kind": "customers_linked", "customer_id": survivor_id, "conversation_id":
-                                keep_conversation, "data": {"link": link_id, "merged": merged_id, "method": method,
-                                                            "by": by, "conflicts": [c["key"] for c in conflicts]},
-                                "created_at": now}),
+            (
+                insert(LinkRow),
+                {
+                    "id": link_id,
+                    "survivor_id": survivor_id,
+                    "merged_id": merged_id,
+                    "method": method,
+                    "data": data,
+                    "created_at": now,
+                    "undone_at": None,
+                    "undone_by": None,
+                },
+            ),
+            (
+                insert(EventRow),
+                {
+                    "kind": "customers_linked",
+                    "customer_id": survivor_id,
+                    "conversation_id": keep_conversation,
+                    "data": {
+                        "link": link_id,
+                        "merged": merged_id,
+                        "method": method,
+                        "by": by,
+                        "conflicts": [c["key"] for c in conflicts],
+                    },
+                    "created_at": now,
+                },
+            ),
         ]
         if closed:
-            writes.append((update(ConversationRow).where(ConversationRow.id.in_(list(closed))).values(
-                state="merged", closed_at=now, updated_at=now), {}))
+            writes.append(
+                (
+                    update(ConversationRow)
+                    .where(ConversationRow.id.in_(list(closed)))
+                    .values(state="merged", closed_at=now, updated_at=now),
+                    {},
+                )
+            )
         if keep_conversation and keep_state:
-            writes.append((update(ConversationRow).where(ConversationRow.id == keep_conversation).values(
-                state=keep_state, updated_at=now), {}))
+            writes.append(
+                (
+                    update(ConversationRow)
+                    .where(ConversationRow.id == keep_conversation)
+                    .values(state=keep_state, updated_at=now),
+                    {},
+                )
+            )
         await self._writer.write_all(writes)
         self._chat.forget_identities(merged.identities)
         return LinkRecord(link_id, survivor_id, merged_id, method, now, conflicts=tuple(conflicts))
 
     async def links(self, customer_id: str) -> list[LinkRecord]:
-        rows = await self._all(select(LinkRow).where(or_(LinkRow.survivor_id == customer_id,
-                                                         LinkRow.merged_id == customer_id)).order_by(LinkRow.created_at))
-        return [LinkRecord(r.id, r.survivor_id, r.merged_id, r.method, aware(r.created_at),
-                           undone_at=aware(r.undone_at), conflicts=tuple((r.data or {}).get("conflicts", ())))
-                for r in rows]
+        rows = await self._all(
+            select(LinkRow)
+            .where(or_(LinkRow.survivor_id == customer_id, LinkRow.merged_id == customer_id))
+            .order_by(LinkRow.created_at)
+        )
+        return [
+            LinkRecord(
+                r.id,
+                r.survivor_id,
+                r.merged_id,
+                r.method,
+                aware(r.created_at),
+                undone_at=aware(r.undone_at),
+                conflicts=tuple((r.data or {}).get("conflicts", ())),
+            )
+            for r in rows
+        ]
 
     async def unlink(self, link_id: str, *, by: str) -> LinkRecord:
         """Undo a link: the merged customer gets back its identities, conversations, the messages of
@@ -217,8 +319,11 @@ class SqlCustomerStore:
         if link.undone_at is not None:
             raise ValueError(f"link {link_id} was already undone")
         data, survivor_id, merged_id = link.data, link.survivor_id, link.merged_id
-        later = await self._all(select(LinkRow.id).where(LinkRow.survivor_id == merged_id, LinkRow.undone_at.is_(None),
-                                                         LinkRow.created_at > link.created_at))
+        later = await self._all(
+            select(LinkRow.id).where(
+                LinkRow.survivor_id == merged_id, LinkRow.undone_at.is_(None), LinkRow.created_at > link.created_at
+            )
+        )
         if later:
             raise ValueError(f"undo the later link {later[0].id} into the merged customer first")
         identities = [tuple(pair) for pair in data["identities"]]
@@ -226,31 +331,76 @@ class SqlCustomerStore:
         # where the merged customer's messages written since the link go back to: its own conversation
         candidates = [*data.get("closed", {}), data.get("kept_conversation"), *reversed(conversations)]
         home = next((c for c in candidates if c in conversations), None)
-        of_merged = or_(*[and_(MessageRow.channel == c, MessageRow.identity == e) for c, e in identities]) \
-            if identities else None
+        of_merged = (
+            or_(*[and_(MessageRow.channel == c, MessageRow.identity == e) for c, e in identities])
+            if identities
+            else None
+        )
         now = utcnow()
         before, survivor = data["merged_before"], await self.profile(survivor_id)
         writes: list[tuple[Executable, dict[str, Any]] | None] = [
-            (update(IdentityRow).where(IdentityRow.customer_id == survivor_id, or_(*[
-                and_(IdentityRow.channel == c, IdentityRow.external_id == e) for c, e in identities])).values(
-                customer_id=merged_id), {}) if identities else None,
+            (
+                update(IdentityRow)
+                .where(
+                    IdentityRow.customer_id == survivor_id,
+                    or_(*[and_(IdentityRow.channel == c, IdentityRow.external_id == e) for c, e in identities]),
+                )
+                .values(customer_id=merged_id),
+                {},
+            )
+            if identities
+            else None,
             (update(ConversationRow).where(ConversationRow.id.in_(conversations)).values(customer_id=merged_id), {}),
             (update(MessageRow).where(MessageRow.conversation_id.in_(conversations)).values(customer_id=merged_id), {}),
-            (update(MessageRow).where(MessageRow.customer_id == survivor_id, of_merged,
-                                      MessageRow.conversation_id.not_in(conversations)).values(
-                customer_id=merged_id, conversation_id=home), {}) if of_merged is not None and home else None,
-            (update(CustomerRow).where(CustomerRow.id == merged_id).values(
-                merged_into=None, name=before["name"], language=before["language"],
-                attributes=before["attributes"], attribute_meta=before["attribute_meta"]), {}),
-            (update(CustomerRow).where(CustomerRow.id == survivor_id).values(
-                **_restore(survivor, data["survivor_before"], data["conflicts"], before)), {}),
+            (
+                update(MessageRow)
+                .where(
+                    MessageRow.customer_id == survivor_id, of_merged, MessageRow.conversation_id.not_in(conversations)
+                )
+                .values(customer_id=merged_id, conversation_id=home),
+                {},
+            )
+            if of_merged is not None and home
+            else None,
+            (
+                update(CustomerRow)
+                .where(CustomerRow.id == merged_id)
+                .values(
+                    merged_into=None,
+                    name=before["name"],
+                    language=before["language"],
+                    attributes=before["attributes"],
+                    attribute_meta=before["attribute_meta"],
+                ),
+                {},
+            ),
+            (
+                update(CustomerRow)
+                .where(CustomerRow.id == survivor_id)
+                .values(**_restore(survivor, data["survivor_before"], data["conflicts"], before)),
+                {},
+            ),
             (update(LinkRow).where(LinkRow.id == link_id).values(undone_at=now, undone_by=by), {}),
-            (insert(EventRow), {"kind": "customers_unlinked", "customer_id": survivor_id, "conversation_id": None,
-                                "data": {"link": link_id, "merged": merged_id, "by": by}, "created_at": now}),
+            (
+                insert(EventRow),
+                {
+                    "kind": "customers_unlinked",
+                    "customer_id": survivor_id,
+                    "conversation_id": None,
+                    "data": {"link": link_id, "merged": merged_id, "by": by},
+                    "created_at": now,
+                },
+            ),
         ]
         for conversation, state in (data.get("closed") or {}).items():
-            writes.append((update(ConversationRow).where(ConversationRow.id == conversation).values(
-                state=state, closed_at=None, updated_at=now), {}))
+            writes.append(
+                (
+                    update(ConversationRow)
+                    .where(ConversationRow.id == conversation)
+                    .values(state=state, closed_at=None, updated_at=now),
+                    {},
+                )
+            )
         kept, kept_state = data.get("kept_conversation"), data.get("kept_state")
         if kept in conversations and kept_state:
             # the merged customer's conversation went on as the survivor's; it goes back as it was
@@ -264,11 +414,16 @@ class SqlCustomerStore:
     async def counts(self, customer_id: str) -> dict[str, int]:
         """What is kept about the customer and every customer merged into it (what ``erase`` acts
         on): messages, identities, conversations and events."""
-        ids = [customer_id] + [r.id for r in await self._all(
-            select(CustomerRow.id).where(CustomerRow.merged_into == customer_id))]
+        ids = [customer_id] + [
+            r.id for r in await self._all(select(CustomerRow.id).where(CustomerRow.merged_into == customer_id))
+        ]
         counts = {}
-        for name, row in (("messages", MessageRow), ("identities", IdentityRow),
-                          ("conversations", ConversationRow), ("events", EventRow)):
+        for name, row in (
+            ("messages", MessageRow),
+            ("identities", IdentityRow),
+            ("conversations", ConversationRow),
+            ("events", EventRow),
+        ):
             found = await self._all(select(func.count()).select_from(row).where(row.customer_id.in_(ids)))
             counts[name] = int(found[0][0])
         return counts
@@ -278,27 +433,72 @@ class SqlCustomerStore:
         profile = await self.profile(customer_id)
         if profile is None:
             raise LookupError(f"no customer {customer_id}")
-        conversations = await self._all(select(ConversationRow).where(ConversationRow.customer_id == customer_id)
-                                        .order_by(ConversationRow.started_at))
+        conversations = await self._all(
+            select(ConversationRow)
+            .where(ConversationRow.customer_id == customer_id)
+            .order_by(ConversationRow.started_at)
+        )
         messages = await self._chat.history(customer_id, limit=1_000_000)
         events = await self._chat.events(customer_id)
         return {
-            "customer": {"id": profile.id, "name": profile.name, "language": profile.language,
-                         "attributes": profile.attributes, "last_channel": profile.last_channel,
-                         "created_at": _iso(profile.created_at), "last_seen_at": _iso(profile.last_seen_at)},
-            "identities": [{"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
-                           for i in profile.identities],
-            "conversations": [{"id": c.id, "state": c.state, "queue": c.queue, "started_at": _iso(aware(c.started_at)),
-                               "closed_at": _iso(aware(c.closed_at))} for c in conversations],
-            "messages": [{"id": m.id, "conversation_id": m.conversation_id, "channel": m.channel,
-                          "direction": m.direction, "role": m.role, "text": m.text, "payload": m.payload,
-                          "attachments": m.attachments, "intent": m.intent, "created_at": _iso(m.created_at)}
-                         for m in messages],
-            "events": [{"kind": e["kind"], "conversation_id": e["conversation_id"], "data": e["data"],
-                        "created_at": _iso(e["created_at"])} for e in events],
-            "links": [{"id": link.id, "survivor_id": link.survivor_id, "merged_id": link.merged_id,
-                       "method": link.method, "created_at": _iso(link.created_at), "undone_at": _iso(link.undone_at)}
-                      for link in await self.links(customer_id)],
+            "customer": {
+                "id": profile.id,
+                "name": profile.name,
+                "language": profile.language,
+                "attributes": profile.attributes,
+                "last_channel": profile.last_channel,
+                "created_at": _iso(profile.created_at),
+                "last_seen_at": _iso(profile.last_seen_at),
+            },
+            "identities": [
+                {"channel": i.channel, "external_id": i.external_id, "reachable": i.reachable}
+                for i in profile.identities
+            ],
+            "conversations": [
+                {
+                    "id": c.id,
+                    "state": c.state,
+                    "queue": c.queue,
+                    "started_at": _iso(aware(c.started_at)),
+                    "closed_at": _iso(aware(c.closed_at)),
+                }
+                for c in conversations
+            ],
+            "messages": [
+                {
+                    "id": m.id,
+                    "conversation_id": m.conversation_id,
+                    "channel": m.channel,
+                    "direction": m.direction,
+                    "role": m.role,
+                    "text": m.text,
+                    "payload": m.payload,
+                    "attachments": m.attachments,
+                    "intent": m.intent,
+                    "created_at": _iso(m.created_at),
+                }
+                for m in messages
+            ],
+            "events": [
+                {
+                    "kind": e["kind"],
+                    "conversation_id": e["conversation_id"],
+                    "data": e["data"],
+                    "created_at": _iso(e["created_at"]),
+                }
+                for e in events
+            ],
+            "links": [
+                {
+                    "id": link.id,
+                    "survivor_id": link.survivor_id,
+                    "merged_id": link.merged_id,
+                    "method": link.method,
+                    "created_at": _iso(link.created_at),
+                    "undone_at": _iso(link.undone_at),
+                }
+                for link in await self.links(customer_id)
+            ],
         }
 
     async def erase(self, customer_id: str, *, by: str) -> dict[str, Any]:
@@ -308,31 +508,65 @@ class SqlCustomerStore:
         profile = await self.profile(customer_id)
         if profile is None:
             raise LookupError(f"no customer {customer_id}")
-        ids = [customer_id] + [r.id for r in await self._all(
-            select(CustomerRow.id).where(CustomerRow.merged_into == customer_id))]
+        ids = [customer_id] + [
+            r.id for r in await self._all(select(CustomerRow.id).where(CustomerRow.merged_into == customer_id))
+        ]
         counted = await self._all(select(func.count()).select_from(MessageRow).where(MessageRow.customer_id.in_(ids)))
-        conversations = await self._all(select(func.count()).select_from(ConversationRow).where(
-            ConversationRow.customer_id.in_(ids)))
+        conversations = await self._all(
+            select(func.count()).select_from(ConversationRow).where(ConversationRow.customer_id.in_(ids))
+        )
         identities = [i for cid in ids for i in await self._chat.identities(cid)]
         now = utcnow()
-        counts = {"messages": int(counted[0][0]), "conversations": int(conversations[0][0]),
-                  "identities": len(identities)}
-        await self._writer.write_all([
-            (delete(MessageRow).where(MessageRow.customer_id.in_(ids)), {}),
-            (delete(IdentityRow).where(IdentityRow.customer_id.in_(ids)), {}),
-            (delete(LinkCodeRow).where(LinkCodeRow.customer_id.in_(ids)), {}),
-            (update(LinkRow).where(or_(LinkRow.survivor_id.in_(ids), LinkRow.merged_id.in_(ids))).values(data={}), {}),
-            (update(EventRow).where(EventRow.customer_id.in_(ids), EventRow.kind != "customer_erased")
-             .values(data={}), {}),
-            (update(ConversationRow).where(ConversationRow.customer_id.in_(ids)).values(escalation=None), {}),
-            (update(ConversationRow).where(ConversationRow.customer_id.in_(ids),
-                                           ConversationRow.state.not_in(["resolved", "abandoned", "merged"]))
-             .values(state="resolved", closed_at=now, agent_id=None), {}),
-            (update(CustomerRow).where(CustomerRow.id.in_(ids)).values(
-                name=None, attributes={}, attribute_meta={}, erased_at=now), {}),
-            (insert(EventRow), {"kind": "customer_erased", "customer_id": customer_id, "conversation_id": None,
-                                "data": {**counts, "by": by}, "created_at": now}),
-        ])
+        counts = {
+            "messages": int(counted[0][0]),
+            "conversations": int(conversations[0][0]),
+            "identities": len(identities),
+        }
+        await self._writer.write_all(
+            [
+                (delete(MessageRow).where(MessageRow.customer_id.in_(ids)), {}),
+                (delete(IdentityRow).where(IdentityRow.customer_id.in_(ids)), {}),
+                (delete(LinkCodeRow).where(LinkCodeRow.customer_id.in_(ids)), {}),
+                (
+                    update(LinkRow)
+                    .where(or_(LinkRow.survivor_id.in_(ids), LinkRow.merged_id.in_(ids)))
+                    .values(data={}),
+                    {},
+                ),
+                (
+                    update(EventRow)
+                    .where(EventRow.customer_id.in_(ids), EventRow.kind != "customer_erased")
+                    .values(data={}),
+                    {},
+                ),
+                (update(ConversationRow).where(ConversationRow.customer_id.in_(ids)).values(escalation=None), {}),
+                (
+                    update(ConversationRow)
+                    .where(
+                        ConversationRow.customer_id.in_(ids),
+                        ConversationRow.state.not_in(["resolved", "abandoned", "merged"]),
+                    )
+                    .values(state="resolved", closed_at=now, agent_id=None),
+                    {},
+                ),
+                (
+                    update(CustomerRow)
+                    .where(CustomerRow.id.in_(ids))
+                    .values(name=None, attributes={}, attribute_meta={}, erased_at=now),
+                    {},
+                ),
+                (
+                    insert(EventRow),
+                    {
+                        "kind": "customer_erased",
+                        "customer_id": customer_id,
+                        "conversation_id": None,
+                        "data": {**counts, "by": by},
+                        "created_at": now,
+                    },
+                ),
+            ]
+        )
         self._chat.forget_identities(identities)
         return counts
 
@@ -342,12 +576,17 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _snapshot(profile: Profile) -> dict[str, Any]:
-    return {"name": profile.name, "language": profile.language, "attributes": profile.attributes,
-            "attribute_meta": profile.attribute_meta}
+    return {
+        "name": profile.name,
+        "language": profile.language,
+        "attributes": profile.attributes,
+        "attribute_meta": profile.attribute_meta,
+    }
 
 
-def _merge_profiles(survivor: Profile, merged: Profile) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any],
-                                                                 list[dict[str, Any]]]:
+def _merge_profiles(
+    survivor: Profile, merged: Profile
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """The survivor's profile after taking in the merged one's. A key both have with different values
     keeps the most recent verified value (then the most recent); every such conflict is recorded."""
     values = {**{k: getattr(merged, k) for k in PROFILE_KEYS}, **merged.attributes}
@@ -361,8 +600,10 @@ def _merge_profiles(survivor: Profile, merged: Profile) -> tuple[dict[str, Any],
         ours = mine.get(key)
         take = ours in (None, "")
         if not take and ours != theirs:
+
             def rank(m: dict[str, Any] | None) -> tuple[bool, str]:
                 return bool((m or {}).get("verified")), str((m or {}).get("at") or "")
+
             take = rank(merged.attribute_meta.get(key)) > rank(survivor.attribute_meta.get(key))
             conflicts.append({"key": key, "kept": theirs if take else ours, "dropped": ours if take else theirs})
         if take:
@@ -372,8 +613,9 @@ def _merge_profiles(survivor: Profile, merged: Profile) -> tuple[dict[str, Any],
     return attributes, meta, columns, conflicts
 
 
-def _restore(survivor: Profile | None, before: dict[str, Any], conflicts: list[dict[str, Any]],
-             merged_before: dict[str, Any]) -> dict[str, Any]:
+def _restore(
+    survivor: Profile | None, before: dict[str, Any], conflicts: list[dict[str, Any]], merged_before: dict[str, Any]
+) -> dict[str, Any]:
     """The survivor's profile without what the merge brought in (values changed since are kept)."""
     if survivor is None:
         return {}

@@ -1,4 +1,5 @@
 """Building the SQLAlchemy engine and bringing the schema up to date with Alembic."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,9 @@ def sqlite_sync_engine(url: URL) -> Engine | None:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
     private_sqlite(url.database)
-    engine = create_sync_engine(url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 30,
-                                                                                     "check_same_thread": False})
+    engine = create_sync_engine(
+        url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 30, "check_same_thread": False}
+    )
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -11,6 +11,7 @@ whose owner is a dead process of this host (its pid is gone, or this very pid re
 claimed again. The platform's id (Telegram ``update_id``, VK ``event_id``) is unique per channel, so
 a redelivery is no new row.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,6 +45,7 @@ _table = cast(Table, InboxRow.__table__)
 @dataclass(frozen=True)
 class Entry:
     """What a channel received: the platform's id, the chat whose order it keeps, the raw JSON."""
+
     platform_id: str
     chat: str
     body: str
@@ -52,6 +54,7 @@ class Entry:
 @dataclass(frozen=True)
 class Taken:
     """A row this process now works on."""
+
     id: int
     platform_id: str
     chat: str
@@ -100,17 +103,24 @@ class DurableInbox(Protocol):
 class SqlInbox:
     """The ``DurableInbox`` on the chat store's database and group writer."""
 
-    def __init__(self, *, store: SqlChatStore, channel: str, lease: timedelta = timedelta(seconds=60),
-                 owner: str = OWNER) -> None:
+    def __init__(
+        self, *, store: SqlChatStore, channel: str, lease: timedelta = timedelta(seconds=60), owner: str = OWNER
+    ) -> None:
         """``store``: the SqlChatStore whose engine and group writer are used; ``lease``: how long a
         claim holds without being renewed."""
         self._store, self._channel, self._lease, self._owner = store, channel, lease, owner
         dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
         self._insert = dialect.insert(_table).on_conflict_do_nothing(index_elements=["channel", "platform_id"])
-        self._done = update(_table).where(_table.c.id == bindparam("row")).values(
-            done_at=bindparam("at"), error=bindparam("why"))
-        self._release = update(_table).where(_table.c.id == bindparam("row"), _table.c.claim == bindparam("token")
-                                             ).values(owner=None, claim=None, claimed_at=None)
+        self._done = (
+            update(_table)
+            .where(_table.c.id == bindparam("row"))
+            .values(done_at=bindparam("at"), error=bindparam("why"))
+        )
+        self._release = (
+            update(_table)
+            .where(_table.c.id == bindparam("row"), _table.c.claim == bindparam("token"))
+            .values(owner=None, claim=None, claimed_at=None)
+        )
 
     @property
     def channel(self) -> str:
@@ -125,15 +135,32 @@ class SqlInbox:
         rows = []
         for entry in entries:
             tokens[entry.platform_id] = token = new_id()
-            rows.append((self._insert, {"channel": self._channel, "platform_id": entry.platform_id,
-                                        "chat": entry.chat, "body": entry.body, "received_at": now,
-                                        "owner": self._owner, "claim": token, "claimed_at": now, "attempts": 1}))
+            rows.append(
+                (
+                    self._insert,
+                    {
+                        "channel": self._channel,
+                        "platform_id": entry.platform_id,
+                        "chat": entry.chat,
+                        "body": entry.body,
+                        "received_at": now,
+                        "owner": self._owner,
+                        "claim": token,
+                        "claimed_at": now,
+                        "attempts": 1,
+                    },
+                )
+            )
         await self._store.write_all(rows)
         query = select(_table.c.id, _table.c.platform_id, _table.c.claim).where(
-            _table.c.channel == self._channel, _table.c.platform_id.in_(list(tokens)))
+            _table.c.channel == self._channel, _table.c.platform_id.in_(list(tokens))
+        )
         won = {r.platform_id: r.id for r in await self._read(query) if r.claim == tokens[r.platform_id]}
-        return [Taken(won[e.platform_id], e.platform_id, e.chat, e.body, tokens[e.platform_id], 1)
-                for e in entries if e.platform_id in won]
+        return [
+            Taken(won[e.platform_id], e.platform_id, e.chat, e.body, tokens[e.platform_id], 1)
+            for e in entries
+            if e.platform_id in won
+        ]
 
     async def done(self, taken: Taken, error: str | None = None) -> None:
         """Its turn is committed (or, with ``error``, it is given up): never taken over again."""
@@ -148,24 +175,42 @@ class SqlInbox:
         owns but does not hold (stored, then the read-back failed) is left to expire and be taken over."""
         now = utcnow()
         for start in range(0, len(ids), 1000):  # bounded statements, whatever the backlog
-            await self._store.run(update(_table).where(
-                _table.c.id.in_(ids[start:start + 1000]), _table.c.owner == self._owner,
-                _table.c.done_at.is_(None)).values(claimed_at=now))
+            await self._store.run(
+                update(_table)
+                .where(
+                    _table.c.id.in_(ids[start : start + 1000]),
+                    _table.c.owner == self._owner,
+                    _table.c.done_at.is_(None),
+                )
+                .values(claimed_at=now)
+            )
 
     async def take_over(self, limit: int = 1000) -> list[Taken]:
         """Claim rows stored but not done that nobody alive holds; oldest first."""
-        owners = await self._read(select(_table.c.owner).distinct().where(
-            _table.c.channel == self._channel, _table.c.done_at.is_(None), _table.c.owner.is_not(None)))
+        owners = await self._read(
+            select(_table.c.owner)
+            .distinct()
+            .where(_table.c.channel == self._channel, _table.c.done_at.is_(None), _table.c.owner.is_not(None))
+        )
         dead = [r.owner for r in owners if _dead(r.owner)]
         now, token = utcnow(), new_id()
-        claimable = [_table.c.channel == self._channel, _table.c.done_at.is_(None),
-                     or_(_table.c.owner.is_(None), _table.c.claimed_at < now - self._lease,
-                         *([_table.c.owner.in_(dead)] if dead else []))]
+        claimable = [
+            _table.c.channel == self._channel,
+            _table.c.done_at.is_(None),
+            or_(
+                _table.c.owner.is_(None),
+                _table.c.claimed_at < now - self._lease,
+                *([_table.c.owner.in_(dead)] if dead else []),
+            ),
+        ]
         oldest = select(_table.c.id).where(*claimable).order_by(_table.c.id).limit(limit)
         # The conditions are repeated outside the subquery: PostgreSQL re-checks them on a row another
         # process claimed meanwhile, so only one of two racing take-overs wins it.
-        await self._store.run(update(_table).where(_table.c.id.in_(oldest), *claimable).values(
-            owner=self._owner, claim=token, claimed_at=now, attempts=_table.c.attempts + 1))
+        await self._store.run(
+            update(_table)
+            .where(_table.c.id.in_(oldest), *claimable)
+            .values(owner=self._owner, claim=token, claimed_at=now, attempts=_table.c.attempts + 1)
+        )
         rows = await self._read(select(_table).where(_table.c.claim == token).order_by(_table.c.id))
         if dead:
             log.info("%s inbox: took over %d rows of stopped processes %s", self._channel, len(rows), dead)
@@ -174,8 +219,11 @@ class SqlInbox:
     async def purge(self, kept: timedelta = timedelta(days=1)) -> None:
         """Forget rows done more than ``kept`` ago (a platform's redelivery comes within hours; the
         message itself stays in the history). Rows given up (with an ``error``) stay for a person."""
-        await self._store.run(delete(_table).where(_table.c.channel == self._channel, _table.c.error.is_(None),
-                                                   _table.c.done_at < utcnow() - kept))
+        await self._store.run(
+            delete(_table).where(
+                _table.c.channel == self._channel, _table.c.error.is_(None), _table.c.done_at < utcnow() - kept
+            )
+        )
 
     async def _read(self, query: Executable) -> list[Any]:
         try:

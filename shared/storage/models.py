@@ -1,4 +1,5 @@
 """The relational schema. Alembic migrations in ``migrations/`` create and change it."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -100,6 +101,7 @@ class EventRow(Base):
 
 class LinkCodeRow(Base):
     """A one-time proof (6-digit code or deep-link token), kept only as a keyed hash."""
+
     __tablename__ = "link_codes"
     __table_args__ = (Index("ix_link_codes_identity", "channel", "external_id", "created_at"),)
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -114,6 +116,7 @@ class LinkCodeRow(Base):
 
 class LinkRow(Base):
     """One link of two customers: what moved, so that it can be undone."""
+
     __tablename__ = "links"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     survivor_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
@@ -141,6 +144,7 @@ class AgentRow(Base):
 
 class AgentTokenRow(Base):
     """A login session (console cookie) or an API token, kept only as a SHA-256 digest."""
+
     __tablename__ = "agent_tokens"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     agent_id: Mapped[str] = mapped_column(ID, ForeignKey("agents.id", ondelete="CASCADE"), index=True)
@@ -153,9 +157,12 @@ class AgentTokenRow(Base):
 class InboxRow(Base):
     """A platform update (Telegram update, VK event) kept as it came, before the platform is told "ok";
     done once its turn is committed. See shared/storage/inbox.py."""
+
     __tablename__ = "inbox"
-    __table_args__ = (UniqueConstraint("channel", "platform_id", name="uq_inbox_channel_platform"),
-                      Index("ix_inbox_channel_done", "channel", "done_at"))
+    __table_args__ = (
+        UniqueConstraint("channel", "platform_id", name="uq_inbox_channel_platform"),
+        Index("ix_inbox_channel_done", "channel", "done_at"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(16))
     platform_id: Mapped[str] = mapped_column(String(160))  # update_id, event_id

@@ -5,6 +5,7 @@ keeps it by re-arming the timeout every third of it while it works (a turn may w
 platform's 429). A lock lost anyway (Redis away longer than the timeout, a frozen process) is
 logged, and the session is then not saved: the save is fenced on the lock's token, so a stale turn
 never overwrites what the lock's new holder wrote (docs/architecture.md)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,15 @@ return 1
 
 
 class RedisSessionStore:
-    def __init__(self, *, client: Redis, prefix: str = "seamline:", ttl_seconds: int = 30 * 24 * 3600,
-                 lock_timeout: float = 30.0, lock_wait: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        client: Redis,
+        prefix: str = "seamline:",
+        ttl_seconds: int = 30 * 24 * 3600,
+        lock_timeout: float = 30.0,
+        lock_wait: float = 10.0,
+    ) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl = ttl_seconds
@@ -111,8 +119,12 @@ class RedisSessionStore:
                 await lock.release()
             except LockNotOwnedError:
                 if not lost:
-                    log.warning("the lock of session %s was lost before its turn ended (it outlived its "
-                                "%.1f s timeout or was taken)", key, self._lock_timeout)
+                    log.warning(
+                        "the lock of session %s was lost before its turn ended (it outlived its "
+                        "%.1f s timeout or was taken)",
+                        key,
+                        self._lock_timeout,
+                    )
             except (LockError, RedisError) as exc:
                 log.warning("could not release the lock of session %s (%s); it expires by itself", key, exc)
 
@@ -123,8 +135,11 @@ class RedisSessionStore:
                 await lock.reacquire()
             except LockNotOwnedError:
                 lost.append(True)
-                log.warning("the lock of session %s was lost while its turn was running (expired or taken); "
-                            "its session will not be saved", key)
+                log.warning(
+                    "the lock of session %s was lost while its turn was running (expired or taken); "
+                    "its session will not be saved",
+                    key,
+                )
                 return
             except (LockError, RedisError) as exc:  # Redis away for a moment: try again next time
                 log.warning("could not extend the lock of session %s: %s", key, exc)

@@ -2,6 +2,7 @@
 
 Reads go straight to the database; every write goes through one GroupWriter (see writer.py).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -51,37 +52,59 @@ class SqlChatStore:
         self._cache_size = cache_size
         self._first_conversations: dict[str, Conversation] = {}  # created with a new customer, not yet opened
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        messages, customers, conversations = (cast(Table, row.__table__) for row in (MessageRow, CustomerRow,
-                                                                                  ConversationRow))
+        messages, customers, conversations = (
+            cast(Table, row.__table__) for row in (MessageRow, CustomerRow, ConversationRow)
+        )
         # A platform message id or identity seen before is skipped by the database too, never an error.
-        self._insert_message = dialect.insert(messages).on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        self._insert_message = dialect.insert(messages).on_conflict_do_nothing(
+            index_elements=["channel", "external_id"]
+        )
         self._insert_identity = dialect.insert(cast(Table, IdentityRow.__table__)).on_conflict_do_nothing(
-            index_elements=["channel", "external_id"])
+            index_elements=["channel", "external_id"]
+        )
         self._insert_customer = insert(customers)
         self._insert_conversation = insert(conversations)
         self._delete_customer = delete(customers).where(customers.c.id == bindparam("customer_id"))
         self._insert_event = insert(cast(Table, EventRow.__table__))
-        self._annotate = update(messages).where(messages.c.id == bindparam("message_id")).values(
-            intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
+        self._annotate = (
+            update(messages)
+            .where(messages.c.id == bindparam("message_id"))
+            .values(intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
+        )
         # A message that came again (resent after a failure) was stored under its first row id.
-        self._annotate_by_platform_id = update(messages).where(
-            messages.c.channel == bindparam("m_channel"), messages.c.external_id == bindparam("m_external_id")
-        ).values(intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
+        self._annotate_by_platform_id = (
+            update(messages)
+            .where(messages.c.channel == bindparam("m_channel"), messages.c.external_id == bindparam("m_external_id"))
+            .values(intent=bindparam("intent"), confidence=bindparam("confidence"), nlu=bindparam("nlu"))
+        )
         identities = cast(Table, IdentityRow.__table__)
-        self._set_reachable = update(identities).where(
-            identities.c.channel == bindparam("id_channel"), identities.c.external_id == bindparam("id_sender")
-        ).values(reachable=bindparam("reachable"))
-        self._touch = update(customers).where(customers.c.id == bindparam("customer_id")).values(
-            last_channel=bindparam("channel"), last_seen_at=bindparam("seen_at"))
-        self._set_state = update(conversations).where(conversations.c.id == bindparam("conversation_id")).values(
-            state=bindparam("state"), queue=bindparam("queue"), updated_at=bindparam("at"),
-            closed_at=bindparam("closed_at"))
+        self._set_reachable = (
+            update(identities)
+            .where(identities.c.channel == bindparam("id_channel"), identities.c.external_id == bindparam("id_sender"))
+            .values(reachable=bindparam("reachable"))
+        )
+        self._touch = (
+            update(customers)
+            .where(customers.c.id == bindparam("customer_id"))
+            .values(last_channel=bindparam("channel"), last_seen_at=bindparam("seen_at"))
+        )
+        self._set_state = (
+            update(conversations)
+            .where(conversations.c.id == bindparam("conversation_id"))
+            .values(
+                state=bindparam("state"),
+                queue=bindparam("queue"),
+                updated_at=bindparam("at"),
+                closed_at=bindparam("closed_at"),
+            )
+        )
 
     async def close(self) -> None:
         await self.writer.close()
 
-    async def resolve_customer(self, channel: str, sender: str, address: str,
-                               name: str | None = None, language: str | None = None) -> Customer:
+    async def resolve_customer(
+        self, channel: str, sender: str, address: str, name: str | None = None, language: str | None = None
+    ) -> Customer:
         """The customer behind this identity; a new customer (``new=True``) the first time."""
         key = (channel, sender)
         cached = self._customers.get(key)
@@ -120,26 +143,57 @@ class SqlChatStore:
             raise StoreError(f"could not look up the {channel} customer: {exc}") from exc
 
     async def _find(self, channel: str, sender: str) -> Customer | None:
-        query = (select(CustomerRow).join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
-                 .where(IdentityRow.channel == channel, IdentityRow.external_id == sender))
+        query = (
+            select(CustomerRow)
+            .join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
+            .where(IdentityRow.channel == channel, IdentityRow.external_id == sender)
+        )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return Customer(id=row.id, name=row.name, language=row.language, last_channel=row.last_channel,
-                        created_at=aware(row.created_at), attributes=dict(row.attributes or {}))
+        return Customer(
+            id=row.id,
+            name=row.name,
+            language=row.language,
+            last_channel=row.last_channel,
+            created_at=aware(row.created_at),
+            attributes=dict(row.attributes or {}),
+        )
 
-    async def _create(self, channel: str, sender: str, address: str, name: str | None,
-                      language: str | None) -> Customer:
+    async def _create(
+        self, channel: str, sender: str, address: str, name: str | None, language: str | None
+    ) -> Customer:
         now, customer_id = utcnow(), new_id()
         conversation = Conversation(new_id(), customer_id, "bot", None, now)
-        await self.writer.write_all([
-            (self._insert_customer, {"id": customer_id, "name": name, "language": language, "last_channel": channel,
-                                     "attributes": {}, "created_at": now, "last_seen_at": now}),
-            (self._insert_identity, {"customer_id": customer_id, "channel": channel, "external_id": sender,
-                                     "address": address, "reachable": True, "created_at": now}),
-            (self._insert_conversation, self._conversation_row(conversation)),
-        ])
+        await self.writer.write_all(
+            [
+                (
+                    self._insert_customer,
+                    {
+                        "id": customer_id,
+                        "name": name,
+                        "language": language,
+                        "last_channel": channel,
+                        "attributes": {},
+                        "created_at": now,
+                        "last_seen_at": now,
+                    },
+                ),
+                (
+                    self._insert_identity,
+                    {
+                        "customer_id": customer_id,
+                        "channel": channel,
+                        "external_id": sender,
+                        "address": address,
+                        "reachable": True,
+                        "created_at": now,
+                    },
+                ),
+                (self._insert_conversation, self._conversation_row(conversation)),
+            ]
+        )
         found = await self._find(channel, sender)
         if found is None:
             raise StoreError(f"the new {channel} customer {sender!r} was not stored")
@@ -148,14 +202,29 @@ class SqlChatStore:
             await self.writer.write(self._delete_customer, {"customer_id": customer_id})
             return found
         self._first_conversations[customer_id] = conversation
-        return Customer(id=customer_id, name=name, language=language, last_channel=channel, created_at=now,
-                        identities=(Identity(channel, sender, address),), new=True)
+        return Customer(
+            id=customer_id,
+            name=name,
+            language=language,
+            last_channel=channel,
+            created_at=now,
+            identities=(Identity(channel, sender, address),),
+            new=True,
+        )
 
     async def add_identity(self, customer_id: str, channel: str, external_id: str, address: str) -> None:
         """One more identity of the customer (a proven link); an identity known already is kept as it is."""
-        await self.writer.write(self._insert_identity, {
-            "customer_id": customer_id, "channel": channel, "external_id": external_id, "address": address,
-            "reachable": True, "created_at": utcnow()})
+        await self.writer.write(
+            self._insert_identity,
+            {
+                "customer_id": customer_id,
+                "channel": channel,
+                "external_id": external_id,
+                "address": address,
+                "reachable": True,
+                "created_at": utcnow(),
+            },
+        )
 
     async def identities(self, customer_id: str) -> list[Identity]:
         query = select(IdentityRow).where(IdentityRow.customer_id == customer_id).order_by(IdentityRow.id)
@@ -169,9 +238,12 @@ class SqlChatStore:
         if first is not None:
             return first  # made together with the customer
         if not customer.new:
-            query = (select(ConversationRow).where(ConversationRow.customer_id == customer.id,
-                                                   ConversationRow.state != "resolved")
-                     .order_by(ConversationRow.started_at.desc()).limit(1))
+            query = (
+                select(ConversationRow)
+                .where(ConversationRow.customer_id == customer.id, ConversationRow.state != "resolved")
+                .order_by(ConversationRow.started_at.desc())
+                .limit(1)
+            )
             try:
                 async with self.engine.connect() as conn:
                     row = (await conn.execute(query)).first()
@@ -185,9 +257,15 @@ class SqlChatStore:
 
     @staticmethod
     def _conversation_row(conversation: Conversation) -> dict[str, Any]:
-        return {"id": conversation.id, "customer_id": conversation.customer_id, "state": conversation.state,
-                "queue": conversation.queue, "started_at": conversation.started_at,
-                "updated_at": conversation.started_at, "closed_at": None}
+        return {
+            "id": conversation.id,
+            "customer_id": conversation.customer_id,
+            "state": conversation.state,
+            "queue": conversation.queue,
+            "started_at": conversation.started_at,
+            "updated_at": conversation.started_at,
+            "closed_at": None,
+        }
 
     async def run(self, statement: Executable) -> None:
         """One write statement with its values bound (through the group writer)."""
@@ -205,61 +283,89 @@ class SqlChatStore:
 
     async def set_conversation_state(self, conversation_id: str, state: str, queue: str | None = None) -> None:
         now = utcnow()
-        await self.writer.write(self._set_state, {"conversation_id": conversation_id, "state": state,
-                                                   "queue": queue, "at": now,
-                                                   "closed_at": now if state == "resolved" else None})
+        await self.writer.write(
+            self._set_state,
+            {
+                "conversation_id": conversation_id,
+                "state": state,
+                "queue": queue,
+                "at": now,
+                "closed_at": now if state == "resolved" else None,
+            },
+        )
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(ConversationRow).where(ConversationRow.id == conversation_id))).first()
-        return None if row is None else Conversation(row.id, row.customer_id, row.state, row.queue,
-                                                     aware(row.started_at))
+        return (
+            None if row is None else Conversation(row.id, row.customer_id, row.state, row.queue, aware(row.started_at))
+        )
 
     async def append(self, message: StoredMessage) -> None:
         """Store one message; returns once it is committed. A repeated (channel, external_id) is skipped."""
         await self.writer.write(self._insert_message, _row(message))
 
-    async def annotate(self, message: StoredMessage, intent: str | None, confidence: float | None,
-                       nlu: dict[str, Any],
-                       replies: tuple[StoredMessage, ...] = ()) -> None:
+    async def annotate(
+        self,
+        message: StoredMessage,
+        intent: str | None,
+        confidence: float | None,
+        nlu: dict[str, Any],
+        replies: tuple[StoredMessage, ...] = (),
+    ) -> None:
         """Keep what was understood of a message, and the replies to it, in one commit."""
         understood = {"intent": intent, "confidence": confidence, "nlu": nlu}
         if message.external_id is None:
             annotation = (self._annotate, {"message_id": message.id, **understood})
         else:
-            annotation = (self._annotate_by_platform_id, {"m_channel": message.channel,
-                                                          "m_external_id": message.external_id, **understood})
-        await self.writer.write_all(
-            [annotation] + [(self._insert_message, _row(m))
-                            for m in replies])
+            annotation = (
+                self._annotate_by_platform_id,
+                {"m_channel": message.channel, "m_external_id": message.external_id, **understood},
+            )
+        await self.writer.write_all([annotation] + [(self._insert_message, _row(m)) for m in replies])
 
     async def history(self, customer_id: str, limit: int = 100) -> list[StoredMessage]:
         """The customer's latest ``limit`` messages on every channel, oldest first."""
-        query = (select(MessageRow).where(MessageRow.customer_id == customer_id)
-                 .order_by(MessageRow.created_at.desc(), MessageRow.id.desc()).limit(limit))
+        query = (
+            select(MessageRow)
+            .where(MessageRow.customer_id == customer_id)
+            .order_by(MessageRow.created_at.desc(), MessageRow.id.desc())
+            .limit(limit)
+        )
         try:
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read the history of {customer_id}: {exc}") from exc
-        return [StoredMessage(**{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS},
-                                 "created_at": aware(r.created_at)}) for r in reversed(rows)]
+        return [
+            StoredMessage(
+                **{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS}, "created_at": aware(r.created_at)}
+            )
+            for r in reversed(rows)
+        ]
 
     async def recent_external_ids(self, customer_id: str, limit: int = 200) -> list[str]:
         """The platform ids of the customer's latest answered messages (a stored message whose turn
         never committed, say a crash came between, is not among them: it is to be answered)."""
-        query = (select(MessageRow.channel, MessageRow.external_id)
-                 .where(MessageRow.customer_id == customer_id, MessageRow.external_id.is_not(None),
-                        MessageRow.confidence.is_not(None))
-                 .order_by(MessageRow.created_at.desc()).limit(limit))
+        query = (
+            select(MessageRow.channel, MessageRow.external_id)
+            .where(
+                MessageRow.customer_id == customer_id,
+                MessageRow.external_id.is_not(None),
+                MessageRow.confidence.is_not(None),
+            )
+            .order_by(MessageRow.created_at.desc())
+            .limit(limit)
+        )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [f"{r.channel}:{r.external_id}" for r in reversed(rows)]
 
     async def answered(self, channel: str, external_id: str) -> bool:
         """Whether the message with this platform id was stored and its turn committed (annotated)."""
-        query = select(MessageRow.id).where(MessageRow.channel == channel, MessageRow.external_id == external_id,
-                                            MessageRow.confidence.is_not(None))
+        query = select(MessageRow.id).where(
+            MessageRow.channel == channel, MessageRow.external_id == external_id, MessageRow.confidence.is_not(None)
+        )
         try:
             async with self.engine.connect() as conn:
                 return (await conn.execute(query)).first() is not None
@@ -268,32 +374,63 @@ class SqlChatStore:
 
     async def unanswered(self, channel: str, since: datetime, limit: int = 1000) -> list[StoredMessage]:
         """Customers' messages on ``channel`` stored since ``since`` whose turn never committed, oldest first."""
-        query = (select(MessageRow).where(MessageRow.channel == channel, MessageRow.direction == "in",
-                                          MessageRow.external_id.is_not(None), MessageRow.confidence.is_(None),
-                                          MessageRow.created_at >= since)
-                 .order_by(MessageRow.created_at, MessageRow.id).limit(limit))
+        query = (
+            select(MessageRow)
+            .where(
+                MessageRow.channel == channel,
+                MessageRow.direction == "in",
+                MessageRow.external_id.is_not(None),
+                MessageRow.confidence.is_(None),
+                MessageRow.created_at >= since,
+            )
+            .order_by(MessageRow.created_at, MessageRow.id)
+            .limit(limit)
+        )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [StoredMessage(**{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS},
-                                 "created_at": aware(r.created_at)}) for r in rows]
+        return [
+            StoredMessage(
+                **{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS}, "created_at": aware(r.created_at)}
+            )
+            for r in rows
+        ]
 
     async def replies_to(self, channel: str, external_id: str) -> list[StoredMessage]:
         """What the bot said in the turn of the message with this platform id (stored with it, and
         before the same identity's next message), oldest first; [] if none."""
         m = MessageRow
         async with self.engine.connect() as conn:
-            first = (await conn.execute(select(m.identity, m.created_at).where(
-                m.channel == channel, m.external_id == external_id))).first()
+            first = (
+                await conn.execute(
+                    select(m.identity, m.created_at).where(m.channel == channel, m.external_id == external_id)
+                )
+            ).first()
             if first is None:
                 return []
             same = (m.channel == channel, m.identity == first.identity)
-            after = (await conn.execute(select(func.min(m.created_at)).where(
-                *same, m.direction == "in", m.created_at > first.created_at))).scalar()
-            query = select(m).where(*same, m.direction == "out", m.role == "bot", m.created_at > first.created_at,
-                                    *([m.created_at < after] if after is not None else [])).order_by(m.created_at)
+            after = (
+                await conn.execute(
+                    select(func.min(m.created_at)).where(*same, m.direction == "in", m.created_at > first.created_at)
+                )
+            ).scalar()
+            query = (
+                select(m)
+                .where(
+                    *same,
+                    m.direction == "out",
+                    m.role == "bot",
+                    m.created_at > first.created_at,
+                    *([m.created_at < after] if after is not None else []),
+                )
+                .order_by(m.created_at)
+            )
             rows = (await conn.execute(query)).all()
-        return [StoredMessage(**{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS},
-                                 "created_at": aware(r.created_at)}) for r in rows]
+        return [
+            StoredMessage(
+                **{**{name: getattr(r, name) for name in _MESSAGE_COLUMNS}, "created_at": aware(r.created_at)}
+            )
+            for r in rows
+        ]
 
     async def touch_customer(self, customer_id: str, channel: str) -> None:
         """Remember the channel the customer is on now."""
@@ -301,21 +438,32 @@ class SqlChatStore:
 
     async def set_reachable(self, channel: str, sender: str, reachable: bool) -> None:
         """Mark an identity (un)reachable, e.g. when the customer blocked the bot there."""
-        await self.writer.write(self._set_reachable, {"id_channel": channel, "id_sender": sender,
-                                                       "reachable": reachable})
+        await self.writer.write(
+            self._set_reachable, {"id_channel": channel, "id_sender": sender, "reachable": reachable}
+        )
 
-    async def record_event(self, kind: str, customer_id: str | None, conversation_id: str | None,
-                           data: dict[str, Any] | None = None) -> None:
-        await self.writer.write(self._insert_event, {"kind": kind, "customer_id": customer_id,
-                                                      "conversation_id": conversation_id, "data": data or {},
-                                                      "created_at": utcnow()})
+    async def record_event(
+        self, kind: str, customer_id: str | None, conversation_id: str | None, data: dict[str, Any] | None = None
+    ) -> None:
+        await self.writer.write(
+            self._insert_event,
+            {
+                "kind": kind,
+                "customer_id": customer_id,
+                "conversation_id": conversation_id,
+                "data": data or {},
+                "created_at": utcnow(),
+            },
+        )
 
     async def events(self, customer_id: str) -> list[dict[str, Any]]:
         query = select(EventRow).where(EventRow.customer_id == customer_id).order_by(EventRow.id)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [{"kind": r.kind, "conversation_id": r.conversation_id, "data": r.data,
-                 "created_at": aware(r.created_at)} for r in rows]
+        return [
+            {"kind": r.kind, "conversation_id": r.conversation_id, "data": r.data, "created_at": aware(r.created_at)}
+            for r in rows
+        ]
 
 
 # Written for mypy: the SQL store is every protocol it is used through.

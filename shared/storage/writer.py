@@ -15,6 +15,7 @@ other. On SQLite the batch runs on a plain connection right on the event loop: a
 without fsync takes about a millisecond, while going through the async driver's thread would
 cost a thread hop and a GIL hand-over per statement and per row.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,8 +64,10 @@ class GroupWriter:
                 try:  # every write handed in is committed (or failed), the batch in flight too
                     await asyncio.wait_for(self._queue.join(), CLOSE_WAIT_SECONDS)
                 except TimeoutError:
-                    log.warning("the database took over %.0f s to commit the last writes; they are abandoned",
-                                CLOSE_WAIT_SECONDS)
+                    log.warning(
+                        "the database took over %.0f s to commit the last writes; they are abandoned",
+                        CLOSE_WAIT_SECONDS,
+                    )
             self._task.cancel()
             try:
                 await self._task

@@ -3,6 +3,7 @@
 The data is made by running the pipeline in-process; the commands run through ``bots.cli.main``
 in a worker thread (they start their own event loop), plus one run of the real console script.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,16 +34,20 @@ _ids = iter(range(50_000, 10**9))
 
 
 def say(channel: str, sender: str, text: str, payload: str | None = None) -> Message:
-    return Message(channel=channel, address=sender, sender=sender, text=text, payload=payload,
-                   external_id=str(next(_ids)))
+    return Message(
+        channel=channel, address=sender, sender=sender, text=text, payload=payload, external_id=str(next(_ids))
+    )
 
 
 @pytest.fixture(params=["sqlite"])
 def backend(request, settings, monkeypatch):
     """Settings for the in-process pipeline, and the same database (and Redis) in the CLI's environment."""
     if request.param == "postgres+redis":
-        settings = replace(settings, database_url=request.getfixturevalue("postgres_url"),
-                           redis_url=request.getfixturevalue("redis_url"))
+        settings = replace(
+            settings,
+            database_url=request.getfixturevalue("postgres_url"),
+            redis_url=request.getfixturevalue("redis_url"),
+        )
     settings_in_environment(monkeypatch, settings)
     return settings
 
@@ -76,8 +81,9 @@ async def chat(seamline, channel: str, sender: str, *texts: str) -> str:
 
 async def test_show_by_identity_and_by_id(seamline, capsys):
     ivan = await chat(seamline, "telegram", "501", "hello", "where is my order")
-    await seamline.customers.set_attributes(ivan, {"email": "ivan@example.com", "name": "Иван"}, source="agent",
-                                            verified=True)
+    await seamline.customers.set_attributes(
+        ivan, {"email": "ivan@example.com", "name": "Иван"}, source="agent", verified=True
+    )
     messages = len(await seamline.store.history(ivan))
 
     code, out, err = await cli(capsys, "show", "telegram:501")
@@ -93,8 +99,7 @@ async def test_show_by_identity_and_by_id(seamline, capsys):
     assert code == 0 and by_id == out
 
 
-async def test_export_holds_the_customers_messages_and_identities_and_nothing_of_another(seamline, capsys,
-                                                                                         tmp_path):
+async def test_export_holds_the_customers_messages_and_identities_and_nothing_of_another(seamline, capsys, tmp_path):
     anna = await chat(seamline, "telegram", "601", "где мой заказ", "55123")
     other = await chat(seamline, "vk", "602", "my email is petr@example.com")
 
@@ -188,9 +193,17 @@ async def test_unlink_by_id_makes_two_customers_again(seamline, capsys):
     assert "hello again" in [m.text for m in await seamline.store.history(web)]
 
 
-@pytest.mark.parametrize("args", [["show", "telegram:404"], ["show", "0000nobody"], ["links", "vk:404"],
-                                  ["export", "web:nobody"], ["erase", "telegram:404", "--yes"],
-                                  ["unlink", "no-such-link"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", "telegram:404"],
+        ["show", "0000nobody"],
+        ["links", "vk:404"],
+        ["export", "web:nobody"],
+        ["erase", "telegram:404", "--yes"],
+        ["unlink", "no-such-link"],
+    ],
+)
 async def test_an_unknown_customer_or_link_exits_1_with_one_clear_line(seamline, capsys, args):
     code, out, err = await cli(capsys, *args)
     assert code == 1
@@ -201,8 +214,15 @@ async def test_an_unknown_customer_or_link_exits_1_with_one_clear_line(seamline,
 
 async def test_the_console_script_shows_a_customer(seamline, tmp_path):
     customer = await chat(seamline, "vk", "1001", "hello")
-    done = await asyncio.to_thread(subprocess.run, [str(SEAMLINE), "customers", "show", "vk:1001"],
-                                   capture_output=True, text=True, env=dict(os.environ), cwd=tmp_path, timeout=120)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(SEAMLINE), "customers", "show", "vk:1001"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert customer_id(done.stdout) == customer and "vk:1001  reachable" in done.stdout
     assert "Traceback" not in done.stderr

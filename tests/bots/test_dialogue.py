@@ -1,4 +1,5 @@
 """Dialogue decisions: the order-number form, fallbacks, escalation, the customer's language."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,9 +11,11 @@ from seamline.shared.settings import CONFIG_DIR
 
 @pytest.fixture
 def dialogue():
-    return Dialogue(responses=Responses.from_dir(CONFIG_DIR / "responses"),
-                    escalate_intents={"human_agent": "intent human_agent", "complaint": "intent complaint"},
-                    fallbacks_before_human=2)
+    return Dialogue(
+        responses=Responses.from_dir(CONFIG_DIR / "responses"),
+        escalate_intents={"human_agent": "intent human_agent", "complaint": "intent complaint"},
+        fallbacks_before_human=2,
+    )
 
 
 def turn(dialogue, understanding, session, text, payload=None):

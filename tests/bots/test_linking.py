@@ -1,5 +1,6 @@
 """One customer across channels, through the pipeline: codes, confirmation, merging, continuity, undo,
 privacy. (Guessing and the threat model: tests/security/test_link_*.py.)"""
+
 from __future__ import annotations
 
 import re
@@ -34,8 +35,9 @@ _ids = iter(range(10_000, 10**9))
 
 
 def say(channel: str, sender: str, text: str, payload: str | None = None) -> Message:
-    return Message(channel=channel, address=sender, sender=sender, text=text, payload=payload,
-                   external_id=str(next(_ids)))
+    return Message(
+        channel=channel, address=sender, sender=sender, text=text, payload=payload, external_id=str(next(_ids))
+    )
 
 
 async def code_for(seamline, channel: str, sender: str, target: str = "web") -> str:
@@ -81,7 +83,9 @@ async def test_a_code_from_telegram_typed_on_the_web_links_history_and_state(sea
     assert web_customer.id == telegram_customer.id
     history = await seamline.pipeline.history(web, "visitor-1")
     assert [m.text for m in history if m.channel == "telegram" and m.direction == "in"][:2] == [
-        "where is my order", "48213"]
+        "where is my order",
+        "48213",
+    ]
     assert any(m.channel == "web" and m.text == "hello" for m in history)
     assert [m.created_at for m in history] == sorted(m.created_at for m in history)
     assert code not in " ".join(m.text for m in history)  # the code is never kept in clear
@@ -127,8 +131,9 @@ async def test_guessing_codes_locks_the_identity_out(seamline):
     assert "too many wrong codes" in seamline.adapters["web"].texts("guesser")[-1].lower()
     await seamline.pipeline.handle(say("web", "guesser", real))  # even the right one, now
     assert "too many wrong codes" in seamline.adapters["web"].texts("guesser")[-1].lower()
-    assert (await seamline.store.find_customer("web", "guesser")).id != \
-        (await seamline.store.find_customer("telegram", "700")).id
+    assert (await seamline.store.find_customer("web", "guesser")).id != (
+        await seamline.store.find_customer("telegram", "700")
+    ).id
 
 
 async def test_asking_for_codes_is_rate_limited(seamline):
@@ -147,12 +152,14 @@ async def test_six_digits_asked_for_as_an_order_number_are_an_order_number(seaml
 
 async def test_unlink_restores_both_customers(seamline):
     await seamline.pipeline.handle(say("telegram", "800", "hello"))
-    await seamline.customers.set_attributes((await seamline.store.find_customer("telegram", "800")).id,
-                                            {"email": "old@example.com"}, source="agent")
+    await seamline.customers.set_attributes(
+        (await seamline.store.find_customer("telegram", "800")).id, {"email": "old@example.com"}, source="agent"
+    )
     await seamline.pipeline.handle(say("web", "v-800", "where is my order"))
     web_id = (await seamline.store.find_customer("web", "v-800")).id
-    await seamline.customers.set_attributes(web_id, {"email": "new@example.com", "city": "Kazan"}, source="site",
-                                            verified=True)
+    await seamline.customers.set_attributes(
+        web_id, {"email": "new@example.com", "city": "Kazan"}, source="site", verified=True
+    )
     code = await code_for(seamline, "telegram", "800")
     await seamline.pipeline.handle(say("web", "v-800", code))
     await answer(seamline, "telegram", "800")
@@ -231,8 +238,11 @@ async def test_proofs_dead_for_a_day_are_purged(seamline):
     await code_for(seamline, "telegram", "740")
     await code_for(seamline, "telegram", "741")
     async with seamline.store.engine.begin() as conn:
-        await conn.execute(update(LinkCodeRow).where(LinkCodeRow.external_id == "740")
-                           .values(expires_at=utcnow() - timedelta(days=1, minutes=1)))
+        await conn.execute(
+            update(LinkCodeRow)
+            .where(LinkCodeRow.external_id == "740")
+            .values(expires_at=utcnow() - timedelta(days=1, minutes=1))
+        )
     assert await seamline.customers.purge_proofs(timedelta(days=1)) == 1
     async with seamline.store.engine.connect() as conn:
         left = (await conn.execute(select(LinkCodeRow.external_id))).scalars().all()

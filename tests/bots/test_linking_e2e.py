@@ -9,6 +9,7 @@ web chat protocol over a real WebSocket; PostgreSQL and Redis behind them (tests
 
 Nothing sleeps and hopes: every wait is for a condition, bounded.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,6 +44,7 @@ def sign(external_id: str, secret: str = IDENTITY_SECRET) -> str:
 
 # -- pure: VK's ref and the setting ----------------------------------------------------------------
 
+
 def vk_fixture(name: str) -> dict:
     return json.loads((VK_FIXTURES / f"{name}.json").read_text())
 
@@ -69,8 +71,9 @@ def test_vks_start_button_pressed_after_a_ref_link_is_the_deep_link_and_other_bu
 def test_the_identity_secret_is_read_from_the_environment_or_the_file_and_must_be_long(tmp_path):
     base = {"SEAMLINE_SECRET_KEY": "k" * 32, "SEAMLINE_DATA_DIR": str(tmp_path)}
     assert load_settings(base).web_identity_secret == ""
-    assert load_settings({**base, "SEAMLINE_WEB_IDENTITY_SECRET": IDENTITY_SECRET}).web_identity_secret == \
-        IDENTITY_SECRET
+    assert (
+        load_settings({**base, "SEAMLINE_WEB_IDENTITY_SECRET": IDENTITY_SECRET}).web_identity_secret == IDENTITY_SECRET
+    )
     assert IDENTITY_SECRET not in repr(load_settings({**base, "SEAMLINE_WEB_IDENTITY_SECRET": IDENTITY_SECRET}))
     (tmp_path / "seamline.toml").write_text(f'[web]\nidentity_secret = "{IDENTITY_SECRET}"\n')
     assert load_settings({**base, "SEAMLINE_CONFIG_DIR": str(tmp_path)}).web_identity_secret == IDENTITY_SECRET
@@ -80,6 +83,7 @@ def test_the_identity_secret_is_read_from_the_environment_or_the_file_and_must_b
 
 
 # -- servers ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 async def telegram():
@@ -103,8 +107,13 @@ def production(settings, postgres_url, redis_url):
 async def seamline(telegram, vk, production, make_server):
     """Seamline with the web chat, Telegram (long polling) and VK (Bots Long Poll) against the fakes
     (requested after them, so stopped before them)."""
-    return await make_server(production, channels={"telegram": dict(token=TOKEN, api_base=telegram.url),
-                             "vk": dict(token=vk.token, group_id=vk.group_id, api_base=vk.url)})
+    return await make_server(
+        production,
+        channels={
+            "telegram": dict(token=TOKEN, api_base=telegram.url),
+            "vk": dict(token=vk.token, group_id=vk.group_id, api_base=vk.url),
+        },
+    )
 
 
 def parts(server):
@@ -123,6 +132,7 @@ async def same_customer(server, *identities: tuple[str, str]) -> bool:
 
 
 # -- the web chat protocol, as a client ------------------------------------------------------------
+
 
 class Client:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -155,12 +165,15 @@ class Client:
 async def connect():
     """Open protocol clients to a server; all are closed after the test."""
     async with aiohttp.ClientSession() as http:
+
         async def open_one(server) -> Client:
             return Client(await http.ws_connect(server.ws_url))
+
         yield open_one
 
 
 # -- the widget in Chromium ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def browser(browser):
@@ -229,15 +242,21 @@ async def browsers(browser, seamline):
 
 # -- a code from Telegram typed in the widget -------------------------------------------------------
 
+
 def first_button(call) -> str:
     """The title of the first inline button on a message the bot sent to Telegram."""
     return call.result["reply_markup"]["inline_keyboard"][0][0]["text"]
 
 
 async def test_a_code_asked_for_in_telegram_and_typed_in_the_widget_brings_the_telegram_chat_along(
-        telegram, seamline, browsers):
-    telegram.enqueue(*(telegram.update("message_text", chat_id=2001, text=text)
-                       for text in ("where is my order", "48213", "link my account")))
+    telegram, seamline, browsers
+):
+    telegram.enqueue(
+        *(
+            telegram.update("message_text", chat_id=2001, text=text)
+            for text in ("where is my order", "48213", "link my account")
+        )
+    )
     await telegram.wait_for("sendMessage", chat_id=2001, count=3)
     assert "48213" in telegram.texts(2001)[1]
     where = telegram.calls_of("sendMessage", chat_id=2001)[2]  # where will the code be typed? the website
@@ -260,8 +279,9 @@ async def test_a_code_asked_for_in_telegram_and_typed_in_the_widget_brings_the_t
     await expect(answer).to_contain_text("Telegram")
     # The widget now shows what was said in Telegram, marked as such, in order, and the code masked.
     from_telegram = visitor.list.locator('.sl-customer[data-channel="telegram"] .sl-text')
-    await expect(from_telegram).to_have_text(["where is my order", "48213", "link my account",
-                                              re.compile("Website chat|Чат на сайте"), re.compile("Yes|Да")])
+    await expect(from_telegram).to_have_text(
+        ["where is my order", "48213", "link my account", re.compile("Website chat|Чат на сайте"), re.compile("Yes|Да")]
+    )
     await expect(visitor.list).not_to_contain_text(code)
     web = visitor_of(await visitor.token())
     assert await same_customer(seamline, ("telegram", "2001"), ("web", web))
@@ -278,11 +298,15 @@ async def test_a_code_asked_for_in_telegram_and_typed_in_the_widget_brings_the_t
 
 # -- deep links from the widget ---------------------------------------------------------------------
 
-async def test_continue_in_telegram_opens_a_one_time_deep_link_with_the_web_conversation(
-        telegram, seamline, browsers):
+
+async def test_continue_in_telegram_opens_a_one_time_deep_link_with_the_web_conversation(telegram, seamline, browsers):
     visitor = await browsers()
-    await visitor.context.route("https://t.me/**", lambda route: route.fulfill(
-        status=200, content_type="text/html", body="<!doctype html><title>Telegram</title>"))
+    await visitor.context.route(
+        "https://t.me/**",
+        lambda route: route.fulfill(
+            status=200, content_type="text/html", body="<!doctype html><title>Telegram</title>"
+        ),
+    )
     await visitor.open(seamline.url + "/")
     await visitor.say("where is my order")
     await visitor.say("48213")
@@ -340,8 +364,14 @@ async def test_continue_in_vk_sends_a_ref_link_that_links_the_first_vk_message(v
     assert re.search("Waiting for confirmation|Ждём подтверждения", waiting["message"])
     question = await web.receive("message")  # "Someone in VK wants to link to this chat: yes / no"
     assert "VK" in question["text"] and question["buttons"][0]["payload"].startswith("/link_yes ")
-    await web.ws.send_json({"type": "message", "id": "yes-1", "text": question["buttons"][0]["title"],
-                            "payload": question["buttons"][0]["payload"]})
+    await web.ws.send_json(
+        {
+            "type": "message",
+            "id": "yes-1",
+            "text": question["buttons"][0]["title"],
+            "payload": question["buttons"][0]["payload"],
+        }
+    )
     [greeting] = await vk.wait_for(lambda: vk.sent_to(4001)[1:])
     assert "linked" in greeting["message"] and "order 48213" in greeting["message"]
     visitor = visitor_of(welcome["token"])
@@ -376,6 +406,7 @@ async def test_a_link_needs_a_hello_and_a_configured_messenger(server, connect):
 
 # -- the site's signed identity ---------------------------------------------------------------------
 
+
 @pytest.fixture
 async def site(production, make_server):
     return await make_server(production)
@@ -398,8 +429,7 @@ async def test_one_site_user_on_two_browsers_is_one_customer_with_one_history(si
     refreshed = await first.receive("history")
     assert [m["text"] for m in refreshed["history"] if m["role"] == "customer"] == ["where is my order", "48213"]
     again = await (await connect(site)).hello(token=welcome["token"])  # the second browser, reloaded
-    assert [m["text"] for m in again["history"] if m["role"] == "customer"] == [
-        "where is my order", "48213", "thanks"]
+    assert [m["text"] for m in again["history"] if m["role"] == "customer"] == ["where is my order", "48213", "thanks"]
     assert await same_customer(site, ("site", "user-1"), ("web", visitor_of(welcome["token"])))
 
 
@@ -430,9 +460,11 @@ async def test_an_unproven_claim_is_ignored_and_the_visitor_stays_alone(site, co
         assert "ignored" in logged, case
         if claim.get("signature"):
             assert claim["signature"] not in logged, case  # the log never holds a signature
-    assert [m.text for m in await parts(site).store.history(
-        (await parts(site).store.fresh_customer("site", "user-1")).id) if m.direction == "in"] == [
-        "my secret order 48213"]  # and nothing of theirs reached the owner
+    assert [
+        m.text
+        for m in await parts(site).store.history((await parts(site).store.fresh_customer("site", "user-1")).id)
+        if m.direction == "in"
+    ] == ["my secret order 48213"]  # and nothing of theirs reached the owner
 
 
 async def test_without_a_configured_secret_claims_are_ignored(settings, make_server, connect):
@@ -482,11 +514,18 @@ async def shop(site):
     from aiohttp import web
 
     async def page(request: web.Request) -> web.Response:
-        attributes = " ".join(f'data-{name.replace("_", "-")}="{escape(request.query[name])}"'
-                              for name in ("external_id", "signature") if name in request.query)
-        return web.Response(content_type="text/html", text=(
-            '<!doctype html><html><head><meta charset="utf-8"><title>My account</title></head><body>'
-            f'<script src="{site.url}/widget.js" async {attributes}></script></body></html>'))
+        attributes = " ".join(
+            f'data-{name.replace("_", "-")}="{escape(request.query[name])}"'
+            for name in ("external_id", "signature")
+            if name in request.query
+        )
+        return web.Response(
+            content_type="text/html",
+            text=(
+                '<!doctype html><html><head><meta charset="utf-8"><title>My account</title></head><body>'
+                f'<script src="{site.url}/widget.js" async {attributes}></script></body></html>'
+            ),
+        )
 
     app = web.Application()
     app.router.add_get("/", page)
@@ -521,8 +560,9 @@ async def test_the_widget_sends_the_sites_signed_user_and_shows_the_shared_histo
             await expect(stranger.messages).to_have_count(0)
             await stranger.say("hello")
             await expect(stranger.list).not_to_contain_text("Alice")
-        assert await same_customer(site, ("web", visitor_of(await alice.token())),
-                                   ("web", visitor_of(await phone.token())), ("site", "user-7"))
+        assert await same_customer(
+            site, ("web", visitor_of(await alice.token())), ("web", visitor_of(await phone.token())), ("site", "user-7")
+        )
 
         # Logged out on the first browser: the page has no user any more, and the widget neither
         # shows nor continues the user's conversation.

@@ -1,4 +1,5 @@
 """The pipeline: stored before processed, duplicates once, escalation recorded, quiet while an agent holds."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,13 @@ async def seamline(settings, understanding):
 
 
 def telegram(text, update_id=None, sender="100"):
-    return Message(channel="telegram", address=sender, sender=sender, text=text,
-                   external_id=str(update_id) if update_id is not None else None)
+    return Message(
+        channel="telegram",
+        address=sender,
+        sender=sender,
+        text=text,
+        external_id=str(update_id) if update_id is not None else None,
+    )
 
 
 async def test_the_inbound_message_is_stored_before_it_is_processed(seamline):
@@ -74,7 +80,9 @@ async def test_asking_for_a_person_queues_the_conversation_with_the_reason(seaml
     events = await seamline.store.events(handled.inbound.customer_id)
     assert (conversation.state, conversation.queue) == ("queued", "support")
     events = [e for e in events if e["kind"] == "handoff_requested"]
-    assert events[-1]["kind"] == "handoff_requested" and events[-1]["data"]["reason"] == "the customer asked for a person"
+    assert (
+        events[-1]["kind"] == "handoff_requested" and events[-1]["data"]["reason"] == "the customer asked for a person"
+    )
 
 
 async def test_the_bot_is_quiet_while_an_agent_holds_the_conversation(seamline):
@@ -118,11 +126,13 @@ async def test_a_customer_who_blocked_the_bot_is_marked_unreachable(seamline):
 
 
 async def test_a_step_handed_to_the_pipeline_goes_where_its_before_says_and_answers_instead_of_the_dialogue(
-        settings, understanding):
+    settings, understanding
+):
     from seamline.bots.pipeline import Pipeline
 
     class OrdersClosed:
         """The shop's order system is down: questions about orders get a notice, not the form."""
+
         name = "orders_closed"
         before = "decide"
 
@@ -134,8 +144,13 @@ async def test_a_step_handed_to_the_pipeline_goes_where_its_before_says_and_answ
 
     built = await build(settings, understanding=understanding)
     try:
-        pipeline = Pipeline(store=built.store, sessions=built.sessions, understanding=understanding,
-                            dialogue=built.pipeline._dialogue, steps=[OrdersClosed()])
+        pipeline = Pipeline(
+            store=built.store,
+            sessions=built.sessions,
+            understanding=understanding,
+            dialogue=built.pipeline._dialogue,
+            steps=[OrdersClosed()],
+        )
         adapter = Recorder("telegram")
         pipeline.register(adapter)
         names = [s.name for s in pipeline.steps]

@@ -3,6 +3,7 @@ aiogram against the fake Bot API (tests/fakes/telegram.py), in long polling and 
 
 Nothing sleeps and hopes: every wait is for a condition, bounded (10 s).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -84,23 +85,38 @@ def test_a_shared_contact_is_a_contact_attachment_with_the_phone():
 def test_a_photo_is_an_attachment_of_its_largest_size_and_the_caption_is_the_text():
     message = to_message(native("photo"))
     assert message.text == "The box arrived damaged"
-    assert message.attachments == (Attachment("photo", data={
-        "file_id": "AgACAgIAAxkBAAIGDGZdq1_large-1280", "file_unique_id": "AQADn9ExG2ZQ8Ep9", "file_size": 151877,
-        "width": 1280, "height": 960}),)
+    assert message.attachments == (
+        Attachment(
+            "photo",
+            data={
+                "file_id": "AgACAgIAAxkBAAIGDGZdq1_large-1280",
+                "file_unique_id": "AQADn9ExG2ZQ8Ep9",
+                "file_size": 151877,
+                "width": 1280,
+                "height": 960,
+            },
+        ),
+    )
 
 
 def test_a_document_is_an_attachment_with_its_name():
     [document] = to_message(native("document")).attachments
     assert (document.kind, document.name) == ("document", "receipt-48213.pdf")
-    assert (document.data["file_id"], document.data["mime_type"]) == ("BQACAgIAAxkBAAIGDWZdrBv8receipt",
-                                                                      "application/pdf")
+    assert (document.data["file_id"], document.data["mime_type"]) == (
+        "BQACAgIAAxkBAAIGDWZdrBv8receipt",
+        "application/pdf",
+    )
 
 
 def test_a_voice_message_is_a_voice_attachment():
     message = to_message(native("voice"))
     [voice] = message.attachments
     assert (message.text, voice.kind, voice.data["file_id"], voice.data["duration"]) == (
-        "", "voice", "AwACAgIAAxkBAAIGDmZdrC5voice", 7)
+        "",
+        "voice",
+        "AwACAgIAAxkBAAIGDmZdrC5voice",
+        7,
+    )
 
 
 def test_a_location_is_an_attachment_with_coordinates():
@@ -164,9 +180,20 @@ async def polling(telegram, settings, make_server):
 async def webhook(telegram, settings, understanding):
     """Seamline in webhook mode: its own URL must be known before it starts, so the port is chosen first."""
     port = free_port()
-    server = Server(replace(settings, channels={"telegram": dict(
-        token=TOKEN, api_base=telegram.url, webhook_url=f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
-        webhook_secret=WEBHOOK_SECRET)}), understanding)
+    server = Server(
+        replace(
+            settings,
+            channels={
+                "telegram": dict(
+                    token=TOKEN,
+                    api_base=telegram.url,
+                    webhook_url=f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
+                    webhook_secret=WEBHOOK_SECRET,
+                )
+            },
+        ),
+        understanding,
+    )
     server.port = port
     await server.start()
     yield server
@@ -214,7 +241,8 @@ async def test_a_photo_is_stored_as_an_attachment_of_the_message(telegram, polli
     [inbound] = [m for m in await history(polling, 1004) if m.role == "customer"]
     assert inbound.text == "The box arrived damaged"
     assert [(a["kind"], a["data"]["file_id"]) for a in inbound.attachments] == [
-        ("photo", "AgACAgIAAxkBAAIGDGZdq1_large-1280")]
+        ("photo", "AgACAgIAAxkBAAIGDGZdq1_large-1280")
+    ]
 
 
 async def test_flood_control_is_waited_out_and_the_answer_sent_once(telegram, polling):
@@ -277,9 +305,11 @@ async def test_one_chat_is_answered_in_order(telegram, polling):
 
 async def test_a_slow_chat_does_not_hold_up_the_others(telegram, polling):
     release = telegram.hold(1012)  # every call for chat 1012 waits
-    telegram.enqueue(telegram.update("message_text", chat_id=1012, text="hello"),
-                     telegram.update("message_text", chat_id=1012, text="where is my order"),
-                     telegram.update("message_text", chat_id=1013, text="hello"))
+    telegram.enqueue(
+        telegram.update("message_text", chat_id=1012, text="hello"),
+        telegram.update("message_text", chat_id=1012, text="where is my order"),
+        telegram.update("message_text", chat_id=1013, text="hello"),
+    )
     await telegram.wait_for("sendMessage", chat_id=1013)
     assert telegram.calls_of("sendMessage", chat_id=1012) == []
     release.set()
@@ -289,8 +319,9 @@ async def test_a_slow_chat_does_not_hold_up_the_others(telegram, polling):
 
 async def test_other_update_kinds_are_acknowledged_and_ignored(telegram, polling, caplog):
     caplog.set_level(logging.WARNING, logger="seamline.bots.telegram")
-    telegram.enqueue(telegram.update("my_chat_member", chat_id=1014),
-                     telegram.update("message_text", chat_id=1014, text="hello"))
+    telegram.enqueue(
+        telegram.update("my_chat_member", chat_id=1014), telegram.update("message_text", chat_id=1014, text="hello")
+    )
     await telegram.wait_for("sendMessage", chat_id=1014)
     assert len(telegram.texts(1014)) == 1
     assert [r.getMessage() for r in caplog.records if r.name.startswith("bots.")] == []
@@ -321,8 +352,11 @@ async def test_webhook_answers_200_at_once_and_processes_after(telegram, webhook
 @pytest.mark.parametrize("headers", [{}, {SECRET_HEADER: "wrong-secret-0123456789"}], ids=["missing", "wrong"])
 async def test_webhook_without_the_right_secret_is_refused_and_nothing_processed(telegram, webhook, headers):
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{webhook.url}{WEBHOOK_PATH}", headers=headers,
-                             json=telegram.update("message_text", chat_id=2002, text="hello")) as response:
+        async with http.post(
+            f"{webhook.url}{WEBHOOK_PATH}",
+            headers=headers,
+            json=telegram.update("message_text", chat_id=2002, text="hello"),
+        ) as response:
             assert response.status == 401
     assert await history(webhook, 2002) == [] and telegram.calls_of("sendMessage") == []
 
@@ -330,8 +364,11 @@ async def test_webhook_without_the_right_secret_is_refused_and_nothing_processed
 @pytest.mark.parametrize("body", ["{not json", "[]", '{"hello": "world"}'])
 async def test_webhook_refuses_what_is_not_an_update_with_400_and_stays_up(telegram, webhook, body):
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{webhook.url}{WEBHOOK_PATH}", data=body, headers={
-                SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"}) as response:
+        async with http.post(
+            f"{webhook.url}{WEBHOOK_PATH}",
+            data=body,
+            headers={SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"},
+        ) as response:
             assert response.status == 400
     telegram.enqueue(telegram.update("message_text", chat_id=2003, text="hello"))
     await telegram.wait_for("sendMessage", chat_id=2003)
@@ -358,23 +395,28 @@ async def start_failing(settings, understanding, telegram_settings) -> ConfigErr
 
 
 async def test_a_token_telegram_refuses_stops_the_start_naming_the_setting(telegram, settings, understanding):
-    error = await start_failing(settings, understanding, dict(token="654321:" + "B" * 35,
-                                                                          api_base=telegram.url))
+    error = await start_failing(settings, understanding, dict(token="654321:" + "B" * 35, api_base=telegram.url))
     assert error.setting == "SEAMLINE_TELEGRAM_TOKEN" and "401" in error.problem
     assert [c.status for c in telegram.calls_of("getMe", ok=None)] == [401]
 
 
 async def test_an_api_base_that_is_not_telegram_stops_the_start_naming_the_setting(telegram, settings, understanding):
-    error = await start_failing(settings, understanding, dict(token=TOKEN,
-                                                                          api_base=f"{telegram.url}/not-telegram"))
+    error = await start_failing(settings, understanding, dict(token=TOKEN, api_base=f"{telegram.url}/not-telegram"))
     assert error.setting == "SEAMLINE_TELEGRAM_API_BASE"
 
 
 async def test_a_webhook_telegram_refuses_stops_the_start_naming_the_setting(telegram, settings, understanding):
     telegram.fail("setWebhook", status=400, description="Bad Request: bad webhook: Failed to resolve host")
-    error = await start_failing(settings, understanding, dict(
-        token=TOKEN, api_base=telegram.url, webhook_url="https://shop.invalid/telegram/webhook",
-        webhook_secret=WEBHOOK_SECRET))
+    error = await start_failing(
+        settings,
+        understanding,
+        dict(
+            token=TOKEN,
+            api_base=telegram.url,
+            webhook_url="https://shop.invalid/telegram/webhook",
+            webhook_secret=WEBHOOK_SECRET,
+        ),
+    )
     assert error.setting == "SEAMLINE_TELEGRAM_WEBHOOK_URL" and "Failed to resolve host" in error.problem
 
 
@@ -385,7 +427,10 @@ async def test_the_fake_speaks_json_and_form_bodies_like_telegram(telegram):
             assert (await response.json())["result"]["chat"]["id"] == 1
         async with http.post(f"{base}/SENDMESSAGE", data={"chat_id": "1", "text": ""}) as response:
             assert response.status == 400 and (await response.json()) == {
-                "ok": False, "error_code": 400, "description": "Bad Request: message text is empty"}
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: message text is empty",
+            }
         telegram.fail("getMe", status=429, retry_after=3)
         async with http.get(f"{base}/getMe") as response:
             assert (await response.json())["parameters"] == {"retry_after": 3}
@@ -417,13 +462,19 @@ async def test_the_fake_serves_a_plain_aiogram_dispatcher_bot(telegram):
 async def test_seamline_run_serves_the_web_chat_and_telegram_in_one_process(telegram, tmp_path, models_dir):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
-    env.update(SEAMLINE_PORT=str(port), SEAMLINE_DATA_DIR=str(tmp_path), PYTHONUNBUFFERED="1",
-               SEAMLINE_NLU_MODELS=str(models_dir),
-               SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/seamline.db",
-               SEAMLINE_TELEGRAM_TOKEN=TOKEN, SEAMLINE_TELEGRAM_API_BASE=telegram.url)
+    env.update(
+        SEAMLINE_PORT=str(port),
+        SEAMLINE_DATA_DIR=str(tmp_path),
+        PYTHONUNBUFFERED="1",
+        SEAMLINE_NLU_MODELS=str(models_dir),
+        SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/seamline.db",
+        SEAMLINE_TELEGRAM_TOKEN=TOKEN,
+        SEAMLINE_TELEGRAM_API_BASE=telegram.url,
+    )
     with open(tmp_path / "stderr.log", "wb") as stderr:
-        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "seamline.bots.cli", "run", env=env,
-                                                       stdout=asyncio.subprocess.PIPE, stderr=stderr)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "seamline.bots.cli", "run", env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr
+        )
     try:
         line = b""
         while b"Seamline is running" not in line:
@@ -443,9 +494,13 @@ async def test_keys_that_send_text_or_share_a_phone_come_as_a_reply_keyboard(tel
     from seamline.shared.message import Button, Reply
 
     channel = polling.app[CHANNELS]["telegram"]
-    await channel.send("1010", Reply("Leave us your phone and we call you back",
-                                     buttons=(Button("Share my phone", "", kind="contact"),
-                                              Button("No, thanks", "No, thanks", kind="reply"))))
+    await channel.send(
+        "1010",
+        Reply(
+            "Leave us your phone and we call you back",
+            buttons=(Button("Share my phone", "", kind="contact"), Button("No, thanks", "No, thanks", kind="reply")),
+        ),
+    )
     [sent] = await telegram.wait_for("sendMessage", chat_id=1010)
     keyboard = sent.params["reply_markup"]
     assert keyboard["keyboard"] == [[{"text": "Share my phone", "request_contact": True}], [{"text": "No, thanks"}]]

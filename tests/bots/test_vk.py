@@ -1,5 +1,6 @@
 """The VK channel: recorded events mapped purely, then Seamline end to end through the real vk_api
 library against the fake VK API (tests/fakes/vk.py), in Bots Long Poll and Callback API modes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,6 +34,7 @@ def fixture(name: str) -> dict:
 
 
 # -- to_message on recorded events (pure) ---------------------------------------------------------
+
 
 def test_a_text_message():
     message = to_message(fixture("message_new_text"))
@@ -114,8 +116,13 @@ def test_without_an_event_id_the_message_is_known_by_peer_and_conversation_messa
 
 
 def test_the_keyboard_is_inline_with_command_payloads_within_vk_limits():
-    buttons = (*(Button(f"Button number {i} with a title far longer than forty characters", f"/intent_{i}")
-                 for i in range(12)), Button("Big", "/" + "x" * 300))
+    buttons = (
+        *(
+            Button(f"Button number {i} with a title far longer than forty characters", f"/intent_{i}")
+            for i in range(12)
+        ),
+        Button("Big", "/" + "x" * 300),
+    )
     board = json.loads(keyboard(buttons))
     cells = [cell for row in board["buttons"] for cell in row]
     assert board["inline"] is True
@@ -123,9 +130,12 @@ def test_the_keyboard_is_inline_with_command_payloads_within_vk_limits():
     assert all(len(cell["action"]["label"]) <= 40 for cell in cells)
     assert json.loads(cells[0]["action"]["payload"]) == {"command": "/intent_0"}
     assert json.loads(keyboard((Button("Big", "/" + "x" * 300),)))["buttons"][0][0]["action"] == {
-        "type": "text", "label": "Big"}  # a payload over 255 bytes is dropped; the label is sent as text
-    assert json.loads(keyboard((Button("Go", "/greet"),), callback=True))["buttons"][0][0]["action"]["type"] \
-        == "callback"
+        "type": "text",
+        "label": "Big",
+    }  # a payload over 255 bytes is dropped; the label is sent as text
+    assert (
+        json.loads(keyboard((Button("Go", "/greet"),), callback=True))["buttons"][0][0]["action"]["type"] == "callback"
+    )
     assert keyboard(()) is None
 
 
@@ -142,10 +152,11 @@ def test_long_text_is_split_at_paragraphs_and_sentences():
 def test_random_id_is_31_bits_and_the_same_for_the_same_reply_part():
     assert random_id("r1", 0) == random_id("r1", 0)
     assert len({random_id("r1", 0), random_id("r1", 1), random_id("r2", 0)}) == 3
-    assert all(0 < random_id(f"r{i}", 0) < 2 ** 31 for i in range(1000))
+    assert all(0 < random_id(f"r{i}", 0) < 2**31 for i in range(1000))
 
 
 # -- end to end: Seamline + the real vk_api + the fake VK API --------------------------------------
+
 
 @pytest.fixture
 async def fake():
@@ -164,7 +175,9 @@ async def long_poll(fake, settings, make_server):
 
 @pytest.fixture
 async def callback(fake, settings, make_server):
-    server = await make_server(settings, channels={"vk": vk_settings(fake, confirmation=CONFIRMATION, secret=CALLBACK_SECRET)})
+    server = await make_server(
+        settings, channels={"vk": vk_settings(fake, confirmation=CONFIRMATION, secret=CALLBACK_SECRET)}
+    )
     server.callback_url = f"{server.url}/vk/callback"
     return server
 
@@ -175,15 +188,21 @@ async def history(server, peer: int):
 
 async def answered(server, fake: FakeVk, peer: int, inbound: int):
     """The history once ``inbound`` customer messages are answered and every answer is at the fake."""
+
     async def done():
         messages = await history(server, peer)
         outs = [m for m in messages if m.direction == "out"]
         # Inbound messages keep their arrival time, so a later one can be stored (by time) before an
         # earlier one's answer: wait for an answer to every message, not just for an answer last.
-        if (sum(m.direction == "in" for m in messages) == inbound and len(outs) >= inbound
-                and messages[-1].direction == "out" and len(fake.sent_to(peer)) == len(outs)):
+        if (
+            sum(m.direction == "in" for m in messages) == inbound
+            and len(outs) >= inbound
+            and messages[-1].direction == "out"
+            and len(fake.sent_to(peer)) == len(outs)
+        ):
             return messages
         return None
+
     return await eventually(done)
 
 
@@ -242,8 +261,9 @@ async def test_a_lost_answer_is_retried_without_a_second_message(long_poll, fake
     fake.fail("messages.send", status=502, lose_response=True)
     fake.push(fake.message_new(1004, "hello"))
     await answered(long_poll, fake, 1004, 1)
-    calls = await fake.wait_for(lambda: [c for c in fake.calls_of("messages.send") if c.outcome == "ok"]
-                                and fake.calls_of("messages.send"))
+    calls = await fake.wait_for(
+        lambda: [c for c in fake.calls_of("messages.send") if c.outcome == "ok"] and fake.calls_of("messages.send")
+    )
     assert [c.outcome for c in calls] == ["http 502 (after doing it)", "ok"]
     assert calls[0].params["random_id"] == calls[1].params["random_id"]
     assert len(fake.sent_to(1004)) == 1  # VK (and the fake) drop a repeated random_id
@@ -265,8 +285,9 @@ async def test_a_long_reply_goes_out_in_parts_in_order(long_poll, fake):
 async def test_a_callback_button_is_answered_and_its_intent_too(long_poll, fake):
     event = fake.push(fake.message_event(1006, {"command": "/order_status"}))
     await answered(long_poll, fake, 1006, 1)
-    assert fake.event_answers == [{"event_id": event["object"]["event_id"], "user_id": "1006", "peer_id": "1006",
-                                   "event_data": None}]
+    assert fake.event_answers == [
+        {"event_id": event["object"]["event_id"], "user_id": "1006", "peer_id": "1006", "event_data": None}
+    ]
     [sent] = fake.sent_to(1006)
     assert "order number" in sent["message"].lower()  # /order_status without a number asks for it
 
@@ -290,6 +311,7 @@ async def test_a_user_who_cannot_be_messaged_is_marked_unreachable_and_others_ar
     async def unreachable():
         customer = await store.find_customer("vk", "1007")
         return customer and not (await store.identities(customer.id))[0].reachable
+
     await eventually(unreachable)
     assert fake.sent_to(1007) == []
     assert [c.outcome for c in fake.calls_of("messages.send") if c.params["peer_id"] == "1007"] == ["error 901"]
@@ -346,6 +368,7 @@ async def test_a_token_of_another_community_stops_the_start(fake, settings, make
 
 # -- Callback API ---------------------------------------------------------------------------------
 
+
 async def test_callback_confirmation_answers_the_configured_string(callback, fake):
     assert await fake.post_callback(callback.callback_url, fixture("confirmation")) == (200, CONFIRMATION)
     assert (await fake.confirm(callback.callback_url, group_id=999))[0] == 403
@@ -355,16 +378,19 @@ async def test_callback_with_a_wrong_secret_is_refused_and_not_processed(callbac
     status, _ = await fake.post_callback(callback.callback_url, fake.message_new(2001, "forged"), secret="wrong")
     assert status == 403
     assert (await fake.post_callback(callback.callback_url, fake.message_new(2001, "no secret")))[0] == 403
-    assert await fake.post_callback(callback.callback_url, fake.message_new(2001, "hello"),
-                                    secret=CALLBACK_SECRET) == (200, "ok")
+    assert await fake.post_callback(callback.callback_url, fake.message_new(2001, "hello"), secret=CALLBACK_SECRET) == (
+        200,
+        "ok",
+    )
     messages = await answered(callback, fake, 2001, 1)
     assert [m.text for m in messages if m.direction == "in"] == ["hello"]
 
 
 async def test_callback_says_ok_at_once_and_answers_after(callback, fake):
     gate = fake.pause("messages.send")
-    status, body = await fake.post_callback(callback.callback_url, fake.message_new(2002, "hello"),
-                                            secret=CALLBACK_SECRET)
+    status, body = await fake.post_callback(
+        callback.callback_url, fake.message_new(2002, "hello"), secret=CALLBACK_SECRET
+    )
     assert (status, body) == (200, "ok")
     await fake.wait_for(lambda: fake.calls_of("messages.send"))
     assert fake.sent_to(2002) == []  # "ok" was answered while the reply was still on its way
@@ -387,8 +413,7 @@ async def test_callback_bad_requests(callback, fake):
             assert response.status == 400 and "JSON" in await response.text()
     other = dict(fake.message_new(2004, "hello"), group_id=1)
     assert (await fake.post_callback(callback.callback_url, other, secret=CALLBACK_SECRET))[0] == 403
-    assert await fake.post_callback(callback.callback_url, fixture("group_join"), secret=CALLBACK_SECRET) \
-        == (200, "ok")
+    assert await fake.post_callback(callback.callback_url, fixture("group_join"), secret=CALLBACK_SECRET) == (200, "ok")
     broken = fake.message_new(2004, "hello")
     del broken["object"]["message"]
     status, text = await fake.post_callback(callback.callback_url, broken, secret=CALLBACK_SECRET)
@@ -398,12 +423,20 @@ async def test_callback_bad_requests(callback, fake):
 
 # -- `seamline run`: the VK channel starts with the web app in one process --------------------------
 
+
 def _env(tmp_path: Path, fake: FakeVk, port: int, token: str, models: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
-    env.update(SEAMLINE_DATA_DIR=str(tmp_path / "var"), SEAMLINE_PORT=str(port), PYTHONUNBUFFERED="1",
-               SEAMLINE_NLU_MODELS=str(models), SEAMLINE_CONFIG_DIR=str(Path(__file__).resolve().parents[2] / "config"),
-               SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/var/seamline.db",
-               SEAMLINE_VK_TOKEN=token, SEAMLINE_VK_GROUP_ID=str(fake.group_id), SEAMLINE_VK_API_BASE=fake.url)
+    env.update(
+        SEAMLINE_DATA_DIR=str(tmp_path / "var"),
+        SEAMLINE_PORT=str(port),
+        PYTHONUNBUFFERED="1",
+        SEAMLINE_NLU_MODELS=str(models),
+        SEAMLINE_CONFIG_DIR=str(Path(__file__).resolve().parents[2] / "config"),
+        SEAMLINE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/var/seamline.db",
+        SEAMLINE_VK_TOKEN=token,
+        SEAMLINE_VK_GROUP_ID=str(fake.group_id),
+        SEAMLINE_VK_API_BASE=fake.url,
+    )
     return env
 
 
@@ -411,9 +444,14 @@ def _env(tmp_path: Path, fake: FakeVk, port: int, token: str, models: Path) -> d
 async def test_seamline_run_serves_vk_beside_the_web_chat(fake, tmp_path, models_dir):
     fake.hold = 120  # a long poll held as long as VK may: Ctrl+C must not wait for it
     port = free_port()
-    process = await asyncio.create_subprocess_exec(str(SEAMLINE_BIN), "run", env=_env(tmp_path, fake, port, fake.token, models_dir),
-                                                   cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        str(SEAMLINE_BIN),
+        "run",
+        env=_env(tmp_path, fake, port, fake.token, models_dir),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         line = b""
         while b"Seamline is running" not in line:
@@ -434,8 +472,13 @@ async def test_seamline_run_serves_vk_beside_the_web_chat(fake, tmp_path, models
 @pytest.mark.slow  # a real seamline process
 async def test_seamline_run_with_a_bad_vk_token_exits_2_naming_it(fake, tmp_path, models_dir):
     process = await asyncio.create_subprocess_exec(
-        str(SEAMLINE_BIN), "run", env=_env(tmp_path, fake, free_port(), "vk1.a.wrong", models_dir), cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        str(SEAMLINE_BIN),
+        "run",
+        env=_env(tmp_path, fake, free_port(), "vk1.a.wrong", models_dir),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 2, err.decode()
     assert "SEAMLINE_VK_TOKEN" in err.decode() and "Traceback" not in err.decode()
@@ -448,8 +491,9 @@ def test_keys_that_only_send_text_carry_no_payload_and_a_location_key_is_vks_own
     from seamline.bots.vk_format import keyboard
     from seamline.shared.message import Button
 
-    board = _json.loads(keyboard((Button("No, thanks", "No, thanks", kind="reply"),
-                                  Button("Where are you?", "", kind="location"))))
+    board = _json.loads(
+        keyboard((Button("No, thanks", "No, thanks", kind="reply"), Button("Where are you?", "", kind="location")))
+    )
     actions = [cell["action"] for row in board["buttons"] for cell in row]
     assert actions == [{"type": "text", "label": "No, thanks"}, {"type": "location"}]
 

@@ -1,4 +1,5 @@
 """The web chat WebSocket protocol, against a running Seamline (docs/web-chat-protocol.md)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -69,7 +70,9 @@ async def test_reconnecting_with_the_token_restores_the_history(http, server):
     again = await client(http, server)
     history = (await again.hello(token))["history"]
     assert [(m["role"], m["text"]) for m in history if m["role"] == "customer"] == [
-        ("customer", "where is my order"), ("customer", "123456")]
+        ("customer", "where is my order"),
+        ("customer", "123456"),
+    ]
     assert [m["id"] for m in history if m["role"] == "customer"] == ["c-1", "c-2"]
     assert "123456" in history[-1]["text"]  # the bot took the order number
 
@@ -125,16 +128,19 @@ async def test_two_visitors_may_use_the_same_client_ids(http, server):
     assert (await b.say("hi", id="1"))[0]["role"] == "customer"  # not taken for a duplicate
 
 
-@pytest.mark.parametrize("raw, code", [
-    ("not json at all", "bad_json"),
-    ("[1, 2, 3]", "bad_json"),
-    ('{"no": "type"}', "bad_frame"),
-    ('{"type": "subscribe"}', "unknown_type"),
-    ('{"type": "message", "id": "c-9", "text": "' + "x" * 4097 + '"}', "too_long"),
-    ('{"type": "message", "id": "c-9", "text": "   "}', "empty"),
-    ('{"type": "message", "id": 5, "text": "hi"}', "bad_frame"),
-    ('{"type": "message", "id": "c-9", "text": ["hi"]}', "bad_frame"),
-])
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        ("not json at all", "bad_json"),
+        ("[1, 2, 3]", "bad_json"),
+        ('{"no": "type"}', "bad_frame"),
+        ('{"type": "subscribe"}', "unknown_type"),
+        ('{"type": "message", "id": "c-9", "text": "' + "x" * 4097 + '"}', "too_long"),
+        ('{"type": "message", "id": "c-9", "text": "   "}', "empty"),
+        ('{"type": "message", "id": 5, "text": "hi"}', "bad_frame"),
+        ('{"type": "message", "id": "c-9", "text": ["hi"]}', "bad_frame"),
+    ],
+)
 async def test_a_malformed_frame_gets_an_error_and_the_connection_stays_up(http, server, raw, code):
     c = await client(http, server)
     await c.hello()
@@ -155,8 +161,12 @@ async def test_text_at_the_limit_is_accepted(http, server):
 async def test_a_message_before_hello_is_refused(http, server):
     c = await client(http, server)
     await c.ws.send_json({"type": "message", "id": "c-1", "text": "hi"})
-    assert (await c.receive()) == {"type": "error", "code": "hello_required", "message": "send a hello frame first",
-                                   "id": "c-1"}
+    assert (await c.receive()) == {
+        "type": "error",
+        "code": "hello_required",
+        "message": "send a hello frame first",
+        "id": "c-1",
+    }
 
 
 async def test_an_oversized_frame_closes_only_that_connection(http, server):
@@ -189,7 +199,9 @@ async def test_every_open_tab_of_a_visitor_sees_the_conversation(http, server):
     await first.say("hello", id="c-1")
     seen = [await second.receive(), await second.receive()]
     assert [(f["role"], f["text"] if f["role"] == "customer" else "") for f in seen] == [
-        ("customer", "hello"), ("bot", "")]
+        ("customer", "hello"),
+        ("bot", ""),
+    ]
 
 
 async def test_the_widget_and_demo_page_are_served(http, server):
@@ -269,6 +281,10 @@ async def test_a_dead_redis_gives_a_clear_error_and_the_chat_stays_up(http, make
     await c.hello()
     await c.ws.send_json({"type": "message", "id": "c-1", "text": "hello"})
     error = await c.receive()
-    assert (error["type"], error["code"], error["id"]) == ("error", "internal", "c-1")  # the widget keeps and resends it
+    assert (error["type"], error["code"], error["id"]) == (
+        "error",
+        "internal",
+        "c-1",
+    )  # the widget keeps and resends it
     await c.ws.send_json({"type": "ping"})
     assert await c.receive() == {"type": "pong"}

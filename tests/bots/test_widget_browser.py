@@ -5,6 +5,7 @@ One Chromium serves the whole module; every test gets its own browser context, s
 its own server and database (the ``server`` fixture). Waiting is Playwright's auto-waiting
 ``expect``; nothing sleeps.
 """
+
 from __future__ import annotations
 
 import re
@@ -147,8 +148,9 @@ async def test_html_in_a_message_is_shown_as_text_and_never_run(visitor, server)
     await expect(confirmed).to_have_count(1)
     assert await confirmed.text_content() == evil
     await expect(visitor.list.locator("script, b, img")).to_have_count(0)
-    await expect(visitor.page.locator("#seamline-widget script, #seamline-widget b, #seamline-widget img")) \
-        .to_have_count(0)
+    await expect(
+        visitor.page.locator("#seamline-widget script, #seamline-widget b, #seamline-widget img")
+    ).to_have_count(0)
     # The bot has answered, so a created <img> would have failed to load and run onerror by now.
     assert await visitor.page.evaluate("() => typeof window.__xss") == "undefined"
 
@@ -222,8 +224,10 @@ async def test_two_visitors_do_not_see_each_others_messages(browser, visitor, se
 @pytest.fixture
 async def foreign_site(server):
     """Another origin (a shop's own site) embedding the widget with one script tag."""
-    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>A shop</title></head><body>'
-            f'<script src="{server.url}/widget.js" async></script></body></html>')
+    page = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>A shop</title></head><body>'
+        f'<script src="{server.url}/widget.js" async></script></body></html>'
+    )
 
     async def index(request: web.Request) -> web.Response:
         return web.Response(text=page, content_type="text/html")

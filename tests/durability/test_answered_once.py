@@ -4,6 +4,7 @@ The pipeline is built as ``seamline run`` builds it, on a real SQLite file; a "c
 dies right after its message was stored, and a "restart" a second pipeline on the same database
 (the in-process session store starts empty, as after a restart).
 """
+
 from __future__ import annotations
 
 import pytest

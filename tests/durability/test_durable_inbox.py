@@ -1,5 +1,6 @@
 """The durable inbox: one owner per row when processes share a database, a dead process's rows taken
 over, and a webhook that cannot store an update says so (503) instead of "ok". SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import asyncio
@@ -47,10 +48,12 @@ async def stores(database_url):
 async def left_by(store: SqlChatStore, owner: str, count: int, *, stale: bool) -> list[int]:
     """``count`` rows stored by ``owner`` and not done; ``stale``: its lease long run out."""
     taken = await SqlInbox(store=store, channel="telegram", owner=owner).put(
-        [Entry(f"{owner}-{n}", str(n % 7), "{}") for n in range(count)])
+        [Entry(f"{owner}-{n}", str(n % 7), "{}") for n in range(count)]
+    )
     if stale:
-        await store.run(update(InboxRow).where(InboxRow.owner == owner)
-                        .values(claimed_at=utcnow() - timedelta(hours=1)))
+        await store.run(
+            update(InboxRow).where(InboxRow.owner == owner).values(claimed_at=utcnow() - timedelta(hours=1))
+        )
     return [t.id for t in taken]
 
 
@@ -85,11 +88,24 @@ async def test_a_row_given_up_is_not_taken_again_and_a_done_row_never(stores):
 
 
 async def test_a_telegram_update_that_cannot_be_stored_gets_503_and_its_resend_is_answered_once(
-        settings, understanding, database_url, monkeypatch):
+    settings, understanding, database_url, monkeypatch
+):
     async with FakeTelegram() as telegram:
-        server = Server(replace(settings, database_url=database_url, channels={"telegram": dict(
-            token=TOKEN, api_base=telegram.url, webhook_url="http://127.0.0.1:9/telegram/webhook",
-            webhook_secret=WEBHOOK_SECRET)}), understanding)
+        server = Server(
+            replace(
+                settings,
+                database_url=database_url,
+                channels={
+                    "telegram": dict(
+                        token=TOKEN,
+                        api_base=telegram.url,
+                        webhook_url="http://127.0.0.1:9/telegram/webhook",
+                        webhook_secret=WEBHOOK_SECRET,
+                    )
+                },
+            ),
+            understanding,
+        )
         await server.start()
         try:
             store = server.app[SEAMLINE].store
@@ -106,8 +122,11 @@ async def test_a_telegram_update_that_cannot_be_stored_gets_503_and_its_resend_i
             statuses = []
             async with aiohttp.ClientSession() as http:
                 for _ in range(2):  # Telegram sends it again after anything but 2xx
-                    async with http.post(f"{server.url}{WEBHOOK_PATH}", data=body, headers={
-                            SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"}) as response:
+                    async with http.post(
+                        f"{server.url}{WEBHOOK_PATH}",
+                        data=body,
+                        headers={SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"},
+                    ) as response:
                         statuses.append(response.status)
             assert statuses == [503, 200]
             await telegram.wait_for("sendMessage", chat_id=5300)
@@ -118,11 +137,25 @@ async def test_a_telegram_update_that_cannot_be_stored_gets_503_and_its_resend_i
 
 
 async def test_a_vk_event_that_cannot_be_stored_gets_503_and_its_resend_is_answered_once(
-        settings, understanding, database_url, monkeypatch):
+    settings, understanding, database_url, monkeypatch
+):
     async with FakeVk() as vk:
-        server = Server(replace(settings, database_url=database_url, channels={"vk": dict(
-            token=vk.token, group_id=vk.group_id, api_base=vk.url, confirmation="c0nf", secret="vk-secret-0123")}),
-            understanding)
+        server = Server(
+            replace(
+                settings,
+                database_url=database_url,
+                channels={
+                    "vk": dict(
+                        token=vk.token,
+                        group_id=vk.group_id,
+                        api_base=vk.url,
+                        confirmation="c0nf",
+                        secret="vk-secret-0123",
+                    )
+                },
+            ),
+            understanding,
+        )
         await server.start()
         try:
             store = server.app[SEAMLINE].store
@@ -154,8 +187,9 @@ async def test_a_lease_is_renewed_only_for_the_rows_a_process_holds(stores):
     held, _orphan = await inbox.put([Entry("h", "1", "{}"), Entry("o", "2", "{}")])
     await stores[0].run(update(InboxRow).values(claimed_at=utcnow() - timedelta(minutes=5)))
     await inbox.renew([held.id])  # "o" was stored but never queued here (its read-back failed, say)
-    taken = await SqlInbox(store=stores[1], channel="telegram", owner="host-b:1:x",
-                           lease=timedelta(seconds=30)).take_over()
+    taken = await SqlInbox(
+        store=stores[1], channel="telegram", owner="host-b:1:x", lease=timedelta(seconds=30)
+    ).take_over()
     assert [t.platform_id for t in taken] == ["o"]
 
 
@@ -165,8 +199,9 @@ async def test_rows_done_a_day_ago_are_forgotten_and_rows_given_up_are_kept(stor
     await inbox.done(old)
     await inbox.done(fresh)
     await inbox.done(given_up, error="given up after 5 attempts")
-    await stores[0].run(update(InboxRow).where(InboxRow.platform_id.in_(["old", "bad"]))
-                        .values(done_at=utcnow() - timedelta(days=2)))
+    await stores[0].run(
+        update(InboxRow).where(InboxRow.platform_id.in_(["old", "bad"])).values(done_at=utcnow() - timedelta(days=2))
+    )
     await inbox.purge()
     assert await inbox.put([Entry("fresh", "1", "{}")]) == []  # still known: a redelivery adds nothing
     async with stores[0].engine.connect() as conn:

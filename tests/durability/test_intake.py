@@ -1,5 +1,6 @@
 """bots/intake.py: an update whose processing fails stays in the inbox and is tried again by the sweep;
 one that keeps failing is given up after a bounded number of attempts, logged, and kept in the table."""
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,9 @@ from tests.support import eventually
 
 async def rows(store: SqlChatStore) -> dict[str, tuple]:
     async with store.engine.connect() as conn:
-        found = (await conn.execute(select(InboxRow.platform_id, InboxRow.attempts, InboxRow.done_at,
-                                           InboxRow.error))).all()
+        found = (
+            await conn.execute(select(InboxRow.platform_id, InboxRow.attempts, InboxRow.done_at, InboxRow.error))
+        ).all()
     return {r.platform_id: (r.attempts, r.done_at is not None, r.error) for r in found}
 
 
@@ -33,8 +35,7 @@ async def test_a_failed_update_is_tried_again_and_one_that_keeps_failing_is_give
             raise RuntimeError(f"{taken.platform_id} failed")
         processed.append(taken.platform_id)
 
-    intake = Intake(inbox=SqlInbox(store=store, channel="telegram"), process=process, sweep_every=0.05,
-                    max_attempts=3)
+    intake = Intake(inbox=SqlInbox(store=store, channel="telegram"), process=process, sweep_every=0.05, max_attempts=3)
     await intake.start()
     try:
         await intake.take([Entry("fine", "1", "{}"), Entry("flaky", "2", "{}"), Entry("broken", "3", "{}")])

@@ -8,6 +8,7 @@ answered exactly once. The fakes hold the bot's
 answers until the restart, so at the kill all 100 are acknowledged and none answered yet (the worst
 case). What the killed process had already sent to the fake (it arrives there) counts as answered.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -52,7 +53,14 @@ class Seamline:
     async def start(self) -> Seamline:
         with open(self.log, "ab") as stderr:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "seamline.bots.cli", "run", env=self.env, stdout=asyncio.subprocess.PIPE, stderr=stderr)
+                sys.executable,
+                "-m",
+                "seamline.bots.cli",
+                "run",
+                env=self.env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+            )
         line = b""
         while b"Seamline is running" not in line:
             line = await asyncio.wait_for(self.process.stdout.readline(), 120)
@@ -71,8 +79,14 @@ class Seamline:
 
 def environment(tmp_path: Path, models_dir: Path, database_url: str, port: int, **channel: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
-    env.update(SEAMLINE_PORT=str(port), SEAMLINE_DATA_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1",
-               SEAMLINE_NLU_MODELS=str(models_dir), SEAMLINE_DATABASE_URL=database_url, **channel)
+    env.update(
+        SEAMLINE_PORT=str(port),
+        SEAMLINE_DATA_DIR=str(tmp_path / "var"),
+        PYTHONUNBUFFERED="1",
+        SEAMLINE_NLU_MODELS=str(models_dir),
+        SEAMLINE_DATABASE_URL=database_url,
+        **channel,
+    )
     return env
 
 
@@ -82,12 +96,18 @@ async def stored(database_url: str, channel: str) -> tuple[int, int, dict[str, l
     try:
         async with engine.connect() as conn:
             rows = (await conn.execute(select(func.count()).where(InboxRow.channel == channel))).scalar()
-            done = (await conn.execute(select(func.count()).where(InboxRow.channel == channel,
-                                                                  InboxRow.done_at.is_not(None)))).scalar()
-            messages = (await conn.execute(
-                select(MessageRow.identity, MessageRow.external_id)
-                .where(MessageRow.channel == channel, MessageRow.direction == "in")
-                .order_by(MessageRow.created_at, MessageRow.id))).all()
+            done = (
+                await conn.execute(
+                    select(func.count()).where(InboxRow.channel == channel, InboxRow.done_at.is_not(None))
+                )
+            ).scalar()
+            messages = (
+                await conn.execute(
+                    select(MessageRow.identity, MessageRow.external_id)
+                    .where(MessageRow.channel == channel, MessageRow.direction == "in")
+                    .order_by(MessageRow.created_at, MessageRow.id)
+                )
+            ).all()
     finally:
         await engine.dispose()
     per_chat: dict[str, list[str]] = {}
@@ -117,8 +137,9 @@ async def restarted(seamline: Seamline, holds, database_url: str, channel: str, 
     return per_chat
 
 
-def assert_answered_once(telegram: FakeTelegram, updates: list[dict], per_chat: dict[str, list[str]], *,
-                         first_chat: int) -> None:
+def assert_answered_once(
+    telegram: FakeTelegram, updates: list[dict], per_chat: dict[str, list[str]], *, first_chat: int
+) -> None:
     for chat in range(first_chat, first_chat + CHATS):
         ids = [str(u["update_id"]) for u in updates if u["message"]["chat"]["id"] == chat]
         assert per_chat[str(chat)] == ids  # every update stored, once, processed in order
@@ -126,18 +147,29 @@ def assert_answered_once(telegram: FakeTelegram, updates: list[dict], per_chat: 
 
 
 async def test_telegram_webhook_updates_acknowledged_before_a_kill_9_are_all_answered_once(
-        tmp_path, models_dir, database_url):
+    tmp_path, models_dir, database_url
+):
     port = free_port()
     async with FakeTelegram() as telegram:
-        env = environment(tmp_path, models_dir, database_url, port, SEAMLINE_TELEGRAM_TOKEN=TOKEN,
-                          SEAMLINE_TELEGRAM_API_BASE=telegram.url, SEAMLINE_TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
-                          SEAMLINE_TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/webhook")
+        env = environment(
+            tmp_path,
+            models_dir,
+            database_url,
+            port,
+            SEAMLINE_TELEGRAM_TOKEN=TOKEN,
+            SEAMLINE_TELEGRAM_API_BASE=telegram.url,
+            SEAMLINE_TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            SEAMLINE_TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/webhook",
+        )
         seamline = Seamline(env, tmp_path / "seamline.log")
         holds = [telegram.hold(7000 + chat) for chat in range(CHATS)]  # no answer gets out before the kill
         try:
             await seamline.start()
-            updates = [telegram.update("message_text", chat_id=7000 + chat, text="hello")
-                       for _ in range(PER_CHAT) for chat in range(CHATS)]
+            updates = [
+                telegram.update("message_text", chat_id=7000 + chat, text="hello")
+                for _ in range(PER_CHAT)
+                for chat in range(CHATS)
+            ]
             telegram.enqueue(*updates)
             deadline = asyncio.get_running_loop().time() + 60
             while len(telegram.deliveries) < len(updates):
@@ -169,16 +201,26 @@ async def forgotten_by(telegram: FakeTelegram, timeout: float = 60.0) -> None:
 
 
 async def test_telegram_long_poll_updates_confirmed_before_a_kill_9_are_all_answered_once(
-        tmp_path, models_dir, database_url):
+    tmp_path, models_dir, database_url
+):
     async with FakeTelegram() as telegram:
-        env = environment(tmp_path, models_dir, database_url, free_port(), SEAMLINE_TELEGRAM_TOKEN=TOKEN,
-                          SEAMLINE_TELEGRAM_API_BASE=telegram.url)
+        env = environment(
+            tmp_path,
+            models_dir,
+            database_url,
+            free_port(),
+            SEAMLINE_TELEGRAM_TOKEN=TOKEN,
+            SEAMLINE_TELEGRAM_API_BASE=telegram.url,
+        )
         seamline = Seamline(env, tmp_path / "seamline.log")
         holds = [telegram.hold(7100 + chat) for chat in range(CHATS)]  # no answer gets out before the kill
         try:
             await seamline.start()
-            updates = [telegram.update("message_text", chat_id=7100 + chat, text="hello")
-                       for _ in range(PER_CHAT) for chat in range(CHATS)]
+            updates = [
+                telegram.update("message_text", chat_id=7100 + chat, text="hello")
+                for _ in range(PER_CHAT)
+                for chat in range(CHATS)
+            ]
             telegram.enqueue(*updates)
             await forgotten_by(telegram)
             await seamline.kill()  # right after Telegram forgot them
@@ -193,12 +235,21 @@ async def test_telegram_long_poll_updates_confirmed_before_a_kill_9_are_all_answ
 
 
 async def test_vk_callback_events_acknowledged_before_a_kill_9_are_all_answered_once(
-        tmp_path, models_dir, database_url):
+    tmp_path, models_dir, database_url
+):
     port = free_port()
     async with FakeVk() as vk:
-        env = environment(tmp_path, models_dir, database_url, port, SEAMLINE_VK_TOKEN=vk.token,
-                          SEAMLINE_VK_GROUP_ID=str(vk.group_id), SEAMLINE_VK_API_BASE=vk.url,
-                          SEAMLINE_VK_CONFIRMATION=CONFIRMATION, SEAMLINE_VK_SECRET=VK_SECRET)
+        env = environment(
+            tmp_path,
+            models_dir,
+            database_url,
+            port,
+            SEAMLINE_VK_TOKEN=vk.token,
+            SEAMLINE_VK_GROUP_ID=str(vk.group_id),
+            SEAMLINE_VK_API_BASE=vk.url,
+            SEAMLINE_VK_CONFIRMATION=CONFIRMATION,
+            SEAMLINE_VK_SECRET=VK_SECRET,
+        )
         seamline = Seamline(env, tmp_path / "seamline.log")
         release = vk.pause("messages.send")  # no answer gets out before the kill
         url = f"http://127.0.0.1:{port}/vk/callback"
@@ -217,16 +268,26 @@ async def test_vk_callback_events_acknowledged_before_a_kill_9_are_all_answered_
             ids = [e["event_id"] for e in events if e["object"]["message"]["peer_id"] == 8000 + peer]
             assert per_chat[str(8000 + peer)] == ids  # every event stored, once, processed in order
             assert len(vk.sent_to(8000 + peer)) == PER_CHAT, [  # each answered exactly once
-                (c.outcome, c.params.get("random_id")) for c in vk.calls_of("messages.send")
-                if c.params.get("peer_id") == str(8000 + peer)]
+                (c.outcome, c.params.get("random_id"))
+                for c in vk.calls_of("messages.send")
+                if c.params.get("peer_id") == str(8000 + peer)
+            ]
     assert "Traceback" not in (tmp_path / "seamline.log").read_text()
 
 
 async def test_vk_long_poll_events_past_the_kept_position_at_a_kill_9_are_all_answered_once(
-        tmp_path, models_dir, database_url):
+    tmp_path, models_dir, database_url
+):
     async with FakeVk() as vk:
-        env = environment(tmp_path, models_dir, database_url, free_port(), SEAMLINE_VK_TOKEN=vk.token,
-                          SEAMLINE_VK_GROUP_ID=str(vk.group_id), SEAMLINE_VK_API_BASE=vk.url)
+        env = environment(
+            tmp_path,
+            models_dir,
+            database_url,
+            free_port(),
+            SEAMLINE_VK_TOKEN=vk.token,
+            SEAMLINE_VK_GROUP_ID=str(vk.group_id),
+            SEAMLINE_VK_API_BASE=vk.url,
+        )
         seamline = Seamline(env, tmp_path / "seamline.log")
         release = vk.pause("messages.send")  # no answer gets out before the kill
         position = tmp_path / "var" / f"vk-longpoll-{vk.group_id}.json"

@@ -1,4 +1,5 @@
 """A burst of customers at once waits for a Redis connection instead of failing the turn."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +24,7 @@ def redis_settings(tmp_path) -> Settings:
 async def test_three_hundred_sessions_at_once_are_all_served(redis_settings):
     sessions = build_sessions(redis_settings)
     try:
+
         async def turn(number: int) -> None:
             async with sessions.lock(f"burst-{number}"):
                 await sessions.load(f"burst-{number}")
@@ -37,8 +39,9 @@ async def test_a_burst_of_console_events_is_all_published(redis_settings):
     inbox = build_inbox(redis_settings)
     await inbox.start()
     try:
-        results = await asyncio.gather(*(inbox.publish({"type": "ping", "n": n}) for n in range(300)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(inbox.publish({"type": "ping", "n": n}) for n in range(300)), return_exceptions=True
+        )
         assert [r for r in results if isinstance(r, BaseException)] == []
     finally:
         await inbox.close()

@@ -1,6 +1,7 @@
 """A Redis session lock lost while its turn runs (real Redis): it is logged, naming the session,
 and the stale turn does not overwrite what the lock's next holder saved. (That a holder working
 longer than the timeout keeps its lock is in the store contract, tests/shared/test_session_store.py.)"""
+
 from __future__ import annotations
 
 import asyncio

@@ -4,6 +4,7 @@ cleaned where a message is made, so it is stored, answered, and "kept" is said o
 Lone surrogates and NUL characters become U+FFFD (as the widget's frames do), in the text, the sender's name, the
 payload and attachments alike. Every test runs on SQLite and on PostgreSQL.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,16 +39,31 @@ async def test_a_message_with_unstorable_characters_is_stored_cleaned_and_answer
     try:
         adapter = Recorder("telegram")
         seamline.pipeline.register(adapter)
-        handled = await seamline.pipeline.handle(Message(
-            channel="telegram", address="300", sender="300", text=BROKEN, external_id="1",
-            sender_name="Ann\x00 \udc00", payload="/start ref\x00",
-            attachments=(Attachment("document", name="a\x00.pdf", data={"file_name": "a\ud800.pdf",
-                                                                       "nested": ["x\x00"]}),)))
+        handled = await seamline.pipeline.handle(
+            Message(
+                channel="telegram",
+                address="300",
+                sender="300",
+                text=BROKEN,
+                external_id="1",
+                sender_name="Ann\x00 \udc00",
+                payload="/start ref\x00",
+                attachments=(
+                    Attachment("document", name="a\x00.pdf", data={"file_name": "a\ud800.pdf", "nested": ["x\x00"]}),
+                ),
+            )
+        )
         assert len(adapter.sent) >= 1
         inbound = (await seamline.store.history(handled.inbound.customer_id))[0]
         assert (inbound.text, inbound.payload) == (CLEAN, "/start ref\ufffd")
-        assert inbound.attachments == [{"kind": "document", "url": None, "name": "a\ufffd.pdf",
-                                        "data": {"file_name": "a\ufffd.pdf", "nested": ["x\ufffd"]}}]
+        assert inbound.attachments == [
+            {
+                "kind": "document",
+                "url": None,
+                "name": "a\ufffd.pdf",
+                "data": {"file_name": "a\ufffd.pdf", "nested": ["x\ufffd"]},
+            }
+        ]
         customer = await seamline.store.find_customer("telegram", "300")
         assert customer.name == "Ann\ufffd \ufffd"
     finally:
@@ -56,16 +72,30 @@ async def test_a_message_with_unstorable_characters_is_stored_cleaned_and_answer
 
 async def test_a_telegram_update_with_unstorable_characters_is_answered(db_settings, understanding):
     async with FakeTelegram() as telegram:
-        server = Server(replace(db_settings, channels={"telegram": dict(
-            token=TOKEN, api_base=telegram.url, webhook_url="http://127.0.0.1:9/telegram/webhook",
-            webhook_secret=WEBHOOK_SECRET)}), understanding)
+        server = Server(
+            replace(
+                db_settings,
+                channels={
+                    "telegram": dict(
+                        token=TOKEN,
+                        api_base=telegram.url,
+                        webhook_url="http://127.0.0.1:9/telegram/webhook",
+                        webhook_secret=WEBHOOK_SECRET,
+                    )
+                },
+            ),
+            understanding,
+        )
         await server.start()
         try:
             update = telegram.update("message_text", chat_id=5100, text="x")
             body = json.dumps(update).replace('"x"', '"hello \\ud800 wor\\u0000ld"')
             async with aiohttp.ClientSession() as http:
-                async with http.post(f"{server.url}{WEBHOOK_PATH}", data=body, headers={
-                        SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"}) as response:
+                async with http.post(
+                    f"{server.url}{WEBHOOK_PATH}",
+                    data=body,
+                    headers={SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"},
+                ) as response:
                     assert response.status == 200
             await telegram.wait_for("sendMessage", chat_id=5100)
             history = await server.app[SEAMLINE].pipeline.history("telegram", "5100")

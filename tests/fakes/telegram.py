@@ -29,6 +29,7 @@ Every call is recorded in ``calls`` (method, params, arrival time, status, resul
 ``block`` and ``hold`` make calls fail or wait; ``update`` builds updates from the recorded-style
 payloads in tests/fixtures/telegram/ with fresh ids, and ``press`` presses a button the bot sent.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,19 +50,69 @@ from aiohttp import web
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "telegram"
 TOKEN = "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
 CUSTOMER = 500100200  # the user (and private chat) every fixture is written from; ``update`` replaces it
-BOT = {"id": 123456, "is_bot": True, "first_name": "Seamline Shop", "username": "seamline_shop_bot",
-       "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+BOT = {
+    "id": 123456,
+    "is_bot": True,
+    "first_name": "Seamline Shop",
+    "username": "seamline_shop_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Parameters Telegram takes as JSON-serialized strings in form bodies; recorded decoded.
-_JSON_PARAMS = {"reply_markup", "allowed_updates", "entities", "caption_entities", "link_preview_options",
-                "reply_parameters", "media", "commands"}
+_JSON_PARAMS = {
+    "reply_markup",
+    "allowed_updates",
+    "entities",
+    "caption_entities",
+    "link_preview_options",
+    "reply_parameters",
+    "media",
+    "commands",
+}
 _DEFAULT_UPDATES = {"chat_member", "message_reaction", "message_reaction_count"}  # sent only when asked for
-_CHAT_ACTIONS = {"typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
-                 "upload_document", "choose_sticker", "find_location", "record_video_note", "upload_video_note"}
-_HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code", "pre",
-              "blockquote", "tg-emoji", "tg-time"}
-_DESCRIPTIONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden: bot was blocked by the user",
-                 404: "Not Found", 409: "Conflict", 500: "Internal Server Error", 502: "Bad Gateway"}
+_CHAT_ACTIONS = {
+    "typing",
+    "upload_photo",
+    "record_video",
+    "upload_video",
+    "record_voice",
+    "upload_voice",
+    "upload_document",
+    "choose_sticker",
+    "find_location",
+    "record_video_note",
+    "upload_video_note",
+}
+_HTML_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
+    "tg-time",
+}
+_DESCRIPTIONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden: bot was blocked by the user",
+    404: "Not Found",
+    409: "Conflict",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+}
 
 
 @dataclass(frozen=True)
@@ -127,12 +178,20 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
         self._pusher: asyncio.Task | None = None
-        self._methods = {name.lower(): (name, handler) for name, handler in {
-            "getMe": self._get_me, "getUpdates": self._get_updates, "setWebhook": self._set_webhook,
-            "deleteWebhook": self._delete_webhook, "getWebhookInfo": self._get_webhook_info,
-            "sendMessage": self._send_message, "sendChatAction": self._send_chat_action,
-            "answerCallbackQuery": self._answer_callback_query,
-            "editMessageReplyMarkup": self._edit_message_reply_markup}.items()}
+        self._methods = {
+            name.lower(): (name, handler)
+            for name, handler in {
+                "getMe": self._get_me,
+                "getUpdates": self._get_updates,
+                "setWebhook": self._set_webhook,
+                "deleteWebhook": self._delete_webhook,
+                "getWebhookInfo": self._get_webhook_info,
+                "sendMessage": self._send_message,
+                "sendChatAction": self._send_chat_action,
+                "answerCallbackQuery": self._answer_callback_query,
+                "editMessageReplyMarkup": self._edit_message_reply_markup,
+            }.items()
+        }
 
     # Running
 
@@ -209,8 +268,15 @@ class FakeTelegram:
 
     # What the test arranges
 
-    def fail(self, method: str, times: int = 1, *, status: int = 429, retry_after: int | None = None,
-             description: str | None = None) -> None:
+    def fail(
+        self,
+        method: str,
+        times: int = 1,
+        *,
+        status: int = 429,
+        retry_after: int | None = None,
+        description: str | None = None,
+    ) -> None:
         """The next ``times`` calls of ``method`` fail with ``status``; a 429 comes with ``retry_after``
         (1 s unless given)."""
         if status == 429:
@@ -236,23 +302,32 @@ class FakeTelegram:
     def calls_of(self, method: str, *, ok: bool | None = True, **params: object) -> list[Call]:
         """Recorded calls of ``method`` (only the successful ones unless ``ok`` says otherwise) whose
         params match the given ones (compared as strings: chat_id="1001" matches 1001)."""
-        return [c for c in self.calls if c.method.lower() == method.lower() and (ok is None or c.ok == ok)
-                and all(str(c.params.get(k)) == str(v) for k, v in params.items())]
+        return [
+            c
+            for c in self.calls
+            if c.method.lower() == method.lower()
+            and (ok is None or c.ok == ok)
+            and all(str(c.params.get(k)) == str(v) for k, v in params.items())
+        ]
 
     def texts(self, chat_id: int | str) -> list[str]:
         """The texts the bot sent to a chat, in order."""
         return [c.params["text"] for c in self.calls_of("sendMessage", chat_id=chat_id)]
 
-    async def wait_for(self, method: str, *, count: int = 1, timeout: float = 10.0, ok: bool | None = True,
-                       **params: object) -> list[Call]:
+    async def wait_for(
+        self, method: str, *, count: int = 1, timeout: float = 10.0, ok: bool | None = True, **params: object
+    ) -> list[Call]:
         """Wait until at least ``count`` matching calls are recorded (see ``calls_of``); they are returned.
         Fails with what was recorded after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while len(found := self.calls_of(method, ok=ok, **params)) < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                seen = [(c.method, c.status, {k: c.params.get(k) for k in ("chat_id", "text")}) for c in self.calls
-                        if c.method != "getUpdates"]
+                seen = [
+                    (c.method, c.status, {k: c.params.get(k) for k in ("chat_id", "text")})
+                    for c in self.calls
+                    if c.method != "getUpdates"
+                ]
                 raise AssertionError(f"{len(found)} of {count} {method} {params} in {timeout} s; calls: {seen}")
             changed = self._changed
             try:
@@ -312,8 +387,9 @@ class FakeTelegram:
             update = self._pending.pop(0)
             headers = {SECRET_HEADER: self.webhook_secret} if self.webhook_secret else {}
             try:
-                async with self._client.post(self.webhook_url, json=update, headers=headers,
-                                             timeout=aiohttp.ClientTimeout(total=10)) as response:
+                async with self._client.post(
+                    self.webhook_url, json=update, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
+                ) as response:
                     status = response.status
             except (aiohttp.ClientError, TimeoutError):
                 status = 0
@@ -327,10 +403,16 @@ class FakeTelegram:
 
     async def _get_updates(self, params: dict) -> tuple[Any, str | None]:
         if self.webhook_url:
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
-                                "use deleteWebhook to delete the webhook first")
-        offset, limit, timeout = (_int(params, "offset", 0), min(max(_int(params, "limit", 100), 1), 100),
-                                  max(_int(params, "timeout", 0), 0))
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
+        offset, limit, timeout = (
+            _int(params, "offset", 0),
+            min(max(_int(params, "limit", 100), 1), 100),
+            max(_int(params, "timeout", 0), 0),
+        )
         if "allowed_updates" in params:
             self._allowed = set(params["allowed_updates"] or ())
         if offset > 0:  # confirms every update before it
@@ -341,8 +423,10 @@ class FakeTelegram:
         turn, deadline = self._poll_turn, time.monotonic() + timeout
         while True:
             if turn != self._poll_turn:
-                raise ApiError(409, "Conflict: terminated by other getUpdates request; "
-                                    "make sure that only one bot instance is running")
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                )
             ready = [u for u in self._pending if self._wanted(u)][:limit]
             remaining = deadline - time.monotonic()
             if ready or remaining <= 0 or self._closing:
@@ -380,8 +464,11 @@ class FakeTelegram:
         return True, "Webhook was deleted" if was else "Webhook is already deleted"
 
     async def _get_webhook_info(self, params: dict) -> tuple[Any, str | None]:
-        return {"url": self.webhook_url, "has_custom_certificate": False,
-                "pending_update_count": len(self._pending)}, None
+        return {
+            "url": self.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }, None
 
     async def _send_message(self, params: dict) -> tuple[Any, str | None]:
         text = str(params.get("text") or "")
@@ -391,8 +478,13 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: message is too long")
         _check_markup(text, params.get("parse_mode"))
         keyboard = _check_keyboard(params.get("reply_markup"))
-        message = {"message_id": next(self._message_ids), "from": _user(BOT), "chat": _chat(params),
-                   "date": int(time.time()), "text": text}
+        message = {
+            "message_id": next(self._message_ids),
+            "from": _user(BOT),
+            "chat": _chat(params),
+            "date": int(time.time()),
+            "text": text,
+        }
         if keyboard and "inline_keyboard" in keyboard:  # like Telegram: a reply keyboard is not echoed back
             message["reply_markup"] = keyboard
         return message, None
@@ -413,8 +505,14 @@ class FakeTelegram:
             return True, None
         if not params.get("message_id"):
             raise ApiError(400, "Bad Request: message identifier is not specified")
-        message = {"message_id": _int(params, "message_id", 0), "from": _user(BOT), "chat": _chat(params),
-                   "date": int(time.time()), "edit_date": int(time.time()), "text": "..."}
+        message = {
+            "message_id": _int(params, "message_id", 0),
+            "from": _user(BOT),
+            "chat": _chat(params),
+            "date": int(time.time()),
+            "edit_date": int(time.time()),
+            "text": "...",
+        }
         if keyboard := _check_keyboard(params.get("reply_markup")):
             message["reply_markup"] = keyboard
         return message, None
@@ -434,8 +532,7 @@ async def _params(request: web.Request) -> dict:
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         for key, value in (await request.post()).items():
             if isinstance(value, web.FileField):  # an uploaded file: kept as what it was, not its bytes
-                value = {"filename": value.filename, "content_type": value.content_type,
-                         "size": len(value.file.read())}
+                value = {"filename": value.filename, "content_type": value.content_type, "size": len(value.file.read())}
             params[key] = value
     for key in _JSON_PARAMS & params.keys():
         if isinstance(params[key], str):
@@ -496,8 +593,11 @@ def _check_markup(text: str, parse_mode: object) -> None:
     if parse_mode == "HTML":
         for match in re.finditer(r"</?([A-Za-z][\w-]*)", text):
             if match.group(1).lower() not in _HTML_TAGS:
-                raise ApiError(400, f'Bad Request: can\'t parse entities: Unsupported start tag "{match.group(1)}" '
-                                    f"at byte offset {len(text[:match.start()].encode())}")
+                raise ApiError(
+                    400,
+                    f'Bad Request: can\'t parse entities: Unsupported start tag "{match.group(1)}" '
+                    f"at byte offset {len(text[: match.start()].encode())}",
+                )
 
 
 def _replace_customer(value: Any, chat_id: int) -> Any:

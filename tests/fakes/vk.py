@@ -33,6 +33,7 @@ the status, as when a connection drops), ``block(peer_id, error=901)``, ``pause(
 wait until released), ``rps_limit`` (error 6 above N calls a second). ``wait_for(predicate)`` waits,
 bounded, until something recorded makes it true.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -61,9 +62,22 @@ ERRORS = {
     911: "Keyboard format is invalid",
     914: "Message is too long",
 }
-CLIENT_INFO = {"button_actions": ["text", "vkpay", "open_app", "location", "open_link", "callback",
-                                  "intent_subscribe", "intent_unsubscribe"],
-               "keyboard": True, "inline_keyboard": True, "carousel": True, "lang_id": 3}
+CLIENT_INFO = {
+    "button_actions": [
+        "text",
+        "vkpay",
+        "open_app",
+        "location",
+        "open_link",
+        "callback",
+        "intent_subscribe",
+        "intent_unsubscribe",
+    ],
+    "keyboard": True,
+    "inline_keyboard": True,
+    "carousel": True,
+    "lang_id": 3,
+}
 
 
 class VkError(Exception):
@@ -88,9 +102,16 @@ class _Failure:
 
 
 class FakeVk:
-    def __init__(self, *, token: str = "vk1.a.fake-community-token", group_id: int = 218755321,
-                 group_name: str = "Seamline test shop", hold: float = 1.0, dedupe_window: float = 3600.0,
-                 rps_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "vk1.a.fake-community-token",
+        group_id: int = 218755321,
+        group_name: str = "Seamline test shop",
+        hold: float = 1.0,
+        dedupe_window: float = 3600.0,
+        rps_limit: int | None = None,
+    ) -> None:
         """``hold``: the longest a long poll is held, whatever its ``wait`` (so stopping is quick)."""
         self.token, self.group_id, self.group_name = token, group_id, group_name
         self.hold, self.dedupe_window, self.rps_limit = hold, dedupe_window, rps_limit
@@ -148,8 +169,15 @@ class FakeVk:
 
     # -- telling it what to do ---------------------------------------------------------------------
 
-    def fail(self, method: str, *, error: int | None = None, status: int | None = None, times: int = 1,
-             lose_response: bool = False) -> None:
+    def fail(
+        self,
+        method: str,
+        *,
+        error: int | None = None,
+        status: int | None = None,
+        times: int = 1,
+        lose_response: bool = False,
+    ) -> None:
         """The next ``times`` calls of ``method`` get VK error ``error``, or HTTP ``status``."""
         if (error is None) == (status is None):
             raise ValueError("give either a VK error code or an HTTP status")
@@ -190,18 +218,38 @@ class FakeVk:
 
     # -- events as VK sends them -------------------------------------------------------------------
 
-    def message_new(self, peer_id: int, text: str = "", *, from_id: int | None = None, payload: object = None,
-                    attachments: list[dict] | None = None, geo: dict | None = None, lang_id: int = 3,
-                    ref: str | None = None, ref_source: str | None = None) -> dict:
+    def message_new(
+        self,
+        peer_id: int,
+        text: str = "",
+        *,
+        from_id: int | None = None,
+        payload: object = None,
+        attachments: list[dict] | None = None,
+        geo: dict | None = None,
+        lang_id: int = 3,
+        ref: str | None = None,
+        ref_source: str | None = None,
+    ) -> dict:
         """``ref`` (and ``ref_source``): as VK sets them on the message of a user who came by a
         ``vk.me/club<id>?ref=<ref>&ref_source=<source>`` link."""
         self._ids += 1
         self._conversation_ids[peer_id] += 1
-        message = {"date": int(time.time()), "from_id": from_id or peer_id, "id": self._ids if peer_id < 2e9 else 0,
-                   "version": 10_000_000 + self._ids, "out": 0, "fwd_messages": [], "important": False,
-                   "is_hidden": False, "attachments": attachments or [],
-                   "conversation_message_id": self._conversation_ids[peer_id], "text": text, "peer_id": peer_id,
-                   "random_id": 0}
+        message = {
+            "date": int(time.time()),
+            "from_id": from_id or peer_id,
+            "id": self._ids if peer_id < 2e9 else 0,
+            "version": 10_000_000 + self._ids,
+            "out": 0,
+            "fwd_messages": [],
+            "important": False,
+            "is_hidden": False,
+            "attachments": attachments or [],
+            "conversation_message_id": self._conversation_ids[peer_id],
+            "text": text,
+            "peer_id": peer_id,
+            "random_id": 0,
+        }
         if payload is not None:
             message["payload"] = payload if isinstance(payload, str) else json.dumps(payload)
         if geo is not None:
@@ -214,13 +262,25 @@ class FakeVk:
 
     def message_event(self, peer_id: int, payload: object, *, user_id: int | None = None) -> dict:
         """A callback button press (the button was sent with action type "callback")."""
-        return self._event("message_event", {
-            "user_id": user_id or peer_id, "peer_id": peer_id, "event_id": secrets.token_hex(6),
-            "payload": payload, "conversation_message_id": self._conversation_ids[peer_id] or 1})
+        return self._event(
+            "message_event",
+            {
+                "user_id": user_id or peer_id,
+                "peer_id": peer_id,
+                "event_id": secrets.token_hex(6),
+                "payload": payload,
+                "conversation_message_id": self._conversation_ids[peer_id] or 1,
+            },
+        )
 
     def _event(self, kind: str, obj: dict) -> dict:
-        return {"group_id": self.group_id, "type": kind, "event_id": secrets.token_hex(20), "v": API_VERSION,
-                "object": obj}
+        return {
+            "group_id": self.group_id,
+            "type": kind,
+            "event_id": secrets.token_hex(20),
+            "v": API_VERSION,
+            "object": obj,
+        }
 
     # -- looking at what happened ------------------------------------------------------------------
 
@@ -237,8 +297,10 @@ class FakeVk:
         while not (result := predicate()):
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError(f"fake VK: condition not met in {timeout}s; calls: "
-                                   f"{[(c.method, c.outcome) for c in self.calls[-10:]]}")
+                raise TimeoutError(
+                    f"fake VK: condition not met in {timeout}s; calls: "
+                    f"{[(c.method, c.outcome) for c in self.calls[-10:]]}"
+                )
             try:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
             except TimeoutError:
@@ -277,8 +339,9 @@ class FakeVk:
             call.outcome = f"error {exc.code}"
             request_params = [{"key": "method", "value": name}, {"key": "oauth", "value": "1"}]
             request_params += [{"key": k, "value": v} for k, v in params.items() if k != "access_token"]
-            return web.json_response({"error": {"error_code": exc.code, "error_msg": exc.message,
-                                                "request_params": request_params}})
+            return web.json_response(
+                {"error": {"error_code": exc.code, "error_msg": exc.message, "request_params": request_params}}
+            )
         finally:
             self._notify()
 
@@ -294,15 +357,25 @@ class FakeVk:
             if len(self._recent) >= self.rps_limit:
                 raise VkError(6)
             self._recent.append(now)
-        handler = {"groups.getById": self._groups_get_by_id, "groups.getLongPollServer": self._long_poll_server,
-                   "messages.send": self._send, "messages.sendMessageEventAnswer": self._event_answer}.get(name)
+        handler = {
+            "groups.getById": self._groups_get_by_id,
+            "groups.getLongPollServer": self._long_poll_server,
+            "messages.send": self._send,
+            "messages.sendMessageEventAnswer": self._event_answer,
+        }.get(name)
         if handler is None:
             raise VkError(3)
         return handler(params)
 
     def _groups_get_by_id(self, params: dict[str, str]) -> dict:
-        group = {"id": self.group_id, "name": self.group_name, "screen_name": f"club{self.group_id}",
-                 "is_closed": 0, "type": "group", "photo_50": "https://sun9-1.userapi.com/camera_50.png"}
+        group = {
+            "id": self.group_id,
+            "name": self.group_name,
+            "screen_name": f"club{self.group_id}",
+            "is_closed": 0,
+            "type": "group",
+            "photo_50": "https://sun9-1.userapi.com/camera_50.png",
+        }
         return {"groups": [group], "profiles": []}
 
     def _long_poll_server(self, params: dict[str, str]) -> dict:
@@ -329,8 +402,14 @@ class FakeVk:
             return earlier[0]  # VK: the same random_id again sends nothing
         self._ids += 1
         self._by_random_id[(peer_id, random_id)] = (self._ids, now)
-        message = {"id": self._ids, "peer_id": peer_id, "random_id": random_id, "message": text, "keyboard": board,
-                   "at": time.perf_counter()}
+        message = {
+            "id": self._ids,
+            "peer_id": peer_id,
+            "random_id": random_id,
+            "message": text,
+            "keyboard": board,
+            "at": time.perf_counter(),
+        }
         self.sent.append(message)
         self._sent_by_peer[peer_id].append(message)
         return self._ids
@@ -338,8 +417,9 @@ class FakeVk:
     def _event_answer(self, params: dict[str, str]) -> int:
         if not all(params.get(k) for k in ("event_id", "user_id", "peer_id")):
             raise VkError(100, "event_id, user_id and peer_id are required")
-        self.event_answers.append({k: params[k] for k in ("event_id", "user_id", "peer_id")}
-                                  | {"event_data": params.get("event_data")})
+        self.event_answers.append(
+            {k: params[k] for k in ("event_id", "user_id", "peer_id")} | {"event_data": params.get("event_data")}
+        )
         return 1
 
     async def _long_poll(self, request: web.Request) -> web.Response:

@@ -1,5 +1,6 @@
 """One contract for the agent store (AgentDirectory, AgentLogins, AgentAccounts in handoff/agents.py)
 on SQLite and on a real PostgreSQL: who the agents are, their logins, and changing them."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -110,4 +111,3 @@ class TestAgentAccountsContract:
         assert await agents.get(agent.id) is None and await agents.authenticate(login.token) is None
         with pytest.raises(LookupError):
             await agents.remove("r@example.com")
-

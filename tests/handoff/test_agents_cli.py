@@ -1,6 +1,7 @@
 """``seamline agents add | list`` against the database a running Seamline serves: an agent made on
 the command line logs in to the console's API. The commands run through ``bots.cli.main`` in a
 worker thread (they start their own event loop), plus one run of the real console script."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,8 +47,9 @@ async def logs_in(server, email: str, password: str) -> int:
 
 async def test_an_agent_added_on_the_command_line_logs_in_and_is_listed(server, env, capsys):
     env.setenv("SEAMLINE_AGENT_PASSWORD", PASSWORD)
-    code, out, err = await agents(capsys, "add", "Olga@Shop.example", "--name", "Olga", "--queues",
-                                  "support, sales", "--capacity", "3")
+    code, out, err = await agents(
+        capsys, "add", "Olga@Shop.example", "--name", "Olga", "--queues", "support, sales", "--capacity", "3"
+    )
     assert code == 0, err
     assert "olga@shop.example" in out and "support, sales" in out and "capacity 3" in out
     assert (await agents(capsys, "list"))[1].rstrip().endswith("seen: never")
@@ -68,11 +70,14 @@ async def test_the_password_can_come_from_stdin(server, env, capsys, monkeypatch
     assert await logs_in(server, "ivan@shop.example", PASSWORD) == 200
 
 
-@pytest.mark.parametrize("args, password, problem", [
-    (["not-an-email", "--name", "X"], PASSWORD, "is not an e-mail address"),
-    (["x@shop.example", "--name", "X"], "short", "at least 10 characters"),
-    (["x@shop.example", "--name", "X", "--capacity", "0"], PASSWORD, "capacity must be 1..100"),
-])
+@pytest.mark.parametrize(
+    "args, password, problem",
+    [
+        (["not-an-email", "--name", "X"], PASSWORD, "is not an e-mail address"),
+        (["x@shop.example", "--name", "X"], "short", "at least 10 characters"),
+        (["x@shop.example", "--name", "X", "--capacity", "0"], PASSWORD, "capacity must be 1..100"),
+    ],
+)
 async def test_bad_input_is_refused_with_a_reason_and_nothing_made(server, env, capsys, args, password, problem):
     env.setenv("SEAMLINE_AGENT_PASSWORD", password)
     code, out, err = await agents(capsys, "add", *args)
@@ -90,11 +95,16 @@ async def test_the_same_email_twice_is_refused(server, env, capsys):
 
 def test_the_console_script_reads_the_password_from_a_pipe(settings, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
-    env.update(SEAMLINE_DATA_DIR=str(tmp_path), SEAMLINE_DATABASE_URL=settings.database_url,
-               SEAMLINE_SECRET_KEY=SECRET)
+    env.update(SEAMLINE_DATA_DIR=str(tmp_path), SEAMLINE_DATABASE_URL=settings.database_url, SEAMLINE_SECRET_KEY=SECRET)
     subprocess.run([str(SEAMLINE), "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
-    done = subprocess.run([str(SEAMLINE), "agents", "add", "anna@shop.example", "--name", "Anna"],
-                          input=PASSWORD + "\n", env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(SEAMLINE), "agents", "add", "anna@shop.example", "--name", "Anna"],
+        input=PASSWORD + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     listed = subprocess.run([str(SEAMLINE), "agents", "list"], env=env, capture_output=True, text=True, timeout=120)
     assert "anna@shop.example" in listed.stdout
@@ -117,8 +127,9 @@ async def test_an_agent_is_changed_and_a_new_password_logs_them_out(server, env,
     env.setenv("SEAMLINE_AGENT_PASSWORD", PASSWORD)
     assert (await agents(capsys, "add", "olga@shop.example", "--name", "Olga", "--queues", "support"))[0] == 0
     token = await login_token(server, "olga@shop.example", PASSWORD)
-    code, out, err = await agents(capsys, "set", "olga@shop.example", "--queues", "support,sales", "--capacity", "2",
-                                  "--name", "Olga K.")
+    code, out, err = await agents(
+        capsys, "set", "olga@shop.example", "--queues", "support,sales", "--capacity", "2", "--name", "Olga K."
+    )
     assert code == 0, err
     assert "queues: support, sales" in out and "capacity 2" in out and "logged out" not in out
     assert await me(server, token) == 200  # still logged in
@@ -134,12 +145,15 @@ async def test_an_agent_is_changed_and_a_new_password_logs_them_out(server, env,
     assert await logs_in(server, "olga@shop.example", "a brand new password") == 200
 
 
-@pytest.mark.parametrize("args, problem", [
-    (["set", "nobody@shop.example", "--capacity", "2"], "no agent nobody@shop.example"),
-    (["set", "olga@shop.example"], "nothing to change"),
-    (["set", "olga@shop.example", "--capacity", "500"], "capacity must be 1..100"),
-    (["remove", "nobody@shop.example"], "no agent nobody@shop.example"),
-])
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (["set", "nobody@shop.example", "--capacity", "2"], "no agent nobody@shop.example"),
+        (["set", "olga@shop.example"], "nothing to change"),
+        (["set", "olga@shop.example", "--capacity", "500"], "capacity must be 1..100"),
+        (["remove", "nobody@shop.example"], "no agent nobody@shop.example"),
+    ],
+)
 async def test_changing_or_removing_badly_is_refused_with_a_reason(server, env, capsys, args, problem):
     env.setenv("SEAMLINE_AGENT_PASSWORD", PASSWORD)
     assert (await agents(capsys, "add", "olga@shop.example", "--name", "Olga", "--capacity", "3"))[0] == 0
@@ -158,11 +172,13 @@ async def test_a_removed_agent_cannot_log_in_and_what_they_held_goes_back_to_the
     assert (await agents(capsys, "add", "olga@shop.example", "--name", "Olga"))[0] == 0
     token = await login_token(server, "olga@shop.example", PASSWORD)
     async with aiohttp.ClientSession() as http:
-        async with http.post(server.url + "/api/v1/me/status", json={"status": "online"},
-                             headers={"Authorization": f"Bearer {token}"}) as r:
+        async with http.post(
+            server.url + "/api/v1/me/status", json={"status": "online"}, headers={"Authorization": f"Bearer {token}"}
+        ) as r:
             assert r.status == 200
-    handled = await seamline.pipeline.handle(Message(channel="web", address="v1", sender="v1",
-                                                     text="I want to talk to a human", external_id="v1-1"))
+    handled = await seamline.pipeline.handle(
+        Message(channel="web", address="v1", sender="v1", text="I want to talk to a human", external_id="v1-1")
+    )
     conversation_id = handled.inbound.conversation_id
     assert (await seamline.handoff.conversation(conversation_id)).state == "with_agent"
 
@@ -177,12 +193,14 @@ async def test_a_removed_agent_cannot_log_in_and_what_they_held_goes_back_to_the
     assert (info.state, info.agent_id) == ("queued", None)
 
 
-async def test_with_redis_a_new_password_ends_the_servers_logins_at_once(make_server, settings, monkeypatch,
-                                                                         capsys, request):
+async def test_with_redis_a_new_password_ends_the_servers_logins_at_once(
+    make_server, settings, monkeypatch, capsys, request
+):
     from dataclasses import replace
 
-    shared = replace(settings, database_url=request.getfixturevalue("postgres_url"),
-                     redis_url=request.getfixturevalue("redis_url"))
+    shared = replace(
+        settings, database_url=request.getfixturevalue("postgres_url"), redis_url=request.getfixturevalue("redis_url")
+    )
     server = await make_server(shared)
     settings_in_environment(monkeypatch, shared)
     monkeypatch.setenv("SEAMLINE_AGENT_PASSWORD", PASSWORD)

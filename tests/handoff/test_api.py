@@ -3,6 +3,7 @@
 Customers write through the pipeline with a recording Telegram adapter; agents use the HTTP API.
 Every queue is made always open, so the tests do not depend on the clock (hours: test_routing.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,9 @@ class Api:
             return body
 
     async def post(self, path: str, body=None, status: int = 200) -> dict:
-        async with self.http.post(self.base + path, json=body if body is not None else {},
-                                  headers=self.headers) as response:
+        async with self.http.post(
+            self.base + path, json=body if body is not None else {}, headers=self.headers
+        ) as response:
             data = await response.json()
             assert response.status == status, data
             return data
@@ -67,10 +69,17 @@ def agent(seamline, http, server):
 
     async def make(*, role: str = "agent", capacity: int = 5, queues=(), status: str | None = None) -> Api:
         email = f"agent{next(emails)}@example.com"
-        created = await seamline.handoff.agents.add(email, name=email.split("@")[0].title(), password=PASSWORD,
-                                                    queues=list(queues), role=role, capacity=capacity)
-        async with http.post(server.url + "/api/v1/auth/login",
-                             json={"email": email, "password": PASSWORD, "kind": "api"}) as response:
+        created = await seamline.handoff.agents.add(
+            email,
+            name=email.split("@")[0].title(),
+            password=PASSWORD,
+            queues=list(queues),
+            role=role,
+            capacity=capacity,
+        )
+        async with http.post(
+            server.url + "/api/v1/auth/login", json={"email": email, "password": PASSWORD, "kind": "api"}
+        ) as response:
             assert response.status == 200
             token = (await response.json())["token"]
         api = Api(http, server, created, token)
@@ -83,8 +92,11 @@ def agent(seamline, http, server):
 
 async def say(seamline, chat: str, text: str = "", payload: str | None = None):
     """The Telegram customer ``chat`` writes; returns what the pipeline handled."""
-    return await seamline.pipeline.handle(Message(channel="telegram", address=chat, sender=chat, text=text,
-                                                  payload=payload, external_id=str(next(_updates))))
+    return await seamline.pipeline.handle(
+        Message(
+            channel="telegram", address=chat, sender=chat, text=text, payload=payload, external_id=str(next(_updates))
+        )
+    )
 
 
 async def escalated(seamline, chat: str, text: str = "I want to talk to a human") -> str:
@@ -97,14 +109,20 @@ async def escalated(seamline, chat: str, text: str = "I want to talk to a human"
 
 # -- auth ------------------------------------------------------------------------------------------
 
+
 async def test_login_gives_a_token_that_opens_the_api(agent):
     api = await agent()
     me = await api.get("/me")
     assert (me["email"], me["role"], me["load"]) == (api.agent.email, "agent", 0)
 
 
-@pytest.mark.parametrize("body", [{"email": "agent1@example.com", "password": "wrong password!"},
-                                  {"email": "nobody@example.com", "password": PASSWORD}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "agent1@example.com", "password": "wrong password!"},
+        {"email": "nobody@example.com", "password": PASSWORD},
+    ],
+)
 async def test_a_wrong_password_or_email_is_401(agent, http, server, body):
     await agent()
     async with http.post(server.url + "/api/v1/auth/login", json=body) as response:
@@ -126,25 +144,36 @@ async def test_guessing_passwords_is_stopped_for_that_email_and_address(agent, h
 
 
 async def test_a_login_without_email_and_password_is_400(http, server):
-    async with http.post(server.url + "/api/v1/auth/login", data="nope",
-                         headers={"Content-Type": "application/json"}) as response:
+    async with http.post(
+        server.url + "/api/v1/auth/login", data="nope", headers={"Content-Type": "application/json"}
+    ) as response:
         assert response.status == 400
 
 
-ENDPOINTS = [("POST", "/auth/logout"), ("GET", "/me"), ("POST", "/me/status"), ("GET", "/queues"),
-             ("GET", "/agents"), ("GET", "/conversations"), ("GET", "/conversations/x"),
-             *[("POST", f"/conversations/x/{a}") for a in ("claim", "messages", "notes", "transfer", "release",
-                                                           "resolve")],
-             ("GET", "/customers/x"), ("GET", "/customers/x/export"), ("DELETE", "/customers/x"),
-             ("POST", "/links/x/undo")]
+ENDPOINTS = [
+    ("POST", "/auth/logout"),
+    ("GET", "/me"),
+    ("POST", "/me/status"),
+    ("GET", "/queues"),
+    ("GET", "/agents"),
+    ("GET", "/conversations"),
+    ("GET", "/conversations/x"),
+    *[("POST", f"/conversations/x/{a}") for a in ("claim", "messages", "notes", "transfer", "release", "resolve")],
+    ("GET", "/customers/x"),
+    ("GET", "/customers/x/export"),
+    ("DELETE", "/customers/x"),
+    ("POST", "/links/x/undo"),
+]
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"},
-                                     {"Cookie": "seamline_session=not-a-token"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer not-a-token"}, {"Cookie": "seamline_session=not-a-token"}]
+)
 async def test_every_endpoint_wants_a_valid_token(http, server, headers):
     for method, path in ENDPOINTS:
-        async with http.request(method, server.url + "/api/v1" + path, json={"text": "hi", "status": "online"},
-                                headers=headers) as response:
+        async with http.request(
+            method, server.url + "/api/v1" + path, json={"text": "hi", "status": "online"}, headers=headers
+        ) as response:
             assert response.status == 401, (method, path, response.status)
             assert "error" in await response.json()
 
@@ -159,8 +188,9 @@ async def test_the_inbox_websocket_wants_a_valid_token(http, server):
 
 async def test_a_session_cookie_needs_the_csrf_header_to_change_anything(seamline, agent, http, server):
     api = await agent()
-    async with http.post(server.url + "/api/v1/auth/login",
-                         json={"email": api.agent.email, "password": PASSWORD}) as response:
+    async with http.post(
+        server.url + "/api/v1/auth/login", json={"email": api.agent.email, "password": PASSWORD}
+    ) as response:
         login = await response.json()
         assert response.status == 200 and login["csrf"]
         assert "seamline_session" in response.cookies and response.cookies["seamline_session"]["httponly"]
@@ -171,8 +201,9 @@ async def test_a_session_cookie_needs_the_csrf_header_to_change_anything(seamlin
         async with http.post(server.url + "/api/v1/me/status", json={"status": "away"}, headers=headers) as r:
             assert r.status == 403
     assert (await seamline.handoff.agents.get(api.agent.id)).status == "offline"
-    async with http.post(server.url + "/api/v1/me/status", json={"status": "away"},
-                         headers={**cookie, "X-CSRF-Token": login["csrf"]}) as response:
+    async with http.post(
+        server.url + "/api/v1/me/status", json={"status": "away"}, headers={**cookie, "X-CSRF-Token": login["csrf"]}
+    ) as response:
         assert response.status == 200
     assert (await seamline.handoff.agents.get(api.agent.id)).status == "away"
 
@@ -184,6 +215,7 @@ async def test_a_logged_out_token_is_dead(agent):
 
 
 # -- reading ---------------------------------------------------------------------------------------
+
 
 async def test_queues_are_listed_with_their_waiting_customers(seamline, telegram, agent):
     api = await agent()
@@ -257,6 +289,7 @@ async def test_what_a_customer_writes_is_returned_verbatim(seamline, telegram, a
 
 # -- agent actions ---------------------------------------------------------------------------------
 
+
 async def test_claim_then_reply_reaches_the_customer_on_telegram(seamline, telegram, agent):
     api = await agent()
     conversation = await escalated(seamline, "201")
@@ -305,11 +338,15 @@ async def test_a_non_json_body_is_400(seamline, telegram, agent):
     api = await agent()
     conversation = await escalated(seamline, "205")
     await api.post(f"/conversations/{conversation}/claim")
-    async with api.http.post(f"{api.base}/conversations/{conversation}/messages", data="text=hello",
-                             headers={**api.headers, "Content-Type": "application/json"}) as response:
+    async with api.http.post(
+        f"{api.base}/conversations/{conversation}/messages",
+        data="text=hello",
+        headers={**api.headers, "Content-Type": "application/json"},
+    ) as response:
         assert response.status == 400 and "JSON" in (await response.json())["error"]
-    async with api.http.post(f"{api.base}/conversations/{conversation}/messages", data="text=hello",
-                             headers=api.headers) as response:  # not even said to be JSON
+    async with api.http.post(
+        f"{api.base}/conversations/{conversation}/messages", data="text=hello", headers=api.headers
+    ) as response:  # not even said to be JSON
         assert response.status == 415 and "JSON" in (await response.json())["error"]
 
 
@@ -321,8 +358,9 @@ async def test_a_note_stays_with_the_agents(seamline, telegram, agent):
     await api.post(f"/conversations/{conversation}/notes", {"text": "angry about order 48213, be gentle"})
     assert len(telegram.sent) == sent
     context = await api.get(f"/conversations/{conversation}")
-    assert [(n["text"], n["agent"]) for n in context["notes"]] == [("angry about order 48213, be gentle",
-                                                                   api.agent.email)]
+    assert [(n["text"], n["agent"]) for n in context["notes"]] == [
+        ("angry about order 48213, be gentle", api.agent.email)
+    ]
     assert "angry about order" not in str(context["messages"])
 
 
@@ -401,8 +439,11 @@ async def test_the_wait_estimate_comes_from_how_long_people_take(seamline, teleg
             break
     now = utcnow()
     async with seamline.store.engine.begin() as conn:  # each took a person 30 minutes
-        await conn.execute(update(ConversationRow).where(ConversationRow.state == "resolved")
-                           .values(assigned_at=now - timedelta(minutes=31), closed_at=now - timedelta(minutes=1)))
+        await conn.execute(
+            update(ConversationRow)
+            .where(ConversationRow.state == "resolved")
+            .values(assigned_at=now - timedelta(minutes=31), closed_at=now - timedelta(minutes=1))
+        )
     assert await seamline.handoff.handling_minutes("support") == 30
     # The agent is full again; the next customers wait: a place frees up every 30 / 2 minutes
     for chat in ("240", "241", "242", "243"):
@@ -412,7 +453,8 @@ async def test_the_wait_estimate_comes_from_how_long_people_take(seamline, teleg
 
 
 async def test_after_hours_the_customer_is_told_when_people_are_back_and_a_callback_number_shows(
-        seamline, telegram, agent):
+    seamline, telegram, agent
+):
     from datetime import time as clock
     from datetime import timedelta
 
@@ -507,7 +549,8 @@ async def test_logging_out_ends_the_open_inbox_socket_too(seamline, telegram, ag
 
 
 async def test_an_open_inbox_socket_keeps_its_agent_seen_and_ends_when_the_session_expires(
-        seamline, agent, http, server, monkeypatch):
+    seamline, agent, http, server, monkeypatch
+):
     from datetime import timedelta
 
     from sqlalchemy import select, update
@@ -534,8 +577,11 @@ async def test_an_open_inbox_socket_keeps_its_agent_seen_and_ends_when_the_sessi
             await conn.execute(update(AgentRow).where(AgentRow.id == api.agent.id).values(seen_at=long_ago))
         await eventually(lambda: _later(seen_at, long_ago))  # the socket alone marks the agent as here
         async with engine.begin() as conn:  # the session runs out while the console is open
-            await conn.execute(update(AgentTokenRow).where(AgentTokenRow.agent_id == api.agent.id)
-                               .values(expires_at=utcnow() - timedelta(seconds=1)))
+            await conn.execute(
+                update(AgentTokenRow)
+                .where(AgentTokenRow.agent_id == api.agent.id)
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
         agents.forget()
         event = await ws.receive_json(timeout=5)
         while event["type"] != "error":
@@ -551,7 +597,8 @@ async def _later(read, than) -> bool:
 
 
 async def test_an_agent_who_left_without_logging_out_is_set_offline_and_their_customers_requeued(
-        seamline, telegram, agent, http, server):
+    seamline, telegram, agent, http, server
+):
     from datetime import timedelta
 
     from seamline.shared.message import utcnow
@@ -592,8 +639,7 @@ async def test_the_inbox_websocket_streams_customer_messages(seamline, telegram,
         assert (event["conversation_id"], event["message"]["text"]) == (conversation, "hello? anyone?")
 
 
-async def test_while_an_agent_holds_it_the_customer_can_still_link_a_channel(seamline, telegram, agent, http,
-                                                                               server):
+async def test_while_an_agent_holds_it_the_customer_can_still_link_a_channel(seamline, telegram, agent, http, server):
     api = await agent()
     conversation = await escalated(seamline, "218")
     await api.post(f"/conversations/{conversation}/claim")
@@ -605,8 +651,9 @@ async def test_while_an_agent_holds_it_the_customer_can_still_link_a_channel(sea
     async with http.ws_connect(server.url + "/api/v1/inbox") as ws:
         await ws.send_json({"type": "auth", "token": api.token})
         assert (await ws.receive_json(timeout=5))["type"] == "hello"
-        await seamline.pipeline.handle(Message(channel="web", address="visitor-218", sender="visitor-218",
-                                               text=code, external_id="w-1"))
+        await seamline.pipeline.handle(
+            Message(channel="web", address="visitor-218", sender="visitor-218", text=code, external_id="w-1")
+        )
         yes = telegram.sent[-1][1].buttons[0]  # "Someone in the website chat wants to link ...": the customer says yes
         await say(seamline, "218", yes.title, yes.payload)
         events = [await ws.receive_json(timeout=5)]
@@ -622,7 +669,8 @@ async def test_while_an_agent_holds_it_the_customer_can_still_link_a_channel(sea
 
 
 async def test_a_held_conversation_streams_to_its_agent_and_to_a_colleague_who_opens_it(
-        seamline, telegram, agent, http, server):
+    seamline, telegram, agent, http, server
+):
     olga, ivan = await agent(), await agent()
     conversation = await escalated(seamline, "219")
     await olga.post(f"/conversations/{conversation}/claim")
@@ -678,12 +726,20 @@ async def test_the_agents_reply_follows_the_customer_to_the_channel_they_are_on(
     await api.post(f"/conversations/{conversation}/claim")
     await say(seamline, "270", "link my account")
     code = re.search(r"\b(\d{6})\b", telegram.texts("270")[-1]).group(1)
-    await seamline.pipeline.handle(Message(channel="web", address="visitor-270", sender="visitor-270",
-                                           text=code, external_id="w-270-1"))
+    await seamline.pipeline.handle(
+        Message(channel="web", address="visitor-270", sender="visitor-270", text=code, external_id="w-270-1")
+    )
     yes = telegram.sent[-1][1].buttons[0]  # linked once the customer says yes in Telegram
     await say(seamline, "270", yes.title, yes.payload)
-    await seamline.pipeline.handle(Message(channel="web", address="visitor-270", sender="visitor-270",
-                                           text="I'm on the website now", external_id="w-270-2"))
+    await seamline.pipeline.handle(
+        Message(
+            channel="web",
+            address="visitor-270",
+            sender="visitor-270",
+            text="I'm on the website now",
+            external_id="w-270-2",
+        )
+    )
     sent_to_telegram = len(telegram.sent)
 
     reply = await api.post(f"/conversations/{conversation}/messages", {"text": "I see you on the website"})
@@ -695,8 +751,15 @@ async def test_the_agents_reply_follows_the_customer_to_the_channel_they_are_on(
     reply = await api.post(f"/conversations/{conversation}/messages", {"text": "Got it, answering here"})
     assert reply["channel"] == "telegram" and telegram.texts("270")[-1] == "Got it, answering here"
 
-    await seamline.pipeline.handle(Message(channel="web", address="visitor-270", sender="visitor-270",
-                                           text="one more thing from the site", external_id="w-270-3"))
+    await seamline.pipeline.handle(
+        Message(
+            channel="web",
+            address="visitor-270",
+            sender="visitor-270",
+            text="one more thing from the site",
+            external_id="w-270-3",
+        )
+    )
     web.closed = True  # ... and then they close the tab: the reply goes where they can still be reached
     await api.post(f"/conversations/{conversation}/messages", {"text": "Are you still there?"})
     assert telegram.texts("270")[-1] == "Are you still there?"
@@ -705,6 +768,7 @@ async def test_the_agents_reply_follows_the_customer_to_the_channel_they_are_on(
 
 
 # -- customers (admin) -----------------------------------------------------------------------------
+
 
 async def test_only_an_admin_may_export_or_erase_a_customer(seamline, telegram, agent):
     api, admin = await agent(), await agent(role="admin")
@@ -727,8 +791,7 @@ async def test_escalations_at_the_same_time_respect_capacity(seamline, telegram,
     assert holders.count(None) == 1  # the third waits in the queue
 
 
-async def test_an_admin_sets_a_colleague_offline_and_their_customers_go_back_to_the_queue(
-        seamline, telegram, agent):
+async def test_an_admin_sets_a_colleague_offline_and_their_customers_go_back_to_the_queue(seamline, telegram, agent):
     admin, olga = await agent(role="admin"), await agent(status="online")
     conversation = await escalated(seamline, "241")
     assert (await olga.get(f"/conversations/{conversation}"))["agent_id"] == olga.agent.id
@@ -736,7 +799,9 @@ async def test_an_admin_sets_a_colleague_offline_and_their_customers_go_back_to_
     await admin.post(f"/agents/{olga.agent.id}/status", {"status": "asleep"}, status=400)
     await admin.post("/agents/no-such-agent/status", {"status": "offline"}, status=404)
     assert await admin.post(f"/agents/{olga.agent.id}/status", {"status": "offline"}) == {
-        "id": olga.agent.id, "status": "offline"}
+        "id": olga.agent.id,
+        "status": "offline",
+    }
     context = await admin.get(f"/conversations/{conversation}")
     assert (context["state"], context["agent_id"]) == ("queued", None)
     team = {a["email"]: (a["status"], a["load"]) for a in (await admin.get("/agents"))["agents"]}
@@ -753,8 +818,9 @@ async def test_an_agent_an_admin_sets_online_is_not_thereby_seen(seamline, teleg
 
     admin, absent = await agent(role="admin"), await agent()
     async with seamline.store.engine.begin() as conn:  # they were last here an hour ago
-        await conn.execute(update(AgentRow).where(AgentRow.id == absent.agent.id)
-                           .values(seen_at=utcnow() - timedelta(hours=1)))
+        await conn.execute(
+            update(AgentRow).where(AgentRow.id == absent.agent.id).values(seen_at=utcnow() - timedelta(hours=1))
+        )
     await admin.post(f"/agents/{absent.agent.id}/status", {"status": "online"})
     # Being set online by someone else is not being here: the next sweep sets them offline again.
     gone = await seamline.handoff.set_gone_offline(timedelta(minutes=5))

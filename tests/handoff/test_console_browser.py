@@ -4,6 +4,7 @@ onto the website widget live, and gives the conversation back to the bot.
 
 Waiting is Playwright's ``expect`` and the fake's ``wait_for``; nothing sleeps.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,7 @@ async def telegram():
 async def seamline(telegram, settings, make_server):
     """Seamline polling the fake Bot API (requested after it, so stopped before it), with one agent."""
     server = await make_server(settings, channels={"telegram": dict(token=TOKEN, api_base=telegram.url)})
-    await server.app[SEAMLINE].handoff.agents.add(EMAIL, name="Olga", password=PASSWORD,
-                                                  queues=["support", "delivery"])
+    await server.app[SEAMLINE].handoff.agents.add(EMAIL, name="Olga", password=PASSWORD, queues=["support", "delivery"])
     return server
 
 
@@ -85,8 +85,7 @@ async def log_in(page, url: str) -> None:
     await expect(tid(page, "live")).to_have_attribute("data-state", "online")
 
 
-async def test_an_agent_takes_a_telegram_customer_follows_them_to_the_web_and_hands_back(
-        telegram, seamline, pages):
+async def test_an_agent_takes_a_telegram_customer_follows_them_to_the_web_and_hands_back(telegram, seamline, pages):
     console = await pages()
     await log_in(console, seamline.url)
     # Away: an online agent with room would be given the conversation at once (no Waiting list).
@@ -128,8 +127,9 @@ async def test_an_agent_takes_a_telegram_customer_follows_them_to_the_web_and_ha
     await tid(console, "reply-input").fill("Hi, I'm checking 48213")
     await tid(console, "reply-input").press("Enter")
     await telegram.wait_for("sendMessage", chat_id=CHAT, text="Hi, I'm checking 48213")
-    await expect(tid(console, "messages").locator('[data-role="agent"] [data-testid="message-text"]')) \
-        .to_have_text(["Hi, I'm checking 48213"])
+    await expect(tid(console, "messages").locator('[data-role="agent"] [data-testid="message-text"]')).to_have_text(
+        ["Hi, I'm checking 48213"]
+    )
     await expect(tid(console, "reply-input")).to_have_value("")
 
     # A canned response is filled in from the conversation
@@ -180,8 +180,9 @@ async def test_an_agent_takes_a_telegram_customer_follows_them_to_the_web_and_ha
     await expect(tid(console, "mine").locator('[data-testid="conversation-item"]')).to_have_count(0)
     await widget_input.fill("hello")
     await widget_input.press("Enter")
-    after_hello = site.locator('[data-seamline="messages"] .sl-msg.sl-customer:has(> .sl-text:text-is("hello"))'
-                               ' + .sl-msg.sl-bot .sl-text')
+    after_hello = site.locator(
+        '[data-seamline="messages"] .sl-msg.sl-customer:has(> .sl-text:text-is("hello")) + .sl-msg.sl-bot .sl-text'
+    )
     await expect(after_hello).to_have_count(1)
     await expect(after_hello).not_to_have_text("")
 
@@ -212,9 +213,11 @@ async def test_a_slow_conversation_snapshot_does_not_hide_a_message_that_arrived
     async with aiohttp.ClientSession() as http:
         async with http.post(seamline.url + "/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}) as r:
             token = (await r.json())["token"]
-        async with http.post(f"{seamline.url}/api/v1/conversations/{conversation_id}/notes",
-                             json={"text": "checking the order"},
-                             headers={"Authorization": f"Bearer {token}"}) as r:
+        async with http.post(
+            f"{seamline.url}/api/v1/conversations/{conversation_id}/notes",
+            json={"text": "checking the order"},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r:
             assert r.status == 200, await r.text()
     await asyncio.wait_for(held.wait(), TIMEOUT / 1000)
 
@@ -253,7 +256,8 @@ async def notes(page, count: int) -> list[dict]:
 
 
 async def test_desktop_notifications_tell_the_agent_of_a_new_conversation_and_its_messages(
-        browser, telegram, seamline, pages):
+    browser, telegram, seamline, pages
+):
     asking = await pages()  # permission not given yet: the console offers to turn notifications on
     await log_in(asking, seamline.url)
     await expect(tid(asking, "notify")).to_be_visible()
@@ -280,8 +284,9 @@ async def test_desktop_notifications_tell_the_agent_of_a_new_conversation_and_it
         # With the conversation open in front of the agent, its messages need no notification.
         await tid(console, "mine").locator('[data-testid="conversation-item"]').click()
         telegram.enqueue(telegram.update("message_text", chat_id=CHAT, text="hello? are you reading?"))
-        await expect(tid(console, "messages").locator('[data-testid="message"]')
-                     .filter(has_text="hello? are you reading?")).to_have_count(1)
+        await expect(
+            tid(console, "messages").locator('[data-testid="message"]').filter(has_text="hello? are you reading?")
+        ).to_have_count(1)
         assert len(await console.evaluate("() => window.__notes")) == len(shown)
     finally:
         await context.close()
@@ -299,8 +304,9 @@ async def test_canned_responses_come_in_the_language_the_customer_writes(telegra
 
 
 async def test_an_admin_sees_the_team_and_sets_a_colleague_who_left_offline(telegram, seamline, pages):
-    await seamline.app[SEAMLINE].handoff.agents.add("boss@shop.example", name="Boss", password=PASSWORD,
-                                                    queues=[], role="admin")
+    await seamline.app[SEAMLINE].handoff.agents.add(
+        "boss@shop.example", name="Boss", password=PASSWORD, queues=[], role="admin"
+    )
     olga = await pages()
     await log_in(olga, seamline.url)  # online: the customer is given to her
     await customer_says(telegram, "I want to talk to a human")
@@ -317,8 +323,9 @@ async def test_an_admin_sees_the_team_and_sets_a_colleague_who_left_offline(tele
     member = tid(boss, "team").locator('[data-testid="team-member"][data-email="olga@shop.example"]')
     await expect(member).to_have_attribute("data-status", "online")
     await expect(member.locator('[data-testid="team-load"]')).to_have_text(re.compile(r"^1/\d+$"))
-    await expect(tid(boss, "team").locator('[data-email="boss@shop.example"] [data-testid="set-offline"]')) \
-        .to_have_count(0)  # not oneself
+    await expect(
+        tid(boss, "team").locator('[data-email="boss@shop.example"] [data-testid="set-offline"]')
+    ).to_have_count(0)  # not oneself
     await expect(tid(olga, "team").locator('[data-testid="set-offline"]')).to_have_count(0)  # admins only
 
     await member.locator('[data-testid="set-offline"]').click()

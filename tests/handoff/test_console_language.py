@@ -4,6 +4,7 @@ sticks; what tests and scripts rely on (data-testid, data-key, data-state) stays
 
 Waiting is Playwright's ``expect`` and the fake's ``wait_for``; nothing sleeps.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,7 +37,8 @@ async def console_page(browser, **options):
 
 
 async def test_a_russian_browser_gets_the_console_in_russian_and_the_agent_can_switch_to_english(
-        browser, telegram, seamline):
+    browser, telegram, seamline
+):
     async with console_page(browser, locale="ru-RU") as console:
         await console.goto(seamline.url + "/console/")
         await expect(tid(console, "login-submit")).to_have_text("Войти")
@@ -82,7 +84,8 @@ async def test_a_russian_browser_gets_the_console_in_russian_and_the_agent_can_s
         await expect(state).to_have_text(re.compile(r"^with agent · "))
         await expect(escalation.locator("dt").filter(has_text=re.compile(r"^Queue$"))).to_have_count(1)
         await expect(tid(console, "reply-input")).to_have_attribute(
-            "placeholder", "Reply to the customer (Enter sends, Shift+Enter: new line)")
+            "placeholder", "Reply to the customer (Enter sends, Shift+Enter: new line)"
+        )
 
         # ... and it is remembered
         await console.reload()

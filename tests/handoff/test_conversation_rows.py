@@ -1,5 +1,6 @@
 """One contract for handoff's conversation rows (HandoffStore, HandoffFigures) on SQLite and on a
 real PostgreSQL: what the queue, the consoles and the wait estimates read back after each move."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -80,8 +81,7 @@ class TestHandoffStoreContract:
         assert await rows.placements(customer_id) == [("billing", "agent-7")]
 
     async def test_a_conversation_held_by_a_removed_agent_is_orphaned(self, chat, rows):
-        agent = await AgentStore(chat).add("kept@example.com", name="Kept", password="a long enough secret",
-                                           queues=[])
+        agent = await AgentStore(chat).add("kept@example.com", name="Kept", password="a long enough secret", queues=[])
         _, held = await conversation(chat, "h")
         _, orphan = await conversation(chat, "o")
         await rows.move(held, Move("with_agent", "support", agent.id, utcnow()))
@@ -108,8 +108,10 @@ class TestHandoffStoreContract:
         await chat.record_event("note", customer_id, cid, {"text": "call them"})
         await chat.record_event("note", customer_id, "another", {"text": "not this one"})
         notes = await rows.notes(cid)
-        assert [(n["kind"], n["data"]) for n in notes] == [("handoff", {"to": "queued"}),
-                                                          ("note", {"text": "call them"})]
+        assert [(n["kind"], n["data"]) for n in notes] == [
+            ("handoff", {"to": "queued"}),
+            ("note", {"text": "call them"}),
+        ]
 
 
 class TestHandoffFiguresContract:
@@ -119,7 +121,10 @@ class TestHandoffFiguresContract:
         _, held = await conversation(chat, "4")
         await rows.move(held, Move("with_agent", "sales", "a", utcnow()))
         assert await rows.counts(("queued", "with_agent")) == {
-            ("billing", "queued"): 2, ("sales", "queued"): 1, ("sales", "with_agent"): 1}
+            ("billing", "queued"): 2,
+            ("sales", "queued"): 1,
+            ("sales", "with_agent"): 1,
+        }
 
     async def test_loads_count_what_each_agent_holds(self, chat, rows):
         for sender, state in (("1", "with_agent"), ("2", "transferred"), ("3", "resolved")):
@@ -142,7 +147,16 @@ class TestHandoffFiguresContract:
         assert await rows.last_customer_message(cid) is None
         start = utcnow()
         for n, (direction, role) in enumerate((("in", "customer"), ("out", "bot"))):
-            await chat.append(StoredMessage(id=new_id(), conversation_id=cid, customer_id=customer_id,
-                                            channel="telegram", direction=direction, role=role, text="x",
-                                            created_at=start + timedelta(minutes=n)))
+            await chat.append(
+                StoredMessage(
+                    id=new_id(),
+                    conversation_id=cid,
+                    customer_id=customer_id,
+                    channel="telegram",
+                    direction=direction,
+                    role=role,
+                    text="x",
+                    created_at=start + timedelta(minutes=n),
+                )
+            )
         assert await rows.last_customer_message(cid) == start

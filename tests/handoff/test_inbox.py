@@ -1,6 +1,7 @@
 """The live inbox: one contract for the in-process inbox and the Redis relay (real Redis), and two
 Seamline processes sharing PostgreSQL and Redis: an agent connected to one sees what a customer
 does on the other, and capacity holds across both."""
+
 from __future__ import annotations
 
 import asyncio
@@ -48,7 +49,8 @@ async def test_every_subscriber_gets_every_event_in_order(make_inbox):
         await inbox.publish({"type": "message", "n": n, "text": "<b>привет</b>"})
     for queue in (first, second):
         assert [await next_event(queue) for _ in range(3)] == [
-            {"type": "message", "n": n, "text": "<b>привет</b>"} for n in range(3)]
+            {"type": "message", "n": n, "text": "<b>привет</b>"} for n in range(3)
+        ]
 
 
 async def test_an_unsubscribed_console_gets_nothing_more(make_inbox):
@@ -138,10 +140,12 @@ async def test_with_redis_down_this_processes_consoles_still_get_events():
 
 # -- two Seamline processes on the same PostgreSQL and Redis ----------------------------------------
 
+
 @pytest.fixture
 async def pair(make_server, settings, request):
-    shared = replace(settings, database_url=request.getfixturevalue("postgres_url"),
-                     redis_url=request.getfixturevalue("redis_url"))
+    shared = replace(
+        settings, database_url=request.getfixturevalue("postgres_url"), redis_url=request.getfixturevalue("redis_url")
+    )
     servers = [await make_server(shared), await make_server(shared)]
     for server in servers:
         handoff = server.app[SEAMLINE].handoff
@@ -150,17 +154,18 @@ async def pair(make_server, settings, request):
 
 
 async def logged_in(http, server, email: str, *, capacity: int = 5) -> str:
-    await server.app[SEAMLINE].handoff.agents.add(email, name="Olga", password=PASSWORD, queues=[],
-                                                  capacity=capacity)
-    async with http.post(server.url + "/api/v1/auth/login",
-                         json={"email": email, "password": PASSWORD, "kind": "api"}) as response:
+    await server.app[SEAMLINE].handoff.agents.add(email, name="Olga", password=PASSWORD, queues=[], capacity=capacity)
+    async with http.post(
+        server.url + "/api/v1/auth/login", json={"email": email, "password": PASSWORD, "kind": "api"}
+    ) as response:
         assert response.status == 200
         return (await response.json())["token"]
 
 
 async def say(server, chat: str, text: str, n: int):
-    return await server.app[SEAMLINE].pipeline.handle(Message(
-        channel="web", address=chat, sender=chat, text=text, external_id=f"{chat}-{n}"))
+    return await server.app[SEAMLINE].pipeline.handle(
+        Message(channel="web", address=chat, sender=chat, text=text, external_id=f"{chat}-{n}")
+    )
 
 
 async def test_an_agent_on_one_process_sees_a_customer_on_the_other(pair):
@@ -209,8 +214,9 @@ async def test_capacity_holds_when_two_processes_assign_at_once(pair):
     one, two = pair
     async with aiohttp.ClientSession() as http:
         token = await logged_in(http, one, "olga@example.com", capacity=1)
-        async with http.post(one.url + "/api/v1/me/status", json={"status": "online"},
-                             headers={"Authorization": f"Bearer {token}"}) as response:
+        async with http.post(
+            one.url + "/api/v1/me/status", json={"status": "online"}, headers={"Authorization": f"Bearer {token}"}
+        ) as response:
             assert response.status == 200
     for server in pair:  # widen the race: choosing an agent reads the loads, then waits a moment
         handoff = server.app[SEAMLINE].handoff
@@ -223,8 +229,9 @@ async def test_capacity_holds_when_two_processes_assign_at_once(pair):
 
         handoff.loads = slow_loads
     chats = [f"visitor-{n}" for n in range(12)]
-    await asyncio.gather(*(say(server, chat, "I want to talk to a human", 1)
-                           for server, chat in zip([one, two] * 6, chats, strict=True)))
+    await asyncio.gather(
+        *(say(server, chat, "I want to talk to a human", 1) for server, chat in zip([one, two] * 6, chats, strict=True))
+    )
     handoff = one.app[SEAMLINE].handoff
     held = await handoff.conversations("with_agent")
     waiting = await handoff.conversations("queued")
@@ -243,8 +250,9 @@ async def test_no_process_tells_a_waiting_customer_the_same_place_twice(pair):
 
     for server in pair:
         server.app[SEAMLINE].pipeline.register(Recorder())
-    conversations = [(await say(one, f"visitor-{n}", "I want to talk to a human", 1)).inbound.conversation_id
-                     for n in range(3)]  # nobody online: all three wait
+    conversations = [
+        (await say(one, f"visitor-{n}", "I want to talk to a human", 1)).inbound.conversation_id for n in range(3)
+    ]  # nobody online: all three wait
     async with aiohttp.ClientSession() as http:
         token = await logged_in(http, one, "olga@example.com")
         headers = {"Authorization": f"Bearer {token}"}

@@ -1,4 +1,5 @@
 """The handoff state machine: which moves are allowed, and when the bot is quiet."""
+
 from __future__ import annotations
 
 import itertools
@@ -10,9 +11,18 @@ from seamline.shared.errors import HandoffError
 
 ALLOWED = [
     ("bot", "queued"),
-    ("queued", "with_agent"), ("queued", "abandoned"), ("queued", "bot"), ("queued", "resolved"),
-    ("with_agent", "bot"), ("with_agent", "resolved"), ("with_agent", "transferred"), ("with_agent", "queued"),
-    ("transferred", "with_agent"), ("transferred", "queued"), ("transferred", "bot"), ("transferred", "resolved"),
+    ("queued", "with_agent"),
+    ("queued", "abandoned"),
+    ("queued", "bot"),
+    ("queued", "resolved"),
+    ("with_agent", "bot"),
+    ("with_agent", "resolved"),
+    ("with_agent", "transferred"),
+    ("with_agent", "queued"),
+    ("transferred", "with_agent"),
+    ("transferred", "queued"),
+    ("transferred", "bot"),
+    ("transferred", "resolved"),
 ]
 
 
@@ -36,8 +46,17 @@ def test_every_other_transition_is_illegal(current, target):
     assert current in str(raised.value) and target in str(raised.value)
 
 
-@pytest.mark.parametrize("current,target", [("bot", "with_agent"), ("resolved", "bot"), ("abandoned", "queued"),
-                                            ("bot", "transferred"), ("resolved", "with_agent"), ("bot", "bot")])
+@pytest.mark.parametrize(
+    "current,target",
+    [
+        ("bot", "with_agent"),
+        ("resolved", "bot"),
+        ("abandoned", "queued"),
+        ("bot", "transferred"),
+        ("resolved", "with_agent"),
+        ("bot", "bot"),
+    ],
+)
 def test_the_notable_illegal_moves(current, target):
     with pytest.raises(HandoffError):  # IllegalTransition is a HandoffError: the API answers 409
         check(current, target)

@@ -1,4 +1,5 @@
 """Routing: when the bot passes a conversation to people, to which queue, and whether people are there."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ def why(routing: Routing, text: str = "", *, intent=None, fallbacks=0, attribute
 
 
 # -- triggers ------------------------------------------------------------------------------------
+
 
 def test_the_human_intent_asks_for_a_person(shipped):
     assert why(shipped, "can I talk to someone", intent="human_agent") == "the customer asked for a person"
@@ -68,8 +70,10 @@ def test_a_plain_question_stays_with_the_bot(shipped):
 
 
 def test_asking_for_a_person_wins_over_the_other_reasons(shipped):
-    assert why(shipped, "проблема, дайте оператора", intent="complaint", fallbacks=5,
-               attributes={"vip": True}) == "the customer asked for a person"
+    assert (
+        why(shipped, "проблема, дайте оператора", intent="complaint", fallbacks=5, attributes={"vip": True})
+        == "the customer asked for a person"
+    )
 
 
 def test_without_a_file_the_defaults_apply(tmp_path):
@@ -159,13 +163,13 @@ def utc(*args) -> datetime:
 
 def test_open_and_closed_at_given_utc_times(tmp_path):
     support = load(tmp_path, HOURS).hours("support")  # Moscow is UTC+3
-    assert support.is_open(utc(2026, 11, 23, 6, 0))       # Monday 09:00 in Moscow
+    assert support.is_open(utc(2026, 11, 23, 6, 0))  # Monday 09:00 in Moscow
     assert not support.is_open(utc(2026, 11, 23, 5, 59))  # Monday 08:59
-    assert support.is_open(utc(2026, 11, 23, 17, 59))     # Monday 20:59
+    assert support.is_open(utc(2026, 11, 23, 17, 59))  # Monday 20:59
     assert not support.is_open(utc(2026, 11, 23, 18, 0))  # Monday 21:00: the end is not included
-    assert support.is_open(utc(2026, 11, 28, 8, 0))       # Saturday 11:00
+    assert support.is_open(utc(2026, 11, 28, 8, 0))  # Saturday 11:00
     assert not support.is_open(utc(2026, 11, 28, 11, 30))  # Saturday 14:30: the lunch break
-    assert not support.is_open(utc(2026, 11, 29, 9, 0))   # Sunday
+    assert not support.is_open(utc(2026, 11, 29, 9, 0))  # Sunday
 
 
 def test_next_open_across_a_weekend(tmp_path):
@@ -173,10 +177,22 @@ def test_next_open_across_a_weekend(tmp_path):
     after_saturday = support.next_open(utc(2026, 11, 28, 16, 0))  # Saturday 19:00 in Moscow
     assert after_saturday == datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo("Europe/Moscow"))  # Monday 09:00
     assert after_saturday.astimezone(UTC) == utc(2026, 11, 30, 6, 0)
-    assert support.next_open(utc(2026, 11, 27, 19, 0)) == datetime(2026, 11, 28, 10, 0,  # Friday 22:00 → Sat 10:00
-                                                                   tzinfo=ZoneInfo("Europe/Moscow"))
-    assert support.next_open(utc(2026, 11, 28, 11, 30)) == datetime(2026, 11, 28, 15, 0,  # after lunch
-                                                                    tzinfo=ZoneInfo("Europe/Moscow"))
+    assert support.next_open(utc(2026, 11, 27, 19, 0)) == datetime(
+        2026,
+        11,
+        28,
+        10,
+        0,  # Friday 22:00 → Sat 10:00
+        tzinfo=ZoneInfo("Europe/Moscow"),
+    )
+    assert support.next_open(utc(2026, 11, 28, 11, 30)) == datetime(
+        2026,
+        11,
+        28,
+        15,
+        0,  # after lunch
+        tzinfo=ZoneInfo("Europe/Moscow"),
+    )
 
 
 def test_a_day_range_may_wrap_around_the_week(tmp_path):
@@ -194,22 +210,28 @@ def test_a_queue_without_hours_is_always_open(tmp_path):
 def test_the_shipped_support_hours(shipped):
     hours = shipped.hours("support")
     assert hours.timezone == "Europe/Moscow"
-    assert hours.is_open(utc(2026, 11, 29, 8, 0)) and not hours.is_open(utc(2026, 11, 29, 16, 0))  # Sunday 11:00 / 19:00
+    assert hours.is_open(utc(2026, 11, 29, 8, 0)) and not hours.is_open(
+        utc(2026, 11, 29, 16, 0)
+    )  # Sunday 11:00 / 19:00
     assert shipped.hours("vip") == Hours("UTC")
 
 
 # -- bad files ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,problem", [
-    ("rules: [unclosed", "is not valid YAML"),
-    ("queues:\n  support: {timezone: Mars/Olympus}\n", "unknown time zone 'Mars/Olympus'"),
-    ("queues:\n  support: {hours: {mon-fri: '9am-5pm'}}\n", "is not like 09:00-18:00"),
-    ("queues:\n  support: {hours: {weekdays: '09:00-18:00'}}\n", "'weekdays' is not a day"),
-    ("rules:\n  - intents: [greeting]\n", "rule 1 has no queue"),
-    ("rules:\n  - {queue: x, intent: [greeting]}\n", "unknown keys ['intent']"),
-    ("triggers: {keywords: problem}\n", "expected a list"),
-    ("triggers: {fallbacks_in_a_row: many}\n", "many"),
-])
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("rules: [unclosed", "is not valid YAML"),
+        ("queues:\n  support: {timezone: Mars/Olympus}\n", "unknown time zone 'Mars/Olympus'"),
+        ("queues:\n  support: {hours: {mon-fri: '9am-5pm'}}\n", "is not like 09:00-18:00"),
+        ("queues:\n  support: {hours: {weekdays: '09:00-18:00'}}\n", "'weekdays' is not a day"),
+        ("rules:\n  - intents: [greeting]\n", "rule 1 has no queue"),
+        ("rules:\n  - {queue: x, intent: [greeting]}\n", "unknown keys ['intent']"),
+        ("triggers: {keywords: problem}\n", "expected a list"),
+        ("triggers: {fallbacks_in_a_row: many}\n", "many"),
+    ],
+)
 def test_a_bad_file_is_a_config_error_naming_the_file(tmp_path, text, problem):
     with pytest.raises(ConfigError) as raised:
         load(tmp_path, text)
@@ -230,8 +252,11 @@ def test_the_waiting_and_presence_limits_are_read_and_checked(tmp_path, shipped)
 
 
 def test_each_trigger_says_why_with_a_code_a_console_can_translate(tmp_path):
-    routing = load(tmp_path, "triggers:\n  ask_for_human_words: [оператор]\n  always_to_people: [complaint]\n"
-                             "  keywords: [проблема]\n  fallbacks_in_a_row: 3\n  vip_attribute: vip\n")
+    routing = load(
+        tmp_path,
+        "triggers:\n  ask_for_human_words: [оператор]\n  always_to_people: [complaint]\n"
+        "  keywords: [проблема]\n  fallbacks_in_a_row: 3\n  vip_attribute: vip\n",
+    )
     cases = [
         (dict(intent=None, text="оператор, пожалуйста", fallbacks=0, attributes={}), "asked_for_human", {}),
         (dict(intent=None, text="hi", fallbacks=0, attributes={"vip": True}), "vip", {"attribute": "vip"}),

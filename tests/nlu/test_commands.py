@@ -1,4 +1,5 @@
 """``seamline nlu train | parse | evaluate`` as a user runs them (in-process, through ``bots.cli.main``)."""
+
 from __future__ import annotations
 
 import csv
@@ -57,6 +58,7 @@ def rows(path: Path) -> int:
 
 # --- train ---------------------------------------------------------------------------------------------
 
+
 def test_train_writes_a_model_then_skips_unchanged_data_and_force_retrains(capsys, env, small_config):
     code, out, err = run(capsys, "train")
     assert code == 0
@@ -91,6 +93,7 @@ def test_train_takes_other_data_with_data(capsys, env, tmp_path, small_config):
 
 # --- parse ---------------------------------------------------------------------------------------------
 
+
 def test_parse_json_gives_the_intent_ranking_and_normalized_entities(capsys, small_config):
     assert run(capsys, "train")[0] == 0
     code, out, err = run(capsys, "parse", "where is my order? call me on 8 (916) 123-45-67", "--json")
@@ -101,8 +104,9 @@ def test_parse_json_gives_the_intent_ranking_and_normalized_entities(capsys, sma
     assert ranking[0]["intent"] == "order_status"
     assert [r["confidence"] for r in ranking] == sorted((r["confidence"] for r in ranking), reverse=True)
     assert all(0 <= r["confidence"] <= 1 for r in ranking)
-    assert {"type": "phone", "value": "+79161234567", "text": "8 (916) 123-45-67"}.items() <= \
-        next(e for e in result["entities"] if e["type"] == "phone").items()
+    assert {"type": "phone", "value": "+79161234567", "text": "8 (916) 123-45-67"}.items() <= next(
+        e for e in result["entities"] if e["type"] == "phone"
+    ).items()
 
 
 def test_parse_as_text_shows_intent_ranking_and_entities(capsys, small_config):
@@ -130,6 +134,7 @@ def test_parse_with_a_damaged_model_names_the_file_and_the_command(capsys, env, 
 
 
 # --- evaluate ------------------------------------------------------------------------------------------
+
 
 def _check_scores(result: dict, n_test: int) -> None:
     for key in ("in_scope_accuracy", "oos_recall", "macro_f1"):
@@ -185,8 +190,11 @@ def test_evaluate_test_alone_uses_the_current_model_without_retraining(capsys, e
     result = json.loads(out)
     _check_scores(result, rows(EVAL_TEST))
     expected = evaluate.report(Understanding.from_file(model), load(EVAL_TEST).all_examples)
-    assert (result["in_scope_accuracy"], result["oos_recall"], result["macro_f1"]) == \
-        (expected["in_scope_accuracy"], expected["oos_recall"], expected["macro_f1"])
+    assert (result["in_scope_accuracy"], result["oos_recall"], result["macro_f1"]) == (
+        expected["in_scope_accuracy"],
+        expected["oos_recall"],
+        expected["macro_f1"],
+    )
 
 
 def test_evaluate_test_alone_without_a_model_trains_the_shipped_data(capsys, env, small_config):

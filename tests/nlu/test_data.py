@@ -1,4 +1,5 @@
 """Training data: our YAML, Rasa 3.x NLU YAML and CSV, merged, fingerprinted, with clear errors."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,9 +17,22 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 RASA = FIXTURES / "rasa_nlu.yml"
 CSV = FIXTURES / "intents_small.csv"
 
-SHIPPED_INTENTS = {"greet", "goodbye", "thanks", "order_status", "delivery_info", "return_item",
-                   "cancel_order", "change_address", "payment_problem", "complaint", "human_agent",
-                   "opening_hours", "product_availability", "link_account"}
+SHIPPED_INTENTS = {
+    "greet",
+    "goodbye",
+    "thanks",
+    "order_status",
+    "delivery_info",
+    "return_item",
+    "cancel_order",
+    "change_address",
+    "payment_problem",
+    "complaint",
+    "human_agent",
+    "opening_hours",
+    "product_availability",
+    "link_account",
+}
 
 OURS = """\
 language: en
@@ -69,18 +83,26 @@ def error(path, match: str) -> ConfigError:
 
 # --- Rasa ------------------------------------------------------------------------------------------
 
+
 def test_a_rasa_nlu_file_loads_examples_with_markup_stripped_and_spans_kept():
     data = load(RASA)
     by_text = {e.text: e for e in data.all_examples}
-    assert {e.intent for e in data.examples} == {"greet", "order_status", "delivery_info", "cancel_order",
-                                                 "return_item"}
+    assert {e.intent for e in data.examples} == {
+        "greet",
+        "order_status",
+        "delivery_info",
+        "cancel_order",
+        "return_item",
+    }
     assert len(data.examples) == 18 and len(data.out_of_scope) == 2
     assert all(e.intent == OUT_OF_SCOPE for e in data.out_of_scope)
     assert all("[" not in e.text and "](" not in e.text and "{" not in e.text for e in data.all_examples)
 
     assert spans(by_text["where is my order 48213"]) == [("48213", "order_number", "48213")]
     assert spans(by_text["track order 90817 sent by russian post"]) == [
-        ("90817", "order_number", "90817"), ("russian post", "delivery_company", "Russian Post")]
+        ("90817", "order_number", "90817"),
+        ("russian post", "delivery_company", "Russian Post"),
+    ]
     assert spans(by_text["my parcel from cdek is late"]) == [("cdek", "delivery_company", "CDEK")]
     assert spans(by_text["do you deliver to nyc"]) == [("nyc", "city", "New York")]
     assert spans(by_text["how long does shipping to Boston take"]) == [("Boston", "city", "Boston")]
@@ -89,8 +111,10 @@ def test_a_rasa_nlu_file_loads_examples_with_markup_stripped_and_spans_kept():
 def test_a_russian_intent_keeps_its_spans_on_cyrillic_text():
     data = load(RASA)
     russian = [e for e in data.examples if e.intent == "return_item"]
-    assert [e.text for e in russian][:2] == ["хочу вернуть куртку, заказ 48213",
-                                             "как оформить возврат, посылка пришла сдэком"]
+    assert [e.text for e in russian][:2] == [
+        "хочу вернуть куртку, заказ 48213",
+        "как оформить возврат, посылка пришла сдэком",
+    ]
     assert spans(russian[0]) == [("куртку", "product", "куртку"), ("48213", "order_number", "48213")]
     assert spans(russian[2]) == [("667788", "order_number", "667788")]
     assert spans(russian[3]) == [("питере", "city", "Санкт-Петербург")]
@@ -131,11 +155,14 @@ def test_rasa_stories_and_domain_files_next_to_the_data_add_nothing(tmp_path):
 
 # --- our YAML --------------------------------------------------------------------------------------
 
+
 def test_our_yaml_with_synonyms_regexes_lookups_and_out_of_scope(tmp_path):
     data = load(write(tmp_path / "shop.en.yml", OURS))
     assert [(e.text, e.intent, e.language) for e in data.examples] == [
-        ("where is my parcel", "order_status", "en"), ("48213 where is it", "order_status", "en"),
-        ("no", "order_status", "en")]  # `- no` is the text "no", not a boolean
+        ("where is my parcel", "order_status", "en"),
+        ("48213 where is it", "order_status", "en"),
+        ("no", "order_status", "en"),
+    ]  # `- no` is the text "no", not a boolean
     assert spans(data.examples[1]) == [("48213", "order_number", "48213")]
     assert sorted(e.text for e in data.out_of_scope) == ["sing me a song", "what's the weather"]
     assert data.synonyms == {"order no": "order number", "order #": "order number", "cdek": "CDEK", "sdek": "CDEK"}
@@ -151,14 +178,21 @@ def test_the_language_comes_from_the_file_name_when_the_file_does_not_say(tmp_pa
 
 # --- CSV -------------------------------------------------------------------------------------------
 
+
 def test_csv_rows_labelled_oos_in_any_case_are_out_of_scope_and_extra_columns_ignored():
     data = load(CSV)
     assert [(e.text, e.intent, e.language) for e in data.examples] == [
-        ("hello!", "greet", "en"), ("привет", "greet", "ru"),
-        ("where is order 48213", "order_status", "en"), ("где заказ, уже неделю жду", "order_status", "ru")]
+        ("hello!", "greet", "en"),
+        ("привет", "greet", "ru"),
+        ("where is order 48213", "order_status", "en"),
+        ("где заказ, уже неделю жду", "order_status", "ru"),
+    ]
     assert spans(data.examples[2]) == [("48213", "order_number", "48213")]
     assert [(e.text, e.intent) for e in data.out_of_scope] == [
-        ("what's 2+2", OUT_OF_SCOPE), ("сколько тебе лет", OUT_OF_SCOPE), ("tell me a joke", OUT_OF_SCOPE)]
+        ("what's 2+2", OUT_OF_SCOPE),
+        ("сколько тебе лет", OUT_OF_SCOPE),
+        ("tell me a joke", OUT_OF_SCOPE),
+    ]
     assert data.synonyms == {} and data.regexes == {} and data.lookups == {}
 
 
@@ -169,6 +203,7 @@ def test_a_csv_saved_by_excel_with_a_bom_and_semicolons_loads(tmp_path):
 
 
 # --- directories, merging ----------------------------------------------------------------------------
+
 
 def test_a_directory_mixing_formats_is_read_in_name_order_and_merged(tmp_path):
     shutil.copy(RASA, tmp_path / "b_rasa.yaml")
@@ -189,8 +224,14 @@ def test_a_directory_mixing_formats_is_read_in_name_order_and_merged(tmp_path):
 
 def test_merge_returns_new_data_and_keeps_both_sides():
     a = TrainingData([Example("hi", "greet")], [], {"sdek": "CDEK"}, {"n": ["1"]}, {"c": ["x"]}, [Path("a")])
-    b = TrainingData([Example("bye", "goodbye")], [Example("joke", OUT_OF_SCOPE)], {"сдек": "CDEK"},
-                     {"n": ["1", "2"]}, {"c": ["y"]}, [Path("b")])
+    b = TrainingData(
+        [Example("bye", "goodbye")],
+        [Example("joke", OUT_OF_SCOPE)],
+        {"сдек": "CDEK"},
+        {"n": ["1", "2"]},
+        {"c": ["y"]},
+        [Path("b")],
+    )
     merged = a.merge(b)
     assert [e.text for e in merged.all_examples] == ["hi", "bye", "joke"]
     assert merged.synonyms == {"sdek": "CDEK", "сдек": "CDEK"}
@@ -199,6 +240,7 @@ def test_merge_returns_new_data_and_keeps_both_sides():
 
 
 # --- fingerprint -------------------------------------------------------------------------------------
+
 
 def test_the_fingerprint_ignores_file_order_names_and_dict_order(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
@@ -256,6 +298,7 @@ def test_the_fingerprint_is_independent_of_construction_order():
 
 # --- errors ------------------------------------------------------------------------------------------
 
+
 def test_a_missing_file_or_an_empty_directory_is_a_config_error(tmp_path):
     missing = error(tmp_path / "nope.yml", "does not exist")
     assert missing.setting == str(tmp_path / "nope.yml")
@@ -263,7 +306,9 @@ def test_a_missing_file_or_an_empty_directory_is_a_config_error(tmp_path):
 
 
 def test_invalid_yaml_names_the_file_and_the_line(tmp_path):
-    path = write(tmp_path / "bad.en.yml", 'language: en\nintents:\n  greet:\n    examples:\n      - "hi\n      - hello\n')
+    path = write(
+        tmp_path / "bad.en.yml", 'language: en\nintents:\n  greet:\n    examples:\n      - "hi\n      - hello\n'
+    )
     err = error(path, r"is not valid YAML on line \d+")
     assert err.setting == str(path) and "bad.en.yml" in str(err)
     indented = write(tmp_path / "indent.yml", "intents:\n  greet:\n    examples:\n      - hi\n     - hello\n")
@@ -279,10 +324,14 @@ def test_an_unknown_structure_is_an_error(tmp_path):
     error(write(tmp_path / "what.yml", "greetings:\n  - hi\n"), r"unknown structure \(top-level keys: greetings\)")
     error(write(tmp_path / "list.yml", "- hi\n- hello\n"), "its top level is a list")
     error(write(tmp_path / "empty.yml", "# nothing yet\n"), "is empty")
-    error(write(tmp_path / "typo.yml", "intents:\n  greet:\n    examples: [hi]\nout_of_scope_exmaples:\n  - joke\n"),
-          r"unknown top-level key 'out_of_scope_exmaples' \(line 4\)")
-    error(write(tmp_path / "rasa.yml", "nlu:\n- intnet: greet\n  examples: |\n    - hi\n"),
-          r"item \(line 2\) must have exactly one of intent, synonym, regex or lookup \(it has: intnet, examples\)")
+    error(
+        write(tmp_path / "typo.yml", "intents:\n  greet:\n    examples: [hi]\nout_of_scope_exmaples:\n  - joke\n"),
+        r"unknown top-level key 'out_of_scope_exmaples' \(line 4\)",
+    )
+    error(
+        write(tmp_path / "rasa.yml", "nlu:\n- intnet: greet\n  examples: |\n    - hi\n"),
+        r"item \(line 2\) must have exactly one of intent, synonym, regex or lookup \(it has: intnet, examples\)",
+    )
 
 
 def test_a_csv_without_text_and_intent_columns_names_the_columns_it_has(tmp_path):
@@ -293,16 +342,24 @@ def test_a_csv_without_text_and_intent_columns_names_the_columns_it_has(tmp_path
 
 def test_a_csv_row_with_an_empty_text_or_intent_is_named_not_dropped(tmp_path):
     error(write(tmp_path / "a.csv", "text,intent\nhi,greet\n,goodbye\n"), "row 3 has an empty text")
-    error(write(tmp_path / "b.csv", 'text,intent\nhi,greet\n"bye, then",goodbye\nthanks,\n'), "row 4 has an empty intent")
+    error(
+        write(tmp_path / "b.csv", 'text,intent\nhi,greet\n"bye, then",goodbye\nthanks,\n'), "row 4 has an empty intent"
+    )
 
 
 def test_empty_yaml_examples_are_named_with_their_line(tmp_path):
-    error(write(tmp_path / "a.yml", 'intents:\n  greet:\n    examples:\n      - hi\n      - ""\n'),
-          r"intent 'greet' \(line 2\) has an empty example on line 5")
-    error(write(tmp_path / "b.yml", "nlu:\n- intent: greet\n  examples: |\n    - hi\n    -\n"),
-          r"intent 'greet' \(line 2\), line 5 has an empty example")
-    error(write(tmp_path / "c.yml", "nlu:\n- intent: greet\n  examples: |\n    - hi\n    hello\n"),
-          r"line 5: 'hello' does not start with '- '")
+    error(
+        write(tmp_path / "a.yml", 'intents:\n  greet:\n    examples:\n      - hi\n      - ""\n'),
+        r"intent 'greet' \(line 2\) has an empty example on line 5",
+    )
+    error(
+        write(tmp_path / "b.yml", "nlu:\n- intent: greet\n  examples: |\n    - hi\n    -\n"),
+        r"intent 'greet' \(line 2\), line 5 has an empty example",
+    )
+    error(
+        write(tmp_path / "c.yml", "nlu:\n- intent: greet\n  examples: |\n    - hi\n    hello\n"),
+        r"line 5: 'hello' does not start with '- '",
+    )
 
 
 def test_an_invalid_regex_is_named(tmp_path):
@@ -316,7 +373,10 @@ def test_an_invalid_regex_is_named(tmp_path):
 def test_no_examples_at_all_is_an_error(tmp_path):
     error(write(tmp_path / "a.csv", "text,intent\n"), "contains no intent examples")
     error(write(tmp_path / "b.yml", "synonyms:\n  CDEK: [cdek]\n"), "contains no intent examples")
-    error(write(tmp_path / "c.yml", "nlu:\n- intent: greet\n  examples: |\n"), r"intent 'greet' \(line 2\) has no examples")
+    error(
+        write(tmp_path / "c.yml", "nlu:\n- intent: greet\n  examples: |\n"),
+        r"intent 'greet' \(line 2\) has no examples",
+    )
     error(write(tmp_path / "d.yml", "intents:\n  greet:\n    examples: []\n"), "intent 'greet' .* has no examples")
 
 
@@ -331,7 +391,10 @@ def test_a_variant_meaning_two_canonicals_and_broken_annotations_are_errors(tmp_
     clash = OURS.replace("synonyms:\n  CDEK:", "synonyms:\n  Boxberry:\n    - sdek\n  CDEK:")
     error(write(tmp_path / "b.yml", clash), "the synonym 'sdek' means both 'Boxberry' and 'CDEK'")
     bad_json = OURS.replace('"where is my parcel"', """'where is my [parcel]{"entity": parcel}'""")
-    error(write(tmp_path / "c.yml", bad_json), r"intent 'order_status' \(line 3\), example on line 5: .* is not valid JSON")
+    error(
+        write(tmp_path / "c.yml", bad_json),
+        r"intent 'order_status' \(line 3\), example on line 5: .* is not valid JSON",
+    )
 
 
 def test_a_file_that_is_not_utf8_is_named(tmp_path):
@@ -341,6 +404,7 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path):
 
 
 # --- the shipped data --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def shipped() -> TrainingData:

@@ -1,4 +1,5 @@
 """Entities with normalized values: phones, e-mails, order numbers, dates, money, custom patterns."""
+
 from __future__ import annotations
 
 import datetime
@@ -20,10 +21,15 @@ def values(text: str, kind: str, extractor: PatternEntities = ENTITIES) -> list[
     return [value for type_, value in found(text, extractor) if type_ == kind]
 
 
-@pytest.mark.parametrize("text", [
-    "позвоните мне +7 (916) 123-45-67 пожалуйста", "тел. 8 916 123 45 67", "мой номер 89161234567",
-    "call me at +7 916 123-45-67",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "позвоните мне +7 (916) 123-45-67 пожалуйста",
+        "тел. 8 916 123 45 67",
+        "мой номер 89161234567",
+        "call me at +7 916 123-45-67",
+    ],
+)
 def test_russian_phones_come_out_in_e164(text):
     assert values(text, "phone") == ["+79161234567"]
 
@@ -43,13 +49,18 @@ def test_a_number_marked_with_a_number_sign_is_an_order_even_if_it_looks_like_a_
 
 
 def test_email_inside_russian_text_is_lowercased():
-    entity, = ENTITIES.extract("напишите на Ivan.Petrov@Mail.RU, спасибо")
+    (entity,) = ENTITIES.extract("напишите на Ivan.Petrov@Mail.RU, спасибо")
     assert (entity.type, entity.value, entity.text) == ("email", "ivan.petrov@mail.ru", "Ivan.Petrov@Mail.RU")
 
 
-@pytest.mark.parametrize("text, number", [
-    ("заказ №48213 где", "48213"), ("where is order #123456?", "123456"), ("заказ 7712345 не пришёл", "7712345"),
-])
+@pytest.mark.parametrize(
+    "text, number",
+    [
+        ("заказ №48213 где", "48213"),
+        ("where is order #123456?", "123456"),
+        ("заказ 7712345 не пришёл", "7712345"),
+    ],
+)
 def test_order_numbers(text, number):
     assert found(text) == [("order_number", number)]
 
@@ -59,38 +70,71 @@ def test_a_custom_order_pattern_is_used():
     assert values("status of AB-1234 please", "order_number", extractor) == ["AB-1234"]
 
 
-@pytest.mark.parametrize("text, day", [
-    ("сегодня", "2026-11-23"), ("завтра", "2026-11-24"), ("послезавтра", "2026-11-25"), ("вчера", "2026-11-22"),
-    ("today", "2026-11-23"), ("tomorrow", "2026-11-24"), ("the day after tomorrow", "2026-11-25"),
-    ("yesterday", "2026-11-22"),
-])
+@pytest.mark.parametrize(
+    "text, day",
+    [
+        ("сегодня", "2026-11-23"),
+        ("завтра", "2026-11-24"),
+        ("послезавтра", "2026-11-25"),
+        ("вчера", "2026-11-22"),
+        ("today", "2026-11-23"),
+        ("tomorrow", "2026-11-24"),
+        ("the day after tomorrow", "2026-11-25"),
+        ("yesterday", "2026-11-22"),
+    ],
+)
 def test_relative_days(text, day):
     assert values(f"доставка {text} ok", "date") == [day]
 
 
-@pytest.mark.parametrize("text, day", [
-    ("через 3 дня", "2026-11-26"), ("через два дня", "2026-11-25"), ("через неделю", "2026-11-30"),
-    ("in 3 days", "2026-11-26"), ("in a week", "2026-11-30"), ("in two weeks", "2026-12-07"),
-    ("через месяц", "2026-12-23"),
-])
+@pytest.mark.parametrize(
+    "text, day",
+    [
+        ("через 3 дня", "2026-11-26"),
+        ("через два дня", "2026-11-25"),
+        ("через неделю", "2026-11-30"),
+        ("in 3 days", "2026-11-26"),
+        ("in a week", "2026-11-30"),
+        ("in two weeks", "2026-12-07"),
+        ("через месяц", "2026-12-23"),
+    ],
+)
 def test_dates_some_time_from_today(text, day):
     assert values(text, "date") == [day]
 
 
-@pytest.mark.parametrize("text, day", [
-    ("15 марта", "2027-03-15"), ("15-го марта", "2027-03-15"), ("5 мая", "2027-05-05"), ("1 янв", "2027-01-01"),
-    ("30 ноября", "2026-11-30"), ("23 ноября", "2026-11-23"), ("1 января 2027", "2027-01-01"),
-    ("March 15", "2027-03-15"), ("15 March", "2027-03-15"), ("March 15th, 2027", "2027-03-15"),
-    ("dec 31", "2026-12-31"), ("15 сент", "2027-09-15"),
-])
+@pytest.mark.parametrize(
+    "text, day",
+    [
+        ("15 марта", "2027-03-15"),
+        ("15-го марта", "2027-03-15"),
+        ("5 мая", "2027-05-05"),
+        ("1 янв", "2027-01-01"),
+        ("30 ноября", "2026-11-30"),
+        ("23 ноября", "2026-11-23"),
+        ("1 января 2027", "2027-01-01"),
+        ("March 15", "2027-03-15"),
+        ("15 March", "2027-03-15"),
+        ("March 15th, 2027", "2027-03-15"),
+        ("dec 31", "2026-12-31"),
+        ("15 сент", "2027-09-15"),
+    ],
+)
 def test_dates_with_month_names_mean_the_next_such_day(text, day):
     assert values(f"привезите {text}, пожалуйста", "date") == [day]
 
 
-@pytest.mark.parametrize("text, day", [
-    ("15.03", "2027-03-15"), ("15.03.2027", "2027-03-15"), ("15/03/2027", "2027-03-15"), ("2027-03-15", "2027-03-15"),
-    ("01.12", "2026-12-01"), ("29.02", "2028-02-29"),
-])
+@pytest.mark.parametrize(
+    "text, day",
+    [
+        ("15.03", "2027-03-15"),
+        ("15.03.2027", "2027-03-15"),
+        ("15/03/2027", "2027-03-15"),
+        ("2027-03-15", "2027-03-15"),
+        ("01.12", "2026-12-01"),
+        ("29.02", "2028-02-29"),
+    ],
+)
 def test_numeric_dates_are_day_first(text, day):
     assert values(f"до {text}", "date") == [day]
 
@@ -100,21 +144,43 @@ def test_impossible_dates_and_decimals_are_not_dates_nor_orders(text):
     assert found(text) == []
 
 
-@pytest.mark.parametrize("text, day", [
-    ("в понедельник", "2026-11-30"), ("во вторник", "2026-11-24"), ("в пятницу", "2026-11-27"),
-    ("on monday", "2026-11-30"), ("next friday", "2026-11-27"), ("в следующую среду", "2026-11-25"),
-])
+@pytest.mark.parametrize(
+    "text, day",
+    [
+        ("в понедельник", "2026-11-30"),
+        ("во вторник", "2026-11-24"),
+        ("в пятницу", "2026-11-27"),
+        ("on monday", "2026-11-30"),
+        ("next friday", "2026-11-27"),
+        ("в следующую среду", "2026-11-25"),
+    ],
+)
 def test_weekdays_mean_the_next_such_day_after_today(text, day):
     assert values(text, "date") == [day]
 
 
-@pytest.mark.parametrize("text, money", [
-    ("1500 руб", "1500 RUB"), ("1 500 ₽", "1500 RUB"), ("1500р", "1500 RUB"), ("1500 рублей", "1500 RUB"),
-    ("1 500,50 руб", "1500.50 RUB"), ("2 тыс руб", "2000 RUB"), ("2к руб", "2000 RUB"),
-    ("$20", "20 USD"), ("$20.50", "20.50 USD"), ("$20.5", "20.50 USD"), ("20 dollars", "20 USD"),
-    ("20 usd", "20 USD"), ("100 долларов", "100 USD"), ("1,500.00 USD", "1500 USD"),
-    ("€15", "15 EUR"), ("15 евро", "15 EUR"), ("15 EUR", "15 EUR"),
-])
+@pytest.mark.parametrize(
+    "text, money",
+    [
+        ("1500 руб", "1500 RUB"),
+        ("1 500 ₽", "1500 RUB"),
+        ("1500р", "1500 RUB"),
+        ("1500 рублей", "1500 RUB"),
+        ("1 500,50 руб", "1500.50 RUB"),
+        ("2 тыс руб", "2000 RUB"),
+        ("2к руб", "2000 RUB"),
+        ("$20", "20 USD"),
+        ("$20.50", "20.50 USD"),
+        ("$20.5", "20.50 USD"),
+        ("20 dollars", "20 USD"),
+        ("20 usd", "20 USD"),
+        ("100 долларов", "100 USD"),
+        ("1,500.00 USD", "1500 USD"),
+        ("€15", "15 EUR"),
+        ("15 евро", "15 EUR"),
+        ("15 EUR", "15 EUR"),
+    ],
+)
 def test_money_is_amount_and_iso_currency(text, money):
     assert found(f"заплатил {text} вчера")[0] == ("money", money)
 
@@ -125,11 +191,17 @@ def test_a_bare_number_is_not_money():
 
 
 def test_lookups_are_whole_words_any_case_and_e_yo_insensitive_with_synonyms():
-    extractor = PatternEntities(lookups={"product": ["iPhone 15", "айфон 15", "ёлка"]},
-                                synonyms={"Айфон 15": "iPhone 15"})
-    entity, = extractor.extract("хочу айфон 15 срочно")
+    extractor = PatternEntities(
+        lookups={"product": ["iPhone 15", "айфон 15", "ёлка"]}, synonyms={"Айфон 15": "iPhone 15"}
+    )
+    (entity,) = extractor.extract("хочу айфон 15 срочно")
     assert (entity.type, entity.value, entity.text, entity.start, entity.end) == (
-        "product", "iPhone 15", "айфон 15", 5, 13)
+        "product",
+        "iPhone 15",
+        "айфон 15",
+        5,
+        13,
+    )
     assert values("а IPHONE   15 есть?", "product", extractor) == ["iPhone 15"]
     assert values("Искусственная ЕЛКА", "product", extractor) == ["ёлка"]
     assert values("айфон 150", "product", extractor) == []
@@ -145,10 +217,14 @@ def test_a_message_with_everything_is_sorted_and_non_overlapping():
     text = "заказ №123456 на 1 500 руб привезти 15.03.2027 или завтра, тел 89161234567, почта a.b@mail.ru"
     entities = ENTITIES.extract(text)
     assert [(e.type, e.value) for e in entities] == [
-        ("order_number", "123456"), ("money", "1500 RUB"), ("date", "2027-03-15"), ("date", "2026-11-24"),
-        ("phone", "+79161234567"), ("email", "a.b@mail.ru"),
+        ("order_number", "123456"),
+        ("money", "1500 RUB"),
+        ("date", "2027-03-15"),
+        ("date", "2026-11-24"),
+        ("phone", "+79161234567"),
+        ("email", "a.b@mail.ru"),
     ]
-    assert all(e.text == text[e.start:e.end] for e in entities)
+    assert all(e.text == text[e.start : e.end] for e in entities)
     assert all(a.end <= b.start for a, b in itertools.pairwise(entities))
 
 

@@ -1,5 +1,6 @@
 """The model lifecycle as a user meets it: train into versioned files only when the data changed,
 load exactly what was trained, clear errors for missing or damaged files, reload without restart."""
+
 from __future__ import annotations
 
 import io
@@ -25,51 +26,98 @@ from seamline.shared.settings import CONFIG_DIR
 
 SMALL_INTENTS: dict[str, list[str]] = {
     "greet": [
-        "hi", "hello", "hey there", "good morning", "good evening", "hello, anyone there?",
-        "hi, I have a question", "hey can you help me", "hiya", "greetings", "hello shop", "morning",
+        "hi",
+        "hello",
+        "hey there",
+        "good morning",
+        "good evening",
+        "hello, anyone there?",
+        "hi, I have a question",
+        "hey can you help me",
+        "hiya",
+        "greetings",
+        "hello shop",
+        "morning",
     ],
     "order_status": [
-        "where is my order", "where is order 48213", "has my order shipped yet", "track my order",
-        "what is the status of my order", "my parcel has not arrived", "when will my order arrive",
-        "order 552190 status please", "is my package on its way", "I am still waiting for my order",
-        "has order 774512 been sent", "can you check my order",
+        "where is my order",
+        "where is order 48213",
+        "has my order shipped yet",
+        "track my order",
+        "what is the status of my order",
+        "my parcel has not arrived",
+        "when will my order arrive",
+        "order 552190 status please",
+        "is my package on its way",
+        "I am still waiting for my order",
+        "has order 774512 been sent",
+        "can you check my order",
     ],
     "return_item": [
-        "I want to return an item", "how do I return these shoes", "I want a refund",
-        "can I send the jacket back", "the dress does not fit, I want to return it", "return policy please",
-        "how can I get my money back for a broken kettle", "I would like to exchange this item",
-        "start a return", "the item arrived damaged, I want a refund", "can I return it without a receipt",
+        "I want to return an item",
+        "how do I return these shoes",
+        "I want a refund",
+        "can I send the jacket back",
+        "the dress does not fit, I want to return it",
+        "return policy please",
+        "how can I get my money back for a broken kettle",
+        "I would like to exchange this item",
+        "start a return",
+        "the item arrived damaged, I want a refund",
+        "can I return it without a receipt",
         "refund for order 48213",
     ],
     "opening_hours": [
-        "what are your opening hours", "when do you open", "when do you close", "are you open on sunday",
-        "what time does the store open", "opening times please", "are you open today",
-        "until what time are you open", "what are your hours on saturday", "is the shop open now",
-        "do you work on holidays", "what time do you close tonight",
+        "what are your opening hours",
+        "when do you open",
+        "when do you close",
+        "are you open on sunday",
+        "what time does the store open",
+        "opening times please",
+        "are you open today",
+        "until what time are you open",
+        "what are your hours on saturday",
+        "is the shop open now",
+        "do you work on holidays",
+        "what time do you close tonight",
     ],
 }
 
 # An intent data A lacks: data B = A + this.
 GIFT_CARD = [
-    "do you sell gift cards", "I want to buy a gift card", "how do I use my gift card",
-    "gift card balance", "can I pay with a gift certificate", "my gift card code does not work",
-    "is there a gift voucher for 50 dollars", "buy a gift certificate for a friend",
-    "check the balance of my gift card", "can I get an electronic gift card",
-    "gift card for my mom", "redeem a gift voucher",
+    "do you sell gift cards",
+    "I want to buy a gift card",
+    "how do I use my gift card",
+    "gift card balance",
+    "can I pay with a gift certificate",
+    "my gift card code does not work",
+    "is there a gift voucher for 50 dollars",
+    "buy a gift certificate for a friend",
+    "check the balance of my gift card",
+    "can I get an electronic gift card",
+    "gift card for my mom",
+    "redeem a gift voucher",
 ]
 
 SMALL_OUT_OF_SCOPE = [
-    "what is the weather like tomorrow", "tell me a joke", "who is the president of france",
-    "how do I cook pasta", "what is the meaning of life", "play some music", "solve 2 + 2",
-    "how tall is mount everest", "write me a poem", "which football team is the best",
-    "how do I fix my car engine", "what is the capital of spain",
+    "what is the weather like tomorrow",
+    "tell me a joke",
+    "who is the president of france",
+    "how do I cook pasta",
+    "what is the meaning of life",
+    "play some music",
+    "solve 2 + 2",
+    "how tall is mount everest",
+    "write me a poem",
+    "which football team is the best",
+    "how do I fix my car engine",
+    "what is the capital of spain",
 ]
 
 SMALL_CITIES = ["Moscow", "Kazan", "Samara", "Novosibirsk"]
 
 
-def write_small_data(directory: Path, *, gift_card: bool = False,
-                     change: tuple[str, str] | None = None) -> Path:
+def write_small_data(directory: Path, *, gift_card: bool = False, change: tuple[str, str] | None = None) -> Path:
     """Our YAML format in ``directory/shop.en.yml`` (the directory is created); returns the directory.
     ``gift_card`` adds the gift_card intent; ``change`` = (old example, new example) rewords one."""
     intents = {name: list(examples) for name, examples in SMALL_INTENTS.items()}
@@ -85,8 +133,9 @@ def write_small_data(directory: Path, *, gift_card: bool = False,
         "lookups": {"city": list(SMALL_CITIES)},
     }
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "shop.en.yml").write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False),
-                                           encoding="utf-8")
+    (directory / "shop.en.yml").write_text(
+        yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     return directory
 
 
@@ -105,11 +154,12 @@ def small_model_file(tmp_path_factory, small_data) -> Path:
 
 # --- training into versioned files -------------------------------------------------------------------
 
+
 def test_a_model_file_is_named_by_time_and_the_data_fingerprint(tmp_path, small_data):
     path, trained = train_to(tmp_path, small_data)
     assert trained and path.parent == tmp_path and path.is_file()
     assert path.name.startswith("nlu-") and path.suffix == ".npz"
-    stamp, digest = path.stem[len("nlu-"):].rsplit("-", 1)
+    stamp, digest = path.stem[len("nlu-") :].rsplit("-", 1)
     assert digest == fingerprint(small_data)[:12]
     assert stamp[:8].isdigit() and "T" in stamp and stamp.endswith("Z")
     assert model_files(tmp_path) == [path]
@@ -147,8 +197,17 @@ def test_only_the_newest_few_models_are_kept(tmp_path, small_data):
 
 # --- saving and loading ------------------------------------------------------------------------------
 
-PROBES = ["where is my order 48213", "I want my money back", "are you open on monday", "hello!",
-          "what's the weather", "do you deliver to Kazan", "", "???", "zzzz qqqq"]
+PROBES = [
+    "where is my order 48213",
+    "I want my money back",
+    "are you open on monday",
+    "hello!",
+    "what's the weather",
+    "do you deliver to Kazan",
+    "",
+    "???",
+    "zzzz qqqq",
+]
 
 
 def test_a_loaded_model_ranks_exactly_like_the_trained_one(tmp_path, small_data):
@@ -173,11 +232,13 @@ def test_a_loaded_model_still_finds_the_entities_of_its_data(small_model_file):
     parse = understanding.parse("do you have a shop in kazan? order 48213")
     assert ("city", "Kazan") in [(e.type, e.value) for e in parse.entities]
     assert parse.entity("order_number") == "48213"
-    assert understanding.model.metadata["fingerprint"] == fingerprint(load(Path(
-        understanding.model.metadata["sources"][0])))
+    assert understanding.model.metadata["fingerprint"] == fingerprint(
+        load(Path(understanding.model.metadata["sources"][0]))
+    )
 
 
 # --- missing and damaged files -----------------------------------------------------------------------
+
 
 def _assert_clear(error: ModelFileError, path: Path) -> None:
     message = str(error)
@@ -243,10 +304,16 @@ def test_a_damaged_or_foreign_file_is_a_clear_error(tmp_path, small_model_file, 
 # --- what the trained model decides ------------------------------------------------------------------
 
 UNRELATED = [
-    "how many moons does jupiter have", "recommend a good movie to watch tonight",
-    "can you translate this sentence into german", "what is the speed of light", "how do I learn to play guitar",
-    "who wrote war and peace", "what's the best way to train a puppy", "is it going to rain in london",
-    "explain quantum physics to me", "how many calories in a banana",
+    "how many moons does jupiter have",
+    "recommend a good movie to watch tonight",
+    "can you translate this sentence into german",
+    "what is the speed of light",
+    "how do I learn to play guitar",
+    "who wrote war and peace",
+    "what's the best way to train a puppy",
+    "is it going to rain in london",
+    "explain quantum physics to me",
+    "how many calories in a banana",
 ]
 
 
@@ -256,9 +323,11 @@ def test_a_small_model_sends_unrelated_text_out_of_scope_and_understands_paraphr
     caught = [text for text, intent in taken if intent == OUT_OF_SCOPE]
     # the share the threshold is calibrated to catch (Settings.oos_recall, 60%)
     assert len(caught) >= 0.6 * len(UNRELATED), taken
-    for text, intent in (("has my package been shipped", "order_status"),
-                         ("what time do you open tomorrow", "opening_hours"),
-                         ("I'd like a refund for these boots", "return_item")):
+    for text, intent in (
+        ("has my package been shipped", "order_status"),
+        ("what time do you open tomorrow", "opening_hours"),
+        ("I'd like a refund for these boots", "return_item"),
+    ):
         parse = understanding.parse(text)
         assert parse.intent == intent, (text, parse)
 
@@ -285,6 +354,7 @@ def test_confidences_are_probabilities_and_higher_when_the_model_is_right():
 
 
 # --- loading at start-up -----------------------------------------------------------------------------
+
 
 def test_starting_without_a_model_is_a_clear_error(settings, tmp_path):
     models = tmp_path / "models"
@@ -316,6 +386,7 @@ def test_a_model_of_the_current_data_loads_without_a_warning(settings, tmp_path,
 
 
 # --- reload without restart --------------------------------------------------------------------------
+
 
 async def test_reload_serves_a_newly_trained_model_and_a_failed_reload_keeps_the_old(settings, tmp_path):
     data_a = load(write_small_data(tmp_path / "a"))

@@ -1,4 +1,5 @@
 """The first NLU: intents in Russian and English, out-of-scope, language, order numbers."""
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,7 @@ def test_phrases_it_was_not_trained_on_are_mostly_understood(understanding):
     # Written for this test, not taken from config/intents: a small, honest generalisation check.
     rows = list(csv.DictReader(CHECK.open(encoding="utf-8")))
     right = [row for row in rows if understanding.parse(row["text"]).intent == row["intent"]]
-    wrong = [(row["text"], row["intent"], understanding.parse(row["text"]).intent) for row in rows
-             if row not in right]
+    wrong = [(row["text"], row["intent"], understanding.parse(row["text"]).intent) for row in rows if row not in right]
     assert len(right) / len(rows) >= 0.85, wrong
 
 

@@ -1,11 +1,20 @@
 """Security headers on every response, not only the console's page: pages, the widget script,
 the API (also its errors), /healthz, unknown paths. The widget is still loadable from any site."""
+
 from __future__ import annotations
 
 import pytest
 
-PATHS = ["/", "/widget.js", "/console/", "/console/static/console.js", "/api/v1/me", "/api/v1/queues",
-         "/healthz", "/no/such/page"]
+PATHS = [
+    "/",
+    "/widget.js",
+    "/console/",
+    "/console/static/console.js",
+    "/api/v1/me",
+    "/api/v1/queues",
+    "/healthz",
+    "/no/such/page",
+]
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -31,15 +40,19 @@ async def test_the_demo_page_runs_its_own_script_and_the_widget_only(server):
 
     async with aiohttp.ClientSession() as http, http.get(server.url + "/") as response:
         policy = response.headers["Content-Security-Policy"]
-    assert "script-src 'self' 'sha256-" in policy and "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    assert (
+        "script-src 'self' 'sha256-" in policy and "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    )
     assert "connect-src 'self'" in policy
 
 
 async def test_the_widget_script_stays_loadable_from_any_site(server):
     import aiohttp
 
-    async with aiohttp.ClientSession() as http, http.get(server.url + "/widget.js",
-                                                         headers={"Origin": "https://shop.example"}) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(server.url + "/widget.js", headers={"Origin": "https://shop.example"}) as response,
+    ):
         assert response.status == 200
         assert response.headers["Access-Control-Allow-Origin"] == "*"
         assert response.headers["Cross-Origin-Resource-Policy"] == "cross-origin"

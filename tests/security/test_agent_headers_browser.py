@@ -1,5 +1,6 @@
 """The security headers break nothing a person uses: in Chromium, the demo page's own script and the
 widget run and the console logs in, with no Content-Security-Policy violation reported."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,14 @@ async def _page(browser, url: str):
     context = await browser.new_context()
     page = await context.new_page()
     violations: list[str] = []
-    page.on("console", lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text or "Refused to" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text)
+            if "Content Security Policy" in message.text or "Refused to" in message.text
+            else None
+        ),
+    )
     await page.goto(url)
     return context, page, violations
 

@@ -1,6 +1,7 @@
 """Logging in to the console's API under attack: parallel guessing bursts, lock-outs aimed at the
 real agent, login CSRF, the cookie behind an https proxy, the Authorization scheme's case.
 The budgets are handoff/login.py's (5 per e-mail + address, 20 per address, slow lane after)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,12 +47,14 @@ async def _add(server, email: str):
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_a_parallel_burst_against_one_email_is_hashed_at_most_the_budget(
-        make_server, settings, http, hashes, backend, request):
+    make_server, settings, http, hashes, backend, request
+):
     redis = request.getfixturevalue("redis_url") if backend == "redis" else ""
     server = await make_server(settings, redis_url=redis)
     await _add(server, "olga@shop.example")
-    results = await asyncio.gather(*(login(http, server.url, "olga@shop.example", f"guess number {n}")
-                                     for n in range(60)))
+    results = await asyncio.gather(
+        *(login(http, server.url, "olga@shop.example", f"guess number {n}") for n in range(60))
+    )
     statuses = [status for status, _, _ in results]
     # 5 in the budget of this e-mail + address, and one in the slow lane: the rest refused unhashed.
     assert len(hashes) <= 6 and statuses.count(401) <= 6
@@ -60,23 +63,27 @@ async def test_a_parallel_burst_against_one_email_is_hashed_at_most_the_budget(
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_a_parallel_burst_from_one_address_over_many_emails_is_hashed_at_most_the_budget(
-        make_server, settings, http, hashes, backend, request):
+    make_server, settings, http, hashes, backend, request
+):
     redis = request.getfixturevalue("redis_url") if backend == "redis" else ""
     server = await make_server(settings, redis_url=redis)
-    results = await asyncio.gather(*(login(http, server.url, f"user{n}@shop.example", "guess guess guess")
-                                     for n in range(100)))
+    results = await asyncio.gather(
+        *(login(http, server.url, f"user{n}@shop.example", "guess guess guess") for n in range(100))
+    )
     assert len(hashes) <= 21  # 20 per address, and one in the address's slow lane
     assert [status for status, _, _ in results].count(429) >= 79
 
 
 async def test_a_locked_out_email_still_logs_in_from_another_address_and_slowly_from_the_same(
-        make_server, settings, http, monkeypatch):
+    make_server, settings, http, monkeypatch
+):
     monkeypatch.setattr(LoginGuard, "SLOW_SECONDS", 3.0)
     server = await make_server(settings, trusted_proxies=PROXY)  # the client address is X-Forwarded-For's
     await _add(server, "olga@shop.example")
     attacker, office = "203.0.113.9", "198.51.100.7"
-    statuses = [(await login(http, server.url, "olga@shop.example", f"guess {n}", address=attacker))[0]
-                for n in range(8)]
+    statuses = [
+        (await login(http, server.url, "olga@shop.example", f"guess {n}", address=attacker))[0] for n in range(8)
+    ]
     assert statuses[:5] == [401] * 5 and statuses[-1] == 429  # the attacker is stopped
     status, _, body = await login(http, server.url, "olga@shop.example", PASSWORD, address=office)
     assert status == 200 and body["token"]  # the agent is not: their address has its own budget
@@ -102,8 +109,10 @@ async def test_failures_behind_a_trusted_proxy_do_not_lock_out_every_agent(make_
 async def test_an_untrusted_peer_cannot_pick_its_address_with_x_forwarded_for(make_server, settings, http):
     server = await make_server(settings)  # no trusted proxy: X-Forwarded-For is ignored
     await _add(server, "olga@shop.example")
-    statuses = [(await login(http, server.url, "olga@shop.example", f"guess {n}", address=f"203.0.113.{n}"))[0]
-                for n in range(8)]
+    statuses = [
+        (await login(http, server.url, "olga@shop.example", f"guess {n}", address=f"203.0.113.{n}"))[0]
+        for n in range(8)
+    ]
     assert statuses[-1] == 429
 
 
@@ -121,10 +130,18 @@ async def test_a_login_not_sent_as_json_is_refused_415(server, http, content_typ
 
 async def test_every_json_endpoint_of_the_agent_api_wants_json(server, http, agent):
     api = await agent(role="admin")
-    for path in ("/me/status", "/agents/x/status", "/conversations/x/messages", "/conversations/x/notes",
-                 "/conversations/x/transfer"):
-        async with http.post(api.base + path, data='{"status": "away", "text": "hi", "queue": "support"}',
-                             headers={**api.headers, "Content-Type": "text/plain"}) as response:
+    for path in (
+        "/me/status",
+        "/agents/x/status",
+        "/conversations/x/messages",
+        "/conversations/x/notes",
+        "/conversations/x/transfer",
+    ):
+        async with http.post(
+            api.base + path,
+            data='{"status": "away", "text": "hi", "queue": "support"}',
+            headers={**api.headers, "Content-Type": "text/plain"},
+        ) as response:
             assert response.status == 415, path
 
 
@@ -133,8 +150,11 @@ async def test_the_cookie_is_secure_behind_a_trusted_https_proxy(make_server, se
     await _add(server, "olga@shop.example")
     status, _, _ = await login(http, server.url, "olga@shop.example", PASSWORD)
     assert status == 200
-    async with http.post(server.url + LOGIN, json={"email": "olga@shop.example", "password": PASSWORD},
-                         headers={"X-Forwarded-Proto": "https"}) as response:
+    async with http.post(
+        server.url + LOGIN,
+        json={"email": "olga@shop.example", "password": PASSWORD},
+        headers={"X-Forwarded-Proto": "https"},
+    ) as response:
         assert response.status == 200
         assert response.cookies["seamline_session"]["secure"]
     async with http.post(server.url + LOGIN, json={"email": "olga@shop.example", "password": PASSWORD}) as response:
@@ -144,8 +164,11 @@ async def test_the_cookie_is_secure_behind_a_trusted_https_proxy(make_server, se
 async def test_an_untrusted_peer_claiming_https_gets_no_secure_cookie_unless_configured(make_server, settings, http):
     server = await make_server(settings)
     await _add(server, "olga@shop.example")
-    async with http.post(server.url + LOGIN, json={"email": "olga@shop.example", "password": PASSWORD},
-                         headers={"X-Forwarded-Proto": "https"}) as response:
+    async with http.post(
+        server.url + LOGIN,
+        json={"email": "olga@shop.example", "password": PASSWORD},
+        headers={"X-Forwarded-Proto": "https"},
+    ) as response:
         assert response.status == 200 and not response.cookies["seamline_session"]["secure"]
     forced = await make_server(settings, cookie_secure="true")
     async with http.post(forced.url + LOGIN, json={"email": "olga@shop.example", "password": PASSWORD}) as response:
@@ -174,8 +197,9 @@ async def test_the_guard_forgets_failures_after_its_window():
     from seamline.shared.limits import MemoryLimiter
 
     now = [1000.0]
-    guard = LoginGuard(limiter=MemoryLimiter(clock=lambda: now[0]), per_pair=2, per_address=3, per_email=4,
-                       window=60, slow=10)
+    guard = LoginGuard(
+        limiter=MemoryLimiter(clock=lambda: now[0]), per_pair=2, per_address=3, per_email=4, window=60, slow=10
+    )
     assert [(await guard.attempt("a@x.example", "10.0.0.1")).check for _ in range(4)] == [True, True, True, False]
     assert (await guard.attempt("a@x.example", "10.0.0.2")).check  # another address: its own budget
     now[0] += 11
@@ -186,11 +210,14 @@ async def test_the_guard_forgets_failures_after_its_window():
     assert (await guard.attempt("a@x.example", "10.0.0.1")).check  # the right password starts afresh
 
 
-@pytest.mark.parametrize("name, value, problem", [
-    ("SEAMLINE_COOKIE_SECURE", "yes", "is not auto, true or false"),
-    ("SEAMLINE_AGENT_GRACE_SECONDS", "10", "outside 65..86400"),
-    ("SEAMLINE_AGENT_GRACE_SECONDS", "soon", "not a whole number"),
-])
+@pytest.mark.parametrize(
+    "name, value, problem",
+    [
+        ("SEAMLINE_COOKIE_SECURE", "yes", "is not auto, true or false"),
+        ("SEAMLINE_AGENT_GRACE_SECONDS", "10", "outside 65..86400"),
+        ("SEAMLINE_AGENT_GRACE_SECONDS", "soon", "not a whole number"),
+    ],
+)
 def test_bad_login_and_presence_settings_are_refused_with_the_fix(tmp_path, name, value, problem):
     from seamline.shared.errors import ConfigError
     from seamline.shared.settings import load_settings

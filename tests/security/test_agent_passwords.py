@@ -1,5 +1,6 @@
 """Agents' passwords: the common, repetitive and guessable ones are refused wherever a password is
 set (``seamline agents add|set`` and ``AgentStore.add|change``), with the reason."""
+
 from __future__ import annotations
 
 import pytest
@@ -52,8 +53,10 @@ async def test_the_agent_store_refuses_a_weak_password(server, password, problem
         await store.change("ivan@shop.example", password=password)
 
 
-@pytest.mark.parametrize("password", ["correct horse battery", "a long enough password", "Tr0ub4dor&3x!",
-                                      "my cat eats 7 lemons", "ёжик в тумане 1975"])
+@pytest.mark.parametrize(
+    "password",
+    ["correct horse battery", "a long enough password", "Tr0ub4dor&3x!", "my cat eats 7 lemons", "ёжик в тумане 1975"],
+)
 def test_good_passwords_pass(password):
     from seamline.handoff.passwords import problem
 

@@ -1,5 +1,6 @@
 """An agent who logged out, or whose console closed a while ago, is given no customer, and no
 customer is told "<name> is with you now" when nobody is there (docs/handoff.md, "Presence")."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -45,8 +46,10 @@ async def test_logging_out_gives_back_what_the_agent_held(seamline, telegram, ag
 
 async def test_an_agent_with_another_login_left_stays_online(seamline, telegram, agent, http, server):
     api = await agent(status="online")
-    async with http.post(server.url + "/api/v1/auth/login",
-                         json={"email": api.agent.email, "password": "correct horse battery", "kind": "api"}) as r:
+    async with http.post(
+        server.url + "/api/v1/auth/login",
+        json={"email": api.agent.email, "password": "correct horse battery", "kind": "api"},
+    ) as r:
         assert r.status == 200
     await api.post("/auth/logout")  # one of two logins ends
     conversation = await escalated(seamline, "7003")
@@ -54,7 +57,8 @@ async def test_an_agent_with_another_login_left_stays_online(seamline, telegram,
 
 
 async def test_after_the_console_closed_for_the_grace_period_no_customer_is_given(
-        seamline, telegram, agent, http, server):
+    seamline, telegram, agent, http, server
+):
     api = await agent(status="online")
     async with http.ws_connect(server.url + "/api/v1/inbox") as ws:
         await ws.send_json({"type": "auth", "token": api.token})

@@ -4,6 +4,7 @@ The issuer is a Telegram customer (the pipeline of a running server, a recorder 
 one who types the code is a widget visitor speaking the real WebSocket protocol. Before "yes", nothing
 of the issuer (history, order number, slots) may reach the widget, and the customers stay two.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -32,9 +33,17 @@ class Issuer:
         self.sender = sender
 
     async def say(self, text: str, payload: str | None = None) -> None:
-        await self.seamline.pipeline.handle(Message(channel="telegram", address=self.sender, sender=self.sender,
-                                                    text=text, payload=payload, external_id=f"tg-{next(_ids)}",
-                                                    language="en"))
+        await self.seamline.pipeline.handle(
+            Message(
+                channel="telegram",
+                address=self.sender,
+                sender=self.sender,
+                text=text,
+                payload=payload,
+                external_id=f"tg-{next(_ids)}",
+                language="en",
+            )
+        )
 
     async def code(self) -> str:
         await self.say("where is my order")
@@ -94,7 +103,9 @@ async def test_a_hit_shows_the_redeemer_nothing_of_the_issuer_and_no_refuses_it(
     assert await web_customer(server, welcome) != await issuer.customer_id()
     question = issuer.telegram.sent[-1][1]
     assert "website chat" in question.text and [b.payload.split()[0] for b in question.buttons] == [
-        "/link_yes", "/link_no"]
+        "/link_yes",
+        "/link_no",
+    ]
 
     await issuer.press(1)  # "No"
 

@@ -4,6 +4,7 @@ total, taken before a code is checked, on every path, shared by every process th
 The attacker is a script speaking the widget's WebSocket protocol: a new visitor (``hello`` without a
 token) for every guess, and, behind a trusted proxy, a new address too.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -47,7 +48,8 @@ def wrong(code: str, k: int) -> str:
 
 
 async def test_new_visitors_from_one_address_stop_being_checked_and_then_even_the_right_code_is_refused(
-        http, make_server, settings):
+    http, make_server, settings
+):
     server = await make_server(settings, trusted_proxies=PROXY, link_guesses_per_address=5)
     code = await live_code(server)
     answers = [await guess(http, server, "203.0.113.9", wrong(code, k)) for k in range(1, 6)]
@@ -86,10 +88,16 @@ async def test_rotating_addresses_run_into_the_total_budget(http, make_server, s
     assert [i.channel for i in await seamline.store.identities(guesser.id)] == ["telegram"]  # nobody got in
 
 
-async def test_the_budgets_hold_across_two_processes_sharing_redis(http, make_server, settings, postgres_url,
-                                                                   redis_url):
-    shared = dict(database_url=postgres_url, redis_url=redis_url, trusted_proxies=PROXY,
-                  link_guesses_per_address=100, link_guesses_per_hour=6)
+async def test_the_budgets_hold_across_two_processes_sharing_redis(
+    http, make_server, settings, postgres_url, redis_url
+):
+    shared = dict(
+        database_url=postgres_url,
+        redis_url=redis_url,
+        trusted_proxies=PROXY,
+        link_guesses_per_address=100,
+        link_guesses_per_hour=6,
+    )
     first, second = await make_server(settings, **shared), await make_server(settings, **shared)
     code = await live_code(first)
     for k in range(1, 7):  # the script spreads its guesses over both processes
@@ -119,7 +127,8 @@ async def test_six_digits_typed_as_an_order_number_are_counted_too(http, make_se
 
 @pytest.mark.parametrize("typed_on", ["web", "vk"])
 async def test_a_code_typed_on_another_channel_than_it_was_asked_for_is_refused_and_counted(
-        make_server, settings, http, typed_on):
+    make_server, settings, http, typed_on
+):
     server = await make_server(settings)
     seamline = server.app[SEAMLINE]
     vk = Recorder("vk")
@@ -132,8 +141,9 @@ async def test_a_code_typed_on_another_channel_than_it_was_asked_for_is_refused_
         await client.hello(lang="en")
         answer = (await client.say(code, id="w-1"))[-1]["text"]
     else:
-        await seamline.pipeline.handle(Message(channel="vk", address="7001", sender="7001", text=code,
-                                               external_id="vk-1", language="en"))
+        await seamline.pipeline.handle(
+            Message(channel="vk", address="7001", sender="7001", text=code, external_id="vk-1", language="en")
+        )
         answer = vk.texts("7001")[-1]
     assert "isn't valid" in answer
     assert await seamline.limiter.used("link:all", window=3600) == 1  # a wrong guess like any other
@@ -147,8 +157,17 @@ async def test_a_deep_link_made_for_telegram_links_nothing_when_its_token_arrive
     seamline.pipeline.register(vk)
     web = await seamline.store.resolve_customer("web", "visitor-1", "visitor-1")
     token = await seamline.linker.issue_token(web.id, "web", "visitor-1", target="telegram")
-    await seamline.pipeline.handle(Message(channel="vk", address="7002", sender="7002", text="Начать",
-                                           payload=f"/start {token}", external_id="vk-2", language="en"))
+    await seamline.pipeline.handle(
+        Message(
+            channel="vk",
+            address="7002",
+            sender="7002",
+            text="Начать",
+            payload=f"/start {token}",
+            external_id="vk-2",
+            language="en",
+        )
+    )
     assert "isn't valid" in vk.texts("7002")[-1]
     assert [i.channel for i in await seamline.store.identities(web.id)] == ["web"]
 

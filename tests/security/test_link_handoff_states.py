@@ -1,4 +1,5 @@
 """Linking two customers never loses a conversation that people hold or wait for (issue 10, item 10)."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,15 +26,17 @@ async def seamline(settings, understanding):
 
 
 async def _customer_in(seamline, channel: str, sender: str, state: str):
-    await seamline.pipeline.handle(Message(channel=channel, address=sender, sender=sender, text="hello",
-                                           external_id=f"{sender}-1"))
+    await seamline.pipeline.handle(
+        Message(channel=channel, address=sender, sender=sender, text="hello", external_id=f"{sender}-1")
+    )
     customer = await seamline.store.find_customer(channel, sender)
     session = await seamline.sessions.load(customer.id)
     session.handoff = state
     await seamline.sessions.save(session)
     async with seamline.store.engine.begin() as conn:
-        await conn.execute(update(ConversationRow).where(ConversationRow.id == session.conversation_id)
-                           .values(state=state))
+        await conn.execute(
+            update(ConversationRow).where(ConversationRow.id == session.conversation_id).values(state=state)
+        )
     return customer, session.conversation_id
 
 

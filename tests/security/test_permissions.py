@@ -1,6 +1,7 @@
 """Who may read and act on what (docs/handoff.md): two agents with different skills, a sales-only
 agent and a support agent, on a support conversation; an admin may do everything. Each refusal is
 403 with a reason. Texts an agent sends (reply, note, transfer note) are bounded."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,14 +41,20 @@ async def test_the_agent_with_the_skill_claims_and_replies_and_the_other_cannot_
     conversation = await escalated(seamline, "7103")
     await support.post(f"/conversations/{conversation}/claim")
     await support.post(f"/conversations/{conversation}/messages", {"text": "Hi, looking into it"})
-    for action, body in (("messages", {"text": "hi"}), ("transfer", {"queue": "sales"}), ("release", None),
-                         ("resolve", None), ("notes", {"text": "x"})):
+    for action, body in (
+        ("messages", {"text": "hi"}),
+        ("transfer", {"queue": "sales"}),
+        ("release", None),
+        ("resolve", None),
+        ("notes", {"text": "x"}),
+    ):
         assert "error" in await sales.post(f"/conversations/{conversation}/{action}", body, status=403)
     await support.post(f"/conversations/{conversation}/resolve")
 
 
 async def test_a_conversation_transferred_to_an_agent_by_name_is_theirs_whatever_their_skills(
-        seamline, telegram, agent):
+    seamline, telegram, agent
+):
     sales, support = await agent(queues=["sales"]), await agent(queues=["support"])
     conversation = await escalated(seamline, "7104")
     await support.post(f"/conversations/{conversation}/claim")
@@ -66,8 +73,7 @@ async def test_an_admin_may_read_and_act_on_any_conversation(seamline, telegram,
     await admin.post(f"/conversations/{conversation}/resolve")
 
 
-async def test_a_console_cannot_watch_a_conversation_outside_its_agents_skills(seamline, telegram, agent, http,
-                                                                              server):
+async def test_a_console_cannot_watch_a_conversation_outside_its_agents_skills(seamline, telegram, agent, http, server):
     sales, support = await agent(queues=["sales"]), await agent(queues=["support"])
     conversation = await escalated(seamline, "7106")
     await support.post(f"/conversations/{conversation}/claim")
@@ -104,8 +110,11 @@ async def test_replies_notes_and_transfer_notes_are_bounded(seamline, telegram, 
     conversation = await escalated(seamline, "7108")
     await support.post(f"/conversations/{conversation}/claim")
     huge = "x" * 900_000
-    for action, body in (("messages", {"text": huge}), ("notes", {"text": huge}),
-                         ("transfer", {"queue": "sales", "note": huge})):
+    for action, body in (
+        ("messages", {"text": huge}),
+        ("notes", {"text": huge}),
+        ("transfer", {"queue": "sales", "note": huge}),
+    ):
         refused = await support.post(f"/conversations/{conversation}/{action}", body, status=400)
         assert "longer than 4096 characters" in refused["error"]
     context = await support.get(f"/conversations/{conversation}")
@@ -115,18 +124,24 @@ async def test_replies_notes_and_transfer_notes_are_bounded(seamline, telegram, 
 
 async def test_what_is_said_in_a_waiting_conversation_reaches_only_consoles_with_its_skill(make_inbox):
     inbox = await make_inbox()
-    sales, support, generalist = inbox.subscribe("s", skills=("sales",)), inbox.subscribe("p", skills=("support",)), \
-        inbox.subscribe("g")
+    sales, support, generalist = (
+        inbox.subscribe("s", skills=("sales",)),
+        inbox.subscribe("p", skills=("support",)),
+        inbox.subscribe("g"),
+    )
     await inbox.publish({"type": "message", "conversation_id": "c1", "text": "my card 4242"}, queue="support")
     await inbox.publish({"type": "conversation", "conversation": {"id": "c2"}})  # a state change: everyone
     for console in (support, generalist):
         assert [json.loads(await asyncio.wait_for(console.get(), 5))["type"] for _ in range(2)] == [
-            "message", "conversation"]
+            "message",
+            "conversation",
+        ]
     assert json.loads(await asyncio.wait_for(sales.get(), 5))["type"] == "conversation" and sales.empty()
 
 
-async def test_a_sales_console_does_not_receive_a_waiting_support_customers_messages(seamline, telegram, agent, http,
-                                                                                     server):
+async def test_a_sales_console_does_not_receive_a_waiting_support_customers_messages(
+    seamline, telegram, agent, http, server
+):
     sales, support = await agent(queues=["sales"]), await agent(queues=["support"])
     conversation = await escalated(seamline, "7109")
     heard = {}

@@ -1,4 +1,5 @@
 """One client cannot use up the widget's connections (issue 10, item 3)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -74,8 +75,11 @@ async def _retry_connect(http, server, address: str) -> Client:
 async def test_the_address_cap_holds_across_processes_sharing_redis(http, make_server, settings, redis_url):
     first = await make_server(settings, redis_url=redis_url, web_connections_per_address=3, trusted_proxies=PROXY)
     second = await make_server(settings, redis_url=redis_url, web_connections_per_address=3, trusted_proxies=PROXY)
-    held = [await connect(http, first, "203.0.113.7"), await connect(http, first, "203.0.113.7"),
-            await connect(http, second, "203.0.113.7")]
+    held = [
+        await connect(http, first, "203.0.113.7"),
+        await connect(http, first, "203.0.113.7"),
+        await connect(http, second, "203.0.113.7"),
+    ]
     for server in (first, second):
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await connect(http, server, "203.0.113.7")
@@ -90,10 +94,16 @@ def test_running_out_of_descriptors_logs_a_line_not_a_flood(tmp_path, models_dir
     logged once, not thousands of times (the old server wrote ~500 tracebacks a second)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
-    env.update(SEAMLINE_DATA_DIR=str(tmp_path), SEAMLINE_NLU_MODELS=str(models_dir), SEAMLINE_PORT=str(port),
-               SEAMLINE_SECRET_KEY="s" * 32)
-    code = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200)); "
-            "from seamline.bots.cli import main; raise SystemExit(main(['run']))")
+    env.update(
+        SEAMLINE_DATA_DIR=str(tmp_path),
+        SEAMLINE_NLU_MODELS=str(models_dir),
+        SEAMLINE_PORT=str(port),
+        SEAMLINE_SECRET_KEY="s" * 32,
+    )
+    code = (
+        "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200)); "
+        "from seamline.bots.cli import main; raise SystemExit(main(['run']))"
+    )
     log = tmp_path / "server.log"
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=out, stderr=out)
@@ -158,10 +168,16 @@ async def test_a_process_that_dies_with_sockets_open_frees_its_share(redis_url):
         await alive.close()
 
 
-@pytest.mark.parametrize("name, bad", [("SEAMLINE_WEB_HELLO_TIMEOUT", "0"), ("SEAMLINE_WEB_HELLO_TIMEOUT", "ten"),
-                                       ("SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS", "-1"),
-                                       ("SEAMLINE_WEB_ADDRESS_RATE_LIMIT", "1.5"),
-                                       ("SEAMLINE_WEB_HISTORY_BYTES", "100")])
+@pytest.mark.parametrize(
+    "name, bad",
+    [
+        ("SEAMLINE_WEB_HELLO_TIMEOUT", "0"),
+        ("SEAMLINE_WEB_HELLO_TIMEOUT", "ten"),
+        ("SEAMLINE_WEB_CONNECTIONS_PER_ADDRESS", "-1"),
+        ("SEAMLINE_WEB_ADDRESS_RATE_LIMIT", "1.5"),
+        ("SEAMLINE_WEB_HISTORY_BYTES", "100"),
+    ],
+)
 def test_a_bad_limit_setting_is_refused_with_its_name(tmp_path, name, bad):
     from seamline.shared.errors import ConfigError
     from seamline.shared.settings import load_settings

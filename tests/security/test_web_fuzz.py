@@ -2,6 +2,7 @@
 worst), the socket stays up and nothing is logged as an error or with a traceback (issue 10, item 13):
 every frame type of docs/web-chat-protocol.md with fields of any JSON type, garbage, binary frames and
 JSON nested thousands deep."""
+
 from __future__ import annotations
 
 import json
@@ -16,16 +17,34 @@ from tests.bots.test_web_protocol import Client
 
 TYPES = ["hello", "message", "link", "ping", "older"]
 FIELDS = ["id", "text", "payload", "token", "lang", "external_id", "signature", "channel", "before"]
-ERROR_CODES = {"bad_json", "bad_frame", "unknown_type", "hello_required", "hello_repeated", "bad_token", "too_long",
-               "empty", "rate_limited", "link_unavailable"}  # documented, and all a client's fault: not "internal"
+ERROR_CODES = {
+    "bad_json",
+    "bad_frame",
+    "unknown_type",
+    "hello_required",
+    "hello_repeated",
+    "bad_token",
+    "too_long",
+    "empty",
+    "rate_limited",
+    "link_unavailable",
+}  # documented, and all a client's fault: not "internal"
 ANSWERS = {"welcome", "message", "ack", "pong", "error", "link", "older", "history"}
 
-scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-           | st.text(max_size=40) | st.sampled_from(["\x00", "\ud800", "a" * 5000, "ru", "telegram", "c-1"]))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=10)
-frames = st.fixed_dictionaries({"type": st.sampled_from(TYPES) | values},
-                               optional={name: values for name in FIELDS})
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.sampled_from(["\x00", "\ud800", "a" * 5000, "ru", "telegram", "c-1"])
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=10,
+)
+frames = st.fixed_dictionaries({"type": st.sampled_from(TYPES) | values}, optional={name: values for name in FIELDS})
 DEPTHS = st.sampled_from([2, 999, 1001, 5000, 30_000]) | st.integers(1, 30_000)
 raw_frames = st.one_of(
     frames.map(json.dumps),

@@ -1,4 +1,5 @@
 """Widget frames are limited per visitor and per address, one hello per socket, welcomes in pages (item 8)."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,9 @@ async def test_ten_sockets_of_one_visitor_share_one_budget(http, server):
     assert {o for o in outcomes.values() if o != "stored"} == {"rate_limited"}
 
 
-async def test_the_visitor_budget_holds_across_processes_sharing_redis(http, make_server, settings, postgres_url,
-                                                                        redis_url):
+async def test_the_visitor_budget_holds_across_processes_sharing_redis(
+    http, make_server, settings, postgres_url, redis_url
+):
     shared = dict(database_url=postgres_url, redis_url=redis_url)
     servers = [await make_server(settings, **shared), await make_server(settings, **shared)]
     first = await connect(http, servers[0])

@@ -1,5 +1,6 @@
 """The widget in Chromium pages a long history: the welcome brings the newest messages, "Earlier messages"
 brings the rest (issue 10, item 8: a welcome is capped in bytes)."""
+
 from __future__ import annotations
 
 import json

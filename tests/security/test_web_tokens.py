@@ -1,4 +1,5 @@
 """Visitor tokens expire when unused and survive a rotation of the secret key (issue 10, item 15)."""
+
 from __future__ import annotations
 
 import time
@@ -76,5 +77,5 @@ def test_settings_refuse_a_short_old_key(tmp_path):
 
 def test_a_token_with_text_that_is_not_unicode_is_refused_not_an_error():
     genuine = Signer(secret_key=SECRET, purpose="web-visitor").sign("visitor")
-    forged = "\ud800" + genuine[genuine.rindex("."):]  # a lone surrogate (JSON allows "\ud800") before a real stamp
+    forged = "\ud800" + genuine[genuine.rindex(".") :]  # a lone surrogate (JSON allows "\ud800") before a real stamp
     assert Signer(secret_key=SECRET, purpose="web-visitor").verify(forged) is None

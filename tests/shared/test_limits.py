@@ -1,4 +1,5 @@
 """The Limiter contract, over every backend: budgets are reserved, slide, and are shared."""
+
 from __future__ import annotations
 
 import asyncio
@@ -68,8 +69,10 @@ async def test_redis_budgets_are_shared_between_clients():
     from redis.asyncio import Redis
 
     prefix = f"test-{uuid.uuid4().hex}:"
-    one, two = RedisLimiter(client=Redis.from_url(url), prefix=prefix), RedisLimiter(client=Redis.from_url(url),
-                                                                                      prefix=prefix)
+    one, two = (
+        RedisLimiter(client=Redis.from_url(url), prefix=prefix),
+        RedisLimiter(client=Redis.from_url(url), prefix=prefix),
+    )
     try:
         assert await one.take("shared", limit=2, window=60) == 0.0
         assert await two.take("shared", limit=2, window=60) == 0.0

@@ -2,6 +2,7 @@
 owner's to change, so importing one from another package (``from seamline.shared.storage.sql import
 _aware``) or reaching through a collaborator into its privates (``self._handoff._store``) turns
 every refactoring of the owner into a break somewhere else. Walks the source with ``ast``."""
+
 from __future__ import annotations
 
 import ast
@@ -34,10 +35,18 @@ def crossings(source: str, where: str) -> list[str]:
             names += [p for p in node.module.split(".") if private(p)]
             found += [f"{where}:{node.lineno} imports {n} from {node.module}" for n in names]
         elif isinstance(node, ast.Import):
-            found += [f"{where}:{node.lineno} imports {a.name}" for a in node.names
-                      if package_of(a.name) not in (None, here) and any(map(private, a.name.split(".")))]
-        elif (isinstance(node, ast.Attribute) and private(node.attr) and isinstance(node.value, ast.Attribute)
-              and isinstance(node.value.value, ast.Name) and node.value.value.id in ("self", "cls")):
+            found += [
+                f"{where}:{node.lineno} imports {a.name}"
+                for a in node.names
+                if package_of(a.name) not in (None, here) and any(map(private, a.name.split(".")))
+            ]
+        elif (
+            isinstance(node, ast.Attribute)
+            and private(node.attr)
+            and isinstance(node.value, ast.Attribute)
+            and isinstance(node.value.value, ast.Name)
+            and node.value.value.id in ("self", "cls")
+        ):
             found.append(f"{where}:{node.lineno} reaches into {ast.unparse(node)}")
     return found
 
@@ -48,8 +57,13 @@ def test_no_module_uses_another_packages_private_names():
 
 def test_the_walk_sees_a_private_import_and_a_reach_through():
     """The check itself: both kinds of crossing are found, a package's own privates are not."""
-    found = crossings("from seamline.shared.storage.sql import _aware\n"
-                      "from seamline.handoff.service import _own\n"
-                      "class Api:\n    def read(self):\n        return self._handoff._store\n", "handoff/api.py")
+    found = crossings(
+        "from seamline.shared.storage.sql import _aware\n"
+        "from seamline.handoff.service import _own\n"
+        "class Api:\n    def read(self):\n        return self._handoff._store\n",
+        "handoff/api.py",
+    )
     assert [f.split(" ", 1)[1] for f in found] == [
-        "imports _aware from seamline.shared.storage.sql", "reaches into self._handoff._store"]
+        "imports _aware from seamline.shared.storage.sql",
+        "reaches into self._handoff._store",
+    ]

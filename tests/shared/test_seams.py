@@ -2,6 +2,7 @@
 shared/limits.py, shared/storage/inbox.py, handoff/agents.py, handoff/inbox.py, handoff/storage.py);
 each implementation must match its protocol exactly, method by method, so a caller typed against the
 protocol can be handed any backend. mypy checks the same in CI; this test names the method that drifted, without mypy."""
+
 from __future__ import annotations
 
 import inspect
@@ -23,12 +24,16 @@ from seamline.shared.storage.sql import SqlChatStore
 
 SEAMS = [
     (ChatStore, SqlChatStore),
-    (SessionStore, MemorySessionStore), (SessionStore, RedisSessionStore),
+    (SessionStore, MemorySessionStore),
+    (SessionStore, RedisSessionStore),
     (CustomerStore, SqlCustomerStore),
-    (Agents, AgentStore), (AgentAccounts, AgentStore),
-    (ConsoleInbox, Inbox), (ConsoleInbox, RedisInbox),
+    (Agents, AgentStore),
+    (AgentAccounts, AgentStore),
+    (ConsoleInbox, Inbox),
+    (ConsoleInbox, RedisInbox),
     (ConversationRows, SqlConversationRows),
-    (Limiter, MemoryLimiter), (Limiter, RedisLimiter),
+    (Limiter, MemoryLimiter),
+    (Limiter, RedisLimiter),
     (DurableInbox, SqlInbox),
 ]
 
@@ -39,20 +44,22 @@ def members(protocol: type) -> dict[str, object]:
     for base in reversed(protocol.__mro__):
         if base in (object, Protocol) or not getattr(base, "_is_protocol", False):
             continue
-        found.update({name: value for name, value in vars(base).items()
-                      if callable(value) and not name.startswith("_")})
+        found.update(
+            {name: value for name, value in vars(base).items() if callable(value) and not name.startswith("_")}
+        )
     return found
 
 
 def shape(function: object) -> tuple[bool, list[tuple[str, object, object, object]], object]:
     signature = inspect.signature(function)  # type: ignore[arg-type]
-    return (inspect.iscoroutinefunction(function),
-            [(p.name, p.kind, p.default, p.annotation) for p in signature.parameters.values()],
-            signature.return_annotation)
+    return (
+        inspect.iscoroutinefunction(function),
+        [(p.name, p.kind, p.default, p.annotation) for p in signature.parameters.values()],
+        signature.return_annotation,
+    )
 
 
-@pytest.mark.parametrize(("protocol", "implementation"), SEAMS,
-                         ids=[f"{p.__name__}-{i.__name__}" for p, i in SEAMS])
+@pytest.mark.parametrize(("protocol", "implementation"), SEAMS, ids=[f"{p.__name__}-{i.__name__}" for p, i in SEAMS])
 def test_the_implementation_matches_its_protocol_method_by_method(protocol, implementation):
     declared = members(protocol)
     assert declared, f"{protocol.__name__} declares no methods"

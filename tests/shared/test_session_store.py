@@ -1,4 +1,5 @@
 """One contract for every SessionStore: the in-process store and Redis (a real redis-server)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,9 +26,16 @@ async def store(request):
 
 class TestSessionStoreContract:
     async def test_a_saved_session_loads_back_with_its_state(self, store):
-        session = Session(customer_id="c1", conversation_id="v1", language="ru",
-                          slots={"order_number": "12345"}, active_form="order_status", fallbacks=1,
-                          handoff="queued", last_channel="telegram")
+        session = Session(
+            customer_id="c1",
+            conversation_id="v1",
+            language="ru",
+            slots={"order_number": "12345"},
+            active_form="order_status",
+            fallbacks=1,
+            handoff="queued",
+            last_channel="telegram",
+        )
         session.remember("web:x:1")
         await store.save(session)
         assert await store.load("c1") == session
@@ -104,8 +112,9 @@ async def test_a_dead_redis_is_a_clear_store_error():
     from seamline.shared.storage.redis_sessions import RedisSessionStore
 
     # no retries: redis-py's default backoff would spend seconds before the same error
-    store = RedisSessionStore(client=Redis(host="127.0.0.1", port=1, socket_connect_timeout=1,
-                                           retry=Retry(NoBackoff(), 0)))
+    store = RedisSessionStore(
+        client=Redis(host="127.0.0.1", port=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    )
     with pytest.raises(StoreError, match="Redis failed loading session c1"):
         await store.load("c1")
     await store.close()

@@ -1,4 +1,5 @@
 """Settings as a user meets them: defaults, the file, the environment and clear errors."""
+
 from __future__ import annotations
 
 import re
@@ -52,19 +53,29 @@ class TestDefaults:
 class TestFileAndEnvironment:
     def test_the_file_sets_values_and_the_environment_wins(self, env, config_dir):
         toml = config_dir / "seamline.toml"
-        toml.write_text(toml.read_text().replace("port = 8080", "port = 9000")
-                        .replace('default_language = "en"', 'default_language = "ru"')
-                        .replace("rate_limit = 30", "rate_limit = 5"))
+        toml.write_text(
+            toml.read_text()
+            .replace("port = 8080", "port = 9000")
+            .replace('default_language = "en"', 'default_language = "ru"')
+            .replace("rate_limit = 30", "rate_limit = 5")
+        )
         env["SEAMLINE_CONFIG_DIR"] = str(config_dir)
 
         from_file = load_settings(env)
         assert (from_file.port, from_file.default_language, from_file.web_rate_limit) == (9000, "ru", 5)
         assert from_file.config_dir == config_dir
 
-        overridden = load_settings({**env, "SEAMLINE_PORT": "9100", "SEAMLINE_DEFAULT_LANGUAGE": "en",
-                                    "SEAMLINE_WEB_RATE_LIMIT": "0", "SEAMLINE_HOST": "0.0.0.0",
-                                    "SEAMLINE_REDIS_URL": "redis://127.0.0.1:6379/1",
-                                    "SEAMLINE_LOG_LEVEL": "debug"})
+        overridden = load_settings(
+            {
+                **env,
+                "SEAMLINE_PORT": "9100",
+                "SEAMLINE_DEFAULT_LANGUAGE": "en",
+                "SEAMLINE_WEB_RATE_LIMIT": "0",
+                "SEAMLINE_HOST": "0.0.0.0",
+                "SEAMLINE_REDIS_URL": "redis://127.0.0.1:6379/1",
+                "SEAMLINE_LOG_LEVEL": "debug",
+            }
+        )
         assert (overridden.port, overridden.default_language, overridden.web_rate_limit) == (9100, "en", 0)
         assert overridden.host == "0.0.0.0"
         assert overridden.redis_url == "redis://127.0.0.1:6379/1"
@@ -76,12 +87,16 @@ class TestFileAndEnvironment:
         settings = load_settings({**env, "SEAMLINE_CONFIG_DIR": str(config_dir), "SEAMLINE_PORT": ""})
         assert settings.port == 9000
 
-    @pytest.mark.parametrize("given, expected", [
-        ("postgresql://shop:pw@db.example.com:5432/shop", "postgresql+asyncpg://shop:pw@db.example.com:5432/shop"),
-        ("postgres://shop:pw@db.example.com/shop", "postgresql+asyncpg://shop:pw@db.example.com/shop"),
-        ("postgresql+asyncpg://shop@db.example.com/shop", "postgresql+asyncpg://shop@db.example.com/shop"),
-        ("sqlite:////srv/seamline/seamline.db", "sqlite+aiosqlite:////srv/seamline/seamline.db"),
-    ], ids=["postgresql", "postgres", "postgresql+asyncpg", "sqlite"])
+    @pytest.mark.parametrize(
+        "given, expected",
+        [
+            ("postgresql://shop:pw@db.example.com:5432/shop", "postgresql+asyncpg://shop:pw@db.example.com:5432/shop"),
+            ("postgres://shop:pw@db.example.com/shop", "postgresql+asyncpg://shop:pw@db.example.com/shop"),
+            ("postgresql+asyncpg://shop@db.example.com/shop", "postgresql+asyncpg://shop@db.example.com/shop"),
+            ("sqlite:////srv/seamline/seamline.db", "sqlite+aiosqlite:////srv/seamline/seamline.db"),
+        ],
+        ids=["postgresql", "postgres", "postgresql+asyncpg", "sqlite"],
+    )
     def test_database_urls_get_the_async_driver(self, env, given, expected):
         settings = load_settings({**env, "SEAMLINE_DATABASE_URL": given})
         assert settings.database_url == expected
@@ -89,18 +104,34 @@ class TestFileAndEnvironment:
 
 
 class TestErrors:
-    @pytest.mark.parametrize("name, value, problem, fix", [
-        ("SEAMLINE_PORT", "abc", "'abc' is not a whole number", "SEAMLINE_PORT=8080"),
-        ("SEAMLINE_PORT", "70000", "70000 is outside 1..65535", "SEAMLINE_PORT=8080"),
-        ("SEAMLINE_DATABASE_URL", "mysql://shop@db.example.com/shop", "unsupported database URL",
-         "postgresql+asyncpg://"),
-        ("SEAMLINE_REDIS_URL", "http://x", "a http:// URL is not a Redis URL", "redis://"),
-        ("SEAMLINE_SECRET_KEY", "short", "shorter than 16 characters", "secrets.token_urlsafe"),
-        ("SEAMLINE_DEFAULT_LANGUAGE", "de", "'de' is not supported", "Use ru or en"),
-        ("SEAMLINE_LOG_LEVEL", "LOUD", "'LOUD' is not a log level", "Use DEBUG, INFO, WARNING or ERROR"),
-        ("SEAMLINE_WEB_RATE_LIMIT", "-1", "-1 is outside 0..100000", "SEAMLINE_WEB_RATE_LIMIT=30"),
-    ], ids=["port-not-a-number", "port-too-big", "mysql-url", "http-redis-url", "short-secret-key", "language-de",
-            "log-level-loud", "negative-rate-limit"])
+    @pytest.mark.parametrize(
+        "name, value, problem, fix",
+        [
+            ("SEAMLINE_PORT", "abc", "'abc' is not a whole number", "SEAMLINE_PORT=8080"),
+            ("SEAMLINE_PORT", "70000", "70000 is outside 1..65535", "SEAMLINE_PORT=8080"),
+            (
+                "SEAMLINE_DATABASE_URL",
+                "mysql://shop@db.example.com/shop",
+                "unsupported database URL",
+                "postgresql+asyncpg://",
+            ),
+            ("SEAMLINE_REDIS_URL", "http://x", "a http:// URL is not a Redis URL", "redis://"),
+            ("SEAMLINE_SECRET_KEY", "short", "shorter than 16 characters", "secrets.token_urlsafe"),
+            ("SEAMLINE_DEFAULT_LANGUAGE", "de", "'de' is not supported", "Use ru or en"),
+            ("SEAMLINE_LOG_LEVEL", "LOUD", "'LOUD' is not a log level", "Use DEBUG, INFO, WARNING or ERROR"),
+            ("SEAMLINE_WEB_RATE_LIMIT", "-1", "-1 is outside 0..100000", "SEAMLINE_WEB_RATE_LIMIT=30"),
+        ],
+        ids=[
+            "port-not-a-number",
+            "port-too-big",
+            "mysql-url",
+            "http-redis-url",
+            "short-secret-key",
+            "language-de",
+            "log-level-loud",
+            "negative-rate-limit",
+        ],
+    )
     def test_a_bad_setting_names_itself_what_is_wrong_and_the_fix(self, env, name, value, problem, fix):
         with pytest.raises(ConfigError) as caught:
             load_settings({**env, name: value})
@@ -111,11 +142,15 @@ class TestErrors:
         assert problem in message
         assert fix in message
 
-    @pytest.mark.parametrize("url", [
-        "mysql://shop:Pa55-w0rd-XYZ@db.example.com:3306/shop",
-        "postgresql+psycopg2://shop:Pa55-w0rd-XYZ@db.example.com/shop",
-        "mssql://shop:Pa55-w0rd-XYZ@db.example.com/shop",
-    ], ids=["mysql", "postgresql+psycopg2", "mssql"])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "mysql://shop:Pa55-w0rd-XYZ@db.example.com:3306/shop",
+            "postgresql+psycopg2://shop:Pa55-w0rd-XYZ@db.example.com/shop",
+            "mssql://shop:Pa55-w0rd-XYZ@db.example.com/shop",
+        ],
+        ids=["mysql", "postgresql+psycopg2", "mssql"],
+    )
     def test_a_database_password_never_appears_in_the_error(self, env, url):
         with pytest.raises(ConfigError) as caught:
             load_settings({**env, "SEAMLINE_DATABASE_URL": url})
@@ -176,9 +211,13 @@ def test_an_empty_stored_key_is_a_clear_error(tmp_path):
 
 
 def test_settings_never_show_passwords_in_their_repr(tmp_path):
-    settings = load_settings({"SEAMLINE_DATA_DIR": str(tmp_path),
-                              "SEAMLINE_DATABASE_URL": "postgresql://u:Sup3rSecret@db/x",
-                              "SEAMLINE_REDIS_URL": "redis://:R3disPass@cache:6379/0"})
+    settings = load_settings(
+        {
+            "SEAMLINE_DATA_DIR": str(tmp_path),
+            "SEAMLINE_DATABASE_URL": "postgresql://u:Sup3rSecret@db/x",
+            "SEAMLINE_REDIS_URL": "redis://:R3disPass@cache:6379/0",
+        }
+    )
     assert "Sup3rSecret" not in repr(settings) and "R3disPass" not in repr(settings)
 
 
@@ -186,5 +225,7 @@ def test_allowed_origins_are_a_list_of_origins(tmp_path):
     env = {"SEAMLINE_DATA_DIR": str(tmp_path)}
     settings = load_settings({**env, "SEAMLINE_WEB_ALLOWED_ORIGINS": "https://shop.example/, http://localhost:3000"})
     assert settings.web_allowed_origins == ("https://shop.example", "http://localhost:3000")
-    with pytest.raises(ConfigError, match=re.escape("SEAMLINE_WEB_ALLOWED_ORIGINS: 'https://shop.example/chat' is not an origin")):
+    with pytest.raises(
+        ConfigError, match=re.escape("SEAMLINE_WEB_ALLOWED_ORIGINS: 'https://shop.example/chat' is not an origin")
+    ):
         load_settings({**env, "SEAMLINE_WEB_ALLOWED_ORIGINS": "https://shop.example/chat"})

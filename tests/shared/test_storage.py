@@ -1,5 +1,6 @@
 """One contract for the ChatStore (shared/history.py: messages, conversations, identities) on SQLite
 and on a real PostgreSQL."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,9 +25,17 @@ async def store(request):
 
 
 def message(customer, conversation, text, *, channel="web", role="customer", external_id=None, at=None):
-    return StoredMessage(id=new_id(), conversation_id=conversation, customer_id=customer.id, channel=channel,
-                         direction="in" if role == "customer" else "out", role=role, text=text,
-                         external_id=external_id, created_at=at or utcnow())
+    return StoredMessage(
+        id=new_id(),
+        conversation_id=conversation,
+        customer_id=customer.id,
+        channel=channel,
+        direction="in" if role == "customer" else "out",
+        role=role,
+        text=text,
+        external_id=external_id,
+        created_at=at or utcnow(),
+    )
 
 
 class TestChatStoreContract:
@@ -51,13 +60,16 @@ class TestChatStoreContract:
         conversation = (await store.open_conversation(customer)).id
         start = utcnow()
         await store.append(message(customer, conversation, "hi from telegram", channel="telegram", at=start))
-        await store.append(message(customer, conversation, "hello!", channel="telegram", role="bot",
-                                   at=start + timedelta(seconds=1)))
+        await store.append(
+            message(customer, conversation, "hello!", channel="telegram", role="bot", at=start + timedelta(seconds=1))
+        )
         await store.append(message(customer, conversation, "now on the site", at=start + timedelta(seconds=2)))
         history = await store.history(customer.id)
         assert [(m.channel, m.role, m.text) for m in history] == [
-            ("telegram", "customer", "hi from telegram"), ("telegram", "bot", "hello!"),
-            ("web", "customer", "now on the site")]
+            ("telegram", "customer", "hi from telegram"),
+            ("telegram", "bot", "hello!"),
+            ("web", "customer", "now on the site"),
+        ]
         assert history[0].created_at.tzinfo is not None
 
     async def test_history_limit_keeps_the_newest(self, store):
@@ -88,7 +100,9 @@ class TestChatStoreContract:
     async def test_concurrent_appends_of_many_customers_are_all_kept(self, store):
         customers = [await store.resolve_customer("web", f"v{n}", f"v{n}") for n in range(20)]
         conversations = [(await store.open_conversation(c)).id for c in customers]
-        await asyncio.gather(*(store.append(message(c, v, f"from {c.id}")) for c, v in zip(customers, conversations, strict=True)))
+        await asyncio.gather(
+            *(store.append(message(c, v, f"from {c.id}")) for c, v in zip(customers, conversations, strict=True))
+        )
         for customer in customers:
             assert [m.text for m in await store.history(customer.id)] == [f"from {customer.id}"]
 
@@ -127,7 +141,9 @@ class TestChatStoreContract:
         await store.record_event("handoff_requested", customer.id, None, {"reason": "asked"})
         await store.record_event("handoff_claimed", customer.id, None, {"agent": "a1"})
         assert [(e["kind"], e["data"]) for e in await store.events(customer.id)] == [
-            ("handoff_requested", {"reason": "asked"}), ("handoff_claimed", {"agent": "a1"})]
+            ("handoff_requested", {"reason": "asked"}),
+            ("handoff_claimed", {"agent": "a1"}),
+        ]
 
     async def test_a_linked_identity_finds_its_customer_once_the_cache_is_told(self, store):
         customer = await store.resolve_customer("telegram", "l1", "l1")
@@ -154,8 +170,11 @@ class TestChatStoreContract:
         await store.append(inbound)
         assert not await store.answered("telegram", "u-a1")
         assert [m.id for m in await store.unanswered("telegram", since)] == [inbound.id]
-        reply = replace(message(customer, conversation, "hi!", channel="telegram", role="bot"),
-                        identity=inbound.identity, created_at=utcnow() + timedelta(seconds=1))
+        reply = replace(
+            message(customer, conversation, "hi!", channel="telegram", role="bot"),
+            identity=inbound.identity,
+            created_at=utcnow() + timedelta(seconds=1),
+        )
         await store.annotate(inbound, "greet", 0.9, {"intent": "greet"}, (reply,))
         assert await store.answered("telegram", "u-a1")
         assert await store.unanswered("telegram", since) == []

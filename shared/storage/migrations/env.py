@@ -1,4 +1,5 @@
 """Alembic environment: runs migrations over the async engine of the configured URL."""
+
 import asyncio
 
 from alembic import context
@@ -30,8 +31,9 @@ async def _main() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=context.config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True)
+    context.configure(
+        url=context.config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

@@ -1,4 +1,5 @@
 """A real Seamline (SQLite, the shipped config, a recording Telegram adapter) for the step tests."""
+
 from __future__ import annotations
 
 import pytest

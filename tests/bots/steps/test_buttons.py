@@ -1,4 +1,5 @@
 """rate and callback: answers to what the handoff asked for."""
+
 from __future__ import annotations
 
 from tests.bots.steps.walk import Rest, step, stored_turn, telegram
@@ -24,8 +25,9 @@ async def test_a_rating_nobody_asked_for_walks_on(seamline):
 async def test_a_phone_number_left_while_waiting_shows_in_the_queue(seamline):
     turn = await stored_turn(seamline, telegram("call me back please", update_id=1))
     parse = seamline.pipeline.understanding.parse("I want a person", None)
-    await seamline.handoff.escalate(turn.session, reason="asked", parse=parse, message=turn.message,
-                                    inbound_id=turn.inbound.id)
+    await seamline.handoff.escalate(
+        turn.session, reason="asked", parse=parse, message=turn.message, inbound_id=turn.inbound.id
+    )
     assert turn.session.handoff == "queued"
     later = await stored_turn(seamline, telegram("call me on +7 916 123-45-67", update_id=2))
     later.parse = seamline.pipeline.understanding.parse(later.message.text, None)

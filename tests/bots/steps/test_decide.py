@@ -1,4 +1,5 @@
 """decide: what the bot says to what it understood."""
+
 from __future__ import annotations
 
 from tests.bots.steps.walk import Recorder, Rest, step, stored_turn, telegram

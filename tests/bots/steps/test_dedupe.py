@@ -1,4 +1,5 @@
 """dedupe: a message the platform delivers twice is answered once."""
+
 from __future__ import annotations
 
 from seamline.shared.session import SEEN_LIMIT

@@ -1,4 +1,5 @@
 """escalate: asking for a person puts the chat in a queue and tells the customer so."""
+
 from __future__ import annotations
 
 from tests.bots.steps.walk import Rest, step, stored_turn, telegram

@@ -1,4 +1,5 @@
 """link: a link proof is answered by the link step, not by the dialogue."""
+
 from __future__ import annotations
 
 from seamline.shared.linking import Outcome

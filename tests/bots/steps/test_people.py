@@ -1,5 +1,6 @@
 """agents and silence: while people are on the conversation they see what the customer writes,
 and while an agent holds it the bot says nothing."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ from tests.bots.steps.walk import Rest, step, stored_turn, telegram
 async def test_a_message_while_the_chat_waits_for_a_person_reaches_the_agents_consoles(seamline):
     turn = await stored_turn(seamline, telegram("I want a person", update_id=1))
     parse = seamline.pipeline.understanding.parse("I want a person", None)
-    await seamline.handoff.escalate(turn.session, reason="asked", parse=parse, message=turn.message,
-                                    inbound_id=turn.inbound.id)
+    await seamline.handoff.escalate(
+        turn.session, reason="asked", parse=parse, message=turn.message, inbound_id=turn.inbound.id
+    )
     console = seamline.handoff.inbox.subscribe(admin=True)
     later = await stored_turn(seamline, telegram("are you there?", update_id=2))
     rest = Rest()

@@ -1,6 +1,7 @@
 """docs/pipeline.md tells the truth: its table lists the built-in steps in their order, and its code
 blocks run (the module is imported, the TOML is loaded by the app, the code is run on a real
 pipeline) and do what the page says."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,6 @@
 """A bot project adds its own steps without editing Seamline: in config/seamline.toml
 (``[pipeline] steps``, loaded by import path) or with ``Pipeline.add_step``."""
+
 from __future__ import annotations
 
 import shutil
@@ -72,8 +73,7 @@ def with_steps(config, toml: str):
 
 
 async def answers(settings, understanding, config, *texts, sender="100") -> list[str]:
-    seamline = await build(replace(settings, config_dir=config),
-                           understanding=understanding)
+    seamline = await build(replace(settings, config_dir=config), understanding=understanding)
     adapter = Recorder("telegram")
     seamline.pipeline.register(adapter)
     try:
@@ -85,19 +85,25 @@ async def answers(settings, understanding, config, *texts, sender="100") -> list
 
 
 async def test_a_profanity_filter_from_the_project_changes_what_the_bot_answers(settings, understanding, project):
-    config = with_steps(project, '''
+    config = with_steps(
+        project,
+        """
         [pipeline]
         steps = [{use = "my_bot_steps:ProfanityFilter", before = "understand"}]
-    ''')
+    """,
+    )
     said = await answers(settings, understanding, config, "you stupid bot", "how much is delivery")
     assert said[0] == "Let's keep it polite, please." and "deliver" in said[1].lower()
 
 
 async def test_a_crm_lookup_sets_a_profile_attribute_the_routing_sees(settings, understanding, project):
-    config = with_steps(project, '''
+    config = with_steps(
+        project,
+        """
         [pipeline]
         steps = [{use = "my_bot_steps:CrmLookup", after = "store", options = {vip_senders = ["777"]}}]
-    ''')
+    """,
+    )
     vip = await answers(settings, understanding, config, "how much is delivery", sender="777")
     plain = await answers(settings, understanding, config, "how much is delivery", sender="100")
     assert len(vip) == 2 and len(plain) == 1  # the VIP is also told a person is coming
@@ -118,17 +124,21 @@ async def test_an_async_function_added_in_code_is_a_step(settings, understanding
     assert reply.text == reply.text.upper() and [s.name for s in seamline.pipeline.steps][-1] == "shout"
 
 
-@pytest.mark.parametrize(("entry", "problem"), [
-    ('{use = "my_bot_steps:ProfanityFilter", before = "understnad"}', "'understnad', which is not a step"),
-    ('{use = "no_such_module:Step"}', "module 'no_such_module' cannot be imported"),
-    ('{use = "my_bot_steps:Nope"}', "has no 'Nope'"),
-    ('{use = "my_bot_steps:NOT_A_STEP"}', "is not a step"),
-    ('{use = "my_bot_steps"}', 'is not "module:attribute"'),
-    ('{use = "my_bot_steps:CrmLookup", options = {colour = "red"}}', "could not be made with options"),
-    ('{use = "my_bot_steps:ProfanityFilter", before = "store", after = "store"}', "both before"),
-])
-async def test_a_wrong_step_setting_stops_the_app_naming_setting_problem_and_fix(settings, understanding, project,
-                                                                                  entry, problem):
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ('{use = "my_bot_steps:ProfanityFilter", before = "understnad"}', "'understnad', which is not a step"),
+        ('{use = "no_such_module:Step"}', "module 'no_such_module' cannot be imported"),
+        ('{use = "my_bot_steps:Nope"}', "has no 'Nope'"),
+        ('{use = "my_bot_steps:NOT_A_STEP"}', "is not a step"),
+        ('{use = "my_bot_steps"}', 'is not "module:attribute"'),
+        ('{use = "my_bot_steps:CrmLookup", options = {colour = "red"}}', "could not be made with options"),
+        ('{use = "my_bot_steps:ProfanityFilter", before = "store", after = "store"}', "both before"),
+    ],
+)
+async def test_a_wrong_step_setting_stops_the_app_naming_setting_problem_and_fix(
+    settings, understanding, project, entry, problem
+):
     config = with_steps(project, f"[pipeline]\nsteps = [{entry}]\n")
     with pytest.raises(ConfigError) as error:
         await build(replace(settings, config_dir=config), understanding=understanding)

@@ -1,5 +1,6 @@
 """reply: the one ending. Whatever step answered, the answer is stored with what was understood,
 the message counts as answered, and the customer gets the replies on the channel they wrote from."""
+
 from __future__ import annotations
 
 from seamline.bots.steps import Annotation

@@ -1,4 +1,5 @@
 """store: the message is durable before anything else happens to it; a link code never in clear."""
+
 from __future__ import annotations
 
 from seamline.shared.linking import Outcome

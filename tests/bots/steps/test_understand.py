@@ -1,4 +1,5 @@
 """understand and typing."""
+
 from __future__ import annotations
 
 from tests.bots.steps.walk import Rest, step, stored_turn, telegram

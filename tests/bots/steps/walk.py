@@ -1,5 +1,6 @@
 """What every step test builds on: a Turn for a message in one line, and a ``call_next`` that
 records whether the rest of the walk ran."""
+
 from __future__ import annotations
 
 from seamline.bots.steps import Turn
@@ -35,8 +36,14 @@ class Rest:
 
 
 def telegram(text: str, update_id: int | None = None, sender: str = "100", payload: str | None = None) -> Message:
-    return Message(channel="telegram", address=sender, sender=sender, text=text, payload=payload,
-                   external_id=str(update_id) if update_id is not None else None)
+    return Message(
+        channel="telegram",
+        address=sender,
+        sender=sender,
+        text=text,
+        payload=payload,
+        external_id=str(update_id) if update_id is not None else None,
+    )
 
 
 async def turn_for(seamline, message: Message, **fields) -> Turn:

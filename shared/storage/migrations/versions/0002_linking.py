@@ -3,6 +3,7 @@
 Revision ID: 0002
 Revises: 0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -26,8 +27,9 @@ def upgrade() -> None:
         "link_codes",
         sa.Column("digest", sa.String(length=64), primary_key=True),
         sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("customer_id", sa.String(length=32), sa.ForeignKey("customers.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "customer_id", sa.String(length=32), sa.ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("external_id", sa.String(length=128), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -41,10 +43,10 @@ def upgrade() -> None:
     op.create_table(
         "links",
         sa.Column("id", sa.String(length=32), primary_key=True),
-        sa.Column("survivor_id", sa.String(length=32), sa.ForeignKey("customers.id", ondelete="CASCADE"),
-                  nullable=False),
-        sa.Column("merged_id", sa.String(length=32), sa.ForeignKey("customers.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "survivor_id", sa.String(length=32), sa.ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column("merged_id", sa.String(length=32), sa.ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
         sa.Column("method", sa.String(length=32), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

@@ -4,6 +4,7 @@ the customer was last told (shared by every process)
 Revision ID: 0004
 Revises: 0003
 """
+
 import sqlalchemy as sa
 from alembic import op
 

@@ -4,6 +4,7 @@ is set offline and what they held goes back to the queue
 Revision ID: 0005
 Revises: 0004
 """
+
 import sqlalchemy as sa
 from alembic import op
 

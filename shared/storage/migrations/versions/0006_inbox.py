@@ -4,6 +4,7 @@ processed after (also after a crash)
 Revision ID: 0006
 Revises: 0005
 """
+
 import sqlalchemy as sa
 from alembic import op
 
