@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
+from texts import TEXTS  # noqa: E402 - benchmarks/ is the script's folder, first on sys.path
 
 from seamline.bots.app import create_app  # noqa: E402
 from seamline.nlu.understanding import Understanding  # noqa: E402
@@ -37,18 +38,6 @@ from seamline.shared.storage.database import upgrade  # noqa: E402
 
 from tests.fakes.vk import FakeVk  # noqa: E402
 
-TEXTS = [
-    "hello",
-    "where is my order",
-    "48213",
-    "how much is delivery",
-    "спасибо",
-    "когда вы работаете",
-    "хочу вернуть товар",
-    "thanks!",
-    "what's the weather like",
-    "оплата не проходит",
-]
 VK_RATE_LIMIT = 20.0  # API calls a second allowed to a community token
 
 

@@ -24,20 +24,9 @@ import time
 from pathlib import Path
 
 import aiohttp
+from texts import TEXTS  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXTS = [
-    "hello",
-    "where is my order",
-    "48213",
-    "how much is delivery",
-    "спасибо",
-    "когда вы работаете",
-    "хочу вернуть товар",
-    "thanks!",
-    "what's the weather like",
-    "оплата не проходит",
-]
 
 ECHO_SERVER = """
 import sys
