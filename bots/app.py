@@ -184,6 +184,7 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
 
 
 SEAMLINE = web.AppKey("seamline", Seamline)
+RECOVERED_AT_START = web.AppKey("recovered_at_start", tuple)
 PROOFS_KEPT = timedelta(days=1)
 
 
@@ -226,6 +227,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
 def install_channels(app: web.Application, settings: Settings, seamline: Seamline) -> None:
     """Every installed channel that is on (bots/channels.py), built and mounted; ``GET
     /api/v1/channels`` tells the console (and anyone) which are served, with their labels and icons."""
+    intake = intakes(seamline.store)
     context = ChannelContext(
         conversations=seamline.pipeline,
         limiter=seamline.limiter,
@@ -234,13 +236,16 @@ def install_channels(app: web.Application, settings: Settings, seamline: Seamlin
             "settings": settings,
             "store": seamline.store,
             "linker": seamline.linker,
-            "intake": intakes(seamline.store),
+            "intake": intake,
             "retry": RetryPolicy(),
             "redis": (lambda: redis_client(settings)) if settings.redis_url else None,
         },
     )
     adapters = channels.build(channels.enabled(settings.environ, settings.channels), context)
     channels.install(app, adapters, seamline.pipeline)
+    # Whatever a channel without the durable inbox stored (and acknowledged) but never answered
+    # before a crash is answered at the next start; the inbox's channels recover through it.
+    app[RECOVERED_AT_START] = tuple(name for name in adapters if name not in intake.channels)
 
     async def listed(request: web.Request) -> web.Response:
         return web.json_response({"channels": channels.listing(adapters)})
@@ -272,17 +277,19 @@ async def _sweeping(app: web.Application):
 
 
 async def _answering_unanswered(app: web.Application):
-    """At start: widget messages a crash left stored (acknowledged) but unanswered are answered now;
+    """At start: messages a crash left stored (acknowledged) but unanswered are answered now, on
+    every channel without the durable inbox (the widget, REST, plug-ins that store then acknowledge);
     Telegram and VK recover through their inbox (bots/intake.py)."""
     pipeline = app[SEAMLINE].pipeline
 
     async def answer() -> None:
-        try:
-            answered = await pipeline.answer_unanswered("web")
-            if answered:
-                log.info("%d widget messages left unanswered by the last run were answered", answered)
-        except Exception:
-            log.warning("answering the widget messages left by the last run failed", exc_info=True)
+        for channel in app.get(RECOVERED_AT_START, ("web",)):
+            try:
+                answered = await pipeline.answer_unanswered(channel)
+                if answered:
+                    log.info("%d %s messages left unanswered by the last run were answered", answered, channel)
+            except Exception:
+                log.warning("answering the %s messages left by the last run failed", channel, exc_info=True)
 
     task = asyncio.create_task(answer(), name="seamline-answer-unanswered")
     yield

@@ -24,15 +24,23 @@ Process = Callable[[Taken], Awaitable[None]]
 IntakeFactory = Callable[[str, Process], "Intake"]  # (channel, process) -> its Intake
 
 
-def intakes(store: object) -> IntakeFactory:
+class Intakes:
     """The one per-chat ordering engine every messenger channel uses, handed to adapters as
     ``context.extras["intake"]``: ``intake("my_channel", process)`` gives an Intake whose rows live
-    in the shared inbox table under that channel's name."""
+    in the shared inbox table under that channel's name. ``channels`` remembers who took one: those
+    recover through their inbox; the others' stored but unanswered messages are answered at start."""
 
-    def make(channel: str, process: Process) -> Intake:
-        return Intake(inbox=SqlInbox(store=store, channel=channel), process=process)  # type: ignore[arg-type]
+    def __init__(self, store: object) -> None:
+        self._store = store
+        self.channels: set[str] = set()
 
-    return make
+    def __call__(self, channel: str, process: Process) -> Intake:
+        self.channels.add(channel)
+        return Intake(inbox=SqlInbox(store=self._store, channel=channel), process=process)  # type: ignore[arg-type]
+
+
+def intakes(store: object) -> Intakes:
+    return Intakes(store)
 
 
 class Intake:

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from seamline.bots import channels
+from seamline.bots.app import SEAMLINE
 from seamline.bots.channels import CHANNELS, GROUP
 from seamline.shared.channel import ChannelAdapter, ChannelConfig, Setting
 from seamline.shared.errors import ConfigError
@@ -25,6 +26,7 @@ from seamline.shared.message import Message
 
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk
+from tests.support import eventually
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BUILT_IN = ("web", "telegram", "vk")
@@ -391,3 +393,34 @@ async def test_telegram_and_vk_share_the_frameworks_ordering_engine_and_retry_po
     finally:
         await built["telegram"].bot._bot.session.close()
         await built["vk"].stop()
+
+
+async def test_a_plug_in_message_stored_then_acknowledged_but_never_answered_is_answered_at_the_next_start(
+    tmp_path, monkeypatch, settings, make_server
+):
+    """A crash between a plug-in's "ok" (after on_stored) and the bot's answer loses nothing."""
+    recording = PAGER.replace(
+        "        pass\n\n    def routes", "        SENT.append((address, reply.text))\n\n    def routes"
+    )
+    plug_in(
+        tmp_path, monkeypatch, "pager", "recording_pager:PagerChannel", "recording_pager", "SENT = []\n" + recording
+    )
+    first = await make_server(settings)
+
+    async def crash(stored) -> None:
+        raise RuntimeError("kill -9 right after the platform was told ok")
+
+    with pytest.raises(RuntimeError):
+        await first.app[SEAMLINE].pipeline.handle(
+            Message(channel="pager", address="p-1", sender="p-1", text="hello", external_id="m-1"), on_stored=crash
+        )
+    await first.stop()
+    import recording_pager
+
+    assert recording_pager.SENT == []  # stored, acknowledged, not answered
+    await make_server(settings)
+
+    async def answered() -> bool:
+        return [address for address, _ in recording_pager.SENT] == ["p-1"]
+
+    await eventually(answered)
