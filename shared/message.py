@@ -111,3 +111,5 @@ class Reply:
     role: Role = Role.BOT
     id: str | None = None
     ts: datetime = field(default_factory=utcnow)
+    image: str | None = None  # an image's URL, shown with (or instead of) the text
+    custom: dict[str, Any] | None = None  # a channel-specific payload (Rasa's custom / json_message)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 SEEN_LIMIT = 200  # platform message ids remembered per session for de-duplication
+EVENT_LIMIT = 60  # tracker events kept per session (the latest)
 
 
 @dataclass
@@ -22,8 +23,13 @@ class Session:
     customer_id: str
     conversation_id: str
     language: str = "en"
-    slots: dict[str, str] = field(default_factory=dict[str, Any])
+    slots: dict[str, Any] = field(default_factory=dict[str, Any])
     active_form: str | None = None
+    requested_slot: str | None = None  # the slot the active form asked for last
+    # The conversation as Rasa events (user, bot, slot, action...), the latest EVENT_LIMIT: what a
+    # custom action's tracker carries (bots/dialogue/tracker.py). It is session state, so it follows
+    # the customer across channels.
+    events: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
     fallbacks: int = 0  # misunderstandings in a row
     handoff: str = "bot"  # bot | queued | with_agent | transferred (handoff/machine.py)
     last_channel: str | None = None
@@ -36,6 +42,11 @@ class Session:
         self.seen.append(external_id)
         del self.seen[:-SEEN_LIMIT]
 
+    def record(self, *events: dict[str, Any]) -> None:
+        """Append tracker events, keeping the latest EVENT_LIMIT."""
+        self.events.extend(events)
+        del self.events[:-EVENT_LIMIT]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "customer_id": self.customer_id,
@@ -43,6 +54,8 @@ class Session:
             "language": self.language,
             "slots": dict(self.slots),
             "active_form": self.active_form,
+            "requested_slot": self.requested_slot,
+            "events": list(self.events),
             "fallbacks": self.fallbacks,
             "handoff": self.handoff,
             "last_channel": self.last_channel,
