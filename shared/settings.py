@@ -66,6 +66,13 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For / -Proto are believed
     cookie_secure: str = "auto"  # the console cookie's Secure flag: auto (when reached over https), true, false
     agent_grace_seconds: int = 90  # an agent without a console or API call for this long gets no new customers
+    # Custom actions (bots/dialogue/actions.py): the project's module run in process, and/or a Rasa
+    # action server's webhook URL; an action that takes longer than action_timeout seconds has failed.
+    actions_module: str = "actions"
+    action_endpoint: str = ""
+    action_timeout: float = 10.0
+    project_dir: Path | None = None  # the bot project's folder (its actions/ import from here)
+    rasa_project: Path | None = None  # a Rasa 3.x project run as it is (bots/dialogue/rasa.py)
 
     @property
     def models_dir(self) -> Path:
@@ -88,6 +95,28 @@ def _int(name: str, raw: object, low: int, high: int, example: str) -> int:
     if not low <= value <= high:
         raise ConfigError(name, f"{value} is outside {low}..{high}", f"Set it like {example}")
     return value
+
+
+def _seconds(name: str, raw: object, example: str) -> float:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not a number of seconds", f"Set it like {example}") from None
+    if not 0.05 <= value <= 600:
+        raise ConfigError(name, f"{value} is outside 0.05..600 seconds", f"Set it like {example}")
+    return value
+
+
+def _action_endpoint(raw: str) -> str:
+    """A Rasa action server's webhook, e.g. http://localhost:5055/webhook; empty: actions run in process."""
+    raw = raw.strip()
+    if raw and (urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).hostname):
+        raise ConfigError(
+            "SEAMLINE_ACTION_ENDPOINT",
+            f"{raw!r} is not an http(s) URL",
+            "Set it like SEAMLINE_ACTION_ENDPOINT=http://localhost:5055/webhook",
+        )
+    return raw
 
 
 def _database_url(raw: str) -> str:
@@ -202,7 +231,9 @@ def load_settings(env: dict[str, str] | None = None, *, project: Path | None = N
         file = tomllib.loads(toml_path.read_text()) if toml_path.exists() else {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(toml_path), f"is not valid TOML ({exc})", "Fix the file or restore it from git") from exc
-    server, storage, dialogue, webchat, nlu = (file.get(k, {}) for k in ("server", "storage", "dialogue", "web", "nlu"))
+    server, storage, dialogue, webchat, nlu, actions = (
+        file.get(k, {}) for k in ("server", "storage", "dialogue", "web", "nlu", "actions")
+    )
 
     def get(name: str, section: dict[str, Any], key: str, default: object) -> object:
         return env.get(name) if env.get(name) not in (None, "") else section.get(key, default)
@@ -301,6 +332,14 @@ def load_settings(env: dict[str, str] | None = None, *, project: Path | None = N
             10_000_000,
             "SEAMLINE_LINK_GUESSES_PER_HOUR=1000",
         ),
+        actions_module=str(get("SEAMLINE_ACTIONS_MODULE", actions, "module", "actions")),
+        action_endpoint=_action_endpoint(str(get("SEAMLINE_ACTION_ENDPOINT", actions, "endpoint", ""))),
+        action_timeout=_seconds(
+            "SEAMLINE_ACTION_TIMEOUT",
+            get("SEAMLINE_ACTION_TIMEOUT", actions, "timeout", 10),
+            "SEAMLINE_ACTION_TIMEOUT=10",
+        ),
+        project_dir=project,
         channels=_channel_tables(file.get("channels", {}), toml_path),
         environ=env,
         log_level=level,
