@@ -26,6 +26,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     train = sub.add_parser("train", help="train a model from config/intents (only when the data changed)")
     train.add_argument("--data", type=Path, help="training data: a file or directory (default: config/intents)")
     train.add_argument("--force", action="store_true", help="train even when the newest model matches the data")
+    train.add_argument(
+        "--strict", action="store_true", help="refuse data with the same text under two intents (else: a warning)"
+    )
     parse = sub.add_parser("parse", help="show how the current model understands a text")
     parse.add_argument("text")
     parse.add_argument("--json", action="store_true", help="print one JSON object")
@@ -87,7 +90,9 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     from seamline.nlu.data import load
     from seamline.nlu.lifecycle import train_to
 
-    data = load(args.data or settings.intents_dir)
+    data = load(args.data or settings.intents_dir, strict=args.strict)
+    for warning in data.warnings:  # the same lines as `seamline data validate`
+        print(f"warning: {warning.file}: {warning.what} — {warning.fix}", file=sys.stderr)
     print(
         f"training data: {len(data.examples)} examples of {len({e.intent for e in data.examples})} intents, "
         f"{len(data.out_of_scope)} out-of-scope, from {len(data.sources)} file(s)"

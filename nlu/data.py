@@ -20,7 +20,11 @@ examples may carry Rasa's entity markup (``[48213](order_number)``, ``[пите�
 the spans are kept on the example; an annotation with a value is also a synonym.
 
 Every problem is a :class:`shared.errors.ConfigError` naming the file, and the line or row where
-one is known: nothing in the data is dropped silently.
+one is known: nothing in the data is dropped silently. One kind of problem is a warning instead: the
+same text (after case and spaces) under two intents. Public benchmark files carry a few such
+machine-translation collisions, and refusing the whole file for them helps nobody; the text is kept
+under neither intent (the model cannot learn both) and ``TrainingData.warnings`` names both.
+``load(path, strict=True)`` refuses the data instead, as ``seamline data validate --strict`` does.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import yaml
 
@@ -55,6 +59,14 @@ class Example:
     entities: tuple[EntitySpan, ...] = ()
 
 
+class DataWarning(NamedTuple):
+    """A problem that does not stop training: in which file, what, and how to fix it."""
+
+    file: str
+    what: str
+    fix: str
+
+
 @dataclass
 class TrainingData:
     examples: list[Example] = field(default_factory=list)  # in scope
@@ -63,6 +75,7 @@ class TrainingData:
     regexes: dict[str, list[str]] = field(default_factory=dict)  # name -> patterns
     lookups: dict[str, list[str]] = field(default_factory=dict)  # entity -> values
     sources: list[Path] = field(default_factory=list)  # files read, in order
+    warnings: list[DataWarning] = field(default_factory=list)  # what was dropped and why (load())
 
     @property
     def all_examples(self) -> list[Example]:
@@ -88,8 +101,9 @@ class TrainingData:
         return merged
 
 
-def load(path: Path | str) -> TrainingData:
-    """Training data from one file, or from every data file in a directory (sorted by name)."""
+def load(path: Path | str, *, strict: bool = False) -> TrainingData:
+    """Training data from one file, or from every data file in a directory (sorted by name).
+    ``strict``: a text under two intents is an error rather than a warning (see the module docstring)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(
@@ -110,11 +124,17 @@ def load(path: Path | str) -> TrainingData:
     else:
         files = [path]
     data = TrainingData()
-    labelled: dict[str, tuple[str, Path]] = {}
+    labelled: dict[str, list[tuple[str, Path, str]]] = {}
     for file in files:
         part = load_file(file)
-        _check_labels(part, file, labelled)
+        for example in part.all_examples:
+            labelled.setdefault(_label_key(example.text), []).append((example.intent, file, example.text))
         data = data.merge(part)
+    clashes = _two_intents(labelled, strict)
+    if clashes:
+        data.examples = [e for e in data.examples if _label_key(e.text) not in clashes]
+        data.out_of_scope = [e for e in data.out_of_scope if _label_key(e.text) not in clashes]
+        data.warnings = list(clashes.values())
     if not data.examples:
         raise ConfigError(
             str(path),
@@ -686,18 +706,32 @@ def _check_regexes(setting: str, name: str, patterns: list[str]) -> None:
             ) from exc
 
 
-def _check_labels(data: TrainingData, path: Path, labelled: dict[str, tuple[str, Path]]) -> None:
-    """The same text under two different intents (after case and spaces) is an error."""
-    for example in data.all_examples:
-        key = " ".join(example.text.lower().replace("ё", "е").split())
-        first = labelled.setdefault(key, (example.intent, path))
-        if first[0] != example.intent:
-            elsewhere = "" if first[1] == path else f" in {first[1]}"
+def _label_key(text: str) -> str:
+    return " ".join(text.lower().replace("ё", "е").split())
+
+
+def _two_intents(labelled: dict[str, list[tuple[str, Path, str]]], strict: bool) -> dict[str, DataWarning]:
+    """Texts under two different intents: an error with ``strict``, else a warning per text (by its key)."""
+    found = {}
+    for key, uses in labelled.items():
+        first_intent, first_file, _ = uses[0]
+        other = next((use for use in uses if use[0] != first_intent), None)
+        if other is None:
+            continue
+        intent, file, text = other
+        elsewhere = "" if first_file == file else f" in {first_file}"
+        if strict:
             raise ConfigError(
-                str(path),
-                f"the example {example.text!r} is under {example.intent!r} and under {first[0]!r}{elsewhere}",
+                str(file),
+                f"the example {text!r} is under {intent!r} and under {first_intent!r}{elsewhere}",
                 "Keep it under the one intent it means, or reword one of them",
             )
+        found[key] = DataWarning(
+            str(file),
+            f"the example {text!r} is under {intent!r} and under {first_intent!r}{elsewhere}; it is kept under neither",
+            "keep it under the one intent it means, or reword one of them",
+        )
+    return found
 
 
 def _csv_delimiter(header: str) -> str:

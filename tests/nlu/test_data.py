@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -380,11 +381,22 @@ def test_no_examples_at_all_is_an_error(tmp_path):
     error(write(tmp_path / "d.yml", "intents:\n  greet:\n    examples: []\n"), "intent 'greet' .* has no examples")
 
 
-def test_the_same_text_under_two_intents_is_an_error(tmp_path):
+def test_the_same_text_under_two_intents_is_a_warning_and_kept_under_neither(tmp_path):
+    write(tmp_path / "a.csv", "text,intent\nCancel my order,cancel_order\nstop it,cancel_order\n")
+    write(tmp_path / "b.yml", "intents:\n  order_status:\n    examples: ['cancel  my order', 'where is it']\n")
+    data = load(tmp_path)
+    assert sorted(e.text for e in data.examples) == ["stop it", "where is it"]
+    [warning] = data.warnings
+    assert warning.file == str(tmp_path / "b.yml")
+    assert re.search(r"'cancel  my order' is under 'order_status' and under 'cancel_order' in .*a.csv", warning.what)
+
+
+def test_the_same_text_under_two_intents_is_an_error_when_strict(tmp_path):
     write(tmp_path / "a.csv", "text,intent\nCancel my order,cancel_order\n")
     write(tmp_path / "b.yml", "intents:\n  order_status:\n    examples: ['cancel  my order']\n")
-    err = error(tmp_path, "'cancel  my order' is under 'order_status' and under 'cancel_order' in .*a.csv")
-    assert err.setting == str(tmp_path / "b.yml")
+    with pytest.raises(ConfigError, match="'cancel  my order' is under 'order_status' and under 'cancel_order'") as err:
+        load(tmp_path, strict=True)
+    assert err.value.setting == str(tmp_path / "b.yml")
 
 
 def test_a_variant_meaning_two_canonicals_and_broken_annotations_are_errors(tmp_path):
