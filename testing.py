@@ -16,6 +16,12 @@ It understands with the project's trained model when that model matches the trai
 ``seamline nlu train``), else with one trained in memory from config/intents first (seconds for a
 small bot). It is synchronous, so plain pytest runs it without an asyncio plugin; do not use it
 inside a running event loop.
+
+A customer may write on any channel (``say(..., channel="telegram")``); ``link`` makes them the same
+customer on another channel (as a proven link does), and ``agent_says`` has a person take the
+conversation and answer. Each ``Turn`` also carries what the dialogue did: the custom actions run,
+the slots, the open form and the handoff state after it. ``seamline test`` (bots/conversations.py)
+runs YAML conversation scripts on top of this.
 """
 
 from __future__ import annotations
@@ -26,19 +32,22 @@ import secrets
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from seamline.shared.errors import SeamlineError
 from seamline.shared.message import Message, Reply
+from seamline.shared.session import Session
 from seamline.shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the app and the model load when a Bot is made, not when this module is imported
     from seamline.bots.app import Seamline
+    from seamline.bots.steps.turn import Next
+    from seamline.bots.steps.turn import Turn as PipelineTurn
     from seamline.nlu.understanding import Understanding
 
 __all__ = ["Bot", "Turn"]
@@ -56,6 +65,11 @@ class Turn:
     language: str | None
     replies: tuple[Reply, ...]
     responses: dict[str, dict[str, list[str]]]  # language -> key -> variant texts, for answered()
+    channel: str = CHANNEL
+    actions: tuple[str, ...] = ()  # custom actions the dialogue ran this turn, in order
+    slots: dict[str, Any] = field(default_factory=dict)  # after the turn
+    active_form: str | None = None  # after the turn
+    handoff: str = "bot"  # the conversation's state after the turn: bot | queued | with_agent | ...
 
     @property
     def texts(self) -> list[str]:
@@ -64,10 +78,20 @@ class Turn:
     def answered(self, key: str) -> bool:
         """Whether one of the replies is a variant of response ``key`` (any language; a
         ``{placeholder}`` in the variant matches whatever was filled in)."""
-        variants = [text for table in self.responses.values() for text in table.get(key, [])]
-        if not variants:
+        if not any(key in table for table in self.responses.values()):
             raise KeyError(f"no response {key!r} in config/responses")
-        return any(_pattern(variant).fullmatch(reply) for variant in variants for reply in self.texts)
+        return any(is_variant(self.responses, key, reply) for reply in self.texts)
+
+    def keys(self, text: str) -> list[str]:
+        """The responses ``text`` is a variant of (for a readable report)."""
+        return sorted(
+            {key for table in self.responses.values() for key in table if is_variant(self.responses, key, text)}
+        )
+
+
+def is_variant(responses: dict[str, dict[str, list[str]]], key: str, text: str) -> bool:
+    """Whether ``text`` is one of the variants of response ``key`` in any language, placeholders filled."""
+    return any(_pattern(variant).fullmatch(text) for table in responses.values() for variant in table.get(key, []))
 
 
 def _pattern(variant: str) -> re.Pattern[str]:
@@ -76,15 +100,33 @@ def _pattern(variant: str) -> re.Pattern[str]:
 
 
 class _Recorder:
-    """The channel the test customers write on: it keeps what the bot sends them."""
+    """A channel the test customers write on: it keeps what the bot sends them (one shared list per
+    address, whatever the channel, so a linked customer's replies are read in one place)."""
 
-    channel = CHANNEL
-
-    def __init__(self) -> None:
-        self.sent: dict[str, list[Reply]] = {}
+    def __init__(self, channel: str, sent: dict[str, list[Reply]]) -> None:
+        self.channel = channel
+        self.sent = sent
 
     async def send(self, address: str, reply: Reply) -> None:
         self.sent.setdefault(address, []).append(reply)
+
+
+class _Watch:
+    """The first step of the walk: it keeps the last turn walked (the dialogue's decision, the
+    session), so a test sees the actions run and the slots, not only the replies."""
+
+    name = "seamline.testing"
+    before = "dedupe"
+
+    def __init__(self) -> None:
+        self.last: PipelineTurn | None = None
+
+    async def __call__(self, turn: PipelineTurn, call_next: Next) -> None:
+        self.last = None
+        try:
+            await call_next(turn)
+        finally:
+            self.last = turn
 
 
 class Bot:
@@ -106,7 +148,9 @@ class Bot:
             nlu_models=home.models_dir,
         )
         self._runner = asyncio.Runner()
-        self._recorder = _Recorder()
+        self._sent: dict[str, list[Reply]] = {}
+        self._channels: set[str] = set()
+        self._watch = _Watch()
         try:
             with ThreadPoolExecutor(1) as pool:  # alembic runs its own event loop
                 from seamline.shared.storage.database import upgrade
@@ -117,7 +161,8 @@ class Bot:
             self._runner.close()
             self._tmp.cleanup()
             raise
-        self._app.pipeline.register(self._recorder)
+        self._channel(CHANNEL)
+        self._app.pipeline.add_step(self._watch, before=self._watch.before)
         self.responses = _responses(self.settings.config_dir / "responses")
 
     async def _build(self) -> Seamline:
@@ -125,17 +170,39 @@ class Bot:
 
         return await build(self.settings, understanding=_understanding(self.settings))
 
-    def say(self, text: str, *, customer: str = "customer", payload: str | None = None) -> Turn:
-        """``customer`` writes ``text`` (or presses a button with ``payload``); each customer name
-        is one conversation that goes on from call to call."""
+    @property
+    def app(self) -> Seamline:
+        """The running bot (its pipeline, stores, handoff) for what the methods here do not cover."""
+        return self._app
+
+    def _channel(self, channel: str) -> None:
+        if channel not in self._channels:  # a recorder per channel, registered once
+            self._channels.add(channel)
+            self._app.pipeline.register(_Recorder(channel, self._sent))
+
+    def say(
+        self,
+        text: str,
+        *,
+        customer: str = "customer",
+        payload: str | None = None,
+        channel: str = CHANNEL,
+        language: str | None = None,
+    ) -> Turn:
+        """``customer`` writes ``text`` (or presses a button with ``payload``) on ``channel`` (a
+        channel's language hint, as Telegram gives one, in ``language``); each customer name is one
+        conversation that goes on from call to call."""
         pipeline = self._app.pipeline
-        before = len(self._recorder.sent.get(customer, []))
-        self._runner.run(
-            pipeline.handle(Message(channel=CHANNEL, address=customer, sender=customer, text=text, payload=payload))
+        self._channel(channel)
+        before = len(self._sent.get(customer, []))
+        message = Message(
+            channel=channel, address=customer, sender=customer, text=text, payload=payload, language=language
         )
-        replies = tuple(self._recorder.sent.get(customer, [])[before:])
+        self._runner.run(pipeline.handle(message))
+        replies = tuple(self._sent.get(customer, [])[before:])
+        walked = self._watch.last
         # What the bot recorded as understood (a project's step may have answered before the model).
-        history = self._runner.run(pipeline.history(CHANNEL, customer, 1000))
+        history = self._runner.run(pipeline.history(channel, customer, 1000))
         inbound = next((m for m in reversed(history) if m.direction == "in"), None)
         parse = pipeline.understanding.parse(text, payload)
         if inbound is not None and inbound.intent is not None:
@@ -143,6 +210,8 @@ class Bot:
             language = (inbound.nlu or {}).get("language") or parse.language
         else:
             intent, confidence, language = parse.intent, parse.confidence, parse.language
+        decision = walked.decision if walked is not None else None
+        session = self._runner.run(self._session(channel, customer))
         return Turn(
             text=text,
             intent=intent,
@@ -150,7 +219,53 @@ class Bot:
             language=language,
             replies=replies,
             responses=self.responses,
+            channel=channel,
+            actions=tuple(getattr(decision, "actions", ()) or ()),
+            slots=dict(session.slots) if session is not None else {},
+            active_form=session.active_form if session is not None else None,
+            handoff=session.handoff if session is not None else "bot",
         )
+
+    async def _session(self, channel: str, customer: str) -> Session | None:
+        found = await self._app.store.find_customer(channel, customer)
+        return None if found is None else await self._app.sessions.load(found.id)
+
+    def link(self, customer: str, channel: str, *, on: str = CHANNEL) -> None:
+        """``customer`` (known on channel ``on``) is now also reachable on ``channel``, as after a
+        proven link: their next message there is the same conversation."""
+        self._channel(channel)
+
+        async def link() -> None:
+            found = await self._app.store.find_customer(on, customer)
+            if found is None:
+                raise KeyError(f"{customer!r} has not written on {on} yet")
+            await self._app.store.add_identity(found.id, channel, customer, customer)
+
+        self._runner.run(link())
+
+    def agent_says(
+        self, text: str, *, customer: str = "customer", channel: str = CHANNEL, agent: str = "Anna"
+    ) -> tuple[Reply, ...]:
+        """An agent named ``agent`` takes the customer's waiting conversation (if they do not hold it
+        yet) and writes ``text``; returns what the customer received (the "joined" notice, the text).
+        A conversation nobody asked a person for is refused (HandoffError), as in the console."""
+        before = len(self._sent.get(customer, []))
+
+        async def reply() -> None:
+            app = self._app
+            found = await app.store.find_customer(channel, customer)
+            session = None if found is None else await app.sessions.load(found.id)
+            if session is None:
+                raise KeyError(f"{customer!r} has no conversation on {channel}")
+            email = f"{agent.lower().replace(' ', '.')}@agents.test"
+            person = await app.handoff.agents.by_email(email) or await app.handoff.agents.add(
+                email, name=agent, password=secrets.token_urlsafe(24), queues=[], role="admin"
+            )
+            await app.handoff.claim(person, session.conversation_id)
+            await app.handoff.reply(person, session.conversation_id, text)
+
+        self._runner.run(reply())
+        return tuple(self._sent.get(customer, [])[before:])
 
     def close(self) -> None:
         try:

@@ -158,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply schema migrations")
     db_commands.add_parser("current", help="show the schema revision")
+    test = commands.add_parser("test", help="run conversation scripts (tests/conversations/*.yml) through the bot")
+    test.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="scripts or folders of them")
+    test.add_argument("--junit-xml", type=Path, metavar="FILE", help="also write the results as JUnit XML")
+    data = commands.add_parser("data", help="check the bot's data")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    validate = data_commands.add_parser("validate", help="find mistakes in intents, responses, domain and rules")
+    validate.add_argument("--strict", action="store_true", help="fail on warnings too")
     nlu_commands.add_parser(commands)
     agent_commands.add_parser(commands)
     customers_cli.add_parser(commands)
@@ -187,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
                 upgrade(settings.database_url)
             current, head = current_revision(settings.database_url)
             print(f"database schema: {current or 'empty'} (latest: {head})")
+        elif args.command == "test":
+            from seamline.bots import conversations
+
+            return conversations.main(project or settings.config_dir.parent, args.paths, junit_xml=args.junit_xml)
+        elif args.command == "data":
+            return _validate(settings, project, strict=args.strict)
         elif args.command == "nlu":
             return nlu_commands.run(args, settings)
         elif args.command == "agents":
@@ -204,6 +217,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _validate(settings: Settings, project: Path | None, *, strict: bool) -> int:
+    """``seamline data validate``: one line per finding; 1 on errors (on warnings too with --strict)."""
+    from seamline.bots.validate import validate_project
+
+    root = project or settings.config_dir.parent
+    findings = validate_project(settings.config_dir, code=[root / settings.actions_module, root / "actions"])
+    for finding in findings:
+        print(finding)
+    errors = sum(f.level == "error" for f in findings)
+    warnings = len(findings) - errors
+    print(f"{errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 1 if errors or (strict and warnings) else 0
 
 
 def _init(args: argparse.Namespace) -> int:
