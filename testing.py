@@ -46,11 +46,12 @@ from seamline.shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the app and the model load when a Bot is made, not when this module is imported
     from seamline.bots.app import Seamline
+    from seamline.bots.conversations import Conversation, Result
     from seamline.bots.steps.turn import Next
     from seamline.bots.steps.turn import Turn as PipelineTurn
     from seamline.nlu.understanding import Understanding
 
-__all__ = ["Bot", "Turn"]
+__all__ = ["Bot", "Turn", "conversations"]
 
 CHANNEL = "test"
 
@@ -211,7 +212,7 @@ class Bot:
         else:
             intent, confidence, language = parse.intent, parse.confidence, parse.language
         decision = walked.decision if walked is not None else None
-        session = self._runner.run(self._session(channel, customer))
+        session = self.session(customer, channel=channel)
         return Turn(
             text=text,
             intent=intent,
@@ -226,9 +227,14 @@ class Bot:
             handoff=session.handoff if session is not None else "bot",
         )
 
-    async def _session(self, channel: str, customer: str) -> Session | None:
-        found = await self._app.store.find_customer(channel, customer)
-        return None if found is None else await self._app.sessions.load(found.id)
+    def session(self, customer: str = "customer", *, channel: str = CHANNEL) -> Session | None:
+        """The customer's session as it is now (slots, open form, handoff state), or None."""
+
+        async def load() -> Session | None:
+            found = await self._app.store.find_customer(channel, customer)
+            return None if found is None else await self._app.sessions.load(found.id)
+
+        return self._runner.run(load())
 
     def link(self, customer: str, channel: str, *, on: str = CHANNEL) -> None:
         """``customer`` (known on channel ``on``) is now also reachable on ``channel``, as after a
@@ -267,6 +273,13 @@ class Bot:
         self._runner.run(reply())
         return tuple(self._sent.get(customer, [])[before:])
 
+    def play(self, conversation: Conversation) -> Result:
+        """Run one conversation script (see ``conversations``) as a new customer: ``result.passed``,
+        and ``result.report()`` shows the expected and the actual turns."""
+        from seamline.bots.conversations import run
+
+        return run(self, conversation)
+
     def close(self) -> None:
         try:
             self._runner.run(self._app.close())
@@ -281,6 +294,14 @@ class Bot:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+def conversations(project: Path | str = ".", *paths: Path | str) -> list[Conversation]:
+    """The conversation scripts of a project (tests/conversations/*.yml and tests/conversations.yml),
+    or of the files and folders named: what ``seamline test`` runs (docs/testing.md)."""
+    from seamline.bots.conversations import discover, load
+
+    return [c for file in discover(Path(project), [Path(p) for p in paths]) for c in load(file)]
 
 
 def _understanding(settings: Settings) -> Understanding:

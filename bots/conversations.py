@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import traceback
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -217,11 +218,18 @@ class _Run:
         what = f"a variant of response {expected!r}" if known else repr(expected)
         self.check(False, f"bot: {expected}", f"no {what} among {rest or 'no more replies'}")
 
+    def _session(self) -> Any:
+        session = self.bot.session(self.customer, channel=self.channel)
+        if session is None:
+            raise AssertionError("the customer has no session")  # a bot that lost it: reported as an error
+        return session
+
     def slots(self, expected: Any) -> None:
         if not isinstance(expected, dict) or not self._need_turn(f"slot: {expected}"):
             return
+        slots = self._session().slots
         for name, value in expected.items():
-            actual = self.turn.slots.get(name)
+            actual = slots.get(name)
             same = actual == value or (actual is not None and value is not None and str(actual) == str(value))
             self.check(same, f"slot: {name} = {value!r}", repr(actual))
 
@@ -233,7 +241,8 @@ class _Run:
 
     def handoff(self, state: str) -> None:
         if self._need_turn(f"handoff: {state}"):
-            self.check(self.turn.handoff == state, f"handoff: {state}", self.turn.handoff)
+            actual = self._session().handoff
+            self.check(actual == state, f"handoff: {state}", actual)
 
     def switch(self, channel: str) -> None:
         if channel == self.channel:
@@ -277,7 +286,8 @@ def run(bot: Any, conversation: Conversation) -> Result:
         for step in conversation.steps:
             walk.step(step)
     except Exception as exc:  # noqa: BLE001 — the bot's failure is this script's result, not a crash of the suite
-        walk.result.error = f"{exc.__class__.__name__}: {exc}"
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        walk.result.error = f"{exc.__class__.__name__}: {exc} (at {where.filename}:{where.lineno})"
     walk.result.seconds = time.perf_counter() - started
     return walk.result
 

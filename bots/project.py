@@ -3,7 +3,7 @@
     mybot/
       config/        seamline.toml, intents/, responses/, routing.yml, canned.yml
       actions/       the project's own Python (custom actions; its folder is on sys.path)
-      tests/         conversation tests run with pytest (seamline.testing)
+      tests/         conversation scripts (tests/conversations/, run by `seamline test` and pytest)
       var/           the database, the secret key and the trained models (not in git)
 
 ``seamline init`` writes one from a template; every other command finds the project it works on
@@ -152,7 +152,7 @@ def init(path: Path, *, template: str = "minimal", langs: tuple[str, ...] = ("en
 
 def _write(root: Path, template: str, langs: tuple[str, ...], *, name: str) -> None:
     source = CONFIG_DIR if template == "retail" else TEMPLATES_DIR / template
-    extras = TEMPLATES_DIR / template  # conversations.yml (and, for minimal, the config itself)
+    extras = TEMPLATES_DIR / template  # its conversation scripts (and, for minimal, the config itself)
     config = root / "config"
     shutil.copytree(source, config, ignore=_not_config)
     for file in [*config.glob("intents/*.*.yml"), *config.glob("responses/*.yml")]:
@@ -170,26 +170,7 @@ def _write(root: Path, template: str, langs: tuple[str, ...], *, name: str) -> N
         ),
         encoding="utf-8",
     )
-    (root / "tests").mkdir()
-    conversations = yaml.safe_load((extras / "conversations.yml").read_text(encoding="utf-8"))
-    kept = [c for c in conversations["conversations"] if c.get("language") in langs]
-    header = "".join(
-        line
-        for line in (extras / "conversations.yml").read_text(encoding="utf-8").splitlines(True)
-        if line.startswith("#")
-    )
-    (root / "tests" / "conversations.yml").write_text(
-        header
-        + yaml.dump(
-            {"conversations": kept},
-            Dumper=_Indented,
-            allow_unicode=True,
-            sort_keys=False,
-            width=1000,
-            default_flow_style=None,
-        ),
-        encoding="utf-8",
-    )
+    _write_conversations(extras, root / "tests", langs)
     common = TEMPLATES_DIR / "project"
     for file in common.rglob("*.tmpl"):
         target = root / file.relative_to(common).with_suffix("")
@@ -204,6 +185,36 @@ def _write(root: Path, template: str, langs: tuple[str, ...], *, name: str) -> N
         }.items():
             text = text.replace("{{" + key + "}}", value)
         target.write_text(text, encoding="utf-8")
+
+
+def _write_conversations(template: Path, tests: Path, langs: tuple[str, ...]) -> None:
+    """The template's conversation scripts (``seamline test``), in the chosen languages only: a
+    ``conversations/`` folder of ``<language>.yml`` files is copied to tests/conversations/; the older
+    single ``conversations.yml`` is written to tests/ without the other languages' conversations."""
+    tests.mkdir()
+    folder = template / "conversations"
+    if folder.is_dir():
+        (tests / "conversations").mkdir()
+        for file in sorted(folder.glob("*.yml")):
+            if file.stem not in LANGUAGES or file.stem in langs:
+                shutil.copyfile(file, tests / "conversations" / file.name)
+        return
+    source = template / "conversations.yml"
+    conversations = yaml.safe_load(source.read_text(encoding="utf-8"))
+    kept = [c for c in conversations["conversations"] if c.get("language") in langs]
+    header = "".join(line for line in source.read_text(encoding="utf-8").splitlines(True) if line.startswith("#"))
+    (tests / "conversations.yml").write_text(
+        header
+        + yaml.dump(
+            {"conversations": kept},
+            Dumper=_Indented,
+            allow_unicode=True,
+            sort_keys=False,
+            width=1000,
+            default_flow_style=None,
+        ),
+        encoding="utf-8",
+    )
 
 
 class _Indented(yaml.SafeDumper):
