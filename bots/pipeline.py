@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from seamline.bots.dialogue import Dialogue
+from seamline.bots.dialogue.reminders import SqlReminders
 from seamline.bots.link_notices import LinkNotices
 from seamline.bots.steps.buttons import Callback, Rate
 from seamline.bots.steps.decide import Decide
@@ -24,10 +25,12 @@ from seamline.bots.steps.escalate import Escalate
 from seamline.bots.steps.link import AnswerLink, redeem
 from seamline.bots.steps.order import as_step, place
 from seamline.bots.steps.people import Silence, ToAgents
-from seamline.bots.steps.reply import SendReplies
+from seamline.bots.steps.remind import REMINDER, Remind, reaching
+from seamline.bots.steps.reply import SendReplies, outgoing
 from seamline.bots.steps.store import MASK, StoreInbound
 from seamline.bots.steps.turn import BUILTIN, OnStored, Step, Turn, chain
 from seamline.bots.steps.understand import Typing, Understand
+from seamline.nlu.parse import Entity, Parse
 from seamline.nlu.understanding import Understanding
 from seamline.shared.errors import ChannelError, StoreError, Unreachable
 from seamline.shared.handoff_states import WITH_PEOPLE
@@ -36,6 +39,7 @@ from seamline.shared.identity import Customer
 from seamline.shared.linking import Linker
 from seamline.shared.message import Attachment, Message, Reply, utcnow
 from seamline.shared.session import Session, SessionStore
+from seamline.shared.storage.customers import SqlCustomerStore
 from seamline.shared.storage.sql import SqlChatStore
 
 log = logging.getLogger(__name__)
@@ -67,9 +71,11 @@ class Pipeline:
         default_language: str = "en",
         linker: Linker | None = None,
         steps: Iterable[Step] = (),
+        reminders: SqlReminders | None = None,
     ) -> None:
         """``steps``: a project's own steps, each placed by its ``before`` / ``after`` attribute
-        (a step name) if it has one, else at the end of the walk."""
+        (a step name) if it has one, else at the end of the walk. ``reminders``: where scheduled
+        reminders are kept (by default on ``store``'s database)."""
         self._store = store
         self._linker = linker
         self._sessions = sessions
@@ -78,6 +84,7 @@ class Pipeline:
         self._handoff = handoff  # handoff.service.Handoff: escalation, queues, agents
         self._default_language = default_language
         self._adapters: dict[str, Adapter] = {}
+        self.reminders = reminders or SqlReminders(store=store)
         self._link_notices = LinkNotices(
             store=store,
             sessions=sessions,
@@ -112,7 +119,8 @@ class Pipeline:
             Typing(),
             Rate(handoff=handoff, dialogue=self._dialogue),
             Callback(handoff=handoff),
-            Decide(dialogue=self._dialogue, linker=self._linker, channels=self._adapters),
+            Decide(dialogue=self._dialogue, linker=self._linker, channels=self._adapters, store=store),
+            Remind(reminders=self.reminders),
             Escalate(handoff=handoff),
         ]
         assert tuple(s.name for s in steps) == BUILTIN, "bots/steps/turn.py BUILTIN lists the built-in steps"
@@ -254,6 +262,51 @@ class Pipeline:
             except ChannelError:
                 log.warning("could not deliver reply %s on %s", reply.id, identity.channel, exc_info=True)
         return None
+
+    async def trigger(
+        self, customer_id: str, intent: str, entities: Iterable[tuple[str, Any]] = (), *, reminder: str = ""
+    ) -> tuple[StoredMessage, ...] | None:
+        """A turn without a customer message (a fired reminder, Rasa's external event): ``intent``
+        with confidence 1 and ``entities`` go through the dialogue (the ``decide`` and ``remind``
+        steps) under the session's lock, the replies are stored in the history and sent on the channel
+        that reaches the customer now (their last channel, else the most recently active reachable
+        one, falling back to the next). None, and nothing said, while people hold the conversation or
+        when no identity of the customer is left."""
+        identities = await SqlCustomerStore(self._store).reachable_identities(customer_id)
+        if not identities:
+            return None
+        async with self._sessions.lock(customer_id):
+            session = await self._sessions.load(customer_id)
+            ordered = reaching(identities, session.last_channel if session else None)
+            target = ordered[0]
+            message = Message(channel=target.channel, address=target.address, sender=target.external_id)
+            if session is None:
+                customer = await self._store.find_customer(target.channel, target.external_id)
+                if customer is None or customer.id != customer_id:
+                    return None
+                session = await self._rebuild_session(customer, message)
+            if session.handoff != "bot":
+                return None
+            found = tuple((str(kind), value) for kind, value in entities)
+            parse = Parse(intent, 1.0, ((intent, 1.0),), tuple(Entity(k, str(v), str(v), 0, 0) for k, v in found), None)
+            turn = Turn(message=message, session=session, parse=parse, data={REMINDER: reminder or intent})
+            try:
+                await chain([s for s in self._steps if s.name in ("decide", "remind")])(turn)
+                reason = turn.decision.escalate if turn.decision is not None else None
+                if reason and self._handoff is not None:
+                    turn.replies.extend(
+                        await self._handoff.escalate(
+                            session, reason=reason, parse=parse, message=message, inbound_id=""
+                        )
+                    )
+                stored = outgoing(message, session, turn.replies)
+                for row in stored:
+                    await self._store.append(row)
+            finally:
+                await self._sessions.save(session)
+        for reply, row in zip(turn.replies, stored, strict=True):
+            await self.send_to_customer(customer_id, replace(reply, id=row.id, ts=row.created_at), ordered)
+        return stored
 
     async def _rebuild_session(self, customer: Customer, message: Message) -> Session:
         """New, expired or evicted: rebuild what the database knows."""

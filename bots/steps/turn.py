@@ -40,6 +40,7 @@ BUILTIN = (
     "rate",
     "callback",
     "decide",
+    "remind",
     "escalate",
 )
 

@@ -175,3 +175,27 @@ class InboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)  # why it was given up, if it was
+
+
+class ReminderRow(Base):
+    """A message scheduled for a customer (Rasa's ReminderScheduled): at ``due_at`` the intent is
+    triggered for them. A row so that it survives a restart; ``fired_at`` is set by the one process
+    whose conditional UPDATE claimed it (``claim`` tells which), before anything is sent. See
+    bots/dialogue/reminders.py."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "name", name="uq_reminders_customer_name"),
+        Index("ix_reminders_fired_due", "fired_at", "due_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    intent: Mapped[str] = mapped_column(String(200))
+    entities: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[entity, value], ...]
+    kill_on_user_message: Mapped[bool] = mapped_column(Boolean, default=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # claimed (then sent or dropped)
+    claim: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(16))  # sent | dropped | failed
