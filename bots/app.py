@@ -13,7 +13,8 @@ from pathlib import Path
 from aiohttp import web
 
 from seamline.bots import channels
-from seamline.bots.dialogue import Dialogue, Responses
+from seamline.bots.dialogue import ActionServer, Dialogue, Domain
+from seamline.bots.dialogue.domain import load_domain
 from seamline.bots.headers import demo_page_policy
 from seamline.bots.headers import install as install_headers
 from seamline.bots.intake import intakes
@@ -60,6 +61,7 @@ class Seamline:
     linker: Linker
     handoff: Handoff
     limiter: Limiter
+    actions: ActionServer | None = None  # the project's custom actions (in process and/or remote)
 
     async def reload_nlu(self) -> str:
         """Load the newest trained model and serve it from the next message on; returns its file."""
@@ -74,6 +76,8 @@ class Seamline:
         await self.store.close()
         await self.sessions.close()
         await self.limiter.close()
+        if self.actions is not None:
+            await self.actions.close()
         await self.store.engine.dispose()
 
 
@@ -129,13 +133,38 @@ def load_understanding(settings: Settings, path: Path | None = None) -> Understa
     return understanding
 
 
+def build_actions(settings: Settings, domain: Domain) -> ActionServer | None:
+    """The project's custom actions (bots/dialogue/actions.py); every action the domain names that
+    neither serves is logged once, at start (a conversation reaching it gets the polite fallback)."""
+    try:
+        from seamline.bots.dialogue.actions import load_actions
+    except ImportError:  # the actions runner is not installed in this build
+        return None
+    actions: ActionServer | None = load_actions(settings)
+    unserved = [name for name in domain.actions if actions is None or not actions.knows(name)]
+    if unserved:
+        log.warning(
+            "custom actions named in %s that no action module or server serves: %s",
+            domain.source or settings.config_dir,
+            ", ".join(unserved),
+        )
+    return actions
+
+
 async def build(settings: Settings, *, understanding: Understanding | None = None) -> Seamline:
     project_steps = configured_steps(settings.config_dir)  # [pipeline] steps: the project's own, checked first
     store = SqlChatStore(engine=create_engine(settings.database_url))
     sessions = build_sessions(settings)
     limiter = build_limiter(settings)
-    responses = Responses.from_dir(settings.config_dir / "responses")
-    dialogue = Dialogue(responses=responses, fallbacks_before_human=settings.fallbacks_before_human)
+    domain = load_domain(settings.config_dir)
+    responses = domain.responses
+    actions = build_actions(settings, domain)
+    dialogue = Dialogue(
+        domain=domain,
+        actions=actions,
+        action_timeout=settings.action_timeout,
+        fallbacks_before_human=settings.fallbacks_before_human,
+    )
     dialogue.labels = channels.labels()  # what a channel is called where the responses do not say
     customers = SqlCustomerStore(store)
     linker = Linker(
@@ -180,6 +209,7 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
         linker=linker,
         handoff=handoff,
         limiter=limiter,
+        actions=actions,
     )
 
 
@@ -204,6 +234,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     app.cleanup_ctx.append(lifetime)  # first in, so channels are closed before the stores
     app.cleanup_ctx.append(_sweeping)
     app.cleanup_ctx.append(_answering_unanswered)
+    app.cleanup_ctx.append(_reminding)
     AgentApi(
         handoff=seamline.handoff,
         customers=seamline.customers,
@@ -251,6 +282,22 @@ def install_channels(app: web.Application, settings: Settings, seamline: Seamlin
         return web.json_response({"channels": channels.listing(adapters)})
 
     app.router.add_get("/api/v1/channels", listed)
+
+
+async def _reminding(app: web.Application):
+    """Reminders scheduled by custom actions fire while the app runs; those that came due while no
+    server ran fire at start (bots/dialogue/reminders.py)."""
+    from seamline.bots.dialogue.reminders import Due, Scheduler
+
+    pipeline = app[SEAMLINE].pipeline
+
+    async def fire(due: Due) -> bool:
+        return await pipeline.trigger(due.customer_id, due.intent, due.entities, reminder=due.name) is not None
+
+    scheduler = Scheduler(reminders=pipeline.reminders, fire=fire)
+    scheduler.start()
+    yield
+    await scheduler.stop()
 
 
 async def _sweeping(app: web.Application):
