@@ -37,6 +37,8 @@ MARKER = PROJECT_MARKER  # config/seamline.toml: what makes a folder a bot proje
 FRAMEWORK_RESPONSES = (
     "fallback",
     "fallback_offer_human",
+    "action_failed",
+    "form_cancelled",
     "link_account",
     "link_rate_limited",
     "link_done",

@@ -6,14 +6,38 @@ from the same training data, and can swap both for a newly trained model while s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from seamline.nlu.classifier import IntentModel
 from seamline.nlu.entities import DEFAULT_ORDER_PATTERN, PatternEntities
 from seamline.nlu.language import detect
-from seamline.nlu.parse import OUT_OF_SCOPE, Parse
+from seamline.nlu.parse import OUT_OF_SCOPE, Entity, Parse
 
 COMMAND_INTENTS = {"start": "greet", "help": "greet"}
+
+
+def _command(payload: str | None) -> tuple[str | None, tuple[Entity, ...]]:
+    """A button's "/intent" or "/intent{"entity": "value", ...}" -> the intent and those entities
+    (a payload whose JSON does not parse carries none)."""
+    if not payload or not payload.startswith("/"):
+        return None, ()
+    head = payload[1:].split(maxsplit=1)[0] if payload[1:].strip() else ""
+    name, brace, _rest = head.partition("{")
+    if not brace:
+        return name, ()
+    try:
+        data = json.loads(brace + payload[1 + len(name) + 1 :].strip())
+    except ValueError:
+        return name, ()
+    if not isinstance(data, dict):
+        return name, ()
+    given = tuple(
+        Entity(str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False), "", 0, 0)
+        for k, v in data.items()
+        if v is not None
+    )
+    return name, given
 
 
 class Understanding:
@@ -66,11 +90,12 @@ class Understanding:
         entities = self._entities.extract(text)
         # A pressed button or a command carrying "/intent" means exactly that intent (Rasa's
         # convention); "/start" (a messenger's first contact or deep link) is a greeting.
-        command = payload.split(maxsplit=1)[0][1:] if payload and payload.startswith("/") else None
+        # "/intent{"entity": "value"}" (Rasa's syntax) carries entities too.
+        command, given = _command(payload)
         if command is not None:
             command = COMMAND_INTENTS.get(command, command)
         if command is not None and command in self.intents:
-            return Parse(command, 1.0, ((command, 1.0),), entities, language)
+            return Parse(command, 1.0, ((command, 1.0),), (*given, *entities), language)
         if not text.strip():
             return Parse(OUT_OF_SCOPE, 1.0, (), entities, language)
         model = self.model

@@ -1,6 +1,7 @@
 """The dialogue: what the bot says and does, as data (a project's config or a Rasa project) and as the
 project's own rasa-sdk actions. ``Dialogue`` decides one turn; ``Domain`` is what it decides from."""
 
+from seamline.bots.dialogue.domain import load_domain
 from seamline.bots.dialogue.engine import Dialogue
 from seamline.bots.dialogue.model import (
     ActionError,
@@ -33,4 +34,5 @@ __all__ = [
     "Slot",
     "SlotCheck",
     "SlotMapping",
+    "load_domain",
 ]

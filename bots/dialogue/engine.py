@@ -1,65 +1,363 @@
-"""Deciding what to say: responses per intent and language, one small form, fallbacks.
+"""Deciding one turn from the domain: slots from mappings, the active form, the first matching rule,
+the response named after the intent, fallbacks; custom actions through the action server.
 
-The decision is pure: it reads the parse and changes the session; storing and sending are
-the pipeline's job.
+The decision changes only the session (slots, form, tracker events); storing and sending are the
+pipeline's job. The session is the customer's, not a channel's, so a form started on the website is
+continued on Telegram. The words about linking channels are here too (``link_*``).
 """
 
 from __future__ import annotations
 
-from seamline.bots.dialogue.model import Decision
-from seamline.bots.dialogue.responses import Responses, _Slots
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from seamline.bots.dialogue import forms, rules, slots
+from seamline.bots.dialogue.model import MAX_ACTIONS_PER_TURN, ActionServer, Decision, Domain, Form, Reminder, RuleStep
+from seamline.bots.dialogue.responses import Responses
 from seamline.nlu.parse import Parse
-from seamline.shared.message import Button, Reply
+from seamline.shared.message import Button, Message, Reply
 from seamline.shared.session import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Turn:
+    """What one turn has decided so far."""
+
+    session: Session
+    channel: str
+    parse: Parse
+    profile: dict[str, Any]
+    replies: list[Reply] = field(default_factory=list)
+    escalate: str | None = None
+    resume: bool = False
+    reminders: list[Reminder] = field(default_factory=list)
+    cancel_reminders: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    budget: int = MAX_ACTIONS_PER_TURN
+    stop: bool = False  # a `listen` step or a handoff: nothing else is said this turn
+
+    def decision(self) -> Decision:
+        return Decision(
+            tuple(self.replies),
+            escalate=self.escalate,
+            resume=self.resume,
+            reminders=tuple(self.reminders),
+            cancel_reminders=tuple(self.cancel_reminders),
+            problems=tuple(self.problems),
+            actions=tuple(self.actions),
+        )
 
 
 class Dialogue:
     def __init__(
-        self, *, responses: Responses, escalate_intents: dict[str, str] | None = None, fallbacks_before_human: int = 2
+        self,
+        *,
+        domain: Domain | None = None,
+        responses: Responses | None = None,
+        actions: ActionServer | None = None,
+        action_timeout: float = 10.0,
+        escalate_intents: dict[str, str] | None = None,
+        fallbacks_before_human: int = 2,
     ) -> None:
-        self._responses = responses
+        if domain is None:
+            if responses is None:
+                raise TypeError("Dialogue needs a domain (or its responses)")
+            domain = Domain(responses=responses)
+        self.domain = domain
+        self._responses = domain.responses
+        self._actions = actions
+        self._timeout = action_timeout
         self._escalate = escalate_intents or {}
         self._fallbacks_before_human = fallbacks_before_human
         # Each channel's labels per language, as its plug-in declares them (set by the composition
         # root): what a channel is called when the project's responses do not name it.
         self.labels: dict[str, dict[str, str]] = {}
 
-    def decide(self, parse: Parse, session: Session) -> Decision:
+    # -- one turn ------------------------------------------------------------------------------
+
+    async def decide(self, parse: Parse, session: Session, *, message: Message | None = None) -> Decision:
         if parse.language in self._responses.languages:
             session.language = parse.language
-        say = lambda key: self._responses.render(key, session.language, session.slots)  # noqa: E731
-        order_number = parse.entity("order_number")
+        channel = message.channel if message is not None else (session.last_channel or "")
+        first = not any(e.get("event") == "user" for e in session.events)
+        session.record(_user_event(parse, message))
+        turn = _Turn(session, channel, parse, slots.profile(session, message))
+        found = slots.candidates(self.domain, parse, session, message=message, known=turn.profile)
+        form = self.domain.forms.get(session.active_form or "")
+        if session.active_form and form is None:  # a form the config no longer has
+            self._leave_form(session)
+        if form is not None:
+            await self._in_form(turn, form, found, message)
+        else:
+            self._set(session, found)
+            await self._answer(turn, first=first)
+        return turn.decision()
 
-        if session.active_form == "order_status":
-            if order_number:
-                session.active_form = None
-                session.slots["order_number"] = order_number
-                session.fallbacks = 0
-                return Decision((say("order_status"),))
-            if not parse.understood or parse.intent == "order_status":
-                return Decision((say("ask_order_number"),))
-            session.active_form = None  # the customer moved on to something else
-
+    async def _in_form(self, turn: _Turn, form: Form, found: dict[str, Any], message: Message | None) -> None:
+        session, parse = turn.session, turn.parse
+        if forms.cancelling(message.text if message is not None else "", parse):
+            self._leave_form(session)
+            self._say(turn, form.cancelled or "form_cancelled")
+            return
+        mine = {k: v for k, v in found.items() if k in form.required_slots}
+        self._set(session, {k: v for k, v in found.items() if k not in mine})
+        if mine:
+            session.fallbacks = 0
+            refused = [slot for slot, value in mine.items() if not await self._accept(turn, form, slot, value)]
+            if refused:
+                check = form.checks.get(refused[0])
+                if check is not None and check.invalid and self._has(check.invalid, session):
+                    self._say(turn, check.invalid)
+                self._ask(turn, form, forms.missing(form, session.slots) or refused[0])
+                return
+            await self._continue(turn, form)
+            return
+        if parse.understood and self._answers(turn):  # an interruption: answered, then asked again
+            session.fallbacks = 0
+            await self._answer(turn, first=False)
+            if not turn.stop and turn.escalate is None and session.active_form == form.name:
+                self._ask(turn, form, session.requested_slot or forms.missing(form, session.slots) or "")
+            return
         if not parse.understood:
             session.fallbacks += 1
             if session.fallbacks >= self._fallbacks_before_human:
-                return Decision((say("fallback_offer_human"),))
-            return Decision((say("fallback"),))
+                self._say(turn, "fallback_offer_human")
+                return
+        self._ask(turn, form, session.requested_slot or forms.missing(form, session.slots) or "")
+
+    def _answers(self, turn: _Turn) -> bool:
+        """Whether the message's intent has something to say of its own (a rule, or its response)."""
+        intent = turn.parse.intent
+        if self._rules(turn, intent):
+            return True
+        return self.domain.answer_by_intent_name and self._has(intent, turn.session)
+
+    async def _answer(self, turn: _Turn, *, first: bool) -> None:
+        session, parse = turn.session, turn.parse
+        if first:
+            for rule in rules.at_start(
+                self.domain.rules,
+                intent=parse.intent,
+                slots=session.slots,
+                channel=turn.channel,
+                language=session.language,
+            ):
+                await self._run(turn, rule.then)
+                if turn.stop:
+                    return
+        if not parse.understood:
+            session.fallbacks += 1
+            if session.fallbacks >= self._fallbacks_before_human:
+                self._say(turn, "fallback_offer_human")
+            else:
+                self._say(turn, self._fallback_key(session))
+            return
         session.fallbacks = 0
-
-        if parse.intent == "order_status":
-            if not order_number:
-                session.active_form = "order_status"
-                return Decision((say("ask_order_number"),))
-            session.slots["order_number"] = order_number
-        elif order_number:
-            session.slots["order_number"] = order_number
-
-        replies = [say(parse.intent)] if self._responses.has(parse.intent, session.language) else [say("fallback")]
+        matched = self._rules(turn, parse.intent)
+        if matched:
+            for rule in matched:
+                await self._run(turn, rule.then)
+                if rule.wait_for_user_input or turn.stop:
+                    break
+        elif self.domain.answer_by_intent_name and self._has(parse.intent, session):
+            self._say(turn, parse.intent)
+        else:
+            self._say(turn, self._fallback_key(session))
         reason = self._escalate.get(parse.intent)
-        if reason and session.handoff == "bot":
-            return Decision(tuple(replies), escalate=reason)  # the handoff says what happens next
-        return Decision(tuple(replies))
+        if reason and session.handoff == "bot" and turn.escalate is None:
+            turn.escalate = reason  # the handoff says what happens next
+
+    def _rules(self, turn: _Turn, intent: str | None) -> list[Any]:
+        session = turn.session
+        return rules.matching(
+            self.domain.rules,
+            intent=intent,
+            slots=session.slots,
+            channel=turn.channel,
+            language=session.language,
+            form=session.active_form,
+        )
+
+    def _fallback_key(self, session: Session) -> str:
+        if not self.domain.answer_by_intent_name and self._has("utter_default", session):
+            return "utter_default"
+        return "fallback"
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def _run(self, turn: _Turn, steps: tuple[RuleStep, ...]) -> None:
+        for step in steps:
+            if turn.stop:
+                return
+            if step.kind == "response":
+                self._say(turn, step.name)
+            elif step.kind == "action":
+                await self._action(turn, step.name)
+            elif step.kind == "form":
+                await self._start(turn, step.name)
+            elif step.kind == "handoff":
+                turn.escalate = step.name or "rule"
+                turn.stop = True
+            elif step.kind == "slot":
+                self._set(turn.session, {step.name: step.value})
+            elif step.kind == "listen":
+                turn.stop = True
+
+    async def _named(self, turn: _Turn, name: str) -> None:
+        """A follow-up by name: a response, a form or a custom action."""
+        if self._has(name, turn.session):
+            self._say(turn, name)
+        elif name in self.domain.forms:
+            await self._start(turn, name)
+        elif name not in ("action_listen", "action_restart"):
+            await self._action(turn, name)
+
+    async def _action(self, turn: _Turn, name: str) -> Any:
+        """Run custom action ``name`` and apply what it returned; a failure is a polite reply and a
+        problem the console shows, never an error of the turn."""
+        if turn.budget <= 0:
+            log.warning(
+                "conversation %s: more than %d actions in one turn; %r not run",
+                turn.session.conversation_id,
+                MAX_ACTIONS_PER_TURN,
+                name,
+            )
+            return None
+        turn.budget -= 1
+        from seamline.bots.dialogue.actions import run_action
+
+        outcome = await run_action(
+            name,
+            server=self._actions,
+            domain=self.domain,
+            session=turn.session,
+            channel=turn.channel,
+            timeout=self._timeout,
+        )
+        turn.actions.append(name)
+        await self._apply(turn, name, outcome)
+        return outcome
+
+    async def _apply(self, turn: _Turn, name: str, outcome: Any) -> None:
+        for reply in outcome.replies:
+            self._reply(turn, reply)
+        if outcome.problem:
+            log.warning("conversation %s: action %s: %s", turn.session.conversation_id, name, outcome.problem)
+            turn.problems.append(f"{name}: {outcome.problem}")
+            if len(turn.problems) == 1:  # one apology per turn, however many actions failed
+                self._say(turn, "action_failed")
+        turn.reminders.extend(outcome.reminders)
+        turn.cancel_reminders.extend(outcome.cancel_reminders)
+        turn.resume = turn.resume or outcome.resume
+        if outcome.escalate:
+            turn.escalate = outcome.escalate
+            turn.stop = True
+        for followup in outcome.followups:
+            if turn.stop:
+                break
+            await self._named(turn, followup)
+
+    # -- forms ---------------------------------------------------------------------------------
+
+    async def _start(self, turn: _Turn, name: str) -> None:
+        form = self.domain.forms[name]
+        session = turn.session
+        if session.active_form != name:
+            session.active_form = name
+            session.record(slots.active_loop_event(name))
+        await self._continue(turn, form)
+
+    async def _continue(self, turn: _Turn, form: Form) -> None:
+        """Ask for the next missing slot, or submit when there is none."""
+        session = turn.session
+        need = forms.missing(form, session.slots)
+        if need is not None:
+            self._ask(turn, form, need)
+            return
+        self._leave_form(session)
+        await self._run(turn, form.submit)
+        for rule in rules.after_form(
+            self.domain.rules, form.name, slots=session.slots, channel=turn.channel, language=session.language
+        ):
+            if turn.stop:
+                break
+            await self._run(turn, rule.then)
+
+    def _ask(self, turn: _Turn, form: Form, slot: str) -> None:
+        session = turn.session
+        if slot and session.requested_slot != slot:
+            session.requested_slot = slot
+            session.record(slots.slot_event("requested_slot", slot))
+        key = next((k for k in form.ask_key(slot) if self._has(k, session)), None)
+        if key is None:
+            log.warning(
+                "form %s has no question for slot %r (responses %s)", form.name, slot, ", ".join(form.ask_key(slot))
+            )
+            return
+        self._say(turn, key)
+
+    async def _accept(self, turn: _Turn, form: Form, slot: str, value: Any) -> bool:
+        """Check ``value`` for ``slot`` (pattern, entity, then the validation action) and keep it if it
+        passes. A validation action refuses by setting the slot to None (rasa-sdk's FormValidationAction)."""
+        session = turn.session
+        if not forms.passes(form, slot, value, turn.parse):
+            return False
+        check = form.checks.get(slot)
+        action = (check.action if check is not None else None) or form.validate_action
+        self._set(session, {slot: value})
+        if action is None:
+            return True
+        if turn.budget <= 0:
+            return True
+        turn.budget -= 1
+        from seamline.bots.dialogue.actions import run_action
+
+        outcome = await run_action(
+            action,
+            server=self._actions,
+            domain=self.domain,
+            session=session,
+            channel=turn.channel,
+            timeout=self._timeout,
+            slots_to_validate={slot: value},
+        )
+        turn.actions.append(action)
+        await self._apply(turn, action, outcome)
+        if outcome.problem:
+            return True  # the checks that could run passed; the customer is not trapped in the form
+        return not outcome.rejected and session.slots.get(slot) is not None
+
+    def _leave_form(self, session: Session) -> None:
+        if session.active_form is not None:
+            session.record(slots.active_loop_event(None))
+        session.active_form = None
+        session.requested_slot = None
+
+    # -- saying --------------------------------------------------------------------------------
+
+    def _set(self, session: Session, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            if session.slots.get(name) != value:
+                session.slots[name] = value
+                session.record(slots.slot_event(name, value))
+
+    def _has(self, key: str, session: Session) -> bool:
+        return self._responses.has(key, session.language) or self._responses.has(key, "en")
+
+    def _say(self, turn: _Turn, key: str) -> None:
+        session = turn.session
+        self._reply(
+            turn,
+            self._responses.render(key, session.language, session.slots, channel=turn.channel, profile=turn.profile),
+        )
+
+    def _reply(self, turn: _Turn, reply: Reply) -> None:
+        turn.replies.append(reply)
+        turn.session.record(_bot_event(reply))
 
     def say(self, key: str, session: Session) -> Reply:
         return self._responses.render(key, session.language, session.slots)
@@ -71,15 +369,8 @@ class Dialogue:
         (asked too often)."""
         if not code:
             return Decision((self._responses.render("link_rate_limited", session.language, {}),))
-        return Decision(
-            (
-                self._responses.render(
-                    "link_account",
-                    session.language,
-                    {"code": code, "channel": self._channel(target or "", session.language)},
-                ),
-            )
-        )
+        values = {"code": code, "channel": self._channel(target or "", session.language)}
+        return Decision((self._responses.render("link_account", session.language, values),))
 
     def link_where(self, targets: list[str], session: Session) -> Decision:
         """Which channel will the code be typed on? A code is valid on that one only. No other
@@ -88,7 +379,7 @@ class Dialogue:
             return Decision((self._responses.render("link_nowhere", session.language, {}),))
         reply = self._responses.render("link_where", session.language, {})
         buttons = tuple(
-            Button(self._named("channel_buttons", c, session.language), f"/link_account {c}") for c in targets
+            Button(self._label("channel_buttons", c, session.language), f"/link_account {c}") for c in targets
         )
         return Decision((Reply(reply.text, buttons),))
 
@@ -102,9 +393,9 @@ class Dialogue:
         return self._responses.render("link_not_confirmed", language, {})
 
     def _channel(self, channel: str, language: str) -> str:
-        return self._named("channels", channel, language)
+        return self._label("channels", channel, language)
 
-    def _named(self, group: str, channel: str, language: str) -> str:
+    def _label(self, group: str, channel: str, language: str) -> str:
         """A channel's name in a sentence or on a button: the project's responses first, then the
         channel plug-in's label, then the bare name."""
         labels = self.labels.get(channel, {})
@@ -134,33 +425,37 @@ class Dialogue:
                 "stale": "link_stale",
                 "confirmed": "link_confirmed",
             }.get(status, "link_invalid")
-            return Decision(
-                (
-                    self._responses.render(
-                        key,
-                        language,
-                        {"minutes": str(minutes or ""), "channel": self._channel(from_channel or "", language)},
-                    ),
-                )
-            )
+            values = {"minutes": str(minutes or ""), "channel": self._channel(from_channel or "", language)}
+            return Decision((self._responses.render(key, language, values),))
         replies = []
         if topic and from_channel:
-            number = session.slots.get("order_number")
-            name = (
-                self._responses.phrase(
-                    "topics", topic if number or topic != "order_status" else "order_status_no_number", language
-                )
-                or topic
-            )
-            replies.append(
-                self._responses.render(
-                    "link_done_context",
-                    language,
-                    {"topic": name.format_map(_Slots(session.slots)), "channel": self._channel(from_channel, language)},
-                )
-            )
+            name = self._responses.phrase("topics", topic, language, session.slots) or topic
+            values = {"topic": name, "channel": self._channel(from_channel, language)}
+            replies.append(self._responses.render("link_done_context", language, values))
         else:
             replies.append(self._responses.render("link_done", language, {}))
-        if session.active_form == "order_status" and session.handoff != "with_agent":
-            replies.append(self._responses.render("ask_order_number", language, session.slots))
+        form = self.domain.forms.get(session.active_form or "")
+        if form is not None and session.handoff != "with_agent":  # the form goes on here: ask again
+            slot = session.requested_slot or forms.missing(form, session.slots)
+            key = next((k for k in form.ask_key(slot or "") if self._has(k, session)), None)
+            if key is not None:
+                replies.append(self._responses.render(key, language, session.slots))
         return Decision(tuple(replies))
+
+
+def _user_event(parse: Parse, message: Message | None) -> dict[str, Any]:
+    try:
+        from seamline.bots.dialogue.tracker import user_event
+    except ImportError:  # bots/dialogue/tracker.py not there yet: the essentials
+        return {"event": "user", "text": message.text if message else "", "parse_data": parse.to_dict()}
+    event: dict[str, Any] = user_event(parse, message)
+    return event
+
+
+def _bot_event(reply: Reply) -> dict[str, Any]:
+    try:
+        from seamline.bots.dialogue.tracker import bot_event
+    except ImportError:
+        return {"event": "bot", "text": reply.text}
+    event: dict[str, Any] = bot_event(reply)
+    return event

@@ -1,6 +1,7 @@
 """``escalate``: the conversation goes to people when the dialogue says so (an intent configured
 to escalate) or a routing rule matches (words, fallbacks in a row, a profile attribute such as
-``vip``); the customer is told who took it, or their place in the queue, or when people are back."""
+``vip``); the customer is told who took it, or their place in the queue, or when people are back.
+A custom action's ConversationResumed (``Decision.resume``) hands a conversation back to the bot."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ class Escalate:
 
     async def __call__(self, turn: Turn, call_next: Next) -> None:
         session, parse = turn.session, turn.parse
+        if (
+            turn.decision is not None
+            and turn.decision.resume
+            and session.handoff != "bot"
+            and self._handoff is not None
+        ):
+            await self._handoff.actions.transitions.move(
+                session, "bot", by="bot", reason="resumed by an action", queue=None, agent_id=None
+            )
+            session.fallbacks = 0
         # Not while a link code is shown: the customer is about to type it elsewhere.
         inbound = turn.inbound
         if (

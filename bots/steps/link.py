@@ -46,11 +46,11 @@ async def redeem(
         return await linker.answer(answer[1], answer[0], customer.id, channel, sender)
     if token:
         return await linker.redeem_token(token, customer.id, channel, sender)
-    # When the bot asked for an order number, six digits are checked as a code only while the
-    # guessing budgets have room (they are counted all the same); no live code: the order number.
+    # While a form asks for something (an order number, say), six digits are checked as a code only
+    # while the guessing budgets have room (they are counted all the same); no live code: the answer.
     if code is None:
         return None
-    asked_for_number = peek is not None and peek.active_form == "order_status"
+    asked_for_number = peek is not None and peek.active_form is not None
     return await linker.redeem_code(
         code, customer.id, channel, sender, address=message.client_address, strict=not asked_for_number
     )
