@@ -28,6 +28,7 @@ from seamline.bots.dialogue.model import Domain, Rule, RuleStep
 from seamline.nlu.data import TrainingData
 from seamline.nlu.data import load as load_data
 from seamline.nlu.parse import OUT_OF_SCOPE
+from seamline.shared.errors import ConfigError
 
 MIN_EXAMPLES = 10  # fewer examples than this per intent and language: the model guesses
 # Rasa's own actions: a rule may name them without declaring them.
@@ -65,27 +66,35 @@ class Finding:
         return f"{self.level}: {self.file}: {self.what} — {self.fix}"
 
 
-def validate_project(config_dir: Path, *, code: Iterable[Path] = (), strict: bool = False) -> list[Finding]:
+def validate_project(config_dir: Path, *, code: Iterable[Path] = ()) -> list[Finding]:
     """Every finding for the project whose config is ``config_dir``; ``code``: folders of its Python
-    (actions/), whose text counts as using a response it names. ``strict`` only changes the exit
-    status (bots/cli.py); the findings are the same."""
-    data = load_data(config_dir / "intents")
-    domain = _load_domain(config_dir)
+    (actions/), whose text counts as using a response it names. A file the bot would refuse to start
+    with is one error finding (the reader stops at the first mistake, as the bot does)."""
+    from seamline.bots.dialogue.domain import load_domain
+
     root = config_dir.parent
-    return check(domain, data, responses=_response_keys(config_dir / "responses"), code=_code_text(code), root=root)
-
-
-def _load_domain(config_dir: Path) -> Domain:
-    """The domain as the bot reads it (bots/dialogue/domain.py); the responses alone when that
-    reader is not there."""
+    where = _Where(root, config_dir)
     try:
-        from seamline.bots.dialogue.domain import load_domain  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from seamline.bots.dialogue.responses import Responses
+        data = load_data(config_dir / "intents")
+    except ConfigError as exc:
+        return [Finding("error", where(exc.setting), exc.problem, exc.fix)]
+    try:
+        domain = load_domain(config_dir)
+    except ConfigError as exc:
+        findings = [Finding("warning", where(w.file), w.what, w.fix) for w in data.warnings]
+        return [*findings, Finding("error", where(exc.setting), exc.problem, exc.fix)]
+    declared = _declared_actions(config_dir / "domain.yml")
+    responses = _response_keys(config_dir / "responses")
+    return check(domain, data, responses=responses, code=_code_text(code), root=root, declared=declared)
 
-        return Domain(responses=Responses.from_dir(config_dir / "responses"), source=str(config_dir))
-    domain: Domain = load_domain(config_dir)
-    return domain
+
+def _declared_actions(path: Path) -> set[str] | None:
+    """The `actions:` of domain.yml as written (the domain adds the ones rules name)."""
+    if not path.is_file():
+        return None
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    actions = document.get("actions") if isinstance(document, dict) else None
+    return {str(a) for a in actions} if isinstance(actions, list) else set()
 
 
 def _response_keys(directory: Path) -> dict[str, tuple[str, set[str]]]:
@@ -113,14 +122,16 @@ def check(
     responses: dict[str, tuple[str, set[str]]],
     code: str = "",
     root: Path | None = None,
+    declared: set[str] | None = None,
 ) -> list[Finding]:
-    """The findings for one domain and its training data. ``responses``: language -> (file, keys)."""
+    """The findings for one domain and its training data. ``responses``: language -> (file, keys);
+    ``declared``: the custom actions the domain file lists (default: the domain's actions)."""
     source = Path(domain.source) if domain.source else None
     where = _Where(root, source)
     findings = [Finding("warning", where(w.file), w.what, w.fix) for w in data.warnings]
     findings += _few_examples(data, where)
     findings += _unanswered_intents(domain, data, responses, where)
-    findings += _rule_references(domain, responses, where)
+    findings += _rule_references(domain, responses, where, set(domain.actions) if declared is None else declared, code)
     findings += _contradicting_rules(domain, where)
     findings += _slots_and_forms(domain, responses, where)
     findings += _unused(domain, {e.intent for e in data.examples}, responses, code, where)
@@ -147,7 +158,12 @@ class _Where:
         return self(self.source / name) if self.source is not None else f"config/{name}"
 
     def rule(self, rule: Rule) -> str:
-        return rule.source.split(",")[0].strip() if rule.source else self.config("rules.yml")
+        return self(_file_of(rule.source)) if rule.source else self.config("rules.yml")
+
+
+def _file_of(source: str) -> str:
+    """The file of a rule's or form's ``source`` ("PATH rule 'name'", "PATH form 'name'")."""
+    return re.split(r" (?:rule|form) '", source, maxsplit=1)[0]
 
 
 def _few_examples(data: TrainingData, where: _Where) -> list[Finding]:
@@ -193,16 +209,19 @@ def _steps(domain: Domain) -> Iterable[tuple[str, str, RuleStep]]:
     """(file, who: "rule 'x'" or "form 'f'", step) for every step written."""
     for rule in domain.rules:
         for step in rule.then:
-            yield rule.source.split(",")[0].strip() if rule.source else "", f"rule {rule.name!r}", step
+            yield _file_of(rule.source) if rule.source else "", f"rule {rule.name!r}", step
     for form in domain.forms.values():
         for step in form.submit:
             yield "", f"form {form.name!r}", step
 
 
-def _rule_references(domain: Domain, responses: dict[str, tuple[str, set[str]]], where: _Where) -> list[Finding]:
+def _rule_references(
+    domain: Domain, responses: dict[str, tuple[str, set[str]]], where: _Where, declared: set[str], code: str
+) -> list[Finding]:
     findings = []
     known = set().union(*(keys for _, keys in responses.values())) if responses else set()
-    declared = set(domain.actions) | BUILTIN_ACTIONS
+    declared = declared | BUILTIN_ACTIONS
+    written = set(re.findall(r"[\"']([A-Za-z_][A-Za-z0-9_]*)[\"']", code))
     for file, who, step in _steps(domain):
         file = where(file) if file else where.config("rules.yml" if who.startswith("rule") else "domain.yml")
         if step.kind == "response":
@@ -223,12 +242,15 @@ def _rule_references(domain: Domain, responses: dict[str, tuple[str, set[str]]],
         elif step.kind == "form" and step.name not in domain.forms:
             findings.append(Finding("error", file, f"{who} starts form {step.name!r}, which is not defined", _forms()))
         elif step.kind == "action" and step.name not in declared:
+            in_code = step.name in written
             findings.append(
                 Finding(
-                    "error",
+                    "warning" if in_code else "error",
                     file,
-                    f"{who} runs action {step.name!r}, which is not declared",
-                    f"list it under `actions:` in {where.config('domain.yml')} (and write it in actions/)",
+                    f"{who} runs action {step.name!r}, which domain.yml does not declare"
+                    + ("" if in_code else " and no response or form has that name"),
+                    f"list it under `actions:` in {where.config('domain.yml')}"
+                    + ("" if in_code else " and write it in actions/, or correct a response's name"),
                 )
             )
         elif step.kind == "slot" and step.name not in domain.slots:
@@ -279,8 +301,9 @@ def _contradicting_rules(domain: Domain, where: _Where) -> list[Finding]:
 def _slots_and_forms(domain: Domain, responses: dict[str, tuple[str, set[str]]], where: _Where) -> list[Finding]:
     findings = []
     file = where.config("domain.yml")
+    asked = {slot for form in domain.forms.values() for slot in form.required_slots}
     for slot in domain.slots.values():
-        if not slot.mappings:
+        if not slot.mappings and slot.name not in asked:  # a form's slot takes the answer to its question
             findings.append(
                 Finding(
                     "warning",

@@ -92,7 +92,10 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 
     data = load(args.data or settings.intents_dir, strict=args.strict)
     for warning in data.warnings:  # the same lines as `seamline data validate`
-        print(f"warning: {warning.file}: {warning.what} — {warning.fix}", file=sys.stderr)
+        file = Path(warning.file)
+        if file.is_relative_to(settings.config_dir.parent):
+            file = file.relative_to(settings.config_dir.parent)
+        print(f"warning: {file}: {warning.what} — {warning.fix}", file=sys.stderr)
     print(
         f"training data: {len(data.examples)} examples of {len({e.intent for e in data.examples})} intents, "
         f"{len(data.out_of_scope)} out-of-scope, from {len(data.sources)} file(s)"

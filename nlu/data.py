@@ -719,7 +719,9 @@ def _two_intents(labelled: dict[str, list[tuple[str, Path, str]]], strict: bool)
         if other is None:
             continue
         intent, file, text = other
-        elsewhere = "" if first_file == file else f" in {first_file}"
+        elsewhere = (
+            "" if first_file == file else f" in {first_file.name if first_file.parent == file.parent else first_file}"
+        )
         if strict:
             raise ConfigError(
                 str(file),
