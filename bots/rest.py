@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from seamline.bots.rest_replies import Answers, Mailbox, answering, collecting, rasa_item
+from seamline.bots.rest_replies import Answers, Mailbox, answering, collecting, rasa_items
 from seamline.shared.channel import ChannelContext, Setting
 from seamline.shared.errors import ChannelError, ConfigError, StoreError
 from seamline.shared.message import Message, Reply, storable
@@ -189,11 +189,12 @@ class RestChannel:
         )
 
     async def send(self, address: str, reply: Reply) -> None:
-        item = rasa_item(address, reply)
-        if answering(address, item):
+        items = rasa_items(address, reply)
+        if all(answering(address, item) for item in items):
             return
         if self._mailbox is not None:
-            self._mailbox.put(address, item)
+            for item in items:
+                self._mailbox.put(address, item)
         else:  # no push and no mailbox: let the framework try the customer's other channels
             raise ChannelError(f"rest sender {address} has no request open and the mailbox is off")
 

@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from seamline.shared.message import Reply
+from seamline.shared.message import Reply, image_url
 
 MAILBOX_SENDERS = 10_000  # senders with waiting replies kept per process (the stalest go first)
 MAILBOX_TTL = 24 * 3600.0  # seconds a waiting reply is kept
@@ -106,15 +106,19 @@ class Answers:
         self._answers.clear()
 
 
-def rasa_item(recipient_id: str, reply: Reply) -> dict[str, Any]:
-    """One reply in the shape of Rasa's ``CollectingOutputChannel``: keys without a value are left out."""
-    item: dict[str, Any] = {"recipient_id": recipient_id}
-    if reply.text:
-        item["text"] = reply.text
+def rasa_items(recipient_id: str, reply: Reply) -> list[dict[str, Any]]:
+    """One reply as the items Rasa's REST channel answers with (its ``CollectingOutputChannel``, fed
+    by ``OutputChannel.send_response``): the text with its buttons as one item; a text without
+    buttons cut at blank lines into one item a paragraph; then ``{"custom": ...}`` and then
+    ``{"image": url}``, each an item of its own. Keys without a value are left out."""
+    items: list[dict[str, Any]] = []
     if reply.buttons:
-        item["buttons"] = [{"title": b.title, "payload": b.payload or b.title} for b in reply.buttons]
-    for key in ("image", "custom"):  # not on Reply today; a reply type that carries them is shown as Rasa does
-        value = getattr(reply, key, None)
-        if value:
-            item[key] = value
-    return item
+        buttons = [{"title": b.title, "payload": b.payload or b.title} for b in reply.buttons]
+        items.append({"recipient_id": recipient_id, "text": reply.text, "buttons": buttons})
+    elif reply.text:
+        items.extend({"recipient_id": recipient_id, "text": part} for part in reply.text.strip().split("\n\n"))
+    if reply.custom:
+        items.append({"recipient_id": recipient_id, "custom": reply.custom})
+    if image := image_url(reply.image):
+        items.append({"recipient_id": recipient_id, "image": image})
+    return items

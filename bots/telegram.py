@@ -34,6 +34,7 @@ from aiogram.methods import (
     GetUpdates,
     SendChatAction,
     SendMessage,
+    SendPhoto,
     SetWebhook,
     TelegramMethod,
 )
@@ -44,12 +45,13 @@ from pydantic import ValidationError
 
 from seamline.bots.intake import IntakeFactory
 from seamline.bots.retry import RetryPolicy
+from seamline.bots.telegram_custom import custom_method
 from seamline.bots.telegram_errors import classify, config_error
 from seamline.bots.telegram_format import chat_of, to_message
-from seamline.bots.telegram_text import CallbackPayloads, split
+from seamline.bots.telegram_text import CAPTION_LIMIT, CallbackPayloads, split, utf16_len
 from seamline.shared.channel import Conversations
-from seamline.shared.errors import ChannelError, StoreError
-from seamline.shared.message import Button, Message, Reply
+from seamline.shared.errors import ChannelError, StoreError, Unreachable
+from seamline.shared.message import Button, Message, Reply, image_url
 from seamline.shared.storage.inbox import Entry, Taken
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ _RESPONSE_TYPES = tuple(
         GetUpdates,
         SendChatAction,
         SendMessage,
+        SendPhoto,
         SetWebhook,
     )
 )
@@ -148,8 +151,32 @@ class TelegramBot:
         await self._bot.session.close()
 
     async def send(self, address: str, reply: Reply) -> None:
+        """The text (cut to Telegram's limits) with the buttons under its last part. With an image: a
+        photo (Telegram fetches the URL) captioned with the text when it fits a caption, else the
+        photo and then the text; a photo Telegram cannot fetch becomes a link line under the text.
+        Then ``custom``, when it has a Telegram shape (bots/telegram_custom.py)."""
         parts = split(reply.text)
         keyboard = self._keyboard(reply.buttons)
+        image = image_url(reply.image)
+        if image:
+            fits = len(parts) <= 1 and utf16_len(parts[0] if parts else "") <= CAPTION_LIMIT
+            try:
+                await self._call(
+                    SendPhoto(
+                        chat_id=address,
+                        photo=image,
+                        caption=parts[0] if fits and parts else None,
+                        parse_mode=None,
+                        reply_markup=keyboard if fits else None,
+                    )
+                )
+                if fits:
+                    parts = []
+            except Unreachable:
+                raise
+            except ChannelError as exc:
+                log.warning("telegram: the image of reply %s was refused (%s); sent as a link", reply.id, exc)
+                parts = split(f"{reply.text.strip()}\n{image}".strip())
         for index, part in enumerate(parts):
             # No parse mode: whatever the text holds (<b>, &, *) is shown as it is, never as markup.
             await self._call(
@@ -160,6 +187,9 @@ class TelegramBot:
                     reply_markup=keyboard if index == len(parts) - 1 else None,
                 )
             )
+        extra = custom_method(address, reply.custom)
+        if extra is not None:
+            await self._call(extra)
 
     def _keyboard(self, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
         """Inline buttons for actions; a reply keyboard (hidden after use) when any key sends text,

@@ -11,6 +11,7 @@ import re
 from collections import OrderedDict
 
 MESSAGE_LIMIT = 4096  # Telegram counts text length in UTF-16 code units, not characters
+CAPTION_LIMIT = 1024  # a photo's caption, in the same units
 CALLBACK_LIMIT = 64  # bytes of callback_data
 HASHED = "#h:"  # prefix of a callback_data that stands for a longer payload
 

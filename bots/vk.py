@@ -32,7 +32,15 @@ from vk_api.bot_longpoll import VkBotLongPoll
 from vk_api.exceptions import TOO_MANY_RPS_CODE
 
 from seamline.bots.retry import RetryPolicy
-from seamline.bots.vk_format import EventError, keyboard, random_id, split_text, to_message
+from seamline.bots.vk_format import (
+    EventError,
+    custom_params,
+    keyboard,
+    random_id,
+    split_text,
+    to_message,
+    with_image_link,
+)
 from seamline.bots.vk_settings import SETTINGS, check_callback
 from seamline.bots.vk_transport import API_VERSION, PollPosition, VkTransport, classify, in_daemon_thread, startup_error
 from seamline.shared.channel import ChannelConfig, ChannelContext, Setting
@@ -114,15 +122,23 @@ class VkChannel:
     # -- out ---------------------------------------------------------------------------------------
 
     async def send(self, address: str, reply: Reply) -> None:
-        if not reply.text.strip():
+        """The text in parts with the keyboard on the last; an image as a link line under the text
+        (see ``with_image_link``); ``custom["vk"]``'s parameters on the last part (``custom_params``)."""
+        text = with_image_link(reply.text, reply.image)
+        extra = custom_params(reply.custom)
+        if not text.strip() and not extra:
             return  # VK refuses an empty message; the reply stays stored
-        parts = split_text(reply.text)
+        parts = split_text(text)
         board = keyboard(reply.buttons, callback=self._callback_buttons)
         key = reply.id or f"{address}:{reply.ts.isoformat()}:{reply.text}"
         for number, part in enumerate(parts):
-            params = {"peer_id": int(address), "random_id": random_id(key, number), "message": part}
-            if board and number == len(parts) - 1:
-                params["keyboard"] = board
+            params: dict[str, Any] = {"peer_id": int(address), "random_id": random_id(key, number)}
+            if part:
+                params["message"] = part
+            if number == len(parts) - 1:
+                params.update(extra)
+                if board:
+                    params["keyboard"] = board
             await self._call("messages.send", **params)
 
     async def _call(self, method: str, **params: Any) -> Any:  # vk_api answers untyped JSON

@@ -12,7 +12,7 @@ import logging
 import re
 from typing import Any
 
-from seamline.shared.message import Attachment, Button, Message
+from seamline.shared.message import Attachment, Button, Message, image_url
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,52 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     if rest or not parts:
         parts.append(rest)
     return parts
+
+
+# messages.send parameters a reply's ``custom["vk"]`` may set; never who it goes to or its random_id.
+CUSTOM_PARAMS = frozenset(
+    {
+        "attachment",
+        "sticker_id",
+        "lat",
+        "long",
+        "template",
+        "dont_parse_links",
+        "disable_mentions",
+        "keyboard",
+        "payload",
+    }
+)
+
+
+def with_image_link(text: str, image: str | None) -> str:
+    """``text`` with the image's URL on a line under it. VK shows only photos uploaded to it
+    (photos.getMessagesUploadServer, a POST of the bytes, photos.saveMessagesPhoto): uploading would
+    make Seamline fetch any URL a reply names (a way into the private network) and cost three calls
+    a reply; a link is shown with VK's own preview of the picture."""
+    url = image_url(image)
+    if url is None:
+        return text
+    return f"{text.rstrip()}\n{url}" if text.strip() else url
+
+
+def custom_params(custom: dict[str, Any] | None) -> dict[str, Any]:
+    """The messages.send parameters in ``custom["vk"]`` (an ``attachment`` already uploaded such as
+    ``photo-1_2``, a ``sticker_id``, ``lat``/``long``, a carousel ``template``, a ``keyboard`` that
+    replaces the buttons' ...), merged into the reply's last messages.send; other keys, and a custom
+    payload without ``vk``, are ignored (a debug line). Objects are sent as JSON, as VK takes them."""
+    vk = (custom or {}).get("vk")
+    if not isinstance(vk, dict):
+        if custom:
+            log.debug("vk: a custom payload without a 'vk' object is not sent (keys %s)", sorted(custom))
+        return {}
+    params: dict[str, Any] = {}
+    for key, value in vk.items():
+        if key not in CUSTOM_PARAMS or value is None:
+            log.debug("vk: custom parameter %r is not one Seamline passes to messages.send; ignored", key)
+            continue
+        params[key] = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+    return params
 
 
 def random_id(reply_id: str, part: int) -> int:

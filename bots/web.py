@@ -28,6 +28,7 @@ from seamline.bots.web_frames import (
     client_id,
     page,
     parse,
+    reply_frame,
     to_frame,
     to_message,
 )
@@ -136,16 +137,7 @@ class WebChannel(Linking):
         )
 
     async def send(self, address: str, reply: Reply) -> None:
-        frame: dict[str, Any] = {
-            "type": "message",
-            "id": reply.id,
-            "role": reply.role.value,
-            "text": reply.text,
-            "channel": "web",
-            "ts": reply.ts.isoformat(),
-        }
-        if reply.buttons:
-            frame["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+        frame = reply_frame(reply)
         if not any(not ws.closed for ws in self._sockets.get(address, ())):
             # No tab open: the reply is stored and shown when they come back, but a reply that can
             # go elsewhere (an agent's, while the customer is away) should go to another channel.

@@ -11,8 +11,8 @@ import json
 import re
 from typing import Any
 
-from seamline.shared.history import StoredMessage
-from seamline.shared.message import Message
+from seamline.shared.history import StoredMessage, stored_custom, stored_image
+from seamline.shared.message import Message, Reply, image_url
 
 MAX_TEXT = 4096
 MAX_ID = 64
@@ -96,6 +96,32 @@ def to_frame(message: StoredMessage) -> dict:
     }
     if message.buttons:
         frame["buttons"] = message.buttons
+    return with_media(frame, stored_image(message), stored_custom(message))
+
+
+def reply_frame(reply: Reply) -> dict:
+    """A reply being sent now, as the same ``message`` frame its stored copy replays as."""
+    frame: dict[str, Any] = {
+        "type": "message",
+        "id": reply.id,
+        "role": reply.role.value,
+        "text": reply.text,
+        "channel": "web",
+        "ts": reply.ts.isoformat(),
+    }
+    if reply.buttons:
+        frame["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+    return with_media(frame, reply.image, reply.custom)
+
+
+def with_media(frame: dict, image: str | None, custom: dict | None) -> dict:
+    """``frame`` with the reply's ``image`` (only an absolute http(s) URL: a ``javascript:`` or
+    ``data:`` one is dropped here, and the widget checks again) and ``custom`` payload (for the page,
+    which the widget hands it to as a ``seamline:custom`` DOM event; never rendered)."""
+    if safe := image_url(image):
+        frame["image"] = safe
+    if isinstance(custom, dict) and custom:
+        frame["custom"] = custom
     return frame
 
 

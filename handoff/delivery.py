@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from seamline.handoff.agents import Agent
 from seamline.handoff.inbox import ConsoleInbox
 from seamline.handoff.machine import BOT_SILENT
 from seamline.handoff.storage import ConversationInfo, iso
-from seamline.shared.history import ChatStore, StoredMessage, new_id
+from seamline.shared.history import ChatStore, StoredMessage, new_id, reply_attachments, stored_image
 from seamline.shared.identity import Identity, ProfileStore
 from seamline.shared.message import Reply, Role, utcnow
 from seamline.shared.session import SessionStore
@@ -89,6 +90,7 @@ class Delivery:
             text=reply.text,
             identity=target.external_id if target else None,
             buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+            attachments=reply_attachments(reply.image, reply.custom),
             nlu={"agent": sender.email, "agent_name": sender.name} if sender else None,
             created_at=utcnow(),
         )
@@ -101,7 +103,7 @@ class Delivery:
         )
         if self.pipeline is not None and identities:
             used = await self.pipeline.send_to_customer(
-                customer_id, Reply(reply.text, reply.buttons, reply.role, stored.id, stored.created_at), identities
+                customer_id, replace(reply, id=stored.id, ts=stored.created_at), identities
             )
             if used is None:
                 log.info("reply %s to %s is stored; no channel reached them now", stored.id, customer_id)
@@ -129,4 +131,6 @@ def message_event(m: StoredMessage) -> dict[str, Any]:
         out["agent"] = m.nlu.get("agent_name")
     if m.buttons:
         out["buttons"] = m.buttons
+    if image := stored_image(m):
+        out["image"] = image
     return out

@@ -102,3 +102,31 @@ class ChatStore(MessageStore, ConversationStore, IdentityStore, Protocol):
     """All the core keeps of a chat, as one backend serves it (the pipeline's store)."""
 
     async def close(self) -> None: ...
+
+
+def reply_attachments(image: str | None, custom: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A bot reply's image and custom payload as the attachments its stored message keeps (the
+    ``attachments`` column, as a customer's photo is kept: no migration), so the widget's history,
+    the console and a re-send show them again."""
+    kept: list[dict[str, Any]] = []
+    if image:
+        kept.append({"kind": "image", "url": image})
+    if custom:
+        kept.append({"kind": "custom", "data": custom})
+    return kept
+
+
+def stored_image(message: StoredMessage) -> str | None:
+    """The image URL a stored bot reply carried (see ``reply_attachments``), or None."""
+    if message.direction != "out":
+        return None
+    found = next((a for a in message.attachments or () if isinstance(a, dict) and a.get("kind") == "image"), None)
+    return found.get("url") if found and isinstance(found.get("url"), str) else None
+
+
+def stored_custom(message: StoredMessage) -> dict[str, Any] | None:
+    """The custom payload a stored bot reply carried (see ``reply_attachments``), or None."""
+    if message.direction != "out":
+        return None
+    found = next((a for a in message.attachments or () if isinstance(a, dict) and a.get("kind") == "custom"), None)
+    return found.get("data") if found and isinstance(found.get("data"), dict) else None

@@ -113,3 +113,17 @@ class Reply:
     ts: datetime = field(default_factory=utcnow)
     image: str | None = None  # an image's URL, shown with (or instead of) the text
     custom: dict[str, Any] | None = None  # a channel-specific payload (Rasa's custom / json_message)
+
+
+_IMAGE_URL = re.compile(r"https?://[^\s<>\"'\\\x00-\x1f\x7f]+", re.IGNORECASE)
+MAX_IMAGE_URL = 2048
+
+
+def image_url(value: object) -> str | None:
+    """``value`` if it is an absolute http(s) URL a channel may show as an image, else None.
+
+    An image's URL may come from a remote action server or a template someone else wrote; shown in a
+    page it must never be ``javascript:``, ``data:`` or a relative path, so every channel asks here."""
+    if not isinstance(value, str) or len(value) > MAX_IMAGE_URL:
+        return None
+    return value if _IMAGE_URL.fullmatch(value) else None

@@ -38,7 +38,7 @@
       openLink: "Open {channel} to continue there", linkOffline: "No connection; try again in a moment.",
       linkUnavailable: "Continuing in {channel} is not available right now.",
       linkRateLimited: "Too many links were asked for; use the last one, or try again later.",
-      older: "Earlier messages",
+      older: "Earlier messages", image: "Image",
     },
     ru: {
       title: "Поддержка", placeholder: "Напишите сообщение…", send: "Отправить", inputLabel: "Сообщение",
@@ -50,7 +50,7 @@
       openLink: "Открыть {channel} и продолжить там", linkOffline: "Нет соединения; попробуйте через минуту.",
       linkUnavailable: "Продолжить в {channel} сейчас нельзя.",
       linkRateLimited: "Слишком много ссылок; используйте последнюю или попробуйте позже.",
-      older: "Ранние сообщения",
+      older: "Ранние сообщения", image: "Изображение",
     },
   };
 
@@ -252,6 +252,8 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
 .sl-msg.sl-customer { align-self: flex-end; align-items: flex-end; }
 .sl-text { padding: 9px 13px; border-radius: 16px; border-bottom-left-radius: 5px; background: #fff;
   border: 1px solid var(--sl-line); white-space: pre-wrap; overflow-wrap: anywhere; }
+.sl-img { display: block; max-width: 100%; max-height: 240px; margin-bottom: 4px; border-radius: 12px;
+  border: 1px solid var(--sl-line); background: #fff; object-fit: contain; }
 .sl-agent .sl-text { background: #ecfdf5; border-color: #a7f3d0; }
 .sl-customer .sl-text { background: var(--sl-accent); border-color: transparent; color: #fff;
   border-radius: 16px; border-bottom-right-radius: 5px; }
@@ -355,14 +357,45 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
       buttons: (Array.isArray(f.buttons) ? f.buttons : [])
         .filter((b) => b && typeof b === "object" && b.title != null)
         .map((b) => ({ title: String(b.title), payload: b.payload })),
+      image: imageUrl(f.image),
+      custom: f.custom && typeof f.custom === "object" && !Array.isArray(f.custom) ? f.custom : null,
     };
+  }
+
+  // Only an absolute http(s) URL is shown as an image: never javascript:, data: or a relative path
+  // (the server drops those too; an untrusted frame is checked again here).
+  function imageUrl(value) {
+    if (typeof value !== "string" || value.length > 2048) return null;
+    try {
+      const u = new URL(value);
+      return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // A reply's custom payload is for the page, not shown: each one is handed over once per page load
+  // as a "seamline:custom" event on window (replay: true when it came with the history).
+  const handedOver = new Set();
+  function handOver(m, replay) {
+    if (!m || !m.custom || !m.id || handedOver.has(m.id)) return;
+    handedOver.add(m.id);
+    window.dispatchEvent(new CustomEvent("seamline:custom", {
+      detail: { id: m.id, role: m.role, text: m.text, custom: m.custom, replay: replay },
+    }));
   }
 
   // state: "" (confirmed) | "pending" | "failed"
   function renderMessage(m, state, error) {
     const node = el("div", { class: "sl-msg sl-" + m.role + (state ? " sl-" + state : ""), "data-id": m.id });
     if (m.role === "agent") node.appendChild(el("div", { class: "sl-author", text: T.agent }));
-    node.appendChild(el("div", { class: "sl-text", text: m.text }));
+    if (m.image) {
+      node.appendChild(el("img", {
+        class: "sl-img", "data-seamline": "image", src: m.image, alt: m.text || T.image,
+        loading: "lazy", referrerpolicy: "no-referrer",
+      }));
+    }
+    if (m.text || !m.image) node.appendChild(el("div", { class: "sl-text", text: m.text }));
     const meta = el("div", { class: "sl-meta" }, [el("time", { text: hhmm(m.ts) })]);
     // Said in a messenger before the chats were linked: say where.
     if (m.channel && m.channel !== "web") {
@@ -488,6 +521,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     const known = new Set(messages.map((m) => m.id));
     const page = (Array.isArray(f.history) ? f.history : []).map(normalize).filter((m) => m && !known.has(m.id));
     messages = page.concat(messages);
+    page.forEach((m) => handOver(m, true));
     olderCursor = cursorOf(f);
     renderAll(true);
   }
@@ -496,6 +530,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
   function applyHistory(history) {
     const before = new Set(messages.map((m) => m.id));
     messages = (Array.isArray(history) ? history : []).map(normalize).filter(Boolean);
+    messages.forEach((m) => handOver(m, true));
     const known = new Set(messages.map((m) => m.id));
     // A message whose echo was lost with the old connection is already in the history: done.
     outbox = outbox.filter((o) => !known.has(o.id));
@@ -594,6 +629,7 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     const i = messages.findIndex((x) => x.id === m.id);
     if (i >= 0) messages[i] = m; else messages.push(m);
     placeConfirmed(renderMessage(m), m.id);
+    handOver(m, false);
     if (m.role !== "customer" && !isOpen) { unread++; updateBadge(); }
     renderButtons();
     scrollDown(stick);

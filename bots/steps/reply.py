@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Protocol
 
 from seamline.bots.steps.store import MASK
 from seamline.bots.steps.turn import Annotation, Next, Turn
 from seamline.shared.errors import ChannelError, Unreachable
-from seamline.shared.history import StoredMessage, new_id
+from seamline.shared.history import StoredMessage, new_id, reply_attachments
 from seamline.shared.message import Message, Reply, utcnow
 from seamline.shared.session import Session
 from seamline.shared.storage.sql import SqlChatStore
@@ -62,7 +63,7 @@ class SendReplies:
             for row in stored:
                 await self._handoff.customer_wrote(session, row)
         for reply, row in zip(turn.replies, stored, strict=True):
-            await self.deliver(message, Reply(reply.text, reply.buttons, reply.role, row.id, row.created_at))
+            await self.deliver(message, replace(reply, id=row.id, ts=row.created_at))
 
     async def deliver(self, message: Message, reply: Reply) -> None:
         adapter = self._adapters.get(message.channel)
@@ -94,6 +95,7 @@ def outgoing(message: Message, session: Session, replies, secret: str | None = N
             text=reply.text.replace(secret, MASK) if secret else reply.text,
             identity=message.sender,
             buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+            attachments=reply_attachments(reply.image, reply.custom),
             created_at=now + timedelta(microseconds=n),
         )
         for n, reply in enumerate(replies)

@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 
 from seamline.bots.app import build
-from seamline.bots.rest import Mailbox, RestChannel, rasa_item
+from seamline.bots.rest import Mailbox, RestChannel
+from seamline.bots.rest_replies import rasa_items
 from seamline.shared.channel import ChannelContext
 from seamline.shared.errors import ConfigError
 from seamline.shared.message import Button, Message, Reply
@@ -122,19 +123,28 @@ async def test_health_answers_like_rasa(rest):
 
 
 def test_image_and_custom_are_shown_as_rasa_shows_them():
-    @dataclass(frozen=True)
-    class Rich(Reply):
-        image: str | None = None
-        custom: dict | None = None
+    # Rasa's CollectingOutputChannel: text (with its buttons), then custom, then image, each its own item
+    reply = Reply("look", (Button("Yes", "/affirm"),), image="https://x/y.png", custom={"k": 1})
+    assert rasa_items("u", reply) == [
+        {"recipient_id": "u", "text": "look", "buttons": [{"title": "Yes", "payload": "/affirm"}]},
+        {"recipient_id": "u", "custom": {"k": 1}},
+        {"recipient_id": "u", "image": "https://x/y.png"},
+    ]
 
-    item = rasa_item("u", Rich("look", (Button("Yes", "/affirm"),), image="https://x/y.png", custom={"k": 1}))
-    assert item == {
-        "recipient_id": "u",
-        "text": "look",
-        "buttons": [{"title": "Yes", "payload": "/affirm"}],
-        "image": "https://x/y.png",
-        "custom": {"k": 1},
-    }
+
+def test_a_text_without_buttons_is_cut_at_blank_lines_as_rasa_does():
+    assert rasa_items("u", Reply("One.\n\nTwo.\nStill two.")) == [
+        {"recipient_id": "u", "text": "One."},
+        {"recipient_id": "u", "text": "Two.\nStill two."},
+    ]
+    assert rasa_items("u", Reply("", image="https://x/only.png")) == [
+        {"recipient_id": "u", "image": "https://x/only.png"}
+    ]
+
+
+def test_an_image_that_is_not_an_http_url_is_never_answered():
+    for bad in ("javascript:alert(1)", "data:image/png;base64,AAAA", "/relative.png", "https://x/a b.png"):
+        assert rasa_items("u", Reply("hi", image=bad)) == [{"recipient_id": "u", "text": "hi"}]
 
 
 # -- the message is stored first, resends are answered once --------------------------------------

@@ -18,7 +18,8 @@ same HTTP status. A wrong token gets 401, an unknown method 404. It implements g
 a second concurrent poller ends the first with 409, and getUpdates is refused while a webhook is
 set), setWebhook / deleteWebhook / getWebhookInfo (with a webhook set, queued updates are POSTed
 to it in order, with ``X-Telegram-Bot-Api-Secret-Token``), sendMessage (checks the 4096 UTF-16
-unit limit, empty text, 1-64 byte callback_data), sendChatAction, answerCallbackQuery and
+unit limit, empty text, 1-64 byte callback_data), sendPhoto (a file id or an http(s) URL, never
+fetched; a caption of at most 1024 units), sendLocation, sendChatAction, answerCallbackQuery and
 editMessageReplyMarkup.
 
 Unlike Telegram it accepts ``http://`` webhooks on any port, delivers each update to a webhook
@@ -187,6 +188,8 @@ class FakeTelegram:
                 "deleteWebhook": self._delete_webhook,
                 "getWebhookInfo": self._get_webhook_info,
                 "sendMessage": self._send_message,
+                "sendPhoto": self._send_photo,
+                "sendLocation": self._send_location,
                 "sendChatAction": self._send_chat_action,
                 "answerCallbackQuery": self._answer_callback_query,
                 "editMessageReplyMarkup": self._edit_message_reply_markup,
@@ -488,6 +491,49 @@ class FakeTelegram:
         if keyboard and "inline_keyboard" in keyboard:  # like Telegram: a reply keyboard is not echoed back
             message["reply_markup"] = keyboard
         return message, None
+
+    async def _send_photo(self, params: dict) -> tuple[Any, str | None]:
+        """Like Telegram: ``photo`` is a file id, an http(s) URL Telegram fetches (here: never fetched),
+        or an uploaded file; the caption is at most 1024 UTF-16 units."""
+        photo = params.get("photo")
+        if not photo:
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        if isinstance(photo, str) and ":" in photo and not re.match(r"https?://", photo):
+            raise ApiError(400, "Bad Request: wrong remote file identifier specified: can't unserialize it")
+        caption = str(params.get("caption") or "")
+        if utf16_len(caption) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        _check_markup(caption, params.get("parse_mode"))
+        keyboard = _check_keyboard(params.get("reply_markup"))
+        message = self._message(params, keyboard)
+        size = {"file_id": f"AgAC{message['message_id']:08d}", "file_unique_id": f"AQAD{message['message_id']}"}
+        message["photo"] = [{**size, "width": 90, "height": 90}, {**size, "width": 800, "height": 800}]
+        if caption:
+            message["caption"] = caption
+        return message, None
+
+    async def _send_location(self, params: dict) -> tuple[Any, str | None]:
+        try:
+            latitude, longitude = float(params["latitude"]), float(params["longitude"])
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(400, "Bad Request: wrong latitude or longitude") from None
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise ApiError(400, "Bad Request: wrong latitude or longitude")
+        message = self._message(params, _check_keyboard(params.get("reply_markup")))
+        message["location"] = {"latitude": latitude, "longitude": longitude}
+        return message, None
+
+    def _message(self, params: dict, keyboard: dict | None) -> dict:
+        """The Message object Telegram answers a send with (without its content)."""
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "from": _user(BOT),
+            "chat": _chat(params),
+            "date": int(time.time()),
+        }
+        if keyboard and "inline_keyboard" in keyboard:
+            message["reply_markup"] = keyboard
+        return message
 
     async def _send_chat_action(self, params: dict) -> tuple[Any, str | None]:
         _chat(params)

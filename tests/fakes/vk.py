@@ -389,7 +389,7 @@ class FakeVk:
         except ValueError:
             raise VkError(100, "peer_id and random_id are required numbers") from None
         text = params.get("message", "")
-        if not text and not params.get("attachment"):
+        if not text and not any(params.get(k) for k in ("attachment", "sticker_id", "lat", "template")):
             raise VkError(100, "message is empty")
         if len(text) > 4096:
             raise VkError(914)
@@ -410,6 +410,9 @@ class FakeVk:
             "keyboard": board,
             "at": time.perf_counter(),
         }
+        for key in ("attachment", "sticker_id", "lat", "long", "template"):  # as sent (strings)
+            if params.get(key):
+                message[key] = params[key]
         self.sent.append(message)
         self._sent_by_peer[peer_id].append(message)
         return self._ids
