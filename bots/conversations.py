@@ -215,8 +215,8 @@ class _Run:
                 self.check(True, f"bot: {expected}", "")
                 return
         rest = [_said(self.turn, r) for r in self.replies[self.cursor :]]
-        what = f"a variant of response {expected!r}" if known else repr(expected)
-        self.check(False, f"bot: {expected}", f"no {what} among {rest or 'no more replies'}")
+        what = f"is a variant of response {expected!r}" if known else f"is {expected!r} (no response has that name)"
+        self.check(False, f"bot: {expected}", f"no reply left {what}; the replies: {rest}")
 
     def _session(self) -> Any:
         session = self.bot.session(self.customer, channel=self.channel)
