@@ -187,6 +187,25 @@ def _write(root: Path, template: str, langs: tuple[str, ...], *, name: str) -> N
         }.items():
             text = text.replace("{{" + key + "}}", value)
         target.write_text(text, encoding="utf-8")
+    _write_actions(extras / "actions", root / "actions", toml)
+
+
+def _write_actions(source: Path, actions: Path, toml: Path) -> None:
+    """A template's example actions (retail's) become the project's own actions/ package, loaded from
+    there (``[actions] module = "actions"``): the author reads and changes them like any of their code."""
+    if not (source / "__init__.py").is_file():
+        return
+    shutil.copytree(source, actions, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    toml.write_text(
+        re.sub(
+            r'^module = "[\w.]+"',
+            'module = "actions"',
+            toml.read_text(encoding="utf-8"),
+            count=1,
+            flags=re.MULTILINE,
+        ),
+        encoding="utf-8",
+    )
 
 
 def _write_conversations(template: Path, tests: Path, langs: tuple[str, ...]) -> None:
