@@ -10,7 +10,7 @@ async def test_asking_about_an_order_without_a_number_gets_asked_for_it(seamline
     turn.parse = seamline.pipeline.understanding.parse("where is my order", None)
     rest = Rest()
     await step(seamline, "decide")(turn, rest)
-    assert rest.ran and "order number" in turn.replies[0].text and turn.session.active_form == "order_status"
+    assert rest.ran and "order number" in turn.replies[0].text and turn.session.active_form == "order_status_form"
 
 
 async def test_link_my_account_shows_a_code_for_the_other_connected_channel(seamline, adapter):
