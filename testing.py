@@ -263,8 +263,10 @@ class Bot:
             session = None if found is None else await app.sessions.load(found.id)
             if session is None:
                 raise KeyError(f"{customer!r} has no conversation on {channel}")
-            email = f"{agent.lower().replace(' ', '.')}@agents.test"
-            person = await app.handoff.agents.by_email(email) or await app.handoff.agents.add(
+            from seamline.handoff.agents import AgentStore
+
+            accounts, email = AgentStore(app.store), f"{agent.lower().replace(' ', '.')}@agents.test"
+            person = await accounts.by_email(email) or await accounts.add(
                 email, name=agent, password=secrets.token_urlsafe(24), queues=[], role="admin"
             )
             await app.handoff.claim(person, session.conversation_id)
