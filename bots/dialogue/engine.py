@@ -437,9 +437,9 @@ class Dialogue:
         form = self.domain.forms.get(session.active_form or "")
         if form is not None and session.handoff != "with_agent":  # the form goes on here: ask again
             slot = session.requested_slot or forms.missing(form, session.slots)
-            key = next((k for k in form.ask_key(slot or "") if self._has(k, session)), None)
-            if key is not None:
-                replies.append(self._responses.render(key, language, session.slots))
+            question = next((k for k in form.ask_key(slot or "") if self._has(k, session)), None)
+            if question is not None:
+                replies.append(self._responses.render(question, language, session.slots))
         return Decision(tuple(replies))
 
 
