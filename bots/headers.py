@@ -42,7 +42,7 @@ def demo_page_policy(page: Path, frame_origins: tuple[str, ...] = ()) -> str:
     only by this origin and ``frame_origins``."""
     return (
         "default-src 'self'; script-src 'self' " + _inline_hashes(page) + "; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; connect-src 'self'; frame-ancestors "
+        "img-src 'self' data: https:; connect-src 'self'; frame-ancestors "
         + " ".join(("'self'", *frame_origins))
         + "; base-uri 'none'; form-action 'self'"
     )

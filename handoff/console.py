@@ -14,7 +14,7 @@ def install(app: web.Application) -> None:
         response = web.FileResponse(STATIC / "console.html")
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
-            "img-src 'self' data:; frame-ancestors 'none'"
+            "img-src 'self' data: https:; frame-ancestors 'none'"
         )
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response

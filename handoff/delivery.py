@@ -16,7 +16,7 @@ from seamline.handoff.machine import BOT_SILENT
 from seamline.handoff.storage import ConversationInfo, iso
 from seamline.shared.history import ChatStore, StoredMessage, new_id, reply_attachments, stored_image
 from seamline.shared.identity import Identity, ProfileStore
-from seamline.shared.message import Reply, Role, utcnow
+from seamline.shared.message import Reply, Role, image_url, utcnow
 from seamline.shared.session import SessionStore
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,6 @@ def message_event(m: StoredMessage) -> dict[str, Any]:
         out["agent"] = m.nlu.get("agent_name")
     if m.buttons:
         out["buttons"] = m.buttons
-    if image := stored_image(m):
+    if image := image_url(stored_image(m)):
         out["image"] = image
     return out

@@ -32,6 +32,7 @@
       customer: "Customer", bot: "Bot", agent: "Agent", note_by: "agent", understood: "Understood: ", nothing: "nothing",
       customer_heading: "Customer", channels: "Channels", slots: "Slots", escalation: "Escalation",
       unreachable: " (unreachable)",
+      action_failed: "Action {action} failed: {problem}", image: "Image",
       Name: "Name", Language: "Language", "Last channel": "Last channel", Reason: "Reason", Queue: "Queue",
       "Routed by": "Routed by", "default queue": "default queue", rule: "rule {n}", Intent: "Intent", Channel: "Channel",
       "After hours": "After hours", yes: "yes", no: "no", At: "At",
@@ -69,6 +70,7 @@
       nothing: "ничего",
       customer_heading: "Клиент", channels: "Каналы", slots: "Собранные данные", escalation: "Передача оператору",
       unreachable: " (недоступен)",
+      action_failed: "Действие {action} не выполнено: {problem}", image: "Изображение",
       Name: "Имя", Language: "Язык", "Last channel": "Последний канал", Reason: "Причина", Queue: "Очередь",
       "Routed by": "Маршрутизация", "default queue": "очередь по умолчанию", rule: "правило {n}", Intent: "Намерение", Channel: "Канал",
       "After hours": "В нерабочее время", yes: "да", no: "нет", At: "Когда",
@@ -592,7 +594,10 @@
     var list = q("messages");
     clear(list);
     state.shownIds = {};
-    (c.messages || []).forEach(function (m) { appendMessage(m, true); });
+    timeline(c).forEach(function (item) {
+      if (item.kind === "action_failed") appendSystem(item);
+      else appendMessage(item, true);
+    });
     list.scrollTop = list.scrollHeight;
 
     renderPairs(q("profile"), [
@@ -663,6 +668,34 @@
     return el("span", { className: "chan chan-" + channel, testid: "channel", text: channelName(channel) || "?" });
   }
 
+  // The messages with the bot's failed actions between them, in time order (both carry ISO UTC times).
+  function timeline(c) {
+    var failures = (c.events || []).filter(function (e) { return e && e.kind === "action_failed"; });
+    var items = (c.messages || []).map(function (m) { return { at: m.ts || "", message: m }; })
+      .concat(failures.map(function (e) { return { at: e.at || "", failure: e }; }));
+    items.sort(function (a, b) { return a.at < b.at ? -1 : a.at > b.at ? 1 : 0; });  // stable: ties keep their order
+    return items.map(function (i) { return i.message || i.failure; });
+  }
+
+  // A line of the timeline that is not a message: here, why a custom action of the bot failed.
+  function appendSystem(e) {
+    var data = e.data || {};
+    var time = e.at ? new Date(e.at) : null;
+    q("messages").appendChild(el("li", { className: "system", testid: "action-failed", "data-action": data.action || "" },
+      el("span", { text: t("action_failed", { action: String(data.action || "?"), problem: String(data.problem || "?") }) }),
+      time ? el("time", { text: " · " + time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+                          title: time.toLocaleString(), dateTime: e.at }) : null));
+  }
+
+  // Only an absolute http(s) URL is shown as an image (never javascript: or data:).
+  function imageUrl(value) {
+    if (typeof value !== "string") return null;
+    try {
+      var u = new URL(value);
+      return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+    } catch (e) { return null; }
+  }
+
   function appendMessage(m, bulk) {
     if (state.shownIds[m.id]) return;
     state.shownIds[m.id] = true;
@@ -674,6 +707,8 @@
       el("div", { className: "meta" }, channelLabel(m.channel), el("span", { text: who }),
          time ? el("time", { text: time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
                              title: time.toLocaleString(), dateTime: m.ts }) : null),
+      imageUrl(m.image) ? el("img", { className: "image", testid: "message-image", src: imageUrl(m.image),
+                                      alt: m.text || t("image"), loading: "lazy", referrerPolicy: "no-referrer" }) : null,
       el("div", { className: "text", testid: "message-text", text: m.text || "" }));
     if (m.role === "customer") {
       var nlu = el("div", { className: "nlu", testid: "message-nlu" }, t("understood"));
