@@ -247,10 +247,10 @@ class Scheduler:
     def _scheduled(self, at: datetime) -> None:
         self._wake.set()
 
-    async def fire_due(self) -> int:
-        """Fire everything due now; returns how many were claimed here."""
+    async def fire_due(self, now: datetime | None = None) -> int:
+        """Fire everything due (by ``now``, default: now); returns how many were claimed here."""
         fired = 0
-        while (due := await self._reminders.claim()) is not None:
+        while (due := await self._reminders.claim(now)) is not None:
             fired += 1
             await self._reminders.settle(due, await self._outcome(due))
         return fired
