@@ -15,6 +15,7 @@ ones who write Python, and Rasa users already keep their conversations as YAML t
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import traceback
 import xml.etree.ElementTree as ET
@@ -106,8 +107,16 @@ def load(path: Path) -> list[Conversation]:
         for index, step in enumerate(item["steps"], 1):
             _check_step(path, name, index, step)
         language = item.get("language")
-        conversations.append(Conversation(name, str(path), str(language) if language else None, tuple(item["steps"])))
+        conversations.append(
+            Conversation(name, _shown(path), str(language) if language else None, tuple(item["steps"]))
+        )
     return conversations
+
+
+def _shown(path: Path) -> str:
+    """The file as the author names it: relative to the working folder when it is inside."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _check_step(path: Path, name: str, index: int, step: Any) -> None:
