@@ -200,6 +200,10 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
     for step, before, after in project_steps:
         pipeline.add_step(step, before=before, after=after)
     handoff.pipeline = pipeline
+    dialogue.to_people = lambda intent, text, session: (
+        handoff.trigger(intent=intent, text=text, fallbacks=session.fallbacks, attributes=session.attributes)
+        is not None
+    )
     return Seamline(
         settings=settings,
         store=store,

@@ -9,6 +9,7 @@ continued on Telegram. The words about linking channels are here too (``link_*``
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,9 @@ class Dialogue:
         # Each channel's labels per language, as its plug-in declares them (set by the composition
         # root): what a channel is called when the project's responses do not name it.
         self.labels: dict[str, dict[str, str]] = {}
+        # Whether the handoff will take this message to people (set by the composition root from
+        # config/routing.yml): an interruption that goes to people does not ask the form's question.
+        self.to_people: Callable[[str | None, str, Session], bool] | None = None
 
     # -- one turn ------------------------------------------------------------------------------
 
@@ -119,7 +123,9 @@ class Dialogue:
         if parse.understood and self._answers(turn):  # an interruption: answered, then asked again
             session.fallbacks = 0
             await self._answer(turn, first=False)
-            if not turn.stop and turn.escalate is None and session.active_form == form.name:
+            text = message.text if message is not None else ""
+            leaving = self.to_people is not None and self.to_people(parse.intent, text, session)
+            if not turn.stop and turn.escalate is None and not leaving and session.active_form == form.name:
                 self._ask(turn, form, session.requested_slot or forms.missing(form, session.slots) or "")
             return
         if not parse.understood:
