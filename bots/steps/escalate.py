@@ -22,7 +22,7 @@ class Escalate:
             and session.handoff != "bot"
             and self._handoff is not None
         ):
-            await self._handoff.actions.transitions.move(
+            await self._handoff.transitions.move(
                 session, "bot", by="bot", reason="resumed by an action", queue=None, agent_id=None
             )
             session.fallbacks = 0
