@@ -152,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LANGS",
         help="ru, en or both, comma-separated; the first is the default language (default: en,ru)",
     )
-    commands.add_parser("run", help="serve the web chat (and every configured channel)")
+    run = commands.add_parser("run", help="serve the web chat (and every configured channel)")
+    run.add_argument(
+        "--rasa-project",
+        type=Path,
+        metavar="PATH",
+        help="serve a Rasa 3.x project as it is: its domain, data, endpoints and credentials (docs/rasa.md)",
+    )
     commands.add_parser("shell", help="chat with the bot in this terminal")
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -174,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "init":
             return _init(args)
         env = dict(os.environ)
+        if args.command == "run" and args.rasa_project is not None:
+            return _run_rasa(args.rasa_project, env)
         project = projects.resolve(project_path, env, Path.cwd())
         if project is not None:
             sys.path.insert(0, str(project))  # the project's actions/ and own modules import
@@ -195,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             current, head = current_revision(settings.database_url)
             print(f"database schema: {current or 'empty'} (latest: {head})")
         elif args.command == "test":
-            from seamline.bots import conversations
+            from seamline.bots import conversations_cli
 
-            return conversations.main(project or settings.config_dir.parent, args.paths, junit_xml=args.junit_xml)
+            return conversations_cli.main(project or settings.config_dir.parent, args.paths, junit_xml=args.junit_xml)
         elif args.command == "data":
             return _validate(settings, project, strict=args.strict)
         elif args.command == "nlu":
@@ -216,6 +224,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _run_rasa(path: Path, env: dict[str, str]) -> int:
+    """``seamline run --rasa-project PATH``: the Rasa files read as they are, at every start (no
+    seamline.toml; bots/dialogue/rasa.py). What is not supported is said once, here."""
+    from seamline.bots.dialogue.rasa import describe, run_settings
+
+    settings, project = run_settings(path, env)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for line in describe(project):
+        print(line, flush=True)
+    _run(settings)
     return 0
 
 

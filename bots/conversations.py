@@ -5,8 +5,8 @@ A bot author writes what a customer says and what must come back, in the project
 walking the real pipeline (seamline.testing.Bot: the project's config, domain, rules, forms and
 actions, a temporary database). Each turn is checked step by step; a failing conversation prints the
 turns it expected beside the ones it got (what was understood, every reply and which response it is,
-the slots, the actions run, the handoff state), so the fix is visible without a debugger. ``--junit-xml``
-writes the results for CI systems.
+the slots, the actions run, the handoff state), so the fix is visible without a debugger. The command itself,
+with ``--junit-xml``, is bots/conversations_cli.py.
 
 Why scripts rather than pytest functions: the people who word a bot's answers are not always the
 ones who write Python, and Rasa users already keep their conversations as YAML test stories.
@@ -18,7 +18,6 @@ import hashlib
 import os
 import time
 import traceback
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,50 +302,3 @@ def run(bot: Any, conversation: Conversation) -> Result:
 
 def run_all(bot: Any, conversations: Iterable[Conversation]) -> list[Result]:
     return [run(bot, conversation) for conversation in conversations]
-
-
-def junit(results: Sequence[Result]) -> str:
-    """The results as JUnit XML (one testcase per conversation, the diff as the failure's text)."""
-    suite = ET.Element(
-        "testsuite",
-        name="seamline conversations",
-        tests=str(len(results)),
-        failures=str(sum(bool(r.failures) and r.error is None for r in results)),
-        errors=str(sum(r.error is not None for r in results)),
-        time=f"{sum(r.seconds for r in results):.3f}",
-    )
-    for result in results:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=Path(result.conversation.file).stem,
-            name=result.conversation.name,
-            file=result.conversation.file,
-            time=f"{result.seconds:.3f}",
-        )
-        if result.error is not None:
-            ET.SubElement(case, "error", message=result.error).text = result.report()
-        elif result.failures:
-            ET.SubElement(case, "failure", message=result.failures[0]).text = result.report()
-    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
-
-
-def main(project: Path, paths: Sequence[Path] = (), *, junit_xml: Path | None = None, out: Any = None) -> int:
-    """``seamline test``: 0 when every conversation passes, 1 otherwise."""
-    import sys
-
-    from seamline.testing import Bot
-
-    out = out or sys.stdout
-    conversations = [c for file in discover(project, paths) for c in load(file)]
-    with Bot(project) as bot:
-        results = []
-        for conversation in conversations:
-            result = run(bot, conversation)
-            print(result.report(), file=out, flush=True)
-            results.append(result)
-    failed = sum(not r.passed for r in results)
-    print(f"{len(results) - failed} passed, {failed} failed", file=out)
-    if junit_xml is not None:
-        junit_xml.write_text(junit(results), encoding="utf-8")
-    return 1 if failed else 0
