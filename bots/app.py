@@ -156,7 +156,14 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
     store = SqlChatStore(engine=create_engine(settings.database_url))
     sessions = build_sessions(settings)
     limiter = build_limiter(settings)
-    domain = load_domain(settings.config_dir)
+    if settings.rasa_project is not None:  # a Rasa project served as it is (bots/dialogue/rasa.py)
+        from seamline.bots.dialogue.rasa import load_rasa, understand
+
+        rasa = load_rasa(settings.rasa_project, settings.environ)
+        domain = rasa.domain
+        understanding = understanding or await asyncio.to_thread(understand, rasa, settings)
+    else:
+        domain = load_domain(settings.config_dir)
     responses = domain.responses
     actions = build_actions(settings, domain)
     dialogue = Dialogue(
