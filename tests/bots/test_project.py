@@ -39,6 +39,8 @@ def test_init_writes_a_project_with_config_actions_tests_readme_and_gitignore(tm
         "config/seamline.toml",
         "config/routing.yml",
         "config/canned.yml",
+        "config/domain.yml",
+        "config/rules.yml",
         "config/intents/minimal.en.yml",
         "config/intents/minimal.ru.yml",
         "config/responses/en.yml",
