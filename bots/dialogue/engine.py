@@ -111,10 +111,12 @@ class Dialogue:
         self._set(session, {k: v for k, v in found.items() if k not in mine})
         if mine:
             session.fallbacks = 0
+            before = len(turn.replies)
             refused = [slot for slot, value in mine.items() if not await self._accept(turn, form, slot, value)]
             if refused:
                 check = form.checks.get(refused[0])
-                if check is not None and check.invalid and self._has(check.invalid, session):
+                said = len(turn.replies) > before  # a validation action said why itself
+                if check is not None and check.invalid and not said and self._has(check.invalid, session):
                     self._say(turn, check.invalid)
                 self._ask(turn, form, forms.missing(form, session.slots) or refused[0])
                 return
