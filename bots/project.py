@@ -191,11 +191,12 @@ def _write(root: Path, template: str, langs: tuple[str, ...], *, name: str) -> N
 
 
 def _write_actions(source: Path, actions: Path, toml: Path) -> None:
-    """A template's example actions (retail's) become the project's own actions/ package, loaded from
-    there (``[actions] module = "actions"``): the author reads and changes them like any of their code."""
-    if not (source / "__init__.py").is_file():
-        return
-    shutil.copytree(source, actions, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    """A template's example actions (retail's) become the project's own actions/ package; every project
+    loads its actions from there (``[actions] module = "actions"``; the templates' seamline.toml names
+    the package's copy, for Seamline's own repository): the author reads and changes them like any of
+    their code."""
+    if (source / "__init__.py").is_file():
+        shutil.copytree(source, actions, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
     toml.write_text(
         re.sub(
             r'^module = "[\w.]+"',

@@ -104,3 +104,17 @@ async def test_remind_me_tomorrow_schedules_a_reminder_that_comes_back_tomorrow(
     history = await shop.store.history(customer.customer_id)
     assert "You asked me to remind you" in history[-1].text and history[-1].channel == "telegram"
     assert await shop.pipeline.reminders.outcomes(customer.customer_id) == {"remind_tomorrow": SENT}
+
+
+@pytest.mark.parametrize("template", ["retail", "minimal"])
+def test_an_initialised_project_runs_its_own_actions_folder(tmp_path, template):
+    from seamline.bots.project import init
+
+    project = init(tmp_path / "bot", template=template, langs=("en",))
+    toml = (project / "config" / "seamline.toml").read_text(encoding="utf-8")
+    assert 'module = "actions"' in toml and "seamline.config.templates" not in toml.split("module = ")[1][:60]
+    shipped = {p.name for p in (project / "actions").iterdir()}
+    if template == "retail":
+        assert {"__init__.py", "orders.py", "orders.csv", "order_status.py", "callback.py", "remind.py"} <= shipped
+    else:
+        assert shipped == {"__init__.py"}
