@@ -58,7 +58,8 @@ def custom_method(chat_id: str, custom: dict[str, Any] | None) -> TelegramMethod
     """The Bot API call ``custom`` stands for on Telegram (see the module's docstring), or None."""
     if not custom:
         return None
-    payload = custom.get("telegram") if isinstance(custom.get("telegram"), dict) else custom
+    inner = custom.get("telegram")
+    payload: dict[str, Any] = inner if isinstance(inner, dict) else custom
     for required, method in METHODS:
         if all(payload.get(key) is not None for key in required):
             fields = set(method.model_fields) - _NOT_FROM_PAYLOAD

@@ -45,7 +45,7 @@ from seamline.bots.vk_settings import SETTINGS, check_callback
 from seamline.bots.vk_transport import API_VERSION, PollPosition, VkTransport, classify, in_daemon_thread, startup_error
 from seamline.shared.channel import ChannelConfig, ChannelContext, Setting
 from seamline.shared.errors import ChannelError, ConfigError, StoreError
-from seamline.shared.history import StoredMessage
+from seamline.shared.history import StoredMessage, stored_custom, stored_image
 from seamline.shared.message import Button, Message, Reply
 from seamline.shared.storage.inbox import Entry, Taken
 
@@ -136,9 +136,9 @@ class VkChannel:
             if part:
                 params["message"] = part
             if number == len(parts) - 1:
-                params.update(extra)
                 if board:
                     params["keyboard"] = board
+                params.update(extra)  # custom["vk"] may replace the keyboard
             await self._call("messages.send", **params)
 
     async def _call(self, method: str, **params: Any) -> Any:  # vk_api answers untyped JSON
@@ -223,7 +223,15 @@ class VkChannel:
             for reply in await self._store.replies_to("vk", message.external_id):
                 buttons = tuple(Button(b["title"], b["payload"]) for b in reply.buttons or ())
                 try:
-                    await self.send(message.address, Reply(reply.text, buttons, id=reply.id, ts=reply.created_at))
+                    again = Reply(
+                        reply.text,
+                        buttons,
+                        id=reply.id,
+                        ts=reply.created_at,
+                        image=stored_image(reply),
+                        custom=stored_custom(reply),
+                    )
+                    await self.send(message.address, again)
                 except ChannelError as exc:  # stays stored: the customer sees it in their history
                     log.warning("VK reply %s not sent again (peer=%s): %s", reply.id, message.address, exc)
 
