@@ -246,13 +246,28 @@ def _validate(settings: Settings, project: Path | None, *, strict: bool) -> int:
     from seamline.bots.validate import validate_project
 
     root = project or settings.config_dir.parent
-    findings = validate_project(settings.config_dir, code=[root / settings.actions_module, root / "actions"])
+    findings = validate_project(settings.config_dir, code=[root / "actions", *_module_folder(settings.actions_module)])
     for finding in findings:
         print(finding)
     errors = sum(f.level == "error" for f in findings)
     warnings = len(findings) - errors
     print(f"{errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return 1 if errors or (strict and warnings) else 0
+
+
+def _module_folder(module: str) -> list[Path]:
+    """Where the actions module's code is (it may be a package's, e.g. the retail template's)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        return [Path(p) for p in spec.submodule_search_locations]
+    return [Path(spec.origin).parent] if spec.origin else []
 
 
 def _init(args: argparse.Namespace) -> int:

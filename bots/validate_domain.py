@@ -226,10 +226,11 @@ def unused(
     findings = []
     used = _used_responses(domain, intents)
     named_in_code = set(re.findall(r"[\"']([A-Za-z_][A-Za-z0-9_]*)[\"']", code))
+    built_in_code = tuple(re.findall(r"f[\"']([A-Za-z_][A-Za-z0-9_]*)\{", code))  # response=f"order_{status}"
     seen: dict[str, list[str]] = defaultdict(list)
     for file, keys in responses.values():
         for key in sorted(keys):
-            if key not in used and key not in named_in_code:
+            if key not in used and key not in named_in_code and not key.startswith(built_in_code or ("\0",)):
                 seen[key].append(where(file))
     for key, files in sorted(seen.items()):
         findings.append(

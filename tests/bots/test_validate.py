@@ -158,3 +158,12 @@ def test_rules_under_other_conditions_do_not_contradict():
     assert [(f.level, f.what.split(" (")[0]) for f in findings] == [
         ("warning", "rule 'same again' repeats rule 'plain'")
     ]
+
+
+def test_the_retail_template_is_clean_its_actions_saying_the_order_responses(tmp_path, capsys):
+    assert cli.main(["init", str(tmp_path / "shop"), "--template", "retail"]) == 0
+    assert validate(tmp_path / "shop", capsys, "--strict") == (0, [])
+    (tmp_path / "shop/actions/order_status.py").unlink()  # nothing says order_in_transit & co. now
+    (tmp_path / "shop/actions/__init__.py").write_text("")
+    status, lines = validate(tmp_path / "shop", capsys)
+    assert status == 0 and any("response 'order_in_transit' is never said" in line for line in lines)
