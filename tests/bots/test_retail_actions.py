@@ -56,7 +56,7 @@ async def test_a_known_order_gets_its_status_from_the_order_table(shop, tmp_path
     ).exists()
     (delivered,) = await customer.says("where is my order 10001")
     assert "10001" in delivered and "was delivered" in delivered
-    (processing,) = await customer.says("and order 55555?")
+    (processing,) = await customer.says("what about my order 55555")
     assert "55555" in processing and "being prepared" in processing
     assert (await customer.session()).handoff == "bot"
 
