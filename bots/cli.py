@@ -205,10 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "test":
             from seamline.bots import conversations_cli
 
-            logging.getLogger().setLevel(
-                max(logging.WARNING, logging.getLogger().level)
-            )  # the reports, not the bot's log
-
+            # the reports, not the bot's log
+            logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
             return conversations_cli.main(project or settings.config_dir.parent, args.paths, junit_xml=args.junit_xml)
         elif args.command == "data":
             return _validate(settings, project, strict=args.strict)
