@@ -7,8 +7,11 @@ Rasa's shapes (docs/channels.md, docs/web-chat-protocol.md)."""
 from __future__ import annotations
 
 import pytest
+from aiogram.methods import SendLocation, SendMessage, SendVenue
 
 from seamline.bots.app import SEAMLINE
+from seamline.bots.telegram_custom import custom_method
+from seamline.bots.vk_format import custom_params, with_image_link
 from seamline.shared.message import Button, Reply
 
 from tests.bots.test_web_protocol import client
@@ -220,3 +223,26 @@ async def test_rest_answers_image_and_custom_as_rasa_items(http, settings, make_
         {"recipient_id": "rest-1", "custom": {"banner": "boots", "vk": {"attachment": "photo-1_2"}}},
         {"recipient_id": "rest-1", "image": PICTURE},
     ]
+
+
+# -- the rules, pure -------------------------------------------------------------------------------
+
+
+def test_a_telegram_custom_payload_picks_the_most_specific_method_and_never_another_chat():
+    venue = custom_method(
+        "42", {"telegram": {"chat_id": 999, "latitude": 55.7, "longitude": 37.6, "title": "Shop", "address": "Main st"}}
+    )
+    assert isinstance(venue, SendVenue) and venue.chat_id == "42" and venue.title == "Shop"
+    assert isinstance(custom_method("42", {"latitude": 55.7, "longitude": 37.6}), SendLocation)  # Rasa's bare shape
+    text = custom_method("42", {"text": "hi", "parse_mode": "HTML"})
+    assert isinstance(text, SendMessage) and text.parse_mode == "HTML"
+    assert custom_method("42", {"carousel": [1]}) is None
+    assert custom_method("42", {"latitude": "north", "longitude": 1}) is None  # invalid: skipped, not raised
+
+
+def test_vk_custom_parameters_are_only_those_that_do_not_change_the_recipient():
+    params = custom_params({"vk": {"attachment": "photo-1_2", "peer_id": 1, "random_id": 7, "template": {"type": "x"}}})
+    assert params == {"attachment": "photo-1_2", "template": '{"type": "x"}'}
+    assert custom_params({"carousel": [1]}) == {} and custom_params(None) == {}
+    assert with_image_link("Hi", "javascript:alert(1)") == "Hi"
+    assert with_image_link("", PICTURE) == PICTURE
