@@ -179,10 +179,19 @@ def config_dir(tmp_path_factory) -> Path:
     return copy
 
 
+RETAIL_ACTIONS = "seamline.config.templates.retail.actions"
+
+
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_url: str, config_dir: Path) -> Settings:
     return Settings(
-        host="127.0.0.1", port=0, database_url=sqlite_url, secret_key=SECRET, config_dir=config_dir, data_dir=tmp_path
+        host="127.0.0.1",
+        port=0,
+        database_url=sqlite_url,
+        secret_key=SECRET,
+        config_dir=config_dir,
+        data_dir=tmp_path,
+        actions_module=RETAIL_ACTIONS,  # the retail config's custom actions, as config/seamline.toml names them
     )
 
 

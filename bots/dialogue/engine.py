@@ -254,7 +254,6 @@ class Dialogue:
         for reply in outcome.replies:
             self._reply(turn, reply)
         if outcome.problem:
-            log.warning("conversation %s: action %s: %s", turn.session.conversation_id, name, outcome.problem)
             turn.problems.append(f"{name}: {outcome.problem}")
             if len(turn.problems) == 1:  # one apology per turn, however many actions failed
                 self._say(turn, "action_failed")

@@ -147,7 +147,8 @@ async def test_asking_for_codes_is_rate_limited(seamline):
 async def test_six_digits_asked_for_as_an_order_number_are_an_order_number(seamline):
     await seamline.pipeline.handle(say("telegram", "720", "where is my order"))
     await seamline.pipeline.handle(say("telegram", "720", "123456"))
-    assert "123456" in seamline.adapters["telegram"].texts("720")[-1]
+    # the order action answers about order 123456 (unknown: then people take over)
+    assert any("123456" in text for text in seamline.adapters["telegram"].texts("720")[-2:])
 
 
 async def test_unlink_restores_both_customers(seamline):
