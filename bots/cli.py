@@ -16,12 +16,16 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seamline.bots import customers_cli
 from seamline.bots import project as projects
 from seamline.handoff import commands as agent_commands
 from seamline.nlu import commands as nlu_commands
 from seamline.shared.errors import ConfigError, SeamlineError
+
+if TYPE_CHECKING:
+    from seamline.bots.validate_domain import Finding
 from seamline.shared.settings import Settings, load_settings
 
 
@@ -171,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     data_commands = data.add_subparsers(dest="data_command", required=True)
     validate = data_commands.add_parser("validate", help="find mistakes in intents, responses, domain and rules")
     validate.add_argument("--strict", action="store_true", help="fail on warnings too")
+    validate.add_argument(
+        "--rasa-project", type=Path, metavar="PATH", help="check a Rasa 3.x project as `run --rasa-project` reads it"
+    )
     nlu_commands.add_parser(commands)
     agent_commands.add_parser(commands)
     customers_cli.add_parser(commands)
@@ -182,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ)
         if args.command == "run" and args.rasa_project is not None:
             return _run_rasa(args.rasa_project, env)
+        if args.command == "data" and args.rasa_project is not None:
+            from seamline.bots.validate import validate_rasa
+
+            return _findings(validate_rasa(args.rasa_project, env), strict=args.strict)
         project = projects.resolve(project_path, env, Path.cwd())
         if project is not None:
             sys.path.insert(0, str(project))  # the project's actions/ and own modules import
@@ -249,6 +260,10 @@ def _validate(settings: Settings, project: Path | None, *, strict: bool) -> int:
 
     root = project or settings.config_dir.parent
     findings = validate_project(settings.config_dir, code=[root / "actions", *_module_folder(settings.actions_module)])
+    return _findings(findings, strict=strict)
+
+
+def _findings(findings: list[Finding], *, strict: bool) -> int:
     for finding in findings:
         print(finding)
     errors = sum(f.level == "error" for f in findings)

@@ -16,7 +16,7 @@ something else than its author wrote; warnings are what makes it worse than it c
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import yaml
@@ -60,6 +60,23 @@ def validate_project(config_dir: Path, *, code: Iterable[Path] = ()) -> list[Fin
     declared = _declared_actions(config_dir / "domain.yml")
     responses = _response_keys(config_dir / "responses")
     return check(domain, data, responses=responses, code=_code_text(code), root=root, declared=declared)
+
+
+def validate_rasa(path: Path, env: Mapping[str, str]) -> list[Finding]:
+    """The findings for a Rasa 3.x project run as it is (bots/dialogue/rasa.py): its domain, rules and
+    nlu data as Seamline reads them. Stories are not run, so an intent only a story answers is named."""
+    from seamline.bots.dialogue.rasa import load_rasa
+
+    where = Where(path.resolve(), path.resolve())
+    try:
+        project = load_rasa(path, env)
+    except ConfigError as exc:
+        return [Finding("error", where(exc.setting), exc.problem, exc.fix)]
+    domain = project.domain
+    responses = {project.language: (str(project.path / "domain.yml"), domain.responses.keys(project.language))}
+    return check(
+        domain, project.nlu, responses=responses, code=_code_text([project.path / "actions"]), root=project.path
+    )
 
 
 def _declared_actions(path: Path) -> set[str] | None:

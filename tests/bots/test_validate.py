@@ -4,6 +4,7 @@ file and its fix; errors (and, with --strict, warnings) fail the command. ``nlu 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -167,3 +168,21 @@ def test_the_retail_template_is_clean_its_actions_saying_the_order_responses(tmp
     (tmp_path / "shop/actions/__init__.py").write_text("")
     status, lines = validate(tmp_path / "shop", capsys)
     assert status == 0 and any("response 'order_in_transit' is never said" in line for line in lines)
+
+
+RASA_INIT = Path(__file__).resolve().parent.parent / "fixtures" / "rasa" / "init"
+
+
+def test_a_rasa_project_is_checked_as_run_rasa_project_reads_it(tmp_path, capsys):
+    assert cli.main(["data", "validate", "--rasa-project", str(RASA_INIT)]) == 0
+    capsys.readouterr()
+    project = tmp_path / "rasa"
+    shutil.copytree(RASA_INIT, project)
+    rules = (project / "data/rules.yml").read_text(encoding="utf-8")
+    add(project / "data/rules.yml", "\n- rule: Greet twice\n  steps:\n  - intent: greet\n  - action: utter_goodbye\n")
+    assert cli.main(["data", "validate", "--rasa-project", str(project)]) == 1
+    out = capsys.readouterr().out
+    assert "error: data/rules.yml: rule 'Greet twice' contradicts rule 'Greet back'" in out
+    (project / "data/rules.yml").write_text(rules.replace("action: utter_greet\n", "action: utter_greett\n"))
+    assert cli.main(["data", "validate", "--rasa-project", str(project)]) == 1
+    assert "error: data/rules.yml rule 'Greet back': says 'utter_greett'" in capsys.readouterr().out
