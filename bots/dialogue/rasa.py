@@ -130,7 +130,7 @@ def run_settings(path: Path, env: Mapping[str, str]) -> tuple[Settings, RasaProj
             # Rasa runs a project's actions on the action server endpoints.yml names; without one, they
             # run in this process from the project's actions/ package.
             project_dir=None if remote else project.path,
-            actions_module="" if remote else settings.actions_module,
+            actions_module="" if remote else environ.get("SEAMLINE_ACTIONS_MODULE") or "actions",
         ),
         project,
     )
@@ -196,14 +196,19 @@ def _endpoints(path: Path, env: Mapping[str, str]) -> tuple[str, list[str]]:
     data = _optional(path)
     notes = [f"endpoints.yml {key}" for key in data if key != "action_endpoint"]
     spec = data.get("action_endpoint")
-    if not spec:
+    if not spec or env.get("SEAMLINE_ACTION_ENDPOINT"):  # the environment's wins, unread
         return "", notes
     url = spec.get("url") if isinstance(spec, dict) else None
     if not url:
         raise ConfigError(
             str(path), "action_endpoint has no url", "Write action_endpoint: {url: http://host:5055/webhook}"
         )
-    url = _ENV.sub(lambda m: env.get(m.group(1), ""), str(url))
+    unset = [name for name in _ENV.findall(str(url)) if not env.get(name)]
+    if unset:
+        raise ConfigError(
+            str(path), f"action_endpoint url uses ${{{unset[0]}}}, which is not set", f"Set {unset[0]}, as for Rasa"
+        )
+    url = _ENV.sub(lambda m: env[m.group(1)], str(url))
     try:
         return _action_endpoint(url), notes
     except ConfigError as exc:
