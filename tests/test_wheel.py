@@ -85,6 +85,8 @@ def test_the_wheel_installs_one_top_level_name_with_types_and_templates(wheel):
         "seamline/config/templates/minimal/intents/minimal.en.yml",
         "seamline/config/templates/minimal/conversations.yml",
         "seamline/config/templates/retail/conversations/en.yml",
+        "seamline/config/templates/retail/actions/order_status.py",
+        "seamline/config/templates/retail/actions/orders.csv",
         "seamline/config/templates/project/dot-gitignore.tmpl",
         "seamline/config/templates/project/tests/test_conversations.py.tmpl",
     ):
