@@ -9,9 +9,15 @@ real adapter as far as the pipeline is concerned (a ``channel`` name and ``send`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -77,3 +83,37 @@ def chromium_or_skip() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return CHROMIUM
+
+
+@contextlib.contextmanager
+def start_action_server(folder: Path, module: str = "actions", *, timeout: float = 60.0) -> Iterator[str]:
+    """A real Rasa action server, ``python -m rasa_sdk --actions MODULE``, run from ``folder`` (which
+    holds the module) on 127.0.0.1 and a free port; yields its webhook URL once GET /health answers.
+    Its output goes to ``folder/action-server.log``, shown when it fails to start. Starting takes
+    seconds: use it in a module- or session-scoped fixture."""
+    port = free_port()
+    log = Path(folder) / "action-server.log"
+    env = {**os.environ, "SANIC_HOST": "127.0.0.1", "PYTHONPATH": str(folder), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "rasa_sdk", "--actions", module, "--port", str(port)]
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the action server did not start (exit {server.poll()}):\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/webhook"
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

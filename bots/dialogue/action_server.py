@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import json
@@ -37,6 +38,8 @@ from seamline.shared.errors import ConfigError
 from seamline.shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_PROJECTS: set[str] = set()  # the project folders this process has put on sys.path
 
 
 class LocalActions:
@@ -187,17 +190,20 @@ def load_actions(settings: Settings) -> ActionServer | None:
 
 
 def load_module(name: str, folder: Path | None = None) -> LocalActions | None:
-    if folder is not None:
-        where = str(Path(folder).resolve())
+    """The actions of module ``name``, imported with ``folder`` (the project's) first on sys.path;
+    None when there is no such module, or when the only one is another project's."""
+    where = str(Path(folder).resolve()) if folder is not None else None
+    if where is not None:
         if where in sys.path:
             sys.path.remove(where)
         sys.path.insert(0, where)  # this project's ``actions`` before any other's
         _forget_foreign(name, where)
+        _PROJECTS.add(where)
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):  # a dotted name whose parent is missing
         spec = None
-    if spec is None:
+    if spec is None or _origin(spec) in _PROJECTS - {where}:  # a project without actions/ of its own
         return None
     executor = ActionExecutor()
     for module in _modules(name):
@@ -235,6 +241,22 @@ def _own_action(value: object, module: str) -> bool:
         and value.__module__ == module
         and not inspect.isabstract(value)
     )
+
+
+def _origin(spec: importlib.machinery.ModuleSpec) -> str | None:
+    """The folder on sys.path a module was found in."""
+    if spec.origin in (None, "namespace"):
+        locations = list(spec.submodule_search_locations or [])
+        if not locations:
+            return None
+        top = Path(locations[0]).resolve()  # a namespace package's folder
+    else:
+        top = Path(spec.origin).resolve()
+        if spec.submodule_search_locations is not None:
+            top = top.parent  # a package: its folder, not its __init__.py
+    for _ in range(spec.name.count(".") + 1):
+        top = top.parent
+    return str(top)
 
 
 def _forget_foreign(name: str, folder: str) -> None:

@@ -14,27 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from seamline.bots.dialogue.action_server import Actions, LocalActions, RemoteActions, load_actions
+from seamline.bots.dialogue.events import Malformed, read, short
 from seamline.bots.dialogue.model import ActionError, ActionServer, Domain, Reminder
-from seamline.bots.dialogue.slots import coerce
 from seamline.bots.dialogue.tracker import action_call, action_event
 from seamline.shared.errors import ConfigError
 from seamline.shared.message import Button, Reply
-from seamline.shared.session import EVENT_LIMIT, Session
+from seamline.shared.session import Session
 
 __all__ = ["Actions", "LocalActions", "Outcome", "RemoteActions", "load_actions", "run_action"]
 
 log = logging.getLogger(__name__)
 
-# Rasa's events that change nothing Seamline keeps beyond the tracker's history: recorded as they are.
-_RECORDED = {"user", "bot", "agent", "action", "undo", "export", "loop_interrupted", "session_ended"}
-_RECORDED |= {"action_execution_rejected", "form_validation", "stack", "user_featurization", "entities"}
 _MESSAGE_FIELDS = {"text", "buttons", "elements", "custom", "template", "response", "image", "attachment"}
 
 
@@ -50,10 +45,6 @@ class Outcome:
     cancel_reminders: list[str] = field(default_factory=list)  # names; "*": all of this customer
     problem: str | None = None  # why the action failed, for the agent console (None: it did not)
     rejected: bool = False  # a validation action refused (Rasa's ActionExecutionRejection / 400)
-
-
-class _Malformed(Exception):
-    """The action's answer is not something Rasa would accept."""
 
 
 async def run_action(
@@ -85,7 +76,7 @@ async def run_action(
         return _failed(name, session, "failed", f"{name} failed: {type(exc).__name__}: {exc}", exc)
     try:
         return _apply(name, answer, domain=domain, session=session, channel=channel)
-    except _Malformed as exc:
+    except Malformed as exc:
         return _failed(name, session, "malformed", f"{name} returned something unusable: {exc}")
 
 
@@ -107,116 +98,24 @@ def _failed(name: str, session: Session, kind: str, problem: str, exc: BaseExcep
 
 
 def _apply(name: str, answer: Any, *, domain: Domain, session: Session, channel: str) -> Outcome:
-    """Apply the answer's events to a copy of the session's state, then, if all of it made sense, to
-    the session. Raises _Malformed (the session untouched) otherwise."""
+    """The answer's messages as replies and its events applied (bots/dialogue/events.py), all or
+    nothing: Malformed leaves the session untouched. Responses are rendered with the slots as they
+    were before the action's events, as Rasa does (pass new values as keyword arguments)."""
     if not isinstance(answer, dict):
-        raise _Malformed(f"the answer is {type(answer).__name__}, not a dict")
+        raise Malformed(f"the answer is {type(answer).__name__}, not a dict")
     events, messages = answer.get("events"), answer.get("responses")
     if not isinstance(events, list) or not isinstance(messages, list):
-        raise _Malformed('the answer has no "events" and "responses" lists')
-    outcome = Outcome()
-    slots = dict(session.slots)
-    form, requested = session.active_form, session.requested_slot
-    history = [*session.events, action_event(name)]
-    reason: str | None = None
-    for event in events:
-        if not isinstance(event, dict) or not isinstance(event.get("event"), str):
-            raise _Malformed(f"{_short(event)} is not an event")
-        kind = event["event"]
-        if kind == "slot":
-            slot, value = _slot_value(domain, event)
-            event = {**event, "value": value}  # as the slot keeps it ("3" for a float slot is 3.0)
-            if slot == "requested_slot":
-                requested = value
-            else:
-                slots[slot] = value
-                if slot == "handoff_reason" and value:
-                    reason = str(value)
-        elif kind == "reset_slots":
-            slots, requested = _initial(domain), None
-        elif kind in ("active_loop", "form"):
-            form = event.get("name") or None
-            if form is not None and form not in domain.forms:
-                raise _Malformed(f"it starts form {form!r}, which the domain does not have")
-            requested = None if form is None else requested
-        elif kind in ("session_started", "restart"):
-            slots, form, requested = _initial(domain), None, None
-            if kind == "restart":
-                history = []
-        elif kind == "rewind":
-            last = next((i for i in range(len(history) - 1, -1, -1) if history[i].get("event") == "user"), None)
-            if last is not None:
-                del history[last]
-        elif kind == "followup":
-            if not event.get("name"):
-                raise _Malformed("a followup event without an action name")
-            outcome.followups.append(str(event["name"]))
-        elif kind == "pause":
-            outcome.escalate = "pause"  # the reason is known once every event is read
-        elif kind == "resume":
-            outcome.resume = True
-        elif kind == "reminder":
-            outcome.reminders.append(_reminder(event))
-        elif kind == "cancel_reminder":
-            outcome.cancel_reminders.append(str(event.get("name") or "*"))
-        elif kind not in _RECORDED:
-            log.info("conversation %s: action %s returned event %r, ignored", session.conversation_id, name, kind)
-            continue
-        history.append(event)
-    language = session.language
-    for message in messages:
-        reply = _reply(message, domain, language, slots, channel)
-        if reply is not None:
-            outcome.replies.append(reply)
-    if outcome.escalate:
-        outcome.escalate = reason or f"Paused by action {name}"
-    session.slots.clear()
-    session.slots.update(slots)
-    session.active_form, session.requested_slot = form, requested
-    session.events[:] = history[-EVENT_LIMIT:]
-    return outcome
-
-
-def _slot_value(domain: Domain, event: dict[str, Any]) -> tuple[str, Any]:
-    slot, value = event.get("name"), event.get("value")
-    if not isinstance(slot, str) or not slot:
-        raise _Malformed(f"{_short(event)} sets no slot name")
-    known = domain.slots.get(slot)
-    if known is None or value is None:
-        return slot, value
-    fitting = coerce(known, value)
-    if fitting is None:
-        raise _Malformed(f"slot {slot!r} is {known.type}; {_short(value)} is not")
-    return slot, fitting
-
-
-def _initial(domain: Domain) -> dict[str, Any]:
-    return {name: slot.initial for name, slot in domain.slots.items() if slot.initial is not None}
-
-
-def _reminder(event: dict[str, Any]) -> Reminder:
-    intent, when = event.get("intent"), event.get("date_time")
-    if not isinstance(intent, str) or not intent or not isinstance(when, str):
-        raise _Malformed(f"{_short(event)} has no intent or date_time")
-    try:
-        at = datetime.fromisoformat(when)
-    except ValueError:
-        raise _Malformed(f"reminder date_time {when!r} is not ISO 8601") from None
-    if at.tzinfo is None:  # rasa-sdk writes a naive datetime as it was given: read it as UTC
-        at = at.replace(tzinfo=UTC)
-    raw = event.get("entities") or []
-    if isinstance(raw, dict):
-        entities = tuple((str(k), v) for k, v in raw.items())
-    elif isinstance(raw, list) and all(isinstance(e, dict) and "entity" in e for e in raw):
-        entities = tuple((str(e["entity"]), e.get("value")) for e in raw)
-    else:
-        raise _Malformed(f"reminder entities {_short(raw)} are not a list of {{entity, value}}")
-    return Reminder(
-        name=str(event.get("name") or uuid.uuid4().hex),
-        intent=intent,
-        at=at,
-        entities=entities,
-        kill_on_user_message=bool(event.get("kill_on_user_msg", True)),
+        raise Malformed('the answer has no "events" and "responses" lists')
+    changes = read(name, events, domain=domain, session=session)
+    replies = [r for m in messages if (r := _reply(m, domain, session.language, session.slots, channel)) is not None]
+    changes.commit(session)
+    return Outcome(
+        replies=replies,
+        followups=changes.followups,
+        escalate=changes.escalate,
+        resume=changes.resume,
+        reminders=changes.reminders,
+        cancel_reminders=changes.cancel_reminders,
     )
 
 
@@ -225,7 +124,7 @@ def _reply(message: Any, domain: Domain, language: str, slots: Mapping[str, Any]
     the customer's language (slots and the message's extra keyword arguments fill its placeholders),
     then the message's own non-empty fields over it, its buttons added."""
     if not isinstance(message, dict):
-        raise _Malformed(f"{_short(message)} is not a message")
+        raise Malformed(f"{short(message)} is not a message")
     text, image, custom, buttons = None, None, None, []
     key = message.get("response") or message.get("template")
     if key:
@@ -242,17 +141,12 @@ def _reply(message: Any, domain: Domain, language: str, slots: Mapping[str, Any]
         image = str(message["image"])
     if message.get("custom"):
         if not isinstance(message["custom"], dict):
-            raise _Malformed(f"custom {_short(message['custom'])} is not a dict")
+            raise Malformed(f"custom {short(message['custom'])} is not a dict")
         custom = message["custom"]
     for button in message.get("buttons") or []:
         if not isinstance(button, dict) or "title" not in button:
-            raise _Malformed(f"button {_short(button)} has no title")
+            raise Malformed(f"button {short(button)} has no title")
         buttons.append(Button(str(button["title"]), str(button.get("payload") or button["title"])))
     if not (text or image or custom or buttons):
         return None
     return Reply(text or "", tuple(buttons), image=image, custom=custom)
-
-
-def _short(value: object, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
