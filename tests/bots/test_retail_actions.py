@@ -118,3 +118,33 @@ def test_an_initialised_project_runs_its_own_actions_folder(tmp_path, template):
         assert {"__init__.py", "orders.py", "orders.csv", "order_status.py", "callback.py", "remind.py"} <= shipped
     else:
         assert shipped == {"__init__.py"}
+
+
+async def test_the_same_actions_run_unchanged_on_a_rasa_action_server(settings, understanding, tmp_path, monkeypatch):
+    """``seamline init --template retail``, then ``python -m rasa_sdk --actions actions`` in the project:
+    the order table is made in the project's var/, and the answers are the same as in process."""
+    from seamline.bots.project import init
+
+    from tests.support import start_action_server
+
+    for name in ("SEAMLINE_DATA_DIR", "SEAMLINE_ORDERS_DB"):
+        monkeypatch.delenv(name, raising=False)
+    project = init(tmp_path / "shop", template="retail", langs=("en",))
+    with start_action_server(project, "actions") as url:
+        remote = replace(settings, actions_module="no_local_actions_here", action_endpoint=url)
+        seamline = await build(remote, understanding=understanding)
+        seamline.pipeline.register(Recorder("telegram"))
+        try:
+            customer = Customer(seamline)
+            (status,) = await customer.says("where is my order 48213")
+            assert "on its way with CDEK" in status
+            assert (project / "var" / "orders.db").is_file()
+            await customer.says("I'd like to request a callback")
+            refused = await customer.says("12345")
+            assert any("doesn't look like a phone number" in text for text in refused)
+            other = Customer(seamline, sender="200")
+            await other.says("where is my order 99999")
+            info = await seamline.handoff.conversation((await other.session()).conversation_id)
+            assert info.escalation["reason"] == "Order 99999 not found"
+        finally:
+            await seamline.close()
