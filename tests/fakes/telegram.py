@@ -498,6 +498,10 @@ class FakeTelegram:
         photo = params.get("photo")
         if not photo:
             raise ApiError(400, "Bad Request: there is no photo in the request")
+        if isinstance(photo, str) and photo.startswith("attach://"):  # an upload in a field of that name
+            photo = params.get(photo.removeprefix("attach://"))
+            if not isinstance(photo, dict):
+                raise ApiError(400, "Bad Request: there is no photo in the request")
         if isinstance(photo, str) and ":" in photo and not re.match(r"https?://", photo):
             raise ApiError(400, "Bad Request: wrong remote file identifier specified: can't unserialize it")
         caption = str(params.get("caption") or "")
