@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seamline.bots.dialogue.model import Domain
+from seamline.bots.dialogue.model import Domain, Rule
 from seamline.bots.dialogue.rasa_domain import RasaDomain, read_domain, read_yaml
 from seamline.bots.dialogue.rasa_rules import Reader
 from seamline.bots.dialogue.responses import Responses
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 FRAMEWORK_CONFIG = TEMPLATES_DIR / "minimal"  # routing.yml, canned.yml and the framework's texts
 RASA_PORT = "5005"  # where Rasa clients look for `rasa run`
 # Rasa's built-in actions: never custom ones, whatever a domain lists.
+FALLBACK_INTENTS = ("nlu_fallback", "out_of_scope")  # Seamline's "not understood"
 BUILT_IN = ("action_listen", "action_restart", "action_session_start", "action_default_fallback")
 _ENV = re.compile(r"\$\{([^}]+)\}")
 
@@ -83,6 +84,7 @@ def load_rasa(path: Path, env: Mapping[str, str] | None = None) -> RasaProject:
         if "responses" in document:
             notes.append(f"responses in {file.relative_to(path)} (retrieval intents)")
     rules = reader.result()
+    fallback = _fallback_rule(rules.rules, notes)
     if rules.stories:
         notes.insert(0, f"{rules.stories} stor{'y' if rules.stories == 1 else 'ies'} (stories need ML policies)")
     notes += rules.notes
@@ -93,7 +95,7 @@ def load_rasa(path: Path, env: Mapping[str, str] | None = None) -> RasaProject:
     rest, channels = _credentials(path / "credentials.yml")
     notes += more + channels
     domain = Domain(
-        responses=_responses(rasa, language),
+        responses=_responses(rasa, language, fallback),
         intents=tuple(dict.fromkeys([*rasa.intents, *(r.intent for r in rules.rules if r.intent)])),
         entities=tuple(dict.fromkeys(rasa.entities)),
         slots=rasa.slots,
@@ -259,14 +261,29 @@ def _loopback(host: str) -> bool:
 # -- into Seamline's shapes ----------------------------------------------------------------------------
 
 
-def _responses(rasa: RasaDomain, language: str) -> Responses:
-    """The project's responses in its language, with the framework's texts it does not define."""
+def _fallback_rule(rules: list[Rule], notes: list[str]) -> str | None:
+    """A rule for ``nlu_fallback`` or ``out_of_scope`` answers what Seamline did not understand: its
+    one response becomes what is said then (``utter_default``); any other such rule is reported."""
+    said = None
+    for rule in [r for r in rules if r.intent in FALLBACK_INTENTS]:
+        rules.remove(rule)
+        if said is None and not rule.when.slots and len(rule.then) == 1 and rule.then[0].kind == "response":
+            said = rule.then[0].name
+        else:
+            notes.append(f"rule {rule.name!r} (not understood: Seamline says one response, {said or 'utter_default'})")
+    return said
+
+
+def _responses(rasa: RasaDomain, language: str, fallback: str | None = None) -> Responses:
+    """The project's responses in its language, with the framework's texts it does not define;
+    ``fallback``: the response said when a message is not understood (a rule for nlu_fallback)."""
     template = FRAMEWORK_CONFIG / "responses" / f"{language}.yml"
     if not template.is_file():
         template = FRAMEWORK_CONFIG / "responses" / "en.yml"
     framework = read_yaml(template).get("responses") or {}
     own = {key: framework[key] for key in FRAMEWORK_RESPONSES if key in framework}
-    return Responses({language: {**own, **rasa.responses}})
+    said = {"utter_default": rasa.responses[fallback]} if fallback else {}
+    return Responses({language: {**own, **rasa.responses, **said}})
 
 
 def _custom_actions(rasa: RasaDomain, rules: list[Any]) -> tuple[str, ...]:

@@ -69,6 +69,7 @@ class Reader:
         self._responses, self._forms = responses, forms
         self.found = Rules()
         self._continuations: list[_Continuation] = []
+        self._used: set[str] = set()
 
     def add(self, path: str, document: dict[str, Any]) -> None:
         stories = document.get("stories")
@@ -85,6 +86,12 @@ class Reader:
     def result(self) -> Rules:
         """The rules, each ``wait_for_user_input: false`` one followed by its continuation."""
         self.found.rules = [self._chained(rule) for rule in self.found.rules]
+        for unused in self._continuations:
+            if unused.name not in self._used:
+                self.found.notes.append(
+                    f"rule {unused.name!r} (it follows {unused.after}, which no rule with "
+                    "wait_for_user_input: false ends with)"
+                )
         return self.found
 
     # -- one rule ----------------------------------------------------------------------------------
@@ -117,7 +124,8 @@ class Reader:
         action = str(first.get("action") or "")
         if not action:
             raise ConfigError(where, f"starts with {first!r}", "Start a rule with - intent: x (or - action: x)")
-        if action in self._forms and active == action:  # the form's submission
+        submits = len(steps) > 1 and "active_loop" in steps[1] and steps[1]["active_loop"] is None
+        if action in self._forms and (active == action or submits):  # the form's submission
             rest = [s for s in steps[1:] if "active_loop" not in s and "slot_was_set" not in s]
             then = self._steps(rest, name, where, active_form=None)
             if then:
@@ -219,6 +227,7 @@ class Reader:
         if not following:
             return rule
         chosen = following[0]
+        self._used.add(chosen.name)
         if chosen.conditional:
             self.found.notes.append(f"rule {chosen.name!r}: its condition (it runs after {last} whenever that runs)")
         chained = replace(rule, then=rule.then + chosen.then, wait_for_user_input=chosen.wait)

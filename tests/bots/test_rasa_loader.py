@@ -174,6 +174,10 @@ def test_wait_for_user_input_false_runs_the_rule_that_follows_its_last_action(tm
           steps:
           - action: utter_greet
           - action: utter_ask_city
+        - rule: never reached
+          steps:
+          - action: action_book
+          - action: utter_done
         - rule: first message
           conversation_start: true
           steps:
@@ -185,6 +189,7 @@ def test_wait_for_user_input_false_runs_the_rule_that_follows_its_last_action(tm
     assert rules["greet then ask"].wait_for_user_input is True
     assert "after the greeting" not in rules  # a continuation, not a rule of its own
     assert rules["first message"].conversation_start and rules["first message"].intent == "greet"
+    assert "rule 'never reached' (it follows action_book" in describe(load_rasa(tmp_path, {}))[1]
 
 
 def test_stories_policies_and_unsupported_parts_are_counted_and_listed_once(tmp_path):
@@ -280,3 +285,27 @@ def test_without_an_action_server_the_projects_actions_run_in_process(tmp_path):
     settings, _ = run_settings(project(tmp_path), {})
     assert settings.action_endpoint == "" and settings.project_dir == tmp_path.resolve()
     assert settings.actions_module == "actions" and "rest" not in settings.channels  # no credentials.yml
+
+
+def test_a_rule_for_nlu_fallback_is_what_is_said_when_a_message_is_not_understood(tmp_path):
+    loaded = load_rasa(
+        project(
+            tmp_path,
+            """
+            rules:
+            - rule: rephrase
+              steps:
+              - intent: nlu_fallback
+              - action: utter_bye
+            - rule: out of scope
+              steps:
+              - intent: out_of_scope
+              - action: utter_greet
+              - action: utter_bye
+            """,
+        ),
+        {},
+    )
+    assert loaded.domain.rules == ()
+    assert loaded.domain.responses.render("utter_default", "en", {}).text == "Bye!"
+    assert "rule 'out of scope' (not understood: Seamline says one response, utter_bye)" in loaded.ignored
