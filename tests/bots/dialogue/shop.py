@@ -90,3 +90,24 @@ class Chat:
 
     async def texts(self, text: str, intent: str | None = None, **options) -> list[str]:
         return [r.text for r in (await self.say(text, intent, **options)).replies]
+
+
+class InProcess:
+    """rasa-sdk's own executor as the action server: what the in-process runner wraps."""
+
+    def __init__(self, *actions) -> None:
+        from rasa_sdk.executor import ActionExecutor
+
+        self.executor = ActionExecutor()
+        for action in actions:
+            self.executor.register_action(action)
+
+    def knows(self, name: str) -> bool:
+        return name in self.executor.actions
+
+    async def run(self, call: dict) -> dict:
+        result = await self.executor.run(call)
+        return {"events": result.events, "responses": result.responses}
+
+    async def close(self) -> None:
+        return None

@@ -9,7 +9,7 @@ import pytest
 from seamline.bots.dialogue import Dialogue, load_domain
 from seamline.shared.session import Session
 
-from tests.bots.dialogue.shop import Chat, dialogue, project
+from tests.bots.dialogue.shop import Chat, InProcess, dialogue, project
 
 DOMAIN = r"""
 slots:
@@ -188,27 +188,6 @@ def test_the_retail_template_has_no_order_specific_python():
 
 
 # -- validation by a custom action (rasa-sdk's FormValidationAction) --------------------------------
-
-
-class InProcess:
-    """rasa-sdk's own executor as the action server: what the in-process runner wraps."""
-
-    def __init__(self, *actions) -> None:
-        from rasa_sdk.executor import ActionExecutor
-
-        self.executor = ActionExecutor()
-        for action in actions:
-            self.executor.register_action(action)
-
-    def knows(self, name: str) -> bool:
-        return name in self.executor.actions
-
-    async def run(self, call: dict) -> dict:
-        result = await self.executor.run(call)
-        return {"events": result.events, "responses": result.responses}
-
-    async def close(self) -> None:
-        return None
 
 
 async def test_a_validation_action_refuses_a_value_and_says_why(tmp_path):
