@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from seamline.bots.dialogue import Condition, RuleStep
-from seamline.bots.dialogue.rasa import describe, load_rasa, run_settings
+from seamline.bots.dialogue.rasa import describe, load_rasa, run_settings, understand
 from seamline.shared.errors import ConfigError
 
 DOMAIN = """
@@ -72,7 +72,7 @@ nlu:
 
 
 def project(tmp_path: Path, rules: str = "", *, domain: str = DOMAIN, files: dict[str, str] | None = None) -> Path:
-    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data").mkdir(parents=True, exist_ok=True)
     (tmp_path / "domain.yml").write_text(textwrap.dedent(domain), encoding="utf-8")
     (tmp_path / "data" / "nlu.yml").write_text(textwrap.dedent(NLU), encoding="utf-8")
     if rules:
@@ -309,3 +309,16 @@ def test_a_rule_for_nlu_fallback_is_what_is_said_when_a_message_is_not_understoo
     assert loaded.domain.rules == ()
     assert loaded.domain.responses.render("utter_default", "en", {}).text == "Bye!"
     assert "rule 'out of scope' (not understood: Seamline says one response, utter_bye)" in loaded.ignored
+
+
+def test_the_model_is_trained_once_for_the_same_data_and_again_when_it_changes(tmp_path):
+    root = project(tmp_path / "bot")
+    settings, loaded = run_settings(root, {})
+    first = understand(loaded, settings)
+    assert first.parse("hello").intent == "greet"
+    understand(load_rasa(root, {}), settings)  # the next start: the same data, the same model
+    assert len(list(settings.models_dir.glob("nlu-*.npz"))) == 1
+    nlu = root / "data" / "nlu.yml"
+    nlu.write_text(nlu.read_text() + "- intent: thanks\n  examples: |\n    - thank you\n    - thanks\n")
+    assert understand(load_rasa(root, {}), settings).parse("thank you").intent == "thanks"
+    assert len(list(settings.models_dir.glob("nlu-*.npz"))) == 2
