@@ -11,15 +11,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seamline.bots.dialogue import forms, rules, slots
 from seamline.bots.dialogue.link_words import LinkWords
 from seamline.bots.dialogue.model import MAX_ACTIONS_PER_TURN, ActionServer, Decision, Domain, Form, Reminder, RuleStep
 from seamline.bots.dialogue.responses import Responses
+from seamline.bots.dialogue.tracker import bot_event, user_event
 from seamline.nlu.parse import Parse
 from seamline.shared.message import Message, Reply
 from seamline.shared.session import Session
+
+if TYPE_CHECKING:  # imported when an action runs: the runner brings aiohttp, which deciding needs not
+    from seamline.bots.dialogue.actions import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +93,7 @@ class Dialogue(LinkWords):
             session.language = parse.language
         channel = message.channel if message is not None else (session.last_channel or "")
         first = not any(e.get("event") == "user" for e in session.events)
-        session.record(_user_event(parse, message))
+        session.record(user_event(parse, message))
         turn = _Turn(session, channel, parse, slots.profile(session, message))
         found = slots.candidates(self.domain, parse, session, message=message, known=turn.profile)
         form = self.domain.forms.get(session.active_form or "")
@@ -225,7 +229,7 @@ class Dialogue(LinkWords):
         elif name not in ("action_listen", "action_restart"):
             await self._action(turn, name)
 
-    async def _action(self, turn: _Turn, name: str) -> Any:
+    async def _action(self, turn: _Turn, name: str) -> Outcome | None:
         """Run custom action ``name`` and apply what it returned; a failure is a polite reply and a
         problem the console shows, never an error of the turn."""
         if turn.budget <= 0:
@@ -251,7 +255,7 @@ class Dialogue(LinkWords):
         await self._apply(turn, name, outcome)
         return outcome
 
-    async def _apply(self, turn: _Turn, name: str, outcome: Any) -> None:
+    async def _apply(self, turn: _Turn, name: str, outcome: Outcome) -> None:
         for reply in outcome.replies:
             self._reply(turn, reply)
         if outcome.problem:
@@ -362,25 +366,7 @@ class Dialogue(LinkWords):
 
     def _reply(self, turn: _Turn, reply: Reply) -> None:
         turn.replies.append(reply)
-        turn.session.record(_bot_event(reply))
+        turn.session.record(bot_event(reply))
 
     def say(self, key: str, session: Session) -> Reply:
         return self._responses.render(key, session.language, session.slots)
-
-
-def _user_event(parse: Parse, message: Message | None) -> dict[str, Any]:
-    try:
-        from seamline.bots.dialogue.tracker import user_event
-    except ImportError:  # bots/dialogue/tracker.py not there yet: the essentials
-        return {"event": "user", "text": message.text if message else "", "parse_data": parse.to_dict()}
-    event: dict[str, Any] = user_event(parse, message)
-    return event
-
-
-def _bot_event(reply: Reply) -> dict[str, Any]:
-    try:
-        from seamline.bots.dialogue.tracker import bot_event
-    except ImportError:
-        return {"event": "bot", "text": reply.text}
-    event: dict[str, Any] = bot_event(reply)
-    return event
