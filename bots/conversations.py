@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from seamline.shared.errors import ConfigError, HandoffError
+from seamline.shared.handoff_states import STATES
 
 DEFAULT_CHANNEL = "web"
 STEP_KINDS = ("user", "bot", "intent", "slot", "action", "handoff", "switch_channel", "agent", "say", "answer")
@@ -127,6 +128,16 @@ def _check_step(path: Path, name: str, index: int, step: Any) -> None:
             str(path),
             f"conversation {name!r}, step {index}: {step!r} is not a step",
             f"Write one of {', '.join(k + ':' for k in STEP_KINDS[:8])} per step (docs/testing.md)",
+        )
+    if main == "handoff" and step["handoff"] not in STATES:
+        raise ConfigError(
+            str(path),
+            f"conversation {name!r}, step {index}: handoff {step['handoff']!r} is not a state",
+            f"Use one of: {', '.join(STATES)}",
+        )
+    if main == "slot" and not isinstance(step["slot"], dict):
+        raise ConfigError(
+            str(path), f"conversation {name!r}, step {index}: slot needs a mapping", "Write slot: {name: value}"
         )
 
 

@@ -189,6 +189,7 @@ def test_an_agent_cannot_answer_a_conversation_nobody_handed_over(minimal, tmp_p
         ("conversations:\n  - name: x\n", "conversation 1 has no `steps:` list"),
         ("conversations:\n  - name: x\n    steps:\n      - usr: hello\n", "conversation 'x', step 1: .* is not a step"),
         ("conversations: [\n", "is not valid YAML"),
+        ("conversations:\n  - name: x\n    steps:\n      - handoff: human\n", "handoff 'human' is not a state"),
     ],
 )
 def test_a_malformed_script_is_a_configuration_error_naming_it(minimal, tmp_path, capsys, text, message):
