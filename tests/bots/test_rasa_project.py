@@ -26,7 +26,7 @@ import pytest
 from seamline.bots.dialogue.rasa import run_settings
 
 from tests.conftest import Server
-from tests.support import free_port
+from tests.support import free_port, start_action_server
 
 pytestmark = pytest.mark.slow
 
@@ -127,17 +127,6 @@ def seamline_run(project: Path, tmp_path: Path, **env: str) -> Iterator[tuple[st
         yield url, seen, log
 
 
-@contextlib.contextmanager
-def action_server(project: Path, tmp_path: Path) -> Iterator[str]:
-    """Rasa's own action server (``python -m rasa_sdk --actions actions``) for the project's actions/."""
-    port = free_port()
-    log = tmp_path / "rasa_sdk.log"
-    args = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
-    with running(args, project, environment(), log) as process:
-        _wait_for_http(f"http://127.0.0.1:{port}/health", process, log)
-        yield f"http://127.0.0.1:{port}/webhook"
-
-
 def test_the_rasa_init_project_answers_as_its_rules_say(tmp_path):
     project = copy("init", tmp_path)
     with seamline_run(project, tmp_path) as (url, seen, log):
@@ -157,7 +146,7 @@ def test_the_rasa_init_project_answers_as_its_rules_say(tmp_path):
 
 def test_a_project_whose_rules_call_custom_actions_on_rasas_action_server(tmp_path):
     project = copy("custom_action", tmp_path)
-    with action_server(project, tmp_path) as webhook:
+    with start_action_server(project) as webhook:  # Rasa's own, from the project's folder
         endpoints = (project / "endpoints.yml").read_text()
         (project / "endpoints.yml").write_text(endpoints.replace("http://localhost:5055/webhook", webhook))
         with seamline_run(project, tmp_path) as (url, seen, log):
