@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="serve a Rasa 3.x project as it is: its domain, data, endpoints and credentials (docs/rasa.md)",
     )
-    commands.add_parser("shell", help="chat with the bot in this terminal")
+    shell = commands.add_parser("shell", help="chat with the bot in this terminal")
+    shell.add_argument("--rasa-project", type=Path, metavar="PATH", help="chat with a Rasa 3.x project (docs/rasa.md)")
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply schema migrations")
@@ -187,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "init":
             return _init(args)
         env = dict(os.environ)
-        if args.command == "run" and args.rasa_project is not None:
-            return _run_rasa(args.rasa_project, env)
+        if args.command in ("run", "shell") and args.rasa_project is not None:
+            return _run_rasa(args.rasa_project, env, shell=args.command == "shell")
         if args.command == "data" and args.rasa_project is not None:
             from seamline.bots.validate import validate_rasa
 
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_rasa(path: Path, env: dict[str, str]) -> int:
+def _run_rasa(path: Path, env: dict[str, str], *, shell: bool = False) -> int:
     """``seamline run --rasa-project PATH``: the Rasa files read as they are, at every start (no
     seamline.toml; bots/dialogue/rasa.py). What is not supported is said once, here."""
     from seamline.bots.dialogue.rasa import describe, run_settings
@@ -250,7 +251,11 @@ def _run_rasa(path: Path, env: dict[str, str]) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     for line in describe(project):
         print(line, flush=True)
-    _run(settings)
+    if shell:
+        _prepare_database(settings)
+        asyncio.run(_shell(settings))
+    else:
+        _run(settings)
     return 0
 
 
