@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, exists, func, select, update
@@ -122,7 +122,7 @@ class SqlReminders:
                         "intent": reminder.intent,
                         "entities": [[k, v] for k, v in reminder.entities],
                         "kill_on_user_message": reminder.kill_on_user_message,
-                        "due_at": reminder.at,
+                        "due_at": in_utc(reminder.at),
                         "created_at": now,
                         "fired_at": None,
                     },
@@ -139,7 +139,7 @@ class SqlReminders:
 
     async def claim(self, now: datetime | None = None) -> Due | None:
         """The oldest due reminder, now this process's to fire (marked fired), or None."""
-        now = now or utcnow()
+        now = in_utc(now or utcnow())
         token = new_id()
         due = [_table.c.fired_at.is_(None), _table.c.due_at <= now]
         oldest = select(_table.c.id).where(*due).order_by(_table.c.due_at, _table.c.id).limit(1)
@@ -171,6 +171,7 @@ class SqlReminders:
         """What became of a fired reminder: sent, dropped (people hold the conversation), killed (the
         customer wrote since), failed."""
         await self._store.write_all([(self._settle, {"row": due.id, "how": outcome})])
+        self._killable.discard(due.customer_id)  # only the early clean-up is lost; the fire-time check stays
 
     async def wrote_since(self, customer_id: str, since: datetime) -> bool:
         """Whether the customer wrote (on any channel) after ``since``."""
@@ -213,6 +214,12 @@ class SqlReminders:
                 return list((await conn.execute(query)).all())
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read reminders: {exc}") from exc
+
+
+def in_utc(at: datetime) -> datetime:
+    """Stored in UTC, as every time Seamline keeps: SQLite drops the offset (a Moscow 10:00 would be
+    read back as 10:00 UTC). A naive time is UTC already (rasa-sdk's events say so)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 # Triggers a reminder's intent for a customer; True when the bot answered, False when the conversation

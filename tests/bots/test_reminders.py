@@ -235,3 +235,18 @@ async def test_two_schedulers_on_one_database_fire_each_reminder_once(database, 
         for store in stores:
             await store.close()
             await store.engine.dispose()
+
+
+async def test_a_reminder_in_the_customers_time_zone_is_due_at_that_moment(seamline, plays):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    seamline.pipeline.register(Recorder("web"))
+    at = datetime(2030, 1, 2, 10, 0, tzinfo=ZoneInfo("Europe/Moscow"))
+    plays.schedule = (Reminder("morning", "EXTERNAL_reminder", at, kill_on_user_message=False),)
+    handled = await seamline.pipeline.handle(web_message("hello"))
+    (reminder,) = await seamline.pipeline.reminders.pending(handled.inbound.customer_id)
+    assert reminder.at == at  # 07:00 UTC, not 10:00 UTC
+    scheduler = Scheduler(reminders=seamline.pipeline.reminders, fire=_firing(seamline))
+    assert await scheduler.fire_due(at - timedelta(seconds=1)) == 0
+    assert await scheduler.fire_due(at) == 1
