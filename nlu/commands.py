@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from seamline.shared.settings import Settings
 
 if TYPE_CHECKING:  # imported where used: `seamline --help` does not load the classifier
+    from seamline.nlu.data import TrainingData
     from seamline.nlu.understanding import Understanding
 
 EVALUATE_HELP = """Measure the classifier. With --train and --test: train on one file, report on the other
@@ -87,15 +88,9 @@ class Bar:
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
-    from seamline.nlu.data import load
     from seamline.nlu.lifecycle import train_to
 
-    data = load(args.data or settings.intents_dir, strict=args.strict)
-    for warning in data.warnings:  # the same lines as `seamline data validate`
-        file = Path(warning.file)
-        if file.is_relative_to(settings.config_dir.parent):
-            file = file.relative_to(settings.config_dir.parent)
-        print(f"warning: {file}: {warning.what} — {warning.fix}", file=sys.stderr)
+    data = _loaded(args.data or settings.intents_dir, settings, strict=args.strict)
     print(
         f"training data: {len(data.examples)} examples of {len({e.intent for e in data.examples})} intents, "
         f"{len(data.out_of_scope)} out-of-scope, from {len(data.sources)} file(s)"
@@ -109,6 +104,20 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"the data has not changed since the newest model, {path}; nothing to do (--force retrains)")
     return 0
+
+
+def _loaded(path: Path, settings: Settings, *, strict: bool = False) -> TrainingData:
+    """Training data, its warnings printed to stderr as `seamline data validate` prints them (a text
+    under two intents is trained under neither: said, never silent)."""
+    from seamline.nlu.data import load
+
+    data = load(path, strict=strict)
+    for warning in data.warnings:
+        file = Path(warning.file)
+        if file.is_relative_to(settings.config_dir.parent):
+            file = file.relative_to(settings.config_dir.parent)
+        print(f"warning: {file}: {warning.what} — {warning.fix}", file=sys.stderr)
+    return data
 
 
 def _parse(args: argparse.Namespace, settings: Settings) -> int:
@@ -135,7 +144,6 @@ def _parse(args: argparse.Namespace, settings: Settings) -> int:
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from seamline.nlu import evaluate
-    from seamline.nlu.data import load
 
     quiet = args.json
     if args.train is None and args.test is None:
@@ -143,14 +151,17 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
             print("seamline: --validation needs --train and --test", file=sys.stderr)
             return 2
         result = evaluate.cross_validate(
-            load(settings.intents_dir), folds=args.folds, oos_recall=settings.oos_recall, progress=Bar("folds", quiet)
+            _loaded(settings.intents_dir, settings),
+            folds=args.folds,
+            oos_recall=settings.oos_recall,
+            progress=Bar("folds", quiet),
         )
     elif args.test is None:
         print("seamline: --train needs --test (the file to report on)", file=sys.stderr)
         return 2
     else:
-        test = load(args.test).all_examples
-        validation = load(args.validation).all_examples if args.validation else None
+        test = _loaded(args.test, settings).all_examples
+        validation = _loaded(args.validation, settings).all_examples if args.validation else None
         if args.train is None:
             if args.validation:
                 print(
@@ -161,7 +172,11 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
             result = evaluate.report(_shipped(settings), test)
         else:
             result = evaluate.train_and_report(
-                load(args.train), test, validation, oos_recall=settings.oos_recall, progress=Bar("training", quiet)
+                _loaded(args.train, settings),
+                test,
+                validation,
+                oos_recall=settings.oos_recall,
+                progress=Bar("training", quiet),
             )
     print(json.dumps(result, ensure_ascii=False) if args.json else evaluate.format_report(result))
     return 0
