@@ -6,76 +6,16 @@ sentence the console shows when an action fails, and that a failure changes noth
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
-
-from seamline.bots.dialogue.action_server import RemoteActions, load_module
+from seamline.bots.dialogue.action_server import RemoteActions
 from seamline.bots.dialogue.actions import run_action
-from seamline.bots.dialogue.model import Domain, Form, Slot
-from seamline.bots.dialogue.responses import Responses
 from seamline.bots.dialogue.tracker import user_event
 from seamline.nlu.parse import Entity, Parse
 from seamline.shared.message import Button, Message
 from seamline.shared.session import Session
 
-from tests.support import start_action_server
-
-PROJECT = Path(__file__).parent / "project"
-RESPONSES = {
-    "en": {
-        "order_found": [{"text": "Order {order_number} is {status}."}],
-        "fallback": [{"text": "Sorry?"}],
-    },
-    "ru": {"order_found": [{"text": "Заказ {order_number}: {status}."}]},
-}
-DOMAIN = Domain(
-    responses=Responses(RESPONSES),
-    intents=("order_status", "greet"),
-    entities=("order_number",),
-    slots={
-        "order_number": Slot("order_number", "text"),
-        "order_count": Slot("order_count", "float"),
-        "vip": Slot("vip", "bool"),
-        "handoff_reason": Slot("handoff_reason", "text"),
-        "tier": Slot("tier", "categorical", values=("gold", "silver"), initial="silver"),
-    },
-    forms={"order_form": Form("order_form", ("order_number",))},
-    actions=("action_check_order", "validate_order_form"),
-)
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """The test actions package in a folder of its own, as a bot project holds it."""
-    folder = tmp_path_factory.mktemp("bot") / "project"
-    shutil.copytree(PROJECT, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def remote_url(project: Path):
-    with start_action_server(project) as url:
-        yield url
-
-
-@pytest.fixture(params=["in_process", "remote"])
-async def server(request, project: Path):
-    actions = load_module("actions", project) if request.param == "in_process" else None
-    if actions is None:
-        actions = RemoteActions(request.getfixturevalue("remote_url"))
-    yield actions
-    await actions.close()
-
-
-def conversation(text: str = "where is my order 48213", channel: str = "telegram", **slots) -> Session:
-    session = Session("customer-7", "conversation-7", slots=dict(slots))
-    entities = (Entity("order_number", "48213", "48213", 18, 23),) if "48213" in text else ()
-    parse = Parse("order_status", 0.93, (("order_status", 0.93), ("greet", 0.04)), entities, "en")
-    session.record(user_event(parse, Message(channel, "chat-1", "user-1", text, external_id="m-1")))
-    return session
+from tests.bots.actions.sample import DOMAIN, conversation
 
 
 async def run(server, name: str, session: Session, *, channel: str = "telegram", timeout: float = 10.0, **kw):

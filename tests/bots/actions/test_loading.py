@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,12 @@ from aiohttp import web
 
 from seamline.bots.dialogue.action_server import Actions, LocalActions, RemoteActions, load_actions
 from seamline.bots.dialogue.actions import run_action
+from seamline.bots.dialogue.tracker import domain_dict_and_digest
 from seamline.shared.errors import ConfigError
 from seamline.shared.settings import Settings
 
-from tests.bots.actions.test_actions import DOMAIN, PROJECT, conversation
-from tests.support import free_port, start_action_server
+from tests.bots.actions.sample import DOMAIN, PROJECT, conversation
+from tests.support import free_port
 
 
 def write_project(root: Path, files: dict[str, str]) -> Path:
@@ -112,26 +114,33 @@ async def test_a_synchronous_action_does_not_stop_other_conversations(tmp_path):
         await actions.close()
 
 
-async def test_the_module_first_then_the_action_server(tmp_path):
+async def test_the_module_first_then_the_action_server(tmp_path, remote_url):
     """With both, an action the project's module defines runs in process, any other on the server."""
     local = write_project(
         tmp_path / "local", {"actions/__init__.py": ACTION.format(cls="A", name="action_check_order", text="here")}
     )
-    remote = tmp_path / "remote"
-    shutil.copytree(PROJECT, remote, ignore=shutil.ignore_patterns("__pycache__"))
-    with start_action_server(remote) as url:
-        actions = load_actions(settings_for(local, action_endpoint=url))
-        assert isinstance(actions, Actions)
-        try:
-            assert await say(actions, "action_check_order") == ["here"]
-            assert await say(actions, "action_first") == ["first"]
-            # a server that restarted has forgotten the domain: it answers 449 and is sent it again
-            fresh = RemoteActions(url)
-            fresh._digest = "a digest the server never saw"
-            assert await say(fresh, "action_first") == ["first"]
-            await fresh.close()
-        finally:
-            await actions.close()
+    actions = load_actions(settings_for(local, action_endpoint=remote_url))
+    assert isinstance(actions, Actions)
+    try:
+        assert await say(actions, "action_check_order") == ["here"]
+        assert await say(actions, "action_first") == ["first"]
+    finally:
+        await actions.close()
+
+
+async def test_a_server_that_lacks_the_domain_is_sent_it_again(remote_url):
+    """The domain goes with the first call only; a server that does not know it (it restarted, or
+    another Seamline changed it) answers 449, and the call is repeated with the domain."""
+    changed = replace(DOMAIN, intents=(*DOMAIN.intents, "brand_new"))
+    server = RemoteActions(remote_url)
+    server._digest = domain_dict_and_digest(changed)[1]  # as if it had been sent already
+    try:
+        outcome = await run_action(
+            "action_tracker_echo", server=server, domain=changed, session=conversation(), channel="web", timeout=10
+        )
+        assert outcome.problem is None and outcome.replies[0].custom["sender_id"] == "customer-7"
+    finally:
+        await server.close()
 
 
 # -- a server that misbehaves (a fake: rasa_sdk's own server never answers like this) ---------------
