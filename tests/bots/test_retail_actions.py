@@ -148,3 +148,13 @@ async def test_the_same_actions_run_unchanged_on_a_rasa_action_server(settings, 
             assert info.escalation["reason"] == "Order 99999 not found"
         finally:
             await seamline.close()
+
+
+def test_tomorrow_is_10_am_in_the_customers_time_zone_or_a_day_later():
+    from datetime import UTC, datetime
+
+    from seamline.config.templates.retail.actions.remind import tomorrow
+
+    now = datetime(2030, 3, 1, 22, 30, tzinfo=UTC)  # already March 2 in Moscow
+    assert tomorrow("Europe/Moscow", now).astimezone(UTC) == datetime(2030, 3, 3, 7, 0, tzinfo=UTC)
+    assert tomorrow(None, now) == tomorrow("Not/A_Zone", now) == datetime(2030, 3, 2, 22, 30, tzinfo=UTC)
