@@ -27,6 +27,7 @@ runs YAML conversation scripts on top of this.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import secrets
 import sys
@@ -95,6 +96,7 @@ def is_variant(responses: dict[str, dict[str, list[str]]], key: str, text: str) 
     return any(_pattern(variant).fullmatch(text) for table in responses.values() for variant in table.get(key, []))
 
 
+@functools.lru_cache(maxsize=4096)
 def _pattern(variant: str) -> re.Pattern[str]:
     parts = re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", variant)
     return re.compile("(?s)" + ".+?".join(re.escape(part) for part in parts))
