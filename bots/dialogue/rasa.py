@@ -283,7 +283,10 @@ def _responses(rasa: RasaDomain, language: str, fallback: str | None = None) -> 
     framework = read_yaml(template).get("responses") or {}
     own = {key: framework[key] for key in FRAMEWORK_RESPONSES if key in framework}
     said = {"utter_default": rasa.responses[fallback]} if fallback else {}
-    return Responses({language: {**own, **rasa.responses, **said}})
+    texts = {**own, **rasa.responses, **said}
+    # A Rasa bot speaks one language: a customer whose messenger says another (a Telegram app in
+    # English) still gets these, whichever language the session was given ("en" is the engine's last resort).
+    return Responses({language: texts, "en": texts} if language != "en" else {language: texts})
 
 
 def _custom_actions(rasa: RasaDomain, rules: list[Any]) -> tuple[str, ...]:

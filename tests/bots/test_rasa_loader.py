@@ -268,6 +268,8 @@ def test_endpoints_and_credentials_make_the_settings(tmp_path):
     assert settings.port == 5005 and settings.default_language == "ru"
     assert settings.channels["rest"] == {"allow_anonymous": True}  # listening on 127.0.0.1 only
     assert loaded.domain.responses.has("fallback", "ru")
+    said = loaded.domain.responses.render("fallback", "en", {}).text  # the bot speaks Russian to everyone
+    assert said == loaded.domain.responses.render("fallback", "ru", {}).text and "не" in said.lower()
     own, _ = run_settings(root, {"SEAMLINE_ACTION_ENDPOINT": "http://a.example/webhook", "SEAMLINE_PORT": "9000"})
     assert own.action_endpoint == "http://a.example/webhook" and own.port == 9000
     token, _ = run_settings(root, {"SEAMLINE_REST_TOKEN": "t" * 20, "ACTIONS_HOST": "h"})
