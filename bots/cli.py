@@ -298,7 +298,7 @@ def _init(args: argparse.Namespace) -> int:
     print(
         f"A new Seamline bot ({args.template}) is in {path}. Next:\n"
         f"  cd {where}\n  seamline nlu train\n  seamline shell      (or: seamline run, then open the printed address)\n"
-        f"  pytest              (its conversation tests)\nSee {where / 'README.md'} for adding an intent."
+        f"  seamline test       (its conversation scripts; pytest runs them too)\nSee {where / 'README.md'} for adding an intent."
     )
     return 0
 
