@@ -197,10 +197,16 @@ def _form(name: str, spec: Any, path: Path, steps: _Steps, actions: tuple[str, .
             invalid=check.get("invalid"),
         )
     where = f"{path} form {name!r}"
+    asks = {str(k): str(v) for k, v in _dict(spec.get("ask"), path, f"form {name!r} ask").items()}
+    said = [*asks.values(), *(c.invalid for c in checks.values() if c.invalid)]
+    if spec.get("cancelled"):
+        said.append(str(spec["cancelled"]))
+    for key in said:
+        steps.response(key, where)
     return Form(
         name=name,
         required_slots=required,
-        ask={str(k): str(v) for k, v in _dict(spec.get("ask"), path, f"form {name!r} ask").items()},
+        ask=asks,
         checks=checks,
         validate_action=f"validate_{name}" if f"validate_{name}" in actions else None,
         submit=tuple(steps.parse(s, where) for s in _list(spec.get("submit"), path, f"form {name!r} submit")),
@@ -253,6 +259,12 @@ class _Steps:
 
     def __init__(self, responses: set[str], forms: set[str]) -> None:
         self._responses, self._forms = responses, forms
+
+    def response(self, key: str, where: str) -> None:
+        if key not in self._responses:
+            raise ConfigError(
+                where, f"says response {key!r}, which config/responses lacks", "Add the response or fix the name"
+            )
 
     def parse(self, raw: Any, where: str) -> RuleStep:
         if isinstance(raw, str):

@@ -28,6 +28,15 @@ if TYPE_CHECKING:  # imported when an action runs: the runner brings aiohttp, wh
 log = logging.getLogger(__name__)
 
 
+# The framework's own texts, for a project whose responses lack them.
+_SPARE = {
+    "fallback": "Sorry, I didn't understand that.",
+    "fallback_offer_human": "Sorry, I still don't understand. Shall I pass you to a person?",
+    "action_failed": "Sorry, something went wrong on our side; please try again or ask for a person.",
+    "form_cancelled": "Okay, stopped.",
+}
+
+
 @dataclass
 class _Turn:
     """What one turn has decided so far."""
@@ -359,6 +368,13 @@ class Dialogue(LinkWords):
 
     def _say(self, turn: _Turn, key: str) -> None:
         session = turn.session
+        if not any(self._responses.has(key, lang) for lang in self._responses.languages):
+            # A project without this framework text (a hand-made one): said in plain English rather
+            # than failing the turn; `seamline data validate` names what is missing.
+            log.warning("no response %r in the project's responses", key)
+            if key in _SPARE:
+                self._reply(turn, Reply(_SPARE[key]))
+            return
         self._reply(
             turn,
             self._responses.render(key, session.language, session.slots, channel=turn.channel, profile=turn.profile),

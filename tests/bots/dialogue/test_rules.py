@@ -149,3 +149,21 @@ def test_config_mistakes_name_the_file_and_the_entry(tmp_path, files, named):
     with pytest.raises(ConfigError) as error:
         dialogue(config)
     assert named in str(error.value) and (config.name in error.value.setting)
+
+
+def test_a_form_naming_a_response_that_does_not_exist_is_refused_at_start(tmp_path):
+    config = project(tmp_path, domain="forms:\n  f:\n    required_slots: [a]\n    ask: {a: ask_it}\n")
+    with pytest.raises(ConfigError) as error:
+        dialogue(config)
+    assert "form 'f'" in error.value.setting and "'ask_it'" in error.value.problem
+
+
+async def test_a_project_without_a_framework_text_still_answers(tmp_path):
+    config = project(tmp_path)
+    for file in (config / "responses").glob("*.yml"):
+        file.write_text(file.read_text().replace("  action_failed:", "  renamed:"))
+    (config / "rules.yml").write_text("rules:\n  - {name: r, intent: x, then: [action_x]}\n")
+    shop = dialogue(config)
+    assert await Chat(shop).texts("x", "x") == [
+        "Sorry, something went wrong on our side; please try again or ask for a person."
+    ]
