@@ -33,6 +33,20 @@ log = logging.getLogger(__name__)
 _MESSAGE_FIELDS = {"text", "buttons", "elements", "custom", "template", "response", "image", "attachment"}
 
 
+# Rasa's default actions that a project's rules or FollowupAction may name, as the events Rasa's own
+# implementations return (they never reach an action server unless the domain lists them).
+_BUILT_IN: dict[str, tuple[dict[str, Any], ...]] = {
+    "action_restart": ({"event": "restart"},),
+    "action_session_start": ({"event": "session_started"},),
+    "action_deactivate_loop": (
+        {"event": "active_loop", "name": None},
+        {"event": "slot", "name": "requested_slot", "value": None},
+    ),
+    "action_back": ({"event": "rewind"}, {"event": "rewind"}),
+    "action_default_fallback": ({"event": "rewind"},),
+}
+
+
 @dataclass
 class Outcome:
     """What one action run means for the turn."""
@@ -58,6 +72,11 @@ async def run_action(
     slots_to_validate: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Run custom action ``name`` for ``session`` and apply its events; see the module's docstring."""
+    if name in _BUILT_IN and name not in domain.actions:  # Rasa's own, unless the project overrides it
+        said = "utter_default" if "utter_default" in domain.responses.keys() else "fallback"
+        fallback = [{"response": said}] if name == "action_default_fallback" else []
+        answer = {"events": [dict(e) for e in _BUILT_IN[name]], "responses": fallback}
+        return _apply(name, answer, domain=domain, session=session, channel=channel)
     if server is None or not server.knows(name):
         return _failed(name, session, "unknown", f"{name} is not a known action: no actions module defines it")
     call = action_call(name, domain=domain, session=session, channel=channel, slots_to_validate=slots_to_validate)

@@ -174,3 +174,16 @@ async def test_a_rejection_is_not_a_failure(server):
 async def test_no_action_server_at_all():
     outcome = await run(None, "action_check_order", conversation())
     assert outcome.problem == "action_check_order is not a known action: no actions module defines it"
+
+
+async def test_rasas_own_actions_need_no_server():
+    """Rasa's default actions (named by Rasa rules or a FollowupAction) are run as Rasa runs them."""
+    session = conversation(order_number="48213")
+    session.active_form, session.requested_slot = "order_form", "order_number"
+    assert (await run(None, "action_deactivate_loop", session)).problem is None
+    assert (session.active_form, session.requested_slot) == (None, None)
+    fallback = await run(None, "action_default_fallback", session)
+    assert [r.text for r in fallback.replies] == ["Sorry?"]
+    assert not any(e["event"] == "user" for e in session.events)  # the misunderstood message reverted
+    await run(None, "action_restart", session)
+    assert session.slots == {"tier": "silver"} and session.events[-1]["event"] == "restart"
