@@ -324,3 +324,21 @@ def test_the_model_is_trained_once_for_the_same_data_and_again_when_it_changes(t
     nlu.write_text(nlu.read_text() + "- intent: thanks\n  examples: |\n    - thank you\n    - thanks\n")
     assert understand(load_rasa(root, {}), settings).parse("thank you").intent == "thanks"
     assert len(list(settings.models_dir.glob("nlu-*.npz"))) == 2
+
+
+def test_a_domain_folder_and_nested_data_folders_are_read_whole(tmp_path):
+    root = tmp_path / "bot"
+    files = {
+        "domain/intents.yml": "intents: [greet, bye]\n",
+        "domain/answers/responses.yml": "responses:\n  utter_greet: [{text: Hi}]\n  utter_bye: [{text: Bye}]\n",
+        "data/nlu/greet.yml": "nlu:\n- intent: greet\n  examples: |\n    - hello\n    - hi\n",
+        "data/nlu/bye.yml": "nlu:\n- intent: bye\n  examples: |\n    - bye\n",
+        "data/rules/all.yml": "rules:\n- rule: r\n  steps: [{intent: bye}, {action: utter_bye}]\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    loaded = load_rasa(root, {})
+    assert loaded.domain.intents == ("greet", "bye") and loaded.domain.responses.has("utter_bye", "en")
+    assert sorted({e.intent for e in loaded.nlu.examples}) == ["bye", "greet"]
+    assert [r.name for r in loaded.domain.rules] == ["r"]

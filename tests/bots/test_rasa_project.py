@@ -150,8 +150,15 @@ def test_a_project_whose_rules_call_custom_actions_on_rasas_action_server(tmp_pa
         endpoints = (project / "endpoints.yml").read_text()
         (project / "endpoints.yml").write_text(endpoints.replace("http://localhost:5055/webhook", webhook))
         with seamline_run(project, tmp_path) as (url, seen, log):
-            assert texts(say(url, "bo", "hello")) == [
-                "Welcome to Trattoria Seamline! Ask about our opening hours or book a table."
+            assert say(url, "bo", "hello") == [
+                {
+                    "recipient_id": "bo",
+                    "text": "Welcome to Trattoria Seamline! Ask about our opening hours or book a table.",
+                    "buttons": [
+                        {"title": "Opening hours", "payload": "/ask_opening_hours"},
+                        {"title": "Book a table", "payload": "/book_table"},
+                    ],
+                }
             ]
             # the action's dispatcher messages: a text, and a response of the domain
             assert texts(say(url, "bo", "when are you open?")) == [
@@ -159,7 +166,7 @@ def test_a_project_whose_rules_call_custom_actions_on_rasas_action_server(tmp_pa
                 "Anything else I can do for you?",
             ]
             # the form: its questions, an interruption, validate_booking_form refusing, the submission
-            assert texts(say(url, "bo", "I'd like to book a table")) == ["For how many people?"]
+            assert texts(say(url, "bo", "/book_table")) == ["For how many people?"]  # the button pressed
             assert texts(say(url, "bo", "are you a bot?")) == ["I am the trattoria's bot.", "For how many people?"]
             assert texts(say(url, "bo", "lots")) == [
                 "We seat from 1 to 12 people at a table; please give a number.",
