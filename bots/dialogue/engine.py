@@ -125,8 +125,15 @@ class Dialogue(LinkWords):
         self._set(session, {k: v for k, v in found.items() if k not in mine})
         if mine:
             session.fallbacks = 0
-            before = len(turn.replies)
+            before, events, values = len(turn.replies), list(session.events), dict(session.slots)
             refused = [slot for slot, value in mine.items() if not await self._accept(turn, form, slot, value)]
+            if len(refused) == len(mine) and parse.understood and self._answers(turn):
+                # Nothing taken, and the message has an answer of its own ("where is my order" when
+                # asked for a phone, taken by from_text): a question, not an answer to the form's.
+                del turn.replies[before:]
+                session.events[:], session.slots = events, values
+                await self._interrupt(turn, form, message)
+                return
             if refused:
                 check = form.checks.get(refused[0])
                 said = len(turn.replies) > before  # a validation action said why itself
@@ -136,13 +143,8 @@ class Dialogue(LinkWords):
                 return
             await self._continue(turn, form)
             return
-        if parse.understood and self._answers(turn):  # an interruption: answered, then asked again
-            session.fallbacks = 0
-            await self._answer(turn, first=False)
-            text = message.text if message is not None else ""
-            leaving = self.to_people is not None and self.to_people(parse.intent, text, session)
-            if not turn.stop and turn.escalate is None and not leaving and session.active_form == form.name:
-                self._ask(turn, form, session.requested_slot or forms.missing(form, session.slots) or "")
+        if parse.understood and self._answers(turn):
+            await self._interrupt(turn, form, message)
             return
         if not parse.understood:
             session.fallbacks += 1
@@ -150,6 +152,17 @@ class Dialogue(LinkWords):
                 self._say(turn, "fallback_offer_human")
                 return
         self._ask(turn, form, session.requested_slot or forms.missing(form, session.slots) or "")
+
+    async def _interrupt(self, turn: _Turn, form: Form, message: Message | None) -> None:
+        """Another question mid-form: answered, then the form asks its question again (unless the
+        answer started another form, or the conversation goes to people)."""
+        session, parse = turn.session, turn.parse
+        session.fallbacks = 0
+        await self._answer(turn, first=False)
+        text = message.text if message is not None else ""
+        leaving = self.to_people is not None and self.to_people(parse.intent, text, session)
+        if not turn.stop and turn.escalate is None and not leaving and session.active_form == form.name:
+            self._ask(turn, form, session.requested_slot or forms.missing(form, session.slots) or "")
 
     def _answers(self, turn: _Turn) -> bool:
         """Whether the message's intent has something to say of its own (a rule, or its response)."""

@@ -215,3 +215,13 @@ async def test_a_validation_action_refuses_a_value_and_says_why(tmp_path):
     assert [r.text for r in decision.replies] == ["Order numbers never start with 0.", "Your order number?"]
     assert decision.actions == ("validate_order_form",) and chat.session.slots.get("order_number") is None
     assert await chat.texts("48213", None, order_number="48213") == ["Order 48213 is on its way."]
+
+
+async def test_a_question_taken_as_free_text_and_refused_is_answered_as_a_question(shop):
+    chat = Chat(shop)
+    await chat.say("return please", "return_item")  # asks for the receipt number (free text, an entity check)
+    assert await chat.texts("how long is delivery", "delivery_info") == [
+        "Delivery takes 2 days.",
+        "The number on the receipt?",
+    ]
+    assert chat.session.slots.get("receipt") is None and chat.session.active_form == "return_form"
