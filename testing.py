@@ -72,6 +72,7 @@ class Turn:
     slots: dict[str, Any] = field(default_factory=dict)  # after the turn
     active_form: str | None = None  # after the turn
     handoff: str = "bot"  # the conversation's state after the turn: bot | queued | with_agent | ...
+    problems: tuple[str, ...] = ()  # why a custom action failed this turn (the console shows the same)
 
     @property
     def texts(self) -> list[str]:
@@ -224,6 +225,7 @@ class Bot:
             responses=self.responses,
             channel=channel,
             actions=tuple(getattr(decision, "actions", ()) or ()),
+            problems=tuple(getattr(decision, "problems", ()) or ()),
             slots=dict(session.slots) if session is not None else {},
             active_form=session.active_form if session is not None else None,
             handoff=session.handoff if session is not None else "bot",

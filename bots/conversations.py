@@ -205,6 +205,8 @@ class _Run:
         for reply in turn.texts:
             self.line(f"          bot: {_said(turn, reply)}")
         self.line(f"          slots: {_slots(turn.slots)}; actions: {list(turn.actions)}; handoff: {turn.handoff}")
+        for problem in turn.problems:
+            self.line(f"          problem: {problem}")
         if "intent" in step:
             self.intent(str(step["intent"]))
         if "answer" in step:

@@ -198,3 +198,30 @@ def test_a_malformed_script_is_a_configuration_error_naming_it(minimal, tmp_path
     err = capsys.readouterr().err
     assert str(script) in err
     assert re.search(message, err), err
+
+
+BROKEN_ACTION = """
+from rasa_sdk import Action
+
+
+class Boom(Action):
+    def name(self):
+        return "action_boom"
+
+    def run(self, dispatcher, tracker, domain):
+        raise RuntimeError("the order system is down")
+"""
+
+
+def test_a_failing_action_is_shown_in_the_report(tmp_path_factory, tmp_path, capsys):
+    bot = project(tmp_path_factory, "minimal")
+    (bot / "actions" / "__init__.py").write_text(BROKEN_ACTION, encoding="utf-8")
+    (bot / "config" / "domain.yml").write_text("actions: [action_boom]\n", encoding="utf-8")
+    (bot / "config" / "rules.yml").write_text("rules:\n  - {name: boom, intent: greet, then: [action_boom]}\n")
+    script = write(
+        tmp_path, "boom.yml", "conversations:\n  - name: boom\n    steps:\n      - user: hello\n      - bot: greet\n"
+    )
+    assert cli.main(["test", str(script), "--project", str(bot)]) == 1
+    out = capsys.readouterr().out
+    assert "actions: ['action_boom']" in out and "(action_failed)" in out
+    assert "problem: action_boom: " in out and "RuntimeError: the order system is down" in out
