@@ -10,7 +10,8 @@ The shapes Rasa's RulePolicy is used for, and how each reads here:
   runs when ``f`` is submitted (``Rule.after_form``);
 - a rule under ``condition: [active_loop: f]`` that answers an intent and then goes back to the form
   (``action: f``, ``active_loop: f``): the answer only, since the engine asks the form's question again
-  after any answer given in the middle of a form;
+  after any answer given in the middle of a form; one that does not go back ends with ``listen``, so
+  the question is not asked (the form stays active, as in Rasa);
 - ``wait_for_user_input: false`` with a rule that starts with that rule's last action: the second
   rule's steps are appended to the first (that is what Rasa would run next);
 - ``conversation_start: true``: only for the first message of a conversation.
@@ -117,6 +118,8 @@ class Reader:
             while rest and "slot_was_set" in rest[0]:  # what the user's message set: a condition
                 slots.update(self._slots(rest.pop(0)["slot_was_set"], where))
             then = self._steps(rest, name, where, active_form=active)
+            if active and then and not any(s.get("action") == active for s in rest):
+                then += (RuleStep("listen"),)  # it does not go back to the form: nor does the engine
             when = Condition(slots=slots, active_form=active)
             for intent in intents:
                 self._keep(Rule(name, then, intent, when, None, start, wait, where))

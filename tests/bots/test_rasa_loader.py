@@ -145,11 +145,18 @@ def test_form_activation_submission_and_an_interruption_that_returns_to_the_form
               - action: utter_greet
               - action: trip_form
               - active_loop: trip_form
+            - rule: stop in the form
+              condition:
+              - active_loop: trip_form
+              steps:
+              - intent: stop
+              - action: utter_bye
             """,
         ),
         {},
     ).domain
-    start, submit, chitchat = domain.rules
+    start, submit, chitchat, stop = domain.rules
+    assert stop.then == (RuleStep("response", "utter_bye"), RuleStep("listen"))  # no question after it
     assert start.intent == "book" and start.then == (RuleStep("form", "trip_form"),)
     assert submit.intent is None and submit.after_form == "trip_form"
     assert submit.then == (RuleStep("action", "action_book"), RuleStep("response", "utter_done"))
