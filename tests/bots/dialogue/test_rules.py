@@ -167,3 +167,31 @@ async def test_a_project_without_a_framework_text_still_answers(tmp_path):
     assert await Chat(shop).texts("x", "x") == [
         "Sorry, something went wrong on our side; please try again or ask for a person."
     ]
+
+
+async def test_a_conversation_start_rule_runs_first_once_and_a_rule_can_let_the_next_one_run(tmp_path):
+    rules = """
+rules:
+  - name: welcome
+    conversation_start: true
+    then: [welcome]
+  - name: hours, then more
+    intent: hours
+    wait_for_user_input: false
+    then: [hours]
+  - name: more
+    intent: hours
+    then: [more]
+  - name: never reached
+    intent: hours
+    then: [never_said]
+"""
+    en = """
+welcome: [{text: "Welcome!"}]
+hours: [{text: "9 to 6"}]
+more: [{text: "Also on Sundays."}]
+never_said: [{text: "never"}]
+"""
+    chat = Chat(dialogue(project(tmp_path, rules=rules, en=en)))
+    assert await chat.texts("when are you open", "hours") == ["Welcome!", "9 to 6", "Also on Sundays."]
+    assert await chat.texts("when are you open", "hours") == ["9 to 6", "Also on Sundays."]
