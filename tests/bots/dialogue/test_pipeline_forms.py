@@ -61,3 +61,31 @@ async def test_the_order_number_runs_the_order_action(seamline):
     assert "action_order_status" in seamline.decisions.seen[-1].actions
     session = await seamline.sessions.load(handled.inbound.customer_id)
     assert session.active_form is None and session.slots["order_number"] == "48213"
+
+
+async def test_a_failed_action_is_answered_politely_and_recorded_for_the_console(settings, understanding, tmp_path):
+    import shutil
+    from dataclasses import replace
+
+    import yaml
+
+    config = tmp_path / "config"
+    shutil.copytree(settings.config_dir, config)
+    rules = yaml.safe_load((config / "rules.yml").read_text(encoding="utf-8"))
+    rules["rules"].insert(0, {"name": "thanks breaks", "intent": "thanks", "then": ["action_not_written_yet"]})
+    (config / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+    seamline = await build(replace(settings, config_dir=config), understanding=understanding)
+    try:
+        adapter = Recorder("telegram")
+        seamline.pipeline.register(adapter)
+        handled = await seamline.pipeline.handle(say("thank you so much", "902"))
+        assert "went wrong" in adapter.texts("902")[-1]
+        events = await seamline.store.events(handled.inbound.customer_id)
+        [failed] = [e for e in events if e["kind"] == "action_failed"]
+        assert (
+            failed["data"]["action"] == "action_not_written_yet" and "not a known action" in failed["data"]["problem"]
+        )
+        conversation = await seamline.store.conversation(handled.inbound.conversation_id)
+        assert conversation.state == "bot"  # the conversation goes on
+    finally:
+        await seamline.close()
