@@ -14,7 +14,8 @@ The shapes Rasa's RulePolicy is used for, and how each reads here:
   the question is not asked (the form stays active, as in Rasa);
 - ``wait_for_user_input: false`` with a rule that starts with that rule's last action: the second
   rule's steps are appended to the first (that is what Rasa would run next);
-- ``conversation_start: true``: only for the first message of a conversation.
+- ``conversation_start: true``: only for the first message of a conversation, and then instead of
+  the other rules (it ends with ``listen`` unless it says ``wait_for_user_input: false``).
 
 Stories need Rasa's ML policies: they are counted and reported, not run. Built-in actions Seamline has
 no equivalent for (action_restart, action_deactivate_loop, ...) are skipped and reported.
@@ -120,6 +121,8 @@ class Reader:
             then = self._steps(rest, name, where, active_form=active)
             if active and then and not any(s.get("action") == active for s in rest):
                 then += (RuleStep("listen"),)  # it does not go back to the form: nor does the engine
+            if start and wait and then:
+                then += (RuleStep("listen"),)  # the first message's answer: no other rule's as well
             when = Condition(slots=slots, active_form=active)
             for intent in intents:
                 self._keep(Rule(name, then, intent, when, None, start, wait, where))
@@ -136,6 +139,7 @@ class Reader:
             return
         if start:
             then = self._steps(steps, name, where, active_form=active)
+            then += (RuleStep("listen"),) if wait and then else ()
             when = Condition(slots=slots, active_form=active)
             self._keep(Rule(name, then, None, when, None, True, wait, where))
             return
