@@ -40,6 +40,8 @@ from seamline.shared.settings import Settings
 log = logging.getLogger(__name__)
 
 _PROJECTS: set[str] = set()  # the project folders this process has put on sys.path
+# A call carries up to 60 tracker events: the compact form, UTF-8 rather than \u escapes, is ~20% cheaper.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False, default=str)
 
 
 class LocalActions:
@@ -140,7 +142,7 @@ class RemoteActions:
         if self._http is None:
             self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128))
         try:
-            data = json.dumps(body, default=str)
+            data = _ENCODER.encode(body).encode()
             async with self._http.post(self.url, data=data, headers={"Content-Type": "application/json"}) as r:
                 text = await r.text()
         except (aiohttp.ClientError, OSError) as exc:
