@@ -249,7 +249,7 @@ def _run_rasa(path: Path, env: dict[str, str], *, shell: bool = False) -> int:
     settings, project = run_settings(path, env)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    for line in describe(project):
+    for line in describe(project, settings):
         print(line, flush=True)
     if shell:
         _prepare_database(settings)

@@ -148,14 +148,24 @@ def understand(project: RasaProject, settings: Settings) -> Understanding:
     return Understanding.from_file(model, order_pattern=settings.order_pattern, phone_region=settings.phone_region)
 
 
-def describe(project: RasaProject) -> list[str]:
-    """What is said at start: what was read and, once, what is not supported."""
+def describe(project: RasaProject, settings: Settings | None = None) -> list[str]:
+    """What is said at start: what was read, where actions and REST clients go, and, once, what is
+    not supported."""
     domain = project.domain
+    own = len(domain.responses.keys() - set(FRAMEWORK_RESPONSES))
     lines = [
-        f"Rasa project {project.path} ({project.language}): {len(domain.intents)} intents, "
-        f"{len(domain.responses.keys() - set(FRAMEWORK_RESPONSES))} responses, {len(domain.rules)} rules, {len(domain.forms)} forms, "
-        f"{len(domain.actions)} custom actions, {len(project.nlu.all_examples)} NLU examples."
+        f"Rasa project {project.path} ({project.language}): {len(domain.intents)} intents, {own} responses, "
+        f"{len(domain.rules)} rules, {len(domain.forms)} forms, {len(domain.actions)} custom actions, "
+        f"{len(project.nlu.all_examples)} NLU examples."
     ]
+    if settings is not None:
+        if domain.actions:
+            where = settings.action_endpoint or f"in this process, from {project.path / settings.actions_module}"
+            lines.append(f"Custom actions: {where}.")
+        rest = settings.channels.get("rest")
+        if rest is not None:
+            anyone = " (no token: from this machine only)" if rest.get("allow_anonymous") else ""
+            lines.append(f"REST channel: POST http://{settings.host}:{settings.port}/webhooks/rest/webhook{anyone}.")
     if project.ignored:
         lines.append("Ignored: " + ", ".join(project.ignored) + ".")
     return lines

@@ -276,6 +276,9 @@ def test_endpoints_and_credentials_make_the_settings(tmp_path):
     assert settings.port == 5005 and settings.default_language == "ru"
     assert settings.channels["rest"] == {"allow_anonymous": True}  # listening on 127.0.0.1 only
     assert loaded.domain.responses.has("fallback", "ru")
+    lines = describe(loaded, settings)
+    assert "Custom actions: http://127.0.0.1:5055/webhook." in lines
+    assert "REST channel: POST http://127.0.0.1:5005/webhooks/rest/webhook (no token: from this machine only)." in lines
     said = loaded.domain.responses.render("fallback", "en", {}).text  # the bot speaks Russian to everyone
     assert said == loaded.domain.responses.render("fallback", "ru", {}).text and "не" in said.lower()
     own, _ = run_settings(root, {"SEAMLINE_ACTION_ENDPOINT": "http://a.example/webhook", "SEAMLINE_PORT": "9000"})

@@ -181,6 +181,7 @@ def test_a_project_whose_rules_call_custom_actions_on_rasas_action_server(tmp_pa
     ignored = [line for line in seen if line.startswith("Ignored:")]
     assert len(ignored) == 1 and ignored[0].startswith("Ignored: 2 stories (stories need ML policies)")
     assert "endpoints.yml tracker_store" in ignored[0]
+    assert f"Custom actions: {webhook}.\n" in seen
     assert "Traceback" not in log.read_text()
 
 
