@@ -173,6 +173,10 @@ class Reader:
         for item in raw:
             if isinstance(item, dict) and "active_loop" in item:
                 active = "" if item["active_loop"] is None else str(item["active_loop"])
+                if active and active not in self._forms:
+                    raise ConfigError(
+                        where, f"has the condition active_loop: {active}, not a form of domain.yml", "Fix the name"
+                    )
             elif isinstance(item, dict) and "slot_was_set" in item:
                 slots.update(self._slots(item["slot_was_set"], where))
             else:
@@ -204,6 +208,8 @@ class Reader:
                 continue  # active_loop / slot_was_set after an action describe what it did
             name = str(step["action"])
             following = steps[i + 1] if i + 1 < len(steps) else {}
+            if following.get("active_loop") == name and name not in self._forms:
+                raise ConfigError(where, f"starts form {name!r}, which domain.yml's forms lack", "Add it under forms:")
             if name in self._forms:
                 if active_form == name:
                     continue  # back to the form it interrupted: the engine asks its question again

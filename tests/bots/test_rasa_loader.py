@@ -259,6 +259,12 @@ def test_a_broken_domain_names_the_file_and_the_problem(tmp_path, domain, proble
 def test_a_rule_saying_a_response_the_domain_lacks_names_the_rule(tmp_path):
     with pytest.raises(ConfigError, match=r"rule 'oops'.*says 'utter_missing'"):
         rules_of(tmp_path, "rules:\n- rule: oops\n  steps: [{intent: greet}, {action: utter_missing}]\n")
+    with pytest.raises(ConfigError, match=r"rule 'f'.*starts form 'nope_form', which domain.yml's forms lack"):
+        rules_of(
+            tmp_path, "rules:\n- rule: f\n  steps: [{intent: book}, {action: nope_form}, {active_loop: nope_form}]\n"
+        )
+    with pytest.raises(ConfigError, match=r"rule 'c'.*active_loop: nope_form, not a form"):
+        rules_of(tmp_path, "rules:\n- rule: c\n  condition: [{active_loop: nope_form}]\n  steps: [{intent: book}]\n")
 
 
 def test_endpoints_and_credentials_make_the_settings(tmp_path):
