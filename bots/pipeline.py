@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from seamline.bots.dialogue import Dialogue
-from seamline.bots.dialogue.reminders import SqlReminders
+from seamline.bots.dialogue.reminders import Reminders, SqlReminders
 from seamline.bots.link_notices import LinkNotices
 from seamline.bots.steps.buttons import Callback, Rate
 from seamline.bots.steps.decide import Decide
@@ -71,7 +71,7 @@ class Pipeline:
         default_language: str = "en",
         linker: Linker | None = None,
         steps: Iterable[Step] = (),
-        reminders: SqlReminders | None = None,
+        reminders: Reminders | None = None,
     ) -> None:
         """``steps``: a project's own steps, each placed by its ``before`` / ``after`` attribute
         (a step name) if it has one, else at the end of the walk. ``reminders``: where scheduled
@@ -84,7 +84,7 @@ class Pipeline:
         self._handoff = handoff  # handoff.service.Handoff: escalation, queues, agents
         self._default_language = default_language
         self._adapters: dict[str, Adapter] = {}
-        self.reminders = reminders or SqlReminders(store=store)
+        self.reminders: Reminders = reminders or SqlReminders(store=store)
         self._link_notices = LinkNotices(
             store=store,
             sessions=sessions,

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -67,8 +67,38 @@ class Due:
     erased: bool = False
 
 
+class Reminders(Protocol):
+    """Where reminders are kept: what the ``remind`` step, ``Pipeline`` and the ``Scheduler`` need.
+    ``on_scheduled`` callbacks hear of each reminder stored here (the scheduler wakes up early)."""
+
+    on_scheduled: list[Callable[[datetime], None]]
+
+    async def update(
+        self,
+        customer_id: str,
+        *,
+        schedule: Iterable[Reminder] = (),
+        cancel: Iterable[str] = (),
+        customer_wrote: bool = False,
+    ) -> None: ...
+
+    async def claim(self, now: datetime | None = None) -> Due | None: ...
+
+    async def settle(self, due: Due, outcome: str) -> None: ...
+
+    async def wrote_since(self, customer_id: str, since: datetime) -> bool: ...
+
+    async def pending(self, customer_id: str) -> list[Reminder]: ...
+
+    async def outcomes(self, customer_id: str) -> dict[str, str | None]: ...
+
+    async def next_due(self) -> datetime | None: ...
+
+    async def purge(self, kept: timedelta = KEPT) -> None: ...
+
+
 class SqlReminders:
-    """The reminders of every customer, on the chat store's database and group writer."""
+    """The ``Reminders`` of every customer, on the chat store's database and group writer."""
 
     def __init__(self, *, store: SqlChatStore) -> None:
         self._store = store
@@ -232,7 +262,7 @@ class Scheduler:
     or ``interval`` (a reminder another process scheduled is seen at the next look), and wakes early
     when this process schedules one."""
 
-    def __init__(self, *, reminders: SqlReminders, fire: Fire, interval: float = 10.0) -> None:
+    def __init__(self, *, reminders: Reminders, fire: Fire, interval: float = 10.0) -> None:
         self._reminders = reminders
         self._fire = fire
         self._interval = interval
@@ -295,3 +325,7 @@ class Scheduler:
                 wait = max(0.0, min(wait, (soonest - utcnow()).total_seconds()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
+
+
+def _serves(reminders: SqlReminders) -> Reminders:
+    return reminders  # for mypy: the SQL store is the protocol

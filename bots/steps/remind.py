@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from seamline.bots.dialogue.reminders import SqlReminders
+from seamline.bots.dialogue.reminders import Reminders
 from seamline.bots.steps.turn import Next, Turn
 from seamline.shared.identity import Identity
 
@@ -19,7 +19,7 @@ REMINDER = "reminder"  # turn.data key: the name of the reminder this turn fires
 class Remind:
     name = "remind"
 
-    def __init__(self, *, reminders: SqlReminders) -> None:
+    def __init__(self, *, reminders: Reminders) -> None:
         self._reminders = reminders
 
     async def __call__(self, turn: Turn, call_next: Next) -> None:

@@ -1,5 +1,6 @@
 """Every store is used through a protocol (shared/history.py, shared/identity.py, shared/session.py,
-shared/limits.py, shared/storage/inbox.py, handoff/agents.py, handoff/inbox.py, handoff/storage.py);
+shared/limits.py, shared/storage/inbox.py, handoff/agents.py, handoff/inbox.py, handoff/storage.py,
+bots/dialogue/reminders.py);
 each implementation must match its protocol exactly, method by method, so a caller typed against the
 protocol can be handed any backend. mypy checks the same in CI; this test names the method that drifted, without mypy."""
 
@@ -10,6 +11,7 @@ from typing import Protocol
 
 import pytest
 
+from seamline.bots.dialogue.reminders import Reminders, SqlReminders
 from seamline.handoff.agents import AgentAccounts, Agents, AgentStore
 from seamline.handoff.inbox import ConsoleInbox, Inbox, RedisInbox
 from seamline.handoff.storage import ConversationRows, SqlConversationRows
@@ -35,6 +37,7 @@ SEAMS = [
     (Limiter, MemoryLimiter),
     (Limiter, RedisLimiter),
     (DurableInbox, SqlInbox),
+    (Reminders, SqlReminders),
 ]
 
 
