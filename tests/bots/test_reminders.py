@@ -22,7 +22,7 @@ from seamline.bots.dialogue import Reminder
 from seamline.bots.dialogue.reminders import DROPPED, KILLED, SENT, Due, Scheduler, SqlReminders
 from seamline.shared.message import Message, utcnow
 from seamline.shared.storage.database import create_engine
-from seamline.shared.storage.models import ReminderRow
+from seamline.shared.storage.models import CustomerRow, ReminderRow
 from seamline.shared.storage.sql import SqlChatStore
 
 from tests.support import Recorder, eventually
@@ -250,3 +250,58 @@ async def test_a_reminder_in_the_customers_time_zone_is_due_at_that_moment(seaml
     scheduler = Scheduler(reminders=seamline.pipeline.reminders, fire=_firing(seamline))
     assert await scheduler.fire_due(at - timedelta(seconds=1)) == 0
     assert await scheduler.fire_due(at) == 1
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def reminder_store(request, sqlite_url):
+    """``Reminders`` on each database Seamline runs on (PostgreSQL from tests/services.sh)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else sqlite_url
+    store = SqlChatStore(engine=create_engine(url))
+    yield store, SqlReminders(store=store)
+    await store.close()
+    await store.engine.dispose()
+
+
+class TestReminderStore:
+    """The contract of ``Reminders``, on SQLite and PostgreSQL."""
+
+    async def test_scheduled_replaced_cancelled_and_killed(self, reminder_store):
+        store, reminders = reminder_store
+        customer = (await store.resolve_customer("web", "v1", "v1")).id
+        await reminders.update(customer, schedule=[soon("a", 60), soon("b", 120, kill=False), soon("c", 180)])
+        await reminders.update(customer, schedule=[soon("a", 240)])  # replaced, and now the latest
+        assert [r.name for r in await reminders.pending(customer)] == ["b", "c", "a"]
+        await reminders.update(customer, cancel=["c"])
+        assert [r.name for r in await reminders.pending(customer)] == ["b", "a"]
+        await reminders.update(customer, customer_wrote=True)
+        assert [r.name for r in await reminders.pending(customer)] == ["b"]
+        await reminders.update(customer, cancel=["*"], schedule=[soon("d", 60)])
+        assert [r.name for r in await reminders.pending(customer)] == ["d"]
+
+    async def test_claimed_once_in_due_order_then_settled_and_purged(self, reminder_store):
+        store, reminders = reminder_store
+        customer = (await store.resolve_customer("web", "v2", "v2")).id
+        await reminders.update(customer, schedule=[soon("later", -5), soon("first", -60), soon("future", 3600)])
+        assert (await reminders.next_due()) is not None
+        first, later = await reminders.claim(), await reminders.claim()
+        assert (first.name, later.name) == ("first", "later") and await reminders.claim() is None
+        assert first.customer_id == customer and first.intent == "EXTERNAL_reminder"
+        await reminders.settle(first, SENT)
+        assert await reminders.outcomes(customer) == {"first": SENT, "later": None}
+        await reminders.update(customer, schedule=[soon("first", -1)])  # the same name again: due again
+        assert (await reminders.claim()).name == "first"
+        await reminders.purge(kept=timedelta(seconds=-60))
+        assert await reminders.outcomes(customer) == {} and [r.name for r in await reminders.pending(customer)] == [
+            "future"
+        ]
+
+    async def test_entities_and_a_linked_customer(self, reminder_store):
+        store, reminders = reminder_store
+        merged = (await store.resolve_customer("web", "v3", "v3")).id
+        survivor = (await store.resolve_customer("telegram", "t3", "t3")).id
+        at = utcnow() - timedelta(seconds=1)
+        await reminders.update(merged, schedule=[Reminder("r", "EXTERNAL_x", at, (("order_number", "48213"),))])
+        await store.run(update(CustomerRow).where(CustomerRow.id == merged).values(merged_into=survivor))
+        due = await reminders.claim()
+        assert (due.customer_id, due.entities) == (survivor, (("order_number", "48213"),))
+        assert await reminders.wrote_since(survivor, at - timedelta(days=1)) is False
