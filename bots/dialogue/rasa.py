@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from seamline.bots.dialogue.model import Domain, Rule
 from seamline.bots.dialogue.rasa_domain import RasaDomain, read_domain, read_yaml
-from seamline.bots.dialogue.rasa_rules import Reader
+from seamline.bots.dialogue.rasa_rules import DEFAULT_ACTIONS, UNSUPPORTED_ACTIONS, Reader
 from seamline.bots.dialogue.responses import Responses
 from seamline.bots.project import FRAMEWORK_RESPONSES, TEMPLATES_DIR
 from seamline.nlu.data import TrainingData, load
@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 
 FRAMEWORK_CONFIG = TEMPLATES_DIR / "minimal"  # routing.yml, canned.yml and the framework's texts
 RASA_PORT = "5005"  # where Rasa clients look for `rasa run`
-# Rasa's built-in actions: never custom ones, whatever a domain lists.
 FALLBACK_INTENTS = ("nlu_fallback", "out_of_scope")  # Seamline's "not understood"
-BUILT_IN = ("action_listen", "action_restart", "action_session_start", "action_default_fallback")
+# Rasa's built-in actions: custom ones only when the domain lists them (the project's override).
+BUILT_IN = ("action_listen", *DEFAULT_ACTIONS, *UNSUPPORTED_ACTIONS)
 _ENV = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -306,6 +306,6 @@ def _custom_actions(rasa: RasaDomain, rules: list[Any]) -> tuple[str, ...]:
         for name in dict.fromkeys([*rasa.actions, *named])
         if name not in rasa.responses
         and name not in rasa.forms
-        and name not in BUILT_IN
+        and (name not in BUILT_IN or name in rasa.actions)
         and not name.startswith("utter_")
     )

@@ -18,7 +18,9 @@ The shapes Rasa's RulePolicy is used for, and how each reads here:
   the other rules (it ends with ``listen`` unless it says ``wait_for_user_input: false``).
 
 Stories need Rasa's ML policies: they are counted and reported, not run. Built-in actions Seamline has
-no equivalent for (action_restart, action_deactivate_loop, ...) are skipped and reported.
+no equivalent for (action_two_stage_fallback, action_unlikely_intent, ...) are skipped and reported;
+the default ones it runs as Rasa does (action_restart, action_deactivate_loop, action_back, ...) are
+kept as actions.
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ from typing import Any
 from seamline.bots.dialogue.model import Condition, Rule, RuleStep
 from seamline.shared.errors import ConfigError
 
-# Rasa's built-in actions with no Seamline step: skipped where a rule names them (reported).
-UNSUPPORTED_ACTIONS = (
+# Rasa's default actions Seamline runs as Rasa does (bots/dialogue/actions.py), unless the domain lists
+# one as its own; and those it has no equivalent for: skipped where a rule names them (reported).
+DEFAULT_ACTIONS = (
     "action_restart",
     "action_session_start",
     "action_deactivate_loop",
     "action_back",
+    "action_default_fallback",
+)
+UNSUPPORTED_ACTIONS = (
     "action_two_stage_fallback",
     "action_unlikely_intent",
     "action_extract_slots",
@@ -218,8 +224,6 @@ class Reader:
                     break  # the form takes over the conversation
             elif name == "action_listen":
                 out.append(RuleStep("listen"))
-            elif name == "action_default_fallback":
-                out.append(RuleStep("response", "utter_default" if "utter_default" in self._responses else "fallback"))
             elif name in UNSUPPORTED_ACTIONS:
                 self.found.notes.append(f"{name} (rule {rule!r}: skipped)")
             elif name in self._responses:
