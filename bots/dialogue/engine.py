@@ -45,6 +45,7 @@ class _Turn:
     channel: str
     parse: Parse
     profile: dict[str, Any]
+    found: dict[str, Any] = field(default_factory=dict)  # slot values the message gave (mappings)
     replies: list[Reply] = field(default_factory=list)
     escalate: str | None = None
     resume: bool = False
@@ -104,7 +105,7 @@ class Dialogue(LinkWords):
         first = not any(e.get("event") == "user" for e in session.events)
         session.record(user_event(parse, message))
         turn = _Turn(session, channel, parse, slots.profile(session, message))
-        found = slots.candidates(self.domain, parse, session, message=message, known=turn.profile)
+        found = turn.found = slots.candidates(self.domain, parse, session, message=message, known=turn.profile)
         form = self.domain.forms.get(session.active_form or "")
         if session.active_form and form is None:  # a form the config no longer has
             self._leave_form(session)
@@ -135,10 +136,7 @@ class Dialogue(LinkWords):
                 await self._interrupt(turn, form, message)
                 return
             if refused:
-                check = form.checks.get(refused[0])
-                said = len(turn.replies) > before  # a validation action said why itself
-                if check is not None and check.invalid and not said and self._has(check.invalid, session):
-                    self._say(turn, check.invalid)
+                self._refused(turn, form, refused[0], said=len(turn.replies) > before)
                 self._ask(turn, form, forms.missing(form, session.slots) or refused[0])
                 return
             await self._continue(turn, form)
@@ -152,6 +150,12 @@ class Dialogue(LinkWords):
                 self._say(turn, "fallback_offer_human")
                 return
         self._ask(turn, form, session.requested_slot or forms.missing(form, session.slots) or "")
+
+    def _refused(self, turn: _Turn, form: Form, slot: str, *, said: bool) -> None:
+        """The form's words for a refused value, unless a validation action ``said`` why itself."""
+        check = form.checks.get(slot)
+        if check is not None and check.invalid and not said and self._has(check.invalid, turn.session):
+            self._say(turn, check.invalid)
 
     async def _interrupt(self, turn: _Turn, form: Form, message: Message | None) -> None:
         """Another question mid-form: answered, then the form asks its question again (unless the
@@ -303,6 +307,13 @@ class Dialogue(LinkWords):
         if session.active_form != name:
             session.active_form = name
             session.record(slots.active_loop_event(name))
+            # What the starting message itself gave the form is checked as any answer would be.
+            for slot in form.required_slots:
+                if slot in turn.found and session.slots.get(slot) is not None:
+                    before = len(turn.replies)
+                    if not await self._accept(turn, form, slot, session.slots[slot]):
+                        self._set(session, {slot: None})
+                        self._refused(turn, form, slot, said=len(turn.replies) > before)
         await self._continue(turn, form)
 
     async def _continue(self, turn: _Turn, form: Form) -> None:

@@ -225,3 +225,12 @@ async def test_a_question_taken_as_free_text_and_refused_is_answered_as_a_questi
         "The number on the receipt?",
     ]
     assert chat.session.slots.get("receipt") is None and chat.session.active_form == "return_form"
+
+
+async def test_a_value_given_with_the_question_is_checked_too(shop):
+    chat = Chat(shop)
+    assert await chat.texts("where is order 12", "order_status", order_number="12") == [
+        "That is not an order number.",
+        "Your order number?",
+    ]
+    assert chat.session.slots.get("order_number") is None
