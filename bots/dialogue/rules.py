@@ -40,12 +40,14 @@ def matching(
     language: str,
     form: str | None,
 ) -> list[Rule]:
-    """The rules for ``intent`` whose conditions hold, in file order (the first one wins)."""
+    """The rules for ``intent`` whose conditions hold, in file order (the first one wins); not the
+    conversation-start ones (``at_start``), which answer only a conversation's first message."""
     return [
         rule
         for rule in rules
         if intent is not None
         and rule.intent == intent
+        and not rule.conversation_start
         and holds(rule.when, slots=slots, channel=channel, language=language, form=form)
     ]
 
