@@ -245,7 +245,6 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     app.cleanup_ctx.append(lifetime)  # first in, so channels are closed before the stores
     app.cleanup_ctx.append(_sweeping)
     app.cleanup_ctx.append(_answering_unanswered)
-    app.cleanup_ctx.append(_reminding)
     AgentApi(
         handoff=seamline.handoff,
         customers=seamline.customers,
@@ -260,6 +259,8 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     app.router.add_get("/healthz", _health)
     app.on_startup.append(_reload_on_sighup)
     install_channels(app, settings, seamline)
+    # After the channels: started once they can send, stopped before they close.
+    app.cleanup_ctx.append(_reminding)
     # The model and the app are built: move them out of the garbage collector's way, so full
     # collections stay short (a tail-latency win measured with the Telegram benchmark).
     gc.freeze()
