@@ -285,6 +285,9 @@ class Pipeline:
                 if customer is None or customer.id != customer_id:
                     return None
                 session = await self._rebuild_session(customer, message)
+                # No message to tell the language by: the one their last message was understood in.
+                said = [m.nlu for m in await self._store.history(customer_id, 20) if m.direction == "in" and m.nlu]
+                session.language = next((n["language"] for n in reversed(said) if n.get("language")), session.language)
             if session.handoff != "bot":
                 return None
             found = tuple((str(kind), value) for kind, value in entities)

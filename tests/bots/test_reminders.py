@@ -305,3 +305,26 @@ class TestReminderStore:
         due = await reminders.claim()
         assert (due.customer_id, due.entities) == (survivor, (("order_number", "48213"),))
         assert await reminders.wrote_since(survivor, at - timedelta(days=1)) is False
+
+
+async def test_a_reminder_due_while_the_server_was_down_reaches_telegram_through_aiogram_after_a_restart(
+    settings, make_server
+):
+    """The real Telegram adapter (aiogram against the fake Bot API): "remind me tomorrow", the server
+    stops, tomorrow comes, a new server on the same database sends the reminder once it starts."""
+    from tests.fakes.telegram import TOKEN, FakeTelegram
+
+    async with FakeTelegram() as telegram:
+        settings = replace(settings, actions_module=RETAIL_ACTIONS)
+        channels = {"telegram": dict(token=TOKEN, api_base=telegram.url)}
+        first = await make_server(settings, channels=channels)
+        telegram.enqueue(telegram.update("message_text", chat_id=1001, text="remind me tomorrow"))
+        (said,) = await telegram.wait_for("sendMessage", chat_id=1001)
+        assert "remind you here tomorrow" in said.params["text"]
+        await first.stop()
+        async with create_engine(settings.database_url).begin() as conn:
+            await conn.execute(update(ReminderRow).values(due_at=utcnow() - timedelta(hours=1)))
+
+        await make_server(settings, channels=channels)
+        _, reminded = await telegram.wait_for("sendMessage", chat_id=1001, count=2)
+        assert "You asked me to remind you" in reminded.params["text"]
