@@ -129,7 +129,7 @@ class SqlReminders:
         """One turn's changes, committed together: a message of the customer cancels their reminders
         with ``kill_on_user_message``; ``cancel`` names reminders to cancel ("*": all of them);
         ``schedule`` adds (or replaces, by name) reminders."""
-        new = list(schedule)
+        new = list({r.name: r for r in schedule}.values())  # the same name twice: the last one, as in Rasa
         names = [r.name for r in new]
         pending = [_table.c.customer_id == customer_id, _table.c.fired_at.is_(None), _table.c.name.not_in(names)]
         writes: list[tuple[Executable, dict[str, Any]]] = []
