@@ -39,6 +39,9 @@ from seamline.shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Synchronous actions mostly wait (on an order system, a CRM): threads, not cores, are what they
+# use up. Past THREADS at once, the next waits for a thread (and may time out).
+THREADS = 32
 _PROJECTS: set[str] = set()  # the project folders this process has put on sys.path
 # A call carries up to 60 tracker events: the compact form, UTF-8 rather than \u escapes, is ~20% cheaper.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False, default=str)
@@ -76,8 +79,7 @@ class LocalActions:
                 events = await action(dispatcher, tracker, domain)
             else:
                 if self._pool is None:
-                    workers = min(32, (os.cpu_count() or 1) * 4)
-                    self._pool = ThreadPoolExecutor(workers, thread_name_prefix="seamline-action")
+                    self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="seamline-action")
                 loop = asyncio.get_running_loop()
                 events = await loop.run_in_executor(self._pool, action, dispatcher, tracker, domain)
                 if inspect.isawaitable(events):  # a plain def that returned a coroutine
