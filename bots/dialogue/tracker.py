@@ -34,8 +34,9 @@ _DOMAINS_KEPT = 16  # tests build many domains; a server one
 
 def user_event(parse: Parse, message: Message | None) -> dict[str, Any]:
     """Rasa's ``user`` event for a customer's message and what the NLU understood of it. A button
-    press is the button's payload (as Rasa receives it), else the typed text."""
-    text = (message.payload or message.text) if message is not None else ""
+    press is the button's payload (as Rasa receives it), else the typed text; an intent triggered
+    without a message (a reminder firing) is "/intent", as Rasa writes it."""
+    text = (message.payload or message.text) if message is not None else f"/{parse.intent}"
     parse_data: dict[str, Any] = {
         "intent": {"name": parse.intent, "confidence": parse.confidence},
         "entities": [
