@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # Synchronous actions mostly wait (on an order system, a CRM): threads, not cores, are what they
 # use up. Past THREADS at once, the next waits for a thread (and may time out).
 THREADS = 32
+MAX_ANSWER = 2_000_000  # bytes of an action server's answer; past it, the answer is refused
 _PROJECTS: set[str] = set()  # the project folders this process has put on sys.path
 # A call carries up to 60 tracker events: the compact form, UTF-8 rather than \u escapes, is ~20% cheaper.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False, default=str)
@@ -146,7 +147,12 @@ class RemoteActions:
         try:
             data = _ENCODER.encode(body).encode()
             async with self._http.post(self.url, data=data, headers={"Content-Type": "application/json"}) as r:
-                text = await r.text()
+                raw = bytearray()
+                async for chunk in r.content.iter_chunked(65536):
+                    raw += chunk
+                    if len(raw) > MAX_ANSWER:  # a server gone wrong must not fill this process's memory
+                        raise ActionError(name, "malformed", f"the action server answered more than {MAX_ANSWER} bytes")
+                text = raw.decode("utf-8", errors="replace")
         except (aiohttp.ClientError, OSError) as exc:
             raise ActionError(name, "unreachable", f"the action server at {self.url} is unreachable ({exc})") from exc
         try:

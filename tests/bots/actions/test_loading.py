@@ -176,6 +176,7 @@ async def fake_server(tmp_path):
         (web.json_response({"events": [{"name": "x"}], "responses": []}), "{'name': 'x'} is not an event"),
         (web.json_response({"events": [], "responses": ["hi"]}), "'hi' is not a message"),
         (web.json_response({"error": "boom"}, status=502), "answered HTTP 502 boom"),
+        (web.Response(body=b"[" + b"1," * 1_500_000 + b"1]"), "answered more than 2000000 bytes"),
     ],
 )
 async def test_garbage_from_an_action_server(fake_server, answer, problem):
