@@ -210,9 +210,13 @@ def load_module(name: str, folder: Path | None = None) -> LocalActions | None:
         _forget_foreign(name, where)
         _PROJECTS.add(where)
     try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):  # a dotted name whose parent is missing
-        spec = None
+        spec = importlib.util.find_spec(name)  # imports the parents of a dotted name
+    except ModuleNotFoundError as exc:
+        if not exc.name or not (name == exc.name or name.startswith(exc.name + ".")):
+            raise _broken(name, exc) from exc  # a parent that exists imports something missing
+        spec = None  # a parent that does not exist
+    except Exception as exc:  # a parent's top level raised
+        raise _broken(name, exc) from exc
     if spec is None or _origin(spec) in _PROJECTS - {where}:  # a project without actions/ of its own
         return None
     executor = ActionExecutor()

@@ -85,12 +85,14 @@ def test_no_module_is_no_local_actions(tmp_path):
         ({"broken/__init__.py": "import not_installed_anywhere\n"}, "'broken'", "No module named"),
         ({"broken/__init__.py": "", "broken/bad.py": "def run(:\n"}, "'broken.bad'", "SyntaxError"),
         ({"broken.py": "raise RuntimeError('no database configured')\n"}, "'broken'", "no database configured"),
+        ({"broken/__init__.py": "import not_there\n", "broken/actions.py": ""}, "'broken.actions'", "not_there"),
     ],
 )
 def test_a_module_that_cannot_be_loaded_is_named_at_start(tmp_path, files, named, error):
     folder = write_project(tmp_path, files)
+    module = "broken.actions" if "broken/actions.py" in files else "broken"
     with pytest.raises(ConfigError) as caught:
-        load_actions(settings_for(folder, actions_module="broken"))
+        load_actions(settings_for(folder, actions_module=module))
     assert named in str(caught.value) and error in str(caught.value)
     for loaded in [m for m in sys.modules if m == "broken" or m.startswith("broken.")]:
         del sys.modules[loaded]
