@@ -144,23 +144,35 @@ class RemoteActions:
     async def _post(self, name: str, body: dict[str, Any]) -> tuple[int, Any]:
         if self._http is None:
             self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128))
+        data = _ENCODER.encode(body).encode()
+        for attempt in (1, 2):
+            try:
+                status, text = await self._exchange(self._http, name, data)
+                break
+            except aiohttp.ServerDisconnectedError as exc:
+                # A kept-alive connection the server had closed (servers keep idle ones 2-120 s):
+                # nothing was answered on it, so the call is made once more on a new connection.
+                if attempt == 2:
+                    raise ActionError(name, "unreachable", f"the action server at {self.url} hung up ({exc})") from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                raise ActionError(
+                    name, "unreachable", f"the action server at {self.url} is unreachable ({exc})"
+                ) from exc
         try:
-            data = _ENCODER.encode(body).encode()
-            async with self._http.post(self.url, data=data, headers={"Content-Type": "application/json"}) as r:
-                raw = bytearray()
-                async for chunk in r.content.iter_chunked(65536):
-                    raw += chunk
-                    if len(raw) > MAX_ANSWER:  # a server gone wrong must not fill this process's memory
-                        raise ActionError(name, "malformed", f"the action server answered more than {MAX_ANSWER} bytes")
-                text = raw.decode("utf-8", errors="replace")
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ActionError(name, "unreachable", f"the action server at {self.url} is unreachable ({exc})") from exc
-        try:
-            return r.status, json.loads(text) if text else None
+            return status, json.loads(text) if text else None
         except ValueError:
-            if r.status == 200:
+            if status == 200:
                 raise ActionError(name, "malformed", f"the action server answered {_short(text)}") from None
-            return r.status, None
+            return status, None
+
+    async def _exchange(self, http: aiohttp.ClientSession, name: str, data: bytes) -> tuple[int, str]:
+        async with http.post(self.url, data=data, headers={"Content-Type": "application/json"}) as r:
+            raw = bytearray()
+            async for chunk in r.content.iter_chunked(65536):
+                raw += chunk
+                if len(raw) > MAX_ANSWER:  # a server gone wrong must not fill this process's memory
+                    raise ActionError(name, "malformed", f"the action server answered more than {MAX_ANSWER} bytes")
+            return r.status, raw.decode("utf-8", errors="replace")
 
     async def close(self) -> None:
         if self._http is not None:

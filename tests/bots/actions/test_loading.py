@@ -223,3 +223,37 @@ async def test_an_unreachable_action_server():
     await server.close()
     assert outcome.problem.startswith("action_check_order could not run: the action server at http://127.0.0.1:")
     assert "is unreachable" in outcome.problem and session.events == before
+
+
+async def test_a_connection_the_server_closed_is_not_a_failure():
+    """The server hangs up on the first request without answering (an idle kept-alive connection it
+    had closed looks the same): the call is made again on a new connection and answered."""
+    hung_up = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal hung_up
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+        await reader.readexactly(length)
+        if not hung_up:
+            hung_up += 1
+        else:
+            body = b'{"events": [], "responses": [{"text": "answered"}]}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    server = RemoteActions(f"http://127.0.0.1:{port}/webhook")
+    try:
+        assert await say(server, "action_x") == ["answered"]
+        assert hung_up == 1
+    finally:
+        await server.close()
+        listener.close()
+        await listener.wait_closed()
