@@ -107,7 +107,7 @@ def _seconds(name: str, raw: object, example: str) -> float:
     return value
 
 
-def _action_endpoint(raw: str) -> str:
+def action_endpoint_url(raw: str) -> str:
     """A Rasa action server's webhook, e.g. http://localhost:5055/webhook; empty: actions run in process."""
     raw = raw.strip()
     if raw and (urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).hostname):
@@ -333,7 +333,7 @@ def load_settings(env: dict[str, str] | None = None, *, project: Path | None = N
             "SEAMLINE_LINK_GUESSES_PER_HOUR=1000",
         ),
         actions_module=str(get("SEAMLINE_ACTIONS_MODULE", actions, "module", "actions")),
-        action_endpoint=_action_endpoint(str(get("SEAMLINE_ACTION_ENDPOINT", actions, "endpoint", ""))),
+        action_endpoint=action_endpoint_url(str(get("SEAMLINE_ACTION_ENDPOINT", actions, "endpoint", ""))),
         action_timeout=_seconds(
             "SEAMLINE_ACTION_TIMEOUT",
             get("SEAMLINE_ACTION_TIMEOUT", actions, "timeout", 10),

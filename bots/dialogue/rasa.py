@@ -34,7 +34,7 @@ from seamline.bots.dialogue.responses import Responses
 from seamline.bots.project import FRAMEWORK_RESPONSES, TEMPLATES_DIR
 from seamline.nlu.data import TrainingData, load
 from seamline.shared.errors import ConfigError
-from seamline.shared.settings import Settings, _action_endpoint, load_settings
+from seamline.shared.settings import Settings, action_endpoint_url, load_settings
 
 if TYPE_CHECKING:
     from seamline.nlu.understanding import Understanding
@@ -222,7 +222,7 @@ def _endpoints(path: Path, env: Mapping[str, str]) -> tuple[str, list[str]]:
         )
     url = _ENV.sub(lambda m: env[m.group(1)], str(url))
     try:
-        return _action_endpoint(url), notes
+        return action_endpoint_url(url), notes
     except ConfigError as exc:
         raise ConfigError(str(path), f"action_endpoint url: {exc.problem}", exc.fix) from None
 

@@ -25,6 +25,7 @@ from seamline.shared.storage.models import (
     LinkCodeRow,
     LinkRow,
     MessageRow,
+    ReminderRow,
 )
 from seamline.shared.storage.sql import SqlChatStore, aware
 
@@ -527,6 +528,7 @@ class SqlCustomerStore:
                 (delete(MessageRow).where(MessageRow.customer_id.in_(ids)), {}),
                 (delete(IdentityRow).where(IdentityRow.customer_id.in_(ids)), {}),
                 (delete(LinkCodeRow).where(LinkCodeRow.customer_id.in_(ids)), {}),
+                (delete(ReminderRow).where(ReminderRow.customer_id.in_(ids)), {}),  # their entities may be personal
                 (
                     update(LinkRow)
                     .where(or_(LinkRow.survivor_id.in_(ids), LinkRow.merged_id.in_(ids)))

@@ -175,6 +175,15 @@ async def test_the_same_name_replaces_the_earlier_reminder(seamline, plays):
     assert reminder.at - utcnow() > timedelta(seconds=3600)
 
 
+async def test_erasing_the_customer_erases_their_reminders(seamline, plays):
+    seamline.pipeline.register(Recorder("web"))
+    plays.schedule = (soon("call", 3600, kill=False),)
+    handled = await seamline.pipeline.handle(web_message("hello"))
+    customer = handled.inbound.customer_id
+    await seamline.customers.erase(customer, by="dpo@test")
+    assert await seamline.pipeline.reminders.pending(customer) == []
+
+
 async def test_a_due_reminder_is_answered_by_the_dialogue_and_kept_in_the_history(seamline, plays):
     web_chat = Recorder("web")
     seamline.pipeline.register(web_chat)
