@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from rasa_sdk import Action, Tracker  # type: ignore[import-untyped]
-from rasa_sdk.executor import ActionExecutor, CollectingDispatcher  # type: ignore[import-untyped]
-from rasa_sdk.interfaces import ActionExecutionRejection  # type: ignore[import-untyped]
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
+from rasa_sdk.interfaces import ActionExecutionRejection
 
 from seamline.bots.dialogue.model import ActionError, ActionServer
 from seamline.shared.errors import ConfigError

@@ -73,7 +73,7 @@ async def test_the_console_shows_the_bots_images_and_why_an_action_failed(telegr
         "action_failed",
         first.customer_id,
         first.conversation_id,
-        {"action": "action_order_status", "problem": "timed out after 10 s"},
+        {"action": "action_order_status", "problem": "action_order_status timed out after 10 s"},
     )
     await customer_says(telegram, "I want to talk to a human")
 
@@ -84,7 +84,7 @@ async def test_the_console_shows_the_bots_images_and_why_an_action_failed(telegr
 
     failed = tid(console, "action-failed")
     await expect(failed).to_have_count(1)
-    await expect(failed).to_contain_text("Action action_order_status failed: timed out after 10 s")
+    await expect(failed).to_contain_text("Action failed: action_order_status timed out after 10 s")
     texts = await lines.all_inner_texts()
     where = next(n for n, t in enumerate(texts) if "action_order_status" in t)
     assert "Look at this" in texts[where - 1] and "I want to talk to a human" in texts[where + 1]  # where it happened
