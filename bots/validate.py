@@ -59,7 +59,9 @@ def validate_project(config_dir: Path, *, code: Iterable[Path] = ()) -> list[Fin
         return [*findings, Finding("error", where(exc.setting), exc.problem, exc.fix)]
     declared = _declared_actions(config_dir / "domain.yml")
     responses = _response_keys(config_dir / "responses")
-    return check(domain, data, responses=responses, code=_code_text(code), root=root, declared=declared)
+    findings = check(domain, data, responses=responses, code=_code_text(code), root=root, declared=declared)
+    # (a Rasa project gets these texts from the minimal template: docs/rasa.md)
+    return findings + _framework_missing(responses, where)
 
 
 def validate_rasa(path: Path, env: Mapping[str, str]) -> list[Finding]:
@@ -127,6 +129,24 @@ def check(
     findings += slots_and_forms(domain, responses, where)
     findings += unused(domain, {e.intent for e in data.examples}, responses, code, where)
     return findings
+
+
+def _framework_missing(responses: dict[str, tuple[str, set[str]]], where: Where) -> list[Finding]:
+    """The texts the framework itself says (link codes, handoff notices, a failed action...): missing in
+    a language, the customer gets a plain English default there."""
+    from seamline.bots.project import FRAMEWORK_RESPONSES
+
+    return [
+        Finding(
+            "warning",
+            where(file),
+            f"{language} has no response {key!r}, which Seamline says itself; customers get an English default",
+            f"add {key!r} (see the same key in `seamline init`'s templates)",
+        )
+        for language, (file, keys) in sorted(responses.items())
+        for key in FRAMEWORK_RESPONSES
+        if key not in keys
+    ]
 
 
 def _few_examples(data: TrainingData, where: Where) -> list[Finding]:

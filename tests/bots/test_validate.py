@@ -4,6 +4,7 @@ file and its fix; errors (and, with --strict, warnings) fail the command. ``nlu 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -62,6 +63,19 @@ def test_a_text_under_two_intents_is_a_warning_naming_both_refused_with_strict(b
     capsys.readouterr()
     assert cli.main(["nlu", "train", "--project", str(bot)]) == 0  # trains, and says the same
     assert clash[0] in capsys.readouterr().err
+
+
+def test_a_text_the_framework_says_missing_in_a_language_is_named(bot, capsys):
+    responses = bot / "config/responses/en.yml"
+    text = responses.read_text(encoding="utf-8")
+    without = re.sub(r"(?m)^  action_failed:\n(?:(?:    |  -).*\n)*", "", text)  # the key and its variants
+    assert without != text
+    responses.write_text(without, encoding="utf-8")
+    status, lines = validate(bot, capsys)
+    assert status == 0 and [line for line in lines if "action_failed" in line] == [
+        "warning: config/responses/en.yml: en has no response 'action_failed', which Seamline says itself; "
+        "customers get an English default — add 'action_failed' (see the same key in `seamline init`'s templates)"
+    ]
 
 
 def test_an_intent_with_few_examples_and_no_answer_is_named(bot, capsys):
