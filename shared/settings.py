@@ -73,6 +73,14 @@ class Settings:
     action_timeout: float = 10.0
     project_dir: Path | None = None  # the bot project's folder (its actions/ import from here)
     rasa_project: Path | None = None  # a Rasa 3.x project run as it is (bots/dialogue/rasa.py)
+    # Operations (docs/deploy.md): worker processes sharing the port, log lines as text or JSON,
+    # seconds a stopping worker gives in-flight messages, the Bearer token /metrics asks for (empty:
+    # only loopback and private-network scrapers), tries of one reply before it is given up as failed.
+    workers: int = 1
+    log_format: str = "text"
+    shutdown_grace: float = 10.0
+    metrics_token: str = field(default="", repr=False)
+    outbox_max_attempts: int = 10
 
     @property
     def models_dir(self) -> Path:
@@ -360,6 +368,21 @@ def load_settings(env: dict[str, str] | None = None, *, project: Path | None = N
         / 100,
         trusted_proxies=_proxies(str(get("SEAMLINE_TRUSTED_PROXIES", server, "trusted_proxies", ""))),
         cookie_secure=_cookie_secure(str(get("SEAMLINE_COOKIE_SECURE", server, "cookie_secure", "auto"))),
+        workers=_int("SEAMLINE_WORKERS", get("SEAMLINE_WORKERS", server, "workers", 1), 1, 64, "SEAMLINE_WORKERS=2"),
+        log_format=_log_format(str(get("SEAMLINE_LOG_FORMAT", server, "log_format", "text"))),
+        shutdown_grace=_seconds(
+            "SEAMLINE_SHUTDOWN_GRACE",
+            get("SEAMLINE_SHUTDOWN_GRACE", server, "shutdown_grace", 10),
+            "SEAMLINE_SHUTDOWN_GRACE=10",
+        ),
+        metrics_token=str(env.get("SEAMLINE_METRICS_TOKEN", "")),
+        outbox_max_attempts=_int(
+            "SEAMLINE_OUTBOX_MAX_ATTEMPTS",
+            get("SEAMLINE_OUTBOX_MAX_ATTEMPTS", server, "outbox_max_attempts", 10),
+            1,
+            1000,
+            "SEAMLINE_OUTBOX_MAX_ATTEMPTS=10",
+        ),
         agent_grace_seconds=_int(
             "SEAMLINE_AGENT_GRACE_SECONDS",
             get("SEAMLINE_AGENT_GRACE_SECONDS", server, "agent_grace_seconds", 90),
@@ -378,6 +401,12 @@ def _channel_tables(raw: object, path: Path) -> dict[str, dict[str, Any]]:
             "Write [channels.telegram], [channels.vk], ... each with key = value lines",
         )
     return {name: dict(table) for name, table in raw.items()}
+
+
+def _log_format(raw: str) -> str:
+    if raw.lower() not in ("text", "json"):
+        raise ConfigError("SEAMLINE_LOG_FORMAT", f"{raw!r} is not a log format", "Use text or json")
+    return raw.lower()
 
 
 def _cookie_secure(raw: str) -> str:
