@@ -41,6 +41,7 @@ from seamline.bots.web_limits import (
     limit_accept_errors,
 )
 from seamline.bots.web_links import Linking, label
+from seamline.bots.web_relay import LocalRelay, RedisRelay, Relay
 from seamline.shared.channel import ChannelContext, Setting
 from seamline.shared.errors import StoreError, Unreachable
 from seamline.shared.history import StoredMessage
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_FRAME = 64 * 1024
 NO_HELLO = 4408  # close code: no ``hello`` within the deadline (docs/web-chat-protocol.md)
+TRY_AGAIN_LATER = 1013  # close code: the server cannot serve the chat now (storage down); reconnect later
+UNAVAILABLE = "the server cannot store messages now; your message is kept and sent again when it is back"
 
 
 class WebChannel(Linking):
@@ -94,6 +97,8 @@ class WebChannel(Linking):
         )
         self._history_limit = history_limit
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        # Frames for a visitor reach its sockets in whichever worker holds them (bots/web_relay.py).
+        self._relay: Relay = RedisRelay(client=redis(), deliver=self._deliver) if redis else LocalRelay(self._deliver)
         if self._store is not None:  # a link confirmed on another channel: open widgets get the joined history
             self._pipeline.on_linked.append(self._refresh)
 
@@ -109,10 +114,12 @@ class WebChannel(Linking):
 
     async def start(self) -> None:
         limit_accept_errors()  # a client holding every descriptor must not fill the disk with tracebacks
+        await self._relay.start()
 
     async def stop(self) -> None:
         """Say "going away" to every open widget (they reconnect by themselves); release the counters."""
         await self._close_all()
+        await self._relay.close()
         await self._connections.close()
 
     async def _close_all(self) -> None:
@@ -137,20 +144,33 @@ class WebChannel(Linking):
         )
 
     async def send(self, address: str, reply: Reply) -> None:
-        frame = reply_frame(reply)
-        if not any(not ws.closed for ws in self._sockets.get(address, ())):
-            # No tab open: the reply is stored and shown when they come back, but a reply that can
-            # go elsewhere (an agent's, while the customer is away) should go to another channel.
+        if not await self._broadcast(address, reply_frame(reply)):
+            # No tab open in any worker: the reply is stored and shown when they come back, but a reply
+            # that can go elsewhere (an agent's, while the customer is away) should go to another channel.
             raise Unreachable(f"web visitor {address} has no chat open")
-        await self._broadcast(address, frame)
 
-    async def _broadcast(self, visitor: str, frame: dict) -> None:
+    async def _broadcast(self, visitor: str, frame: dict) -> int:
+        """Send a frame to the visitor's open tabs in every worker; how many workers (or, in process,
+        sockets) got it. With Redis down, this worker's tabs get it."""
+        try:
+            reached = await self._relay.publish(visitor, frame)
+        except StoreError as exc:
+            log.warning("widget frame relayed in this process only: %s", exc)
+            reached = 0
+        # Nobody subscribed, yet a tab is here (Redis down, or this worker resubscribing): deliver here.
+        return reached or (await self._deliver(visitor, frame) if isinstance(self._relay, RedisRelay) else 0)
+
+    async def _deliver(self, visitor: str, frame: dict) -> int:
+        """This process's open sockets of the visitor get the frame; how many did."""
+        sent = 0
         for ws in list(self._sockets.get(visitor, ())):
             if not ws.closed:
                 try:
                     await ws.send_json(frame)
+                    sent += 1
                 except ConnectionError:
                     pass  # the tab went away; it gets the message from history when it returns
+        return sent
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
@@ -212,6 +232,7 @@ class WebChannel(Linking):
                             raise FrameError("hello_repeated", "this connection has said hello already")
                         visitor, language = await self._hello(ws, frame, address, frame_id)
                         self._sockets[visitor].add(ws)
+                        await self._relay.held(visitor)
                     elif frame["type"] not in ("ping", "message", "link", "older"):
                         raise FrameError("unknown_type", f"unknown frame type {frame['type'][:32]!r}", frame_id)
                     elif frame["type"] == "ping":
@@ -228,6 +249,12 @@ class WebChannel(Linking):
                     await _error(ws, exc.code, exc.message, exc.frame_id)
                 except ConnectionError:
                     break  # the client went away mid-answer
+                except StoreError as exc:  # Redis or the database down: "reconnecting…", resent later
+                    log.warning("web chat frame refused, storage unavailable (id=%s): %s", frame_id, exc)
+                    await _error(ws, "unavailable", UNAVAILABLE, frame_id)
+                    if visitor is None:  # no welcome yet: close, the widget reconnects after a pause
+                        await ws.close(code=TRY_AGAIN_LATER, message=b"try again later")
+                        break
                 except Exception:
                     log.exception("web chat frame failed (visitor=%s, id=%s)", visitor, frame_id)
                     await _error(
@@ -241,6 +268,7 @@ class WebChannel(Linking):
                 self._sockets[visitor].discard(ws)
                 if not self._sockets[visitor]:
                     del self._sockets[visitor]
+                    await self._relay.released(visitor)
         return ws
 
     async def _hello(
@@ -312,6 +340,8 @@ class WebChannel(Linking):
         before = await self._store.find_customer("web", visitor) if maybe_link else None
         try:
             handled = await self._pipeline.handle(message, on_stored=acknowledge)
+        except StoreError:
+            raise  # "unavailable": kept by the widget, sent again on reconnect
         except Exception:
             if kept:
                 raise

@@ -39,16 +39,13 @@ class Linking:
     _history_limit: int
     _history_bytes: int
 
-    async def _broadcast(self, visitor: str, frame: dict[str, Any]) -> None: ...
+    async def _broadcast(self, visitor: str, frame: dict[str, Any]) -> int: ...
 
     async def _refresh(self, customer_id: str) -> None:
         """Send a customer's history to every open widget of theirs (a ``history`` frame): after a link
         it holds what was said on the other channels, or in the other browser."""
-        visitors = [
-            i.external_id
-            for i in await self._store.identities(customer_id)
-            if i.channel == "web" and self._sockets.get(i.external_id)
-        ]
+        # Any worker may hold the widget (bots/web_relay.py): every web identity of theirs is asked.
+        visitors = [i.external_id for i in await self._store.identities(customer_id) if i.channel == "web"]
         if not visitors:
             return
         history = page(await self._store.history(customer_id, self._history_limit), self._history_bytes)

@@ -625,6 +625,8 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
   function onMessage(m) {
     if (!m) return;
     if (m.role === "customer") takeFromOutbox(m.id); // the echo is the acknowledgement
+    // A reply shown already (the outbox resent it after a crash, or two workers relayed it): once on screen.
+    else if (messages.some((x) => x.id === m.id)) return;
     const stick = nearBottom() || m.role === "customer";
     const i = messages.findIndex((x) => x.id === m.id);
     if (i >= 0) messages[i] = m; else messages.push(m);
@@ -656,6 +658,12 @@ button:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
       // so a reconnect in between does not present it again.
       token = null;
       storageSet("localStorage", TOKEN_KEY, null);
+      return;
+    }
+    if (f.code === "unavailable") {
+      // The server cannot store messages now (its database or Redis is down): the message stays in
+      // the outbox, the widget shows "reconnecting…" and resends it once a new connection is welcomed.
+      if (ws) lost(ws);
       return;
     }
     if (f.id != null && pendingLinks[String(f.id)]) {

@@ -283,8 +283,8 @@ async def test_a_dead_redis_gives_a_clear_error_and_the_chat_stays_up(http, make
     error = await c.receive()
     assert (error["type"], error["code"], error["id"]) == (
         "error",
-        "internal",
+        "unavailable",
         "c-1",
-    )  # the widget keeps and resends it
+    )  # the widget keeps it, shows "reconnecting…" and resends it
     await c.ws.send_json({"type": "ping"})
     assert await c.receive() == {"type": "pong"}

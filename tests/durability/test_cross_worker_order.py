@@ -1,0 +1,59 @@
+"""Two workers on one PostgreSQL and one Redis: the widget open on one gets what the other sends, and
+one chat's messages are answered in order whichever worker the platform posts them to."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from seamline.bots.app import SEAMLINE
+from seamline.shared.message import Reply, Role
+from seamline.shared.storage.customers import SqlCustomerStore
+from seamline.shared.tokens import Signer
+
+from tests.conftest import SECRET
+
+pytestmark = pytest.mark.services
+
+
+async def _welcomed(http: aiohttp.ClientSession, server) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    ws = await http.ws_connect(server.ws_url)
+    await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+    while (frame := await ws.receive_json(timeout=10))["type"] != "welcome":
+        pass
+    return ws, frame["token"]
+
+
+async def _frames_until(ws: aiohttp.ClientWebSocketResponse, wanted) -> list[dict]:
+    frames: list[dict] = []
+    while not frames or not wanted(frames[-1]):
+        frames.append(await ws.receive_json(timeout=10))
+    return frames
+
+
+async def test_a_reply_sent_by_worker_b_reaches_the_widget_open_on_worker_a(
+    http, make_server, settings, postgres_url, redis_url
+):
+    a = await make_server(settings, database_url=postgres_url, redis_url=redis_url)
+    b = await make_server(settings, database_url=postgres_url, redis_url=redis_url)
+    ws, token = await _welcomed(http, a)
+    await ws.send_json({"type": "message", "id": "c-1", "text": "hello"})
+    await _frames_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")
+    visitor = Signer(secret_key=SECRET, purpose="web-visitor").verify(token)
+    seamline_b = b.app[SEAMLINE]
+    customer = await seamline_b.store.find_customer("web", visitor)
+    identities = await SqlCustomerStore(seamline_b.store).reachable_identities(customer.id)
+
+    used = await seamline_b.pipeline.send_to_customer(
+        customer.id, Reply(text="An agent here: your parcel left today.", role=Role.AGENT, id="r-agent-1"), identities
+    )
+
+    assert used == "web"  # not marked unreachable, not sent elsewhere
+    frame = (await _frames_until(ws, lambda f: f["type"] == "message"))[-1]
+    assert (frame["id"], frame["text"]) == ("r-agent-1", "An agent here: your parcel left today.")
+    await ws.close()
+    await asyncio.sleep(0.2)  # the last socket closed: worker A unsubscribes
+    again = await seamline_b.pipeline.send_to_customer(customer.id, Reply(text="still there?", id="r-2"), identities)
+    assert again is None  # no tab open anywhere: unreachable, as in one process
