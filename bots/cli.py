@@ -52,30 +52,58 @@ def _prepare_database(settings: Settings) -> None:
         )
 
 
-def _run(settings: Settings) -> None:
+def _run(settings: Settings, workers: int | None = None) -> int:
+    """Serve: this process alone (one worker), or a supervisor of ``workers`` processes (bots/workers.py)."""
+    from seamline.bots import workers as supervisor
+
+    index = supervisor.worker_index()
+    if workers is not None and not 1 <= workers <= 64:
+        raise ConfigError("--workers", f"{workers} is not a number of workers", "Use 1 to 64, e.g. --workers 2")
+    count = 1 if index is not None else (workers or settings.workers)
+    if count > 1:
+        return supervisor.supervise(
+            count=count,
+            host=settings.host,
+            port=settings.port,
+            grace=settings.shutdown_grace,
+            prepare=lambda: _prepare_database(settings),
+        )
     from aiohttp import web
 
     from seamline.bots.app import create_app
 
     _prepare_database(settings)
     url = f"http://{settings.host}:{settings.port}/"
-    print(
-        f"Seamline is starting (database: {settings.database_url.split('@')[-1]}, sessions: "
-        f"{'redis' if settings.redis_url else 'in-process'}).",
-        flush=True,
-    )
+    if index is None:
+        print(
+            f"Seamline is starting (database: {settings.database_url.split('@')[-1]}, sessions: "
+            f"{'redis' if settings.redis_url else 'in-process'}).",
+            flush=True,
+        )
 
     def announce(_aiohttp_banner: str) -> None:  # called once the port is bound
-        print(f"Seamline is running. Open {url} in your browser (Ctrl+C to stop).", flush=True)
+        if index is None:
+            print(f"Seamline is running. Open {url} in your browser (Ctrl+C to stop).", flush=True)
+        else:  # the supervisor prints the line once every worker serves
+            print(f"Seamline worker {index} (pid {os.getpid()}) is serving {url}", flush=True)
+            supervisor.worker_ready()
 
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=announce)
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=announce,
+            reuse_port=index is not None or None,
+            shutdown_timeout=settings.shutdown_grace,
+        )
     except OSError as exc:
         raise ConfigError(
             "SEAMLINE_PORT",
             f"cannot listen on {settings.host}:{settings.port} ({exc.strerror})",
             "Stop the program using it or choose another port, e.g. SEAMLINE_PORT=8081",
         ) from exc
+    return 0
 
 
 async def _shell(settings: Settings) -> None:
@@ -163,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="serve a Rasa 3.x project as it is: its domain, data, endpoints and credentials (docs/rasa.md)",
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes sharing the port (default: SEAMLINE_WORKERS, else 1; docs/operations.md)",
+    )
     shell = commands.add_parser("shell", help="chat with the bot in this terminal")
     shell.add_argument("--rasa-project", type=Path, metavar="PATH", help="chat with a Rasa 3.x project (docs/rasa.md)")
     db = commands.add_parser("db", help="database schema")
@@ -189,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
             return _init(args)
         env = dict(os.environ)
         if args.command in ("run", "shell") and args.rasa_project is not None:
-            return _run_rasa(args.rasa_project, env, shell=args.command == "shell")
+            return _run_rasa(
+                args.rasa_project, env, shell=args.command == "shell", workers=getattr(args, "workers", None)
+            )
         if args.command == "data" and args.rasa_project is not None:
             from seamline.bots.validate import validate_rasa
 
@@ -203,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
         if args.command == "run":
-            _run(settings)
+            return _run(settings, args.workers)
         elif args.command == "shell":
             _prepare_database(settings)
             asyncio.run(_shell(settings))
@@ -241,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_rasa(path: Path, env: dict[str, str], *, shell: bool = False) -> int:
+def _run_rasa(path: Path, env: dict[str, str], *, shell: bool = False, workers: int | None = None) -> int:
     """``seamline run --rasa-project PATH``: the Rasa files read as they are, at every start (no
     seamline.toml; bots/dialogue/rasa.py). What is not supported is said once, here."""
     from seamline.bots.dialogue.rasa import describe, run_settings
@@ -254,9 +290,8 @@ def _run_rasa(path: Path, env: dict[str, str], *, shell: bool = False) -> int:
     if shell:
         _prepare_database(settings)
         asyncio.run(_shell(settings))
-    else:
-        _run(settings)
-    return 0
+        return 0
+    return _run(settings, workers)
 
 
 def _validate(settings: Settings, project: Path | None, *, strict: bool) -> int:
