@@ -270,7 +270,8 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
 def install_channels(app: web.Application, settings: Settings, seamline: Seamline) -> None:
     """Every installed channel that is on (bots/channels.py), built and mounted; ``GET
     /api/v1/channels`` tells the console (and anyone) which are served, with their labels and icons."""
-    intake = intakes(seamline.store)
+    # With Redis, re-deliveries are dropped before the database is asked (bots/intake.py).
+    intake = intakes(seamline.store, (lambda: redis_client(settings)) if settings.redis_url else None)
     context = ChannelContext(
         conversations=seamline.pipeline,
         limiter=seamline.limiter,

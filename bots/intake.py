@@ -7,6 +7,15 @@ worker per chat, gone when the chat is idle), and marked done once processed. A 
 released and tried again by the next sweep, up to ``max_attempts`` times. At start and every
 ``sweep_every`` seconds the rows nobody alive holds (left by a crash, or released) are taken over,
 and this process's leases renewed; rows done a day ago are forgotten.
+
+Across processes (several workers on one database) the inbox table keeps one chat in order: a row
+stored while an earlier row of its chat is held by another worker waits for it (shared/storage/inbox.py).
+A row whose processing found Redis or the database down (StoreError) is not a failed attempt: it is
+tried again in place, with a growing pause, until storage is back (the platform has its "ok" already).
+
+Re-deliveries: with Redis, a platform id seen (and committed) within ``DEDUPE_TTL`` is dropped before
+the database is asked (``SET NX EX``, set only after the row is committed: a crash in between must
+not lose the update); the database's unique key stays the authority. Both count DUPLICATES.
 """
 
 from __future__ import annotations
@@ -15,10 +24,18 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from redis.exceptions import RedisError
+
+from seamline.shared.errors import StoreError
+from seamline.shared.metrics import DUPLICATES
 from seamline.shared.storage.inbox import Entry, SqlInbox, Taken
 
 log = logging.getLogger(__name__)
+
+DEDUPE_TTL = 24 * 3600  # seconds: platforms re-deliver within hours; the inbox keeps done rows a day
+STORAGE_PAUSES = (0.5, 1, 2, 4, 8, 15)  # seconds between tries of a row while storage is down
 
 Process = Callable[[Taken], Awaitable[None]]
 IntakeFactory = Callable[[str, Process], "Intake"]  # (channel, process) -> its Intake
@@ -30,22 +47,33 @@ class Intakes:
     in the shared inbox table under that channel's name. ``channels`` remembers who took one: those
     recover through their inbox; the others' stored but unanswered messages are answered at start."""
 
-    def __init__(self, store: object) -> None:
-        self._store = store
+    def __init__(self, store: object, redis: Callable[[], Any] | None = None) -> None:
+        """``redis``: makes a client (redis.asyncio) for the re-delivery fast path; None: the database alone."""
+        self._store, self._redis = store, redis
         self.channels: set[str] = set()
 
     def __call__(self, channel: str, process: Process) -> Intake:
         self.channels.add(channel)
-        return Intake(inbox=SqlInbox(store=self._store, channel=channel), process=process)  # type: ignore[arg-type]
+        inbox = SqlInbox(store=self._store, channel=channel)  # type: ignore[arg-type]
+        return Intake(inbox=inbox, process=process, redis=self._redis() if self._redis else None)
 
 
-def intakes(store: object) -> Intakes:
-    return Intakes(store)
+def intakes(store: object, redis: Callable[[], Any] | None = None) -> Intakes:
+    return Intakes(store, redis)
 
 
 class Intake:
-    def __init__(self, *, inbox: SqlInbox, process: Process, sweep_every: float = 15.0, max_attempts: int = 5) -> None:
-        self._inbox, self._process = inbox, process
+    def __init__(
+        self,
+        *,
+        inbox: SqlInbox,
+        process: Process,
+        sweep_every: float = 15.0,
+        max_attempts: int = 5,
+        redis: Any = None,
+        ahead_poll: float = 0.1,
+    ) -> None:
+        self._inbox, self._process, self._redis, self._ahead_poll = inbox, process, redis, ahead_poll
         self._sweep_every, self._max_attempts = sweep_every, max_attempts
         self._queues: dict[str, deque[Taken]] = {}
         self._workers: set[asyncio.Task] = set()
@@ -54,8 +82,43 @@ class Intake:
 
     async def take(self, entries: list[Entry]) -> None:
         """Store entries durably (StoreError if the database cannot), then queue the new ones."""
-        for taken in await self._inbox.put(entries):
-            self._queue(taken)
+        fresh = await self._unseen(entries)
+        if not fresh:
+            return
+        taken = await self._inbox.put(fresh)
+        await self._seen(fresh)  # only now: the rows are committed
+        if len(taken) < len(fresh):
+            DUPLICATES.labels(self._inbox.channel).inc(len(fresh) - len(taken))
+        for row in taken:
+            self._queue(row)
+
+    def _key(self, entry: Entry) -> str:
+        return f"seamline:seen:{self._inbox.channel}:{entry.platform_id}"
+
+    async def _unseen(self, entries: list[Entry]) -> list[Entry]:
+        """The entries Redis has not seen committed; all of them without Redis (or with Redis down)."""
+        if self._redis is None or not entries:
+            return entries
+        try:
+            seen = await self._redis.mget([self._key(e) for e in entries])
+        except RedisError as exc:
+            log.debug("%s inbox: re-delivery check skipped (%s); the database dedupes", self._inbox.channel, exc)
+            return entries
+        fresh = [e for e, mark in zip(entries, seen, strict=True) if mark is None]
+        if len(fresh) < len(entries):
+            DUPLICATES.labels(self._inbox.channel).inc(len(entries) - len(fresh))
+        return fresh
+
+    async def _seen(self, entries: list[Entry]) -> None:
+        if self._redis is None:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    pipe.set(self._key(entry), 1, nx=True, ex=DEDUPE_TTL)
+                await pipe.execute()
+        except RedisError as exc:
+            log.debug("%s inbox: re-delivery marks not set (%s)", self._inbox.channel, exc)
 
     async def start(self) -> None:
         """Take over what earlier runs left (before anything new is received), then sweep periodically."""
@@ -81,6 +144,8 @@ class Intake:
         for worker in list(self._workers):
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._redis is not None:
+            await self._redis.aclose()
 
     async def _sweep(self) -> None:
         while True:
@@ -137,30 +202,62 @@ class Intake:
         finally:
             del self._queues[chat]  # no await since the queue was last seen empty: nothing is lost
 
-    async def _run(self, taken: Taken) -> None:
-        try:
-            await self._process(taken)
-        except asyncio.CancelledError:
-            raise  # stopping: the row stays, not done, for the next start
-        except Exception:
-            log.exception(
-                "%s update %s in chat %s failed (attempt %d of %d); it stays in the inbox",
-                self._inbox.channel,
-                taken.platform_id,
-                taken.chat,
-                taken.attempts,
-                self._max_attempts,
-            )
+    async def _wait_turn(self, taken: Taken) -> None:
+        """A row stored behind another worker's row of its chat: wait until that one is done."""
+        pause = self._ahead_poll
+        while True:
             try:
-                await self._inbox.release(taken)
-            except Exception:
+                if not await self._inbox.ahead(taken):
+                    return
+            except StoreError as exc:
+                log.debug("%s inbox: order check failed (%s)", self._inbox.channel, exc)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    async def _run(self, taken: Taken) -> None:
+        if taken.behind:
+            await self._wait_turn(taken)
+        pauses = iter(STORAGE_PAUSES)
+        while True:
+            try:
+                await self._process(taken)
+                break
+            except asyncio.CancelledError:
+                raise  # stopping: the row stays, not done, for the next start
+            except StoreError as exc:  # storage down: not the row's fault; waited out here, in order
+                pause = next(pauses, None)
+                if pause is None:  # still down: leave it to a later sweep, the attempt not counted
+                    log.warning("%s update %s: storage still down (%s)", self._inbox.channel, taken.platform_id, exc)
+                    await self._release(taken, counted=False)
+                    return
                 log.warning(
-                    "%s inbox: could not release update %s", self._inbox.channel, taken.platform_id, exc_info=True
+                    "%s update %s waits for storage (%s); trying again in %.1f s",
+                    self._inbox.channel,
+                    taken.platform_id,
+                    exc,
+                    pause,
                 )
-            return
+                await asyncio.sleep(pause)
+            except Exception:
+                log.exception(
+                    "%s update %s in chat %s failed (attempt %d of %d); it stays in the inbox",
+                    self._inbox.channel,
+                    taken.platform_id,
+                    taken.chat,
+                    taken.attempts,
+                    self._max_attempts,
+                )
+                await self._release(taken)
+                return
         try:
             await self._inbox.done(taken)
         except Exception:
             log.warning(
                 "%s inbox: could not mark update %s done", self._inbox.channel, taken.platform_id, exc_info=True
             )
+
+    async def _release(self, taken: Taken, counted: bool = True) -> None:
+        try:
+            await self._inbox.release(taken, counted=counted)
+        except Exception:
+            log.warning("%s inbox: could not release update %s", self._inbox.channel, taken.platform_id, exc_info=True)

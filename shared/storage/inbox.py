@@ -10,6 +10,11 @@ tells who won). A claim is a lease renewed while the process lives; a row whose 
 whose owner is a dead process of this host (its pid is gone, or this very pid restarted), may be
 claimed again. The platform's id (Telegram ``update_id``, VK ``event_id``) is unique per channel, so
 a redelivery is no new row.
+
+One chat's rows are processed in order across processes: ``put`` marks a new row ``behind`` when an
+earlier row of its chat, not done, is held by another live process (one extra indexed read per
+webhook; the common case, a chat whose earlier rows are done, costs nothing more). A row behind
+waits (``ahead``) until those earlier rows are done or their lease ran out (a dead process).
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class Taken:
     body: str
     claim: str
     attempts: int
+    behind: bool = False  # an earlier row of its chat was held by another process when it was stored
 
 
 def _dead(owner: str) -> bool:
@@ -91,7 +97,9 @@ class DurableInbox(Protocol):
 
     async def done(self, taken: Taken, error: str | None = None) -> None: ...
 
-    async def release(self, taken: Taken) -> None: ...
+    async def release(self, taken: Taken, counted: bool = True) -> None: ...
+
+    async def ahead(self, taken: Taken) -> bool: ...
 
     async def renew(self, ids: list[int]) -> None: ...
 
@@ -119,7 +127,7 @@ class SqlInbox:
         self._release = (
             update(_table)
             .where(_table.c.id == bindparam("row"), _table.c.claim == bindparam("token"))
-            .values(owner=None, claim=None, claimed_at=None)
+            .values(owner=None, claim=None, claimed_at=None, attempts=_table.c.attempts - bindparam("uncount"))
         )
 
     @property
@@ -156,19 +164,53 @@ class SqlInbox:
             _table.c.channel == self._channel, _table.c.platform_id.in_(list(tokens))
         )
         won = {r.platform_id: r.id for r in await self._read(query) if r.claim == tokens[r.platform_id]}
+        held = await self._held_elsewhere({e.chat for e in entries if e.platform_id in won})
         return [
-            Taken(won[e.platform_id], e.platform_id, e.chat, e.body, tokens[e.platform_id], 1)
+            Taken(
+                won[e.platform_id],
+                e.platform_id,
+                e.chat,
+                e.body,
+                tokens[e.platform_id],
+                1,
+                behind=any(row < won[e.platform_id] for row in held.get(e.chat, ())),
+            )
             for e in entries
             if e.platform_id in won
         ]
+
+    async def ahead(self, taken: Taken) -> bool:
+        """Whether an earlier row of its chat is still held, not done, by another live process."""
+        held = await self._held_elsewhere({taken.chat})
+        return any(row < taken.id for row in held.get(taken.chat, ()))
+
+    async def _held_elsewhere(self, chats: set[str]) -> dict[str, list[int]]:
+        """The not-done rows of these chats that another process holds under a live lease."""
+        if not chats:
+            return {}
+        query = select(_table.c.id, _table.c.chat).where(
+            _table.c.channel == self._channel,
+            _table.c.done_at.is_(None),
+            _table.c.chat.in_(sorted(chats)),
+            _table.c.owner.is_not(None),
+            _table.c.owner != self._owner,
+            _table.c.claimed_at >= utcnow() - self._lease,
+        )
+        held: dict[str, list[int]] = {}
+        for r in await self._read(query):
+            held.setdefault(r.chat, []).append(r.id)
+        return held
 
     async def done(self, taken: Taken, error: str | None = None) -> None:
         """Its turn is committed (or, with ``error``, it is given up): never taken over again."""
         await self._store.write_all([(self._done, {"row": taken.id, "at": utcnow(), "why": error})])
 
-    async def release(self, taken: Taken) -> None:
-        """Processing failed: leave it to be claimed again (by the next take-over)."""
-        await self._store.write_all([(self._release, {"row": taken.id, "token": taken.claim})])
+    async def release(self, taken: Taken, counted: bool = True) -> None:
+        """Processing failed: leave it to be claimed again (by the next take-over). ``counted=False``:
+        it failed for want of storage (Redis or the database down), which is no attempt against its
+        ``max_attempts``."""
+        uncount = 0 if counted else 1
+        await self._store.write_all([(self._release, {"row": taken.id, "token": taken.claim, "uncount": uncount})])
 
     async def renew(self, ids: list[int]) -> None:
         """Extend the lease of these rows (those queued or being processed here). A row this process
