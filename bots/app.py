@@ -256,7 +256,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     install_console(app)
     install_headers(app, pages={"/": demo_page_policy(DEMO_PAGE, settings.web_allowed_origins)})
     quiet_protocol_errors()  # a malformed request is the client's error: one line, no traceback
-    app.router.add_get("/healthz", _health)
+    install_ops(app, settings, seamline)
     app.on_startup.append(_reload_on_sighup)
     install_channels(app, settings, seamline)
     # After the channels: started once they can send, stopped before they close.
@@ -382,5 +382,14 @@ async def _reload_on_sighup(app: web.Application) -> None:
     app.on_cleanup.append(remove)
 
 
-async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+def install_ops(app: web.Application, settings: Settings, seamline: Seamline) -> None:
+    """/healthz, /readyz and /metrics (bots/ops.py); the handoff queues' lengths read at each scrape."""
+    from seamline.bots import ops
+
+    checks = ops.Checks(
+        engine=seamline.store.engine,
+        database_url=settings.database_url,
+        redis=redis_client(settings) if settings.redis_url else None,
+    )
+    waiting = ops.queue_waiting(seamline.handoff.queries.figures.counts)
+    ops.install(app, checks=checks, token=settings.metrics_token, proxies=settings.trusted_proxies, refresh=[waiting])

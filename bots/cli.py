@@ -22,6 +22,7 @@ from seamline.bots import customers_cli
 from seamline.bots import project as projects
 from seamline.handoff import commands as agent_commands
 from seamline.nlu import commands as nlu_commands
+from seamline.shared import logs
 from seamline.shared.errors import ConfigError, SeamlineError
 
 if TYPE_CHECKING:
@@ -236,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         if project_path is not None:
             env.pop("SEAMLINE_CONFIG_DIR", None)  # typed on this very line: it wins over the environment
         settings = load_settings(env, project=project)
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        logs.configure(settings.log_level, settings.log_format)
         if args.command == "run":
             return _run(settings, args.workers)
         elif args.command == "shell":
@@ -283,8 +283,7 @@ def _run_rasa(path: Path, env: dict[str, str], *, shell: bool = False, workers: 
     from seamline.bots.dialogue.rasa import describe, run_settings
 
     settings, project = run_settings(path, env)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format)
     for line in describe(project, settings):
         print(line, flush=True)
     if shell:

@@ -87,7 +87,7 @@ class Presence:
         here = self.inbox.agents_here()
         gone = [a for a in await self.agents.gone((now or utcnow()) - after) if a.id not in here]
         for agent in gone:
-            log.info("agent %s not seen for %s: set offline", agent.email, after)
+            log.info("agent %s not seen for %s: set offline", agent.id, after)  # an id, not their e-mail
             await self.set_status(agent, "offline")
         for info in await self.rows.orphaned():  # held by an agent who was removed: queued again too
             await self.requeue(info, by="seamline", reason="the agent was removed")

@@ -18,6 +18,7 @@ from seamline.handoff.machine import check
 from seamline.handoff.storage import ConversationInfo, HandoffStore, Move
 from seamline.shared.history import ChatStore
 from seamline.shared.message import utcnow
+from seamline.shared.metrics import HANDOFF_WAIT
 from seamline.shared.session import Session, SessionStore
 
 
@@ -51,6 +52,8 @@ class Transitions:
         current = session.handoff
         check(current, state)
         now = utcnow()
+        if current == "queued" and state == "with_agent":  # a person takes a waiting conversation
+            await self._measure_wait(session.conversation_id, now)
         await self.rows.move(
             session.conversation_id,
             Move(
@@ -92,6 +95,12 @@ class Transitions:
                 },
             }
         )
+
+    async def _measure_wait(self, conversation_id: str, now: datetime) -> None:
+        """How long it waited in its queue (``seamline_handoff_wait_seconds``)."""
+        info = await self.rows.get(conversation_id)
+        if info is not None and info.queued_at is not None:
+            HANDOFF_WAIT.observe(max(0.0, (now - info.queued_at).total_seconds()))
 
 
 class Locked:

@@ -51,12 +51,12 @@ DELIVERIES = Counter(
 )
 DUPLICATES = Counter("seamline_duplicates", "Platform re-deliveries dropped as already seen", ["channel"])
 ERRORS = Counter("seamline_errors", "Failures, by where they happened", ["kind"])
-# Read from the database when scraped; with several workers the highest reading is the answer.
+# Read from the database when scraped (by whichever worker is asked); the latest reading is the answer.
 QUEUE_WAITING = Gauge(
-    "seamline_queue_waiting", "Conversations waiting for a person, by queue", ["queue"], multiprocess_mode="max"
+    "seamline_queue_waiting", "Conversations waiting for a person, by queue", ["queue"], multiprocess_mode="mostrecent"
 )
 OUTBOX_BACKLOG = Gauge(
-    "seamline_outbox_backlog", "Replies stored but not yet delivered (or given up)", multiprocess_mode="max"
+    "seamline_outbox_backlog", "Replies stored but not yet delivered (or given up)", multiprocess_mode="mostrecent"
 )
 
 
@@ -68,5 +68,5 @@ def exposition() -> bytes:
     from prometheus_client import multiprocess
 
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=directory)
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     return generate_latest(registry)
