@@ -402,3 +402,50 @@ async def until(check: Callable[[], Any], timeout: float = 30.0, what: str = "")
             return result
         assert loop.time() < deadline, f"not {what or check} after {timeout} s"
         await asyncio.sleep(0.05)
+
+
+async def stored(
+    database_url: str, channel: str, chat: str
+) -> tuple[list[str], list[bool], list[tuple[str, str, str]]]:
+    """What the database holds of one chat: the inbox's platform ids in arrival order, whether each
+    is done, and the customer's history as (role, text, external id) in the order agents read it."""
+    from sqlalchemy import select
+
+    from seamline.shared.storage.database import create_engine
+    from seamline.shared.storage.models import InboxRow, MessageRow
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            inbox = (
+                await conn.execute(
+                    select(InboxRow.platform_id, InboxRow.done_at)
+                    .where(InboxRow.channel == channel, InboxRow.chat == chat)
+                    .order_by(InboxRow.id)
+                )
+            ).all()
+            customers = select(MessageRow.customer_id).where(MessageRow.channel == channel, MessageRow.identity == chat)
+            messages = (
+                await conn.execute(
+                    select(MessageRow.role, MessageRow.text, MessageRow.external_id)
+                    .where(MessageRow.customer_id.in_(customers))
+                    .order_by(MessageRow.created_at, MessageRow.id)
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    return (
+        [row.platform_id for row in inbox],
+        [row.done_at is not None for row in inbox],
+        [(row.role, row.text, row.external_id or "") for row in messages],
+    )
+
+
+async def processed(database_url: str, channel: str, chat: str, count: int, timeout: float = 60.0) -> tuple:
+    """Wait until ``count`` inbox rows of the chat are stored and done; then what ``stored`` returns."""
+
+    async def done() -> tuple | None:
+        found = await stored(database_url, channel, chat)
+        return found if len(found[1]) >= count and all(found[1]) else None
+
+    return await until(done, timeout, f"{count} {channel} updates of chat {chat} processed")
