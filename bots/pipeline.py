@@ -3,24 +3,27 @@
 Every channel calls ``Pipeline.handle``. It finds the customer and their session (under the
 session's lock), then walks the message through an ordered list of steps (bots/steps/, one job
 each; docs/pipeline.md lists them); a bot project adds its own with ``add_step`` or in
-config/seamline.toml. Replies go out through the adapter of the channel the message came from.
+config/seamline.toml. The turn's replies are committed with their outbox rows under the lock and
+sent once it is released (bots/outbox.py), through the adapter of the channel the message came from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
 from seamline.bots.dialogue import Dialogue
 from seamline.bots.dialogue.reminders import Reminders, SqlReminders
 from seamline.bots.link_notices import LinkNotices
+from seamline.bots.outbox import Dispatcher
 from seamline.bots.steps.buttons import Callback, Rate
 from seamline.bots.steps.decide import Decide
-from seamline.bots.steps.dedupe import Dedupe
+from seamline.bots.steps.dedupe import RECHECK, Dedupe
 from seamline.bots.steps.escalate import Escalate
 from seamline.bots.steps.link import AnswerLink, redeem
 from seamline.bots.steps.order import as_step, place
@@ -32,14 +35,17 @@ from seamline.bots.steps.turn import BUILTIN, OnStored, Step, Turn, chain
 from seamline.bots.steps.understand import Typing, Understand
 from seamline.nlu.parse import Entity, Parse
 from seamline.nlu.understanding import Understanding
-from seamline.shared.errors import ChannelError, StoreError, Unreachable
+from seamline.shared import logs
+from seamline.shared.errors import StoreError
 from seamline.shared.handoff_states import WITH_PEOPLE
-from seamline.shared.history import StoredMessage
+from seamline.shared.history import StoredMessage, new_id
 from seamline.shared.identity import Customer
 from seamline.shared.linking import Linker
 from seamline.shared.message import Attachment, Message, Reply, utcnow
+from seamline.shared.metrics import MESSAGES, PIPELINE_SECONDS
 from seamline.shared.session import Session, SessionStore
 from seamline.shared.storage.customers import SqlCustomerStore
+from seamline.shared.storage.outbox import SqlOutbox
 from seamline.shared.storage.sql import SqlChatStore
 
 log = logging.getLogger(__name__)
@@ -72,10 +78,12 @@ class Pipeline:
         linker: Linker | None = None,
         steps: Iterable[Step] = (),
         reminders: Reminders | None = None,
+        outbox_max_attempts: int = 10,
     ) -> None:
         """``steps``: a project's own steps, each placed by its ``before`` / ``after`` attribute
         (a step name) if it has one, else at the end of the walk. ``reminders``: where scheduled
-        reminders are kept (by default on ``store``'s database)."""
+        reminders are kept (by default on ``store``'s database); ``outbox_max_attempts``: sends of
+        one reply before it is given up."""
         self._store = store
         self._linker = linker
         self._sessions = sessions
@@ -85,6 +93,11 @@ class Pipeline:
         self._default_language = default_language
         self._adapters: dict[str, Adapter] = {}
         self.reminders: Reminders = reminders or SqlReminders(store=store)
+        self.outbox = SqlOutbox(store=store)
+        # Sends what the turns committed; the app starts its sweep (rows of dead workers, retries).
+        self.dispatcher = Dispatcher(
+            outbox=self.outbox, store=store, adapters=self._adapters, max_attempts=outbox_max_attempts
+        )
         self._link_notices = LinkNotices(
             store=store,
             sessions=sessions,
@@ -113,7 +126,7 @@ class Pipeline:
                 handoff=handoff,
                 on_linked=self.on_linked,
             ),
-            SendReplies(store=store, adapters=self._adapters, handoff=handoff),
+            SendReplies(store=store, outbox=self.outbox, handoff=handoff),
             Understand(understanding=self.understanding),
             Silence(linking=self._linker is not None),
             Typing(),
@@ -159,10 +172,30 @@ class Pipeline:
         return [] if customer is None else await self._store.history(customer.id, limit)
 
     async def handle(
-        self, message: Message, on_stored: OnStored | None = None, on_answering: OnStored | None = None
+        self,
+        message: Message,
+        on_stored: OnStored | None = None,
+        on_answering: OnStored | None = None,
+        *,
+        redelivery: bool = False,
     ) -> Handled:
-        """Walk one message. ``on_stored`` runs once it is durable (the widget's acknowledgement);
-        ``on_answering`` once it is clear the bot will answer it (a messenger's "typing…")."""
+        """Walk one message, then send its replies (outside the session lock). ``on_stored`` runs
+        once it is durable (the widget's acknowledgement); ``on_answering`` once it is clear the bot
+        will answer it (a messenger's "typing…"). ``redelivery``: the message may have been walked
+        before (an inbox row taken over, a retry): the database, not only the session, says whether
+        its turn was committed."""
+        started = time.perf_counter()
+        MESSAGES.labels(message.channel, "in").inc()
+        handled = await self._turn(message, on_stored, on_answering, redelivery)
+        PIPELINE_SECONDS.labels(message.channel).observe(time.perf_counter() - started)
+        if handled.replies:
+            await self.dispatcher.deliver(row.id for row in handled.replies)
+        return handled
+
+    async def _turn(
+        self, message: Message, on_stored: OnStored | None, on_answering: OnStored | None, redelivery: bool
+    ) -> Handled:
+        """The walk under the customer's session lock: everything up to the turn's commit."""
         customer = await self._store.resolve_customer(
             message.channel, message.sender, message.address, message.sender_name, message.language
         )
@@ -185,9 +218,13 @@ class Pipeline:
                     if fresh.id != customer.id:
                         customer = fresh
                         continue
+                rebuilt = session is None
                 if session is None:
                     session = await self._rebuild_session(customer, message)
+                logs.conversation.set(session.conversation_id)
                 turn = Turn(message=message, session=session, link=link, on_stored=on_stored, on_answering=on_answering)
+                if rebuilt or redelivery:
+                    turn.data[RECHECK] = True
                 try:
                     await self._walk(turn)
                 finally:
@@ -211,7 +248,7 @@ class Pipeline:
         a platform id counts as seen only once its turn is committed."""
         for attempt in range(1, attempts + 1):
             try:
-                return await self.handle(message, on_stored, on_answering)
+                return await self.handle(message, on_stored, on_answering, redelivery=attempt > 1)
             except StoreError:
                 if attempt == attempts:
                     raise
@@ -240,7 +277,7 @@ class Pipeline:
                 ts=stored.created_at,
             )
             try:
-                handled = await self.handle(message)
+                handled = await self.handle(message, redelivery=True)
             except Exception:
                 log.exception("%s message %s: answering it after a restart failed", channel, stored.external_id)
                 continue
@@ -248,20 +285,42 @@ class Pipeline:
         return answered
 
     async def send_to_customer(self, customer_id: str, reply: Reply, identities) -> str | None:
-        """A reply nobody asked for just now (an agent's, say): to the most recently active reachable
-        identity whose channel is connected, falling back to the next. Returns the channel used."""
-        for identity in identities:
-            adapter = self._adapters.get(identity.channel)
-            if adapter is None:
-                continue
-            try:
-                await adapter.send(identity.address, reply)
-                return identity.channel
-            except Unreachable:
-                await self._store.set_reachable(identity.channel, identity.external_id, False)
-            except ChannelError:
-                log.warning("could not deliver reply %s on %s", reply.id, identity.channel, exc_info=True)
-        return None
+        """A reply nobody asked for just now, stored already (a link notice): through the outbox, to
+        ``identities[0]`` if it is the only one, else to whichever channel reaches the customer at
+        send time. Returns the channel used, None when it was not sent now (it may be later)."""
+        identities = list(identities)
+        if not identities:
+            return None
+        only = identities[0] if len(identities) == 1 else None
+        row = StoredMessage(
+            id=reply.id or new_id(),
+            conversation_id="",
+            customer_id=customer_id,
+            channel="",
+            direction="out",
+            role=reply.role.value,
+            text="",
+            created_at=reply.ts,
+        )
+        rows = self.outbox.rows(
+            [row],
+            [reply],
+            channel=only.channel if only else "",
+            address=only.address if only else "",
+            identity=only.external_id if only else "",
+        )
+        await self._store.write_all(rows)
+        used = await self.dispatcher.deliver([row.id])
+        return used[0] if used else None
+
+    async def keep(self, stored: StoredMessage, reply: Reply) -> None:
+        """Store a reply said from outside a turn (an agent's, the queue's notices) with its outbox
+        row, in one commit; ``deliver`` sends it. Sent on whichever channel reaches the customer then."""
+        await self._store.append_all([stored], self.outbox.rows([stored], [reply]))
+
+    async def deliver(self, ids: Iterable[str]) -> list[str]:
+        """Send the kept rows with these ids that this worker holds; the channels used."""
+        return await self.dispatcher.deliver(ids)
 
     async def trigger(
         self, customer_id: str, intent: str, entities: Iterable[tuple[str, Any]] = (), *, reminder: str = ""
@@ -303,12 +362,10 @@ class Pipeline:
                         )
                     )
                 stored = outgoing(message, session, turn.replies)
-                for row in stored:
-                    await self._store.append(row)
+                await self._store.append_all(stored, self.outbox.rows(stored, turn.replies))
             finally:
                 await self._sessions.save(session)
-        for reply, row in zip(turn.replies, stored, strict=True):
-            await self.send_to_customer(customer_id, replace(reply, id=row.id, ts=row.created_at), ordered)
+        await self.dispatcher.deliver(row.id for row in stored)
         return stored
 
     async def _rebuild_session(self, customer: Customer, message: Message) -> Session:

@@ -1,12 +1,14 @@
 """Saying something to a customer from the handoff side: an agent's reply, or what the bot tells
-them about the queue. Stored first, shown in the consoles, then sent to the channel the customer
-is on now (their last channel, if reachable; else the most recently active reachable one).
+them about the queue. Stored with its outbox row in one commit, shown in the consoles, then sent
+(bots/outbox.py) to the channel the customer is on at send time (their last channel, if
+reachable; else the most recently active reachable one). A crash before the send leaves the row
+to another worker.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -15,7 +17,7 @@ from seamline.handoff.inbox import ConsoleInbox
 from seamline.handoff.machine import BOT_SILENT
 from seamline.handoff.storage import ConversationInfo, iso
 from seamline.shared.history import ChatStore, StoredMessage, new_id, reply_attachments, stored_image
-from seamline.shared.identity import Identity, ProfileStore
+from seamline.shared.identity import ProfileStore
 from seamline.shared.message import Reply, Role, image_url, utcnow
 from seamline.shared.session import SessionStore
 
@@ -29,10 +31,12 @@ class Phrases(Protocol):
 
 
 class CustomerSender(Protocol):
-    """Sends to a customer through the first of ``identities`` whose channel is connected (the
-    pipeline); returns the channel used, None when none was reached."""
+    """The pipeline's outbox: ``keep`` commits a stored reply with its outbox row, ``deliver`` sends
+    the rows this worker holds and returns the channels used."""
 
-    async def send_to_customer(self, customer_id: str, reply: Reply, identities: Sequence[Identity]) -> str | None: ...
+    async def keep(self, stored: StoredMessage, reply: Reply) -> None: ...
+
+    async def deliver(self, ids: Iterable[str]) -> list[str]: ...
 
 
 class Delivery:
@@ -94,7 +98,10 @@ class Delivery:
             nlu={"agent": sender.email, "agent_name": sender.name} if sender else None,
             created_at=utcnow(),
         )
-        await self.chat.append(stored)
+        if self.pipeline is not None and identities:
+            await self.pipeline.keep(stored, replace(reply, id=stored.id, ts=stored.created_at))
+        else:
+            await self.chat.append(stored)
         holder = info.agent_id if info.state in BOT_SILENT else None
         await self.inbox.publish(
             {"type": "message", "conversation_id": info.id, "message": message_event(stored)},
@@ -102,11 +109,13 @@ class Delivery:
             queue=info.queue or self.default_queue,
         )
         if self.pipeline is not None and identities:
-            used = await self.pipeline.send_to_customer(
-                customer_id, replace(reply, id=stored.id, ts=stored.created_at), identities
-            )
-            if used is None:
-                log.info("reply %s to %s is stored; no channel reached them now", stored.id, customer_id)
+            used = await self.pipeline.deliver([stored.id])
+            if not used:
+                log.info(
+                    "reply %s to %s is stored; not sent now (no channel reached them, or it waits its turn)",
+                    stored.id,
+                    customer_id,
+                )
         return stored
 
     async def send_as_agent(self, info: ConversationInfo, text: str, agent: Agent) -> StoredMessage:

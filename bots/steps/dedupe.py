@@ -1,12 +1,22 @@
 """``dedupe``: a message the platform delivered again (a Telegram update retried, a widget frame
 resent after a reconnect) is answered once. The session remembers recent platform ids; past its
-window the database says whether that message's turn was committed."""
+window the database says whether that message's turn was committed.
+
+The session is saved after the turn's commit, so a crash between the two leaves a session that
+never heard of a committed turn: the message comes again (the inbox takes its row over, the
+widget resends) and the session alone would answer it twice. So when the session was rebuilt or
+the message may have been walked before (``RECHECK``, set by the pipeline), the database is asked
+too; the normal case stays without a query.
+"""
 
 from __future__ import annotations
 
 from seamline.bots.steps.turn import Next, Turn
+from seamline.shared.metrics import DUPLICATES
 from seamline.shared.session import SEEN_LIMIT
 from seamline.shared.storage.sql import SqlChatStore
+
+RECHECK = "dedupe.recheck"  # turn.data key: ask the database whether the message was answered
 
 
 class Dedupe:
@@ -19,6 +29,7 @@ class Dedupe:
         key = turn.seen_key
         if key is not None and await self.seen(turn, key):
             turn.duplicate = True
+            DUPLICATES.labels(turn.message.channel).inc()
             return
         await call_next(turn)
 
@@ -27,7 +38,8 @@ class Dedupe:
         if key in seen:
             return True
         # A window not full holds every id the customer's messages were answered under: nothing to
-        # look up. A full one may have forgotten an old answered message.
-        return len(seen) >= SEEN_LIMIT and await self._store.answered(
-            turn.message.channel, turn.message.external_id or ""
-        )
+        # look up, unless the session may have missed a committed turn. A full one may have
+        # forgotten an old answered message.
+        if len(seen) < SEEN_LIMIT and not turn.data.get(RECHECK):
+            return False
+        return await self._store.answered(turn.message.channel, turn.message.external_id or "")

@@ -1,43 +1,35 @@
 """``reply``: the one ending of every turn that was not a duplicate. After the steps inside it
-(unless one before it answered: ``turn.handled``), what was understood and the replies are
-stored together, the message counts as answered, the people on the conversation see the replies,
-and the replies go out through the adapter of the channel the customer wrote from.
+(unless one before it answered: ``turn.handled``), what was understood, the replies and their
+outbox rows are committed together, the message counts as answered, and the people on the
+conversation see the replies. Sending is not done here, under the customer's session lock: the
+pipeline hands the rows to the outbox's dispatcher once the lock is released (bots/outbox.py).
 
-Stored before sent: if anything before failed, a resend is processed again; a reply that could
+Committed before sent: if anything before failed, a resend is processed again; a reply that could
 not be delivered stays in the history the customer sees when they come back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import replace
 from datetime import timedelta
-from typing import Protocol
 
 from seamline.bots.steps.store import MASK
 from seamline.bots.steps.turn import Annotation, Next, Turn
-from seamline.shared.errors import ChannelError, Unreachable
 from seamline.shared.history import StoredMessage, new_id, reply_attachments
-from seamline.shared.message import Message, Reply, utcnow
+from seamline.shared.message import Message, utcnow
 from seamline.shared.session import Session
+from seamline.shared.storage.outbox import SqlOutbox
 from seamline.shared.storage.sql import SqlChatStore
 
 log = logging.getLogger(__name__)
 
 
-class Sender(Protocol):
-    """What this step needs of a channel adapter."""
-
-    async def send(self, address: str, reply: Reply) -> None: ...
-
-
 class SendReplies:
     name = "reply"
 
-    def __init__(self, *, store: SqlChatStore, adapters: Mapping[str, Sender], handoff=None) -> None:
+    def __init__(self, *, store: SqlChatStore, outbox: SqlOutbox, handoff=None) -> None:
         self._store = store
-        self._adapters = adapters  # by channel name (the pipeline's, live)
+        self._outbox = outbox
         self._handoff = handoff
 
     async def __call__(self, turn: Turn, call_next: Next) -> None:
@@ -54,7 +46,10 @@ class SendReplies:
             note = Annotation(parse.intent, parse.confidence, parse.to_dict()) if parse else Annotation(None, 1.0, {})
         if turn.inbound is None:
             raise RuntimeError("the reply step needs the message stored first: keep the store step before it")
-        await self._store.annotate(turn.inbound, note.intent, note.confidence, note.nlu, stored)
+        rows = self._outbox.rows(
+            stored, turn.replies, channel=message.channel, address=message.address, identity=message.sender
+        )
+        await self._store.annotate(turn.inbound, note.intent, note.confidence, note.nlu, stored, rows)
         # Only now is the message done with.
         if turn.seen_key:
             session.remember(turn.seen_key)
@@ -62,21 +57,6 @@ class SendReplies:
         if self._handoff is not None and session.handoff != "bot":
             for row in stored:
                 await self._handoff.customer_wrote(session, row)
-        for reply, row in zip(turn.replies, stored, strict=True):
-            await self.deliver(message, replace(reply, id=row.id, ts=row.created_at))
-
-    async def deliver(self, message: Message, reply: Reply) -> None:
-        adapter = self._adapters.get(message.channel)
-        if adapter is None:
-            log.error("no adapter registered for %s; reply %s stays stored only", message.channel, reply.id)
-            return
-        try:
-            await adapter.send(message.address, reply)
-        except Unreachable:
-            log.info("%s customer %s cannot be reached there any more", message.channel, message.sender)
-            await self._store.set_reachable(message.channel, message.sender, False)
-        except ChannelError:
-            log.warning("could not deliver reply %s on %s", reply.id, message.channel, exc_info=True)
 
 
 def outgoing(message: Message, session: Session, replies, secret: str | None = None) -> tuple[StoredMessage, ...]:

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID = String(32)
@@ -199,3 +211,36 @@ class ReminderRow(Base):
     fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # claimed (then sent or dropped)
     claim: Mapped[str | None] = mapped_column(String(32))
     outcome: Mapped[str | None] = mapped_column(String(16))  # sent | dropped | failed
+
+
+class OutboxRow(Base):
+    """One reply to deliver (bots/outbox.py): committed with the turn (or the agent's message) that
+    said it, sent after the session lock is released, marked sent right after the platform answered.
+    ``id`` is the stored message's id, the idempotency key the channels pass on (VK's random_id, the
+    widget's frame id); ``seq`` orders one customer's replies. An empty ``channel`` means "whatever
+    channel reaches the customer at send time". See shared/storage/outbox.py."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("id", name="uq_outbox_id"),
+        Index("ix_outbox_customer_seq", "customer_id", "seq"),
+        Index("ix_outbox_pending", "sent_at", "failed_at", "next_attempt_at"),
+        Index("ix_outbox_claimed", "claimed_by", "sent_at"),
+    )
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(ID)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"))
+    conversation_id: Mapped[str | None] = mapped_column(ID)  # for the logs
+    channel: Mapped[str] = mapped_column(String(16), default="")  # "" = the channel that reaches them now
+    address: Mapped[str] = mapped_column(String(128), default="")
+    identity: Mapped[str] = mapped_column(String(128), default="")  # the external id (marked unreachable)
+    reply: Mapped[dict[str, Any]] = mapped_column(JSON)  # text, buttons, image, custom, role
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(128))  # the worker sending it: host:pid:boot
+    claim: Mapped[str | None] = mapped_column(String(32))  # one token per claim, to read back who won
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the lease
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # given up (or unreachable)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -6,7 +6,7 @@ Reads go straight to the database; every write goes through one GroupWriter (see
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast, overload
@@ -312,8 +312,10 @@ class SqlChatStore:
         confidence: float | None,
         nlu: dict[str, Any],
         replies: tuple[StoredMessage, ...] = (),
+        outbox: Sequence[tuple[Executable, dict[str, Any]]] = (),
     ) -> None:
-        """Keep what was understood of a message, and the replies to it, in one commit."""
+        """Keep what was understood of a message, the replies to it and their outbox rows (the
+        sending to do, shared/storage/outbox.py), in one commit."""
         understood = {"intent": intent, "confidence": confidence, "nlu": nlu}
         if message.external_id is None:
             annotation = (self._annotate, {"message_id": message.id, **understood})
@@ -322,7 +324,13 @@ class SqlChatStore:
                 self._annotate_by_platform_id,
                 {"m_channel": message.channel, "m_external_id": message.external_id, **understood},
             )
-        await self.writer.write_all([annotation] + [(self._insert_message, _row(m)) for m in replies])
+        await self.writer.write_all([annotation, *[(self._insert_message, _row(m)) for m in replies], *outbox])
+
+    async def append_all(
+        self, messages: Sequence[StoredMessage], outbox: Sequence[tuple[Executable, dict[str, Any]]] = ()
+    ) -> None:
+        """Store messages and their outbox rows in one commit (an agent's reply, a reminder's turn)."""
+        await self.writer.write_all([*[(self._insert_message, _row(m)) for m in messages], *outbox])
 
     async def history(self, customer_id: str, limit: int = 100) -> list[StoredMessage]:
         """The customer's latest ``limit`` messages on every channel, oldest first."""
