@@ -203,6 +203,7 @@ async def build(settings: Settings, *, understanding: Understanding | None = Non
         handoff=handoff,
         default_language=settings.default_language,
         linker=linker,
+        outbox_max_attempts=settings.outbox_max_attempts,
     )
     for step, before, after in project_steps:
         pipeline.add_step(step, before=before, after=after)
@@ -261,6 +262,7 @@ async def create_app(settings: Settings, *, understanding: Understanding | None 
     install_channels(app, settings, seamline)
     # After the channels: started once they can send, stopped before they close.
     app.cleanup_ctx.append(_reminding)
+    app.cleanup_ctx.append(_dispatching)
     # The model and the app are built: move them out of the garbage collector's way, so full
     # collections stay short (a tail-latency win measured with the Telegram benchmark).
     gc.freeze()
@@ -311,6 +313,26 @@ async def _reminding(app: web.Application):
     scheduler.start()
     yield
     await scheduler.stop()
+
+
+async def _dispatching(app: web.Application):
+    """The outbox's sweep (bots/outbox.py): replies a stopped worker left, and those due again after
+    a failure, are sent; started after the channels, stopped (finishing the sends under way) before
+    them. The backlog gauge is read at each scrape of /metrics."""
+    from seamline.bots.ops import METRICS_REFRESH
+    from seamline.shared.metrics import OUTBOX_BACKLOG
+
+    seamline = app[SEAMLINE]
+    dispatcher = seamline.pipeline.dispatcher
+
+    async def backlog() -> None:
+        OUTBOX_BACKLOG.set(await dispatcher.outbox.backlog())
+
+    if METRICS_REFRESH in app:
+        app[METRICS_REFRESH].append(backlog)
+    dispatcher.start()
+    yield
+    await dispatcher.stop(seamline.settings.shutdown_grace)
 
 
 async def _sweeping(app: web.Application):
