@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from seamline.shared.errors import StoreError
 from seamline.shared.metrics import DUPLICATES
-from seamline.shared.storage.inbox import Entry, SqlInbox, Taken
+from seamline.shared.storage.inbox import Entry, SqlInbox, Taken, new_owner
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,12 @@ class Intakes:
     def __init__(self, store: object, redis: Callable[[], Any] | None = None) -> None:
         """``redis``: makes a client (redis.asyncio) for the re-delivery fast path; None: the database alone."""
         self._store, self._redis = store, redis
+        self._owner = new_owner()  # one per app: two apps in one process keep their chats apart too
         self.channels: set[str] = set()
 
     def __call__(self, channel: str, process: Process) -> Intake:
         self.channels.add(channel)
-        inbox = SqlInbox(store=self._store, channel=channel)  # type: ignore[arg-type]
+        inbox = SqlInbox(store=self._store, channel=channel, owner=self._owner)  # type: ignore[arg-type]
         return Intake(inbox=inbox, process=process, redis=self._redis() if self._redis else None)
 
 

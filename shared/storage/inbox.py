@@ -44,6 +44,17 @@ log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()[:64]
 OWNER = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"  # this process, for this boot of it
+LIVE: set[str] = {OWNER}  # the owners alive in this process (several apps in one process: one each)
+
+
+def new_owner() -> str:
+    """An owner name of its own for one app of this process (its rows are kept apart from another
+    app's, as another worker's would be); alive while this process lives."""
+    owner = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+    LIVE.add(owner)
+    return owner
+
+
 _table = cast(Table, InboxRow.__table__)
 
 
@@ -73,7 +84,7 @@ def _dead(owner: str) -> bool:
     """An owner that is a process of this host which is gone (or whose pid this process now has)."""
     host, _, rest = owner.partition(":")
     pid, _, _boot = rest.partition(":")
-    if host != HOST or not pid.isdigit() or owner == OWNER:
+    if host != HOST or not pid.isdigit() or owner in LIVE:
         return False
     if int(pid) == os.getpid():
         return True  # this pid, another boot: that process is gone (a restarted container's pid 1)

@@ -4,16 +4,19 @@ one chat's messages are answered in order whichever worker the platform posts th
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
 
 from seamline.bots.app import SEAMLINE
+from seamline.bots.telegram import WEBHOOK_PATH
 from seamline.shared.message import Reply, Role
 from seamline.shared.storage.customers import SqlCustomerStore
 from seamline.shared.tokens import Signer
 
 from tests.conftest import SECRET
+from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
 
 pytestmark = pytest.mark.services
 
@@ -57,3 +60,51 @@ async def test_a_reply_sent_by_worker_b_reaches_the_widget_open_on_worker_a(
     await asyncio.sleep(0.2)  # the last socket closed: worker A unsubscribes
     again = await seamline_b.pipeline.send_to_customer(customer.id, Reply(text="still there?", id="r-2"), identities)
     assert again is None  # no tab open anywhere: unreachable, as in one process
+
+
+WEBHOOK_SECRET = "cross-worker-secret-0123"
+
+
+def telegram_workers(make_server, settings, telegram, postgres_url, redis_url, count: int = 2):
+    """``count`` Seamline apps serving one Telegram bot's webhook, on one PostgreSQL and one Redis."""
+    changes = dict(
+        database_url=postgres_url,
+        redis_url=redis_url,
+        channels={
+            "telegram": dict(
+                token=TOKEN,
+                api_base=telegram.url,
+                webhook_url="http://127.0.0.1:9/telegram/webhook",
+                webhook_secret=WEBHOOK_SECRET,
+            )
+        },
+    )
+    return asyncio.gather(*(make_server(settings, **changes) for _ in range(count)))
+
+
+async def post_update(http: aiohttp.ClientSession, server, update: dict) -> int:
+    async with http.post(
+        f"{server.url}{WEBHOOK_PATH}",
+        data=json.dumps(update),
+        headers={SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"},
+    ) as response:
+        return response.status
+
+
+async def test_one_chats_updates_posted_alternately_to_two_workers_are_answered_in_order(
+    http, make_server, settings, postgres_url, redis_url
+):
+    async with FakeTelegram() as telegram:
+        workers = await telegram_workers(make_server, settings, telegram, postgres_url, redis_url)
+        said = [f"where is my order {n}" for n in range(8)]
+        for n, text in enumerate(said):
+            assert await post_update(http, workers[n % 2], telegram.update("message_text", chat_id=6100, text=text))
+        store = workers[0].app[SEAMLINE].store
+        for _ in range(300):  # until every message is stored and answered (the replies follow the last)
+            customer = await store.find_customer("telegram", "6100")
+            history = await store.history(customer.id, 100) if customer else []
+            if history and history[-1].role != Role.CUSTOMER and sum(m.role == Role.CUSTOMER for m in history) == 8:
+                break
+            await asyncio.sleep(0.1)
+        assert [m.text for m in history if m.role == Role.CUSTOMER] == said  # processed in the order sent
+        assert telegram.texts(6100)  # and answered on Telegram
