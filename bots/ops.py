@@ -18,6 +18,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -153,9 +154,13 @@ def install(
 ) -> None:
     """Mount /healthz, /readyz and /metrics; ``app[METRICS_REFRESH]`` takes the gauges read at scrape time."""
     app[METRICS_REFRESH] = list(refresh or [])
+    index = os.environ.get("SEAMLINE_WORKER_INDEX", "")  # under ``seamline run --workers N``
+    alive: dict[str, Any] = {"status": "ok"}
+    if index.isdigit():  # which worker answered: the supervisor and an operator can tell them apart
+        alive["worker"] = {"index": int(index), "pid": os.getpid()}
 
     async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response(alive)
 
     async def readyz(request: web.Request) -> web.Response:
         ready, report = await checks.run()

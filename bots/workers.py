@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+log = logging.getLogger("seamline.supervisor")  # JSON or text, as the workers' lines
 INDEX_ENV = "SEAMLINE_WORKER_INDEX"  # set in a worker: its number, 0..N-1
 CHANNEL_ENV = "SEAMLINE_SUPERVISOR_FD"  # set in a worker: its end of the socket pair
 MARGIN = 5.0  # seconds past shutdown_grace before a worker that does not stop is killed
@@ -194,7 +196,7 @@ class Supervisor:
             return
         assert worker.process is not None
         code = await worker.process.wait()
-        print(f"seamline: worker {worker.index} stopped before serving (exit code {code})", file=sys.stderr)
+        log.error("worker %d stopped before serving (exit code %d)", worker.index, code)
         self.exit_code = code if code > 0 else 1
 
     async def _healthy(self) -> None:
@@ -232,16 +234,13 @@ class Supervisor:
             elif not worker.ready:
                 worker.failures += 1
             if worker.failures >= START_FAILURES:
-                print(
-                    f"seamline: worker {worker.index} failed to start {worker.failures} times in a row; stopping",
-                    file=sys.stderr,
-                )
+                log.error("worker %d failed to start %d times in a row; stopping", worker.index, worker.failures)
                 self.exit_code = 1
                 self.stopping.set()
                 return
             delay = BACKOFF[min(worker.restarts, len(BACKOFF) - 1)] if not worker.ready else BACKOFF[0]
             worker.restarts += 1
-            print(f"seamline: worker {worker.index} (pid {pid}) exited with {code}; restarting", file=sys.stderr)
+            log.warning("worker %d (pid %d) exited with %d; restarting", worker.index, pid, code)
             await asyncio.sleep(delay)
             if self.stopping.is_set():
                 return
