@@ -203,10 +203,14 @@ class Dispatcher:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
             self._loop = None
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=grace)
+        await self.drain(grace)
         for lane in self._lanes.values():
             lane.clear()  # the row under way finishes; the rest waits for its lease to run out
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for the lanes the sweep started to finish (the tests' "until it settled")."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
 
     async def sweep(self) -> int:
         """Claim and start sending what is due and free; returns how many rows were claimed."""
