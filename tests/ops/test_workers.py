@@ -64,6 +64,20 @@ async def test_two_workers_share_the_port_are_restarted_and_add_up_their_metrics
                 assert answer.status == 200
                 assert _nlu_count(await answer.text()) == len(visitors)  # both workers' turns, summed
 
+            # Failed logins spread over both workers count against one budget (Redis): 5, one slow-lane try, refused.
+            statuses = []
+            for _ in range(10):
+                async with (
+                    aiohttp.ClientSession() as fresh,
+                    fresh.post(
+                        server.url + "/api/v1/auth/login", json={"email": "nobody@example.com", "password": "wrong"}
+                    ) as answer,
+                ):
+                    statuses.append(answer.status)
+                if answer.status == 429:
+                    break
+            assert statuses[-1] == 429 and len(statuses) <= 7, statuses  # per process it would take up to 13
+
             # SIGKILL one worker: it is replaced, and the port is served by two workers again.
             victim = sorted(pids)[0]
             os.kill(victim, signal.SIGKILL)
