@@ -3,7 +3,8 @@
     python benchmarks/web_chat.py [--conversations 64] [--seconds 10] [--url ws://host:port/chat/ws]
 
 Without --url it starts `seamline run` on embedded defaults (SQLite, in-process sessions) in a
-temporary directory. In the same run it starts a bare aiohttp WebSocket echo server and drives it
+temporary directory, after training the intent model into it (a fresh clone has none); the
+directory is removed at the end, and the server stopped, whatever happens. In the same run it starts a bare aiohttp WebSocket echo server and drives it
 the same way, then prints messages/s and p50/p99 latency of both and their ratio. Each
 conversation sends a message and waits for the bot's answer (or the echo) before the next one.
 Bounded: it stops after --seconds of measurement per target. Only 127.0.0.1 is used.
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -52,10 +54,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def wait_up(url: str, seconds: float = 60) -> None:
+async def wait_up(
+    url: str, seconds: float = 60, process: subprocess.Popen | None = None, log: Path | None = None
+) -> None:
     deadline = time.monotonic() + seconds
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                output = log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+                raise SystemExit(f"the server exited ({process.returncode}) before serving:\n{output}")
             try:
                 async with http.ws_connect(url) as ws:
                     await ws.close()
@@ -134,51 +141,69 @@ def report(name: str, count: int, latencies: list[float], elapsed: float) -> flo
 
 
 def start_seamline(workdir: str) -> tuple[subprocess.Popen, str]:
-    """`seamline run` on embedded defaults in ``workdir``; (process, ws URL)."""
+    """`seamline run` on embedded defaults in ``workdir``; (process, ws URL). Its output goes to
+    ``workdir``/seamline.log (shown if it dies)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "SEAMLINE_PORT": str(port),
-        "SEAMLINE_HOST": "127.0.0.1",
-        "SEAMLINE_DATA_DIR": workdir,
-        "SEAMLINE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
-        "SEAMLINE_LOG_LEVEL": "WARNING",
-        "SEAMLINE_REDIS_URL": "",
-        # one benchmark conversation sends far faster than a person types
-        "SEAMLINE_WEB_RATE_LIMIT": "0",
-        "SEAMLINE_WEB_ADDRESS_RATE_LIMIT": "0",
-        # every conversation comes from 127.0.0.1, so each says (X-Forwarded-For, as behind a proxy)
-        # which address it is from: from one address, the hellos per minute (120) would refuse some of
-        # the warm-up's and the measured run's together, and that conversation would wait forever
-        "SEAMLINE_TRUSTED_PROXIES": "127.0.0.1",
-    }
-    for name in ("SEAMLINE_TELEGRAM_TOKEN", "SEAMLINE_VK_TOKEN"):
-        env.pop(name, None)
+    # Nothing of the caller's SEAMLINE_* settings (a config dir, a models folder, a token, Redis):
+    # the server is the repository's retail project on embedded defaults, everything in ``workdir``.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
+    env.update(
+        {
+            "SEAMLINE_PORT": str(port),
+            "SEAMLINE_HOST": "127.0.0.1",
+            "SEAMLINE_DATA_DIR": workdir,
+            "SEAMLINE_NLU_MODELS": f"{workdir}/models",
+            "SEAMLINE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
+            "SEAMLINE_LOG_LEVEL": "WARNING",
+            # one benchmark conversation sends far faster than a person types
+            "SEAMLINE_WEB_RATE_LIMIT": "0",
+            "SEAMLINE_WEB_ADDRESS_RATE_LIMIT": "0",
+            # every conversation comes from 127.0.0.1, so each says (X-Forwarded-For, as behind a proxy)
+            # which address it is from: from one address, the hellos per minute (120) would refuse some of
+            # the warm-up's and the measured run's together, and that conversation would wait forever
+            "SEAMLINE_TRUSTED_PROXIES": "127.0.0.1",
+        }
+    )
     # `seamline run` answers with a trained intent model only: train it into the data dir first.
-    subprocess.run(
-        [sys.executable, "-m", "seamline.bots.cli", "nlu", "train"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
+    trained = subprocess.run(
+        [sys.executable, "-m", "seamline.bots.cli", "nlu", "train"], cwd=ROOT, env=env, capture_output=True, text=True
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "seamline.bots.cli", "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
-    )
+    if trained.returncode != 0 or not list(Path(workdir, "models").glob("*")):
+        raise SystemExit(f"seamline nlu train failed ({trained.returncode}):\n{trained.stdout}{trained.stderr}")
+    with open(Path(workdir, "seamline.log"), "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "seamline.bots.cli", "run"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     return process, f"ws://127.0.0.1:{port}/chat/ws"
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 async def run(conversations: int, seconds: float) -> dict:
     """The web chat figures of a fresh `seamline run`, for benchmarks/channels.py."""
     workdir = tempfile.mkdtemp(prefix="seamline-bench-")
-    process, url = start_seamline(workdir)
     try:
-        await wait_up(url)
-        await drive(url, conversations, 2.0, seamline=True)  # warm up
-        return figures(*await drive(url, conversations, seconds, True))
+        process, url = start_seamline(workdir)
+        try:
+            await wait_up(url, process=process, log=Path(workdir, "seamline.log"))
+            await drive(url, conversations, 2.0, seamline=True)  # warm up
+            return figures(*await drive(url, conversations, seconds, True))
+        finally:
+            stop(process)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def main() -> None:
@@ -195,10 +220,12 @@ async def main() -> None:
         if not url:
             process, url = start_seamline(workdir)
             processes.append(process)
+            await wait_up(url, process=process, log=Path(workdir, "seamline.log"))
+        else:
+            await wait_up(url)
         echo_port = free_port()
         processes.append(subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(echo_port)]))
         echo_url = f"ws://127.0.0.1:{echo_port}/ws"
-        await wait_up(url)
         await wait_up(echo_url)
 
         print(f"{args.conversations} concurrent conversations, {args.seconds:.0f} s each, on {os.cpu_count()} cores")
@@ -209,8 +236,8 @@ async def main() -> None:
         print(f"ratio seamline / echo: {seamline / echo:.2f}   (target >= 0.35; p99 target <= 50 ms)")
     finally:
         for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
+            stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
