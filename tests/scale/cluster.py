@@ -258,6 +258,68 @@ class Widget:
                 self._changed.set()
         self._changed.set()
 
+    async def reopen(self, worker: Worker) -> dict[str, Any]:
+        """Reconnect (to ``worker``) with the stored token, as the widget does after a drop; the welcome."""
+        if self._reader is not None:
+            await self.close()
+        self.worker = worker
+        seen = len(self.frames)
+        await self.open()
+        return self.frames[seen]
+
+    async def ask(self, text: str, others: Callable[[], Worker], timeout: float = 90.0) -> str:
+        """Say ``text`` and wait for the bot's answer, as the bundled widget would: when the socket
+        drops (its worker died), reconnect to ``others()`` and resend the same id unless the
+        welcome's history already shows the answer. Returns the message's id."""
+        message_id = await self.say(text)
+        start = len(self.frames)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if any(f.get("type") == "message" and f.get("role") == "bot" for f in self.frames[start:]):
+                return message_id
+            refused = [f for f in self.frames[start:] if f.get("type") == "error" and f.get("id") == message_id]
+            if refused and not self.closed:  # "unavailable" or "internal": resend the same id after a pause
+                assert refused[0]["code"] in ("unavailable", "internal"), refused
+                await asyncio.sleep(1)
+                start = len(self.frames)
+                await self.resend(message_id, text)
+                continue
+            if self.closed:
+                welcome = await self.reopen(others())
+                history = [m for m in welcome["history"] if m.get("type") == "message"]
+                ids = [m["id"] for m in history]
+                if message_id in ids and any(m["role"] == "bot" for m in history[ids.index(message_id) + 1 :]):
+                    return message_id
+                start = len(self.frames)
+                await self.resend(message_id, text)
+                continue
+            remaining = deadline - loop.time()
+            assert remaining > 0, (
+                f"widget on {self.worker.name}: no answer to {message_id} in {timeout} s: {self.frames}"
+            )
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+            except TimeoutError:
+                pass
+
+    async def resend(self, message_id: str, text: str) -> None:
+        assert self._ws is not None
+        try:
+            await self._ws.send_json({"type": "message", "id": message_id, "text": text})
+        except ConnectionError:
+            pass  # dropped meanwhile: ``ask`` reconnects
+
+    def shown_replies(self) -> set[str]:
+        """The ids of every bot or agent message this widget was ever shown (live or in a history)."""
+        ids = set()
+        for frame in self.frames:
+            for message in [frame, *frame.get("history", ())]:
+                if message.get("type") == "message" and message.get("role") in ("bot", "agent"):
+                    ids.add(message["id"])
+        return ids
+
     async def say(self, text: str) -> str:
         """Send a message; returns its client id."""
         assert self._ws is not None
