@@ -10,6 +10,7 @@ logged-in user by signing the user's id (``external_id`` + ``signature`` in ``he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections import defaultdict
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from sqlalchemy.exc import SQLAlchemyError
 
 from seamline.bots.web_frames import (
     MAX_ID,
@@ -288,7 +290,8 @@ class WebChannel(Linking):
         site_user = self._claim(frame, visitor)
         if site_user is not None:
             visitor, token, identified = await self._identify(visitor, str(token), site_user, language)
-        history = await self._pipeline.history("web", visitor, self._history_limit)
+        with _storage():
+            history = await self._pipeline.history("web", visitor, self._history_limit)
         if history and self._store is not None:  # a known visitor is back: reachable on the web again
             await self._store.set_reachable("web", visitor, True)
         # A fresh token on every welcome: a token dies after days unused, not days after it was made.
@@ -313,7 +316,8 @@ class WebChannel(Linking):
         wait = await self._budget.page(address, visitor)
         if wait:
             raise FrameError("rate_limited", f"too many pages of history; wait {math.ceil(wait)} s", frame_id)
-        history = await self._pipeline.history("web", visitor, self._history_limit)
+        with _storage():
+            history = await self._pipeline.history("web", visitor, self._history_limit)
         answer = {"type": "older", **page(history, self._history_bytes, before)}
         if frame_id:
             answer["id"] = frame_id
@@ -339,7 +343,8 @@ class WebChannel(Linking):
         maybe_link = self._store is not None and not message.payload and Linker.code_in(message.text) is not None
         before = await self._store.find_customer("web", visitor) if maybe_link else None
         try:
-            handled = await self._pipeline.handle(message, on_stored=acknowledge)
+            with _storage():
+                handled = await self._pipeline.handle(message, on_stored=acknowledge)
         except StoreError:
             raise  # "unavailable": kept by the widget, sent again on reconnect
         except Exception:
@@ -355,6 +360,18 @@ class WebChannel(Linking):
             after = await self._store.find_customer("web", visitor)
             if after is not None and (before is None or after.id != before.id):
                 await self._refresh(after.id)
+
+
+@contextlib.contextmanager
+def _storage():
+    """The database or Redis unreachable (a refused connection is an OSError, which must not pass
+    for the client going away): StoreError, answered with ``unavailable``."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"storage unreachable: {exc}") from exc
 
 
 def _parsed(raw, refused: float) -> dict:
