@@ -49,8 +49,14 @@ class ErrorCounter(logging.Handler):
         ERRORS.labels(kind=record.name.removeprefix("seamline.")).inc()
 
 
-def configure(level: str | int = "INFO", fmt: str = "text") -> None:
-    """The root logger writes to stderr as ``fmt`` says ("text" or "json"); called once by the CLI."""
+def configure(level: str | int = "INFO", fmt: str = "text", *, force: bool = False) -> None:
+    """The root logger writes to stderr as ``fmt`` says ("text" or "json"); called once by the CLI.
+    Like ``logging.basicConfig``, a root logger that already has handlers (an embedding program's,
+    a test runner's) is left alone unless ``force``."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines tell every migration step
+    root = logging.getLogger()
+    if root.handlers and not force:
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ConversationFilter())
     if fmt == "json":
@@ -65,10 +71,8 @@ def configure(level: str | int = "INFO", fmt: str = "text") -> None:
         )
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.addHandler(ErrorCounter())
     root.setLevel(level)
-    logging.getLogger("alembic").setLevel(logging.WARNING)

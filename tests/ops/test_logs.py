@@ -18,7 +18,7 @@ def captured(monkeypatch):
     monkeypatch.setattr("sys.stderr", stream)
     root = logging.getLogger()
     kept = (list(root.handlers), root.level)
-    logs.configure("INFO", "json")
+    logs.configure("INFO", "json", force=True)
     yield stream
     for handler in list(root.handlers):
         root.removeHandler(handler)
