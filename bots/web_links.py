@@ -39,7 +39,8 @@ class Linking:
     _history_limit: int
     _history_bytes: int
 
-    async def _broadcast(self, visitor: str, frame: dict[str, Any]) -> int: ...
+    async def _broadcast(self, visitor: str, frame: dict[str, Any]) -> int:
+        raise NotImplementedError  # WebChannel's: every worker's open tabs of the visitor
 
     async def _refresh(self, customer_id: str) -> None:
         """Send a customer's history to every open widget of theirs (a ``history`` frame): after a link
