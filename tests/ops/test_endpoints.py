@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -83,3 +84,15 @@ async def test_metrics_ask_for_the_bearer_token_when_one_is_set(make_server, set
         assert answer.status == 403
     async with http.get(server.url + "/metrics", headers={"Authorization": "Bearer s3cret-scrape"}) as answer:
         assert answer.status == 200
+
+
+async def test_readyz_is_503_naming_the_database_when_it_does_not_answer(make_server, settings, http):
+    closed = free_port()
+    server = await make_server(
+        settings, database_url=f"postgresql+asyncpg://seamline:hunter2-secret@127.0.0.1:{closed}/x"
+    )
+    async with http.get(server.url + "/readyz") as ready:
+        body = await ready.json()
+    assert ready.status == 503
+    assert body["checks"]["database"]["status"] == "failed"
+    assert "hunter2-secret" not in json.dumps(body)  # the reason never shows the password
