@@ -211,11 +211,17 @@ class RedisInbox(Inbox):
         await super().close()
 
     async def _listen(self) -> None:
+        """Reconnects and resubscribes by itself after Redis went away; the outage is logged once
+        and the recovery once (a warning per retry would flood the log for the outage's length)."""
+        lost = False
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel, self._control)
                 self._ready.set()
+                if lost:
+                    log.warning("inbox relay: Redis is back; consoles get other processes' events again")
+                    lost = False
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -228,7 +234,9 @@ class RedisInbox(Inbox):
                         conversation_id, _, queue = rest.partition("\t")
                         self._fan_out(text, audience or None, conversation_id or None, queue or None)
             except (RedisError, OSError) as exc:
-                log.warning("inbox relay lost Redis (%s); resubscribing in %.0f s", exc, self._retry)
+                if not lost:
+                    log.warning("inbox relay lost Redis (%s); resubscribing when it is back", exc)
+                lost = True
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()

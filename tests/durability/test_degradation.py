@@ -193,3 +193,30 @@ async def test_with_the_database_down_webhooks_answer_503_and_the_resend_is_answ
         assert len(telegram.calls_of("sendMessage", chat_id=6400)) == len(telegram.texts(6400)) >= 1
         await ws.close()
     await proxy.cut()
+
+
+async def test_agent_consoles_get_events_again_after_a_redis_restart(own_redis):
+    from seamline.bots.app import redis_client
+    from seamline.handoff.inbox import RedisInbox
+    from seamline.shared.settings import Settings
+
+    def inbox() -> RedisInbox:
+        return RedisInbox(client=redis_client(Settings(redis_url=own_redis.url)), retry_seconds=0.1)
+
+    here, there = inbox(), inbox()  # two workers
+    await here.start()
+    await there.start()
+    try:
+        console = here.subscribe(admin=True)
+        own_redis.stop()
+        await asyncio.sleep(0.3)  # both readers notice
+        own_redis.start()
+        for n in range(100):  # published from the other worker until the first has resubscribed
+            await there.publish({"type": "ping", "n": n})
+            with contextlib.suppress(TimeoutError):
+                event = await asyncio.wait_for(console.get(), 0.1)
+                break
+        assert '"ping"' in event
+    finally:
+        await here.close()
+        await there.close()
