@@ -104,11 +104,8 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, lambda: self._signal_all(signal.SIGHUP))
         try:
             # The first alone: a configuration error is printed once, by it, and ends the start.
-            if not await self._start_first():
-                return self.exit_code or 1
-            await asyncio.gather(*(self._spawn(w) for w in self.workers[1:]))
-            if not await self._all_ready():
-                return self.exit_code or 1
+            if not await self._start_first() or not await self._start_others():
+                return self.exit_code or (0 if self.stopping.is_set() else 1)
             await self._healthy()
             print(f"Seamline is running. Open {self.url} in your browser (Ctrl+C to stop).", flush=True)
             print(f"Seamline: {self.count} workers (pids {', '.join(self._pids())}).", flush=True)
@@ -171,7 +168,8 @@ class Supervisor:
         await self._failed_start(first)
         return False
 
-    async def _all_ready(self) -> bool:
+    async def _start_others(self) -> bool:
+        await asyncio.gather(*(self._spawn(w) for w in self.workers[1:]))
         results = await asyncio.gather(*(self._until_stopping(self._ready(w)) for w in self.workers[1:]))
         for worker, ready in zip(self.workers[1:], results, strict=True):
             if not ready:
@@ -230,7 +228,7 @@ class Supervisor:
             if worker.link is not None:
                 worker.link.close()
             if worker.ready and time.monotonic() - worker.started > STABLE:
-                worker.failures = 0
+                worker.failures = worker.restarts = 0  # it had been serving a while: start afresh
             elif not worker.ready:
                 worker.failures += 1
             if worker.failures >= START_FAILURES:
@@ -238,7 +236,7 @@ class Supervisor:
                 self.exit_code = 1
                 self.stopping.set()
                 return
-            delay = BACKOFF[min(worker.restarts, len(BACKOFF) - 1)] if not worker.ready else BACKOFF[0]
+            delay = BACKOFF[min(worker.restarts, len(BACKOFF) - 1)]
             worker.restarts += 1
             log.warning("worker %d (pid %d) exited with %d; restarting", worker.index, pid, code)
             await asyncio.sleep(delay)
