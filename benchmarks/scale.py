@@ -1,7 +1,7 @@
 """Scale-out: `seamline run --workers N` on PostgreSQL + Redis, 500 conversations on three channels.
 
     python benchmarks/scale.py [--workers 1,2,4] [--conversations 500] [--seconds 20] [--pace 3]
-                               [--sessions 100000]
+                               [--sessions 100000] [--profile FILE]
 
 For each N: a fresh PostgreSQL database (schema by `seamline db upgrade`) and a flushed Redis
 database, `seamline run --workers N` on a free port of 127.0.0.1 with Telegram in webhook mode
@@ -55,7 +55,7 @@ from seamline.shared.storage.redis_sessions import RedisSessionStore  # noqa: E4
 
 from tests.fakes.telegram import TOKEN, FakeTelegram  # noqa: E402
 
-START_TIMEOUT = 120.0
+START_TIMEOUT = 180.0  # four workers loading the model on two busy cores
 STOP_TIMEOUT = 20.0
 LOAD_DB, MEMORY_DB = 13, 14
 
@@ -288,7 +288,10 @@ async def run_seamline(workers: int, args, workdir: Path, redis_base: str, datab
         upgrade = subprocess.run([*_seamline(), "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True)
         if upgrade.returncode != 0:
             raise SystemExit(f"seamline db upgrade failed:\n{upgrade.stdout}{upgrade.stderr}")
-        server = Server([*_seamline(), "run", "--workers", str(workers)], env, workdir / f"seamline-{workers}.log")
+        command = [*_seamline(), "run", "--workers", str(workers)]
+        if args.profile and workers == 1:  # cProfile writes its file when the server stops (SIGTERM)
+            command = [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "seamline.bots.cli", "run"]
+        server = Server(command, env, workdir / f"seamline-{workers}.log")
         try:
             await server.wait_ready(base, workers)
             target = Target(base, telegram, vk, telegram_secret, vk_secret)
@@ -349,6 +352,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--pace", type=float, default=3.0, help="mean seconds between a customer's messages")
     parser.add_argument("--sessions", type=int, default=100_000, help="idle sessions for the memory figure (0: skip)")
+    parser.add_argument("--profile", help="run the 1-worker server under cProfile, its statistics written to this file")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     if not (all(1 <= n <= 8 for n in counts) and 3 <= args.conversations <= 2000 and 1 <= args.seconds <= 60):
@@ -363,10 +367,19 @@ async def main() -> None:
             subprocess.run([*_seamline(), "nlu", "train"], cwd=ROOT, env=env, check=True, capture_output=True)
             rows, memory = [], {}
             for workers in counts:
-                rows.append(await run_seamline(workers, args, workdir, redis_base, database_base, memory))
+                try:  # a run that fails says why, and the others (and the baseline) still run
+                    rows.append(await run_seamline(workers, args, workdir, redis_base, database_base, memory))
+                except SystemExit as failure:
+                    print(f"\n{workers} worker(s): no figures: {failure}", file=sys.stderr)
+                    continue
                 _print_table(rows[-1:], args)
             rows.append(await run_echo(args, workdir))
             _print_table(rows, args)
+            if args.profile and Path(args.profile).exists():
+                import pstats
+
+                print(f"\nwhere the 1-worker server's time went ({args.profile}), by own time:")
+                pstats.Stats(args.profile).sort_stats("tottime").print_stats(25)
             if args.sessions and memory:
                 figures = await session_memory(redis_db(redis_base, MEMORY_DB), memory["template"], args.sessions)
                 sizes = memory["sizes"]
