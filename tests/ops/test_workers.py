@@ -3,9 +3,12 @@ PostgreSQL and Redis; a killed worker is replaced; /metrics adds every worker's 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
+import socket
+import time
 
 import aiohttp
 import pytest
@@ -106,3 +109,31 @@ def test_a_worker_that_cannot_start_is_reported_once_and_the_command_fails(tmp_p
     assert code != 0
     assert log.count("no model has been trained") == 1, log  # once, not once per worker
     assert "Traceback" not in log
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody reaped yet counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
+    except FileNotFoundError:
+        return True
+
+
+async def test_workers_stop_by_themselves_when_their_supervisor_is_killed(tmp_path, models_dir, config_dir):
+    env = environment(tmp_path, models_dir, config_dir)
+    server = Running(["run", "--workers", "2"], env, tmp_path / "log.jsonl").started()
+    try:
+        async with aiohttp.ClientSession() as http:
+            pids = await _pids_serving(http, server.url, 2)
+        assert len(pids) == 2
+        server.process.kill()  # SIGKILL: the supervisor cannot pass anything on
+        server.process.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while not all(_gone(pid) for pid in pids):
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            await asyncio.sleep(0.1)
+        with pytest.raises(OSError):  # nobody serves the port any more
+            socket.create_connection(("127.0.0.1", int(env["SEAMLINE_PORT"])), timeout=2).close()
+    finally:
+        server.close()
