@@ -19,15 +19,17 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; for SQLite, WAL journal and a busy timeout so readers never block the writer."""
+    """An async engine; for SQLite, WAL journal and a busy timeout so readers never block the writer.
+    A failed statement's error never shows its parameters (``hide_parameters``): they hold what
+    customers wrote, and the error is logged (docs/operations.md)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             private_sqlite(parsed.database)  # 0600 in a 0700 directory: it holds every conversation
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
 
 def sqlite_sync_engine(url: URL) -> Engine | None:
