@@ -72,6 +72,7 @@ def _run(settings: Settings, workers: int | None = None) -> int:
     from aiohttp import web
 
     from seamline.bots.app import create_app
+    from seamline.bots.ops import AccessLog
 
     _prepare_database(settings)
     url = f"http://{settings.host}:{settings.port}/"
@@ -97,6 +98,7 @@ def _run(settings: Settings, workers: int | None = None) -> int:
             print=announce,
             reuse_port=index is not None or None,
             shutdown_timeout=settings.shutdown_grace,
+            access_log_class=AccessLog,
         )
     except OSError as exc:
         raise ConfigError(

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -190,6 +191,24 @@ def install(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", scrape)
     app.on_cleanup.append(closing)
+
+
+class AccessLog(AbstractAccessLogger):
+    """One line per request: method, path (never the query string: ``?token=`` is a credential),
+    status, duration; no Referer or User-Agent (a page's address may name its visitor). In JSON
+    lines the same as fields: ``method``, ``path``, ``status``, ``ms``."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        ms = round(time * 1000, 1)
+        self.logger.info(
+            "%s %s %s %d %.1f ms",
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            ms,
+            extra={"method": request.method, "path": request.path, "status": response.status, "ms": ms},
+        )
 
 
 def queue_waiting(counts: Callable[[tuple[str, ...]], Awaitable[dict[tuple[str | None, str], int]]]) -> Refresh:

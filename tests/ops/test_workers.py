@@ -48,6 +48,8 @@ async def test_two_workers_share_the_port_are_restarted_and_add_up_their_metrics
         async with aiohttp.ClientSession() as http:
             pids = await _pids_serving(http, server.url, 2)
             assert len(pids) == 2, pids  # both workers answer on the one port
+            async with http.get(server.url + "/healthz?token=query-secret-123") as answer:
+                assert answer.status == 200  # its access line names the path, not the query
 
             # Customers on both workers (one socket each, spread by the kernel) until each worker served one.
             visitors, served_by = [], set()
@@ -95,6 +97,8 @@ async def test_two_workers_share_the_port_are_restarted_and_add_up_their_metrics
         assert {"time", "level", "logger", "message", "pid", "conversation_id"} <= records[0].keys()
         assert SECRET_WORDS not in server.log.read_text()  # no customer text at INFO
         assert "zebra" not in server.log.read_text()
+        assert "query-secret-123" not in server.log.read_text()
+        assert any(r.get("path") == "/chat/ws" and r.get("status") == 101 for r in records)
     finally:
         server.close()
 
