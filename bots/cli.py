@@ -62,6 +62,11 @@ def _run(settings: Settings, workers: int | None = None) -> int:
         raise ConfigError("--workers", f"{workers} is not a number of workers", "Use 1 to 64, e.g. --workers 2")
     count = 1 if index is not None else (workers or settings.workers)
     if count > 1:
+        warn = logging.getLogger("seamline.supervisor").warning
+        if not settings.redis_url:  # allowed (a trial), but nothing is shared between the workers then
+            warn("%d workers without Redis: each keeps its own sessions, limits and live updates", count)
+        elif settings.is_embedded_db:
+            warn("%d workers on one SQLite file: their writes wait for each other; use PostgreSQL", count)
         return supervisor.supervise(
             count=count,
             host=settings.host,
