@@ -172,15 +172,23 @@ class Cluster:
         assert self._http is not None, "start the cluster first"
         return self._http
 
-    def logs(self) -> str:
-        return "\n".join(
-            f"===== {w.name} ({w.log}) =====\n{w.log.read_text(errors='replace')}"
-            for w in self.workers
-            if w.log.exists()
-        )
+    def log_marks(self) -> dict[str, int]:
+        """Where each worker's log ends now: ``logs(since=...)`` and ``tracebacks(since=...)`` read what follows."""
+        return {w.name: w.log.stat().st_size if w.log.exists() else 0 for w in self.workers}
 
-    def tracebacks(self) -> list[str]:
-        return [w.name for w in self.workers if w.log.exists() and "Traceback" in w.log.read_text(errors="replace")]
+    def _read(self, worker: Worker, since: dict[str, int] | None) -> str:
+        if not worker.log.exists():
+            return ""
+        with open(worker.log, "rb") as log:
+            log.seek((since or {}).get(worker.name, 0))
+            return log.read().decode(errors="replace")
+
+    def logs(self, since: dict[str, int] | None = None) -> str:
+        return "\n".join(f"===== {w.name} ({w.log}) =====\n{self._read(w, since)}" for w in self.workers)
+
+    def tracebacks(self, since: dict[str, int] | None = None) -> list[str]:
+        """The workers whose log shows a traceback (since the marks)."""
+        return [w.name for w in self.workers if "Traceback" in self._read(w, since)]
 
     # -- the platforms, through the worker the test picks -------------------------------------------
 
@@ -397,13 +405,15 @@ class Agent:
             assert response.status == status, (path, response.status, data)
             return data
 
-    async def waiting(self, timeout: float = 20.0) -> str:
-        """The id of the (one) conversation waiting for people or already given to this agent."""
+    async def waiting(self, channel: str, timeout: float = 30.0) -> str:
+        """The id of the conversation of a customer last seen on ``channel`` waiting for people (or
+        already given to this agent by routing)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             for state in ("queued", "with_agent"):
                 found = (await self.get(f"/conversations?state={state}"))["conversations"]
+                found = [c for c in found if c["customer"]["last_channel"] == channel]
                 if found:
                     return str(found[0]["id"])
             assert loop.time() < deadline, f"no conversation waiting for people after {timeout} s"
@@ -443,10 +453,13 @@ class Agent:
         ]
 
     async def close(self) -> None:
+        """Close the inbox and go offline (what this agent held goes back to the queue)."""
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+        if self.token:
+            await self.post("/me/status", {"status": "offline"})
 
 
 TEXTS = ("hello", "what are your opening hours", "how much is delivery", "thanks")  # one bot reply each

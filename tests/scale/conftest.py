@@ -1,20 +1,81 @@
-"""The ``cluster`` fixture: start K real workers on the test's PostgreSQL and Redis, with the fakes.
+"""Fixtures starting real workers on PostgreSQL and Redis, with the Telegram and VK fakes.
 
-Every worker's log is printed at teardown, so a failing test shows what each worker said (pytest
-shows a passing test's teardown output only when asked)."""
+``two_workers``: one pair of workers per test module (starting a worker costs seconds of CPU on a
+shared machine; tests on it use their own chats, so they do not see each other). ``cluster``: a
+factory for a test that needs its own workers (it kills one). What the workers logged during a test
+is printed after it, so a failing test shows it (pytest shows a passing test's output only when asked).
+"""
 
 from __future__ import annotations
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
+from tests.conftest import _postgres_admin, _run_async, _service
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.vk import FakeVk
 from tests.scale.cluster import Cluster
 
 
+@pytest.fixture(scope="module")
+def module_postgres_url():
+    """A fresh, migrated PostgreSQL database for one test module (as ``postgres_url`` for one test)."""
+    from seamline.shared.storage.database import upgrade
+
+    admin = _service("SEAMLINE_TEST_DATABASE_URL")
+    dsn = admin.replace("postgresql+asyncpg", "postgresql")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    _run_async(_postgres_admin(dsn, f'CREATE DATABASE "{name}"'))
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(upgrade, url).result()
+    yield url
+    _run_async(_postgres_admin(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def module_redis_url() -> str:
+    from redis import Redis
+
+    url = _service("SEAMLINE_TEST_REDIS_URL")
+    with Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+@pytest.fixture(scope="module")
+async def two_workers(tmp_path_factory, models_dir, config_dir, module_postgres_url, module_redis_url):
+    async with FakeTelegram() as telegram, FakeVk() as vk:
+        workers = Cluster(
+            tmp_path_factory.mktemp("two-workers"),
+            models_dir=models_dir,
+            config_dir=config_dir,
+            database_url=module_postgres_url,
+            redis_url=module_redis_url,
+            telegram=telegram,
+            vk=vk,
+            count=2,
+        )
+        try:
+            yield await workers.start()
+        finally:
+            await workers.stop()
+
+
+@pytest.fixture
+def workers(two_workers):
+    """The module's two workers; what they log during the test is printed after it."""
+    marks = two_workers.log_marks()
+    yield two_workers
+    print(two_workers.logs(since=marks))
+    assert two_workers.tracebacks(since=marks) == [], "a worker logged a traceback during the test"
+
+
 @pytest.fixture
 async def cluster(tmp_path, models_dir, config_dir, postgres_url, redis_url):
-    """``await cluster(count=2, **env)`` -> a started Cluster; ``.telegram`` and ``.vk`` are its fakes."""
+    """``await cluster(count=2, **env)`` -> a started Cluster of this test's own; ``.telegram``, ``.vk``: its fakes."""
     started: list[Cluster] = []
     async with FakeTelegram() as telegram, FakeVk() as vk:
 

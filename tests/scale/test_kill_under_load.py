@@ -93,10 +93,13 @@ async def test_a_worker_killed_mid_load_loses_nothing_and_doubles_nothing_vk_or_
     ]
     try:
         await until(lambda: answered() >= total // 3 or all(c.done() for c in customers), 90, "a third answered")
-        killed_at = answered()
+        killed_at, loop = answered(), asyncio.get_running_loop()
+        kill_time = loop.time()
         await workers[1].kill()
         await workers[1].start()
+        restarted = loop.time() - kill_time
         results = await asyncio.gather(*customers)
+        finished = loop.time() - kill_time
     finally:
         for task in customers:
             task.cancel()
@@ -110,7 +113,10 @@ async def test_a_worker_killed_mid_load_loses_nothing_and_doubles_nothing_vk_or_
     await asyncio.sleep(1)  # anything sent twice would arrive now
 
     doubles = {c: len(telegram.texts(c)) - ROUNDS for c in TELEGRAM_CHATS if len(telegram.texts(c)) != ROUNDS}
-    print(f"killed after {killed_at} of {total} answers; Telegram doubles: {sum(doubles.values())} {doubles}")
+    print(
+        f"killed after {killed_at} of {total} answers; restarted in {restarted:.1f} s; every answer out "
+        f"{finished:.1f} s after the kill; Telegram doubles: {sum(doubles.values())} {doubles}"
+    )
     assert all(n > 0 for n in doubles.values()), doubles  # none lost
     assert sum(doubles.values()) <= 1, doubles  # at most one per kill
     assert {p: len(vk.sent_to(p)) for p in VK_PEERS} == dict.fromkeys(VK_PEERS, ROUNDS)
