@@ -82,6 +82,8 @@ class Dispatcher:
         except Exception:  # the rows are durable: the sweep sends them once their lease runs out
             log.warning("could not read back %d outbox rows; the sweep will send them", len(ids), exc_info=True)
             return used
+        if len(entries) < len(ids):
+            self.wake()  # some wait behind rows nobody holds now (a failed one due again): sweep soon
         if entries:
             await self._run(entries, continued=False, used=used)
         return used

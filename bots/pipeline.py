@@ -242,13 +242,14 @@ class Pipeline:
         attempts: int = 5,
         backoff: float = 0.5,
         on_answering: OnStored | None = None,
+        redelivery: bool = False,
     ) -> Handled:
         """``handle`` for a message the platform was already told we have: a storage outage (database or
         Redis down) is waited out, bounded, instead of losing what the customer wrote. Safe to repeat:
         a platform id counts as seen only once its turn is committed."""
         for attempt in range(1, attempts + 1):
             try:
-                return await self.handle(message, on_stored, on_answering, redelivery=attempt > 1)
+                return await self.handle(message, on_stored, on_answering, redelivery=redelivery or attempt > 1)
             except StoreError:
                 if attempt == attempts:
                     raise

@@ -12,7 +12,8 @@ A row marked sent is never sent again, and its copy of the reply is cleared then
 shown in a reply is stored masked in the history, but the customer must get it in clear). What a SIGKILL does:
 
 - before the turn's commit: no row, no reply; the inbox (or the widget's resend) brings the message again;
-- after the commit, before the send: the lease runs out (``LEASE``) and another worker sends it;
+- after the commit, before the send: another worker sends it once the lease runs out (``LEASE``), or
+  at once if it is on the same host and sees the process is gone;
 - after the platform answered, before the "sent" commit (the window is one group commit, about a
   millisecond): the reply is sent again by whoever takes the row over. VK drops it (its random_id is
   derived from the row id), the widget drops a frame id it already shows; Telegram has no such key,
@@ -39,7 +40,8 @@ from seamline.shared.message import Button, Reply, Role, storable, utcnow
 from seamline.shared.storage.models import OutboxRow
 from seamline.shared.storage.sql import SqlChatStore, aware
 
-WORKER = f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"  # this process, this boot
+HOST = socket.gethostname()[:64]
+WORKER = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"  # this process, this boot
 LEASE = timedelta(seconds=30)  # renewed while the worker lives (Dispatcher); a dead one's rows are taken over
 KEPT = timedelta(days=1)  # sent rows are forgotten after a day (the message stays in the history)
 
@@ -78,6 +80,24 @@ def _reply(data: dict[str, Any], row_id: str, at: datetime) -> Reply:
     return Reply(
         data["text"], buttons, Role(data["role"]), row_id, at, image=data.get("image"), custom=data.get("custom")
     )
+
+
+def gone(worker: str) -> bool:
+    """A worker of this host whose process is gone (or whose pid this process has now, restarted):
+    its rows need not wait for their lease to run out."""
+    host, _, rest = worker.partition(":")
+    pid, _, _boot = rest.partition(":")
+    if host != HOST or not pid.isdigit() or worker == WORKER:
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's
+        return False
+    return False
 
 
 def _undelivered(table: Any = _t) -> Any:
@@ -182,8 +202,19 @@ class SqlOutbox:
     async def claim(self, limit: int = 100, customer_id: str | None = None) -> list[Entry]:
         """Claim due rows nobody holds (or whose lease ran out), only each customer's first
         undelivered one (so replies go out in order whichever worker sends them); oldest first."""
+        holders = await self._read(
+            select(_t.c.claimed_by).distinct().where(_undelivered(), _t.c.claimed_by.is_not(None))
+        )
+        dead = [r.claimed_by for r in holders if gone(r.claimed_by)]
         now, token = utcnow(), new_id()
-        free = and_(_undelivered(), or_(_t.c.claimed_by.is_(None), _t.c.claimed_until < now))
+        free = and_(
+            _undelivered(),
+            or_(
+                _t.c.claimed_by.is_(None),
+                _t.c.claimed_until < now,
+                *([_t.c.claimed_by.in_(dead)] if dead else []),
+            ),
+        )
         first = ~exists().where(
             _earlier.c.customer_id == _t.c.customer_id, _earlier.c.seq < _t.c.seq, _undelivered(_earlier)
         )
