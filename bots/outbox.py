@@ -74,7 +74,7 @@ class Dispatcher:
         sent (or handed to this customer's lane already sending here). Rows that wait behind
         another worker's are left to it or to the sweep. Returns the channels the rows sent now
         went out on."""
-        ids, used = list(ids), []
+        ids, used = list(ids), list[str]()
         if not ids:
             return used
         try:
