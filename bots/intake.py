@@ -15,7 +15,9 @@ tried again in place, with a growing pause, until storage is back (the platform 
 
 Re-deliveries: with Redis, a platform id seen (and committed) within ``DEDUPE_TTL`` is dropped before
 the database is asked (``SET NX EX``, set only after the row is committed: a crash in between must
-not lose the update); the database's unique key stays the authority. Both count DUPLICATES.
+not lose the update); a copy arriving while another request stores the same id waits for that
+commit (a short-lived ``taking`` mark), and is acknowledged only once it is committed, or asks the
+database itself. The database's unique key stays the authority. Both count DUPLICATES.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from seamline.shared.storage.inbox import Entry, SqlInbox, Taken, new_owner
 log = logging.getLogger(__name__)
 
 DEDUPE_TTL = 24 * 3600  # seconds: platforms re-deliver within hours; the inbox keeps done rows a day
+TAKING_TTL = 5  # seconds a "being stored" mark lives (a request killed mid-store frees it by itself)
+TAKING_WAIT = 2.0  # seconds a copy waits for another request's commit before asking the database
 STORAGE_PAUSES = (0.5, 1, 2, 4, 8, 15)  # seconds between tries of a row while storage is down
 
 Process = Callable[[Taken], Awaitable[None]]
@@ -86,37 +90,67 @@ class Intake:
         fresh = await self._unseen(entries)
         if not fresh:
             return
-        taken = await self._inbox.put(fresh)
-        await self._seen(fresh)  # only now: the rows are committed
+        try:
+            taken = await self._inbox.put(fresh)
+        except BaseException:
+            await self._marked(fresh, committed=False)  # copies waiting on us go to the database
+            raise
+        await self._marked(fresh, committed=True)  # only now: the rows are committed
         if len(taken) < len(fresh):
             DUPLICATES.labels(self._inbox.channel).inc(len(fresh) - len(taken))
         for row in taken:
             self._queue(row)
 
-    def _key(self, entry: Entry) -> str:
-        return f"seamline:seen:{self._inbox.channel}:{entry.platform_id}"
+    def _key(self, entry: Entry, kind: str = "seen") -> str:
+        return f"seamline:{kind}:{self._inbox.channel}:{entry.platform_id}"
 
     async def _unseen(self, entries: list[Entry]) -> list[Entry]:
-        """The entries Redis has not seen committed; all of them without Redis (or with Redis down)."""
+        """The entries to store: those Redis has not seen committed. A copy that another request is
+        storing right now (its ``taking`` mark) waits briefly for that commit rather than asking the
+        database too: a storm of copies reaches the database once. All of them without Redis."""
         if self._redis is None or not entries:
             return entries
         try:
-            seen = await self._redis.mget([self._key(e) for e in entries])
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    pipe.get(self._key(entry))
+                    pipe.set(self._key(entry, "taking"), 1, nx=True, ex=TAKING_TTL)
+                marks = await pipe.execute()
         except RedisError as exc:
             log.debug("%s inbox: re-delivery check skipped (%s); the database dedupes", self._inbox.channel, exc)
             return entries
-        fresh = [e for e, mark in zip(entries, seen, strict=True) if mark is None]
+        fresh, waiting = [], []
+        for entry, seen, mine in zip(entries, marks[::2], marks[1::2], strict=True):
+            if seen is None:
+                (fresh if mine else waiting).append(entry)
+        if waiting:
+            fresh += await self._wait_for_commits(waiting)
         if len(fresh) < len(entries):
             DUPLICATES.labels(self._inbox.channel).inc(len(entries) - len(fresh))
         return fresh
 
-    async def _seen(self, entries: list[Entry]) -> None:
+    async def _wait_for_commits(self, entries: list[Entry]) -> list[Entry]:
+        """Entries another request is storing: those it has not committed within ``TAKING_WAIT``."""
+        for _ in range(int(TAKING_WAIT / 0.05)):
+            await asyncio.sleep(0.05)
+            try:
+                seen = await self._redis.mget([self._key(e) for e in entries])
+            except RedisError:
+                return entries
+            entries = [e for e, mark in zip(entries, seen, strict=True) if mark is None]
+            if not entries:
+                break
+        return entries
+
+    async def _marked(self, entries: list[Entry], *, committed: bool) -> None:
         if self._redis is None:
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for entry in entries:
-                    pipe.set(self._key(entry), 1, nx=True, ex=DEDUPE_TTL)
+                    if committed:
+                        pipe.set(self._key(entry), 1, nx=True, ex=DEDUPE_TTL)
+                    pipe.delete(self._key(entry, "taking"))
                 await pipe.execute()
         except RedisError as exc:
             log.debug("%s inbox: re-delivery marks not set (%s)", self._inbox.channel, exc)
