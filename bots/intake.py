@@ -119,7 +119,8 @@ class Intake:
         except RedisError as exc:
             log.debug("%s inbox: re-delivery check skipped (%s); the database dedupes", self._inbox.channel, exc)
             return entries
-        fresh, waiting = [], []
+        fresh: list[Entry] = []
+        waiting: list[Entry] = []
         for entry, seen, mine in zip(entries, marks[::2], marks[1::2], strict=True):
             if seen is None:
                 (fresh if mine else waiting).append(entry)
