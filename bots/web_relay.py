@@ -101,11 +101,11 @@ class RedisRelay:
         await self._change("unsubscribe", visitor)
 
     async def _change(self, how: str, visitor: str) -> None:
-        pubsub = self._pubsub
-        if pubsub is None or pubsub.connection is None:
-            return  # the reader subscribes to every held visitor when it (re)connects
         try:
-            async with self._changes:
+            async with self._changes:  # after the reader's (re)subscription, which may not have had it
+                pubsub = self._pubsub
+                if pubsub is None or pubsub.connection is None:
+                    return  # the reader subscribes to every held visitor when it (re)connects
                 await getattr(pubsub, how)(PREFIX + visitor)
         except (RedisError, OSError) as exc:
             log.debug("widget relay could not %s (%s); the reader resubscribes on reconnect", how, exc)
@@ -133,7 +133,7 @@ class RedisRelay:
                 # A channel nobody else uses keeps the connection subscribed with no visitor held.
                 async with self._changes:
                     await pubsub.subscribe(PREFIX + "-", *(PREFIX + v for v in self._visitors))
-                self._pubsub = pubsub
+                    self._pubsub = pubsub
                 self._ready.set()
                 if lost:
                     log.warning("widget relay: Redis is back; %d visitors resubscribed", len(self._visitors))
