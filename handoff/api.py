@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -33,8 +34,27 @@ from seamline.shared.linking import Linker
 from seamline.shared.net import Network
 
 log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RECHECK_SECONDS = 30.0  # an open inbox socket checks its login this often
 MAX_TEXT = 4096
+MAX_ID = 128  # characters of an id in a path; every id this API hands out is far shorter
+
+
+def _plausible(ident: str) -> bool:
+    """Whether a path's id could be one this API handed out: not too long, printable, no lone surrogate.
+    PostgreSQL refuses a text holding NUL (a 500 before this check: ``DELETE /customers/%00``)."""
+    return 0 < len(ident) <= MAX_ID and ident.isprintable() and ident.encode("utf-8", "replace").decode() == ident
+
+
+def _checked_id(handler: Handler) -> Handler:
+    """``handler`` behind a check of its ``{id}``: one no store could hold is a 404 like an unknown one."""
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        if not _plausible(request.match_info["id"]):
+            raise _error(404, "no such id")
+        return await handler(request)
+
+    return checked
 
 
 class AgentApi:
@@ -68,15 +88,15 @@ class AgentApi:
         r.add_get("/api/v1/queues", self.queues)
         r.add_get("/api/v1/canned", self.canned)
         r.add_get("/api/v1/agents", self.agents)
-        r.add_post("/api/v1/agents/{id}/status", self.agent_status)
+        r.add_post("/api/v1/agents/{id}/status", _checked_id(self.agent_status))
         r.add_get("/api/v1/conversations", self.conversations)
-        r.add_get("/api/v1/conversations/{id}", self.conversation)
+        r.add_get("/api/v1/conversations/{id}", _checked_id(self.conversation))
         for action in ("claim", "messages", "notes", "transfer", "release", "resolve"):
-            r.add_post(f"/api/v1/conversations/{{id}}/{action}", getattr(self, f"do_{action}"))
-        r.add_get("/api/v1/customers/{id}", self.customer)
-        r.add_get("/api/v1/customers/{id}/export", self.export)
-        r.add_delete("/api/v1/customers/{id}", self.erase)
-        r.add_post("/api/v1/links/{id}/undo", self.unlink)
+            r.add_post(f"/api/v1/conversations/{{id}}/{action}", _checked_id(getattr(self, f"do_{action}")))
+        r.add_get("/api/v1/customers/{id}", _checked_id(self.customer))
+        r.add_get("/api/v1/customers/{id}/export", _checked_id(self.export))
+        r.add_delete("/api/v1/customers/{id}", _checked_id(self.erase))
+        r.add_post("/api/v1/links/{id}/undo", _checked_id(self.unlink))
         r.add_get("/api/v1/inbox", self.inbox)
 
     # -- auth ----------------------------------------------------------------------------------
