@@ -245,6 +245,9 @@ async def session_memory(redis_url: str, template: dict, count: int) -> dict:
         "per_session": (after - before) / count,
         "json_bytes": len(json.dumps(Session.from_dict(template).to_dict())),
         "turns": sum(1 for e in template.get("events", []) if e.get("event") == "user"),
+        # where the bytes are: each field's share of the JSON, the largest first
+        "fields": sorted(((len(json.dumps(v)), k) for k, v in template.items()), reverse=True)[:4],
+        "events": len(template.get("events", [])),
         "seconds": time.monotonic() - started,
     }
 
@@ -386,6 +389,10 @@ async def main() -> None:
                 print(
                     f"\nRedis per idle session ({figures['turns']} turns, {figures['json_bytes']} bytes of JSON): "
                     f"{figures['per_session']:.0f} bytes over {figures['sessions']} sessions (target <= 4096)"
+                )
+                print(
+                    f"its JSON: {figures['events']} events; largest fields "
+                    + ", ".join(f"{name} {size} bytes" for size, name in figures["fields"])
                 )
                 print(
                     f"sessions the load left (many turns): median {statistics.median(sizes):.0f} bytes, "
