@@ -282,7 +282,7 @@ class SqlInbox:
         try:
             async with self._store.engine.connect() as conn:
                 return list((await conn.execute(query)).all())
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:  # a refused connection is an OSError, unwrapped
             raise StoreError(f"could not read the {self._channel} inbox: {exc}") from exc
 
 
