@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from seamline.shared.errors import StoreError
 from seamline.shared.metrics import DUPLICATES
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 DEDUPE_TTL = 24 * 3600  # seconds: platforms re-deliver within hours; the inbox keeps done rows a day
 TAKING_TTL = 5  # seconds a "being stored" mark lives (a request killed mid-store frees it by itself)
 TAKING_WAIT = 2.0  # seconds a copy waits for another request's commit before asking the database
+# What storage being away raises: StoreError, or an unwrapped refused connection (asyncpg's OSError).
+STORAGE_DOWN = (StoreError, SQLAlchemyError, OSError)
 STORAGE_PAUSES = (0.5, 1, 2, 4, 8, 15)  # seconds between tries of a row while storage is down
 
 Process = Callable[[Taken], Awaitable[None]]
@@ -260,7 +263,7 @@ class Intake:
                 break
             except asyncio.CancelledError:
                 raise  # stopping: the row stays, not done, for the next start
-            except StoreError as exc:  # storage down: not the row's fault; waited out here, in order
+            except STORAGE_DOWN as exc:  # storage down: not the row's fault; waited out here, in order
                 pause = next(pauses, None)
                 if pause is None:  # still down: leave it to a later sweep, the attempt not counted
                     log.warning("%s update %s: storage still down (%s)", self._inbox.channel, taken.platform_id, exc)
