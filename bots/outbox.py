@@ -36,7 +36,7 @@ from seamline.shared.storage.sql import SqlChatStore
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 1.0
 BACKOFF = RetryPolicy(base=1.0, cap=300.0)  # between a failed send and its next attempt
-SLOW_LANE = 0.05  # a lane busy this long may have let another worker's rows queue behind it
+SLOW_LANE = 1.0  # a lane busy this long (a 429 waited out) likely let other workers' rows queue behind it
 
 
 class Sender(Protocol):

@@ -218,12 +218,11 @@ class Pipeline:
                     if fresh.id != customer.id:
                         customer = fresh
                         continue
-                rebuilt = session is None
-                if session is None:
+                if session is None:  # its seen ids are read from the database: answered ones only
                     session = await self._rebuild_session(customer, message)
                 logs.conversation.set(session.conversation_id)
                 turn = Turn(message=message, session=session, link=link, on_stored=on_stored, on_answering=on_answering)
-                if rebuilt or redelivery:
+                if redelivery:
                     turn.data[RECHECK] = True
                 try:
                     await self._walk(turn)

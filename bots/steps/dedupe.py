@@ -4,9 +4,10 @@ window the database says whether that message's turn was committed.
 
 The session is saved after the turn's commit, so a crash between the two leaves a session that
 never heard of a committed turn: the message comes again (the inbox takes its row over, the
-widget resends) and the session alone would answer it twice. So when the session was rebuilt or
-the message may have been walked before (``RECHECK``, set by the pipeline), the database is asked
-too; the normal case stays without a query.
+widget resends) and the session alone would answer it twice. So when the message may have been
+walked before (``RECHECK``, set by the pipeline for a redelivery), the database is asked too; a
+rebuilt session needs no query (its ids come from the database's answered messages), nor does the
+normal case.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from sqlalchemy.sql import Executable
 from seamline.shared.errors import StoreError
 from seamline.shared.history import StoredMessage, new_id
 from seamline.shared.message import Button, Reply, Role, storable, utcnow
+from seamline.shared.storage.database import sqlite_sync_engine
 from seamline.shared.storage.models import OutboxRow
 from seamline.shared.storage.sql import SqlChatStore, aware
 
@@ -110,6 +111,14 @@ class SqlOutbox:
     def __init__(self, *, store: SqlChatStore, worker: str = WORKER, lease: timedelta = LEASE) -> None:
         self._store, self.worker, self._lease = store, worker, lease
         self._postgres = store.engine.dialect.name == "postgresql"
+        # SQLite: reads on a plain connection right on the event loop (as the group writer writes):
+        # a read through the async driver costs a thread hop per call, the most of a hot path's read.
+        self._sync = sqlite_sync_engine(store.engine.url)
+        self._mine = (
+            select(_t)
+            .where(_t.c.id.in_(bindparam("o_ids", expanding=True)), _t.c.claimed_by == self.worker, _undelivered())
+            .order_by(_t.c.seq)
+        )
         # Leased to this worker at insert unless the customer has an undelivered row someone else
         # (or nobody yet) holds: then it waits behind that one, for the holder or the sweep.
         others_first = exists().where(
@@ -195,9 +204,7 @@ class SqlOutbox:
         ids = list(ids)
         if not ids:
             return []
-        return await self._entries(
-            select(_t).where(_t.c.id.in_(ids), _t.c.claimed_by == self.worker, _undelivered()).order_by(_t.c.seq)
-        )
+        return await self._entries(self._mine, {"o_ids": ids})
 
     async def claim(self, limit: int = 100, customer_id: str | None = None) -> list[Entry]:
         """Claim due rows nobody holds (or whose lease ran out), only each customer's first
@@ -275,7 +282,7 @@ class SqlOutbox:
         """Forget rows sent more than ``kept`` ago; given-up rows stay for a person to look at."""
         await self._store.run(delete(_t).where(_t.c.sent_at < utcnow() - kept))
 
-    async def _entries(self, query: Executable) -> list[Entry]:
+    async def _entries(self, query: Executable, params: dict[str, Any] | None = None) -> list[Entry]:
         return [
             Entry(
                 r.seq,
@@ -288,12 +295,19 @@ class SqlOutbox:
                 _reply(r.reply, r.id, aware(r.created_at)),
                 r.attempts,
             )
-            for r in await self._read(query)
+            for r in await self._read(query, params)
         ]
 
-    async def _read(self, query: Executable) -> list[Any]:
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.dispose()
+
+    async def _read(self, query: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         try:
+            if self._sync is not None:
+                with self._sync.connect() as sync:
+                    return list(sync.execute(query, params).all())
             async with self._store.engine.connect() as conn:
-                return list((await conn.execute(query)).all())
+                return list((await conn.execute(query, params)).all())
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read the outbox: {exc}") from exc
