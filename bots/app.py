@@ -74,6 +74,7 @@ class Seamline:
     async def close(self) -> None:
         await self.handoff.inbox.close()
         await self.store.close()
+        self.pipeline.outbox.close()
         await self.sessions.close()
         await self.limiter.close()
         if self.actions is not None:
