@@ -135,6 +135,7 @@ class World:
     a_socket: aiohttp.ClientWebSocketResponse  # A's widget, said hello once (hellos have a budget)
     known: list[str]  # B's ids that are no credential: conversation, customer, message ids, cursors
     agent_token: str  # an admin of the console: may see every customer, B too
+    b_conversation: str  # B's Telegram conversation, waiting for a person
 
 
 async def _say_on_the_widget(http: aiohttp.ClientSession, server: Server, text: str) -> dict:
@@ -221,7 +222,7 @@ async def _meet_the_customers(server: Server, http: aiohttp.ClientSession, teleg
         f"{server.url}/api/v1/auth/login", json={"email": "admin@example.com", "password": PASSWORD, "kind": "api"}
     ) as response:
         agent_token = (await response.json())["token"]
-    return World(server, http, telegram, vk, a_token, a_socket, known, agent_token)
+    return World(server, http, telegram, vk, a_token, a_socket, known, agent_token, history[-1].conversation_id)
 
 
 def _routes(server: Server) -> list[tuple[str, str]]:
@@ -262,6 +263,16 @@ AUTHS = ["agent", "none", "rest", "rest-query", "garbage", "a-widget", "basic", 
 async def test_every_route_answered_plainly_is_no_5xx(world, caplog):
     caplog.set_level(logging.INFO)
     admin = {"Authorization": f"Bearer {world.agent_token}"}
+    claim = f"/api/v1/conversations/{world.b_conversation}/claim"
+    assert await _check(world, caplog, "POST", claim, b"{}", admin, {}, may_see_b=True) == 200
+    statuses = set()
+    for odd in ("\x00", "\ud800", "x\x00" * 3000):  # text PostgreSQL refuses, or a store cannot hold
+        body = json.dumps(dict.fromkeys(KEYS, odd)).encode()
+        for method, pattern in _routes(world.server):
+            path = re.sub(r"\{[^}]*\}", world.b_conversation, pattern)
+            if method == "POST":
+                statuses.add(await _check(world, caplog, method, path, body, admin, {}, may_see_b=True))
+    assert 400 in statuses
     # 300 characters: a 500 at /console/static/ (fixed); %00: a 500 on PostgreSQL at /api/v1/customers/ (fixed)
     for method, pattern in _routes(world.server):
         for ident in ("x", "a" * 300, "é" * 200, "%00", *world.known):
@@ -338,6 +349,8 @@ async def _check(
     """One request: its status, after checking it was no 5xx (but a documented 503), held none of
     B's secret, logged no error, and left the server serving."""
     caplog.clear()
+    if path.startswith("/api/v1/auth/logout") and headers.get("Authorization") == f"Bearer {world.agent_token}":
+        headers = {k: v for k, v in headers.items() if k != "Authorization"}  # the admin stays logged in
     if body and b'"sender"' in body and B_SENDER.encode() in body:
         return None  # writing as B with the REST token is being B (docs/channels.md): not a leak
     async with world.http.request(
