@@ -1,8 +1,8 @@
 """Sending the outbox's rows (shared/storage/outbox.py): the hot path and the sweep.
 
 The worker that committed a turn sends its replies right after the session lock is released
-(``deliver``); one customer's rows go out one after the other, in one "lane" per customer in this
-process, and a lane continues with the customer's next rows. The sweep (at start, then about every
+(``deliver``); one lane's rows (an address's, or a customer's for "whatever reaches them") go out
+one after the other, in one task per lane in this process, which continues with the lane's next rows. The sweep (at start, then about every
 second) claims what nobody holds: rows of a worker that died, rows due again after a failure, rows
 that waited behind another worker's. A send that fails with a ChannelError is tried again later
 with exponential backoff and full jitter (bots/retry.py's RetryPolicy), up to
@@ -93,12 +93,12 @@ class Dispatcher:
         self._wake.set()
 
     async def _run(self, entries: list[Entry], *, continued: bool, used: list[str] | None = None) -> None:
-        customer = entries[0].customer_id
-        lane = self._lanes.get(customer)
-        if lane is not None:  # this customer's earlier replies are being sent here: after them
+        key = entries[0].lane
+        lane = self._lanes.get(key)
+        if lane is not None:  # this lane's earlier replies are being sent here: after them
             lane.extend(entries)
             return
-        lane = self._lanes[customer] = deque(entries)
+        lane = self._lanes[key] = deque(entries)
         started = time.monotonic()
         try:
             while lane:
@@ -111,17 +111,17 @@ class Dispatcher:
                     lane.clear()
                     return
                 if not lane and not self._stopping and (continued or time.monotonic() - started > SLOW_LANE):
-                    lane.extend(await self.outbox.claim(customer_id=customer))
+                    lane.extend(await self.outbox.claim(lane=key))
         except Exception:  # one broad except per lane: the rows stay durable, leased, taken over later
-            log.exception("sending customer %s's replies failed; they are taken over later", customer)
+            log.exception("sending the replies of %s failed; they are taken over later", key)
         finally:
-            del self._lanes[customer]
+            del self._lanes[key]
 
     # -- one row -----------------------------------------------------------------------------------
 
     async def _send(self, entry: Entry) -> str | None:
         """The channel it went out on, "" when it is done with otherwise (given up, nobody to send
-        it to); None when it is to be tried again later (the customer's later rows wait)."""
+        it to); None when it is to be tried again later (the lane's later rows wait)."""
         token = logs.conversation.set(entry.conversation_id)
         channel = entry.channel or "any"
         try:
@@ -217,10 +217,10 @@ class Dispatcher:
     async def sweep(self) -> int:
         """Claim and start sending what is due and free; returns how many rows were claimed."""
         entries = await self.outbox.claim()
-        by_customer: dict[str, list[Entry]] = {}
+        by_lane: dict[str, list[Entry]] = {}
         for entry in entries:
-            by_customer.setdefault(entry.customer_id, []).append(entry)
-        for rows in by_customer.values():
+            by_lane.setdefault(entry.lane, []).append(entry)
+        for rows in by_lane.values():
             task = asyncio.create_task(self._run(rows, continued=True))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -217,13 +217,13 @@ class OutboxRow(Base):
     """One reply to deliver (bots/outbox.py): committed with the turn (or the agent's message) that
     said it, sent after the session lock is released, marked sent right after the platform answered.
     ``id`` is the stored message's id, the idempotency key the channels pass on (VK's random_id, the
-    widget's frame id); ``seq`` orders one customer's replies. An empty ``channel`` means "whatever
+    widget's frame id); ``seq`` orders the replies of one ``lane`` (an address, or a customer). An empty ``channel`` means "whatever
     channel reaches the customer at send time". See shared/storage/outbox.py."""
 
     __tablename__ = "outbox"
     __table_args__ = (
         UniqueConstraint("id", name="uq_outbox_id"),
-        Index("ix_outbox_customer_seq", "customer_id", "seq"),
+        Index("ix_outbox_lane_seq", "lane", "seq"),
         Index("ix_outbox_pending", "sent_at", "failed_at", "next_attempt_at"),
         Index("ix_outbox_claimed", "claimed_by", "sent_at"),
     )
@@ -231,6 +231,8 @@ class OutboxRow(Base):
     id: Mapped[str] = mapped_column(ID)
     customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id", ondelete="CASCADE"))
     conversation_id: Mapped[str | None] = mapped_column(ID)  # for the logs
+    # whose order it keeps: "channel:address", or "customer:<id>" for "whatever reaches them"
+    lane: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(16), default="")  # "" = the channel that reaches them now
     address: Mapped[str] = mapped_column(String(128), default="")
     identity: Mapped[str] = mapped_column(String(128), default="")  # the external id (marked unreachable)

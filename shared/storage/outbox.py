@@ -3,13 +3,17 @@
 Sending happens outside the customer's session lock (a Telegram 429 may make a send wait a minute),
 and a reply committed but not sent before a crash is still sent: by the worker that committed it
 (leased to itself at insert, so no extra claim), or by whichever worker's sweep claims it once its
-lease ran out. One customer's replies go out in ``seq`` order: only the head of a customer's
+lease ran out. One lane's replies go out in ``seq`` order (a lane is an address, "channel:address",
+or a customer, for replies sent on whichever channel reaches them): only the head of a lane's
 undelivered rows may be claimed (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two
 workers never take the same row; SQLite has one writer, a conditional UPDATE is enough), and the
-worker holding it continues with that customer's next rows.
+worker holding it continues with that lane's next rows. Lanes per address keep a dead address
+(a failing channel, retried for minutes) from holding back the customer's other channels.
 
 A row marked sent is never sent again, and its copy of the reply is cleared then (a link code
-shown in a reply is stored masked in the history, but the customer must get it in clear). What a SIGKILL does:
+shown in a reply is stored masked in the history, but the customer must get it in clear).
+
+What a SIGKILL does:
 
 - before the turn's commit: no row, no reply; the inbox (or the widget's resend) brings the message again;
 - after the commit, before the send: another worker sends it once the lease runs out (``LEASE``), or
@@ -57,6 +61,7 @@ class Entry:
 
     seq: int
     id: str
+    lane: str
     customer_id: str
     conversation_id: str | None
     channel: str  # "" = the channel that reaches the customer now
@@ -119,10 +124,10 @@ class SqlOutbox:
             .where(_t.c.id.in_(bindparam("o_ids", expanding=True)), _t.c.claimed_by == self.worker, _undelivered())
             .order_by(_t.c.seq)
         )
-        # Leased to this worker at insert unless the customer has an undelivered row someone else
+        # Leased to this worker at insert unless the lane has an undelivered row someone else
         # (or nobody yet) holds: then it waits behind that one, for the holder or the sweep.
         others_first = exists().where(
-            _earlier.c.customer_id == bindparam("o_customer"),
+            _earlier.c.lane == bindparam("o_lane"),
             _undelivered(_earlier),
             or_(_earlier.c.claimed_by.is_(None), _earlier.c.claimed_by != bindparam("o_worker")),
         )
@@ -175,6 +180,7 @@ class SqlOutbox:
         """The outbox rows for replies stored as ``stored``, to commit with them (``write_all``).
         ``channel`` empty: sent on whichever channel reaches the customer at send time."""
         now = utcnow()
+        lane = f"{channel}:{address}" if channel else ""
         return [
             (
                 self._insert,
@@ -182,6 +188,7 @@ class SqlOutbox:
                     "id": row.id,
                     "customer_id": row.customer_id,
                     "conversation_id": row.conversation_id,
+                    "lane": lane or f"customer:{row.customer_id}",
                     "channel": channel,
                     "address": address,
                     "identity": identity,
@@ -190,7 +197,7 @@ class SqlOutbox:
                     "next_attempt_at": now,
                     "claimed_until": now + self._lease,
                     "created_at": row.created_at,
-                    "o_customer": row.customer_id,
+                    "o_lane": lane or f"customer:{row.customer_id}",
                     "o_worker": self.worker,
                 },
             )
@@ -206,8 +213,8 @@ class SqlOutbox:
             return []
         return await self._entries(self._mine, {"o_ids": ids})
 
-    async def claim(self, limit: int = 100, customer_id: str | None = None) -> list[Entry]:
-        """Claim due rows nobody holds (or whose lease ran out), only each customer's first
+    async def claim(self, limit: int = 100, lane: str | None = None) -> list[Entry]:
+        """Claim due rows nobody holds (or whose lease ran out), only each lane's first
         undelivered one (so replies go out in order whichever worker sends them); oldest first."""
         holders = await self._read(
             select(_t.c.claimed_by).distinct().where(_undelivered(), _t.c.claimed_by.is_not(None))
@@ -222,12 +229,10 @@ class SqlOutbox:
                 *([_t.c.claimed_by.in_(dead)] if dead else []),
             ),
         )
-        first = ~exists().where(
-            _earlier.c.customer_id == _t.c.customer_id, _earlier.c.seq < _t.c.seq, _undelivered(_earlier)
-        )
+        first = ~exists().where(_earlier.c.lane == _t.c.lane, _earlier.c.seq < _t.c.seq, _undelivered(_earlier))
         heads = select(_t.c.seq).where(free, _t.c.next_attempt_at <= now, first)
-        if customer_id is not None:
-            heads = heads.where(_t.c.customer_id == customer_id)
+        if lane is not None:
+            heads = heads.where(_t.c.lane == lane)
         heads = heads.order_by(_t.c.seq).limit(limit)
         if self._postgres:  # a row another worker is claiming right now is skipped, not waited for
             heads = heads.with_for_update(skip_locked=True, of=_t)
@@ -287,6 +292,7 @@ class SqlOutbox:
             Entry(
                 r.seq,
                 r.id,
+                r.lane,
                 r.customer_id,
                 r.conversation_id,
                 r.channel,

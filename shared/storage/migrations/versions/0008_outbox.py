@@ -23,6 +23,7 @@ def upgrade() -> None:
             "customer_id", sa.String(length=32), sa.ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
         ),
         sa.Column("conversation_id", sa.String(length=32), nullable=True),
+        sa.Column("lane", sa.String(length=200), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("address", sa.String(length=128), nullable=False),
         sa.Column("identity", sa.String(length=128), nullable=False),
@@ -38,7 +39,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("id", name="uq_outbox_id"),
     )
-    op.create_index("ix_outbox_customer_seq", "outbox", ["customer_id", "seq"])
+    op.create_index("ix_outbox_lane_seq", "outbox", ["lane", "seq"])
     op.create_index("ix_outbox_pending", "outbox", ["sent_at", "failed_at", "next_attempt_at"])
     op.create_index("ix_outbox_claimed", "outbox", ["claimed_by", "sent_at"])
 
@@ -46,5 +47,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_outbox_claimed", table_name="outbox")
     op.drop_index("ix_outbox_pending", table_name="outbox")
-    op.drop_index("ix_outbox_customer_seq", table_name="outbox")
+    op.drop_index("ix_outbox_lane_seq", table_name="outbox")
     op.drop_table("outbox")
