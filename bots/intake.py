@@ -8,8 +8,10 @@ released and tried again by the next sweep, up to ``max_attempts`` times. At sta
 ``sweep_every`` seconds the rows nobody alive holds (left by a crash, or released) are taken over,
 and this process's leases renewed; rows done a day ago are forgotten.
 
-Across processes (several workers on one database) the inbox table keeps one chat in order: a row
-stored while an earlier row of its chat is held by another worker waits for it (shared/storage/inbox.py).
+One chat's rows are processed in inbox id order whoever stored them (several workers on one
+database): a chat's queue here is kept in id order, and a row stored while an earlier row of its chat
+was not done (here, in another worker, or left by a crash) waits until that one is done
+(shared/storage/inbox.py); a row taken over after a crash waits likewise.
 A row whose processing found Redis or the database down (StoreError) is not a failed attempt: it is
 tried again in place, with a growing pause, until storage is back (the platform has its "ok" already).
 
@@ -23,8 +25,8 @@ database itself. The database's unique key stays the authority. Both count DUPLI
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -79,11 +81,11 @@ class Intake:
         sweep_every: float = 15.0,
         max_attempts: int = 5,
         redis: Any = None,
-        ahead_poll: float = 0.1,
+        ahead_poll: float = 0.05,
     ) -> None:
         self._inbox, self._process, self._redis, self._ahead_poll = inbox, process, redis, ahead_poll
         self._sweep_every, self._max_attempts = sweep_every, max_attempts
-        self._queues: dict[str, deque[Taken]] = {}
+        self._queues: dict[str, list[Taken]] = {}  # per chat, in id order
         self._workers: set[asyncio.Task] = set()
         self._held: set[int] = set()  # inbox ids queued or being processed here
         self._sweeper: asyncio.Task | None = None
@@ -216,46 +218,59 @@ class Intake:
                 self._queue(taken)
 
     def _queue(self, taken: Taken) -> None:
-        """Behind the earlier updates of its chat; never blocks."""
+        """Into its chat's queue, in id order; never blocks."""
         if taken.id in self._held:
             return
         self._held.add(taken.id)
         queue = self._queues.get(taken.chat)
         if queue is None:
-            queue = self._queues[taken.chat] = deque()
+            queue = self._queues[taken.chat] = []
             worker = asyncio.create_task(
                 self._work(taken.chat, queue), name=f"seamline-{self._inbox.channel}-chat-{taken.chat}"
             )
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
-        queue.append(taken)
+        bisect.insort(queue, taken, key=lambda row: row.id)
 
-    async def _work(self, chat: str, queue: deque[Taken]) -> None:
+    async def _work(self, chat: str, queue: list[Taken]) -> None:
+        """The chat's rows one at a time, the earliest first; one that waits for an earlier row held
+        elsewhere is checked again (an earlier row taken over here meanwhile goes first)."""
+        pause = self._ahead_poll
         try:
             while queue:
-                taken = queue.popleft()
+                taken = queue[0]
+                if taken.behind and await self._ahead(taken):
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.5)
+                    continue
+                pause = self._ahead_poll
+                queue.pop(0)
                 try:
-                    await self._run(taken)
+                    if not await self._run(taken):
+                        await self._give_back(queue)  # the failed row goes first: the rest wait for it
                 finally:
                     self._held.discard(taken.id)
         finally:
             del self._queues[chat]  # no await since the queue was last seen empty: nothing is lost
 
-    async def _wait_turn(self, taken: Taken) -> None:
-        """A row stored behind another worker's row of its chat: wait until that one is done."""
-        pause = self._ahead_poll
-        while True:
-            try:
-                if not await self._inbox.ahead(taken):
-                    return
-            except StoreError as exc:
-                log.debug("%s inbox: order check failed (%s)", self._inbox.channel, exc)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 2.0)
+    async def _ahead(self, taken: Taken) -> bool:
+        """Whether an earlier row of its chat is not done (a failed check counts as yes)."""
+        try:
+            return await self._inbox.ahead(taken)
+        except StoreError as exc:
+            log.debug("%s inbox: order check failed (%s)", self._inbox.channel, exc)
+            return True
 
-    async def _run(self, taken: Taken) -> None:
-        if taken.behind:
-            await self._wait_turn(taken)
+    async def _give_back(self, queue: list[Taken]) -> None:
+        """Release the rest of a chat's queue, not counted as attempts: the sweep takes them over
+        with the failed row, in order."""
+        rows, queue[:] = list(queue), []
+        for row in rows:
+            self._held.discard(row.id)
+            await self._release(row, counted=False)
+
+    async def _run(self, taken: Taken) -> bool:
+        """Process one row and mark it done; False: it failed and was released."""
         pauses = iter(STORAGE_PAUSES)
         while True:
             try:
@@ -268,7 +283,7 @@ class Intake:
                 if pause is None:  # still down: leave it to a later sweep, the attempt not counted
                     log.warning("%s update %s: storage still down (%s)", self._inbox.channel, taken.platform_id, exc)
                     await self._release(taken, counted=False)
-                    return
+                    return False
                 log.warning(
                     "%s update %s waits for storage (%s); trying again in %.1f s",
                     self._inbox.channel,
@@ -287,13 +302,14 @@ class Intake:
                     self._max_attempts,
                 )
                 await self._release(taken)
-                return
+                return False
         try:
             await self._inbox.done(taken)
         except Exception:
             log.warning(
                 "%s inbox: could not mark update %s done", self._inbox.channel, taken.platform_id, exc_info=True
             )
+        return True
 
     async def _release(self, taken: Taken, counted: bool = True) -> None:
         try:

@@ -11,10 +11,14 @@ whose owner is a dead process of this host (its pid is gone, or this very pid re
 claimed again. The platform's id (Telegram ``update_id``, VK ``event_id``) is unique per channel, so
 a redelivery is no new row.
 
-One chat's rows are processed in order across processes: ``put`` marks a new row ``behind`` when an
-earlier row of its chat, not done, is held by another live process (one extra indexed read per
-webhook; the common case, a chat whose earlier rows are done, costs nothing more). A row behind
-waits (``ahead``) until those earlier rows are done or their lease ran out (a dead process).
+One chat's rows are processed in inbox id order, whoever holds them: a row is processed only once no
+earlier row of its chat is left not done (held by this process, another, or nobody). ``put`` tells
+(``behind``) whether an earlier row was not done when the row was stored; a row behind waits
+(``ahead``) until none is. The common case, a chat whose earlier rows are done, costs no read beyond
+the read-back ``put`` does anyway. For the id order to be the order rows become visible, the ids of
+one chat must be given in commit order: on PostgreSQL the insert takes a transaction-scoped advisory
+lock on (channel, chat) before its id is drawn, so a second row of the chat waits for the first's
+commit; SQLite has one writer at a time anyway.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, delete, or_, select, update
+from sqlalchemy import String, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Executable
@@ -77,7 +81,7 @@ class Taken:
     body: str
     claim: str
     attempts: int
-    behind: bool = False  # an earlier row of its chat was held by another process when it was stored
+    behind: bool = True  # an earlier row of its chat may be not done: check (``ahead``) before processing
 
 
 def _dead(owner: str) -> bool:
@@ -128,8 +132,7 @@ class SqlInbox:
         """``store``: the SqlChatStore whose engine and group writer are used; ``lease``: how long a
         claim holds without being renewed."""
         self._store, self._channel, self._lease, self._owner = store, channel, lease, owner
-        dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
-        self._insert = dialect.insert(_table).on_conflict_do_nothing(index_elements=["channel", "platform_id"])
+        self._insert = _insert(store.engine.dialect.name == "postgresql")
         self._done = (
             update(_table)
             .where(_table.c.id == bindparam("row"))
@@ -171,11 +174,18 @@ class SqlInbox:
                 )
             )
         await self._store.write_all(rows)
-        query = select(_table.c.id, _table.c.platform_id, _table.c.claim).where(
-            _table.c.channel == self._channel, _table.c.platform_id.in_(list(tokens))
+        chats = sorted({entry.chat for entry in entries})
+        query = (
+            select(_table.c.id, _table.c.platform_id, _table.c.chat, _table.c.claim)
+            .where(_table.c.channel == self._channel, _table.c.chat.in_(chats), _table.c.done_at.is_(None))
+            .order_by(_table.c.id)
         )
-        won = {r.platform_id: r.id for r in await self._read(query) if r.claim == tokens[r.platform_id]}
-        held = await self._held_elsewhere({e.chat for e in entries if e.platform_id in won})
+        first: dict[str, int] = {}  # the earliest not-done row of each chat
+        won: dict[str, int] = {}
+        for r in await self._read(query):
+            first.setdefault(r.chat, r.id)
+            if r.platform_id in tokens and r.claim == tokens[r.platform_id]:
+                won[r.platform_id] = r.id
         return [
             Taken(
                 won[e.platform_id],
@@ -184,33 +194,25 @@ class SqlInbox:
                 e.body,
                 tokens[e.platform_id],
                 1,
-                behind=any(row < won[e.platform_id] for row in held.get(e.chat, ())),
+                behind=first[e.chat] < won[e.platform_id],
             )
             for e in entries
             if e.platform_id in won
         ]
 
     async def ahead(self, taken: Taken) -> bool:
-        """Whether an earlier row of its chat is still held, not done, by another live process."""
-        held = await self._held_elsewhere({taken.chat})
-        return any(row < taken.id for row in held.get(taken.chat, ()))
-
-    async def _held_elsewhere(self, chats: set[str]) -> dict[str, list[int]]:
-        """The not-done rows of these chats that another process holds under a live lease."""
-        if not chats:
-            return {}
-        query = select(_table.c.id, _table.c.chat).where(
-            _table.c.channel == self._channel,
-            _table.c.done_at.is_(None),
-            _table.c.chat.in_(sorted(chats)),
-            _table.c.owner.is_not(None),
-            _table.c.owner != self._owner,
-            _table.c.claimed_at >= utcnow() - self._lease,
+        """Whether an earlier row of its chat is not done yet (whoever holds it, or nobody)."""
+        query = (
+            select(_table.c.id)
+            .where(
+                _table.c.channel == self._channel,
+                _table.c.chat == taken.chat,
+                _table.c.done_at.is_(None),
+                _table.c.id < taken.id,
+            )
+            .limit(1)
         )
-        held: dict[str, list[int]] = {}
-        for r in await self._read(query):
-            held.setdefault(r.chat, []).append(r.id)
-        return held
+        return bool(await self._read(query))
 
     async def done(self, taken: Taken, error: str | None = None) -> None:
         """Its turn is committed (or, with ``error``, it is given up): never taken over again."""
@@ -284,6 +286,23 @@ class SqlInbox:
                 return list((await conn.execute(query)).all())
         except (SQLAlchemyError, OSError) as exc:  # a refused connection is an OSError, unwrapped
             raise StoreError(f"could not read the {self._channel} inbox: {exc}") from exc
+
+
+def _insert(postgres: bool) -> Executable:
+    """The insert of one row, a redelivery (same platform id) doing nothing. On PostgreSQL it first
+    takes the advisory lock of the row's chat, held until commit, so that the chat's ids are drawn in
+    commit order (an id is drawn when the row is formed, after the lock is granted)."""
+    if not postgres:
+        return sqlite.insert(_table).on_conflict_do_nothing(index_elements=["channel", "platform_id"])
+    names = ["channel", "platform_id", "chat", "body", "received_at", "owner", "claim", "claimed_at", "attempts"]
+    key = func.concat(bindparam("channel", type_=String), ":", bindparam("chat", type_=String))
+    lock = select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0)).label("locked")).subquery("chat_lock")
+    values = select(*(bindparam(name, type_=_table.c[name].type).label(name) for name in names)).select_from(lock)
+    return (
+        postgresql.insert(_table)
+        .from_select(names, values)
+        .on_conflict_do_nothing(index_elements=["channel", "platform_id"])
+    )
 
 
 def _serves(inbox: SqlInbox) -> DurableInbox:
