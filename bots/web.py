@@ -60,7 +60,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_FRAME = 64 * 1024
 NO_HELLO = 4408  # close code: no ``hello`` within the deadline (docs/web-chat-protocol.md)
 TRY_AGAIN_LATER = 1013  # close code: the server cannot serve the chat now (storage down); reconnect later
-UNAVAILABLE = "the server cannot store messages now; your message is kept and sent again when it is back"
+UNAVAILABLE = "the server cannot store messages now; resend it with the same id once reconnected (the widget does)"
 
 
 class WebChannel(Linking):

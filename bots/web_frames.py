@@ -85,7 +85,8 @@ def to_frame(message: StoredMessage) -> dict:
     """A stored message as the widget sees it. A web customer's own message keeps the client's id."""
     frame_id = message.id
     if message.role == "customer" and message.channel == "web" and message.external_id:
-        frame_id = message.external_id.split(":", 1)[1]
+        # "visitor:client id" as the widget makes it; a message made otherwise (a plug-in, a test) keeps its own.
+        frame_id = message.external_id.split(":", 1)[-1]
     frame: dict[str, Any] = {
         "type": "message",
         "id": frame_id,
