@@ -174,7 +174,7 @@ class AgentApi:
         target = await self._handoff.agents.get(request.match_info["id"])
         if target is None:
             raise _error(404, f"no agent {request.match_info['id']}")
-        log.info("%s sets %s %s", admin.email, target.email, status)
+        log.info("admin %s sets agent %s %s", admin.id, target.id, status)
         await self._handoff.set_status(target, status)
         return web.json_response({"id": target.id, "status": status})
 
