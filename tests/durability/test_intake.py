@@ -3,6 +3,7 @@ one that keeps failing is given up after a bounded number of attempts, logged, a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy import select
@@ -53,3 +54,31 @@ async def test_a_failed_update_is_tried_again_and_one_that_keeps_failing_is_give
     assert found["flaky"][:2] == (2, True) and found["fine"][:2] == (1, True)
     assert found["broken"][1] and "given up after 3 attempts" in found["broken"][2]
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "given up" in r.getMessage()]
+
+
+async def test_a_chats_update_waits_for_an_earlier_one_another_worker_holds_and_then_goes(sqlite_url):
+    store = SqlChatStore(engine=create_engine(sqlite_url))
+    other = SqlInbox(store=store, channel="telegram", owner="elsewhere:1:other")
+    processed: list[str] = []
+
+    async def process(taken):
+        processed.append(taken.platform_id)
+
+    intake = Intake(inbox=SqlInbox(store=store, channel="telegram"), process=process, sweep_every=60)
+    await intake.start()
+    try:
+        [earlier] = await other.put([Entry("earlier", "7", "{}")])
+        await intake.take([Entry("later", "7", "{}"), Entry("elsewhere", "8", "{}")])
+
+        async def answered(*names: str) -> bool:
+            return processed == list(names)
+
+        await eventually(lambda: answered("elsewhere"))  # another chat does not wait
+        await asyncio.sleep(0.3)
+        assert processed == ["elsewhere"]  # chat 7's later update waits for the earlier one
+        await other.done(earlier)
+        await eventually(lambda: answered("elsewhere", "later"))
+    finally:
+        await intake.stop()
+        await store.close()
+        await store.engine.dispose()
