@@ -35,6 +35,11 @@ return 1
 """
 
 
+# Seconds a lock outlives a holder that stopped re-arming it: a SIGKILLed worker's customers wait at
+# most this long. Short is safe, since a live holder re-arms it every third of it (~3.3 s).
+LOCK_TIMEOUT = 10.0
+
+
 class RedisSessionStore:
     def __init__(
         self,
@@ -42,7 +47,7 @@ class RedisSessionStore:
         client: Redis,
         prefix: str = "seamline:",
         ttl_seconds: int = 30 * 24 * 3600,
-        lock_timeout: float = 30.0,
+        lock_timeout: float = LOCK_TIMEOUT,
         lock_wait: float = 10.0,
     ) -> None:
         self._redis = client
