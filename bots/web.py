@@ -121,6 +121,10 @@ class WebChannel(Linking):
     async def stop(self) -> None:
         """Say "going away" to every open widget (they reconnect by themselves); release the counters."""
         await self._close_all()
+        for _ in range(200):  # their handlers release them (and unsubscribe) before the relay closes
+            if not self._sockets:
+                break
+            await asyncio.sleep(0.01)
         await self._relay.close()
         await self._connections.close()
 

@@ -78,6 +78,7 @@ class RedisRelay:
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._changes = asyncio.Lock()  # subscribe/unsubscribe calls on the one connection, one at a time
+        self._closed = False  # after close: holding and releasing are no-ops (a socket closing at shutdown)
 
     async def publish(self, visitor: str, frame: dict) -> int:
         """StoreError when Redis cannot take it: the caller treats the widget as not reachable now."""
@@ -104,10 +105,10 @@ class RedisRelay:
         try:
             async with self._changes:  # after the reader's (re)subscription, which may not have had it
                 pubsub = self._pubsub
-                if pubsub is None or pubsub.connection is None:
+                if self._closed or pubsub is None or pubsub.connection is None:
                     return  # the reader subscribes to every held visitor when it (re)connects
                 await getattr(pubsub, how)(PREFIX + visitor)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, AttributeError) as exc:  # redis-py: AttributeError on a connection torn down
             log.debug("widget relay could not %s (%s); the reader resubscribes on reconnect", how, exc)
 
     async def start(self) -> None:
@@ -117,6 +118,9 @@ class RedisRelay:
                 await asyncio.wait_for(self._ready.wait(), timeout=10)
 
     async def close(self) -> None:
+        """Stop relaying; a socket released after this (closing at shutdown) is a no-op."""
+        async with self._changes:  # no subscribe or unsubscribe is under way on the connection now
+            self._closed = True
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

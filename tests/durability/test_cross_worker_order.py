@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import aiohttp
 import pytest
@@ -108,3 +109,17 @@ async def test_one_chats_updates_posted_alternately_to_two_workers_are_answered_
             await asyncio.sleep(0.1)
         assert [m.text for m in history if m.role == Role.CUSTOMER] == said  # processed in the order sent
         assert telegram.texts(6100)  # and answered on Telegram
+
+
+async def test_stopping_a_worker_with_widgets_open_closes_them_quietly(
+    http, make_server, settings, postgres_url, redis_url, caplog
+):
+    server = await make_server(settings, database_url=postgres_url, redis_url=redis_url)
+    sockets = [(await _welcomed(http, server))[0] for _ in range(3)]
+
+    with caplog.at_level(logging.WARNING):
+        await server.stop()
+
+    for ws in sockets:
+        assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)  # told to go away
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
