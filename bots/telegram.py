@@ -95,8 +95,12 @@ class TelegramBot:
         webhook_url: str = "",
         webhook_secret: str = "",
         poll_timeout: int = 25,
+        polling: bool = True,
+        drain: float = 5.0,
     ) -> None:
-        self._conversations = conversations
+        """``polling``: long poll here when there is no webhook (one process of several does; the others
+        only send); ``drain``: seconds the chats being processed get to finish at stop."""
+        self._conversations, self._polling, self._drain = conversations, polling, drain
         self._intake = intake("telegram", self._process_row)
         self._api_base, self._webhook_url, self._webhook_secret = api_base, webhook_url, webhook_secret
         self._bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_base)))
@@ -122,15 +126,21 @@ class TelegramBot:
             me = await self._call(GetMe())
             if self._webhook_url:
                 await self._call(SetWebhook(url=self._webhook_url, secret_token=self._webhook_secret))
-            else:
+            elif self._polling:
                 await self._call(DeleteWebhook())  # getUpdates is refused while a webhook is set
         except ChannelError as exc:
             raise config_error(exc, self._api_base) from exc
         self._started, self._username = True, me.username
-        mode = f"webhook {self._webhook_url}" if self._webhook_url else "long polling"
+        mode = (
+            f"webhook {self._webhook_url}"
+            if self._webhook_url
+            else "long polling"
+            if self._polling
+            else "sending only; another process long-polls"
+        )
         await self._intake.start()  # what a crash left stored but unprocessed goes first
         log.info("Telegram bot @%s is listening (%s)", me.username, mode)
-        if not self._webhook_url:
+        if not self._webhook_url and self._polling:
             self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
 
     def deep_link(self, token: str) -> str:
@@ -139,14 +149,14 @@ class TelegramBot:
             raise ChannelError("Telegram: the bot's username is not known yet (the channel has not started)")
         return f"https://t.me/{self._username}?start={token}"
 
-    async def stop(self, drain: float = 5.0) -> None:
-        """Stop receiving; give the chats being processed ``drain`` seconds to finish; close the
-        session. Safe to call again (shutdown, then cleanup)."""
+    async def stop(self, drain: float | None = None) -> None:
+        """Stop receiving; give the chats being processed ``drain`` seconds (default: the shutdown
+        grace) to finish; close the session. Safe to call again (shutdown, then cleanup)."""
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
             self._poller = None
-        await self._intake.stop(drain)
+        await self._intake.stop(self._drain if drain is None else drain)
         self._started = False
         await self._bot.session.close()
 

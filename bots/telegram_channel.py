@@ -3,7 +3,10 @@
 Kept apart from bots/telegram.py (the aiogram side) so that finding the installed channels and
 checking their settings does not import aiogram, which takes seconds: it is imported when the
 channel is built, that is only when ``SEAMLINE_TELEGRAM_TOKEN`` (or ``[channels.telegram] token``) is
-set. Webhook mode when a webhook URL is given, else long polling.
+set. Webhook mode when a webhook URL is given, else long polling, in one process only: Telegram
+answers a second getUpdates poller with 409 Conflict. Under ``seamline run --workers N`` worker 0
+polls; separate processes set ``SEAMLINE_TELEGRAM_POLLING=false`` in all but one. The others still
+send replies (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from seamline.bots.retry import RetryPolicy
+from seamline.bots.vk_settings import flag
+from seamline.bots.workers import worker_index
 from seamline.shared.channel import ChannelConfig, ChannelContext, Setting, http_url
 from seamline.shared.errors import ConfigError
 from seamline.shared.message import Message, Reply
@@ -77,6 +82,14 @@ class TelegramChannel:
             parse=_secret,
             fix=SECRET_FIX,
         ),
+        Setting(
+            "polling",
+            "SEAMLINE_TELEGRAM_POLLING",
+            help="long poll in this process (no webhook URL); false: another process polls, this one sends",
+            default=True,
+            parse=flag,
+            example="false",
+        ),
     )
 
     @classmethod
@@ -102,6 +115,8 @@ class TelegramChannel:
             webhook_secret=config.get("webhook_secret") or "",
             intake=context.extras["intake"],
             retry=context.extras.get("retry") or RetryPolicy(),
+            polling=bool(config.get("polling", True)) and worker_index() in (None, 0),
+            drain=getattr(context.extras.get("settings"), "shutdown_grace", 5.0),
         )
 
     def to_message(self, native: Any) -> Message | None:

@@ -43,6 +43,7 @@ from seamline.bots.vk_format import (
 )
 from seamline.bots.vk_settings import SETTINGS, check_callback
 from seamline.bots.vk_transport import API_VERSION, PollPosition, VkTransport, classify, in_daemon_thread, startup_error
+from seamline.bots.workers import worker_index
 from seamline.shared.channel import ChannelConfig, ChannelContext, Setting
 from seamline.shared.errors import ChannelError, ConfigError, StoreError
 from seamline.shared.history import StoredMessage, stored_custom, stored_image
@@ -75,13 +76,16 @@ class VkChannel:
         context: ChannelContext,
         wait: int = 25,
         concurrency: int = 4,
-        shutdown_timeout: float = 10.0,
+        shutdown_timeout: float | None = None,
     ) -> None:
         """``wait``: seconds a long poll is held; ``rate_limit`` (a setting): API calls a second; the retry
         policy (bots/retry.py) covers errors 6 and 10, 5xx and network errors; ``callback_buttons``: reply
         buttons as callback buttons (message_event) instead of text buttons. The long poll position is kept
         in the data dir, so that after a restart the events that came while Seamline was stopped are
-        fetched (as long as VK still has them) instead of skipped."""
+        fetched (as long as VK still has them) instead of skipped. Bots Long Poll runs in one process only
+        (VK gives each poller every event): worker 0 under ``seamline run --workers N``, and a process
+        whose ``polling`` setting is false never polls; the others send. ``shutdown_timeout``: seconds
+        the events being processed get at stop (default: the shutdown grace of the settings)."""
         self._conversations, self._store = context.conversations, context.extras["store"]
         self._token, self._group_id = config["token"], int(config["group_id"])
         self._api_base = config.get("api_base") or ""
@@ -89,7 +93,10 @@ class VkChannel:
         self._intake = context.extras["intake"]("vk", self._process_row)
         self._position = PollPosition(context.data_dir / f"vk-longpoll-{self._group_id}.json")
         self._wait, self._retry = wait, context.extras.get("retry") or RetryPolicy()
-        self._callback_buttons, self._shutdown_timeout = bool(config.get("callback_buttons")), shutdown_timeout
+        grace = getattr(context.extras.get("settings"), "shutdown_grace", 10.0)
+        self._callback_buttons = bool(config.get("callback_buttons"))
+        self._shutdown_timeout = grace if shutdown_timeout is None else shutdown_timeout
+        self._polling = bool(config.get("polling", True)) and worker_index() in (None, 0)
         rate_limit = config.get("rate_limit", 20)
         self._interval, self._next_call = (1 / rate_limit if rate_limit > 0 else 0.0), 0.0
         self._slots = asyncio.Semaphore(concurrency)  # never more than a few threads of the default pool
@@ -300,7 +307,7 @@ class VkChannel:
                     f"the VK token belongs to community {token_group}, not {group_id}",
                     f"Set SEAMLINE_VK_GROUP_ID={token_group}, or use that community's token",
                 )
-            if not self.callback:
+            if not self.callback and self._polling:
                 longpoll = await self._retrying(
                     "groups.getLongPollServer", VkBotLongPoll, self._vk, group_id, self._wait
                 )
@@ -314,7 +321,11 @@ class VkChannel:
         log.info(
             "VK channel: community %s, %s",
             group_id,
-            "Callback API at /vk/callback" if self.callback else "Bots Long Poll",
+            "Callback API at /vk/callback"
+            if self.callback
+            else "Bots Long Poll"
+            if self._polling
+            else "sending only; another process polls",
         )
 
     async def stop(self) -> None:

@@ -9,7 +9,8 @@ from seamline.shared.channel import ChannelConfig, Setting, http_url, whole_numb
 from seamline.shared.errors import ConfigError
 
 
-def _flag(raw: str) -> bool:
+def flag(raw: str) -> bool:
+    """true/false, 1/0, yes/no, on/off."""
     value = raw.strip().lower()
     if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
         raise ValueError(f"{raw!r} is not true or false")
@@ -56,11 +57,19 @@ SETTINGS: tuple[Setting, ...] = (
         example="20",
     ),
     Setting(
+        "polling",
+        "SEAMLINE_VK_POLLING",
+        help="Bots Long Poll in this process (no Callback API); false: another process polls, this one sends",
+        default=True,
+        parse=flag,
+        example="false",
+    ),
+    Setting(
         "callback_buttons",
         "SEAMLINE_VK_CALLBACK_BUTTONS",
         help="reply buttons as callback buttons",
         default=False,
-        parse=_flag,
+        parse=flag,
         example="true",
     ),
 )

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from seamline.bots.app import SEAMLINE
+from seamline.bots.channels import CHANNELS
 from seamline.bots.telegram import WEBHOOK_PATH
 from seamline.shared.message import Reply, Role
 from seamline.shared.storage.customers import SqlCustomerStore
@@ -18,6 +19,7 @@ from seamline.shared.tokens import Signer
 
 from tests.conftest import SECRET
 from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
+from tests.fakes.vk import FakeVk
 
 pytestmark = pytest.mark.services
 
@@ -123,3 +125,32 @@ async def test_stopping_a_worker_with_widgets_open_closes_them_quietly(
     for ws in sockets:
         assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)  # told to go away
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("how", ["worker 1 of a supervisor", "polling=false"])
+async def test_a_worker_that_does_not_poll_telegram_or_vk_still_sends_to_them(how, make_server, settings, monkeypatch):
+    """Telegram answers a second getUpdates poller with 409 and VK gives every poller each event:
+    one process polls; the others send."""
+    off = {}
+    if how == "polling=false":
+        off = {"polling": False}
+    else:
+        monkeypatch.setenv("SEAMLINE_WORKER_INDEX", "1")
+    async with FakeTelegram() as telegram, FakeVk() as vk:
+        server = await make_server(
+            settings,
+            channels={
+                "telegram": dict(token=TOKEN, api_base=telegram.url, **off),
+                "vk": dict(token=vk.token, group_id=vk.group_id, api_base=vk.url, **off),
+            },
+        )
+        try:
+            await server.app[CHANNELS]["telegram"].send("6200", Reply(text="Your parcel left today.", id="r-t"))
+            await server.app[CHANNELS]["vk"].send("6300", Reply(text="Your parcel left today.", id="r-v"))
+            await telegram.wait_for("sendMessage", chat_id=6200)
+            await vk.wait_for(lambda: vk.sent_to(6300))
+            await asyncio.sleep(0.3)
+            assert telegram.calls_of("getUpdates", ok=None) == []
+            assert vk.calls_of("groups.getLongPollServer") == []
+        finally:
+            await server.stop()
