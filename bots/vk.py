@@ -99,6 +99,8 @@ class VkChannel:
         self._polling = bool(config.get("polling", True)) and worker_index() in (None, 0)
         rate_limit = config.get("rate_limit", 20)
         self._interval, self._next_call = (1 / rate_limit if rate_limit > 0 else 0.0), 0.0
+        # With Redis the pace is shared by every worker (VK's limit is the community's, not a process's).
+        self._rate, self._shared = rate_limit, context.limiter if context.extras.get("redis") else None
         self._slots = asyncio.Semaphore(concurrency)  # never more than a few threads of the default pool
         self._http = requests.Session()
         for prefix in ("https://", "http://"):
@@ -162,13 +164,26 @@ class VkChannel:
         return await self._retry.run(f"VK {what}", attempt, partial(classify, what))
 
     async def _pace(self) -> None:
-        """At most ``rate_limit`` calls a second, evenly spaced, waiting on the loop, not in a thread."""
-        if self._interval:
-            now = time.monotonic()
-            at = max(now, self._next_call)
-            self._next_call = at + self._interval
-            if at > now:
-                await asyncio.sleep(at - now)
+        """At most ``rate_limit`` calls a second, waiting on the loop, not in a thread: counted in
+        Redis across workers when it is configured (in this process while Redis is away), else
+        evenly spaced in this process."""
+        if not self._interval:
+            return
+        if self._shared is not None:
+            try:
+                key = f"vk:api:{self._group_id}"
+                for _ in range(1000):  # a unit frees within the second; bounded all the same
+                    wait = await self._shared.take(key, limit=self._rate, window=1.0)
+                    if not wait:
+                        return
+                    await asyncio.sleep(wait)
+            except StoreError as exc:
+                log.debug("VK API pace kept in this process: %s", exc)
+        now = time.monotonic()
+        at = max(now, self._next_call)
+        self._next_call = at + self._interval
+        if at > now:
+            await asyncio.sleep(at - now)
 
     # -- in ----------------------------------------------------------------------------------------
 

@@ -154,3 +154,30 @@ async def test_a_worker_that_does_not_poll_telegram_or_vk_still_sends_to_them(ho
             assert vk.calls_of("groups.getLongPollServer") == []
         finally:
             await server.stop()
+
+
+async def test_two_workers_on_one_redis_keep_one_vk_api_pace(make_server, settings, redis_url, postgres_url):
+    """VK's calls-a-second limit is the community's: with Redis the workers count their calls in one
+    budget, not one each."""
+    async with FakeVk() as vk:
+        config = dict(token=vk.token, group_id=vk.group_id, api_base=vk.url, polling=False, rate_limit=3)
+        workers = [
+            await make_server(settings, database_url=postgres_url, redis_url=redis_url, channels={"vk": config})
+            for _ in range(2)
+        ]
+        try:
+            await asyncio.gather(
+                *(
+                    worker.app[CHANNELS]["vk"].send(str(6400 + n), Reply(text="Your parcel left.", id=f"r-{w}-{n}"))
+                    for w, worker in enumerate(workers)
+                    for n in range(3)
+                )
+            )
+            sends = sorted(call.at for call in vk.calls_of("messages.send"))
+            assert len(sends) == 6
+            # VK would refuse a 4th call within a second; each worker alone would send its 3 at once.
+            busiest = max(sum(at <= t < at + 0.9 for t in sends) for at in sends)
+            assert busiest <= 3, sends
+        finally:
+            for worker in workers:
+                await worker.stop()
