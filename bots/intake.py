@@ -204,7 +204,11 @@ class Intake:
                 )
 
     async def _take_over(self) -> None:
-        for taken in await self._inbox.take_over():
+        await self._admit(await self._inbox.take_over())
+
+    async def _admit(self, rows: list[Taken]) -> None:
+        """Queue claimed rows; one tried ``max_attempts`` times already is given up (kept in the table)."""
+        for taken in rows:
             if taken.attempts > self._max_attempts:
                 log.error(
                     "%s update %s in chat %s given up after %d attempts; it stays in the inbox table",
@@ -254,12 +258,16 @@ class Intake:
             del self._queues[chat]  # no await since the queue was last seen empty: nothing is lost
 
     async def _ahead(self, taken: Taken) -> bool:
-        """Whether an earlier row of its chat is not done (a failed check counts as yes)."""
+        """Whether an earlier row of its chat is not done (a failed check counts as yes). Earlier rows
+        nobody alive holds are claimed and queued here: they go first."""
         try:
-            return await self._inbox.ahead(taken)
+            ahead = await self._inbox.ahead(taken)
+            if ahead == "free":
+                await self._admit(await self._inbox.claim_ahead(taken))
         except StoreError as exc:
             log.debug("%s inbox: order check failed (%s)", self._inbox.channel, exc)
             return True
+        return ahead is not None
 
     async def _give_back(self, queue: list[Taken]) -> None:
         """Release the rest of a chat's queue, not counted as attempts: the sweep takes them over

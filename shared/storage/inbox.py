@@ -14,7 +14,8 @@ a redelivery is no new row.
 One chat's rows are processed in inbox id order, whoever holds them: a row is processed only once no
 earlier row of its chat is left not done (held by this process, another, or nobody). ``put`` tells
 (``behind``) whether an earlier row was not done when the row was stored; a row behind waits
-(``ahead``) until none is. The common case, a chat whose earlier rows are done, costs no read beyond
+(``ahead``) until none is, and the earlier rows nobody alive holds (released after a failure, left by a
+dead process) are claimed by the process waiting on them (``claim_ahead``) and processed first. The common case, a chat whose earlier rows are done, costs no read beyond
 the read-back ``put`` does anyway. For the id order to be the order rows become visible, the ids of
 one chat must be given in commit order: on PostgreSQL the insert takes a transaction-scoped advisory
 lock on (channel, chat) before its id is drawn, so a second row of the chat waits for the first's
@@ -114,7 +115,9 @@ class DurableInbox(Protocol):
 
     async def release(self, taken: Taken, counted: bool = True) -> None: ...
 
-    async def ahead(self, taken: Taken) -> bool: ...
+    async def ahead(self, taken: Taken) -> str | None: ...
+
+    async def claim_ahead(self, taken: Taken) -> list[Taken]: ...
 
     async def renew(self, ids: list[int]) -> None: ...
 
@@ -200,19 +203,43 @@ class SqlInbox:
             if e.platform_id in won
         ]
 
-    async def ahead(self, taken: Taken) -> bool:
-        """Whether an earlier row of its chat is not done yet (whoever holds it, or nobody)."""
+    async def ahead(self, taken: Taken) -> str | None:
+        """What is ahead of it in its chat: None (no earlier row is left not done), "held" (the
+        earliest is held by a live process) or "free" (nobody holds it, its holder died or its lease
+        ran out, or it is this process's own but not queued: ``claim_ahead`` takes it)."""
         query = (
-            select(_table.c.id)
+            select(_table.c.owner, (_table.c.claimed_at < utcnow() - self._lease).label("expired"))
             .where(
                 _table.c.channel == self._channel,
                 _table.c.chat == taken.chat,
                 _table.c.done_at.is_(None),
                 _table.c.id < taken.id,
             )
+            .order_by(_table.c.id)
             .limit(1)
         )
-        return bool(await self._read(query))
+        rows = await self._read(query)
+        if not rows:
+            return None
+        owner, expired = rows[0].owner, rows[0].expired
+        return "free" if owner is None or owner == self._owner or expired or _dead(owner) else "held"
+
+    async def claim_ahead(self, taken: Taken) -> list[Taken]:
+        """Claim the rows of its chat before it that nobody alive holds (this process's own included:
+        one not queued here was orphaned), so that the process working on the chat takes them next."""
+        owners = await self._read(
+            select(_table.c.owner)
+            .distinct()
+            .where(
+                _table.c.channel == self._channel,
+                _table.c.chat == taken.chat,
+                _table.c.done_at.is_(None),
+                _table.c.id < taken.id,
+                _table.c.owner.is_not(None),
+            )
+        )
+        gone = [r.owner for r in owners if r.owner == self._owner or _dead(r.owner)]
+        return await self._claim([_table.c.chat == taken.chat, _table.c.id < taken.id], gone, limit=100)
 
     async def done(self, taken: Taken, error: str | None = None) -> None:
         """Its turn is committed (or, with ``error``, it is given up): never taken over again."""
@@ -248,27 +275,34 @@ class SqlInbox:
             .where(_table.c.channel == self._channel, _table.c.done_at.is_(None), _table.c.owner.is_not(None))
         )
         dead = [r.owner for r in owners if _dead(r.owner)]
+        taken = await self._claim([], dead, limit=limit)
+        if dead:
+            log.info("%s inbox: took over %d rows of stopped processes %s", self._channel, len(taken), dead)
+        return taken
+
+    async def _claim(self, where: list[Any], owners: list[str], *, limit: int) -> list[Taken]:
+        """Claim the not-done rows matching ``where`` that nobody holds, whose lease ran out, or whose
+        owner is one of ``owners`` (gone); oldest first."""
         now, token = utcnow(), new_id()
         claimable = [
             _table.c.channel == self._channel,
             _table.c.done_at.is_(None),
+            *where,
             or_(
                 _table.c.owner.is_(None),
                 _table.c.claimed_at < now - self._lease,
-                *([_table.c.owner.in_(dead)] if dead else []),
+                *([_table.c.owner.in_(owners)] if owners else []),
             ),
         ]
         oldest = select(_table.c.id).where(*claimable).order_by(_table.c.id).limit(limit)
         # The conditions are repeated outside the subquery: PostgreSQL re-checks them on a row another
-        # process claimed meanwhile, so only one of two racing take-overs wins it.
+        # process claimed meanwhile, so only one of two racing claims wins it.
         await self._store.run(
             update(_table)
             .where(_table.c.id.in_(oldest), *claimable)
             .values(owner=self._owner, claim=token, claimed_at=now, attempts=_table.c.attempts + 1)
         )
         rows = await self._read(select(_table).where(_table.c.claim == token).order_by(_table.c.id))
-        if dead:
-            log.info("%s inbox: took over %d rows of stopped processes %s", self._channel, len(rows), dead)
         return [Taken(r.id, r.platform_id, r.chat, r.body, token, r.attempts) for r in rows]
 
     async def purge(self, kept: timedelta = timedelta(days=1)) -> None:

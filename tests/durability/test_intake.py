@@ -82,3 +82,30 @@ async def test_a_chats_update_waits_for_an_earlier_one_another_worker_holds_and_
         await intake.stop()
         await store.close()
         await store.engine.dispose()
+
+
+async def test_an_earlier_update_nobody_holds_is_taken_and_processed_first_by_the_chats_worker(sqlite_url):
+    store = SqlChatStore(engine=create_engine(sqlite_url))
+    other = SqlInbox(store=store, channel="telegram", owner="elsewhere:1:other")
+    processed: list[str] = []
+
+    async def process(taken):
+        processed.append(taken.platform_id)
+
+    intake = Intake(inbox=SqlInbox(store=store, channel="telegram"), process=process, sweep_every=60)
+    await intake.start()
+    try:
+        [released] = await other.put([Entry("earlier", "7", "{}")])
+        await other.release(released)  # its processing failed there: nobody holds it now
+
+        await intake.take([Entry("later", "7", "{}")])
+
+        async def both() -> bool:
+            return len(processed) == 2
+
+        await eventually(both)  # not left to the sweep, a minute away
+        assert processed == ["earlier", "later"]
+    finally:
+        await intake.stop()
+        await store.close()
+        await store.engine.dispose()
