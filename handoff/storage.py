@@ -19,6 +19,7 @@ from sqlalchemy.sql import ColumnElement, Executable
 
 from seamline.handoff.machine import BOT_SILENT
 from seamline.shared.errors import StoreError
+from seamline.shared.storage.database import reading
 from seamline.shared.storage.models import AgentRow, ConversationRow, EventRow, MessageRow
 from seamline.shared.storage.sql import SqlChatStore, aware
 
@@ -141,7 +142,7 @@ class SqlConversationRows:
 
     async def _rows(self, query: Executable) -> list[Any]:
         try:
-            async with self._engine.connect() as conn:
+            async with reading(self._engine).connect() as conn:
                 return list((await conn.execute(query)).all())
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read conversations: {exc}") from exc

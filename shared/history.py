@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -67,6 +68,7 @@ class MessageStore(Protocol):
         confidence: float | None,
         nlu: dict[str, Any],
         replies: tuple[StoredMessage, ...] = (),
+        outbox: Sequence[Any] = (),
     ) -> None: ...
 
     async def history(self, customer_id: str, limit: int = 100) -> list[StoredMessage]: ...

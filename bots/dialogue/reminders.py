@@ -41,6 +41,7 @@ from seamline.bots.dialogue.model import Reminder
 from seamline.shared.errors import StoreError
 from seamline.shared.history import new_id
 from seamline.shared.message import utcnow
+from seamline.shared.storage.database import reading
 from seamline.shared.storage.models import CustomerRow, MessageRow, ReminderRow
 from seamline.shared.storage.sql import SqlChatStore, aware
 
@@ -240,7 +241,7 @@ class SqlReminders:
 
     async def _read(self, query: Executable) -> list[Any]:
         try:
-            async with self._store.engine.connect() as conn:
+            async with reading(self._store.engine).connect() as conn:
                 return list((await conn.execute(query)).all())
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read reminders: {exc}") from exc

@@ -17,6 +17,7 @@ from seamline.shared.errors import StoreError
 from seamline.shared.history import new_id
 from seamline.shared.identity import Customer, CustomerStore, Identity, LinkRecord, Profile
 from seamline.shared.message import utcnow
+from seamline.shared.storage.database import reading
 from seamline.shared.storage.models import (
     ConversationRow,
     CustomerRow,
@@ -40,7 +41,7 @@ class SqlCustomerStore:
 
     async def _all(self, query: Executable) -> list[Any]:
         try:
-            async with self.engine.connect() as conn:
+            async with reading(self.engine).connect() as conn:
                 return list((await conn.execute(query)).all())
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read customers: {exc}") from exc

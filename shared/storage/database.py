@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
@@ -29,7 +30,26 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+    # PostgreSQL: a pool large enough for the turns one worker runs at once, so connections are reused
+    # rather than opened and closed under load (overflow connections are closed when given back: a
+    # connect is a TLS attempt, a handshake and statements prepared again); no ping at every checkout
+    # (three round trips each): a connection broken by a database restart fails its statement, which
+    # invalidates the pool, and the work is retried (docs/degradation.md).
+    return create_async_engine(url, pool_size=20, max_overflow=20, pool_timeout=10, hide_parameters=True)
+
+
+_readers: WeakKeyDictionary[Engine, AsyncEngine] = WeakKeyDictionary()
+
+
+def reading(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for reads: on PostgreSQL in autocommit, so a read is one round trip, not BEGIN,
+    the query and ROLLBACK. Same pool. Never write through it: nothing would be atomic."""
+    if engine.dialect.name == "sqlite":
+        return engine
+    reader = _readers.get(engine.sync_engine)
+    if reader is None:
+        reader = _readers[engine.sync_engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return reader
 
 
 def sqlite_sync_engine(url: URL) -> Engine | None:

@@ -41,7 +41,7 @@ from sqlalchemy.sql import Executable
 from seamline.shared.errors import StoreError
 from seamline.shared.history import StoredMessage, new_id
 from seamline.shared.message import Button, Reply, Role, storable, utcnow
-from seamline.shared.storage.database import sqlite_sync_engine
+from seamline.shared.storage.database import reading, sqlite_sync_engine
 from seamline.shared.storage.models import OutboxRow
 from seamline.shared.storage.sql import SqlChatStore, aware
 
@@ -313,7 +313,7 @@ class SqlOutbox:
             if self._sync is not None:
                 with self._sync.connect() as sync:
                     return list(sync.execute(query, params).all())
-            async with self._store.engine.connect() as conn:
+            async with reading(self._store.engine).connect() as conn:
                 return list((await conn.execute(query, params)).all())
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read the outbox: {exc}") from exc

@@ -21,6 +21,7 @@ from seamline.shared.errors import StoreError
 from seamline.shared.history import ChatStore, Conversation, StoredMessage, new_id
 from seamline.shared.identity import Customer, Identity
 from seamline.shared.message import storable, utcnow
+from seamline.shared.storage.database import reading
 from seamline.shared.storage.models import Base, ConversationRow, CustomerRow, EventRow, IdentityRow, MessageRow
 from seamline.shared.storage.writer import GroupWriter
 
@@ -148,7 +149,7 @@ class SqlChatStore:
             .join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
             .where(IdentityRow.channel == channel, IdentityRow.external_id == sender)
         )
-        async with self.engine.connect() as conn:
+        async with reading(self.engine).connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
@@ -228,7 +229,7 @@ class SqlChatStore:
 
     async def identities(self, customer_id: str) -> list[Identity]:
         query = select(IdentityRow).where(IdentityRow.customer_id == customer_id).order_by(IdentityRow.id)
-        async with self.engine.connect() as conn:
+        async with reading(self.engine).connect() as conn:
             rows = (await conn.execute(query)).all()
         return [Identity(r.channel, r.external_id, r.address, r.reachable) for r in rows]
 
@@ -245,7 +246,7 @@ class SqlChatStore:
                 .limit(1)
             )
             try:
-                async with self.engine.connect() as conn:
+                async with reading(self.engine).connect() as conn:
                     row = (await conn.execute(query)).first()
             except SQLAlchemyError as exc:
                 raise StoreError(f"could not open a conversation for {customer.id}: {exc}") from exc
@@ -295,7 +296,7 @@ class SqlChatStore:
         )
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine).connect() as conn:
             row = (await conn.execute(select(ConversationRow).where(ConversationRow.id == conversation_id))).first()
         return (
             None if row is None else Conversation(row.id, row.customer_id, row.state, row.queue, aware(row.started_at))
@@ -312,7 +313,7 @@ class SqlChatStore:
         confidence: float | None,
         nlu: dict[str, Any],
         replies: tuple[StoredMessage, ...] = (),
-        outbox: Sequence[tuple[Executable, dict[str, Any]]] = (),
+        outbox: Sequence[Any] = (),
     ) -> None:
         """Keep what was understood of a message, the replies to it and their outbox rows (the
         sending to do, shared/storage/outbox.py), in one commit."""
@@ -341,7 +342,7 @@ class SqlChatStore:
             .limit(limit)
         )
         try:
-            async with self.engine.connect() as conn:
+            async with reading(self.engine).connect() as conn:
                 rows = (await conn.execute(query)).all()
         except SQLAlchemyError as exc:
             raise StoreError(f"could not read the history of {customer_id}: {exc}") from exc
@@ -365,7 +366,7 @@ class SqlChatStore:
             .order_by(MessageRow.created_at.desc())
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with reading(self.engine).connect() as conn:
             rows = (await conn.execute(query)).all()
         return [f"{r.channel}:{r.external_id}" for r in reversed(rows)]
 
@@ -375,7 +376,7 @@ class SqlChatStore:
             MessageRow.channel == channel, MessageRow.external_id == external_id, MessageRow.confidence.is_not(None)
         )
         try:
-            async with self.engine.connect() as conn:
+            async with reading(self.engine).connect() as conn:
                 return (await conn.execute(query)).first() is not None
         except SQLAlchemyError as exc:
             raise StoreError(f"could not look up {channel} message {external_id}: {exc}") from exc
@@ -394,7 +395,7 @@ class SqlChatStore:
             .order_by(MessageRow.created_at, MessageRow.id)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with reading(self.engine).connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             StoredMessage(
@@ -407,7 +408,7 @@ class SqlChatStore:
         """What the bot said in the turn of the message with this platform id (stored with it, and
         before the same identity's next message), oldest first; [] if none."""
         m = MessageRow
-        async with self.engine.connect() as conn:
+        async with reading(self.engine).connect() as conn:
             first = (
                 await conn.execute(
                     select(m.identity, m.created_at).where(m.channel == channel, m.external_id == external_id)
@@ -466,7 +467,7 @@ class SqlChatStore:
 
     async def events(self, customer_id: str) -> list[dict[str, Any]]:
         query = select(EventRow).where(EventRow.customer_id == customer_id).order_by(EventRow.id)
-        async with self.engine.connect() as conn:
+        async with reading(self.engine).connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             {"kind": r.kind, "conversation_id": r.conversation_id, "data": r.data, "created_at": aware(r.created_at)}
