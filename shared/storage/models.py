@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -174,6 +175,15 @@ class InboxRow(Base):
     __table_args__ = (
         UniqueConstraint("channel", "platform_id", name="uq_inbox_channel_platform"),
         Index("ix_inbox_channel_done", "channel", "done_at"),
+        # the per-chat order reads: the earliest unfinished rows of a chat (migration 0009)
+        Index(
+            "ix_inbox_chat_pending",
+            "channel",
+            "chat",
+            "id",
+            postgresql_where=text("done_at IS NULL"),
+            sqlite_where=text("done_at IS NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(16))
