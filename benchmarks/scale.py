@@ -1,7 +1,7 @@
 """Scale-out: `seamline run --workers N` on PostgreSQL + Redis, 500 conversations on three channels.
 
     python benchmarks/scale.py [--workers 1,2,4] [--conversations 500] [--seconds 20] [--pace 3]
-                               [--sessions 100000] [--profile FILE]
+                               [--sessions 100000] [--profile FILE] [--memory-only] [--template FILE]
 
 For each N: a fresh PostgreSQL database (schema by `seamline db upgrade`) and a flushed Redis
 database, `seamline run --workers N` on a free port of 127.0.0.1 with Telegram in webhook mode
@@ -16,7 +16,12 @@ the bare aiohttp server of benchmarks/scale_echo.py is the baseline of the same 
 Then Redis memory per idle conversation: sessions shaped like real ones (the largest of a few
 conversations the benchmark made talk four turns on the widget, read back from Redis) are written
 ``--sessions`` times through RedisSessionStore with fresh customer ids, into an empty Redis database;
-INFO memory's used_memory delta is divided by their number.
+INFO memory's used_memory delta is divided by their number. Printed beside it: the CPU of turning
+that session into its stored value and back (RedisSessionStore's encode/decode) and of plain JSON.
+``--memory-only`` runs just this part (one 1-worker server to make the sessions, no load);
+``--template FILE`` reads the session to copy from FILE, or writes it there when FILE is missing, so a
+later run measures the same session without any server:
+    python benchmarks/scale.py --memory-only --template /tmp/session.json
 
 Redis and PostgreSQL: SEAMLINE_TEST_REDIS_URL / SEAMLINE_TEST_DATABASE_URL when both are set (as
 under tests/services.sh), else started here (benchmarks/scale_services.py). Redis databases 13 and
@@ -39,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +57,7 @@ from scale_load import CHANNELS, TEXTS, Target, WatchedVk, drive  # noqa: E402
 from scale_services import free_port, fresh_database, redis_db, services  # noqa: E402
 
 from seamline.shared.session import Session  # noqa: E402
-from seamline.shared.storage.redis_sessions import RedisSessionStore  # noqa: E402
+from seamline.shared.storage.redis_sessions import RedisSessionStore, decode, encode  # noqa: E402
 
 from tests.fakes.telegram import TOKEN, FakeTelegram  # noqa: E402
 
@@ -198,8 +204,8 @@ async def _few_turn_session(redis_url: str) -> tuple[dict, list[int]]:
             if raw is None:
                 continue
             try:
-                data = json.loads(raw)
-            except ValueError:
+                data = decode(raw)
+            except (ValueError, zlib.error):
                 continue
             if isinstance(data, dict) and "customer_id" in data:
                 found.append((len(data.get("events", [])), len(raw), data))
@@ -216,6 +222,29 @@ def _like(value: str) -> str:
     """A fresh id of the same shape."""
     fresh = str(uuid.uuid4()) if len(value) == 36 and value.count("-") == 4 else uuid.uuid4().hex * 2
     return fresh[: len(value)] if len(value) <= len(fresh) else fresh
+
+
+def _codec_cpu(template: dict, rounds: int = 2000) -> dict:
+    """CPU microseconds to turn the session into its stored value and back (the best of 5 rounds,
+    process time), beside plain ``json.dumps``/``json.loads`` (the format before compression)."""
+    session = Session.from_dict(template)
+    stored, plain = encode(session.to_dict()), json.dumps(session.to_dict()).encode()
+    ways = {
+        "save": lambda: encode(session.to_dict()),
+        "load": lambda: Session.from_dict(decode(stored)),
+        "save_json": lambda: json.dumps(session.to_dict()),
+        "load_json": lambda: Session.from_dict(json.loads(plain)),
+    }
+    figures = {}
+    for name, way in ways.items():
+        best = float("inf")
+        for _ in range(5):
+            started = time.process_time()
+            for _ in range(rounds):
+                way()
+            best = min(best, (time.process_time() - started) / rounds)
+        figures[name] = best * 1e6
+    return figures
 
 
 async def session_memory(redis_url: str, template: dict, count: int) -> dict:
@@ -244,11 +273,13 @@ async def session_memory(redis_url: str, template: dict, count: int) -> dict:
         "sessions": stored,
         "per_session": (after - before) / count,
         "json_bytes": len(json.dumps(Session.from_dict(template).to_dict())),
+        "stored_bytes": len(encode(Session.from_dict(template).to_dict())),
         "turns": sum(1 for e in template.get("events", []) if e.get("event") == "user"),
         # where the bytes are: each field's share of the JSON, the largest first
         "fields": sorted(((len(json.dumps(v)), k) for k, v in template.items()), reverse=True)[:4],
         "events": len(template.get("events", [])),
         "seconds": time.monotonic() - started,
+        "cpu_us": _codec_cpu(template),
     }
 
 
@@ -298,7 +329,9 @@ async def run_seamline(workers: int, args, workdir: Path, redis_base: str, datab
         try:
             await server.wait_ready(base, workers)
             target = Target(base, telegram, vk, telegram_secret, vk_secret)
-            figures = await _measure(server, target, args, f"seamline, {workers} worker{'s' * (workers > 1)}")
+            figures: dict = {}
+            if not args.memory_only:
+                figures = await _measure(server, target, args, f"seamline, {workers} worker{'s' * (workers > 1)}")
             if not memory:  # the first run also makes the sessions the memory part copies
                 info = await _redis_info(redis_url)
                 await _sample_sessions(base)
@@ -355,6 +388,10 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--pace", type=float, default=3.0, help="mean seconds between a customer's messages")
     parser.add_argument("--sessions", type=int, default=100_000, help="idle sessions for the memory figure (0: skip)")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="only the memory part (one 1-worker server, no load)"
+    )
+    parser.add_argument("--template", help="read the memory part's session from this JSON file (written when missing)")
     parser.add_argument("--profile", help="run the 1-worker server under cProfile, its statistics written to this file")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
@@ -367,17 +404,27 @@ async def main() -> None:
         with services() as (redis_base, database_base):
             env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLINE_")}
             env.update(SEAMLINE_DATA_DIR=str(workdir / "data"), SEAMLINE_NLU_MODELS=str(workdir / "models"))
-            subprocess.run([*_seamline(), "nlu", "train"], cwd=ROOT, env=env, check=True, capture_output=True)
             rows, memory = [], {}
-            for workers in counts:
+            if args.template and Path(args.template).exists():
+                memory["template"] = json.loads(Path(args.template).read_text())
+                memory["sizes"], memory["after_run"] = [len(json.dumps(memory["template"]))], float("nan")
+            if not (args.memory_only and memory):
+                subprocess.run([*_seamline(), "nlu", "train"], cwd=ROOT, env=env, check=True, capture_output=True)
+            for workers in [1] if args.memory_only else counts:
+                if args.memory_only and memory:
+                    break
                 try:  # a run that fails says why, and the others (and the baseline) still run
                     rows.append(await run_seamline(workers, args, workdir, redis_base, database_base, memory))
                 except SystemExit as failure:
                     print(f"\n{workers} worker(s): no figures: {failure}", file=sys.stderr)
                     continue
-                _print_table(rows[-1:], args)
-            rows.append(await run_echo(args, workdir))
-            _print_table(rows, args)
+                if not args.memory_only:
+                    _print_table(rows[-1:], args)
+            if args.template and memory and not Path(args.template).exists():
+                Path(args.template).write_text(json.dumps(memory["template"]))
+            if not args.memory_only:
+                rows.append(await run_echo(args, workdir))
+                _print_table(rows, args)
             if args.profile and Path(args.profile).exists():
                 import pstats
 
@@ -387,18 +434,25 @@ async def main() -> None:
                 figures = await session_memory(redis_db(redis_base, MEMORY_DB), memory["template"], args.sessions)
                 sizes = memory["sizes"]
                 print(
-                    f"\nRedis per idle session ({figures['turns']} turns, {figures['json_bytes']} bytes of JSON): "
+                    f"\nRedis per idle session ({figures['turns']} turns, {figures['json_bytes']} bytes of JSON, "
+                    f"{figures['stored_bytes']} bytes stored): "
                     f"{figures['per_session']:.0f} bytes over {figures['sessions']} sessions (target <= 4096)"
+                )
+                cpu = figures["cpu_us"]
+                print(
+                    f"CPU per session save (to_dict + encode) {cpu['save']:.0f} us, load (decode + from_dict) "
+                    f"{cpu['load']:.0f} us; as plain JSON {cpu['save_json']:.0f} / {cpu['load_json']:.0f} us"
                 )
                 print(
                     f"its JSON: {figures['events']} events; largest fields "
                     + ", ".join(f"{name} {size} bytes" for size, name in figures["fields"])
                 )
-                print(
-                    f"sessions the load left (many turns): median {statistics.median(sizes):.0f} bytes, "
-                    f"largest {sizes[-1]} bytes of JSON; Redis used_memory after the 1-worker run "
-                    f"{memory['after_run']:.0f} bytes per conversation (everything: sessions, dedupe keys, inbox...)"
-                )
+                if not args.memory_only:  # with --memory-only no load ran
+                    print(
+                        f"sessions the load left (many turns): median {statistics.median(sizes):.0f} bytes, "
+                        f"largest {sizes[-1]} bytes stored; Redis used_memory after the 1-worker run "
+                        f"{memory['after_run']:.0f} bytes per conversation (everything: sessions, dedupe keys, inbox...)"
+                    )
             for db in (LOAD_DB, MEMORY_DB):
                 client = Redis.from_url(redis_db(redis_base, db))
                 await client.flushdb()
