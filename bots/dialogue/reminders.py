@@ -131,13 +131,16 @@ class SqlReminders:
         with ``kill_on_user_message``; ``cancel`` names reminders to cancel ("*": all of them);
         ``schedule`` adds (or replaces, by name) reminders."""
         new = list({r.name: r for r in schedule}.values())  # the same name twice: the last one, as in Rasa
+        cancelled = list(dict.fromkeys(cancel))
+        kill = customer_wrote and customer_id in self._killable
+        if not (new or cancelled or kill):
+            return  # most turns: nothing to build a statement for
         names = [r.name for r in new]
         pending = [_table.c.customer_id == customer_id, _table.c.fired_at.is_(None), _table.c.name.not_in(names)]
         writes: list[tuple[Executable, dict[str, Any]]] = []
-        if customer_wrote and customer_id in self._killable:
+        if kill:
             writes.append((delete(_table).where(*pending, _table.c.kill_on_user_message.is_(True)), {}))
             self._killable.discard(customer_id)
-        cancelled = list(dict.fromkeys(cancel))
         if "*" in cancelled:
             writes.append((delete(_table).where(*pending), {}))
         elif cancelled:
