@@ -25,9 +25,6 @@ commit; SQLite has one writer at a time anyway.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -40,6 +37,7 @@ from sqlalchemy.sql import Executable
 from seamline.shared.errors import StoreError
 from seamline.shared.history import new_id
 from seamline.shared.message import utcnow
+from seamline.shared.storage.holders import gone, holder
 from seamline.shared.storage.models import InboxRow
 
 if TYPE_CHECKING:
@@ -47,17 +45,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HOST = socket.gethostname()[:64]
-OWNER = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"  # this process, for this boot of it
-LIVE: set[str] = {OWNER}  # the owners alive in this process (several apps in one process: one each)
+OWNER = holder()  # this process, for this boot of it
 
 
 def new_owner() -> str:
     """An owner name of its own for one app of this process (its rows are kept apart from another
     app's, as another worker's would be); alive while this process lives."""
-    owner = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"
-    LIVE.add(owner)
-    return owner
+    return holder()
 
 
 _table = cast(Table, InboxRow.__table__)
@@ -83,23 +77,6 @@ class Taken:
     claim: str
     attempts: int
     behind: bool = True  # an earlier row of its chat may be not done: check (``ahead``) before processing
-
-
-def _dead(owner: str) -> bool:
-    """An owner that is a process of this host which is gone (or whose pid this process now has)."""
-    host, _, rest = owner.partition(":")
-    pid, _, _boot = rest.partition(":")
-    if host != HOST or not pid.isdigit() or owner in LIVE:
-        return False
-    if int(pid) == os.getpid():
-        return True  # this pid, another boot: that process is gone (a restarted container's pid 1)
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, someone else's
-        return False
-    return False
 
 
 class DurableInbox(Protocol):
@@ -222,7 +199,7 @@ class SqlInbox:
         if not rows:
             return None
         owner, expired = rows[0].owner, rows[0].expired
-        return "free" if owner is None or owner == self._owner or expired or _dead(owner) else "held"
+        return "free" if owner is None or owner == self._owner or expired or gone(owner) else "held"
 
     async def claim_ahead(self, taken: Taken) -> list[Taken]:
         """Claim the rows of its chat before it that nobody alive holds (this process's own included:
@@ -238,7 +215,7 @@ class SqlInbox:
                 _table.c.owner.is_not(None),
             )
         )
-        gone = [r.owner for r in owners if r.owner == self._owner or _dead(r.owner)]
+        gone = [r.owner for r in owners if r.owner == self._owner or gone(r.owner)]
         return await self._claim([_table.c.chat == taken.chat, _table.c.id < taken.id], gone, limit=100)
 
     async def done(self, taken: Taken, error: str | None = None) -> None:
@@ -274,7 +251,7 @@ class SqlInbox:
             .distinct()
             .where(_table.c.channel == self._channel, _table.c.done_at.is_(None), _table.c.owner.is_not(None))
         )
-        dead = [r.owner for r in owners if _dead(r.owner)]
+        dead = [r.owner for r in owners if gone(r.owner)]
         taken = await self._claim([], dead, limit=limit)
         if dead:
             log.info("%s inbox: took over %d rows of stopped processes %s", self._channel, len(taken), dead)

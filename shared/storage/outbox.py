@@ -26,9 +26,6 @@ What a SIGKILL does:
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,11 +39,11 @@ from seamline.shared.errors import StoreError
 from seamline.shared.history import StoredMessage, new_id
 from seamline.shared.message import Button, Reply, Role, storable, utcnow
 from seamline.shared.storage.database import reading, sqlite_sync_engine
+from seamline.shared.storage.holders import gone, holder
 from seamline.shared.storage.models import OutboxRow
 from seamline.shared.storage.sql import SqlChatStore, aware
 
-HOST = socket.gethostname()[:64]
-WORKER = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"  # this process, this boot
+WORKER = holder()  # this process, this boot
 LEASE = timedelta(seconds=30)  # renewed while the worker lives (Dispatcher); a dead one's rows are taken over
 KEPT = timedelta(days=1)  # sent rows are forgotten after a day (the message stays in the history)
 
@@ -86,24 +83,6 @@ def _reply(data: dict[str, Any], row_id: str, at: datetime) -> Reply:
     return Reply(
         data["text"], buttons, Role(data["role"]), row_id, at, image=data.get("image"), custom=data.get("custom")
     )
-
-
-def gone(worker: str) -> bool:
-    """A worker of this host whose process is gone (or whose pid this process has now, restarted):
-    its rows need not wait for their lease to run out."""
-    host, _, rest = worker.partition(":")
-    pid, _, _boot = rest.partition(":")
-    if host != HOST or not pid.isdigit() or worker == WORKER:
-        return False
-    if int(pid) == os.getpid():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, someone else's
-        return False
-    return False
 
 
 def _undelivered(table: Any = _t) -> Any:

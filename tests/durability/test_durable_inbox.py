@@ -11,15 +11,14 @@ from dataclasses import replace
 from datetime import timedelta
 
 import aiohttp
-import pytest
 from sqlalchemy import select, update
 
 from seamline.bots.app import SEAMLINE
 from seamline.bots.telegram import WEBHOOK_PATH
 from seamline.shared.errors import StoreError
 from seamline.shared.message import utcnow
-from seamline.shared.storage.database import create_engine
-from seamline.shared.storage.inbox import HOST, Entry, SqlInbox
+from seamline.shared.storage.holders import HOST
+from seamline.shared.storage.inbox import Entry, SqlInbox
 from seamline.shared.storage.models import InboxRow
 from seamline.shared.storage.sql import SqlChatStore
 
@@ -28,21 +27,6 @@ from tests.fakes.telegram import SECRET_HEADER, TOKEN, FakeTelegram
 from tests.fakes.vk import FakeVk
 
 WEBHOOK_SECRET = "inbox-webhook-secret-0123"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, sqlite_url):
-    return request.getfixturevalue("postgres_url") if request.param == "postgresql" else sqlite_url
-
-
-@pytest.fixture
-async def stores(database_url):
-    """Two stores on one database, each with its own engine: two processes."""
-    made = [SqlChatStore(engine=create_engine(database_url)) for _ in range(2)]
-    yield made
-    for store in made:
-        await store.close()
-        await store.engine.dispose()
 
 
 async def left_by(store: SqlChatStore, owner: str, count: int, *, stale: bool) -> list[int]:

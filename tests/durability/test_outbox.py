@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, update
 
 from seamline.bots.app import build
@@ -16,7 +15,6 @@ from seamline.bots.retry import RetryPolicy
 from seamline.shared.errors import ChannelError
 from seamline.shared.history import StoredMessage, new_id
 from seamline.shared.message import Message, Reply, utcnow
-from seamline.shared.storage.database import create_engine
 from seamline.shared.storage.models import OutboxRow
 from seamline.shared.storage.outbox import SqlOutbox
 from seamline.shared.storage.sql import SqlChatStore
@@ -24,21 +22,6 @@ from seamline.shared.storage.sql import SqlChatStore
 from tests.support import Recorder
 
 NO_WAIT = RetryPolicy(base=0.0, cap=0.0)  # a failed send is due again at once
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, sqlite_url):
-    return request.getfixturevalue("postgres_url") if request.param == "postgresql" else sqlite_url
-
-
-@pytest.fixture
-async def stores(database_url):
-    """Two stores on one database, each with its own engine: two worker processes."""
-    made = [SqlChatStore(engine=create_engine(database_url)) for _ in range(2)]
-    yield made
-    for store in made:
-        await store.close()
-        await store.engine.dispose()
 
 
 async def customer(store: SqlChatStore, sender: str) -> str:
