@@ -9,7 +9,9 @@ channel contract (``seamline.shared.channel``), as a third-party channel would b
 docs/channels.md ("The REST channel") for the security model and every status code.
 
 REST has no push: what is said to a sender outside one of its requests (an agent's reply, a link
-question) waits in a bounded mailbox in this process and comes first in that sender's next answer.
+question) waits in a bounded mailbox and comes first in that sender's next answer. With Redis the
+mailbox and the answers kept for resends are in Redis, so any worker serves any sender
+(bots/rest_mailbox.py); without it they are in this process.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from seamline.bots.rest_replies import Answers, Mailbox, answering, collecting, rasa_items
+from seamline.bots.rest_mailbox import Answers, Mailbox, MemoryAnswers, MemoryMailbox, RedisAnswers, RedisMailbox
+from seamline.bots.rest_replies import answering, collecting, rasa_items
 from seamline.shared.channel import ChannelContext, Setting
 from seamline.shared.errors import ChannelError, ConfigError, StoreError
 from seamline.shared.message import Message, Reply, storable
@@ -144,8 +147,11 @@ class RestChannel:
         self._per_sender = int(config.get("rate_limit", 30))
         self._per_address = int(config.get("address_rate_limit", 300))
         size = int(config.get("mailbox", 50))
-        self._mailbox = Mailbox(size=size) if size else None
-        self._answers = Answers()
+        redis = (getattr(context, "extras", None) or {}).get("redis")  # a client factory with Redis
+        self._mailbox: Mailbox | None = None
+        if size:
+            self._mailbox = RedisMailbox(client=redis(), size=size) if redis else MemoryMailbox(size=size)
+        self._answers: Answers = RedisAnswers(client=redis()) if redis else MemoryAnswers()
 
     # -- the contract ----------------------------------------------------------------------------
 
@@ -193,8 +199,10 @@ class RestChannel:
         if all(answering(address, item) for item in items):
             return
         if self._mailbox is not None:
-            for item in items:
-                self._mailbox.put(address, item)
+            try:
+                await self._mailbox.put(address, items)
+            except StoreError as exc:  # the outbox tries the reply again later (or another channel)
+                raise ChannelError(f"rest sender {address}'s reply could not be kept for its next request") from exc
         else:  # no push and no mailbox: let the framework try the customer's other channels
             raise ChannelError(f"rest sender {address} has no request open and the mailbox is off")
 
@@ -209,7 +217,9 @@ class RestChannel:
             )
 
     async def stop(self) -> None:
-        self._answers.clear()
+        await self._answers.close()
+        if self._mailbox is not None:
+            await self._mailbox.close()
 
     def deep_link(self, token: str) -> str | None:
         return None  # nothing to open: the REST client is the bot author's own app
@@ -270,13 +280,23 @@ class RestChannel:
                 return _error(429, "too many messages from this sender", retry_after=wait)
             message = replace(message, client_address=address)
         replies = await self._turn(message) if message is not None else []
-        waiting = self._mailbox.take(sender) if self._mailbox is not None else []
+        try:
+            waiting = await self._mailbox.take(sender) if self._mailbox is not None else []
+        except StoreError:
+            if message is None:  # a poll with nothing else to answer: the client polls again
+                log.warning("REST channel: the mailbox could not be read", exc_info=True)
+                return _error(503, "waiting replies could not be read now; poll again", retry_after=5)
+            log.warning("REST channel: the mailbox could not be read; its replies wait for the next request")
+            waiting = []  # the taken-together read failed: they stay in the mailbox
         return web.json_response(waiting + replies)
 
     async def _turn(self, message: Message) -> list[dict[str, Any]]:
         """Walk the message (stored before anything else happens to it) and collect what it was answered."""
         if message.external_id:
-            again = self._answers.get(message.external_id)
+            try:
+                again = await self._answers.get(message.external_id)
+            except StoreError:  # not remembered now: the database still refuses a second turn
+                again = None
             if again is not None:
                 return again  # a resend: the same answer, no second turn
         with collecting(message.address) as items:
@@ -284,7 +304,10 @@ class RestChannel:
         if message.external_id:
             if getattr(handled, "duplicate", False):  # answered before this process remembered it
                 return []
-            self._answers.keep(message.external_id, items)
+            try:
+                await self._answers.keep(message.external_id, items)
+            except StoreError:  # a resend of it then gets [] (answered, not remembered)
+                log.warning("REST channel: an answer could not be kept for a resend")
         return items
 
     def _authorized(self, request: web.Request) -> bool:

@@ -1,14 +1,12 @@
 """Where the REST channel's replies go. REST has no push: a reply reaches a sender only in the answer to
 one of its requests. So a reply said during a request's turn is collected into that request's answer
 (``collecting`` / ``answering``); one said at any other time (an agent's, a link question) waits in
-the sender's ``Mailbox`` for its next request; and the answer to a message with an id is kept a
-while (``Answers``), so a client that resends it gets the same answer without a second turn.
+the sender's mailbox for its next request, and the answer to a message with an id is kept a while,
+so a client that resends it gets the same answer without a second turn (both in bots/rest_mailbox.py).
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,10 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seamline.shared.message import Reply, image_url
-
-MAILBOX_SENDERS = 10_000  # senders with waiting replies kept per process (the stalest go first)
-MAILBOX_TTL = 24 * 3600.0  # seconds a waiting reply is kept
-REMEMBERED = 10_000  # answers kept for resent message ids
 
 
 @dataclass
@@ -35,30 +29,6 @@ class _Collector:
 # send sees the collector of the request it answers; a send from anywhere else sees none (or one for
 # another sender) and goes to the mailbox.
 _COLLECTING: ContextVar[_Collector | None] = ContextVar("seamline_rest_collecting", default=None)
-
-
-class Mailbox:
-    """Replies waiting for senders that have no request open: at most ``size`` per sender (the oldest
-    are dropped), ``senders`` senders (the stalest are dropped), each kept ``ttl`` seconds. In memory,
-    per process: a restart forgets them (they stay in the conversation's history)."""
-
-    def __init__(self, *, size: int, senders: int = MAILBOX_SENDERS, ttl: float = MAILBOX_TTL) -> None:
-        self._size, self._senders, self._ttl = size, senders, ttl
-        self._boxes: OrderedDict[str, deque[tuple[float, dict[str, Any]]]] = OrderedDict()
-
-    def put(self, sender: str, item: dict[str, Any]) -> None:
-        box = self._boxes.get(sender)
-        if box is None:
-            box = self._boxes[sender] = deque(maxlen=self._size)
-            while len(self._boxes) > self._senders:
-                self._boxes.popitem(last=False)
-        self._boxes.move_to_end(sender)
-        box.append((time.monotonic(), item))
-
-    def take(self, sender: str) -> list[dict[str, Any]]:
-        box = self._boxes.pop(sender, None)
-        fresh = time.monotonic() - self._ttl
-        return [item for at, item in box or () if at >= fresh]
 
 
 @contextmanager
@@ -81,29 +51,6 @@ def answering(address: str, item: dict[str, Any]) -> bool:
         return False
     collector.items.append(item)
     return True
-
-
-class Answers:
-    """The answers to the latest ``size`` messages that had an id, by that id (in memory, per process)."""
-
-    def __init__(self, size: int = REMEMBERED) -> None:
-        self._size = size
-        self._answers: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
-
-    def get(self, message_id: str) -> list[dict[str, Any]] | None:
-        answer = self._answers.get(message_id)
-        if answer is None:
-            return None
-        self._answers.move_to_end(message_id)
-        return list(answer)
-
-    def keep(self, message_id: str, answer: list[dict[str, Any]]) -> None:
-        self._answers[message_id] = list(answer)
-        while len(self._answers) > self._size:
-            self._answers.popitem(last=False)
-
-    def clear(self) -> None:
-        self._answers.clear()
 
 
 def rasa_items(recipient_id: str, reply: Reply) -> list[dict[str, Any]]:

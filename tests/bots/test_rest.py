@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from seamline.bots.app import build
-from seamline.bots.rest import Mailbox, RestChannel
+from seamline.bots.rest import RestChannel
 from seamline.bots.rest_replies import rasa_items
 from seamline.shared.channel import ChannelContext
 from seamline.shared.errors import ConfigError
@@ -299,19 +299,6 @@ async def test_an_agents_reply_waits_in_the_mailbox_and_comes_first_in_the_next_
     await agent_replies(rest.seamline, "waiting", "Your order ships tomorrow.")
     answer = await rest.say("waiting", "thank you")
     assert answer[0]["text"] == "Your order ships tomorrow."  # waiting replies come before the new turn's
-
-
-def test_the_mailbox_is_bounded_per_sender_and_in_senders():
-    box = Mailbox(size=2, senders=2)
-    for n in range(3):
-        box.put("a", {"text": str(n)})
-    box.put("b", {"text": "b"})
-    box.put("c", {"text": "c"})
-    assert box.take("a") == [] and box.take("b") == [{"text": "b"}]
-    box = Mailbox(size=2)
-    for n in range(3):
-        box.put("a", {"text": str(n)})
-    assert [i["text"] for i in box.take("a")] == ["1", "2"]
 
 
 # -- linking --------------------------------------------------------------------------------------
