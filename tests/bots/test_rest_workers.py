@@ -14,6 +14,8 @@ from redis.asyncio import Redis
 from seamline.bots.app import SEAMLINE, build
 from seamline.bots.rest import RestChannel
 from seamline.shared.channel import ChannelContext
+from seamline.shared.errors import ChannelError
+from seamline.shared.message import Reply
 
 TOKEN = "rest-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -98,6 +100,8 @@ async def test_with_redis_away_a_poll_is_a_503_and_a_message_is_still_answered(s
             body = {"sender": "s", "message": "hello", "metadata": {"message_id": "1"}}
             async with http.post(url, json=body, headers=AUTH) as response:
                 assert response.status == 200 and (await response.json())[0]["recipient_id"] == "s"
+        with pytest.raises(ChannelError):  # an agent's reply cannot be kept: the outbox tries it again later
+            await channel.send("s", Reply(text="Olga here."))
     finally:
         await channel.stop()
         await runner.cleanup()
