@@ -4,8 +4,9 @@ message with an id, so a resend gets the same answer without a second turn).
 
 Two backends behind each protocol, as for the limits (shared/limits.py): in this process (one
 worker, or no Redis), and in Redis, so any worker behind a load balancer serves a sender's poll and
-a resend. The Redis mailbox is one list per sender, bounded and expiring; a poll reads and deletes it
-in one transaction (MULTI), so two polls on two workers never both get a reply, nor lose one.
+a resend. The Redis mailbox is one list per sender, bounded and expiring; a poll takes it whole
+with one command (LPOP with a count, Redis 6.2+), so two polls on two workers never both get a
+reply, nor lose one.
 Both contracts are checked by tests/shared/test_rest_mailbox.py.
 """
 
@@ -106,9 +107,10 @@ def _digest(text: str) -> str:
 
 
 class RedisMailbox:
-    """One list per sender, shared by every worker on one Redis. An entry is ``{"at": epoch seconds,
-    "item": …}``: a reply older than ``ttl`` is dropped at take, and the list itself expires ``ttl``
-    after its last put."""
+    """One list per sender, shared by every worker on one Redis, trimmed to ``size`` at every put
+    (in the same MULTI as the push). An entry is ``{"at": epoch seconds,
+        "item": …}``: a reply older than ``ttl`` is dropped at take, and the list itself expires ``ttl``
+        after its last put."""
 
     def __init__(
         self, *, client: Redis, size: int, ttl: float = MAILBOX_TTL, prefix: str = "seamline:rest:mailbox:"
@@ -132,11 +134,8 @@ class RedisMailbox:
 
     async def take(self, sender: str) -> list[Item]:
         key = self._prefix + _digest(sender)
-        try:
-            async with self._redis.pipeline(transaction=True) as multi:
-                multi.lrange(key, 0, -1)
-                multi.delete(key)
-                raw, _ = await multi.execute()
+        try:  # the list never holds more than size: one LPOP of size takes it all, atomically
+            raw: list[bytes] = await self._redis.lpop(key, self._size) or []  # type: ignore[assignment]
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis failed reading REST replies: {exc}") from exc
         fresh = time.time() - self._ttl
