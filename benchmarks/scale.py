@@ -370,7 +370,7 @@ def _print_table(rows: list[dict], args) -> None:
     )
     print(
         f"{'':32} {'msg/s':>7} {'p50 ms':>8} {'p99 ms':>8}  {'p99 tg/vk/web ms':>20} {'CPU ms/msg':>11} "
-        f"{'cores':>6} {'lost':>5} {'refused':>8}"
+        f"{'cores':>6} {'late':>5} {'refused':>8}"
     )
     for row in rows:
         by = "/".join(f"{row['p99_by_channel'][c]:.0f}" for c in CHANNELS)

@@ -10,7 +10,8 @@ and the fake VK API (messages.send, called by vk_api), and on the widget's own W
 Each conversation says "hi" first (that makes the customer; not measured), then, once every customer
 exists, writes, waits for the answer, pauses ``pace`` seconds on average (a person reading and
 typing) and writes again, until the window closes. Latency runs from sending to the answer being
-seen. An answer not seen in ANSWER_TIMEOUT seconds ends its conversation (counted as lost).
+seen. An answer not seen in ANSWER_TIMEOUT seconds ends its conversation (counted as late: the
+message is stored and answered later, but the customer here gave up waiting).
 """
 
 from __future__ import annotations
