@@ -215,8 +215,8 @@ class SqlInbox:
                 _table.c.owner.is_not(None),
             )
         )
-        gone = [r.owner for r in owners if r.owner == self._owner or gone(r.owner)]
-        return await self._claim([_table.c.chat == taken.chat, _table.c.id < taken.id], gone, limit=100)
+        free = [r.owner for r in owners if r.owner == self._owner or gone(r.owner)]
+        return await self._claim([_table.c.chat == taken.chat, _table.c.id < taken.id], free, limit=100)
 
     async def done(self, taken: Taken, error: str | None = None) -> None:
         """Its turn is committed (or, with ``error``, it is given up): never taken over again."""
