@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -129,9 +130,8 @@ async def _postgres_admin(dsn: str, statement: str) -> None:
         await conn.close()
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh, migrated PostgreSQL database for one test."""
+def fresh_postgres() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database on the test server, dropped afterwards."""
     admin = _service("SEAMLINE_TEST_DATABASE_URL")
     dsn = admin.replace("postgresql+asyncpg", "postgresql")
     name = f"t_{uuid.uuid4().hex[:12]}"
@@ -141,6 +141,12 @@ def postgres_url():
         pool.submit(upgrade, url).result()
     yield url
     _run_async(_postgres_admin(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, migrated PostgreSQL database for one test."""
+    yield from fresh_postgres()
 
 
 @pytest.fixture

@@ -43,13 +43,16 @@ class Rest:
         return answer
 
 
-async def serve(settings, understanding, **config):
+async def serve(settings, understanding, *, extras=None, **config):
+    """The REST channel (with ``config``) on a port of its own, beside a recording Telegram adapter."""
     seamline = await build(settings, understanding=understanding)
     telegram = Recorder()
     seamline.pipeline.register(telegram)
     channel = RestChannel(
         config={"token": TOKEN, **config},
-        context=ChannelContext(conversations=seamline.pipeline, limiter=seamline.limiter, data_dir=settings.data_dir),
+        context=ChannelContext(
+            conversations=seamline.pipeline, limiter=seamline.limiter, data_dir=settings.data_dir, extras=extras or {}
+        ),
     )
     seamline.pipeline.register(channel)
     app = web.Application()

@@ -8,16 +8,14 @@ import asyncio
 
 import aiohttp
 import pytest
-from aiohttp import web
 from redis.asyncio import Redis
 
-from seamline.bots.app import SEAMLINE, build
-from seamline.bots.rest import RestChannel
-from seamline.shared.channel import ChannelContext
+from seamline.bots.app import SEAMLINE
 from seamline.shared.errors import ChannelError
 from seamline.shared.message import Reply
 
-TOKEN = "rest-test-token-0123456789"
+from tests.bots.test_rest import TOKEN, serve
+
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -73,25 +71,12 @@ async def test_a_resend_reaching_the_other_worker_gets_the_same_answer(
 
 
 async def test_with_redis_away_a_poll_is_a_503_and_a_message_is_still_answered(settings, understanding):
-    seamline = await build(settings, understanding=understanding)
     away = "redis://127.0.0.1:9/0"  # nothing listens there
-    channel = RestChannel(
-        config={"token": TOKEN},
-        context=ChannelContext(
-            conversations=seamline.pipeline,
-            limiter=seamline.limiter,
-            data_dir=settings.data_dir,
-            extras={"redis": lambda: Redis.from_url(away, socket_connect_timeout=1)},
-        ),
+    seamline, _, runner, base = await serve(
+        settings, understanding, extras={"redis": lambda: Redis.from_url(away, socket_connect_timeout=1)}
     )
-    seamline.pipeline.register(channel)
-    app = web.Application()
-    app.add_routes(channel.routes())
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/rest/webhook"
+    channel = seamline.pipeline._adapters["rest"]
+    url = f"{base}/webhooks/rest/webhook"
     try:
         async with aiohttp.ClientSession() as http:
             async with http.post(url, json={"sender": "s", "message": None}, headers=AUTH) as response:

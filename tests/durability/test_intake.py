@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 
+import pytest
 from sqlalchemy import select
 
 from seamline.bots.intake import Intake
@@ -56,9 +58,18 @@ async def test_a_failed_update_is_tried_again_and_one_that_keeps_failing_is_give
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "given up" in r.getMessage()]
 
 
-async def test_a_chats_update_waits_for_an_earlier_one_another_worker_holds_and_then_goes(sqlite_url):
+@dataclass
+class TwoWorkers:
+    """An Intake processing telegram updates here, and the inbox of another (live) worker beside it."""
+
+    intake: Intake
+    other: SqlInbox
+    processed: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+async def two_workers(sqlite_url):
     store = SqlChatStore(engine=create_engine(sqlite_url))
-    other = SqlInbox(store=store, channel="telegram", owner="elsewhere:1:other")
     processed: list[str] = []
 
     async def process(taken):
@@ -67,45 +78,37 @@ async def test_a_chats_update_waits_for_an_earlier_one_another_worker_holds_and_
     intake = Intake(inbox=SqlInbox(store=store, channel="telegram"), process=process, sweep_every=60)
     await intake.start()
     try:
-        [earlier] = await other.put([Entry("earlier", "7", "{}")])
-        await intake.take([Entry("later", "7", "{}"), Entry("elsewhere", "8", "{}")])
-
-        async def answered(*names: str) -> bool:
-            return processed == list(names)
-
-        await eventually(lambda: answered("elsewhere"))  # another chat does not wait
-        await asyncio.sleep(0.3)
-        assert processed == ["elsewhere"]  # chat 7's later update waits for the earlier one
-        await other.done(earlier)
-        await eventually(lambda: answered("elsewhere", "later"))
+        yield TwoWorkers(intake, SqlInbox(store=store, channel="telegram", owner="elsewhere:1:other"), processed)
     finally:
         await intake.stop()
         await store.close()
         await store.engine.dispose()
 
 
-async def test_an_earlier_update_nobody_holds_is_taken_and_processed_first_by_the_chats_worker(sqlite_url):
-    store = SqlChatStore(engine=create_engine(sqlite_url))
-    other = SqlInbox(store=store, channel="telegram", owner="elsewhere:1:other")
-    processed: list[str] = []
+async def test_a_chats_update_waits_for_an_earlier_one_another_worker_holds_and_then_goes(two_workers):
+    intake, other, processed = two_workers.intake, two_workers.other, two_workers.processed
+    [earlier] = await other.put([Entry("earlier", "7", "{}")])
+    await intake.take([Entry("later", "7", "{}"), Entry("elsewhere", "8", "{}")])
 
-    async def process(taken):
-        processed.append(taken.platform_id)
+    async def answered(*names: str) -> bool:
+        return processed == list(names)
 
-    intake = Intake(inbox=SqlInbox(store=store, channel="telegram"), process=process, sweep_every=60)
-    await intake.start()
-    try:
-        [released] = await other.put([Entry("earlier", "7", "{}")])
-        await other.release(released)  # its processing failed there: nobody holds it now
+    await eventually(lambda: answered("elsewhere"))  # another chat does not wait
+    await asyncio.sleep(0.3)
+    assert processed == ["elsewhere"]  # chat 7's later update waits for the earlier one
+    await other.done(earlier)
+    await eventually(lambda: answered("elsewhere", "later"))
 
-        await intake.take([Entry("later", "7", "{}")])
 
-        async def both() -> bool:
-            return len(processed) == 2
+async def test_an_earlier_update_nobody_holds_is_taken_and_processed_first_by_the_chats_worker(two_workers):
+    intake, other, processed = two_workers.intake, two_workers.other, two_workers.processed
+    [released] = await other.put([Entry("earlier", "7", "{}")])
+    await other.release(released)  # its processing failed there: nobody holds it now
 
-        await eventually(both)  # not left to the sweep, a minute away
-        assert processed == ["earlier", "later"]
-    finally:
-        await intake.stop()
-        await store.close()
-        await store.engine.dispose()
+    await intake.take([Entry("later", "7", "{}")])
+
+    async def both() -> bool:
+        return len(processed) == 2
+
+    await eventually(both)  # not left to the sweep, a minute away
+    assert processed == ["earlier", "later"]

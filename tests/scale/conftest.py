@@ -8,12 +8,9 @@ is printed after it, so a failing test shows it (pytest shows a passing test's o
 
 from __future__ import annotations
 
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
-from tests.conftest import _postgres_admin, _run_async, _service
+from tests.conftest import _service, fresh_postgres
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.vk import FakeVk
 from tests.scale.cluster import Cluster
@@ -22,17 +19,7 @@ from tests.scale.cluster import Cluster
 @pytest.fixture(scope="module")
 def module_postgres_url():
     """A fresh, migrated PostgreSQL database for one test module (as ``postgres_url`` for one test)."""
-    from seamline.shared.storage.database import upgrade
-
-    admin = _service("SEAMLINE_TEST_DATABASE_URL")
-    dsn = admin.replace("postgresql+asyncpg", "postgresql")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    _run_async(_postgres_admin(dsn, f'CREATE DATABASE "{name}"'))
-    url = admin.rsplit("/", 1)[0] + "/" + name
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade, url).result()
-    yield url
-    _run_async(_postgres_admin(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from fresh_postgres()
 
 
 @pytest.fixture(scope="module")
